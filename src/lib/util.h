@@ -1,0 +1,46 @@
+/* Small shared helpers: scope-bound cleanup, checked arithmetic, file reading, size parsing. */
+#ifndef VIRTUS_UTIL_H
+#define VIRTUS_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "lib/err.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define ALIGN_UP(x, a) (((x) + ((a) - 1)) & ~((__typeof__(x))(a) - 1))
+#define ALIGN_DOWN(x, a) ((x) & ~((__typeof__(x))(a) - 1))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#define KiB (1024ULL)
+#define MiB (1024ULL * KiB)
+#define GiB (1024ULL * MiB)
+
+static inline void freep(void *p) { free(*(void **)p); }
+static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
+#define cleanup_free __attribute__((cleanup(freep)))
+#define cleanup_close __attribute__((cleanup(closep)))
+
+/* Hand ownership out of a cleanup-tagged variable. */
+#define steal_ptr(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
+#define steal_fd(fd) ({ int _t = (fd); (fd) = -1; _t; })
+
+/* Read a whole regular file (at most max_size bytes) into a malloc'd buffer. */
+int read_file(const char *path, size_t max_size, void **data, size_t *size, vt_err *err);
+
+/* Parse "512M", "2G", "4096K", "123" (bytes) into bytes. Rejects junk, overflow and zero. */
+int parse_size(const char *s, uint64_t *bytes, vt_err *err);
+/* Parse a decimal unsigned integer in [min, max]. */
+int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Write all of buf, retrying on EINTR and short writes. */
+int write_all(int fd, const void *buf, size_t len);
+
+/* Monotonic time in nanoseconds. */
+uint64_t now_ns(void);
+
+#endif
