@@ -8,10 +8,10 @@
 CC      ?= cc
 SAN     ?= 0
 ifeq ($(SAN),1)
-  B       := build-asan
+  B       ?= build-asan
   SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 else
-  B       := build
+  B       ?= build
   SANFLAGS :=
 endif
 

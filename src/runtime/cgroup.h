@@ -1,0 +1,37 @@
+/* The container's cgroup, on cgroup v1 (one directory per controller), v2 (unified) or a hybrid host.
+ * Contract between the lifecycle code (create/start/kill/delete/pause) and the cgroup backends. */
+#ifndef VIRTUS_RT_CGROUP_H
+#define VIRTUS_RT_CGROUP_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "lib/err.h"
+
+struct rt_cgroup;
+
+/* Create the cgroup named by linux.cgroupsPath (default: "/virtus/<id>") in every hierarchy the host has,
+ * and apply linux.resources (memory, cpu, cpuset, pids, blockIO, devices). linux_obj may be NULL.
+ * On failure nothing is left behind (directories created so far are removed). */
+int rt_cgroup_create(const char *id, json_object *linux_obj, struct rt_cgroup **out, vt_err *err);
+
+/* Move pid into the container's cgroup (every hierarchy). */
+int rt_cgroup_add_pid(struct rt_cgroup *cg, pid_t pid, vt_err *err);
+
+/* Persist in the container state so that a later command from a fresh process finds the cgroup. */
+json_object *rt_cgroup_to_json(const struct rt_cgroup *cg);
+int rt_cgroup_from_json(json_object *j, struct rt_cgroup **out, vt_err *err);
+
+/* The pids currently in the cgroup (for `ps`, `kill --all`). *pids is malloc'd. */
+int rt_cgroup_pids(struct rt_cgroup *cg, pid_t **pids, size_t *n, vt_err *err);
+
+/* Freeze or thaw every task (pause/resume); returns once the state has been reached. */
+int rt_cgroup_freeze(struct rt_cgroup *cg, bool frozen, vt_err *err);
+
+/* Remove the cgroup directories (they must be empty of tasks; the caller kills first). */
+int rt_cgroup_destroy(struct rt_cgroup *cg, vt_err *err);
+
+void rt_cgroup_free(struct rt_cgroup *cg);
+
+#endif
