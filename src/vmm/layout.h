@@ -16,7 +16,8 @@
 #define LAYOUT_CMDLINE_MAX    0x10000ULL  /* upper bound; the kernel's cmdline_size is the real limit */
 #define LAYOUT_EBDA_START     0x9fc00ULL
 #define LAYOUT_ACPI_START     0xe0000ULL  /* RSDP and tables, inside the legacy BIOS area */
-#define LAYOUT_ACPI_SIZE      0x20000ULL
+#define LAYOUT_ACPI_SIZE      0x10000ULL
+#define LAYOUT_RESET_VECTOR   0xffff0ULL  /* F000:FFF0, where a CPU reset (and Linux's BIOS reboot) starts */
 #define LAYOUT_HIMEM_START    0x100000ULL /* where the kernel is loaded */
 
 /* Above RAM below 4 GiB: a hole for device MMIO. RAM beyond it continues at 4 GiB. */

@@ -106,6 +106,7 @@ int vcpu_create(struct vm *vm, unsigned index, vt_err *err)
 	struct vcpu *v = &vm->vcpus[index];
 	v->vm = vm;
 	v->index = index;
+	v->self_published = false;
 	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (v->fd < 0)
 		return vt_fail_errno(err, errno, "KVM_CREATE_VCPU %u", index);
@@ -327,6 +328,8 @@ void *vcpu_thread(void *arg)
 	sigemptyset(&kick);
 	sigaddset(&kick, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+	v->self = pthread_self();
+	__atomic_store_n(&v->self_published, true, __ATOMIC_SEQ_CST);
 	while (!__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)

@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/util.h"
@@ -135,6 +136,17 @@ static int setup_acpi(struct vm *vm, uint64_t *rsdp, vt_err *err)
 	return 0;
 }
 
+/* Linux reboots a hardware-reduced ACPI machine without EFI by jumping to the BIOS reset vector. There is
+ * no BIOS, so put there what the jump means on real hardware: pulse the reset line. The bytes decode the
+ * same in real and protected mode: mov al, 0xfe; out 0x64, al; 1: hlt; jmp 1b. */
+static int write_reset_vector(struct vm *vm, vt_err *err)
+{
+	static const uint8_t stub[] = { 0xb0, I8042_CMD_RESET, 0xe6, PORT_I8042_CMD, 0xf4, 0xeb, 0xfd };
+	if (gmem_write(&vm->mem, LAYOUT_RESET_VECTOR, stub, sizeof(stub)) < 0)
+		return vt_fail(err, "guest memory too small for the reset vector");
+	return 0;
+}
+
 static int load_kernel(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 {
 	cleanup_free void *kernel = NULL, *initrd = NULL;
@@ -153,7 +165,7 @@ static int load_kernel(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 		.initrd = initrd, .initrd_size = initrd_size,
 		.cmdline = cfg->cmdline ? cfg->cmdline : "",
 	};
-	if (setup_acpi(vm, &in.rsdp_gpa, err) < 0)
+	if (setup_acpi(vm, &in.rsdp_gpa, err) < 0 || write_reset_vector(vm, err) < 0)
 		return -1;
 	if (boot_load(&vm->mem, &in, &vm->boot, err) < 0)
 		return vt_err_prefix(err, "%s", kernel_name);
@@ -260,18 +272,38 @@ void vm_request_stop(struct vm *vm, enum vm_exit why)
 	__atomic_compare_exchange_n(&vm->exit, &expected, (int)why, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 	if (__atomic_exchange_n(&vm->stopping, true, __ATOMIC_SEQ_CST))
 		return;
-	/* immediate_exit covers a vCPU about to enter KVM_RUN; the signal kicks one already inside. */
+	/* Every vCPU thread publishes itself, then checks `stopping`, then enters KVM_RUN. A thread not yet
+	 * published will see `stopping`; a published one is inside or about to enter KVM_RUN: immediate_exit
+	 * covers "about to", the signal covers "inside". */
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 		if (v->run)
 			__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	}
-	for (unsigned i = 0; i < vm->ncpus; i++)
-		if (vm->vcpus[i].thread_started && !pthread_equal(vm->vcpus[i].thread, pthread_self()))
-			pthread_kill(vm->vcpus[i].thread, SIGUSR1);
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		if (__atomic_load_n(&v->self_published, __ATOMIC_SEQ_CST) && !pthread_equal(v->self, pthread_self()))
+			pthread_kill(v->self, SIGUSR1);
+	}
 	uint64_t one = 1;
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 		/* eventfd writes only fail on counter overflow; the stop flag is already set */
+	}
+}
+
+/* Join a stopping vCPU thread, re-sending the kick every 100 ms: a stop must never hang on a lost wakeup. */
+static void join_vcpu(struct vcpu *v)
+{
+	for (;;) {
+		struct timespec deadline;
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_nsec += 100 * 1000 * 1000;
+		if (deadline.tv_nsec >= 1000000000L)
+			deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+		if (pthread_timedjoin_np(v->thread, NULL, &deadline) != ETIMEDOUT)
+			return;
+		if (__atomic_load_n(&v->self_published, __ATOMIC_SEQ_CST))
+			pthread_kill(v->self, SIGUSR1);
 	}
 }
 
@@ -282,7 +314,7 @@ enum vm_exit vm_wait(struct vm *vm)
 		;
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		if (vm->vcpus[i].thread_started) {
-			pthread_join(vm->vcpus[i].thread, NULL);
+			join_vcpu(&vm->vcpus[i]);
 			vm->vcpus[i].thread_started = false;
 		}
 	}

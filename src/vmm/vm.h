@@ -45,8 +45,10 @@ struct vcpu {
 	unsigned index;
 	int fd;
 	struct kvm_run *run;
-	pthread_t thread;
-	bool thread_started;
+	pthread_t thread;         /* joined by the creator */
+	bool thread_started;      /* creator-side bookkeeping only */
+	pthread_t self;           /* published by the thread itself before its first KVM_RUN ... */
+	bool self_published;      /* ... so a stop can always find it (atomic) */
 	uint64_t exits[VCPU_EXIT_REASONS];
 };
 

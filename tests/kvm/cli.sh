@@ -31,6 +31,7 @@ run_case() {
 
 run_case "poweroff through the ACPI sleep register exits 0" 0 '^virtus-test: hello from the guest$' EMPTY -- vm run --kernel "$G/hello.elf"
 run_case "i8042 reset exits 3 and says why" 3 'resetting' 'reboot policy is to exit' -- vm run --kernel "$G/reset.elf"
+run_case "a jump to the BIOS reset vector resets (status 3)" 3 'reset vector' 'reboot policy is to exit' -- vm run --kernel "$G/biosreset.elf"
 run_case "triple fault exits 4 with a register dump" 4 'triple-fault' 'rip [0-9a-f]{16}' -- vm run --kernel "$G/triple.elf"
 if grep -q 'triple fault (KVM_EXIT_SHUTDOWN)' "$tmp/err"; then ok "a triple fault is named as such"; else not_ok "a triple fault is named as such"; fi
 run_case "two vCPUs both run" 0 '^smp: 2 cpus up$' EMPTY -- vm run --kernel "$G/smp.elf" --cpus 2 --cmdline 2
