@@ -496,8 +496,19 @@ static void test_dsdt_without_com1(void **state)
 	free(img.mem);
 }
 
-/* ACPICA's disassembler reads the DSDT back: a second opinion on the whole AML grammar. */
-static void test_dsdt_iasl_disassembles(void **state)
+static void write_table(const char *dir, const char *name, const uint8_t *t)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/%s.dat", dir, name);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(t, 1, rd32(t + 4), f), rd32(t + 4));
+	assert_int_equal(fclose(f), 0);
+}
+
+/* ACPICA's disassembler reads every table back: a second opinion on the table layouts and on
+ * the whole AML grammar, from a parser that is not ours. */
+static void test_tables_iasl_disassembles(void **state)
 {
 	(void)state;
 	if (system("command -v iasl >/dev/null 2>&1") != 0)
@@ -505,20 +516,26 @@ static void test_dsdt_iasl_disassembles(void **state)
 	struct acpi_config cfg = pci_config(4);
 	struct image img;
 	build(&img, &cfg);
+	const char *names[] = { "dsdt", "facp", "apic", "mcfg", "xsdt" };
+	const uint8_t *tables[] = { dsdt(&img), find_table(&img, "FACP"), find_table(&img, "APIC"),
+	                            find_table(&img, "MCFG"), xsdt(&img) };
 	char dir[] = "/tmp/virtus-acpi-XXXXXX";
 	assert_non_null(mkdtemp(dir));
-	char path[128], cmd[512];
-	snprintf(path, sizeof(path), "%s/dsdt.dat", dir);
-	const uint8_t *d = dsdt(&img);
-	FILE *f = fopen(path, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(d, 1, rd32(d + 4), f), rd32(d + 4));
-	fclose(f);
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+		write_table(dir, names[i], tables[i]);
+	char cmd[1024];
 	snprintf(cmd, sizeof(cmd),
-	         "cd %s && iasl -d dsdt.dat >log 2>&1 && ! grep -qi -e error -e warning log && "
+	         "cd %s && for t in dsdt facp apic mcfg xsdt; do iasl -d $t.dat >>log 2>&1 || exit 1; done; "
+	         "! grep -qi -e error -e warning -e invalid *.dsl log && "
 	         "grep -q 'Name (\\\\_S5, Package' dsdt.dsl && grep -q 'EisaId (\"PNP0501\")' dsdt.dsl && "
-	         "grep -q 'EisaId (\"PNP0A08\")' dsdt.dsl", dir);
+	         "grep -q 'EisaId (\"PNP0A08\")' dsdt.dsl && grep -q 'Hardware Reduced (V5) : 1' facp.dsl && "
+	         "[ $(grep -c 'Processor Enabled : 1' apic.dsl) -eq 4 ] && grep -q 'Base Address : 00000000E0000000' mcfg.dsl",
+	         dir);
 	int rc = system(cmd);
+	if (rc != 0) { /* show what iasl said before the evidence goes */
+		snprintf(cmd, sizeof(cmd), "cat %s/log >&2", dir);
+		(void)!system(cmd);
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(rc, 0);
@@ -874,7 +891,7 @@ int main(void)
 		cmocka_unit_test(test_dsdt_s5_package),
 		cmocka_unit_test(test_dsdt_com1),
 		cmocka_unit_test(test_dsdt_without_com1),
-		cmocka_unit_test(test_dsdt_iasl_disassembles),
+		cmocka_unit_test(test_tables_iasl_disassembles),
 		cmocka_unit_test(test_madt_1),
 		cmocka_unit_test(test_madt_2),
 		cmocka_unit_test(test_madt_8),
