@@ -40,6 +40,8 @@ static struct acpi_config pci_config(unsigned ncpus)
 	c.pci_bus_end = 15;
 	c.mmio32_base = 0xc0000000;
 	c.mmio32_size = 0x10000000;
+	c.pci_io_base = 0x1000;
+	c.pci_io_size = 0xf000;
 	return c;
 }
 
@@ -270,6 +272,8 @@ struct resources {
 	uint8_t io_len;
 	uint16_t irq_mask;
 	uint16_t bus_min, bus_max;
+	unsigned nio_win;
+	uint16_t io_win_min, io_win_max, io_win_len;
 	uint64_t mem_min[2], mem_len[2];
 	bool mem_producer[2];
 };
@@ -309,6 +313,12 @@ static void walk_resources(struct span crs, struct resources *r)
 			r->bus_min = rd16(d + 8);
 			r->bus_max = rd16(d + 10);
 			assert_int_equal(rd16(d + 14), r->bus_max - r->bus_min + 1);
+		} else if (d[0] == 0x88 && d[3] == 1) { /* WordIO */
+			assert_int_equal(len, 13);
+			r->nio_win++;
+			r->io_win_min = rd16(d + 8);
+			r->io_win_max = rd16(d + 10);
+			r->io_win_len = rd16(d + 14);
 		} else if ((d[0] == 0x87 || d[0] == 0x8a) && d[3] == 0 && r->nmem < 2) {
 			bool q = d[0] == 0x8a;
 			assert_int_equal(len, q ? 43 : 23);
@@ -647,6 +657,10 @@ static void test_mcfg_and_pci_host_bridge(void **state)
 	assert_int_equal(r.mem_len[0], 0x10000000);
 	assert_true(r.mem_producer[0]);
 	assert_int_equal(r.nio, 0); /* 0xcf8-0xcff stays out of the bridge's resources */
+	assert_int_equal(r.nio_win, 1);
+	assert_int_equal(r.io_win_min, 0x1000);
+	assert_int_equal(r.io_win_max, 0xffff);
+	assert_int_equal(r.io_win_len, 0xf000);
 
 	/* The ECAM window is reserved as a motherboard resource, or Linux ignores the MCFG. */
 	struct span mres = device_body(dsdt_aml(&img), "MRES");
@@ -659,6 +673,29 @@ static void test_mcfg_and_pci_host_bridge(void **state)
 	assert_int_equal(r.mem_len[0], 16 * 0x100000);
 	assert_false(r.mem_producer[0]);
 	free(img.mem);
+}
+
+/* I/O windows that end right below or start right above the config ports are accepted. */
+static void check_io_window(uint32_t base, uint32_t size)
+{
+	struct acpi_config cfg = pci_config(1);
+	cfg.pci_io_base = base;
+	cfg.pci_io_size = size;
+	struct image img;
+	build(&img, &cfg);
+	struct resources r;
+	walk_resources(crs_bytes(device_body(dsdt_aml(&img), "PCI0")), &r);
+	assert_int_equal(r.nio_win, 1);
+	assert_int_equal(r.io_win_min, base);
+	assert_int_equal(r.io_win_max, base + size - 1);
+	free(img.mem);
+}
+
+static void test_pci_io_window_edges(void **state)
+{
+	(void)state;
+	check_io_window(0, 0xcf8);
+	check_io_window(0xd00, 0xf300);
 }
 
 static void test_no_pci_without_ecam(void **state)
@@ -725,6 +762,15 @@ static void test_rejects_bad_configs(void **state)
 	cfg = pci_config(1);
 	cfg.mmio32_base = 0xf0000000, cfg.mmio32_size = 0x20000000;
 	expect_config_error(&cfg, "4 GiB");
+	cfg = pci_config(1);
+	cfg.pci_io_base = 0xc00, cfg.pci_io_size = 0x100;
+	expect_config_error(&cfg, "config ports");
+	cfg = pci_config(1);
+	cfg.pci_io_base = 0xcff, cfg.pci_io_size = 1;
+	expect_config_error(&cfg, "config ports");
+	cfg = pci_config(1);
+	cfg.pci_io_base = 0x1000, cfg.pci_io_size = 0xf001;
+	expect_config_error(&cfg, "past port 0xffff");
 
 	uint8_t buf[64];
 	vt_err err = { 0 };
@@ -897,6 +943,7 @@ int main(void)
 		cmocka_unit_test(test_madt_8),
 		cmocka_unit_test(test_madt_255),
 		cmocka_unit_test(test_mcfg_and_pci_host_bridge),
+		cmocka_unit_test(test_pci_io_window_edges),
 		cmocka_unit_test(test_no_pci_without_ecam),
 		cmocka_unit_test(test_rejects_bad_cpu_counts),
 		cmocka_unit_test(test_rejects_bad_configs),

@@ -36,6 +36,8 @@ struct acpi_config {
 	uint8_t  pci_bus_end;    /* >= pci_bus_start */
 	uint64_t mmio32_base;    /* window for BARs; must end at or below 4 GiB */
 	uint64_t mmio32_size;    /* 0 = no memory window in the bridge's _CRS */
+	uint32_t pci_io_base;    /* I/O port window for BARs (WordIO producer in the bridge's _CRS); */
+	uint32_t pci_io_size;    /* 0 = none. Must end at or below 0x10000 and leave out 0xcf8-0xcff */
 };
 
 /* Lay out RSDP, XSDT, FADT, DSDT, MADT (and MCFG if configured) in buf, which the guest sees at
@@ -132,6 +134,7 @@ void aml_buffer_end(struct acpi_buf *b, size_t at);
 void acpi_res_io(struct acpi_buf *b, uint16_t min, uint16_t max, uint8_t align, uint8_t len);
 void acpi_res_irq(struct acpi_buf *b, uint16_t irq_mask); /* IRQNoFlags: edge, active high */
 void acpi_res_bus_range(struct acpi_buf *b, uint16_t min, uint16_t max); /* WordBusNumber, producer */
+void acpi_res_io_window(struct acpi_buf *b, uint16_t base, uint32_t size); /* WordIO, producer */
 void acpi_res_mem32(struct acpi_buf *b, bool producer, uint32_t base, uint32_t size); /* DWordMemory */
 void acpi_res_mem64(struct acpi_buf *b, bool producer, uint64_t base, uint64_t size); /* QWordMemory */
 void acpi_res_end_tag(struct acpi_buf *b);
