@@ -487,7 +487,8 @@ static void dsdt_pci_host(struct acpi_buf *b, const struct acpi_config *cfg)
 	aml_end(b, dev);
 }
 
-/* Linux uses an MCFG region only if firmware reserves it as a motherboard resource. */
+/* Linux trusts an MCFG region only if it is reserved: in the e820 map (the VMM's part) or, as here,
+ * as a motherboard resource. */
 static void dsdt_ecam_reservation(struct acpi_buf *b, const struct acpi_config *cfg)
 {
 	if (!pci_enabled(cfg))
@@ -541,7 +542,6 @@ static size_t emit_dsdt(struct acpi_buf *b, const struct acpi_config *cfg)
 
 #define FADT_REVISION       6
 #define FADT_MINOR_REVISION 0
-#define FADT_LEN            276
 #define FADT_RESET_REG_SUP  (1u << 10)
 #define FADT_HW_REDUCED     (1u << 20)
 /* IA-PC boot architecture: no LEGACY_DEVICES, no 8042 (the i8042 exists only for its reset
