@@ -40,6 +40,8 @@ static struct acpi_config pci_config(unsigned ncpus)
 	c.pci_bus_end = 15;
 	c.mmio32_base = 0xc0000000;
 	c.mmio32_size = 0x10000000;
+	c.pci_io_base = 0x1000;
+	c.pci_io_size = 0xf000;
 	return c;
 }
 
@@ -270,6 +272,8 @@ struct resources {
 	uint8_t io_len;
 	uint16_t irq_mask;
 	uint16_t bus_min, bus_max;
+	unsigned nio_win;
+	uint16_t io_win_min, io_win_max, io_win_len;
 	uint64_t mem_min[2], mem_len[2];
 	bool mem_producer[2];
 };
@@ -309,6 +313,12 @@ static void walk_resources(struct span crs, struct resources *r)
 			r->bus_min = rd16(d + 8);
 			r->bus_max = rd16(d + 10);
 			assert_int_equal(rd16(d + 14), r->bus_max - r->bus_min + 1);
+		} else if (d[0] == 0x88 && d[3] == 1) { /* WordIO */
+			assert_int_equal(len, 13);
+			r->nio_win++;
+			r->io_win_min = rd16(d + 8);
+			r->io_win_max = rd16(d + 10);
+			r->io_win_len = rd16(d + 14);
 		} else if ((d[0] == 0x87 || d[0] == 0x8a) && d[3] == 0 && r->nmem < 2) {
 			bool q = d[0] == 0x8a;
 			assert_int_equal(len, q ? 43 : 23);
@@ -497,8 +507,19 @@ static void test_dsdt_without_com1(void **state)
 	free(img.mem);
 }
 
-/* ACPICA's disassembler reads the DSDT back: a second opinion on the whole AML grammar. */
-static void test_dsdt_iasl_disassembles(void **state)
+static void write_table(const char *dir, const char *name, const uint8_t *t)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/%s.dat", dir, name);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(t, 1, rd32(t + 4), f), rd32(t + 4));
+	assert_int_equal(fclose(f), 0);
+}
+
+/* ACPICA's disassembler reads every table back: a second opinion on the table layouts and on
+ * the whole AML grammar, from a parser that is not ours. */
+static void test_tables_iasl_disassembles(void **state)
 {
 	(void)state;
 	if (system("command -v iasl >/dev/null 2>&1") != 0)
@@ -506,20 +527,26 @@ static void test_dsdt_iasl_disassembles(void **state)
 	struct acpi_config cfg = pci_config(4);
 	struct image img;
 	build(&img, &cfg);
+	const char *names[] = { "dsdt", "facp", "apic", "mcfg", "xsdt" };
+	const uint8_t *tables[] = { dsdt(&img), find_table(&img, "FACP"), find_table(&img, "APIC"),
+	                            find_table(&img, "MCFG"), xsdt(&img) };
 	char dir[] = "/tmp/virtus-acpi-XXXXXX";
 	assert_non_null(mkdtemp(dir));
-	char path[128], cmd[512];
-	snprintf(path, sizeof(path), "%s/dsdt.dat", dir);
-	const uint8_t *d = dsdt(&img);
-	FILE *f = fopen(path, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(d, 1, rd32(d + 4), f), rd32(d + 4));
-	fclose(f);
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+		write_table(dir, names[i], tables[i]);
+	char cmd[1024];
 	snprintf(cmd, sizeof(cmd),
-	         "cd %s && iasl -d dsdt.dat >log 2>&1 && ! grep -qi -e error -e warning log && "
+	         "cd %s && for t in dsdt facp apic mcfg xsdt; do iasl -d $t.dat >>log 2>&1 || exit 1; done; "
+	         "! grep -qi -e error -e warning -e invalid *.dsl log && "
 	         "grep -q 'Name (\\\\_S5, Package' dsdt.dsl && grep -q 'EisaId (\"PNP0501\")' dsdt.dsl && "
-	         "grep -q 'EisaId (\"PNP0A08\")' dsdt.dsl", dir);
+	         "grep -q 'EisaId (\"PNP0A08\")' dsdt.dsl && grep -q 'Hardware Reduced (V5) : 1' facp.dsl && "
+	         "[ $(grep -c 'Processor Enabled : 1' apic.dsl) -eq 4 ] && grep -q 'Base Address : 00000000E0000000' mcfg.dsl",
+	         dir);
 	int rc = system(cmd);
+	if (rc != 0) { /* show what iasl said before the evidence goes */
+		snprintf(cmd, sizeof(cmd), "cat %s/log >&2", dir);
+		(void)!system(cmd);
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(rc, 0);
@@ -631,6 +658,10 @@ static void test_mcfg_and_pci_host_bridge(void **state)
 	assert_int_equal(r.mem_len[0], 0x10000000);
 	assert_true(r.mem_producer[0]);
 	assert_int_equal(r.nio, 0); /* 0xcf8-0xcff stays out of the bridge's resources */
+	assert_int_equal(r.nio_win, 1);
+	assert_int_equal(r.io_win_min, 0x1000);
+	assert_int_equal(r.io_win_max, 0xffff);
+	assert_int_equal(r.io_win_len, 0xf000);
 
 	/* The ECAM window is reserved as a motherboard resource, or Linux ignores the MCFG. */
 	struct span mres = device_body(dsdt_aml(&img), "MRES");
@@ -643,6 +674,29 @@ static void test_mcfg_and_pci_host_bridge(void **state)
 	assert_int_equal(r.mem_len[0], 16 * 0x100000);
 	assert_false(r.mem_producer[0]);
 	free(img.mem);
+}
+
+/* I/O windows that end right below or start right above the config ports are accepted. */
+static void check_io_window(uint32_t base, uint32_t size)
+{
+	struct acpi_config cfg = pci_config(1);
+	cfg.pci_io_base = base;
+	cfg.pci_io_size = size;
+	struct image img;
+	build(&img, &cfg);
+	struct resources r;
+	walk_resources(crs_bytes(device_body(dsdt_aml(&img), "PCI0")), &r);
+	assert_int_equal(r.nio_win, 1);
+	assert_int_equal(r.io_win_min, base);
+	assert_int_equal(r.io_win_max, base + size - 1);
+	free(img.mem);
+}
+
+static void test_pci_io_window_edges(void **state)
+{
+	(void)state;
+	check_io_window(0, 0xcf8);
+	check_io_window(0xd00, 0xf300);
 }
 
 static void test_no_pci_without_ecam(void **state)
@@ -709,6 +763,15 @@ static void test_rejects_bad_configs(void **state)
 	cfg = pci_config(1);
 	cfg.mmio32_base = 0xf0000000, cfg.mmio32_size = 0x20000000;
 	expect_config_error(&cfg, "4 GiB");
+	cfg = pci_config(1);
+	cfg.pci_io_base = 0xc00, cfg.pci_io_size = 0x100;
+	expect_config_error(&cfg, "config ports");
+	cfg = pci_config(1);
+	cfg.pci_io_base = 0xcff, cfg.pci_io_size = 1;
+	expect_config_error(&cfg, "config ports");
+	cfg = pci_config(1);
+	cfg.pci_io_base = 0x1000, cfg.pci_io_size = 0xf001;
+	expect_config_error(&cfg, "past port 0xffff");
 
 	uint8_t buf[64];
 	vt_err err = { 0 };
@@ -875,12 +938,13 @@ int main(void)
 		cmocka_unit_test(test_dsdt_s5_package),
 		cmocka_unit_test(test_dsdt_com1),
 		cmocka_unit_test(test_dsdt_without_com1),
-		cmocka_unit_test(test_dsdt_iasl_disassembles),
+		cmocka_unit_test(test_tables_iasl_disassembles),
 		cmocka_unit_test(test_madt_1),
 		cmocka_unit_test(test_madt_2),
 		cmocka_unit_test(test_madt_8),
 		cmocka_unit_test(test_madt_255),
 		cmocka_unit_test(test_mcfg_and_pci_host_bridge),
+		cmocka_unit_test(test_pci_io_window_edges),
 		cmocka_unit_test(test_no_pci_without_ecam),
 		cmocka_unit_test(test_rejects_bad_cpu_counts),
 		cmocka_unit_test(test_rejects_bad_configs),

@@ -209,6 +209,10 @@ void aml_name(struct acpi_buf *b, const char *path)
 		acpi_put8(b, AML_ROOT_CHAR);
 		path++;
 	}
+	if (!*path) {
+		acpi_put8(b, 0); /* NullName: the root itself */
+		return;
+	}
 	size_t nsegs = 1;
 	for (const char *p = path; *p; p++)
 		nsegs += *p == '.';
@@ -346,11 +350,13 @@ void aml_buffer_end(struct acpi_buf *b, size_t at)
 #define RES_WORD_ADDR    0x88
 #define RES_QWORD_ADDR   0x8a
 #define RES_TYPE_MEMORY  0
+#define RES_TYPE_IO      1
 #define RES_TYPE_BUS     2
 #define RES_FLAG_CONSUMER 0x01
 #define RES_FLAG_MIN_FIXED 0x04
 #define RES_FLAG_MAX_FIXED 0x08
 #define RES_MEM_READ_WRITE 0x01 /* non-cacheable, read/write, memory range */
+#define RES_IO_ENTIRE_RANGE 0x03 /* both ISA and non-ISA addresses */
 
 void acpi_res_io(struct acpi_buf *b, uint16_t min, uint16_t max, uint8_t align, uint8_t len)
 {
@@ -387,6 +393,16 @@ void acpi_res_bus_range(struct acpi_buf *b, uint16_t min, uint16_t max)
 	acpi_put16(b, max);
 	acpi_put16(b, 0);   /* translation offset */
 	acpi_put16(b, (uint16_t)(max - min + 1));
+}
+
+void acpi_res_io_window(struct acpi_buf *b, uint16_t base, uint32_t size)
+{
+	put_addr_desc_head(b, RES_WORD_ADDR, 13, RES_TYPE_IO, true, RES_IO_ENTIRE_RANGE);
+	acpi_put16(b, 0);
+	acpi_put16(b, base);
+	acpi_put16(b, (uint16_t)(base + size - 1));
+	acpi_put16(b, 0);
+	acpi_put16(b, (uint16_t)size); /* 0x10000 (all ports) does not fit: min/max still say it */
 }
 
 void acpi_res_mem32(struct acpi_buf *b, bool producer, uint32_t base, uint32_t size)
@@ -462,6 +478,8 @@ static void dsdt_pci_host(struct acpi_buf *b, const struct acpi_config *cfg)
 	aml_name_decl(b, "_CRS");
 	size_t crs = aml_buffer_begin(b);
 	acpi_res_bus_range(b, cfg->pci_bus_start, cfg->pci_bus_end);
+	if (cfg->pci_io_size)
+		acpi_res_io_window(b, (uint16_t)cfg->pci_io_base, cfg->pci_io_size);
 	if (cfg->mmio32_size)
 		acpi_res_mem32(b, true, (uint32_t)cfg->mmio32_base, (uint32_t)cfg->mmio32_size);
 	acpi_res_end_tag(b);
@@ -469,7 +487,8 @@ static void dsdt_pci_host(struct acpi_buf *b, const struct acpi_config *cfg)
 	aml_end(b, dev);
 }
 
-/* Linux uses an MCFG region only if firmware reserves it as a motherboard resource. */
+/* Linux trusts an MCFG region only if it is reserved: in the e820 map (the VMM's part) or, as here,
+ * as a motherboard resource. */
 static void dsdt_ecam_reservation(struct acpi_buf *b, const struct acpi_config *cfg)
 {
 	if (!pci_enabled(cfg))
@@ -523,7 +542,6 @@ static size_t emit_dsdt(struct acpi_buf *b, const struct acpi_config *cfg)
 
 #define FADT_REVISION       6
 #define FADT_MINOR_REVISION 0
-#define FADT_LEN            276
 #define FADT_RESET_REG_SUP  (1u << 10)
 #define FADT_HW_REDUCED     (1u << 20)
 /* IA-PC boot architecture: no LEGACY_DEVICES, no 8042 (the i8042 exists only for its reset
@@ -749,6 +767,34 @@ static int check_port_config(const struct acpi_config *cfg, vt_err *err)
 	return 0;
 }
 
+#define PCI_CONFIG_PORTS_FIRST 0xcf8
+#define PCI_CONFIG_PORTS_LAST  0xcff
+#define IO_PORT_SPACE          0x10000
+
+/* The config-mechanism ports belong to the host bridge itself, never to a BAR window. */
+static int check_pci_io_window(const struct acpi_config *cfg, vt_err *err)
+{
+	uint64_t base = cfg->pci_io_base, size = cfg->pci_io_size;
+	if (!size)
+		return 0;
+	if (base >= IO_PORT_SPACE || size > IO_PORT_SPACE - base)
+		return vt_fail(err, "ACPI: PCI I/O window 0x%llx+0x%llx runs past port 0xffff",
+		               (unsigned long long)base, (unsigned long long)size);
+	if (base <= PCI_CONFIG_PORTS_LAST && base + size > PCI_CONFIG_PORTS_FIRST)
+		return vt_fail(err, "ACPI: PCI I/O window 0x%llx+0x%llx overlaps the config ports 0xcf8-0xcff",
+		               (unsigned long long)base, (unsigned long long)size);
+	return 0;
+}
+
+static int check_pci_mmio32_window(const struct acpi_config *cfg, vt_err *err)
+{
+	uint64_t base = cfg->mmio32_base, size = cfg->mmio32_size;
+	if (size && (size > UINT32_MAX || base > 4 * GiB || size > 4 * GiB - base))
+		return vt_fail(err, "ACPI: 32-bit MMIO window 0x%llx+0x%llx must end at or below 4 GiB",
+		               (unsigned long long)base, (unsigned long long)size);
+	return 0;
+}
+
 static int check_pci_config(const struct acpi_config *cfg, vt_err *err)
 {
 	if (!pci_enabled(cfg))
@@ -761,10 +807,7 @@ static int check_pci_config(const struct acpi_config *cfg, vt_err *err)
 	uint64_t ecam_end = cfg->pci_bus_end + 1ULL;
 	if (cfg->ecam_base > UINT64_MAX - ecam_end * ECAM_BYTES_PER_BUS)
 		return vt_fail(err, "ACPI: ECAM window at 0x%llx wraps around", (unsigned long long)cfg->ecam_base);
-	if (cfg->mmio32_size && (cfg->mmio32_size > UINT32_MAX || cfg->mmio32_base > 4 * GiB || cfg->mmio32_size > 4 * GiB - cfg->mmio32_base))
-		return vt_fail(err, "ACPI: 32-bit MMIO window 0x%llx+0x%llx must end at or below 4 GiB",
-		               (unsigned long long)cfg->mmio32_base, (unsigned long long)cfg->mmio32_size);
-	return 0;
+	return check_pci_mmio32_window(cfg, err) || check_pci_io_window(cfg, err) ? -1 : 0;
 }
 
 static int check_placement(uint8_t *buf, size_t size, uint64_t gpa, vt_err *err)

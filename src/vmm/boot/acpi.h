@@ -2,9 +2,11 @@
  *
  * The guest sees one hardware-reduced platform: RSDP -> XSDT -> { FADT -> DSDT, MADT, [MCFG] }.
  * Hardware-reduced means no PM1/GPE blocks, no SCI and no FACS: Linux powers off by writing
- * (SLP_TYP << 2) | SLP_EN to the FADT sleep control register, and resets through the FADT reset
- * register. The DSDT is AML written with the small encoders below, so a new device is a new
- * function that appends its objects (see acpi.c, "DSDT devices"). */
+ * (SLP_TYP << 2) | SLP_EN to the FADT sleep control register (SLP_TYP 5 = S5, soft off), and
+ * "reboot=acpi" resets through the FADT reset register. IAPC_BOOT_ARCH says: no legacy devices,
+ * no 8042, VGA not present, CMOS RTC not present. The DSDT is AML written with the small
+ * encoders below, so a new device is a new function that appends its objects (see acpi.c,
+ * "DSDT devices"), and a new table is a new row in acpi.c's xsdt_tables[]. */
 #ifndef VIRTUS_ACPI_H
 #define VIRTUS_ACPI_H
 
@@ -29,13 +31,16 @@ struct acpi_config {
 	 * pci_bus_start..pci_bus_end, base = address of bus 0's config space as the MCFG defines it),
 	 * a PCI host bridge \_SB.PCI0 (PNP0A08, compatible PNP0A03) whose _CRS offers the bus range
 	 * and the 32-bit memory window, and a motherboard-resource device (PNP0C02) that reserves the
-	 * ECAM window, which Linux requires before it trusts the MCFG. The config ports
+	 * ECAM window (Linux trusts an MCFG only if its window is reserved here or in the e820 map;
+	 * reserving it in e820 too is the VMM's part). The config ports
 	 * 0xcf8-0xcff are deliberately not in the bridge's _CRS. */
 	uint64_t ecam_base;      /* 1 MiB aligned; 0 = no PCI */
 	uint8_t  pci_bus_start;
 	uint8_t  pci_bus_end;    /* >= pci_bus_start */
 	uint64_t mmio32_base;    /* window for BARs; must end at or below 4 GiB */
 	uint64_t mmio32_size;    /* 0 = no memory window in the bridge's _CRS */
+	uint32_t pci_io_base;    /* I/O port window for BARs (WordIO producer in the bridge's _CRS); */
+	uint32_t pci_io_size;    /* 0 = none. Must end at or below 0x10000 and leave out 0xcf8-0xcff */
 };
 
 /* Lay out RSDP, XSDT, FADT, DSDT, MADT (and MCFG if configured) in buf, which the guest sees at
@@ -132,6 +137,7 @@ void aml_buffer_end(struct acpi_buf *b, size_t at);
 void acpi_res_io(struct acpi_buf *b, uint16_t min, uint16_t max, uint8_t align, uint8_t len);
 void acpi_res_irq(struct acpi_buf *b, uint16_t irq_mask); /* IRQNoFlags: edge, active high */
 void acpi_res_bus_range(struct acpi_buf *b, uint16_t min, uint16_t max); /* WordBusNumber, producer */
+void acpi_res_io_window(struct acpi_buf *b, uint16_t base, uint32_t size); /* WordIO, producer */
 void acpi_res_mem32(struct acpi_buf *b, bool producer, uint32_t base, uint32_t size); /* DWordMemory */
 void acpi_res_mem64(struct acpi_buf *b, bool producer, uint64_t base, uint64_t size); /* QWordMemory */
 void acpi_res_end_tag(struct acpi_buf *b);
