@@ -21,15 +21,13 @@ modules_in_order() {
 	' "$moddir/modules.dep"
 }
 
-# copy_with_libs ROOT FILE...: copy executables into ROOT at the same paths, with the shared
-# libraries and the dynamic loader that ldd lists, so they run in an initramfs.
+# copy_with_libs ROOT FILE [DEST]: copy an executable into ROOT (at DEST, default its own path), with
+# the shared libraries and the dynamic loader that ldd lists, so that it runs in an initramfs.
 copy_with_libs() {
-	local root=$1 f lib; shift
-	for f in "$@"; do
-		install -D -m 755 "$f" "$root$f"
-		for lib in $(ldd "$f" 2>/dev/null | grep -o '/[^ ]*'); do
-			[ -e "$root$lib" ] || install -D -m 755 "$lib" "$root$lib"
-		done
+	local root=$1 f=$2 dest=${3:-$2} lib
+	install -D -m 755 "$f" "$root$dest"
+	for lib in $(ldd "$f" 2>/dev/null | grep -o '/[^ ]*'); do
+		[ -e "$root$lib" ] || install -D -m 755 "$lib" "$root$lib"
 	done
 }
 
