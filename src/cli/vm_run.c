@@ -1,0 +1,227 @@
+/* `virtus vm run`: boot a kernel (or the default guest) and attach its serial console. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "lib/util.h"
+
+#define DEFAULT_MEMORY (512 * MiB)
+#define DEFAULT_CMDLINE "console=ttyS0 panic=-1"
+#define DEFAULT_GUEST_CMDLINE "console=ttyS0 panic=-1 quiet virtus.init=shell"
+#define MAX_CPUS_ARG 4096
+
+static const char run_usage[] =
+	"usage: virtus vm run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
+	"                     [--console stdio|none|FILE] [--stats]\n"
+	"\n"
+	"Boots a Linux bzImage or PVH ELF vmlinux (detected from the file). Without --kernel, boots the\n"
+	"default guest from $VIRTUS_GUEST_DIR or <directory of virtus>/guest.\n"
+	"  --cpus N         vCPUs (default 1)          --memory SIZE  guest RAM, e.g. 512M, 2G (default 512M)\n"
+	"  --console MODE   stdio (default), none, or a file to write the guest's serial output to\n"
+	"  --stats          print VM exit counters when the VM ends\n"
+	"On the console, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
+	"Exit status: 0 guest powered off, 3 guest rebooted, 4 guest crashed, 1 VMM error, 2 usage error,\n"
+	"130 stopped from the host.\n";
+
+struct run_opts {
+	struct vm_config cfg;
+	const char *console;
+	bool stats;
+	char guest_kernel[PATH_MAX], guest_initrd[PATH_MAX];
+};
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "virtus vm run: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n(see 'virtus vm run --help')\n");
+	return EXIT_USAGE;
+}
+
+/* The default guest lives next to the binary (build/guest) unless VIRTUS_GUEST_DIR says otherwise. */
+static int find_default_guest(struct run_opts *o, vt_err *err)
+{
+	char dir[PATH_MAX - 32]; /* room for the file names appended below */
+	const char *env = getenv("VIRTUS_GUEST_DIR");
+	if (env && *env) {
+		if (strlen(env) >= sizeof(dir))
+			return vt_fail(err, "VIRTUS_GUEST_DIR is too long");
+		snprintf(dir, sizeof(dir), "%s", env);
+	} else {
+		char self[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n < 0)
+			return vt_fail_errno(err, errno, "cannot find the virtus binary's directory");
+		self[n] = '\0';
+		if (snprintf(dir, sizeof(dir), "%s/guest", dirname(self)) >= (int)sizeof(dir))
+			return vt_fail(err, "the virtus binary's path is too long");
+	}
+	snprintf(o->guest_kernel, sizeof(o->guest_kernel), "%s/vmlinux", dir);
+	if (access(o->guest_kernel, R_OK) != 0)
+		snprintf(o->guest_kernel, sizeof(o->guest_kernel), "%s/bzImage", dir);
+	snprintf(o->guest_initrd, sizeof(o->guest_initrd), "%s/initramfs.cpio.gz", dir);
+	if (access(o->guest_kernel, R_OK) != 0 || access(o->guest_initrd, R_OK) != 0)
+		return vt_fail(err, "no default guest in %s (expected vmlinux or bzImage, and initramfs.cpio.gz): "
+			       "build it with guest/build, or pass --kernel", dir);
+	o->cfg.kernel_path = o->guest_kernel;
+	if (!o->cfg.initrd_path)
+		o->cfg.initrd_path = o->guest_initrd;
+	if (!o->cfg.cmdline)
+		o->cfg.cmdline = DEFAULT_GUEST_CMDLINE;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct run_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "kernel", required_argument, NULL, 'k' }, { "initrd", required_argument, NULL, 'i' },
+		{ "cmdline", required_argument, NULL, 'c' }, { "cpus", required_argument, NULL, 'n' },
+		{ "memory", required_argument, NULL, 'm' }, { "console", required_argument, NULL, 'o' },
+		{ "stats", no_argument, NULL, 's' }, { "help", no_argument, NULL, 'h' }, { 0 },
+	};
+	uint64_t n;
+	vt_err err;
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'k': o->cfg.kernel_path = optarg; break;
+		case 'i': o->cfg.initrd_path = optarg; break;
+		case 'c': o->cfg.cmdline = optarg; break;
+		case 'o': o->console = optarg; break;
+		case 's': o->stats = true; break;
+		case 'h': fputs(run_usage, stdout); return 0;
+		case 'n':
+			if (parse_uint(optarg, 0, MAX_CPUS_ARG, &n) < 0)
+				return usage_error("--cpus wants a whole number, got '%s'", optarg);
+			o->cfg.ncpus = (unsigned)n;
+			break;
+		case 'm':
+			if (parse_size(optarg, &o->cfg.mem_size, &err) < 0)
+				return usage_error("--memory: %s", err.msg);
+			break;
+		case '?':
+			return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	return -1; /* parsed: go on */
+}
+
+struct console_fds {
+	int in_fd, out_fd;
+	char *created_path; /* a console log file this run created, removed if the VM never started */
+};
+
+static int open_console(const char *mode, struct console_fds *c, vt_err *err)
+{
+	c->created_path = NULL;
+	if (!mode || !strcmp(mode, "stdio")) {
+		c->in_fd = STDIN_FILENO;
+		c->out_fd = STDOUT_FILENO;
+		return 0;
+	}
+	c->in_fd = -1;
+	if (!strcmp(mode, "none")) {
+		c->out_fd = -1;
+		return 0;
+	}
+	bool existed = access(mode, F_OK) == 0;
+	c->out_fd = open(mode, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (c->out_fd < 0)
+		return vt_fail_errno(err, errno, "--console %s", mode);
+	if (!existed)
+		c->created_path = strdup(mode);
+	return 0;
+}
+
+static void close_console(struct console_fds *c, bool remove_created)
+{
+	if (c->out_fd > STDERR_FILENO)
+		close(c->out_fd);
+	if (remove_created && c->created_path)
+		unlink(c->created_path);
+	free(c->created_path);
+}
+
+static int block_host_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGQUIT);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, set, SFD_CLOEXEC);
+}
+
+static int report_end(enum vm_exit why)
+{
+	if (why == VM_EXIT_RESET)
+		fprintf(stderr, "virtus: the guest rebooted; the reboot policy is to exit (status %d)\n", VM_EXIT_RESET);
+	else if (why == VM_EXIT_CRASH)
+		fprintf(stderr, "virtus: the guest crashed (status %d)\n", VM_EXIT_CRASH);
+	else if (why == VM_EXIT_INTERRUPTED)
+		fprintf(stderr, "virtus: stopped from the host (status %d)\n", VM_EXIT_INTERRUPTED);
+	return (int)why;
+}
+
+static int run_vm(struct run_opts *o)
+{
+	vt_err err;
+	struct console_fds con;
+	if (!o->cfg.kernel_path && find_default_guest(o, &err) < 0)
+		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
+	if (!o->cfg.cmdline)
+		o->cfg.cmdline = DEFAULT_CMDLINE;
+	if (open_console(o->console, &con, &err) < 0)
+		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
+	o->cfg.console_out_fd = con.out_fd;
+	o->cfg.diag = stderr;
+
+	struct vm *vm;
+	if (vm_create(&o->cfg, &vm, &err) < 0) {
+		close_console(&con, true);
+		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
+	}
+	sigset_t set;
+	int sig_fd = block_host_signals(&set);
+	struct term_state term = { 0 };
+	if (con.in_fd == STDIN_FILENO)
+		term_raw(&term, STDIN_FILENO);
+	enum vm_exit why = VM_EXIT_ERROR;
+	if (vm_start(vm, &err) < 0) {
+		fprintf(stderr, "virtus: %s\n", err.msg);
+	} else {
+		console_pump(vm, con.in_fd, sig_fd);
+		why = vm_wait(vm);
+	}
+	term_restore(&term);
+	if (o->stats)
+		vm_print_stats(vm, stderr);
+	vm_destroy(vm);
+	close(sig_fd);
+	close_console(&con, false);
+	return report_end(why);
+}
+
+int cmd_vm_run(int argc, char **argv)
+{
+	struct run_opts o = { .cfg = { .ncpus = 1, .mem_size = DEFAULT_MEMORY, .console_out_fd = -1 } };
+	int rc = parse_args(argc, argv, &o);
+	if (rc >= 0)
+		return rc;
+	return run_vm(&o);
+}

@@ -1,0 +1,91 @@
+#include "vmm/guest_mem.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "lib/util.h"
+#include "vmm/layout.h"
+
+static void layout_regions(struct guest_mem *m, uint8_t *base, uint64_t ram_size)
+{
+	uint64_t low = MIN(ram_size, LAYOUT_MMIO_HOLE);
+	m->region[0] = (struct gmem_region){ .gpa = 0, .size = low, .hva = base };
+	m->nregions = 1;
+	if (ram_size > low) {
+		m->region[1] = (struct gmem_region){ .gpa = LAYOUT_HIGH_RAM, .size = ram_size - low, .hva = base + low };
+		m->nregions = 2;
+	}
+	m->ram_size = ram_size;
+}
+
+int gmem_init(struct guest_mem *m, uint64_t ram_size, vt_err *err)
+{
+	memset(m, 0, sizeof(*m));
+	if (ram_size < VM_MIN_MEMORY)
+		return vt_fail(err, "guest memory must be at least %llu MiB", VM_MIN_MEMORY / MiB);
+	if (ram_size != ALIGN_DOWN(ram_size, 4096ULL))
+		return vt_fail(err, "guest memory must be a multiple of 4 KiB");
+	if (ram_size > SIZE_MAX)
+		return vt_fail(err, "guest memory of %llu bytes cannot be mapped on this host", (unsigned long long)ram_size);
+	/* No MAP_NORESERVE: the kernel's overcommit check is what tells "larger than this host can back". */
+	void *p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return vt_fail_errno(err, errno, "cannot map %llu MiB of guest memory", (unsigned long long)(ram_size / MiB));
+	madvise(p, ram_size, MADV_MERGEABLE);
+	m->mapping = p;
+	m->mapping_size = ram_size;
+	layout_regions(m, p, ram_size);
+	return 0;
+}
+
+void gmem_init_fixed(struct guest_mem *m, void *hva, uint64_t ram_size)
+{
+	memset(m, 0, sizeof(*m));
+	layout_regions(m, hva, ram_size);
+}
+
+void gmem_free(struct guest_mem *m)
+{
+	if (m->mapping)
+		munmap(m->mapping, m->mapping_size);
+	memset(m, 0, sizeof(*m));
+}
+
+void *gmem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	for (unsigned i = 0; i < m->nregions; i++) {
+		const struct gmem_region *r = &m->region[i];
+		/* Written so that no sum can overflow: gpa - r->gpa is only computed once gpa >= r->gpa. */
+		if (gpa < r->gpa || gpa - r->gpa >= r->size)
+			continue;
+		uint64_t off = gpa - r->gpa;
+		if (len > r->size - off)
+			return NULL;
+		return r->hva + off;
+	}
+	return NULL;
+}
+
+int gmem_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len)
+{
+	const void *p = gmem_ptr(m, gpa, len);
+	if (!p)
+		return -1;
+	memcpy(dst, p, len);
+	return 0;
+}
+
+int gmem_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *p = gmem_ptr(m, gpa, len);
+	if (!p)
+		return -1;
+	memcpy(p, src, len);
+	return 0;
+}
+
+uint64_t gmem_low_end(const struct guest_mem *m)
+{
+	return m->nregions ? m->region[0].size : 0;
+}

@@ -1,0 +1,43 @@
+/* Guest RAM and the one bounds-checked way to reach it. Every guest-physical address that comes from the
+ * guest or from a file goes through gmem_ptr(); a NULL answer is a guest (or input) error, never a crash. */
+#ifndef VIRTUS_GUEST_MEM_H
+#define VIRTUS_GUEST_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/err.h"
+
+#define GMEM_MAX_REGIONS 2
+
+struct gmem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+};
+
+struct guest_mem {
+	struct gmem_region region[GMEM_MAX_REGIONS];
+	unsigned nregions;
+	uint64_t ram_size;    /* total bytes of RAM */
+	void *mapping;        /* one host mapping backing every region */
+	size_t mapping_size;
+};
+
+/* Map ram_size bytes of anonymous memory and lay it out below the MMIO hole and above 4 GiB. */
+int gmem_init(struct guest_mem *m, uint64_t ram_size, vt_err *err);
+/* Describe existing host memory as guest RAM (tests: fake guest memory). */
+void gmem_init_fixed(struct guest_mem *m, void *hva, uint64_t ram_size);
+void gmem_free(struct guest_mem *m);
+
+/* Host pointer for [gpa, gpa+len) if the whole range is RAM in a single region, else NULL. */
+void *gmem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+
+/* Copy in or out; -1 if the range is not wholly guest RAM. */
+int gmem_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len);
+int gmem_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len);
+
+/* End of RAM below the MMIO hole. */
+uint64_t gmem_low_end(const struct guest_mem *m);
+
+#endif

@@ -1,0 +1,96 @@
+/* A virtual machine: the KVM handles, guest memory, devices and vCPU threads. No global state: a test
+ * can create several VMs in one process. */
+#ifndef VIRTUS_VM_H
+#define VIRTUS_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "devices/bus.h"
+#include "devices/platform.h"
+#include "devices/serial.h"
+#include "lib/err.h"
+#include "vmm/boot/boot.h"
+#include "vmm/guest_mem.h"
+
+/* How a VM ended. Values are the process exit statuses `virtus vm run` uses. */
+enum vm_exit {
+	VM_RUNNING = -1,
+	VM_EXIT_POWEROFF = 0,    /* ACPI S5 */
+	VM_EXIT_ERROR = 1,       /* the VMM failed (setup, host error) */
+	VM_EXIT_RESET = 3,       /* guest asked for a reboot: default policy is to exit */
+	VM_EXIT_CRASH = 4,       /* triple fault, emulation failure, failed entry */
+	VM_EXIT_INTERRUPTED = 130, /* stopped from the host (signal, console escape) */
+};
+
+struct vm_config {
+	const char *kernel_path;
+	const void *kernel_data;  /* alternative to kernel_path: an image already in memory */
+	size_t kernel_size;
+	const char *initrd_path;  /* NULL: none */
+	const char *cmdline;
+	unsigned ncpus;
+	uint64_t mem_size;
+	int console_out_fd;       /* -1: discard guest serial output */
+	FILE *diag;               /* where crash reports go; NULL: nowhere */
+};
+
+#define VCPU_EXIT_REASONS 64
+
+struct vcpu {
+	struct vm *vm;
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+	uint64_t exits[VCPU_EXIT_REASONS];
+};
+
+struct vm {
+	int kvm_fd, vm_fd;
+	size_t run_size;
+	unsigned ncpus;
+	struct guest_mem mem;
+	struct io_bus pio, mmio;
+	struct uart8250 uart;
+	struct platform_dev platform;
+	struct vcpu *vcpus;
+	struct boot_entry boot;
+	FILE *diag;
+	int stop_fd;              /* eventfd: readable once the VM has stopped */
+	int exit;                 /* enum vm_exit, first writer wins (atomic) */
+	bool stopping;            /* atomic */
+	uint64_t start_ns;
+};
+
+/* Open KVM, build the machine, load the kernel. Nothing runs yet. */
+int vm_create(const struct vm_config *cfg, struct vm **out, vt_err *err);
+/* Extra devices (tests, later virtio): call before vm_start. */
+int vm_add_pio(struct vm *vm, uint16_t port, uint16_t len, io_handler_fn fn, void *opaque, const char *name, vt_err *err);
+int vm_add_mmio(struct vm *vm, uint64_t addr, uint64_t len, io_handler_fn fn, void *opaque, const char *name, vt_err *err);
+int vm_start(struct vm *vm, vt_err *err);
+/* Ask every vCPU to stop; the first reason recorded wins. Safe from any thread. */
+void vm_request_stop(struct vm *vm, enum vm_exit why);
+/* Block until the VM stops, join the vCPU threads, return why it stopped. */
+enum vm_exit vm_wait(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+void vm_print_stats(const struct vm *vm, FILE *f);
+const char *vm_exit_name(enum vm_exit e);
+
+/* vcpu.c */
+int vcpu_create(struct vm *vm, unsigned index, vt_err *err);
+int vcpu_setup_boot_regs(struct vcpu *v, const struct boot_entry *boot, vt_err *err);
+void *vcpu_thread(void *arg);
+void vcpu_destroy(struct vcpu *v);
+void vcpu_dump(struct vcpu *v, FILE *f);
+const char *kvm_exit_name(unsigned reason);
+
+/* Whether this host's KVM is PVM (guest kernel code emulated): used to explain failures. */
+bool host_kvm_is_pvm(void);
+
+#endif

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# `virtus vm run` end to end with tiny guests: exit statuses, console through pipes, the escape sequence,
+# signals, and every bad input the issue names (clear message, non-zero exit, nothing left behind).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+VIRTUS=${VIRTUS:-build-asan/virtus}
+G=$(dirname "$VIRTUS")/tests/kvm/guests
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() { n=$((n + 1)); echo "not ok $n - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
+
+# matches FILE PATTERN: an extended regex found in FILE, or EMPTY for an empty file.
+matches() {
+	if [ "$2" = EMPTY ]; then [ ! -s "$1" ]; else grep -qE -- "$2" "$1"; fi
+}
+
+# run_case NAME WANT_STATUS STDOUT_PATTERN STDERR_PATTERN -- ARGS...
+run_case() {
+	local name=$1 want=$2 out_pat=$3 err_pat=$4
+	shift 5
+	timeout 30 "$VIRTUS" "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
+	local rc=$?
+	if [ "$rc" -eq "$want" ] && matches "$tmp/out" "$out_pat" && matches "$tmp/err" "$err_pat"; then
+		ok "$name"
+	else
+		not_ok "$name" "status $rc (want $want)" "stdout: $(head -c 300 "$tmp/out")" "stderr: $(head -c 300 "$tmp/err")"
+	fi
+}
+
+run_case "poweroff through the ACPI sleep register exits 0" 0 '^virtus-test: hello from the guest$' EMPTY -- vm run --kernel "$G/hello.elf"
+run_case "i8042 reset exits 3 and says why" 3 'resetting' 'reboot policy is to exit' -- vm run --kernel "$G/reset.elf"
+run_case "triple fault exits 4 with a register dump" 4 'triple-fault' 'rip [0-9a-f]{16}' -- vm run --kernel "$G/triple.elf"
+if grep -q 'triple fault (KVM_EXIT_SHUTDOWN)' "$tmp/err"; then ok "a triple fault is named as such"; else not_ok "a triple fault is named as such"; fi
+run_case "two vCPUs both run" 0 '^smp: 2 cpus up$' EMPTY -- vm run --kernel "$G/smp.elf" --cpus 2 --cmdline 2
+run_case "--stats counts exits by reason and device" 0 'hello' 'exit statistics.*|pio +serial +[0-9]+' -- vm run --kernel "$G/hello.elf" --stats
+run_case "--console none discards output" 0 EMPTY EMPTY -- vm run --kernel "$G/hello.elf" --console none
+run_case "--console FILE" 0 EMPTY EMPTY -- vm run --kernel "$G/hello.elf" --console "$tmp/console.log"
+if grep -q 'hello from the guest' "$tmp/console.log"; then ok "--console FILE holds the guest output"; else not_ok "--console FILE holds the guest output"; fi
+
+# 100 clean exits in a row with two vCPUs: stopping must never hang or lose the status.
+fails=0
+start=$(date +%s%N)
+for i in $(seq 100); do
+	out=$(timeout 10 "$VIRTUS" vm run --kernel "$G/smp.elf" --cpus 2 --cmdline 2 </dev/null 2>&1)
+	rc=$?
+	if [ $rc -ne 0 ] || [ "$out" != "smp: 2 cpus up" ]; then fails=$((fails + 1)); echo "# run $i: status $rc: $out"; fi
+done
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+if [ $fails -eq 0 ]; then ok "2 vCPUs: 100 runs in a row exit cleanly (${ms} ms)"; else not_ok "2 vCPUs: 100 runs in a row" "$fails failed"; fi
+
+# Console input through a pipe, and the escape sequence.
+out=$(printf 'abcq' | timeout 20 "$VIRTUS" vm run --kernel "$G/echo.elf" 2>&1); rc=$?
+if [ $rc -eq 0 ] && [ "$out" = "echo> abcq" ]; then ok "piped stdin reaches the guest"; else not_ok "piped stdin reaches the guest" "status $rc, output '$out'"; fi
+out=$( (printf 'a\001\001b'; sleep 1; printf '\001xzzz') | timeout 20 "$VIRTUS" vm run --kernel "$G/echo.elf" 2>"$tmp/err"); rc=$?
+if [ $rc -eq 130 ] && [ "$out" = "$(printf 'echo> a\001b')" ]; then ok "Ctrl-A Ctrl-A sends Ctrl-A, Ctrl-A x quits (status 130)"; else not_ok "escape sequence" "status $rc, output '$(printf '%q' "$out")'"; fi
+(sleep 10 | timeout 20 "$VIRTUS" vm run --kernel "$G/echo.elf" >/dev/null 2>&1) & pid=$!
+sleep 0.5
+pkill -TERM -f "$G/echo.elf" 
+wait $pid; rc=$?
+if [ $rc -eq 130 ]; then ok "SIGTERM stops the VM (status 130)"; else not_ok "SIGTERM stops the VM" "status $rc"; fi
+
+# Bad input.
+printf '#!/bin/sh\necho not a kernel\n' > "$tmp/script"
+python3 - "$tmp/tiny.bz" <<'PY'
+import struct, sys
+img = bytearray(5 * 512 + 4096)
+img[0x1f1] = 4
+struct.pack_into('<H', img, 0x1fe, 0xaa55)
+img[0x201] = 0x66
+img[0x202:0x206] = b'HdrS'
+struct.pack_into('<H', img, 0x206, 0x20f)
+struct.pack_into('<H', img, 0x236, 1)       # XLF_KERNEL_64
+struct.pack_into('<I', img, 0x238, 64)      # cmdline_size
+struct.pack_into('<I', img, 0x22c, 0x37ffffff)
+struct.pack_into('<I', img, 0x260, 0x100000)
+open(sys.argv[1], 'wb').write(img)
+PY
+truncate -s 64M "$tmp/big.initrd"
+long=$(printf 'x%.0s' $(seq 100))
+run_case "missing kernel" 1 EMPTY 'cannot open .*/nope: No such file' -- vm run --kernel "$tmp/nope"
+run_case "kernel is a directory" 1 EMPTY 'is not a regular file' -- vm run --kernel "$tmp"
+run_case "kernel is neither bzImage nor ELF" 1 EMPTY 'neither a bzImage .* nor an ELF' -- vm run --kernel "$tmp/script"
+run_case "initrd larger than memory" 1 EMPTY 'initrd .* larger than guest memory' -- vm run --kernel "$G/hello.elf" --initrd "$tmp/big.initrd" --memory 32M
+run_case "command line longer than the kernel accepts" 1 EMPTY 'command line is 100 bytes; this kernel accepts at most 64' -- vm run --kernel "$tmp/tiny.bz" --cmdline "$long"
+run_case "--memory 0" 2 EMPTY 'must be greater than zero' -- vm run --kernel "$G/hello.elf" --memory 0
+run_case "--memory junk" 2 EMPTY "invalid size '12X'" -- vm run --kernel "$G/hello.elf" --memory 12X
+run_case "--memory larger than the host can map" 1 EMPTY 'cannot map 16777216 MiB of guest memory' -- vm run --kernel "$G/hello.elf" --memory 16T
+run_case "--memory below the minimum" 1 EMPTY 'at least 4 MiB' -- vm run --kernel "$G/hello.elf" --memory 1M
+run_case "--cpus 0" 1 EMPTY 'at least 1' -- vm run --kernel "$G/hello.elf" --cpus 0
+run_case "--cpus above KVM's limit" 1 EMPTY "exceeds (this host's KVM limit|virtus' limit)" -- vm run --kernel "$G/hello.elf" --cpus 4096
+run_case "--cpus not a number" 2 EMPTY 'whole number' -- vm run --kernel "$G/hello.elf" --cpus two
+run_case "unknown option" 2 EMPTY "unknown or incomplete option '--bogus'" -- vm run --bogus
+run_case "unknown command" 2 EMPTY "unknown command 'vm fly'" -- vm fly
+run_case "missing default guest is explained" 1 EMPTY 'no default guest in .*guest/build' -- vm run
+VIRTUS_GUEST_DIR=$tmp/none run_case "VIRTUS_GUEST_DIR without a guest" 1 EMPTY "no default guest in $tmp/none" -- vm run
+run_case "a console file is not left behind when the VM cannot start" 1 EMPTY 'cannot open' -- vm run --kernel "$tmp/nope" --console "$tmp/left.log"
+if [ ! -e "$tmp/left.log" ]; then ok "no console file left behind"; else not_ok "no console file left behind"; fi
+run_case "unwritable console file" 1 EMPTY '--console /nonexistent/x.log: No such file' -- vm run --kernel "$G/hello.elf" --console /nonexistent/x.log
+
+if command -v unshare >/dev/null; then
+	out=$(unshare -m sh -c "mount -t tmpfs none /dev && '$VIRTUS' vm run --kernel '$G/hello.elf'" 2>&1); rc=$?
+	if [ $rc -eq 1 ] && echo "$out" | grep -q 'no /dev/kvm'; then ok "no /dev/kvm"; else not_ok "no /dev/kvm" "status $rc: $out"; fi
+fi
+if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
+	cp "$G/hello.elf" "$tmp/hello.elf"; chmod 755 "$tmp"; chmod 644 "$tmp/hello.elf"
+	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$VIRTUS" vm run --kernel "$tmp/hello.elf" 2>&1); rc=$?
+	if [ $rc -eq 1 ] && echo "$out" | grep -q 'no permission to open /dev/kvm'; then ok "no permission on /dev/kvm"; else not_ok "no permission on /dev/kvm" "status $rc: $out"; fi
+fi
+
+out=$("$VIRTUS" vm probe); rc=$?
+if { [ $rc -eq 0 ] && echo "$out" | grep -q 'natively: Linux guests can boot'; } ||
+   { [ $rc -eq 1 ] && echo "$out" | grep -q 'cannot run guest kernel code natively'; }; then
+	ok "vm probe says what this host's KVM can do (status $rc)"
+else
+	not_ok "vm probe" "status $rc: $out"
+fi
+echo "1..$n"

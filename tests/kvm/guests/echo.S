@@ -1,0 +1,23 @@
+/* Echoes COM1 input back (polling LSR) until it reads 'q', then powers off. Drives console-input tests. */
+#include "pvh_note.h"
+PVH_NOTE
+	.code32
+	.text
+	.globl _start
+_start:
+	mov $0x7000, %esp
+	PUTS(prompt)
+poll:	mov $COM1 + 5, %dx
+	inb %dx, %al
+	test $1, %al
+	jz poll
+	mov $COM1, %dx
+	inb %dx, %al
+	outb %al, %dx
+	cmp $'q', %al
+	jne poll
+	POWEROFF
+halt:	hlt
+	jmp halt
+PUTS_FUNC
+prompt:	.asciz "echo> "
