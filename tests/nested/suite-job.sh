@@ -34,3 +34,4 @@ virtus_run virtus-reboot --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz
 # No --kernel/--initrd: the default guest from <dir of virtus>/guest/ (a serial line cannot carry an
 # EOF, so the default shell would wait forever: ask for poweroff).
 virtus_run virtus-default --cmdline "$base_cmdline virtus.init=poweroff"
+exit 0
