@@ -41,11 +41,31 @@ const struct io_range *bus_find(const struct io_bus *bus, uint64_t addr)
 	return NULL;
 }
 
+static void note_unclaimed(struct io_bus *bus, uint64_t addr)
+{
+	__atomic_add_fetch(&bus->unhandled, 1, __ATOMIC_RELAXED);
+	if (addr == 0)
+		return;
+	for (unsigned i = 0; i < BUS_UNCLAIMED_SLOTS; i++) {
+		struct unclaimed_slot *s = &bus->unclaimed[i];
+		uint64_t expected = 0;
+		if (__atomic_load_n(&s->addr, __ATOMIC_RELAXED) == addr ||
+		    __atomic_compare_exchange_n(&s->addr, &expected, addr, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+			__atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
+			return;
+		}
+		if (expected == addr) {
+			__atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
+			return;
+		}
+	}
+}
+
 bool bus_dispatch(struct io_bus *bus, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)
 {
 	struct io_range *r = (struct io_range *)bus_find(bus, addr);
 	if (!r || len > r->len - (addr - r->base)) {
-		__atomic_add_fetch(&bus->unhandled, 1, __ATOMIC_RELAXED);
+		note_unclaimed(bus, addr);
 		if (!is_write)
 			memset(data, 0xff, len);
 		return false;

@@ -19,11 +19,19 @@ struct io_range {
 };
 
 #define BUS_MAX_RANGES 64
+#define BUS_UNCLAIMED_SLOTS 8
+
+/* Where unclaimed accesses went, for --stats: the first few distinct addresses. */
+struct unclaimed_slot {
+	uint64_t addr;   /* atomic; 0 = free (address 0 is counted in the total only) */
+	uint64_t count;
+};
 
 struct io_bus {
 	struct io_range range[BUS_MAX_RANGES]; /* sorted by base, non-overlapping */
 	unsigned n;
 	uint64_t unhandled;
+	struct unclaimed_slot unclaimed[BUS_UNCLAIMED_SLOTS];
 };
 
 /* Registration happens before vCPUs run; lookups after that are lock-free. */

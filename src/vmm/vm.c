@@ -350,5 +350,9 @@ void vm_print_stats(const struct vm *vm, FILE *f)
 					(unsigned long long)buses[b]->range[i].accesses);
 		if (buses[b]->unhandled)
 			fprintf(f, "  %-4s %-11s %10llu\n", kinds[b], "unclaimed", (unsigned long long)buses[b]->unhandled);
+		for (unsigned i = 0; i < BUS_UNCLAIMED_SLOTS; i++)
+			if (buses[b]->unclaimed[i].count)
+				fprintf(f, "       at 0x%-8llx %10llu\n", (unsigned long long)buses[b]->unclaimed[i].addr,
+					(unsigned long long)buses[b]->unclaimed[i].count);
 	}
 }

@@ -395,6 +395,7 @@ static void test_fadt(void **state)
 	assert_false(boot & (1u << 1));                  /* no 8042 */
 	assert_false(boot & (1u << 0));                  /* no legacy devices */
 	assert_true(boot & (1u << 2));                   /* VGA not present */
+	assert_true(boot & (1u << 5));                   /* CMOS RTC not present */
 	assert_gas_io8(f + 116, 0x64);                   /* RESET_REG */
 	assert_int_equal(f[128], 0xfe);                  /* RESET_VALUE */
 	assert_gas_io8(f + 244, 0x600);                  /* SLEEP_CONTROL_REG */

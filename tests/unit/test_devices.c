@@ -173,6 +173,11 @@ static void bus_dispatch_and_overlap(void **state)
 	assert_int_equal(v[0], 0xff);
 	assert_false(bus_dispatch(&bus, 0x50, v, 2, true));
 	assert_int_equal(bus.unhandled, 2);
+	assert_false(bus_dispatch(&bus, 0x50, v, 1, false));
+	assert_int_equal(bus.unclaimed[0].addr, 0x13);
+	assert_int_equal(bus.unclaimed[0].count, 1);
+	assert_int_equal(bus.unclaimed[1].addr, 0x50);
+	assert_int_equal(bus.unclaimed[1].count, 2);
 	assert_int_equal(bus_find(&bus, 0x10)->accesses, 1);
 	assert_int_equal(bus_find(&bus, 0x107)->accesses, 1);
 	assert_null(bus_find(&bus, 0x108));
