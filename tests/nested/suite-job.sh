@@ -31,6 +31,8 @@ for kernel in bzImage vmlinux; do
 done
 virtus_run virtus-reboot --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --cpus 1 --memory 256M \
 	--cmdline "$base_cmdline virtus.init=reboot"
+virtus_run virtus-run-cmd --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --cpus 1 --memory 256M \
+	--cmdline "$base_cmdline virtus.init=\"run:echo run-marker-\$((6*7)); exit 5\""
 # No --kernel/--initrd: the default guest from <dir of virtus>/guest/ (a serial line cannot carry an
 # EOF, so the default shell would wait forever: ask for poweroff).
 virtus_run virtus-default --cmdline "$base_cmdline virtus.init=poweroff"
