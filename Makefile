@@ -67,8 +67,9 @@ $(LIBRT): $(call obj,$(RT_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+# The VMM links only what it uses: every shared library costs start-up time.
 $(B)/virtus: $(call obj,$(CLI_SRC)) $(LIBVIRTUS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/virtus-runtime: $(call obj,src/runtime/main.c) $(LIBRT) $(LIBVIRTUS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
