@@ -39,12 +39,20 @@ int vt_err_prefix(vt_err *err, const char *fmt, ...)
 {
 	if (!err)
 		return -1;
-	char prefix[VT_ERR_MSG_MAX], old[VT_ERR_MSG_MAX];
+	/* Compose in a buffer large enough for both parts, then truncate into the message. */
+	char both[2 * VT_ERR_MSG_MAX + 2];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	int n = vsnprintf(both, VT_ERR_MSG_MAX, fmt, ap);
 	va_end(ap);
-	memcpy(old, err->msg, sizeof(old));
-	snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+	if (n < 0)
+		n = 0;
+	if (n >= VT_ERR_MSG_MAX)
+		n = VT_ERR_MSG_MAX - 1;
+	memcpy(both + n, ": ", 2);
+	memcpy(both + n + 2, err->msg, VT_ERR_MSG_MAX);
+	both[sizeof(both) - 1] = '\0';
+	memcpy(err->msg, both, VT_ERR_MSG_MAX - 1);
+	err->msg[VT_ERR_MSG_MAX - 1] = '\0';
 	return -1;
 }
