@@ -150,14 +150,17 @@ static int layout_add_line(struct rt_cg_layout *l, char *line, vt_err *err)
 {
 	char *fields[6] = { 0 }, *save = NULL;
 	int n = 0;
-	for (char *tok = strtok_r(line, " ", &save); tok && n < 6; tok = strtok_r(NULL, " ", &save))
-		fields[n++] = tok;
-	if (n < 6)
-		return 0;
-	char *rest = strstr(save ? save : "", "- ");
+	for (char *p = line; n < 6; n++) {
+		fields[n] = strsep(&p, " ");
+		if (!p)
+			return 0;
+		save = p;
+	}
+	/* optional fields follow until the " - " separator */
+	char *rest = strncmp(save, "- ", 2) == 0 ? save - 1 : strstr(save, " - ");
 	if (!rest)
 		return 0;
-	char *fstype = strtok_r(rest + 2, " ", &save), *source = strtok_r(NULL, " ", &save);
+	char *fstype = strtok_r(rest + 3, " ", &save), *source = strtok_r(NULL, " ", &save);
 	char *superopts = strtok_r(NULL, " \n", &save);
 	if (!fstype || !source || !superopts)
 		return 0;

@@ -77,7 +77,7 @@ static size_t rule_block(const struct rt_cg_dev_rule *r, struct bpf_insn *b)
 int rt_cg_bpf_device_program(const struct rt_cg_dev_rule *rules, size_t n, struct bpf_insn **prog,
 			     size_t *ninsn, vt_err *err)
 {
-	struct bpf_insn *p = calloc(8 + n * MAX_BLOCK, sizeof(*p));
+	struct bpf_insn *p = calloc(16 + n * MAX_BLOCK, sizeof(*p));
 	if (!p)
 		return vt_fail_errno(err, ENOMEM, "linux.resources.devices: building the device program");
 	size_t k = 0;
@@ -89,10 +89,17 @@ int rt_cg_bpf_device_program(const struct rt_cg_dev_rule *rules, size_t n, struc
 	p[k++] = rsh_imm(REG_ACCESS, 16);
 	p[k++] = ldx_w(REG_MAJOR, 4);
 	p[k++] = ldx_w(REG_MINOR, 8);
-	for (size_t i = n; i-- > 0;)
-		k += rule_block(&rules[i], p + k);
-	p[k++] = mov_imm(0, 0);
-	p[k++] = exit_insn();
+	bool matches_all = false;
+	for (size_t i = n; i-- > 0 && !matches_all;) {
+		size_t len = rule_block(&rules[i], p + k);
+		k += len;
+		/* A rule without conditions decides everything: the verifier rejects unreachable code after it. */
+		matches_all = len == 2;
+	}
+	if (!matches_all) {
+		p[k++] = mov_imm(0, 0);
+		p[k++] = exit_insn();
+	}
 	*prog = p;
 	*ninsn = k;
 	return 0;
