@@ -118,7 +118,9 @@ int rt_process_setup(const struct rt_process *p, struct rt_seccomp *sc, vt_err *
 	uint64_t none[RT_CAP_SETS] = { 0 };
 	if (set_caps(p->has_caps ? p->caps : none, valid, err))
 		return -1;
-	if (p->has_caps && raise_ambient(p->caps[RT_CAP_AMBIENT] & valid, last, err))
+	/* Like runc: an ambient capability the kernel cannot hold (not permitted and inheritable) is skipped. */
+	uint64_t ambient = p->caps[RT_CAP_AMBIENT] & p->caps[RT_CAP_PERMITTED] & p->caps[RT_CAP_INHERITABLE];
+	if (p->has_caps && raise_ambient(ambient & valid, last, err))
 		return -1;
 	if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		return vt_fail_errno(err, errno, "process.noNewPrivileges");

@@ -106,7 +106,9 @@ static bool is_cgroup2_host(void)
 	return !statfs("/sys/fs/cgroup", &sf) && sf.f_type == CGROUP2_SUPER_MAGIC;
 }
 
-static int mount_special(const struct rt_mount *m, const char *target, const char *what, vt_err *err)
+/* Mount a file system; *bound says a bind was used instead (it still needs the flags by remount). */
+static int mount_special(const struct rt_mount *m, const char *target, const char *what, bool *bound,
+			 vt_err *err)
 {
 	const char *type = m->type, *source = m->source;
 	unsigned long flags = m->flags & ~(unsigned long)MS_REMOUNT;
@@ -118,7 +120,8 @@ static int mount_special(const struct rt_mount *m, const char *target, const cha
 			/* v1/hybrid host: show the host's hierarchies read-only rather than an empty dir. */
 			if (mount("/sys/fs/cgroup", target, NULL, MS_BIND | MS_REC, NULL))
 				return vt_fail_errno(err, errno, "%s: cannot bind /sys/fs/cgroup", what);
-			return remount_bind(target, flags | MS_RDONLY, what, err);
+			*bound = true;
+			return 0;
 		}
 	}
 	if (!mount(source, target, type, flags, m->data))
@@ -128,7 +131,8 @@ static int mount_special(const struct rt_mount *m, const char *target, const cha
 	if (!strcmp(type, "sysfs") && e == EPERM) {
 		if (mount("/sys", target, NULL, MS_BIND | MS_REC, NULL))
 			return vt_fail_errno(err, errno, "%s: cannot mount sysfs nor bind /sys", what);
-		return remount_bind(target, flags, what, err);
+		*bound = true;
+		return 0;
 	}
 	return vt_fail_errno(err, e, "%s: cannot mount %s on %s", what, type, m->destination);
 }
@@ -137,7 +141,7 @@ static int mount_one(int rootfd, const struct rt_mount *m, size_t i, vt_err *err
 {
 	char what[64], target[64];
 	snprintf(what, sizeof(what), "mounts[%zu]", i);
-	bool dir = true;
+	bool dir = true, bound = m->bind;
 	if (m->bind) {
 		struct stat st;
 		if (stat(m->source, &st))
@@ -151,7 +155,7 @@ static int mount_one(int rootfd, const struct rt_mount *m, size_t i, vt_err *err
 	if (m->bind) {
 		if (mount(m->source, target, NULL, MS_BIND | (m->recursive ? MS_REC : 0), NULL))
 			return vt_fail_errno(err, errno, "%s: cannot bind %s to %s", what, m->source, m->destination);
-	} else if (mount_special(m, target, what, err)) {
+	} else if (mount_special(m, target, what, &bound, err)) {
 		return -1;
 	}
 	/* The fd still names the covered directory; look the destination up again to reach the new mount. */
@@ -160,7 +164,9 @@ static int mount_one(int rootfd, const struct rt_mount *m, size_t i, vt_err *err
 		return -1;
 	fd_path(top, target, sizeof(target));
 	unsigned long extra = m->flags & ~(unsigned long)MS_REMOUNT;
-	if (m->bind && extra && remount_bind(target, extra, what, err))
+	if (bound && !m->bind && !strncmp(m->type, "cgroup", 6))
+		extra |= MS_RDONLY; /* the host's hierarchies, shown to the container: never writable */
+	if (bound && extra && remount_bind(target, extra, what, err))
 		return -1;
 	if (m->propagation && mount(NULL, target, NULL, m->propagation, NULL))
 		return vt_fail_errno(err, errno, "%s: cannot set mount propagation", what);

@@ -38,7 +38,7 @@ static json_object *default_process(void)
 	json_object_object_add(p, "env", strings(env));
 	json_object_object_add(p, "cwd", json_object_new_string("/"));
 	json_object *c = json_object_new_object();
-	static const char *const sets[] = { "bounding", "effective", "permitted", "ambient" };
+	static const char *const sets[] = { "bounding", "effective", "permitted" };
 	for (size_t i = 0; i < ARRAY_SIZE(sets); i++)
 		json_object_object_add(c, sets[i], strings(caps));
 	json_object_object_add(p, "capabilities", c);
