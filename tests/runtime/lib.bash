@@ -63,9 +63,8 @@ PY
 # args BUNDLE CMD...: set process.args
 set_args() {
 	local b=$1; shift
-	local json
-	json=$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$@")
-	set_config "$b" "c['process']['args'] = json.loads('''$json''')"
+	ARGS_JSON=$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$@") \
+		set_config "$b" "import os; c['process']['args'] = json.loads(os.environ['ARGS_JSON'])"
 }
 
 status_of() { rt state "$1" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null; }
