@@ -35,6 +35,7 @@ struct create_ctx {
 	int sock;          /* our end of the sync pair */
 	int child_sock;    /* the children's end */
 	int console;       /* connected --console-socket, or -1 */
+	int fifo;          /* <state>/exec.fifo, opened O_RDWR here: init may not be able to open it itself */
 	pid_t intermediate, init;
 	char *created;
 };
@@ -166,15 +167,9 @@ static __attribute__((noreturn)) void init_main(struct create_ctx *c)
 	vt_err err = { 0 };
 	struct rt_sync_msg m;
 	const struct rt_spec *s = c->spec;
-	cleanup_free char *fifo_path = rt_path_join(c->state_dir, "exec.fifo");
-	/* O_RDWR: opening never blocks, and `start` writes the byte that lets us go on. */
-	int fifo = fifo_path ? open(fifo_path, O_RDWR | O_CLOEXEC) : -1;
+	int fifo = c->fifo;
 	if (rt_sync_expect(c->child_sock, RT_SYNC_GO, &m, &err))
 		_exit(1);
-	if (fifo < 0) {
-		vt_fail_errno(&err, errno, "cannot open %s", fifo_path);
-		rt_sync_die(c->child_sock, &err);
-	}
 	struct rt_rootfs_opts ro = {
 		.no_pivot = c->opts->no_pivot, .before_switch = before_switch, .arg = c,
 		.in_userns = rt_spec_has_namespace(s, CLONE_NEWUSER, NULL),
@@ -370,6 +365,10 @@ static int start_children(struct create_ctx *c, vt_err *err)
 	cleanup_free char *fifo = rt_path_join(c->state_dir, "exec.fifo");
 	if (!fifo || mkfifo(fifo, 0600))
 		return vt_fail_errno(err, errno, "cannot create the exec fifo");
+	/* O_RDWR: opening never blocks, and `start` writes the byte that lets init go on. */
+	c->fifo = open(fifo, O_RDWR | O_CLOEXEC);
+	if (c->fifo < 0)
+		return vt_fail_errno(err, errno, "cannot open %s", fifo);
 	if (c->opts->console_socket && (c->console = rt_console_connect(c->opts->console_socket, err)) < 0)
 		return -1;
 	if (rt_cgroup_create(c->id, c->spec->linux_obj, &c->cgroup, err))
@@ -382,6 +381,8 @@ static int start_children(struct create_ctx *c, vt_err *err)
 		intermediate_main(c);
 	close(c->child_sock);
 	c->child_sock = -1;
+	close(c->fifo);
+	c->fifo = -1;
 	return drive_children(c, err);
 }
 
@@ -393,6 +394,8 @@ static void ctx_free(struct create_ctx *c)
 		close(c->child_sock);
 	if (c->console >= 0)
 		close(c->console);
+	if (c->fifo >= 0)
+		close(c->fifo);
 	rt_seccomp_free(c->seccomp);
 	rt_cgroup_free(c->cgroup);
 	rt_spec_free(c->spec);
@@ -408,7 +411,8 @@ static int create_container(const struct rt_globals *g, const char *id, const st
 	cleanup_free char *dir = rt_state_dir(g->root, id);
 	if (!dir)
 		return vt_fail_errno(err, ENOMEM, "create");
-	struct create_ctx c = { .id = id, .state_dir = dir, .opts = o, .sock = -1, .child_sock = -1, .console = -1 };
+	struct create_ctx c = { .id = id, .state_dir = dir, .opts = o, .sock = -1, .child_sock = -1, .console = -1,
+				  .fifo = -1 };
 	int rc = -1;
 	if (prepare(&c, g->root, err))
 		goto out;

@@ -28,10 +28,28 @@ static int open_in_root(int rootfd, const char *path, vt_err *err)
 	return fd;
 }
 
-/* Resolve path under the root, creating what is missing: directories on the way, and the last component
- * as a directory or an empty file. Returns an O_PATH fd. */
-static int ensure_in_root(int rootfd, const char *path, bool dir, vt_err *err)
+static int ensure_depth(int rootfd, const char *path, bool dir, int depth, vt_err *err);
+
+/* The last component exists but does not resolve: it is a dangling symlink. Create its target, still
+ * resolved under the root (an absolute target means the container's root, not the host's). */
+static int ensure_link_target(int rootfd, int parent, const char *parent_path, const char *last, bool dir,
+			      int depth, vt_err *err)
 {
+	char target[4096];
+	ssize_t n = readlinkat(parent, last, target, sizeof(target) - 1);
+	if (n < 0)
+		return vt_fail_errno(err, errno, "cannot create '%s/%s' in the container root", parent_path, last);
+	target[n] = 0;
+	cleanup_free char *next = NULL;
+	if (target[0] == '/' ? !(next = strdup(target)) : asprintf(&next, "%s/%s", parent_path, target) < 0)
+		return vt_fail_errno(err, ENOMEM, "resolving %s", last);
+	return ensure_depth(rootfd, next, dir, depth + 1, err);
+}
+
+static int ensure_depth(int rootfd, const char *path, bool dir, int depth, vt_err *err)
+{
+	if (depth > 40)
+		return vt_fail_errno(err, ELOOP, "cannot resolve '%s' in the container root", path);
 	int fd = open_in_root(rootfd, path, err);
 	if (fd >= 0 || err->errnum != ENOENT)
 		return fd;
@@ -45,9 +63,10 @@ static int ensure_in_root(int rootfd, const char *path, bool dir, vt_err *err)
 	const char *last = slash ? slash + 1 : copy;
 	if (slash)
 		*slash = 0;
+	const char *parent_path = slash ? copy : "";
 	if (!*last || !strcmp(last, ".") || !strcmp(last, ".."))
 		return vt_fail(err, "cannot create '%s' in the container root", path);
-	cleanup_close int parent = ensure_in_root(rootfd, slash ? copy : "", true, err);
+	cleanup_close int parent = ensure_depth(rootfd, parent_path, true, depth + 1, err);
 	if (parent < 0)
 		return -1;
 	int rc;
@@ -58,9 +77,19 @@ static int ensure_in_root(int rootfd, const char *path, bool dir, vt_err *err)
 		if (rc >= 0)
 			close(rc);
 	}
+	struct stat st;
+	if (rc < 0 && errno == EEXIST && !fstatat(parent, last, &st, AT_SYMLINK_NOFOLLOW) && S_ISLNK(st.st_mode))
+		return ensure_link_target(rootfd, parent, parent_path, last, dir, depth, err);
 	if (rc < 0 && errno != EEXIST)
 		return vt_fail_errno(err, errno, "cannot create '%s' in the container root", path);
 	return open_in_root(rootfd, path, err);
+}
+
+/* Resolve path under the root, creating what is missing: directories on the way, and the last component
+ * as a directory or an empty file. Returns an O_PATH fd. */
+static int ensure_in_root(int rootfd, const char *path, bool dir, vt_err *err)
+{
+	return ensure_depth(rootfd, path, dir, 0, err);
 }
 
 static void fd_path(int fd, char *buf, size_t size)

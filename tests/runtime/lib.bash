@@ -4,6 +4,7 @@ set -uo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 RT=${RT:-$TOP/build/virtus-runtime}
 WORK=$(mktemp -d /tmp/virtus-rt-test.XXXXXX)
+chmod 755 "$WORK" # containers with a user namespace must reach their bundle
 ROOT=$WORK/state
 N=0
 FAILED=0
@@ -43,6 +44,7 @@ make_bundle() {
 		ln -sf busybox "$b/rootfs/bin/$a"
 	done
 	echo 'root:x:0:0:root:/root:/bin/sh' >"$b/rootfs/etc/passwd"
+	rm -f "$b/config.json"
 	"$RT" spec --bundle "$b" || return 1
 	set_config "$b" 'c["process"]["terminal"] = False'
 }
