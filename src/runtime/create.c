@@ -372,7 +372,7 @@ static int start_children(struct create_ctx *c, vt_err *err)
 	if (c->opts->console_socket && (c->console = rt_console_connect(c->opts->console_socket, err)) < 0)
 		return -1;
 	if (rt_cgroup_create(c->id, c->spec->linux_obj, &c->cgroup, err))
-		return vt_err_prefix(err, "linux.cgroupsPath/resources");
+		return -1;
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	c->intermediate = fork();
 	if (c->intermediate < 0)

@@ -674,7 +674,9 @@ static int load_json(struct rt_spec *s, vt_err *err)
 	json_tokener_free(tok);
 	if (!s->json || jerr != json_tokener_success || offset != len)
 		return vt_fail(err, "%s: invalid JSON near byte %zu: %s", path, offset,
-			       jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "trailing data");
+			       jerr == json_tokener_continue  ? "unexpected end of file"
+			       : jerr != json_tokener_success ? json_tokener_error_desc(jerr)
+							      : "trailing data after the object");
 	return 0;
 }
 
