@@ -177,7 +177,7 @@ static int process_from_file(struct exec_ctx *c, vt_err *err)
 	size_t len;
 	if (read_file(c->o->process_file, 1 * MiB, (void **)&text, &len, err))
 		return vt_err_prefix(err, "--process");
-	c->process_json = json_tokener_parse(text);
+	c->process_json = rt_json_parse(text, len);
 	if (!c->process_json)
 		return vt_fail(err, "--process %s: invalid JSON", c->o->process_file);
 	if (rt_spec_parse_process(c->process_json, "process", &c->proc, err))

@@ -168,6 +168,8 @@ int rt_proc_start_time(pid_t pid, unsigned long long *out);
 bool rt_pid_alive(pid_t pid, unsigned long long start_time);
 int rt_remove_tree(const char *path);
 char *rt_now_rfc3339(void);
+/* Parse exactly len bytes of JSON (the buffer need not be NUL-terminated); NULL if invalid. */
+json_object *rt_json_parse(const char *text, size_t len);
 int rt_write_file_atomic(const char *path, const char *data, vt_err *err);
 
 /* ---- hooks (hooks.c): run each with the OCI state on stdin; fatal kinds fail the operation ---- */

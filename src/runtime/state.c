@@ -83,6 +83,20 @@ int rt_write_file_atomic(const char *path, const char *data, vt_err *err)
 	return 0;
 }
 
+json_object *rt_json_parse(const char *text, size_t len)
+{
+	json_tokener *tok = json_tokener_new();
+	if (!tok)
+		return NULL;
+	json_object *j = json_tokener_parse_ex(tok, text, (int)len);
+	if (json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != len) {
+		json_object_put(j);
+		j = NULL;
+	}
+	json_tokener_free(tok);
+	return j;
+}
+
 static void add_string(json_object *o, const char *key, const char *v)
 {
 	if (v)
@@ -143,7 +157,7 @@ int rt_state_load(const char *root, const char *id, struct rt_state **out, vt_er
 	size_t len;
 	if (read_file(path, STATE_MAX, (void **)&text, &len, err))
 		return vt_err_prefix(err, "container '%s' has no readable state", id);
-	json_object *j = json_tokener_parse(text);
+	json_object *j = rt_json_parse(text, len);
 	if (!j || !json_object_is_type(j, json_type_object)) {
 		json_object_put(j);
 		return vt_fail(err, "container '%s': state file %s is corrupt", id, path);
