@@ -3,6 +3,7 @@
  * image can never send a mount outside it; the mount then targets /proc/self/fd/N of that exact inode. */
 #include "runtime/rt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -166,6 +167,79 @@ static int mount_special(const struct rt_mount *m, const char *target, const cha
 	return vt_fail_errno(err, e, "%s: cannot mount %s on %s", what, type, m->destination);
 }
 
+static int copy_tree(int src, int dst, int depth);
+
+static int copy_file(int src, int dst, const char *name, const struct stat *st)
+{
+	cleanup_close int in = openat(src, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	cleanup_close int out = openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st->st_mode & 07777);
+	if (in < 0 || out < 0)
+		return -1;
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write_all(out, buf, (size_t)n))
+			return -1;
+	return n < 0 ? -1 : 0;
+}
+
+static int copy_entry(int src, int dst, const char *name, int depth)
+{
+	struct stat st;
+	if (fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW))
+		return -1;
+	int rc = 0;
+	if (S_ISDIR(st.st_mode)) {
+		if (mkdirat(dst, name, st.st_mode & 07777))
+			return -1;
+		cleanup_close int s = openat(src, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		cleanup_close int d = openat(dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		rc = s < 0 || d < 0 ? -1 : copy_tree(s, d, depth + 1);
+	} else if (S_ISLNK(st.st_mode)) {
+		char target[4096];
+		ssize_t n = readlinkat(src, name, target, sizeof(target) - 1);
+		if (n < 0)
+			return -1;
+		target[n] = 0;
+		rc = symlinkat(target, dst, name);
+	} else if (S_ISREG(st.st_mode)) {
+		rc = copy_file(src, dst, name, &st);
+	} else {
+		return 0; /* devices, sockets, fifos: not worth copying into a fresh tmpfs */
+	}
+	if (!rc)
+		rc = fchownat(dst, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
+	return rc;
+}
+
+/* tmpcopyup: the image's files at a tmpfs destination are copied into the new tmpfs. */
+static int copy_tree(int src, int dst, int depth)
+{
+	if (depth > 64)
+		return -1;
+	int dfd = dup(src);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	struct dirent *e;
+	int rc = 0;
+	while (!rc && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			rc = copy_entry(src, dst, e->d_name, depth);
+	closedir(d);
+	return rc;
+}
+
+static int reopen_dir(int opath_fd)
+{
+	char p[64];
+	fd_path(opath_fd, p, sizeof(p));
+	return open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 static int mount_one(int rootfd, const struct rt_mount *m, size_t i, vt_err *err)
 {
 	char what[64], target[64];
@@ -181,6 +255,9 @@ static int mount_one(int rootfd, const struct rt_mount *m, size_t i, vt_err *err
 	if (fd < 0)
 		return vt_err_prefix(err, "%s.destination", what);
 	fd_path(fd, target, sizeof(target));
+	cleanup_close int lower = m->tmpcopyup ? reopen_dir(fd) : -1;
+	if (m->tmpcopyup && lower < 0)
+		return vt_fail_errno(err, errno, "%s: tmpcopyup needs a directory at %s", what, m->destination);
 	if (m->bind) {
 		if (mount(m->source, target, NULL, MS_BIND | (m->recursive ? MS_REC : 0), NULL))
 			return vt_fail_errno(err, errno, "%s: cannot bind %s to %s", what, m->source, m->destination);
@@ -197,6 +274,11 @@ static int mount_one(int rootfd, const struct rt_mount *m, size_t i, vt_err *err
 		extra |= MS_RDONLY; /* the host's hierarchies, shown to the container: never writable */
 	if (bound && extra && remount_bind(target, extra, what, err))
 		return -1;
+	if (m->tmpcopyup) {
+		cleanup_close int upper = reopen_dir(top);
+		if (upper < 0 || copy_tree(lower, upper, 0))
+			return vt_fail_errno(err, errno, "%s: tmpcopyup of %s failed", what, m->destination);
+	}
 	if (m->propagation && mount(NULL, target, NULL, m->propagation, NULL))
 		return vt_fail_errno(err, errno, "%s: cannot set mount propagation", what);
 	return 0;

@@ -22,6 +22,7 @@ struct rt_mount {
 	unsigned long flags;       /* MS_* applied at mount time */
 	unsigned long propagation; /* MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE (| MS_REC), 0 = none */
 	bool bind, recursive;
+	bool tmpcopyup;            /* copy what the image has at the destination into the new tmpfs */
 	char *data;                /* options the kernel parses itself (size=, mode=, ...) */
 };
 

@@ -320,7 +320,11 @@ static int parse_mount_option(struct rt_mount *m, const char *opt, const char *f
 		m->recursive = opt[0] == 'r';
 		return 0;
 	}
-	if (!strcmp(opt, "tmpcopyup") || !strncmp(opt, "idmap", 5) || !strncmp(opt, "ridmap", 6))
+	if (!strcmp(opt, "tmpcopyup")) {
+		m->tmpcopyup = true;
+		return 0;
+	}
+	if (!strncmp(opt, "idmap", 5) || !strncmp(opt, "ridmap", 6))
 		return vt_fail(err, "%s: mount option '%s' is not supported", field, opt);
 	if (append_data(&m->data, opt))
 		return vt_fail_errno(err, ENOMEM, "%s", field);
@@ -359,6 +363,8 @@ static int parse_mount(json_object *mo, size_t i, struct rt_mount *m, vt_err *er
 		known |= !strcmp(m->type, mount_types[k]);
 	if (!known)
 		return vt_fail(err, "%s.type: unsupported mount type '%s'", field, m->type);
+	if (m->tmpcopyup && strcmp(m->type, "tmpfs"))
+		return vt_fail(err, "%s: 'tmpcopyup' only applies to tmpfs mounts", field);
 	if (m->bind && !m->source)
 		return vt_fail(err, "%s.source is required for a bind mount", field);
 	if (!strcmp(m->type, "none") && !m->bind)
