@@ -441,11 +441,6 @@ int rt_cmd_create(const struct rt_globals *g, const char *id, const struct rt_cr
 	return create_container(g, id, o, &pid, err);
 }
 
-static int status_of(int ws)
-{
-	return WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws);
-}
-
 int rt_cmd_run(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, int *status,
 	       vt_err *err)
 {
@@ -457,11 +452,11 @@ int rt_cmd_run(const struct rt_globals *g, const char *id, const struct rt_creat
 		rt_cmd_delete(g, id, true, &ignored);
 		return -1;
 	}
-	/* Signals meant for the container reach it through kill; ours must not kill us before it ends. */
-	signal(SIGINT, SIG_IGN);
-	signal(SIGTERM, SIG_IGN);
-	int ws = reap(pid);
-	*status = ws < 0 ? 255 : status_of(ws);
+	*status = 0;
+	if (o->detach)
+		return 0;
+	if (rt_wait_forwarding(pid, status))
+		*status = 255;
 	vt_err derr;
 	if (rt_cmd_delete(g, id, true, &derr))
 		return vt_fail(err, "the container exited with %d, but delete failed: %s", *status, derr.msg);

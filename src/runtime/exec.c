@@ -298,10 +298,8 @@ int rt_cmd_exec(const struct rt_globals *g, const char *id, const struct rt_exec
 	}
 	rc = 0;
 	*status = 0;
-	if (!o->detach) {
-		int ws = reap(pid);
-		*status = ws < 0 ? 255 : WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws);
-	}
+	if (!o->detach && rt_wait_forwarding(pid, status))
+		*status = 255;
 out:
 	ctx_free(&c);
 	rt_state_free(st);

@@ -141,7 +141,7 @@ static int parse_cmd(int argc, char **argv, struct cmd_args *a, char *bad, size_
 			break;
 		case 'u': case OPT_USER: a->exec.user = optarg; break;
 		case 't': case OPT_TTY: a->exec.tty = true; break;
-		case 'd': case OPT_DETACH: a->exec.detach = true; break;
+		case 'd': case OPT_DETACH: a->exec.detach = a->create.detach = true; break;
 		case OPT_FORMAT: a->format = optarg; break;
 		case 'f': case OPT_FORCE: a->force = true; break;
 		case 'a': case OPT_ALL: a->all = true; break;

@@ -15,6 +15,7 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 
 static int open_in_root(int rootfd, const char *path, vt_err *err)
 {
@@ -316,6 +317,37 @@ static int setup_devices(int rootfd, vt_err *err)
 	return 0;
 }
 
+/* linux.devices: mknod when we may (no user namespace), else a bind mount of the host's node. */
+static int create_device(int rootfd, const struct rt_device *d, size_t i, vt_err *err)
+{
+	cleanup_free char *dir = strdup(d->path);
+	char *slash = dir ? strrchr(dir, '/') : NULL;
+	if (!slash)
+		return vt_fail_errno(err, ENOMEM, "linux.devices[%zu]", i);
+	*slash = 0;
+	cleanup_close int parent = ensure_in_root(rootfd, dir, true, err);
+	if (parent < 0)
+		return vt_err_prefix(err, "linux.devices[%zu]", i);
+	const char *name = slash + 1;
+	unlinkat(parent, name, 0);
+	if (!mknodat(parent, name, d->type | d->mode, makedev(d->major, d->minor))) {
+		/* mknod honours our umask; the config's mode is exact. */
+		if (fchownat(parent, name, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) || fchmodat(parent, name, d->mode, 0))
+			return vt_fail_errno(err, errno, "linux.devices[%zu]: chown/chmod %s", i, d->path);
+		return 0;
+	}
+	if (errno != EPERM)
+		return vt_fail_errno(err, errno, "linux.devices[%zu]: mknod %s", i, d->path);
+	cleanup_close int fd = ensure_in_root(rootfd, d->path, false, err);
+	char target[64];
+	if (fd < 0)
+		return vt_err_prefix(err, "linux.devices[%zu]", i);
+	fd_path(fd, target, sizeof(target));
+	if (mount(d->path, target, NULL, MS_BIND, NULL))
+		return vt_fail_errno(err, errno, "linux.devices[%zu]: cannot bind the host's %s", i, d->path);
+	return 0;
+}
+
 static int pivot_into(int rootfd, vt_err *err)
 {
 	if (fchdir(rootfd))
@@ -392,6 +424,9 @@ int rt_rootfs_setup(const struct rt_spec *spec, const struct rt_rootfs_opts *o, 
 			return -1;
 	if (setup_devices(rootfd, err))
 		return -1;
+	for (size_t i = 0; i < spec->n_devices; i++)
+		if (create_device(rootfd, &spec->devices[i], i, err))
+			return -1;
 	if (o->before_switch && o->before_switch(o->arg, err))
 		return -1;
 	if (o->no_pivot ? move_into(spec->rootfs, rootfd, err) : pivot_into(rootfd, err))

@@ -84,6 +84,15 @@ struct rt_process {
 	int oom_score_adj;
 };
 
+struct rt_device {
+	const char *path;
+	mode_t type;        /* S_IFCHR, S_IFBLK or S_IFIFO */
+	unsigned major, minor;
+	mode_t mode;        /* permission bits */
+	uid_t uid;
+	gid_t gid;
+};
+
 struct rt_sysctl {
 	const char *key, *value;
 };
@@ -105,6 +114,8 @@ struct rt_spec {
 	size_t n_masked_paths, n_readonly_paths;
 	struct rt_sysctl *sysctls;
 	size_t n_sysctls;
+	struct rt_device *devices;
+	size_t n_devices;
 	unsigned long rootfs_propagation; /* 0 = default (rslave for our own mounts) */
 	bool has_personality;
 	unsigned long personality;
@@ -214,7 +225,7 @@ struct rt_create_opts {
 	const char *console_socket;
 	bool no_pivot;
 	int preserve_fds;
-	bool for_run;    /* keep the container's stdio attached */
+	bool detach;     /* run: return after start instead of waiting */
 };
 int rt_cmd_create(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, vt_err *err);
 int rt_cmd_start(const struct rt_globals *g, const char *id, vt_err *err);
@@ -243,6 +254,10 @@ struct rt_exec_opts {
 };
 int rt_cmd_exec(const struct rt_globals *g, const char *id, const struct rt_exec_opts *o, int *status,
 		vt_err *err);
+
+/* Wait for our child pid, forwarding SIGINT/TERM/HUP/QUIT/USR1/USR2/WINCH to it; *exit_status is its
+ * exit status or 128+signal. */
+int rt_wait_forwarding(pid_t pid, int *exit_status);
 
 /* Wait for a pid that is not necessarily our child (pidfd poll), up to timeout_ms (-1 = forever). */
 int rt_wait_pid_gone(pid_t pid, unsigned long long start_time, int timeout_ms);

@@ -479,6 +479,51 @@ static int parse_sysctls(json_object *lx, struct rt_spec *s, vt_err *err)
 	return 0;
 }
 
+static int parse_device(json_object *o, const char *field, struct rt_device *d, vt_err *err)
+{
+	const char *type;
+	int64_t major = 0, minor = 0, mode = 0666, uid = 0, gid = 0;
+	bool has_major, has_minor;
+	if (!is_type(o, json_type_object))
+		return vt_fail(err, "%s: expected an object", field);
+	if (get_string(o, "path", field, &d->path, err) || get_string(o, "type", field, &type, err) ||
+	    get_int(o, "major", field, 0, 0xfff, &major, &has_major, err) ||
+	    get_int(o, "minor", field, 0, 0xfffff, &minor, &has_minor, err) ||
+	    get_int(o, "fileMode", field, 0, 07777, &mode, NULL, err) ||
+	    get_int(o, "uid", field, 0, UINT32_MAX - 1, &uid, NULL, err) ||
+	    get_int(o, "gid", field, 0, UINT32_MAX - 1, &gid, NULL, err))
+		return -1;
+	if (!d->path || strncmp(d->path, "/dev/", 5) || strstr(d->path, ".."))
+		return vt_fail(err, "%s.path must be a path under /dev", field);
+	if (!type || strlen(type) != 1 || !strchr("cubp", type[0]))
+		return vt_fail(err, "%s.type must be one of c, u, b, p", field);
+	d->type = type[0] == 'b' ? S_IFBLK : type[0] == 'p' ? S_IFIFO : S_IFCHR;
+	if (type[0] != 'p' && (!has_major || !has_minor))
+		return vt_fail(err, "%s: major and minor are required for a '%s' device", field, type);
+	*d = (struct rt_device){ d->path, d->type, (unsigned)major, (unsigned)minor, (mode_t)mode, (uid_t)uid,
+				 (gid_t)gid };
+	return 0;
+}
+
+static int parse_devices(json_object *lx, struct rt_spec *s, vt_err *err)
+{
+	json_object *a;
+	if (get_field(lx, "devices", json_type_array, "linux", &a, err))
+		return -1;
+	size_t n = a ? json_object_array_length(a) : 0;
+	s->devices = calloc(n ? n : 1, sizeof(*s->devices));
+	if (!s->devices)
+		return vt_fail_errno(err, ENOMEM, "linux.devices");
+	for (size_t i = 0; i < n; i++) {
+		char field[64];
+		snprintf(field, sizeof(field), "linux.devices[%zu]", i);
+		if (parse_device(json_object_array_get_idx(a, i), field, &s->devices[i], err))
+			return -1;
+		s->n_devices++;
+	}
+	return 0;
+}
+
 static int parse_personality(json_object *lx, struct rt_spec *s, vt_err *err)
 {
 	json_object *o;
@@ -522,7 +567,7 @@ static int parse_linux(json_object *root, struct rt_spec *s, vt_err *err)
 	s->linux_obj = lx;
 	if (parse_namespaces(lx, s, err) || parse_idmaps(lx, "uidMappings", &s->uid_maps, &s->n_uid_maps, err) ||
 	    parse_idmaps(lx, "gidMappings", &s->gid_maps, &s->n_gid_maps, err) || parse_sysctls(lx, s, err) ||
-	    parse_personality(lx, s, err) || parse_rootfs_propagation(lx, s, err) ||
+	    parse_personality(lx, s, err) || parse_rootfs_propagation(lx, s, err) || parse_devices(lx, s, err) ||
 	    get_string_vec(lx, "maskedPaths", "linux", &s->masked_paths, &s->n_masked_paths, err) ||
 	    get_string_vec(lx, "readonlyPaths", "linux", &s->readonly_paths, &s->n_readonly_paths, err) ||
 	    get_field(lx, "seccomp", json_type_object, "linux", &s->seccomp, err))
@@ -716,6 +761,7 @@ void rt_spec_free(struct rt_spec *s)
 	free(s->masked_paths);
 	free(s->readonly_paths);
 	free(s->sysctls);
+	free(s->devices);
 	rt_hooks_clear(&s->hooks);
 	free(s->bundle);
 	free(s->rootfs);

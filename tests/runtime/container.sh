@@ -70,6 +70,12 @@ check "default devices are character devices" [ "$(grep -c '^c' <<<"$out")" = 6 
 check "default symlinks /dev/fd, /dev/stdin, /dev/ptmx" grep -qx 'pts/ptmx' <<<"$out"
 check "/dev/null and /dev/zero work" grep -qx 4 <<<"$out"
 
+set_config "$B" 'c["linux"]["devices"] = [{"path": "/dev/vtnull", "type": "c", "major": 1, "minor": 3, "fileMode": 432, "uid": 0, "gid": 6}]'
+out=$(in_container "$B" 'stat -c "%F %t:%T %a %u:%g" /dev/vtnull; echo data > /dev/vtnull && echo write-ok')
+check "linux.devices: node created with type, numbers, mode and owner ($(head -1 <<<"$out"))" [ "$out" = "character special file 1:3 660 0:6
+write-ok" ]
+make_bundle "$B" >/dev/null
+
 set_config "$B" 'c["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1", "kernel.shm_rmid_forced": "1"}'
 out=$(in_container "$B" 'cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shm_rmid_forced')
 check "sysctls set inside the container's namespaces" [ "$out" = "1

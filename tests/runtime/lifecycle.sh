@@ -13,6 +13,21 @@ check "run prints the container's output" grep -q out-from-container <<<"$out"
 check "run exits with the container's status (7)" [ "$rc" = 7 ]
 check "run deletes the container afterwards" nothing_left r1
 
+# run forwards signals to the container; run -d returns once it is running
+set_args "$B" sh -c 'trap "echo got-term; exit 0" TERM; echo ready; while :; do sleep 0.1; done'
+"$RT" --root "$ROOT" run --bundle "$B" r2 >"$WORK/r2.out" 2>&1 &
+runpid=$!
+for i in $(seq 100); do grep -q ready "$WORK/r2.out" 2>/dev/null && break; sleep 0.05; done
+kill -TERM $runpid
+wait $runpid; rc=$?
+check "run forwards SIGTERM to the container (it trapped it)" grep -q got-term "$WORK/r2.out"
+check "... and exits with the container's status 0" [ $rc = 0 ]
+check "... and deletes it" nothing_left r2
+set_args "$B" sleep 30
+rt run -d --bundle "$B" r3 >/dev/null 2>&1 </dev/null
+check "run -d leaves the container running" [ "$(status_of r3)" = running ]
+rt delete --force r3
+
 # create / start / state
 set_args "$B" sleep 30
 rt create --bundle "$B" --pid-file "$WORK/pid" c1 >/dev/null 2>&1 </dev/null
