@@ -127,6 +127,8 @@ struct rt_spec {
 
 /* Load and validate bundle/config.json. Errors name the offending field. */
 int rt_spec_load(const char *bundle, struct rt_spec **out, vt_err *err);
+/* The same from text in memory (root.path is still resolved against bundle). */
+int rt_spec_parse(const char *bundle, const char *text, size_t len, struct rt_spec **out, vt_err *err);
 /* Parse a "process" object (config.json's, or exec --process's). `field` prefixes error messages. */
 int rt_spec_parse_process(json_object *p, const char *field, struct rt_process *out, vt_err *err);
 void rt_process_clear(struct rt_process *p);

@@ -707,31 +707,27 @@ static int parse_all(struct rt_spec *s, vt_err *err)
 	return 0;
 }
 
-static int load_json(struct rt_spec *s, vt_err *err)
+static int parse_text(struct rt_spec *s, const char *name, const char *text, size_t len, vt_err *err)
 {
-	cleanup_free char *path = rt_path_join(s->bundle, "config.json");
-	cleanup_free char *text = NULL;
-	size_t len;
-	if (!path)
-		return vt_fail_errno(err, ENOMEM, "loading config");
-	if (read_file(path, CONFIG_MAX, (void **)&text, &len, err))
-		return -1;
+	if (len > CONFIG_MAX)
+		return vt_fail(err, "%s is too large", name);
 	json_tokener *tok = json_tokener_new();
 	if (!tok)
-		return vt_fail_errno(err, ENOMEM, "parsing %s", path);
+		return vt_fail_errno(err, ENOMEM, "parsing %s", name);
 	s->json = json_tokener_parse_ex(tok, text, (int)len);
 	enum json_tokener_error jerr = json_tokener_get_error(tok);
 	size_t offset = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
 	if (!s->json || jerr != json_tokener_success || offset != len)
-		return vt_fail(err, "%s: invalid JSON near byte %zu: %s", path, offset,
+		return vt_fail(err, "%s: invalid JSON near byte %zu: %s", name, offset,
 			       jerr == json_tokener_continue  ? "unexpected end of file"
 			       : jerr != json_tokener_success ? json_tokener_error_desc(jerr)
 							      : "trailing data after the object");
-	return 0;
+	return parse_all(s, err);
 }
 
-int rt_spec_load(const char *bundle, struct rt_spec **out, vt_err *err)
+static int parse_named(const char *bundle, const char *name, const char *text, size_t len, struct rt_spec **out,
+		       vt_err *err)
 {
 	struct rt_spec *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -739,12 +735,29 @@ int rt_spec_load(const char *bundle, struct rt_spec **out, vt_err *err)
 	s->bundle = realpath(bundle, NULL);
 	if (!s->bundle)
 		vt_fail_errno(err, errno, "bundle '%s'", bundle);
-	if (!s->bundle || load_json(s, err) || parse_all(s, err)) {
+	if (!s->bundle || parse_text(s, name, text, len, err)) {
 		rt_spec_free(s);
 		return -1;
 	}
 	*out = s;
 	return 0;
+}
+
+int rt_spec_parse(const char *bundle, const char *text, size_t len, struct rt_spec **out, vt_err *err)
+{
+	return parse_named(bundle, "config.json", text, len, out, err);
+}
+
+int rt_spec_load(const char *bundle, struct rt_spec **out, vt_err *err)
+{
+	cleanup_free char *path = rt_path_join(bundle, "config.json");
+	cleanup_free char *text = NULL;
+	size_t len;
+	if (!path)
+		return vt_fail_errno(err, ENOMEM, "loading config");
+	if (read_file(path, CONFIG_MAX, (void **)&text, &len, err))
+		return -1;
+	return parse_named(bundle, path, text, len, out, err);
 }
 
 void rt_spec_free(struct rt_spec *s)
