@@ -25,6 +25,15 @@ static void cgroup_freep(struct rt_cgroup **cg)
 }
 #define cleanup_cgroup __attribute__((cleanup(cgroup_freep)))
 
+/* Warnings accumulate: `run` may collect one from start and one from delete. */
+static void add_warning(const struct rt_globals *g, const char *id, const char *msg)
+{
+	if (!g->warning)
+		return;
+	size_t n = strlen(g->warning->msg);
+	snprintf(g->warning->msg + n, sizeof(g->warning->msg) - n, "%scontainer '%s': %s", n ? "; " : "", id, msg);
+}
+
 static int wrong_state(const struct rt_state *st, enum rt_status s, const char *cmd, vt_err *err)
 {
 	return vt_fail(err, "cannot %s container '%s': it is %s", cmd, st->id, rt_status_name(s));
@@ -66,8 +75,9 @@ int rt_cmd_start(const struct rt_globals *g, const char *id, vt_err *err)
 		return vt_fail_errno(err, errno, "cannot release container '%s'", id);
 	unlink(fifo);
 	vt_err herr;
+	/* The spec: a failing poststart hook is a warning, the container keeps running. */
 	if (run_recorded_hooks(st, RT_HOOK_POSTSTART, RT_RUNNING, &herr))
-		return vt_fail(err, "container '%s' started, but a poststart hook failed: %s", id, herr.msg);
+		add_warning(g, id, herr.msg);
 	return 0;
 }
 
@@ -162,7 +172,8 @@ int rt_cmd_delete(const struct rt_globals *g, const char *id, bool force, vt_err
 	if (destroy(st, err))
 		return -1;
 	vt_err herr;
-	run_recorded_hooks(st, RT_HOOK_POSTSTOP, RT_STOPPED, &herr); /* poststop failures are only warnings */
+	if (run_recorded_hooks(st, RT_HOOK_POSTSTOP, RT_STOPPED, &herr)) /* only a warning, per the spec */
+		add_warning(g, id, herr.msg);
 	if (rt_remove_tree(st->dir))
 		return vt_fail_errno(err, errno, "cannot remove %s", st->dir);
 	return 0;

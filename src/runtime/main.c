@@ -404,7 +404,14 @@ int main(int argc, char **argv)
 	snprintf(dbg, sizeof(dbg), "command %s (root %s)", cmd, c.g.root);
 	debug(&c, dbg);
 	int exit_code;
-	if (dispatch(&c, cmd, &a, &exit_code, &err))
+	vt_err warning = { 0 };
+	c.g.warning = &warning;
+	int rc_cmd = dispatch(&c, cmd, &a, &exit_code, &err);
+	if (warning.msg[0]) {
+		fprintf(stderr, "virtus-runtime: warning: %s\n", warning.msg);
+		log_line(&c, "warning", warning.msg);
+	}
+	if (rc_cmd)
 		return fail(&c, err.msg[0] ? err.msg : "failed");
 	return exit_code;
 }

@@ -219,6 +219,7 @@ struct rt_globals {
 	const char *root;
 	bool debug;
 	bool systemd_cgroup;
+	vt_err *warning;  /* filled when a command succeeds with a warning (e.g. a poststart hook failed) */
 };
 
 struct rt_create_opts {

@@ -151,6 +151,12 @@ check "a hook past its timeout fails the create" [ $rc != 0 ]
 check "the error names the timeout" grep -q 'timed out after 1 s' "$WORK/err"
 check "the timeout is enforced (${ms} ms < 3000)" [ $ms -lt 3000 ]
 check "nothing left by the failed hook" nothing_left h2
+set_config "$WORK/hb" "c['hooks'] = {'poststart': [{'path': '/bin/false'}], 'poststop': [{'path': '/bin/false'}]}"
+set_args "$WORK/hb" sh -c 'sleep 0.2; exit 4'
+rt run --bundle "$WORK/hb" h3 >/dev/null 2>"$WORK/err"; rc=$?
+check "failing poststart/poststop hooks are warnings: the container still ran (exit 4)" [ $rc = 4 ]
+check "... and the warnings name the hooks" bash -c "grep -q 'warning: .*poststart hook /bin/false failed' '$WORK/err' && grep -q 'warning: .*poststop hook /bin/false failed' '$WORK/err'"
+check "... and nothing is left" nothing_left h3
 
 # spec / features / version
 mkdir -p "$WORK/spec"
