@@ -83,6 +83,46 @@ check "sysctls set inside the container's namespaces" [ "$out" = "1
 check "the host's net.ipv4.ip_forward is untouched" [ "$(cat /proc/sys/net/ipv4/ip_forward)" = "$(cat /proc/sys/net/ipv4/ip_forward)" ]
 make_bundle "$B" >/dev/null
 
+# bind mounts: read-only and read-write, file and directory
+mkdir -p "$WORK/share" && echo shared-data >"$WORK/share/f" && echo file-data >"$WORK/single"
+set_config "$B" "c['mounts'] += [{'destination': '/mnt/ro', 'type': 'bind', 'source': '$WORK/share', 'options': ['rbind', 'ro']},
+  {'destination': '/mnt/rw', 'type': 'bind', 'source': '$WORK/share', 'options': ['bind']},
+  {'destination': '/etc/single', 'type': 'none', 'source': '$WORK/single', 'options': ['bind', 'ro']}]"
+out=$(in_container "$B" 'cat /mnt/ro/f; touch /mnt/ro/x 2>/dev/null || echo ro-refused; echo new > /mnt/rw/g && echo rw-ok; cat /etc/single')
+check "bind mounts: ro refuses writes, rw writes reach the host, a file bind works" [ "$out" = "shared-data
+ro-refused
+rw-ok
+file-data" ]
+check "the rw bind wrote to the host directory" [ "$(cat "$WORK/share/g" 2>/dev/null)" = new ]
+make_bundle "$B" >/dev/null
+
+# personality, seccomp, rootfsPropagation
+set_config "$B" 'c["linux"]["personality"] = {"domain": "LINUX32"}'
+out=$(in_container "$B" 'uname -m')
+check "personality LINUX32 ($out)" grep -qE '^i[3-6]86$' <<<"$out"
+make_bundle "$B" >/dev/null
+set_config "$B" 'c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}' \
+	'c["root"]["readonly"] = False'
+out=$(in_container "$B" 'mkdir /newdir 2>&1; echo still-running')
+check "seccomp: the profile denies mkdir with EPERM" grep -q 'Operation not permitted' <<<"$out"
+check "seccomp: other syscalls still work" grep -q still-running <<<"$out"
+set_config "$B" 'c["process"]["noNewPrivileges"] = False'
+out=$(in_container "$B" 'mkdir /newdir 2>&1; grep NoNewPrivs /proc/self/status')
+check "seccomp without noNewPrivileges (loaded while privileged)" grep -q 'Operation not permitted' <<<"$out"
+make_bundle "$B" >/dev/null
+set_config "$B" 'c["linux"]["rootfsPropagation"] = "rshared"'
+out=$(in_container "$B" 'grep -E "^[0-9]+ [0-9]+ [^ ]+ [^ ]+ / " /proc/self/mountinfo')
+check "rootfsPropagation rshared: / is a shared mount" grep -q 'shared:' <<<"$out"
+make_bundle "$B" >/dev/null
+
+# createContainer runs in the container's namespaces before the root switch; startContainer inside
+set_config "$B" "c['hooks'] = {'createContainer': [{'path': '/bin/sh', 'args': ['sh', '-c', 'hostname > $WORK/cc.out']}],
+  'startContainer': [{'path': '/bin/sh', 'args': ['sh', '-c', 'echo started > /dev/shm/sc']}]}" 'c["hostname"] = "hooked"'
+out=$(in_container "$B" 'cat /dev/shm/sc')
+check "createContainer hook ran in the container's uts namespace" [ "$(cat "$WORK/cc.out" 2>/dev/null)" = hooked ]
+check "startContainer hook ran inside the container before the process" [ "$out" = started ]
+make_bundle "$B" >/dev/null
+
 # user namespace with mappings
 set_config "$B" 'c["linux"]["namespaces"].append({"type": "user"})' \
 	'c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]' \
