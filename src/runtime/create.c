@@ -339,6 +339,25 @@ static void undo_create(struct create_ctx *c)
 	rt_remove_tree(c->state_dir);
 }
 
+/* mkdir -p for the state root (--root may name a directory whose parents do not exist yet). */
+static int make_dirs(const char *path, vt_err *err)
+{
+	cleanup_free char *copy = strdup(path);
+	if (!copy)
+		return vt_fail_errno(err, ENOMEM, "state root");
+	for (char *p = copy + 1; ; p++) {
+		bool end = !*p;
+		if (*p != '/' && !end)
+			continue;
+		*p = 0;
+		if (mkdir(copy, 0711) && errno != EEXIST)
+			return vt_fail_errno(err, errno, "cannot create the state root %s", copy);
+		if (end)
+			return 0;
+		*p = '/';
+	}
+}
+
 static int prepare(struct create_ctx *c, const char *root, vt_err *err)
 {
 	const struct rt_create_opts *o = c->opts;
@@ -350,9 +369,7 @@ static int prepare(struct create_ctx *c, const char *root, vt_err *err)
 		return vt_fail(err, "--console-socket given but process.terminal is false");
 	if (c->spec->seccomp && rt_seccomp_prepare(c->spec->seccomp, &c->seccomp, err))
 		return -1;
-	if (mkdir(root, 0711) && errno != EEXIST)
-		return vt_fail_errno(err, errno, "cannot create the state root %s", root);
-	return 0;
+	return make_dirs(root, err);
 }
 
 static int start_children(struct create_ctx *c, vt_err *err)

@@ -113,6 +113,14 @@ rt delete c4
 check "delete of a created container kills its init" bash -c "! [ -d /proc/$p4 ] || grep -q 'State:.*Z' /proc/$p4/status"
 check "delete --force of an unknown container succeeds (runc-compatible)" rt delete --force never-existed
 
+set_args "$B" sleep 30
+rt create --bundle "$B" c6 >/dev/null 2>&1 </dev/null && rt start c6 && rt pause c6
+rt delete --force c6
+check "delete --force removes a paused container" nothing_left c6
+"$RT" --root "$WORK/deep/er/root" run --bundle "$B" -d c7 >/dev/null 2>&1 </dev/null
+check "--root is created with its parents" [ "$("$RT" --root "$WORK/deep/er/root" state c7 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = running ]
+"$RT" --root "$WORK/deep/er/root" delete --force c7
+
 # kill --all reaches every process in the cgroup
 set_config "$B" 'c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]'
 set_args "$B" sh -c 'sleep 30 & sleep 30'
