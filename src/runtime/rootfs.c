@@ -87,11 +87,14 @@ static int ensure_depth(int rootfd, const char *path, bool dir, int depth, vt_er
 	return open_in_root(rootfd, path, err);
 }
 
-/* Resolve path under the root, creating what is missing: directories on the way, and the last component
- * as a directory or an empty file. Returns an O_PATH fd. */
-static int ensure_in_root(int rootfd, const char *path, bool dir, vt_err *err)
+int rt_rootfs_ensure(int rootfd, const char *path, bool dir, vt_err *err)
 {
 	return ensure_depth(rootfd, path, dir, 0, err);
+}
+
+static int ensure_in_root(int rootfd, const char *path, bool dir, vt_err *err)
+{
+	return rt_rootfs_ensure(rootfd, path, dir, err);
 }
 
 static void fd_path(int fd, char *buf, size_t size)

@@ -199,6 +199,9 @@ struct rt_rootfs_opts {
 	void *arg;
 };
 int rt_rootfs_setup(const struct rt_spec *spec, const struct rt_rootfs_opts *o, vt_err *err);
+/* Resolve path under rootfd as if rootfd were "/" (symlinks and ".." cannot leave it), creating missing
+ * directories and the last component (a directory, or an empty file). Returns an O_PATH fd. */
+int rt_rootfs_ensure(int rootfd, const char *path, bool dir, vt_err *err);
 
 /* Process attributes after the root is in place: rlimits, user, capabilities, no_new_privs, cwd.
  * Seccomp is applied at the right point (before caps when no_new_privileges is false). */
