@@ -17,14 +17,89 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 
+static bool same_inode(int a, int b)
+{
+	struct stat sa, sb;
+	return !fstat(a, &sa) && !fstat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* One step of the walk: enter `name` from *cur, or queue a symlink's target in front of *rest. */
+static int walk_step(int rootfd, int *cur, const char *name, char **rest, int *links)
+{
+	if (!strcmp(name, "..") && same_inode(*cur, rootfd))
+		return 0; /* ".." at the root stays at the root */
+	int next = openat(*cur, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (next < 0)
+		return -1;
+	struct stat st;
+	if (fstat(next, &st)) {
+		close(next);
+		return -1;
+	}
+	if (!S_ISLNK(st.st_mode)) {
+		close(*cur);
+		*cur = next;
+		return 0;
+	}
+	char target[4096];
+	ssize_t n = readlinkat(next, "", target, sizeof(target) - 1);
+	close(next);
+	if (n < 0 || ++*links > 40)
+		return n < 0 ? -1 : (errno = ELOOP, -1);
+	target[n] = 0;
+	char *joined;
+	if (asprintf(&joined, "%s/%s", target, *rest ? *rest : "") < 0)
+		return -1;
+	free(*rest);
+	*rest = joined;
+	if (target[0] == '/') { /* absolute: from the container's root */
+		int r = dup(rootfd);
+		if (r < 0)
+			return -1;
+		close(*cur);
+		*cur = r;
+	}
+	return 0;
+}
+
+int rt_rootfs_resolve_walk(int rootfd, const char *path, vt_err *err)
+{
+	char *rest = strdup(path);
+	int cur = dup(rootfd), links = 0, rc = 0;
+	if (!rest || cur < 0)
+		rc = -1;
+	while (!rc && rest && *rest) {
+		char *slash = strchr(rest, '/');
+		char *tail = slash ? strdup(slash + 1) : NULL;
+		if (slash)
+			*slash = 0;
+		char *name = rest;
+		rest = tail;
+		if (slash && !tail)
+			rc = -1;
+		else if (*name && strcmp(name, "."))
+			rc = walk_step(rootfd, &cur, name, &rest, &links);
+		free(name);
+	}
+	int e = errno;
+	free(rest);
+	if (rc) {
+		if (cur >= 0)
+			close(cur);
+		return vt_fail_errno(err, e, "cannot resolve '%s' in the container root", path);
+	}
+	return cur;
+}
+
 static int open_in_root(int rootfd, const char *path, vt_err *err)
 {
 	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
 	while (*path == '/')
 		path++;
 	int fd = (int)syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof(how));
-	if (fd < 0 && errno == ENOSYS)
-		return vt_fail(err, "this kernel lacks openat2 (Linux 5.6+), needed to resolve mounts safely");
+	/* Kernels before 5.6: walk component by component, with the same confinement. */
+	if (fd < 0 && (errno == ENOSYS || errno == E2BIG))
+		return rt_rootfs_resolve_walk(rootfd, path, err);
 	if (fd < 0)
 		return vt_fail_errno(err, errno, "cannot resolve '/%s' in the container root", path);
 	return fd;

@@ -202,6 +202,9 @@ int rt_rootfs_setup(const struct rt_spec *spec, const struct rt_rootfs_opts *o, 
 /* Resolve path under rootfd as if rootfd were "/" (symlinks and ".." cannot leave it), creating missing
  * directories and the last component (a directory, or an empty file). Returns an O_PATH fd. */
 int rt_rootfs_ensure(int rootfd, const char *path, bool dir, vt_err *err);
+/* The fallback for kernels without openat2: resolve path under rootfd component by component with
+ * O_PATH|O_NOFOLLOW, following symlinks by hand and clamping ".." at the root. Returns an O_PATH fd. */
+int rt_rootfs_resolve_walk(int rootfd, const char *path, vt_err *err);
 
 /* Process attributes after the root is in place: rlimits, user, capabilities, no_new_privs, cwd.
  * Seccomp is applied at the right point (before caps when no_new_privileges is false). */

@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -137,6 +139,47 @@ static void test_symlink_loop_fails(void **state)
 	assert_true(strstr(err.msg, "loop1") != NULL);
 }
 
+/* The fallback walk (kernels without openat2) must agree with openat2 on every escape attempt. */
+static void test_walk_matches_openat2(void **state)
+{
+	struct tree *t = *state;
+	vt_err err = { 0 };
+	char abs_target[160];
+	snprintf(abs_target, sizeof(abs_target), "%s", t->outside);
+	symlink_in(t, abs_target, "escape");
+	symlink_in(t, "../../../../../../..", "up");
+	symlink_in(t, "sub/../up/./outside", "chain");
+	char dir[256];
+	snprintf(dir, sizeof(dir), "%s/sub", t->root);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(dir, sizeof(dir), "%s/outside", t->root);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(dir, sizeof(dir), "%s%s", t->root, t->outside);
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	const char *paths[] = { "/escape", "up/outside", "/../../outside", "chain", "sub/../../..", "/", "" };
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+		int a = rt_rootfs_ensure(t->rootfd, paths[i], true, &err);
+		int b = rt_rootfs_resolve_walk(t->rootfd, paths[i], &err);
+		char pa[256], pb[256];
+		assert_true(a >= 0 && b >= 0);
+		where(a, pa, sizeof(pa));
+		where(b, pb, sizeof(pb));
+		if (strcmp(pa, pb))
+			fail_msg("%s: openat2 gives %s, the walk gives %s", paths[i], pa, pb);
+		assert_true(strncmp(pb, t->root, strlen(t->root)) == 0);
+		close(a);
+		close(b);
+	}
+	assert_int_equal(rt_rootfs_resolve_walk(t->rootfd, "missing/x", &err), -1);
+	assert_int_equal(err.errnum, ENOENT);
+	symlink_in(t, "loop2", "loop1");
+	symlink_in(t, "loop1", "loop2");
+	assert_int_equal(rt_rootfs_resolve_walk(t->rootfd, "loop1", &err), -1);
+	assert_int_equal(err.errnum, ELOOP);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -145,6 +188,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dotdot_symlink_is_clamped, tree_setup, tree_teardown),
 		cmocka_unit_test_setup_teardown(test_dangling_symlink_is_created_inside, tree_setup, tree_teardown),
 		cmocka_unit_test_setup_teardown(test_symlink_loop_fails, tree_setup, tree_teardown),
+		cmocka_unit_test_setup_teardown(test_walk_matches_openat2, tree_setup, tree_teardown),
 	};
 	return cmocka_run_group_tests_name("runtime rootfs resolution", tests, NULL, NULL);
 }
