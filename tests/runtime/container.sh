@@ -83,6 +83,17 @@ check "sysctls set inside the container's namespaces" [ "$out" = "1
 check "the host's net.ipv4.ip_forward is untouched" [ "$(cat /proc/sys/net/ipv4/ip_forward)" = "$(cat /proc/sys/net/ipv4/ip_forward)" ]
 make_bundle "$B" >/dev/null
 
+# no runtime descriptor (sync socket, fifo, log, console) reaches the container process
+exec 7>"$WORK/leak-probe"
+out=$(in_container "$B" 'ls /proc/self/fd | sort -n | tr "\n" " "')
+exec 7>&-
+check "only stdio reaches the container process (fds: $out)" [ "$out" = "0 1 2 3 " ]
+set_args "$B" sleep 30
+rt create --bundle "$B" fd1 >/dev/null 2>&1 </dev/null && rt start fd1
+out=$(rt exec fd1 sh -c 'ls /proc/self/fd | sort -n | tr "\n" " "' 7>"$WORK/leak-probe")
+check "only stdio reaches an exec'd process (fds: $out)" [ "$out" = "0 1 2 3 " ]
+rt delete --force fd1
+
 # bind mounts: read-only and read-write, file and directory
 mkdir -p "$WORK/share" && echo shared-data >"$WORK/share/f" && echo file-data >"$WORK/single"
 set_config "$B" "c['mounts'] += [{'destination': '/mnt/ro', 'type': 'bind', 'source': '$WORK/share', 'options': ['rbind', 'ro']},
