@@ -10,6 +10,8 @@ cg_dir() { # ID CONTROLLER
 }
 cg_value() { cat "$(cg_dir "$1" "$2")/$3" 2>/dev/null; }
 v2() { [ -f /sys/fs/cgroup/cgroup.controllers ]; }
+# A hung runtime must fail this script, not hang the suite.
+rt() { timeout 60 "$RT" --root "$ROOT" "$@"; }
 
 B=$WORK/bundle
 make_bundle "$B" || { echo "not ok 1 - make bundle"; exit 1; }
