@@ -315,8 +315,9 @@ struct created_dirs {
 
 static void created_rollback(struct created_dirs *c)
 {
+	/* No task has joined yet, so nothing is busy; a parent another container just used stays (EBUSY). */
 	for (size_t i = c->n; i-- > 0;)
-		rt_cg_rmdir(c->dirs[i], NULL);
+		rmdir(c->dirs[i]);
 }
 
 static void created_free(struct created_dirs *c)

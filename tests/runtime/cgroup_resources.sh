@@ -16,7 +16,8 @@ rt() { timeout 60 "$RT" --root "$ROOT" "$@"; }
 B=$WORK/bundle
 make_bundle "$B" || { echo "not ok 1 - make bundle"; exit 1; }
 set_args "$B" sleep 60
-set_config "$B" 'c["linux"]["resources"] = {"memory": {"limit": 67108864}, "pids": {"limit": 20},
+set_config "$B" 'c["linux"]["resources"] = {"memory": {"limit": 67108864, "reservation": 33554432,
+	"disableOOMKiller": True}, "pids": {"limit": 20}, "blockIO": {"weight": 300},
 	"cpu": {"shares": 512, "quota": 50000, "period": 100000},
 	"devices": [{"allow": False, "access": "rwm"}]}'
 
@@ -33,6 +34,9 @@ else
 	check "pids.max is 20" test "$(cg_value "$id" pids pids.max)" = 20
 	check "cpu.cfs_quota_us is 50000" test "$(cg_value "$id" cpu cpu.cfs_quota_us)" = 50000
 	check "cpu.shares is 512" test "$(cg_value "$id" cpu cpu.shares)" = 512
+	check "memory.soft_limit_in_bytes is 32 MiB" test "$(cg_value "$id" memory memory.soft_limit_in_bytes)" = 33554432
+	check "memory.oom_control has oom_kill_disable 1" grep -qx 'oom_kill_disable 1' "$(cg_dir "$id" memory)/memory.oom_control"
+	check "blkio weight 300 (blkio.weight or BFQ)" bash -c "cat $(cg_dir "$id" blkio)/blkio.weight $(cg_dir "$id" blkio)/blkio.bfq.weight 2>/dev/null | grep -qw 300"
 	check "devices.list has no 'a *:* rwm'" bash -c "! grep -qx 'a \*:\* rwm' $(cg_dir "$id" devices)/devices.list"
 fi
 pid=$(rt state "$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
