@@ -103,12 +103,16 @@ int rt_cg_mkdir_p(const char *mount, const char *path, char ***created, size_t *
 
 int rt_cg_rmdir(const char *dir, vt_err *err)
 {
-	/* A cgroup whose last task just exited can stay busy for a moment. */
-	for (int attempt = 0;; attempt++) {
+	/* A cgroup whose last task is still exiting stays busy for a moment: back off from 0.5 ms (the common
+	 * case, right after the container's exit) up to 20 ms steps, about 2 s in all. */
+	long wait_ns = 500 * 1000, waited_ns = 0;
+	for (;;) {
 		if (rmdir(dir) == 0 || errno == ENOENT)
 			return 0;
-		if (errno != EBUSY || attempt >= 100)
+		if (errno != EBUSY || waited_ns >= 2000L * 1000 * 1000)
 			return vt_fail_errno(err, errno, "cannot remove cgroup %s", dir);
-		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+		nanosleep(&(struct timespec){ .tv_nsec = wait_ns }, NULL);
+		waited_ns += wait_ns;
+		wait_ns = MIN(wait_ns * 2, 20L * 1000 * 1000);
 	}
 }
