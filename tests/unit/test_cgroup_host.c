@@ -93,9 +93,17 @@ static bool host_is_v1(void)
 	       access("/sys/fs/cgroup/memory/tasks", W_OK) == 0;
 }
 
-static bool host_is_pure_v2(void) { return geteuid() == 0 && dir_exists("/sys/fs/cgroup/cgroup.controllers"); }
+/* Writable, not just present: a CI container may see a read-only cgroup tree. */
+static bool host_is_pure_v2(void)
+{
+	return geteuid() == 0 && dir_exists("/sys/fs/cgroup/cgroup.controllers") &&
+	       access("/sys/fs/cgroup/cgroup.procs", W_OK) == 0;
+}
 
-static bool host_has_unified(void) { return geteuid() == 0 && dir_exists("/sys/fs/cgroup/unified/cgroup.procs"); }
+static bool host_has_unified(void)
+{
+	return geteuid() == 0 && access("/sys/fs/cgroup/unified/cgroup.procs", W_OK) == 0;
+}
 
 static const char *hier_dir(const struct rt_cgroup *cg, const char *controllers)
 {
