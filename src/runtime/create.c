@@ -237,15 +237,6 @@ static int run_runtime_hooks(struct create_ctx *c, vt_err *err)
 	return 0;
 }
 
-static int reap(pid_t pid)
-{
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return status;
-}
-
 /* Drive the children through the protocol until init reports it is ready. */
 static int drive_children(struct create_ctx *c, vt_err *err)
 {
@@ -265,7 +256,7 @@ static int drive_children(struct create_ctx *c, vt_err *err)
 			break;
 		case RT_SYNC_PID:
 			c->init = m.value;
-			reap(c->intermediate);
+			rt_reap(c->intermediate);
 			c->intermediate = 0;
 			rt_sync_send(c->sock, RT_SYNC_GO, 0, NULL);
 			break;
@@ -282,22 +273,6 @@ static int drive_children(struct create_ctx *c, vt_err *err)
 			return vt_fail(err, "container setup: unexpected message %d", m.type);
 		}
 	}
-}
-
-static int write_pid_file(const char *path, pid_t pid, vt_err *err)
-{
-	char buf[32];
-	snprintf(buf, sizeof(buf), "%d", pid);
-	cleanup_free char *abs = path[0] == '/' ? strdup(path) : NULL;
-	if (!abs) {
-		char cwd[4096];
-		if (!getcwd(cwd, sizeof(cwd)))
-			return vt_fail_errno(err, errno, "getcwd");
-		abs = rt_path_join(cwd, path);
-	}
-	if (!abs || rt_write_file_atomic(abs, buf, err))
-		return vt_err_prefix(err, "--pid-file");
-	return 0;
 }
 
 static int save_state(struct create_ctx *c, vt_err *err)
@@ -321,7 +296,7 @@ static void kill_and_reap(pid_t *pid)
 {
 	if (*pid > 0) {
 		kill(*pid, SIGKILL);
-		reap(*pid);
+		rt_reap(*pid);
 		*pid = 0;
 	}
 }
@@ -441,7 +416,7 @@ static int create_container(const struct rt_globals *g, const char *id, const st
 		goto out;
 	}
 	c.created = rt_now_rfc3339();
-	if (start_children(&c, err) || save_state(&c, err) || (o->pid_file && write_pid_file(o->pid_file, c.init, err))) {
+	if (start_children(&c, err) || save_state(&c, err) || (o->pid_file && rt_write_pid_file(o->pid_file, c.init, err))) {
 		undo_create(&c);
 		goto out;
 	}

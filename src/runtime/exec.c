@@ -202,22 +202,6 @@ static int prepare(struct exec_ctx *c, vt_err *err)
 	return open_namespaces(c, err);
 }
 
-static int reap(pid_t pid)
-{
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return status;
-}
-
-static int write_pid_file(const char *path, pid_t pid, vt_err *err)
-{
-	char buf[32];
-	snprintf(buf, sizeof(buf), "%d", pid);
-	return rt_write_file_atomic(path, buf, err) ? vt_err_prefix(err, "--pid-file") : 0;
-}
-
 /* Run the joiner, learn the process's pid, and wait until it has called execve (EOF) or failed. */
 static int launch(struct exec_ctx *c, pid_t *pid, vt_err *err)
 {
@@ -242,16 +226,16 @@ static int launch(struct exec_ctx *c, pid_t *pid, vt_err *err)
 	rt_cgroup_free(cg);
 	if (rc || rt_sync_send(c->sock, RT_SYNC_GO, 0, NULL) || rt_sync_expect(c->sock, RT_SYNC_PID, &m, err)) {
 		kill(joiner, SIGKILL);
-		reap(joiner);
+		rt_reap(joiner);
 		return -1;
 	}
-	reap(joiner);
+	rt_reap(joiner);
 	*pid = m.value;
 	rt_sync_send(c->sock, RT_SYNC_GO, 0, NULL);
 	vt_err eof;
 	if (rt_sync_recv(c->sock, &m, &eof))
 		return 0; /* EOF: execve happened */
-	reap(*pid);
+	rt_reap(*pid);
 	return vt_fail(err, "%s", m.type == RT_SYNC_ERROR ? m.msg : "exec: unexpected message");
 }
 
@@ -292,7 +276,7 @@ int rt_cmd_exec(const struct rt_globals *g, const char *id, const struct rt_exec
 	}
 	if (prepare(&c, err) || launch(&c, &pid, err))
 		goto out;
-	if (o->pid_file && write_pid_file(o->pid_file, pid, err)) {
+	if (o->pid_file && rt_write_pid_file(o->pid_file, pid, err)) {
 		kill(pid, SIGKILL);
 		goto out;
 	}

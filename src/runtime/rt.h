@@ -185,6 +185,8 @@ char *rt_now_rfc3339(void);
 /* Parse exactly len bytes of JSON (the buffer need not be NUL-terminated); NULL if invalid. */
 json_object *rt_json_parse(const char *text, size_t len);
 int rt_write_file_atomic(const char *path, const char *data, vt_err *err);
+/* --pid-file: the pid in decimal, written atomically (a reader never sees a partial file). */
+int rt_write_pid_file(const char *path, pid_t pid, vt_err *err);
 
 /* ---- hooks (hooks.c): run each with the OCI state on stdin; fatal kinds fail the operation ---- */
 int rt_hooks_run(const struct rt_hooks *h, enum rt_hook_kind kind, const char *state_json, vt_err *err);
@@ -267,6 +269,8 @@ int rt_cmd_exec(const struct rt_globals *g, const char *id, const struct rt_exec
 /* Wait for our child pid, forwarding SIGINT/TERM/HUP/QUIT/USR1/USR2/WINCH to it; *exit_status is its
  * exit status or 128+signal. */
 int rt_wait_forwarding(pid_t pid, int *exit_status);
+/* waitpid for our child, retrying on EINTR; the wait status, or -1. */
+int rt_reap(pid_t pid);
 
 /* Wait for a pid that is not necessarily our child (pidfd poll), up to timeout_ms (-1 = forever). */
 int rt_wait_pid_gone(pid_t pid, unsigned long long start_time, int timeout_ms);

@@ -97,6 +97,23 @@ json_object *rt_json_parse(const char *text, size_t len)
 	return j;
 }
 
+int rt_write_pid_file(const char *path, pid_t pid, vt_err *err)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%d", pid);
+	cleanup_free char *abs = NULL;
+	if (path[0] == '/') {
+		abs = strdup(path);
+	} else {
+		/* Relative to where the command was run (podman passes absolute paths; people may not). */
+		cleanup_free char *cwd = getcwd(NULL, 0);
+		abs = cwd ? rt_path_join(cwd, path) : NULL;
+	}
+	if (!abs)
+		return vt_fail_errno(err, errno, "--pid-file %s", path);
+	return rt_write_file_atomic(abs, buf, err) ? vt_err_prefix(err, "--pid-file") : 0;
+}
+
 static void add_string(json_object *o, const char *key, const char *v)
 {
 	if (v)

@@ -11,7 +11,7 @@
 
 static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
 
-static int reap(pid_t pid)
+int rt_reap(pid_t pid)
 {
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
@@ -45,7 +45,7 @@ int rt_wait_forwarding(pid_t pid, int *exit_status)
 		if (p[0].revents)
 			break;
 	}
-	int ws = reap(pid);
+	int ws = rt_reap(pid);
 	if (sfd >= 0)
 		close(sfd);
 	if (pfd >= 0)
