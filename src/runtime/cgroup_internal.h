@@ -57,6 +57,20 @@ struct rt_cg_dev_rule {
 	char access[4];        /* subset of "rwm", in that order */
 };
 
+/* One per-device blockIO entry: a weight (weightDevice) or a rate (throttle*Device). */
+struct rt_cg_blkio_dev {
+	int64_t major, minor;
+	uint64_t value;
+};
+
+enum rt_cg_blkio_list {
+	RT_CG_BLKIO_WEIGHT, RT_CG_BLKIO_READ_BPS, RT_CG_BLKIO_WRITE_BPS, RT_CG_BLKIO_READ_IOPS, RT_CG_BLKIO_WRITE_IOPS,
+	RT_CG_BLKIO_LISTS
+};
+
+/* The OCI field name of each list ("weightDevice", "throttleReadBpsDevice", ...). */
+const char *rt_cg_blkio_list_name(enum rt_cg_blkio_list l);
+
 struct rt_cg_resources {
 	bool has_mem_limit, has_mem_reservation, has_mem_swap, has_swappiness, disable_oom_killer;
 	int64_t mem_limit, mem_reservation, mem_swap;
@@ -70,8 +84,15 @@ struct rt_cg_resources {
 	bool has_pids_limit;
 	int64_t pids_limit;
 
+	bool has_cpu_burst, has_cpu_idle;
+	uint64_t cpu_burst;
+	int64_t cpu_idle;
+
 	bool has_blkio_weight;
 	uint64_t blkio_weight;
+	/* blockIO.weightDevice and the four throttle lists, in that order (enum rt_cg_blkio_list) */
+	struct rt_cg_blkio_dev *blkio_devs[5];
+	size_t nblkio_devs[5];
 
 	struct rt_cg_dev_rule *devices; /* user rules, then the defaults every container gets */
 	size_t ndevices;

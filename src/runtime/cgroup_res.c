@@ -87,6 +87,8 @@ static int refuse_nonempty(json_object *obj, const char *base, const char *key, 
 		return 0;
 	if (json_object_is_type(v, json_type_array) && json_object_array_length(v) == 0)
 		return 0;
+	if (json_object_is_type(v, json_type_object) && json_object_object_length(v) == 0)
+		return 0;
 	return vt_fail(err, "%s.%s: not supported by virtus-runtime", base, key);
 }
 
@@ -148,6 +150,11 @@ static int parse_cpu(json_object *res, struct rt_cg_resources *r, vt_err *err)
 	if (r->has_cpu_period && (r->cpu_period < 1000 || r->cpu_period > 1000000))
 		return vt_fail(err, "%s.period: must be in [1000, 1000000] microseconds, got %llu", base,
 			       (unsigned long long)r->cpu_period);
+	if (get_u64(c, base, "burst", &r->has_cpu_burst, &r->cpu_burst, err) < 0 ||
+	    get_i64(c, base, "idle", &r->has_cpu_idle, &r->cpu_idle, err) < 0)
+		return -1;
+	if (r->has_cpu_idle && r->cpu_idle != 0 && r->cpu_idle != 1)
+		return vt_fail(err, "%s.idle: must be 0 or 1, got %lld", base, (long long)r->cpu_idle);
 	if (refuse_nonempty(c, base, "realtimeRuntime", err) < 0 ||
 	    refuse_nonempty(c, base, "realtimePeriod", err) < 0)
 		return -1;
@@ -169,6 +176,54 @@ static int parse_pids(json_object *res, struct rt_cg_resources *r, vt_err *err)
 	return 0;
 }
 
+const char *rt_cg_blkio_list_name(enum rt_cg_blkio_list l)
+{
+	static const char *const names[RT_CG_BLKIO_LISTS] = { "weightDevice", "throttleReadBpsDevice",
+		"throttleWriteBpsDevice", "throttleReadIOPSDevice", "throttleWriteIOPSDevice" };
+	return names[l];
+}
+
+static int parse_blkio_dev(json_object *d, const char *field, bool weight, struct rt_cg_blkio_dev *out, vt_err *err)
+{
+	bool has_major = false, has_minor = false, has_value = false;
+	if (!json_object_is_type(d, json_type_object))
+		return vt_fail(err, "%s: must be an object", field);
+	if (get_i64(d, field, "major", &has_major, &out->major, err) < 0 ||
+	    get_i64(d, field, "minor", &has_minor, &out->minor, err) < 0 ||
+	    get_u64(d, field, weight ? "weight" : "rate", &has_value, &out->value, err) < 0)
+		return -1;
+	if (!has_major || !has_minor || out->major < 0 || out->minor < 0)
+		return vt_fail(err, "%s: needs major and minor device numbers", field);
+	if (!has_value)
+		return weight ? vt_fail(err, "%s.weight: required (leafWeight is not supported)", field) :
+				vt_fail(err, "%s.rate: required", field);
+	if (weight && (out->value < 10 || out->value > 1000))
+		return vt_fail(err, "%s.weight: must be in [10, 1000], got %llu", field, (unsigned long long)out->value);
+	return 0;
+}
+
+static int parse_blkio_list(json_object *b, enum rt_cg_blkio_list l, struct rt_cg_resources *r, vt_err *err)
+{
+	const char *key = rt_cg_blkio_list_name(l);
+	json_object *arr;
+	if (!json_object_object_get_ex(b, key, &arr) || json_object_is_type(arr, json_type_null))
+		return 0;
+	if (!json_object_is_type(arr, json_type_array))
+		return vt_fail(err, "linux.resources.blockIO.%s: must be an array", key);
+	size_t n = json_object_array_length(arr);
+	r->blkio_devs[l] = calloc(n ? n : 1, sizeof(*r->blkio_devs[l]));
+	if (!r->blkio_devs[l])
+		return vt_fail_errno(err, ENOMEM, "linux.resources.blockIO.%s", key);
+	for (size_t i = 0; i < n; i++, r->nblkio_devs[l]++) {
+		char field[96];
+		snprintf(field, sizeof(field), "linux.resources.blockIO.%s[%zu]", key, i);
+		if (parse_blkio_dev(json_object_array_get_idx(arr, i), field, l == RT_CG_BLKIO_WEIGHT,
+				    &r->blkio_devs[l][i], err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int parse_blkio(json_object *res, struct rt_cg_resources *r, vt_err *err)
 {
 	const char *base = "linux.resources.blockIO";
@@ -182,10 +237,10 @@ static int parse_blkio(json_object *res, struct rt_cg_resources *r, vt_err *err)
 	if (r->has_blkio_weight && (r->blkio_weight < 10 || r->blkio_weight > 1000))
 		return vt_fail(err, "%s.weight: must be in [10, 1000], got %llu", base,
 			       (unsigned long long)r->blkio_weight);
-	static const char *const unsupported[] = { "leafWeight", "weightDevice", "throttleReadBpsDevice",
-		"throttleWriteBpsDevice", "throttleReadIOPSDevice", "throttleWriteIOPSDevice" };
-	for (size_t i = 0; i < ARRAY_SIZE(unsupported); i++)
-		if (refuse_nonempty(b, base, unsupported[i], err) < 0)
+	if (refuse_nonempty(b, base, "leafWeight", err) < 0)
+		return -1;
+	for (enum rt_cg_blkio_list l = 0; l < RT_CG_BLKIO_LISTS; l++)
+		if (parse_blkio_list(b, l, r, err) < 0)
 			return -1;
 	return 0;
 }
@@ -350,7 +405,8 @@ int rt_cg_resources_parse(json_object *linux_obj, struct rt_cg_resources *out, v
 	    parse_blkio(res, out, err) < 0 || parse_user_devices(res, out, err) < 0 ||
 	    add_default_devices(out, err) < 0 || add_config_devices(linux_obj, out, err) < 0 ||
 	    parse_unified(res, out, err) < 0 || refuse_nonempty(res, "linux.resources", "hugepageLimits", err) < 0 ||
-	    refuse_nonempty(res, "linux.resources", "rdma", err) < 0)
+	    refuse_nonempty(res, "linux.resources", "rdma", err) < 0 ||
+	    refuse_nonempty(res, "linux.resources", "network", err) < 0)
 		rc = -1;
 	if (rc < 0)
 		rt_cg_resources_free(out);
@@ -362,6 +418,8 @@ void rt_cg_resources_free(struct rt_cg_resources *r)
 	free(r->cpus);
 	free(r->mems);
 	free(r->devices);
+	for (enum rt_cg_blkio_list l = 0; l < RT_CG_BLKIO_LISTS; l++)
+		free(r->blkio_devs[l]);
 	if (r->unified)
 		json_object_put(r->unified);
 	memset(r, 0, sizeof(*r));

@@ -114,6 +114,15 @@ static int apply_cpu(const struct rt_cgroup *cg, const struct rt_cg_resources *r
 		    write_i64(dir, "cpu.cfs_quota_us", r->cpu_quota, "linux.resources.cpu.quota", err) < 0)
 			return -1;
 	}
+	if (r->has_cpu_burst || r->has_cpu_idle) {
+		if (need_dir(cg, "cpu", "linux.resources.cpu", &dir, err) < 0)
+			return -1;
+		if (r->has_cpu_burst &&
+		    write_i64(dir, "cpu.cfs_burst_us", (int64_t)r->cpu_burst, "linux.resources.cpu.burst", err) < 0)
+			return -1;
+		if (r->has_cpu_idle && write_i64(dir, "cpu.idle", r->cpu_idle, "linux.resources.cpu.idle", err) < 0)
+			return -1;
+	}
 	if (r->cpus || r->mems) {
 		if (need_dir(cg, "cpuset", "linux.resources.cpu.cpus", &dir, err) < 0)
 			return -1;
@@ -137,14 +146,11 @@ static int apply_pids(const struct rt_cgroup *cg, const struct rt_cg_resources *
 	return write_i64(dir, "pids.max", r->pids_limit, "linux.resources.pids.limit", err);
 }
 
-static int apply_blkio(const struct rt_cgroup *cg, const struct rt_cg_resources *r, vt_err *err)
+static int apply_blkio_weight(const char *dir, const struct rt_cg_resources *r, vt_err *err)
 {
-	const char *dir;
 	const char *field = "linux.resources.blockIO.weight";
 	if (!r->has_blkio_weight)
 		return 0;
-	if (need_dir(cg, "blkio", field, &dir, err) < 0)
-		return -1;
 	/* CFQ's blkio.weight is gone from multiqueue kernels; BFQ's weight has the same range. */
 	const char *file = rt_cg_file_exists(dir, "blkio.weight") ? "blkio.weight" :
 			   rt_cg_file_exists(dir, "blkio.bfq.weight") ? "blkio.bfq.weight" : NULL;
@@ -152,6 +158,45 @@ static int apply_blkio(const struct rt_cgroup *cg, const struct rt_cg_resources 
 		return vt_fail(err, "%s: the kernel offers neither blkio.weight nor blkio.bfq.weight "
 			       "(no CFQ/BFQ I/O scheduler)", field);
 	return write_i64(dir, file, (int64_t)r->blkio_weight, field, err);
+}
+
+/* The v1 file of each per-device list; weights go to whichever scheduler's file exists. */
+static const char *blkio_list_file(const char *dir, enum rt_cg_blkio_list l)
+{
+	static const char *const throttle[] = { NULL, "blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device",
+		"blkio.throttle.read_iops_device", "blkio.throttle.write_iops_device" };
+	if (l != RT_CG_BLKIO_WEIGHT)
+		return throttle[l];
+	return rt_cg_file_exists(dir, "blkio.weight_device") ? "blkio.weight_device" : "blkio.bfq.weight_device";
+}
+
+static int apply_blkio_devices(const char *dir, const struct rt_cg_resources *r, vt_err *err)
+{
+	for (enum rt_cg_blkio_list l = 0; l < RT_CG_BLKIO_LISTS; l++) {
+		for (size_t i = 0; i < r->nblkio_devs[l]; i++) {
+			const struct rt_cg_blkio_dev *d = &r->blkio_devs[l][i];
+			char line[64], field[96];
+			snprintf(line, sizeof(line), "%lld:%lld %llu", (long long)d->major, (long long)d->minor,
+				 (unsigned long long)d->value);
+			snprintf(field, sizeof(field), "linux.resources.blockIO.%s[%zu]", rt_cg_blkio_list_name(l), i);
+			if (write_str(dir, blkio_list_file(dir, l), line, field, err) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int apply_blkio(const struct rt_cgroup *cg, const struct rt_cg_resources *r, vt_err *err)
+{
+	const char *dir;
+	bool any = r->has_blkio_weight;
+	for (enum rt_cg_blkio_list l = 0; l < RT_CG_BLKIO_LISTS; l++)
+		any |= r->nblkio_devs[l] > 0;
+	if (!any)
+		return 0;
+	if (need_dir(cg, "blkio", "linux.resources.blockIO", &dir, err) < 0)
+		return -1;
+	return apply_blkio_weight(dir, r, err) < 0 || apply_blkio_devices(dir, r, err) < 0 ? -1 : 0;
 }
 
 static int apply_devices(const struct rt_cgroup *cg, const struct rt_cg_resources *r, vt_err *err)

@@ -111,6 +111,13 @@ static int apply_cpu(const char *dir, const struct rt_cg_resources *r, vt_err *e
 				"linux.resources.cpu.period", err) < 0)
 			return -1;
 	}
+	if (r->has_cpu_burst) {
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)r->cpu_burst);
+		if (write_value(dir, "cpu.max.burst", buf, "linux.resources.cpu.burst", err) < 0)
+			return -1;
+	}
+	if (r->has_cpu_idle && write_value(dir, "cpu.idle", r->cpu_idle ? "1" : "0", "linux.resources.cpu.idle", err) < 0)
+		return -1;
 	if (r->cpus && write_value(dir, "cpuset.cpus", r->cpus, "linux.resources.cpu.cpus", err) < 0)
 		return -1;
 	if (r->mems && write_value(dir, "cpuset.mems", r->mems, "linux.resources.cpu.mems", err) < 0)
@@ -118,23 +125,49 @@ static int apply_cpu(const char *dir, const struct rt_cg_resources *r, vt_err *e
 	return 0;
 }
 
-static int apply_pids_blkio(const char *dir, const struct rt_cg_resources *r, vt_err *err)
+static int apply_pids(const char *dir, const struct rt_cg_resources *r, vt_err *err)
 {
 	char buf[32];
-	if (r->has_pids_limit) {
-		limit_str(r->pids_limit <= 0 ? -1 : r->pids_limit, buf, sizeof(buf));
-		if (write_value(dir, "pids.max", buf, "linux.resources.pids.limit", err) < 0)
-			return -1;
-	}
-	if (r->has_blkio_weight) {
-		const char *field = "linux.resources.blockIO.weight";
-		/* BFQ takes the v1 range as is; otherwise convert to io.weight's range. */
-		if (rt_cg_file_exists(dir, "io.bfq.weight")) {
-			snprintf(buf, sizeof(buf), "%llu", (unsigned long long)r->blkio_weight);
-			return write_value(dir, "io.bfq.weight", buf, field, err);
+	if (!r->has_pids_limit)
+		return 0;
+	limit_str(r->pids_limit <= 0 ? -1 : r->pids_limit, buf, sizeof(buf));
+	return write_value(dir, "pids.max", buf, "linux.resources.pids.limit", err);
+}
+
+/* BFQ takes the v1 weight range as is; otherwise io.weight with its own range. `dev` is "" or "maj:min ". */
+static int write_io_weight(const char *dir, const char *dev, uint64_t weight, const char *field, vt_err *err)
+{
+	char buf[64];
+	bool bfq = rt_cg_file_exists(dir, "io.bfq.weight");
+	snprintf(buf, sizeof(buf), "%s%llu", *dev ? dev : bfq ? "" : "default ",
+		 (unsigned long long)(bfq ? weight : rt_cg_blkio_to_io_weight(weight)));
+	return write_value(dir, bfq ? "io.bfq.weight" : "io.weight", buf, field, err);
+}
+
+static int apply_io(const char *dir, const struct rt_cg_resources *r, vt_err *err)
+{
+	static const char *const io_max_key[] = { NULL, "rbps", "wbps", "riops", "wiops" };
+	if (r->has_blkio_weight && write_io_weight(dir, "", r->blkio_weight, "linux.resources.blockIO.weight", err) < 0)
+		return -1;
+	for (enum rt_cg_blkio_list l = 0; l < RT_CG_BLKIO_LISTS; l++) {
+		for (size_t i = 0; i < r->nblkio_devs[l]; i++) {
+			const struct rt_cg_blkio_dev *d = &r->blkio_devs[l][i];
+			char dev[48], field[96], line[96];
+			snprintf(dev, sizeof(dev), "%lld:%lld ", (long long)d->major, (long long)d->minor);
+			snprintf(field, sizeof(field), "linux.resources.blockIO.%s[%zu]", rt_cg_blkio_list_name(l), i);
+			if (l == RT_CG_BLKIO_WEIGHT) {
+				if (write_io_weight(dir, dev, d->value, field, err) < 0)
+					return -1;
+				continue;
+			}
+			/* io.max takes one key at a time; 0 lifts the limit, as in v1 */
+			if (d->value)
+				snprintf(line, sizeof(line), "%s%s=%llu", dev, io_max_key[l], (unsigned long long)d->value);
+			else
+				snprintf(line, sizeof(line), "%s%s=max", dev, io_max_key[l]);
+			if (write_value(dir, "io.max", line, field, err) < 0)
+				return -1;
 		}
-		snprintf(buf, sizeof(buf), "default %llu", (unsigned long long)rt_cg_blkio_to_io_weight(r->blkio_weight));
-		return write_value(dir, "io.weight", buf, field, err);
 	}
 	return 0;
 }
@@ -154,7 +187,7 @@ static int apply_unified(const char *dir, const struct rt_cg_resources *r, vt_er
 
 int rt_cg_v2_apply(const char *dir, const struct rt_cg_resources *r, vt_err *err)
 {
-	if (apply_memory(dir, r, err) < 0 || apply_cpu(dir, r, err) < 0 || apply_pids_blkio(dir, r, err) < 0 ||
+	if (apply_memory(dir, r, err) < 0 || apply_cpu(dir, r, err) < 0 || apply_pids(dir, r, err) < 0 || apply_io(dir, r, err) < 0 ||
 	    apply_unified(dir, r, err) < 0)
 		return -1;
 	return rt_cg_bpf_attach_devices(dir, r->devices, r->ndevices, err);

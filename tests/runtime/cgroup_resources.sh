@@ -13,11 +13,16 @@ v2() { [ -f /sys/fs/cgroup/cgroup.controllers ]; }
 # A hung runtime must fail this script, not hang the suite.
 rt() { timeout 60 "$RT" --root "$ROOT" "$@"; }
 
+# A real block device for the device-cgroup and throttle checks (the first disk lsblk lists).
+disk=$(lsblk -ndo MAJ:MIN,TYPE 2>/dev/null | awk '$2 == "disk" { print $1; exit }' | tr -d ' ')
+throttle=""
+[ -n "$disk" ] && throttle=", 'throttleReadBpsDevice': [{'major': ${disk%:*}, 'minor': ${disk#*:}, 'rate': 1048576}]"
+
 B=$WORK/bundle
 make_bundle "$B" || { echo "not ok 1 - make bundle"; exit 1; }
 set_args "$B" sleep 60
 set_config "$B" 'c["linux"]["resources"] = {"memory": {"limit": 67108864, "reservation": 33554432,
-	"disableOOMKiller": True}, "pids": {"limit": 20}, "blockIO": {"weight": 300},
+	"disableOOMKiller": True}, "pids": {"limit": 20}, "blockIO": {"weight": 300'"$throttle"'},
 	"cpu": {"shares": 512, "quota": 50000, "period": 100000},
 	"devices": [{"allow": False, "access": "rwm"}]}'
 
@@ -37,6 +42,9 @@ else
 	check "memory.soft_limit_in_bytes is 32 MiB" test "$(cg_value "$id" memory memory.soft_limit_in_bytes)" = 33554432
 	check "memory.oom_control has oom_kill_disable 1" grep -qx 'oom_kill_disable 1' "$(cg_dir "$id" memory)/memory.oom_control"
 	check "blkio weight 300 (blkio.weight or BFQ)" bash -c "cat $(cg_dir "$id" blkio)/blkio.weight $(cg_dir "$id" blkio)/blkio.bfq.weight 2>/dev/null | grep -qw 300"
+	if [ -n "$disk" ]; then
+		check "blkio.throttle.read_bps_device has $disk 1048576" grep -qx "$disk 1048576" "$(cg_dir "$id" blkio)/blkio.throttle.read_bps_device"
+	fi
 	check "devices.list has no 'a *:* rwm'" bash -c "! grep -qx 'a \*:\* rwm' $(cg_dir "$id" devices)/devices.list"
 fi
 pid=$(rt state "$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
@@ -66,7 +74,6 @@ if rt delete "$id"; then ok "delete"; else not_ok "delete"; fi
 check "no cgroup directory left after delete" nothing_left "$id"
 
 # ---- devices: a block device node inside the rootfs ----
-disk=$(lsblk -ndo MAJ:MIN,TYPE 2>/dev/null | awk '$2 == "disk" { print $1; exit }' | tr -d ' ')
 if [ -z "$disk" ]; then
 	skip "block device access denied" "no block device"
 	skip "block device access allowed by a rule" "no block device"

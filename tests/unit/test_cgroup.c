@@ -126,7 +126,8 @@ static void test_resources_parse_values(void **state)
 	(void)state;
 	json_object *j = linux_from("{\"resources\":{\"memory\":{\"limit\":104857600,\"swap\":209715200,"
 				    "\"disableOOMKiller\":true},\"cpu\":{\"shares\":512,\"quota\":50000,\"period\":100000,"
-				    "\"cpus\":\"0\"},\"pids\":{\"limit\":32},\"blockIO\":{\"weight\":300},"
+				    "\"cpus\":\"0\",\"burst\":1000},\"pids\":{\"limit\":32},\"blockIO\":{\"weight\":300,"
+				    "\"throttleReadBpsDevice\":[{\"major\":8,\"minor\":0,\"rate\":1048576}]},\"network\":{},"
 				    "\"devices\":[{\"allow\":false,\"access\":\"rwm\"},"
 				    "{\"allow\":true,\"type\":\"b\",\"major\":8,\"access\":\"r\"}]},"
 				    "\"devices\":[{\"path\":\"/dev/fuse\",\"type\":\"c\",\"major\":10,\"minor\":229}]}");
@@ -143,6 +144,12 @@ static void test_resources_parse_values(void **state)
 	assert_null(r.mems);
 	assert_int_equal(r.pids_limit, 32);
 	assert_int_equal(r.blkio_weight, 300);
+	assert_true(r.has_cpu_burst);
+	assert_int_equal(r.cpu_burst, 1000);
+	assert_int_equal(r.nblkio_devs[RT_CG_BLKIO_READ_BPS], 1);
+	assert_int_equal(r.blkio_devs[RT_CG_BLKIO_READ_BPS][0].major, 8);
+	assert_int_equal(r.blkio_devs[RT_CG_BLKIO_READ_BPS][0].value, 1048576);
+	assert_int_equal(r.nblkio_devs[RT_CG_BLKIO_WEIGHT], 0);
 	/* two user rules, nine defaults, one from linux.devices */
 	assert_int_equal(r.ndevices, 12);
 	assert_false(r.devices[0].allow);
@@ -177,7 +184,14 @@ static void test_resources_errors_name_field(void **state)
 	expect_parse_error("{\"resources\":{\"pids\":7}}", "linux.resources.pids: must be an object");
 	expect_parse_error("{\"resources\":{\"blockIO\":{\"weight\":5}}}", "linux.resources.blockIO.weight");
 	expect_parse_error("{\"resources\":{\"blockIO\":{\"throttleReadBpsDevice\":[{\"major\":8}]}}}",
-			   "linux.resources.blockIO.throttleReadBpsDevice: not supported");
+			   "linux.resources.blockIO.throttleReadBpsDevice[0]: needs major and minor");
+	expect_parse_error("{\"resources\":{\"blockIO\":{\"throttleWriteIOPSDevice\":[{\"major\":8,\"minor\":0}]}}}",
+			   "linux.resources.blockIO.throttleWriteIOPSDevice[0].rate: required");
+	expect_parse_error("{\"resources\":{\"blockIO\":{\"weightDevice\":[{\"major\":8,\"minor\":0,\"weight\":5}]}}}",
+			   "linux.resources.blockIO.weightDevice[0].weight");
+	expect_parse_error("{\"resources\":{\"blockIO\":{\"leafWeight\":10}}}", "linux.resources.blockIO.leafWeight");
+	expect_parse_error("{\"resources\":{\"cpu\":{\"idle\":2}}}", "linux.resources.cpu.idle");
+	expect_parse_error("{\"resources\":{\"network\":{\"classID\":1048577}}}", "linux.resources.network: not supported");
 	expect_parse_error("{\"resources\":{\"devices\":[{\"access\":\"rwm\"}]}}", "linux.resources.devices[0].allow");
 	expect_parse_error("{\"resources\":{\"devices\":[{\"allow\":true},{\"allow\":true,\"access\":\"rx\"}]}}",
 			   "linux.resources.devices[1].access");
