@@ -312,21 +312,13 @@ static int build_filter(scmp_filter_ctx ctx, uint32_t default_action, json_objec
 	return 0;
 }
 
-static int check_listener(json_object *sc, vt_err *err)
-{
-	json_object *v;
-	if (json_object_object_get_ex(sc, "listenerPath", &v) && !json_object_is_type(v, json_type_null))
-		return vt_fail(err, "linux.seccomp.listenerPath: seccomp notification is not supported by virtus-runtime");
-	return 0;
-}
-
 int rt_seccomp_prepare(json_object *seccomp, struct rt_seccomp **out, vt_err *err)
 {
 	uint32_t default_action;
 	if (!seccomp || !json_object_is_type(seccomp, json_type_object))
 		return vt_fail(err, "linux.seccomp: must be an object");
-	if (check_listener(seccomp, err) < 0 ||
-	    action_of(seccomp, "linux.seccomp", "defaultAction", "defaultErrnoRet", &default_action, err) < 0)
+	/* listenerPath/listenerMetadata only matter with SCMP_ACT_NOTIFY, which is refused below. */
+	if (action_of(seccomp, "linux.seccomp", "defaultAction", "defaultErrnoRet", &default_action, err) < 0)
 		return -1;
 	struct rt_seccomp *sc = calloc(1, sizeof(*sc));
 	if (!sc)

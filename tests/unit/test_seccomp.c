@@ -57,8 +57,9 @@ static void test_errors_name_their_field(void **state)
 		     "linux.seccomp.architectures[0]: unknown architecture 'SCMP_ARCH_VAX'");
 	expect_error("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"flags\":[\"SECCOMP_FILTER_FLAG_NOPE\"]}",
 		     "linux.seccomp.flags[0]: 'SECCOMP_FILTER_FLAG_NOPE' is not supported");
-	expect_error("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"listenerPath\":\"/run/agent.sock\"}",
-		     "linux.seccomp.listenerPath");
+	expect_error("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"listenerPath\":\"/run/agent.sock\",\"syscalls\":["
+		     "{\"names\":[\"mount\"],\"action\":\"SCMP_ACT_NOTIFY\"}]}",
+		     "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY is not supported");
 	expect_error("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":{}}", "linux.seccomp.syscalls: must be an array");
 	expect_error("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"read\"],\"action\":\"SCMP_ACT_ERRNO\"},"
 		     "{\"names\":[\"getcwd\",\"no_such_call\"],\"action\":\"SCMP_ACT_ERRNO\"}]}",
@@ -91,6 +92,8 @@ static void test_builds_full_profiles(void **state)
 			 "\"socketcall\"],\"action\":\"%s\"}]}", actions[i]);
 		rt_seccomp_free(prepare_ok(json));
 	}
+	/* listenerPath without SCMP_ACT_NOTIFY is ignored, as the spec says. */
+	rt_seccomp_free(prepare_ok("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"listenerPath\":\"/run/agent.sock\"}"));
 	/* A rule repeating the default action, and repeated argument indexes (OR semantics), are accepted. */
 	rt_seccomp_free(prepare_ok("{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"defaultErrnoRet\":38,\"syscalls\":["
 				   "{\"names\":[\"read\"],\"action\":\"SCMP_ACT_ERRNO\"},"
