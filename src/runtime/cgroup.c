@@ -3,6 +3,7 @@
 #include "runtime/cgroup_internal.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <stdio.h>
@@ -432,25 +433,48 @@ static const struct rt_cg_hier *membership_hier(const struct rt_cgroup *cg)
 	return h ? h : &cg->hier[0];
 }
 
-static int parse_pid_list(char *text, pid_t **pids, size_t *n, vt_err *err)
+struct pid_list {
+	pid_t *v;
+	size_t n, cap;
+};
+
+static int pid_list_add_text(struct pid_list *l, char *text, vt_err *err)
 {
-	size_t count = 0, cap = 16;
-	cleanup_free pid_t *list = malloc(cap * sizeof(*list));
 	char *save = NULL;
 	for (char *tok = strtok_r(text, "\n", &save); tok; tok = strtok_r(NULL, "\n", &save)) {
-		if (!list)
-			return vt_fail_errno(err, ENOMEM, "listing cgroup pids");
-		if (count == cap) {
-			pid_t *grown = realloc(list, (cap *= 2) * sizeof(*list));
+		if (l->n == l->cap) {
+			size_t cap = l->cap ? l->cap * 2 : 16;
+			pid_t *grown = realloc(l->v, cap * sizeof(*grown));
 			if (!grown)
 				return vt_fail_errno(err, ENOMEM, "listing cgroup pids");
-			list = grown;
+			l->v = grown;
+			l->cap = cap;
 		}
-		list[count++] = (pid_t)atoi(tok);
+		l->v[l->n++] = (pid_t)atoi(tok);
 	}
-	*pids = steal_ptr(list);
-	*n = count;
 	return 0;
+}
+
+/* The tasks of dir and of every cgroup the container created below it (a nested systemd, say). */
+static int collect_pids(const char *dir, struct pid_list *l, char *buf, size_t cap, int depth, vt_err *err)
+{
+	if (depth > 32)
+		return vt_fail(err, "cgroup %s: nested too deep", dir);
+	if (rt_cg_read(dir, "cgroup.procs", buf, cap, err) < 0 || pid_list_add_text(l, buf, err) < 0)
+		return -1;
+	DIR *d = opendir(dir);
+	if (!d)
+		return vt_fail_errno(err, errno, "cannot list cgroup %s", dir);
+	int rc = 0;
+	for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+		if (e->d_type != DT_DIR || strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		char sub[4096];
+		snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+		rc = collect_pids(sub, l, buf, cap, depth + 1, err);
+	}
+	closedir(d);
+	return rc;
 }
 
 int rt_cgroup_pids(struct rt_cgroup *cg, pid_t **pids, size_t *n, vt_err *err)
@@ -458,11 +482,16 @@ int rt_cgroup_pids(struct rt_cgroup *cg, pid_t **pids, size_t *n, vt_err *err)
 	const struct rt_cg_hier *h = membership_hier(cg);
 	size_t cap = 1 << 20;
 	cleanup_free char *buf = malloc(cap);
+	struct pid_list l = { 0 };
 	if (!buf)
 		return vt_fail_errno(err, ENOMEM, "listing cgroup pids");
-	if (rt_cg_read(h->dir, "cgroup.procs", buf, cap, err) < 0)
+	if (collect_pids(h->dir, &l, buf, cap, 0, err) < 0) {
+		free(l.v);
 		return -1;
-	return parse_pid_list(buf, pids, n, err);
+	}
+	*pids = l.v;
+	*n = l.n;
+	return 0;
 }
 
 int rt_cgroup_freeze(struct rt_cgroup *cg, bool frozen, vt_err *err)
@@ -482,7 +511,7 @@ int rt_cgroup_destroy(struct rt_cgroup *cg, vt_err *err)
 	vt_err first = { 0 };
 	for (size_t i = cg->nhier; i-- > 0;) {
 		vt_err e = { 0 };
-		if (rt_cg_rmdir(cg->hier[i].dir, &e) < 0 && rc == 0) {
+		if (rt_cg_rmdir_tree(cg->hier[i].dir, &e) < 0 && rc == 0) {
 			first = e;
 			rc = -1;
 		}

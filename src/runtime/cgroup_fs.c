@@ -1,6 +1,7 @@
 /* Reading and writing cgroup control files, creating and removing cgroup directories. */
 #include "runtime/cgroup_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -115,4 +116,23 @@ int rt_cg_rmdir(const char *dir, vt_err *err)
 		waited_ns += wait_ns;
 		wait_ns = MIN(wait_ns * 2, 20L * 1000 * 1000);
 	}
+}
+
+int rt_cg_rmdir_tree(const char *dir, vt_err *err)
+{
+	/* Children first: cgroups the container made inside its own (cgroup namespaces allow that). */
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : vt_fail_errno(err, errno, "cannot list cgroup %s", dir);
+	int rc = 0;
+	for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+		if (e->d_type != DT_DIR || strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		char sub[4096];
+		int n = snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+		rc = n < 0 || (size_t)n >= sizeof(sub) ? vt_fail(err, "cgroup path too long: %s/%s", dir, e->d_name) :
+							 rt_cg_rmdir_tree(sub, err);
+	}
+	closedir(d);
+	return rc < 0 ? -1 : rt_cg_rmdir(dir, err);
 }

@@ -137,6 +137,8 @@ bool rt_cg_file_exists(const char *dir, const char *file);
 int rt_cg_mkdir_p(const char *mount, const char *path, char ***created, size_t *ncreated, vt_err *err);
 /* rmdir, retrying briefly while the kernel still reports the cgroup busy. ENOENT is success. */
 int rt_cg_rmdir(const char *dir, vt_err *err);
+/* rt_cg_rmdir of dir and, first, of every cgroup below it. */
+int rt_cg_rmdir_tree(const char *dir, vt_err *err);
 
 /* ---- backends ---- */
 

@@ -162,6 +162,17 @@ static void test_v1_limits_devices_freeze_destroy(void **state)
 	assert_int_equal(null_errno, 0);
 	assert_int_equal(kmsg_errno, EPERM);
 
+	/* A cgroup the container made below its own: its tasks still count, destroy removes it too. */
+	char sub[4096], pidstr[16];
+	snprintf(sub, sizeof(sub), "%s/nested", hier_dir(cg, "pids"));
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)c.pid);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	assert_int_equal(rt_cg_write(sub, "cgroup.procs", pidstr, &err), 0);
+	assert_int_equal(rt_cgroup_pids(cg, &pids, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(pids[0], c.pid);
+	free(pids);
+
 	assert_int_equal(rt_cgroup_freeze(cg, true, &err), 0);
 	read_file_str(hier_dir(cg, "freezer"), "freezer.state", buf, sizeof(buf));
 	assert_string_equal(buf, "FROZEN");
@@ -177,6 +188,7 @@ static void test_v1_limits_devices_freeze_destroy(void **state)
 	json_object_put(saved);
 	if (rt_cgroup_destroy(again, &err) < 0)
 		fail_msg("%s", err.msg);
+	assert_false(dir_exists(sub));
 	for (size_t i = 0; i < cg->nhier; i++) {
 		assert_false(dir_exists(cg->hier[i].dir));
 		char parent[4096];
