@@ -34,7 +34,8 @@ struct create_ctx {
 	struct rt_cgroup *cgroup;
 	int sock;          /* our end of the sync pair */
 	int child_sock;    /* the children's end */
-	int console;       /* connected --console-socket, or -1 */
+	int console;       /* connected --console-socket (or our own socketpair end), or -1 */
+	int console_peer;  /* own_console: where the pty master arrives, or -1 */
 	int fifo;          /* <state>/exec.fifo, opened O_RDWR here: init may not be able to open it itself */
 	pid_t intermediate, init;
 	char *created;
@@ -338,7 +339,7 @@ static int prepare(struct create_ctx *c, const char *root, vt_err *err)
 	const struct rt_create_opts *o = c->opts;
 	if (rt_spec_load(o->bundle, &c->spec, err))
 		return -1;
-	if (c->spec->process.terminal && !o->console_socket)
+	if (c->spec->process.terminal && !o->console_socket && !o->own_console)
 		return vt_fail(err, "process.terminal is true: --console-socket is required");
 	if (!c->spec->process.terminal && o->console_socket)
 		return vt_fail(err, "--console-socket given but process.terminal is false");
@@ -363,6 +364,13 @@ static int start_children(struct create_ctx *c, vt_err *err)
 		return vt_fail_errno(err, errno, "cannot open %s", fifo);
 	if (c->opts->console_socket && (c->console = rt_console_connect(c->opts->console_socket, err)) < 0)
 		return -1;
+	if (c->spec->process.terminal && !c->opts->console_socket) {
+		int cv[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cv))
+			return vt_fail_errno(err, errno, "console socketpair");
+		c->console = cv[1];
+		c->console_peer = cv[0];
+	}
 	if (rt_cgroup_create(c->id, c->spec->linux_obj, &c->cgroup, err))
 		return -1;
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -386,6 +394,8 @@ static void ctx_free(struct create_ctx *c)
 		close(c->child_sock);
 	if (c->console >= 0)
 		close(c->console);
+	if (c->console_peer >= 0)
+		close(c->console_peer);
 	if (c->fifo >= 0)
 		close(c->fifo);
 	rt_seccomp_free(c->seccomp);
@@ -396,7 +406,7 @@ static void ctx_free(struct create_ctx *c)
 
 /* Create the container; on success *init_pid is its init process (our child, we are its subreaper). */
 static int create_container(const struct rt_globals *g, const char *id, const struct rt_create_opts *o,
-			    pid_t *init_pid, vt_err *err)
+			    pid_t *init_pid, int *master, vt_err *err)
 {
 	if (rt_validate_id(id, err))
 		return -1;
@@ -404,7 +414,7 @@ static int create_container(const struct rt_globals *g, const char *id, const st
 	if (!dir)
 		return vt_fail_errno(err, ENOMEM, "create");
 	struct create_ctx c = { .id = id, .state_dir = dir, .opts = o, .sock = -1, .child_sock = -1, .console = -1,
-				  .fifo = -1 };
+				  .console_peer = -1, .fifo = -1 };
 	int rc = -1;
 	if (prepare(&c, g->root, err))
 		goto out;
@@ -421,6 +431,12 @@ static int create_container(const struct rt_globals *g, const char *id, const st
 		goto out;
 	}
 	*init_pid = c.init;
+	*master = -1;
+	/* init sent the master before READY, so it is already queued on our end. */
+	if (c.console_peer >= 0 && (*master = rt_console_recv(c.console_peer, err)) < 0) {
+		undo_create(&c);
+		goto out;
+	}
 	rc = 0;
 out:
 	ctx_free(&c);
@@ -430,14 +446,18 @@ out:
 int rt_cmd_create(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, vt_err *err)
 {
 	pid_t pid;
-	return create_container(g, id, o, &pid, err);
+	int master;
+	return create_container(g, id, o, &pid, &master, err);
 }
 
 int rt_cmd_run(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, int *status,
 	       vt_err *err)
 {
 	pid_t pid;
-	if (create_container(g, id, o, &pid, err))
+	struct rt_create_opts own = *o;
+	own.own_console = !o->detach;
+	cleanup_close int master = -1;
+	if (create_container(g, id, &own, &pid, &master, err))
 		return -1;
 	if (rt_cmd_start(g, id, err)) {
 		vt_err ignored;
@@ -447,7 +467,7 @@ int rt_cmd_run(const struct rt_globals *g, const char *id, const struct rt_creat
 	*status = 0;
 	if (o->detach)
 		return 0;
-	if (rt_wait_forwarding(pid, status))
+	if (master >= 0 ? rt_wait_relaying(pid, master, status) : rt_wait_forwarding(pid, status))
 		*status = 255;
 	vt_err derr;
 	if (rt_cmd_delete(g, id, true, &derr))

@@ -221,6 +221,8 @@ int rt_console_connect(const char *path, vt_err *err);
 /* Open a new pty in the current mount namespace, send the master over sock, make the slave our
  * controlling terminal and stdio. */
 int rt_console_setup(int sock, vt_err *err);
+/* The other end: receive the pty master sent by rt_console_setup. */
+int rt_console_recv(int sock, vt_err *err);
 
 /* ---- commands (create.c, exec.c, commands.c) ---- */
 struct rt_globals {
@@ -237,6 +239,7 @@ struct rt_create_opts {
 	bool no_pivot;
 	int preserve_fds;
 	bool detach;     /* run: return after start instead of waiting */
+	bool own_console; /* run: with process.terminal and no --console-socket, give the pty to the caller */
 };
 int rt_cmd_create(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, vt_err *err);
 int rt_cmd_start(const struct rt_globals *g, const char *id, vt_err *err);
@@ -269,6 +272,9 @@ int rt_cmd_exec(const struct rt_globals *g, const char *id, const struct rt_exec
 /* Wait for our child pid, forwarding SIGINT/TERM/HUP/QUIT/USR1/USR2/WINCH to it; *exit_status is its
  * exit status or 128+signal. */
 int rt_wait_forwarding(pid_t pid, int *exit_status);
+/* The same while relaying our stdin/stdout to a pty master (run with process.terminal and no
+ * --console-socket); a terminal on our stdin is put in raw mode meanwhile. */
+int rt_wait_relaying(pid_t pid, int master, int *exit_status);
 /* waitpid for our child, retrying on EINTR; the wait status, or -1. */
 int rt_reap(pid_t pid);
 

@@ -28,6 +28,16 @@ rt run -d --bundle "$B" r3 >/dev/null 2>&1 </dev/null
 check "run -d leaves the container running" [ "$(status_of r3)" = running ]
 rt delete --force r3
 
+# run with process.terminal and no --console-socket: the runtime relays its stdio to the pty
+set_config "$B" 'c["process"]["terminal"] = True'
+set_args "$B" sh
+out=$(printf 'tty; echo hi-$((1+2))\nexit 3\n' | timeout 20 "$RT" --root "$ROOT" run --bundle "$B" tty1 2>&1 | tr -d '\r'); rc=$?
+check "run with a terminal: the shell runs on a pty" grep -qx '/dev/pts/[0-9]*' <<<"$out"
+check "run with a terminal: input relayed, output relayed" grep -qx 'hi-3' <<<"$out"
+check "run with a terminal: exit status 3 comes back" [ $rc = 3 ]
+check "run with a terminal: nothing left" nothing_left tty1
+set_config "$B" 'c["process"]["terminal"] = False'
+
 # create / start / state
 set_args "$B" sleep 30
 rt create --bundle "$B" --pid-file "$WORK/pid" c1 >/dev/null 2>&1 </dev/null
