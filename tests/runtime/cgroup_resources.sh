@@ -112,6 +112,18 @@ check "cpuset the kernel refuses fails" test "$rc" -ne 0
 check "the error names linux.resources.cpu.cpus" grep -q 'linux.resources.cpu.cpus' <<<"$out"
 check "nothing left after the kernel refused a value" nothing_left "$id"
 
+# ---- memory.limit is enforced: a 64 MiB buffer in a 16 MiB (no swap) cgroup is OOM-killed ----
+set_config "$B" 'c["linux"]["resources"] = {"memory": {"limit": 16777216, "swap": 16777216}}'
+set_args "$B" sh -c 'dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo "dd=$?"'
+out=$(rt run --bundle "$B" cgoom$$ 2>&1)
+diag "$out"
+check "dd of a 64 MiB block is killed (status 137)" grep -q 'dd=137' <<<"$out"
+rt delete --force cgoom$$ >/dev/null 2>&1
+set_args "$B" sh -c 'dd if=/dev/zero of=/dev/null bs=4M count=1 2>/dev/null; echo "dd=$?"'
+out=$(rt run --bundle "$B" cgoom2$$ 2>&1)
+check "a 4 MiB block fits" grep -q 'dd=0' <<<"$out"
+rt delete --force cgoom2$$ >/dev/null 2>&1
+
 # ---- pids.max is enforced ----
 set_config "$B" 'c["linux"]["resources"] = {"pids": {"limit": 5}}'
 set_args "$B" sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait; echo done'
