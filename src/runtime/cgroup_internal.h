@@ -97,6 +97,9 @@ struct rt_cg_resources {
 	struct rt_cg_dev_rule *devices; /* user rules, then the defaults every container gets */
 	size_t ndevices;
 
+	struct rt_cg_hugepage { char size[16]; uint64_t limit; } *hugepages; /* size as in OCI: "2MB" */
+	size_t nhugepages;
+
 	json_object *unified; /* linux.resources.unified (v2 only), a reference we hold */
 };
 

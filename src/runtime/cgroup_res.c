@@ -375,6 +375,50 @@ static int add_config_devices(json_object *linux_obj, struct rt_cg_resources *r,
 	return 0;
 }
 
+/* "2MB", "1GB", "64KB": the page-size spelling of the kernel's hugetlb.<size>.* file names. */
+static bool valid_page_size(const char *s)
+{
+	size_t digits = strspn(s, "0123456789");
+	return digits > 0 && digits < 8 && (strcmp(s + digits, "KB") == 0 || strcmp(s + digits, "MB") == 0 ||
+					    strcmp(s + digits, "GB") == 0);
+}
+
+static int parse_hugepage(json_object *h, const char *field, struct rt_cg_hugepage *out, vt_err *err)
+{
+	cleanup_free char *size = NULL;
+	bool has_limit = false;
+	if (!json_object_is_type(h, json_type_object))
+		return vt_fail(err, "%s: must be an object", field);
+	if (get_str(h, field, "pageSize", &size, err) < 0 || get_u64(h, field, "limit", &has_limit, &out->limit, err) < 0)
+		return -1;
+	if (!size || !valid_page_size(size))
+		return vt_fail(err, "%s.pageSize: '%s' is not a page size like \"2MB\" or \"1GB\"", field, size ? size : "");
+	if (!has_limit)
+		return vt_fail(err, "%s.limit: required", field);
+	snprintf(out->size, sizeof(out->size), "%s", size);
+	return 0;
+}
+
+static int parse_hugepages(json_object *res, struct rt_cg_resources *r, vt_err *err)
+{
+	json_object *arr;
+	if (!res || !json_object_object_get_ex(res, "hugepageLimits", &arr) || json_object_is_type(arr, json_type_null))
+		return 0;
+	if (!json_object_is_type(arr, json_type_array))
+		return vt_fail(err, "linux.resources.hugepageLimits: must be an array");
+	size_t n = json_object_array_length(arr);
+	r->hugepages = calloc(n ? n : 1, sizeof(*r->hugepages));
+	if (!r->hugepages)
+		return vt_fail_errno(err, ENOMEM, "linux.resources.hugepageLimits");
+	for (size_t i = 0; i < n; i++, r->nhugepages++) {
+		char field[64];
+		snprintf(field, sizeof(field), "linux.resources.hugepageLimits[%zu]", i);
+		if (parse_hugepage(json_object_array_get_idx(arr, i), field, &r->hugepages[i], err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int parse_unified(json_object *res, struct rt_cg_resources *r, vt_err *err)
 {
 	json_object *u;
@@ -404,7 +448,7 @@ int rt_cg_resources_parse(json_object *linux_obj, struct rt_cg_resources *out, v
 	if (parse_memory(res, out, err) < 0 || parse_cpu(res, out, err) < 0 || parse_pids(res, out, err) < 0 ||
 	    parse_blkio(res, out, err) < 0 || parse_user_devices(res, out, err) < 0 ||
 	    add_default_devices(out, err) < 0 || add_config_devices(linux_obj, out, err) < 0 ||
-	    parse_unified(res, out, err) < 0 || refuse_nonempty(res, "linux.resources", "hugepageLimits", err) < 0 ||
+	    parse_unified(res, out, err) < 0 || parse_hugepages(res, out, err) < 0 ||
 	    refuse_nonempty(res, "linux.resources", "rdma", err) < 0 ||
 	    refuse_nonempty(res, "linux.resources", "network", err) < 0)
 		rc = -1;
@@ -418,6 +462,7 @@ void rt_cg_resources_free(struct rt_cg_resources *r)
 	free(r->cpus);
 	free(r->mems);
 	free(r->devices);
+	free(r->hugepages);
 	for (enum rt_cg_blkio_list l = 0; l < RT_CG_BLKIO_LISTS; l++)
 		free(r->blkio_devs[l]);
 	if (r->unified)

@@ -199,6 +199,23 @@ static int apply_blkio(const struct rt_cgroup *cg, const struct rt_cg_resources 
 	return apply_blkio_weight(dir, r, err) < 0 || apply_blkio_devices(dir, r, err) < 0 ? -1 : 0;
 }
 
+static int apply_hugepages(const struct rt_cgroup *cg, const struct rt_cg_resources *r, vt_err *err)
+{
+	const char *dir;
+	if (r->nhugepages == 0)
+		return 0;
+	if (need_dir(cg, "hugetlb", "linux.resources.hugepageLimits", &dir, err) < 0)
+		return -1;
+	for (size_t i = 0; i < r->nhugepages; i++) {
+		char file[64], field[64];
+		snprintf(file, sizeof(file), "hugetlb.%s.limit_in_bytes", r->hugepages[i].size);
+		snprintf(field, sizeof(field), "linux.resources.hugepageLimits[%zu]", i);
+		if (write_i64(dir, file, (int64_t)r->hugepages[i].limit, field, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int apply_devices(const struct rt_cgroup *cg, const struct rt_cg_resources *r, vt_err *err)
 {
 	const char *dir = v1_dir(cg, "devices");
@@ -219,7 +236,7 @@ int rt_cg_v1_apply(struct rt_cgroup *cg, const struct rt_cg_resources *r, vt_err
 	if (r->unified && json_object_object_length(r->unified) > 0)
 		return vt_fail(err, "linux.resources.unified: needs a cgroup v2 host (this one drives v1 controllers)");
 	if (apply_memory(cg, r, err) < 0 || apply_cpu(cg, r, err) < 0 || apply_pids(cg, r, err) < 0 ||
-	    apply_blkio(cg, r, err) < 0 || apply_devices(cg, r, err) < 0)
+	    apply_blkio(cg, r, err) < 0 || apply_hugepages(cg, r, err) < 0 || apply_devices(cg, r, err) < 0)
 		return -1;
 	return 0;
 }

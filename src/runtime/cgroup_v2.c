@@ -172,6 +172,19 @@ static int apply_io(const char *dir, const struct rt_cg_resources *r, vt_err *er
 	return 0;
 }
 
+static int apply_hugepages(const char *dir, const struct rt_cg_resources *r, vt_err *err)
+{
+	for (size_t i = 0; i < r->nhugepages; i++) {
+		char file[64], field[64], buf[32];
+		snprintf(file, sizeof(file), "hugetlb.%s.max", r->hugepages[i].size);
+		snprintf(field, sizeof(field), "linux.resources.hugepageLimits[%zu]", i);
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)r->hugepages[i].limit);
+		if (write_value(dir, file, buf, field, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int apply_unified(const char *dir, const struct rt_cg_resources *r, vt_err *err)
 {
 	if (!r->unified)
@@ -187,7 +200,7 @@ static int apply_unified(const char *dir, const struct rt_cg_resources *r, vt_er
 
 int rt_cg_v2_apply(const char *dir, const struct rt_cg_resources *r, vt_err *err)
 {
-	if (apply_memory(dir, r, err) < 0 || apply_cpu(dir, r, err) < 0 || apply_pids(dir, r, err) < 0 || apply_io(dir, r, err) < 0 ||
+	if (apply_memory(dir, r, err) < 0 || apply_cpu(dir, r, err) < 0 || apply_pids(dir, r, err) < 0 || apply_io(dir, r, err) < 0 || apply_hugepages(dir, r, err) < 0 ||
 	    apply_unified(dir, r, err) < 0)
 		return -1;
 	return rt_cg_bpf_attach_devices(dir, r->devices, r->ndevices, err);

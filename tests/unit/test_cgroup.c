@@ -128,6 +128,7 @@ static void test_resources_parse_values(void **state)
 				    "\"disableOOMKiller\":true},\"cpu\":{\"shares\":512,\"quota\":50000,\"period\":100000,"
 				    "\"cpus\":\"0\",\"burst\":1000},\"pids\":{\"limit\":32},\"blockIO\":{\"weight\":300,"
 				    "\"throttleReadBpsDevice\":[{\"major\":8,\"minor\":0,\"rate\":1048576}]},\"network\":{},"
+				    "\"hugepageLimits\":[{\"pageSize\":\"1GB\",\"limit\":0}],"
 				    "\"devices\":[{\"allow\":false,\"access\":\"rwm\"},"
 				    "{\"allow\":true,\"type\":\"b\",\"major\":8,\"access\":\"r\"}]},"
 				    "\"devices\":[{\"path\":\"/dev/fuse\",\"type\":\"c\",\"major\":10,\"minor\":229}]}");
@@ -150,6 +151,8 @@ static void test_resources_parse_values(void **state)
 	assert_int_equal(r.blkio_devs[RT_CG_BLKIO_READ_BPS][0].major, 8);
 	assert_int_equal(r.blkio_devs[RT_CG_BLKIO_READ_BPS][0].value, 1048576);
 	assert_int_equal(r.nblkio_devs[RT_CG_BLKIO_WEIGHT], 0);
+	assert_int_equal(r.nhugepages, 1);
+	assert_string_equal(r.hugepages[0].size, "1GB");
 	/* two user rules, nine defaults, one from linux.devices */
 	assert_int_equal(r.ndevices, 12);
 	assert_false(r.devices[0].allow);
@@ -198,8 +201,13 @@ static void test_resources_errors_name_field(void **state)
 	expect_parse_error("{\"resources\":{\"devices\":[{\"allow\":true,\"type\":\"p\"}]}}", "linux.resources.devices[0].type");
 	expect_parse_error("{\"resources\":{\"devices\":[{\"allow\":true,\"major\":-7}]}}", "linux.resources.devices[0].major");
 	expect_parse_error("{\"resources\":{\"unified\":{\"../x\":\"1\"}}}", "linux.resources.unified.../x");
-	expect_parse_error("{\"resources\":{\"hugepageLimits\":[{\"pageSize\":\"2MB\",\"limit\":1}]}}",
-			   "linux.resources.hugepageLimits");
+	expect_parse_error("{\"resources\":{\"hugepageLimits\":[{\"pageSize\":\"2M\",\"limit\":1}]}}",
+			   "linux.resources.hugepageLimits[0].pageSize: '2M' is not a page size");
+	expect_parse_error("{\"resources\":{\"hugepageLimits\":[{\"pageSize\":\"2MB\"}]}}",
+			   "linux.resources.hugepageLimits[0].limit: required");
+	expect_parse_error("{\"resources\":{\"hugepageLimits\":[{\"pageSize\":\"../x\",\"limit\":1}]}}",
+			   "linux.resources.hugepageLimits[0].pageSize");
+	expect_parse_error("{\"resources\":{\"rdma\":{\"mlx5_1\":{\"hcaHandles\":3}}}}", "linux.resources.rdma: not supported");
 	expect_parse_error("{\"resources\":[]}", "linux.resources: must be an object");
 }
 

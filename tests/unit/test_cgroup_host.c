@@ -276,6 +276,7 @@ static void test_v2_public_api(void **state)
 	snprintf(parent, sizeof(parent), "/sys/fs/cgroup/virtus-unit-%d", (int)getpid());
 	json_object *linux_obj = config(path, "{\"memory\":{\"limit\":67108864,\"swap\":134217728},\"pids\":{\"limit\":16},"
 				      "\"cpu\":{\"shares\":512,\"quota\":50000,\"period\":100000,\"burst\":1000},"
+				      "\"hugepageLimits\":[{\"pageSize\":\"2MB\",\"limit\":4194304}],"
 				      "\"devices\":[{\"allow\":false,\"access\":\"rwm\"}]}");
 	struct rt_cgroup *cg = NULL;
 	vt_err err = { 0 };
@@ -302,6 +303,8 @@ static void test_v2_public_api(void **state)
 	assert_string_equal(buf, "20");
 	read_file_str(dir, "cpu.max.burst", buf, sizeof(buf));
 	assert_string_equal(buf, "1000");
+	read_file_str(dir, "hugetlb.2MB.max", buf, sizeof(buf));
+	assert_string_equal(buf, "4194304");
 
 	struct child c;
 	child_start(&c);
