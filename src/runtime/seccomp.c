@@ -84,34 +84,42 @@ static int get_uint(json_object *v, const char *field, uint64_t max, uint64_t *o
 
 /* ---- actions ---- */
 
-/* action name + optional errno -> libseccomp action. */
+enum { TAKES_NOTHING, TAKES_ERRNO, UNSUPPORTED };
+
+static const struct action_name {
+	const char *name;
+	uint32_t action; /* for TAKES_ERRNO: the action with errno 0, or'ed with the errno */
+	int kind;
+} action_names[] = {
+	{ "SCMP_ACT_KILL", SCMP_ACT_KILL_THREAD, TAKES_NOTHING },
+	{ "SCMP_ACT_KILL_THREAD", SCMP_ACT_KILL_THREAD, TAKES_NOTHING },
+	{ "SCMP_ACT_KILL_PROCESS", SCMP_ACT_KILL_PROCESS, TAKES_NOTHING },
+	{ "SCMP_ACT_TRAP", SCMP_ACT_TRAP, TAKES_NOTHING },
+	{ "SCMP_ACT_ERRNO", SCMP_ACT_ERRNO(0), TAKES_ERRNO },
+	{ "SCMP_ACT_TRACE", SCMP_ACT_TRACE(0), TAKES_ERRNO },
+	{ "SCMP_ACT_ALLOW", SCMP_ACT_ALLOW, TAKES_NOTHING },
+	{ "SCMP_ACT_LOG", SCMP_ACT_LOG, TAKES_NOTHING },
+	{ "SCMP_ACT_NOTIFY", 0, UNSUPPORTED },
+};
+
+/* action name + optional errno (default EPERM) -> libseccomp action. */
 static int parse_action(const char *name, json_object *errno_ret, const char *field, const char *errno_field,
 			uint32_t *out, vt_err *err)
 {
-	uint64_t e = EPERM;
-	bool takes_errno = strcmp(name, "SCMP_ACT_ERRNO") == 0 || strcmp(name, "SCMP_ACT_TRACE") == 0;
-	if (errno_ret && !takes_errno)
+	const struct action_name *a = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(action_names) && !a; i++)
+		if (strcmp(action_names[i].name, name) == 0)
+			a = &action_names[i];
+	if (!a)
+		return vt_fail(err, "%s: unknown action '%s'", field, name);
+	if (a->kind == UNSUPPORTED)
+		return vt_fail(err, "%s: %s is not supported by virtus-runtime", field, name);
+	if (errno_ret && a->kind != TAKES_ERRNO)
 		return vt_fail(err, "%s: %s takes no errno (action is %s)", errno_field, json_object_get_string(errno_ret), name);
+	uint64_t e = EPERM;
 	if (errno_ret && get_uint(errno_ret, errno_field, 0xffff, &e, err) < 0)
 		return -1;
-	if (strcmp(name, "SCMP_ACT_KILL") == 0 || strcmp(name, "SCMP_ACT_KILL_THREAD") == 0)
-		*out = SCMP_ACT_KILL_THREAD;
-	else if (strcmp(name, "SCMP_ACT_KILL_PROCESS") == 0)
-		*out = SCMP_ACT_KILL_PROCESS;
-	else if (strcmp(name, "SCMP_ACT_TRAP") == 0)
-		*out = SCMP_ACT_TRAP;
-	else if (strcmp(name, "SCMP_ACT_ERRNO") == 0)
-		*out = SCMP_ACT_ERRNO((uint32_t)e);
-	else if (strcmp(name, "SCMP_ACT_TRACE") == 0)
-		*out = SCMP_ACT_TRACE((uint32_t)e);
-	else if (strcmp(name, "SCMP_ACT_ALLOW") == 0)
-		*out = SCMP_ACT_ALLOW;
-	else if (strcmp(name, "SCMP_ACT_LOG") == 0)
-		*out = SCMP_ACT_LOG;
-	else if (strcmp(name, "SCMP_ACT_NOTIFY") == 0)
-		return vt_fail(err, "%s: SCMP_ACT_NOTIFY is not supported by virtus-runtime", field);
-	else
-		return vt_fail(err, "%s: unknown action '%s'", field, name);
+	*out = a->kind == TAKES_ERRNO ? a->action | (uint32_t)e : a->action;
 	return 0;
 }
 
