@@ -163,6 +163,25 @@ static int wait_for_start(int fifo, vt_err *err)
 	return 0;
 }
 
+/* Everything init does before it reports ready: identity, file system, terminal, process attributes. */
+static int setup_container(struct create_ctx *c, vt_err *err)
+{
+	const struct rt_spec *s = c->spec;
+	struct rt_rootfs_opts ro = {
+		.no_pivot = c->opts->no_pivot, .before_switch = before_switch, .arg = c,
+		.in_userns = rt_spec_has_namespace(s, CLONE_NEWUSER, NULL),
+	};
+	if (chdir(s->bundle)) /* relative bind sources are relative to the bundle */
+		return vt_fail_errno(err, errno, "cannot enter the bundle %s", s->bundle);
+	if (rt_set_oom_score_adj(&s->process, err) || set_identity(s, err) || rt_rootfs_setup(s, &ro, err))
+		return -1;
+	if (c->console >= 0 && rt_console_setup(c->console, err))
+		return -1;
+	if (rt_check_executable(&s->process, err) || rt_process_setup(&s->process, c->seccomp, err))
+		return -1;
+	return 0;
+}
+
 static __attribute__((noreturn)) void init_main(struct create_ctx *c)
 {
 	vt_err err = { 0 };
@@ -171,17 +190,7 @@ static __attribute__((noreturn)) void init_main(struct create_ctx *c)
 	int fifo = c->fifo;
 	if (rt_sync_expect(c->child_sock, RT_SYNC_GO, &m, &err))
 		_exit(1);
-	struct rt_rootfs_opts ro = {
-		.no_pivot = c->opts->no_pivot, .before_switch = before_switch, .arg = c,
-		.in_userns = rt_spec_has_namespace(s, CLONE_NEWUSER, NULL),
-	};
-	if (chdir(s->bundle))
-		vt_fail_errno(&err, errno, "cannot enter the bundle %s", s->bundle);
-	else if (!rt_set_oom_score_adj(&s->process, &err) && !set_identity(s, &err) &&
-		 !rt_rootfs_setup(s, &ro, &err) && (c->console < 0 || !rt_console_setup(c->console, &err)) &&
-		 !rt_check_executable(&s->process, &err) && !rt_process_setup(&s->process, c->seccomp, &err))
-		err.msg[0] = 0;
-	if (err.msg[0])
+	if (setup_container(c, &err))
 		rt_sync_die(c->child_sock, &err);
 	if (c->console >= 0)
 		close(c->console);
