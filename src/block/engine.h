@@ -29,7 +29,7 @@ struct blk {
 	char serial[BLK_SERIAL_MAX + 1];
 	const struct blk_engine_ops *ops;
 	void *engine;                 /* engine-private state */
-	struct blk_fifo rejected;     /* failed validation: completed at the next poll, never from submit */
+	struct blk_fifo immediate;    /* decided at submit (invalid, empty): completed at the next poll */
 	void *zeroes;                 /* BLK_ZERO_BUF bytes of zeroes for the write-zeroes fallback */
 };
 

@@ -258,6 +258,7 @@ static int64_t iov_bytes(const struct blk_req *r)
 	return total % BLK_SECTOR_SIZE ? -1 : (int64_t)total;
 }
 
+/* 0: submit; 1: nothing to do, succeeds; -errno: fails. */
 static int validate(const struct blk *b, struct blk_req *r)
 {
 	int64_t len;
@@ -278,7 +279,9 @@ static int validate(const struct blk *b, struct blk_req *r)
 	case BLK_OP_WRITE_ZEROES:
 		if (b->readonly)
 			return -EROFS;
-		return range_ok(b, r->sector, r->nsectors) ? 0 : -ERANGE;
+		if (!range_ok(b, r->sector, r->nsectors))
+			return -ERANGE;
+		return r->nsectors ? 0 : 1;      /* an empty range is done (fallocate would say EINVAL) */
 	}
 	return -EINVAL;
 }
@@ -287,10 +290,10 @@ void blk_submit(struct blk *b, struct blk_req *r)
 {
 	b->inflight++;
 	r->error = 0;
-	int bad = validate(b, r);
-	if (bad) {
-		r->res = bad;
-		blk_fifo_push(&b->rejected, r);
+	int v = validate(b, r);
+	if (v != 0) {
+		r->res = v < 0 ? v : 0;
+		blk_fifo_push(&b->immediate, r);
 		blk_signal(b);
 		return;
 	}
@@ -315,7 +318,7 @@ unsigned blk_poll_completions(struct blk *b)
 	struct blk_req *r;
 	/* Clear the eventfd before reaping, so a completion that lands meanwhile signals it again. */
 	drain_eventfd(b);
-	while ((r = blk_fifo_pop(&b->rejected))) {
+	while ((r = blk_fifo_pop(&b->immediate))) {
 		blk_complete(b, r, r->res);
 		n++;
 	}

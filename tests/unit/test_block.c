@@ -196,6 +196,8 @@ static void out_of_range_fails(void **state)
 	assert_int_equal(range_op(b, BLK_OP_DISCARD, n - 1, 2, false), BLK_S_IOERR);
 	assert_int_equal(range_op(b, BLK_OP_WRITE_ZEROES, UINT64_MAX - 1, 4, true), BLK_S_IOERR);
 	assert_int_equal(range_op(b, BLK_OP_WRITE_ZEROES, n - 1, 1, false), BLK_S_OK);
+	assert_int_equal(range_op(b, BLK_OP_DISCARD, n, 0, false), BLK_S_OK);      /* empty: nothing to do */
+	assert_int_equal(range_op(b, BLK_OP_WRITE_ZEROES, n + 1, 0, false), BLK_S_IOERR);
 
 	struct done none = { .req = { .op = BLK_OP_WRITE, .sector = 0, .iov = NULL, .niov = 0 } };
 	assert_int_equal(run(b, &none), BLK_S_IOERR);
