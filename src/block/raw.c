@@ -99,9 +99,9 @@ static int lock_image(int fd, const char *path, bool readonly, vt_err *err)
 	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
 		return 0;
 	if (errno == EAGAIN || errno == EACCES)
-		return vt_fail(err, "%s: image is in use by another process (%s lock held); "
-			       "open it read-only everywhere or stop the other user", path,
-			       readonly ? "a write" : "a");
+		return vt_fail(err, "%s: image is in use: another process has it open%s (advisory lock); "
+			       "stop it, or open the image read-only everywhere", path,
+			       readonly ? " for writing" : "");
 	return vt_fail_errno(err, errno, "%s: cannot lock image", path);
 }
 
