@@ -322,7 +322,9 @@ unsigned blk_poll_completions(struct blk *b)
 		blk_complete(b, r, r->res);
 		n++;
 	}
-	return n + b->ops->reap(b);
+	n += b->ops->reap(b);
+	blk_kick(b);     /* callbacks may have submitted follow-up requests */
+	return n;
 }
 
 unsigned blk_wait_completions(struct blk *b)

@@ -85,7 +85,8 @@ void blk_kick(struct blk *b);
 /* Readable when completions are waiting. Owned by the backend. */
 int blk_eventfd(const struct blk *b);
 
-/* Run the callbacks of every finished request; returns how many ran. Never blocks. */
+/* Run the callbacks of every finished request; returns how many ran. Never blocks. Callbacks may submit
+ * new requests; they are kicked before this returns. */
 unsigned blk_poll_completions(struct blk *b);
 
 /* Block until at least one completion is waiting (or nothing is in flight), then poll. */

@@ -52,7 +52,7 @@ static uint8_t *iov_byte(const struct iovec *iov, unsigned n, uint64_t off)
 static enum blk_req_verdict take_data(const struct iovec *iov, unsigned n, uint64_t skip, uint64_t len,
 				      struct blk_req_parsed *out)
 {
-	if (len == 0 || len % 512)
+	if (len == 0 || len % 512 || len >= UINT32_MAX)   /* the used length (data + status) is 32-bit */
 		return BLK_REQ_IOERR;
 	out->data_len = len;
 	out->ndata = iov_slice(iov, n, skip, len, out->data);
