@@ -17,12 +17,13 @@
 #define BLK_MAX_DEPTH       4096
 #define BLK_MAX_THREADS     64
 
-/* Default engine: io_uring, chosen by bench/blk-engine on this machine (2 cores, ext4 on virtio, medians of
- * 5 alternating runs, page cache warm): 4 KiB random reads at queue depth 32 ran at 0.96-1.07 M IOPS with
- * io_uring against 0.42-0.44 M with 4 pool threads (2.3x: reads from cache complete inline in
- * io_uring_enter, the pool pays two thread hand-offs per request), and 1 MiB sequential writes plus a final
- * flush were equal within noise (4.2-4.5 GiB/s both). io_uring also needs no threads. The pool stays as
- * the fallback for kernels or sandboxes that forbid io_uring. */
+/* Default engine: io_uring, chosen by bench/blk-engine on this machine (2 cores shared with other work,
+ * ext4 on virtio, medians of 5-9 alternating runs). 4 KiB random reads at queue depth 32: from the page
+ * cache 0.59-1.07 M IOPS with io_uring against 0.30-0.44 M with 4 pool threads (cached reads complete
+ * inline in io_uring_enter; the pool pays two thread hand-offs per request); from the disk (cache dropped)
+ * 48-51 K against 30-33 K. 1 MiB sequential writes with a final flush are disk-bound and equal within the
+ * noise of a shared machine (1.1-4.5 GiB/s, either engine ahead from run to run). io_uring also needs no
+ * threads. The pool stays as the fallback for kernels or sandboxes that forbid io_uring. */
 static const struct blk_engine_ops *engine_ops(enum blk_engine e)
 {
 	return e == BLK_ENGINE_POOL ? &blk_pool_ops : &blk_uring_ops;
