@@ -465,6 +465,7 @@ static void expect_open_error(const char *path, bool ro, enum blk_engine e, cons
 static void bad_paths_give_clear_errors(void **state)
 {
 	struct fixture *f = *state;
+	need_dir(f);
 	char p[200];
 	snprintf(p, sizeof(p), "%s/missing.img", f->dir);
 	expect_open_error(p, false, f->engine, "No such file");
