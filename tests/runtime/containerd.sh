@@ -15,6 +15,7 @@ IMG=localhost/vt-bb:latest
 # --state says: remember what existed so cleanup removes only what this test made.
 RUN_DIR=/run/containerd
 RUNC_ROOT=$RUN_DIR/runc/$NS
+V1_ROOT=$WORK/v1-root
 [ -e $RUN_DIR ] && RUN_DIR_EXISTED=1 || RUN_DIR_EXISTED=0
 CTD_PID=
 
@@ -32,7 +33,9 @@ cleanup_containerd() {
 		kill "$CTD_PID" 2>/dev/null
 		wait "$CTD_PID" 2>/dev/null
 	fi
-	for id in $(ls "$RUNC_ROOT" 2>/dev/null); do "$RT" --root "$RUNC_ROOT" delete --force "$id" >/dev/null 2>&1; done
+	for c in "$RUNC_ROOT" "$V1_ROOT/$NS"; do
+		for id in $(ls "$c" 2>/dev/null); do "$RT" --root "$c" delete --force "$id" >/dev/null 2>&1; done
+	done
 	# containerd's overlay snapshots are mounted under its root: unmount anything left below $WORK
 	for c in $(awk -v w="$WORK" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
 		umount -l "$c" 2>/dev/null
@@ -90,6 +93,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
   address = "$SOCK"
 [ttrpc]
   address = "$SOCK.ttrpc"
+# The binary chosen in containerd's own config: only the v1 shim (containerd-shim) reads one there; the v2
+# shim takes BinaryName from the client (ctr --runc-binary) or from the CRI plugin's runtime options.
+[plugins."io.containerd.runtime.v1.linux"]
+  runtime = "$RT"
+  runtime_root = "$V1_ROOT"
 EOF
 }
 
@@ -188,8 +196,25 @@ ctr_ task delete m1 >/dev/null 2>&1
 ctr_ containers rm m1 >/dev/null 2>&1
 check "after delete its cgroups are gone" bash -c '! ls -d /sys/fs/cgroup/*/"$0"/m1 2>/dev/null | grep -q .' "$NS"
 
+# The v1 shim, with virtus-runtime named by containerd's config (no --runc-binary)
+V1=(ctr_ run --runtime io.containerd.runtime.v1.linux)
+out=$("${V1[@]}" --rm "$IMG" v1 sh -c 'echo hello-from-the-v1-shim; exit 5' 2>&1); rc=$?
+checkd "$out" "v1 shim (runtime = virtus-runtime in containerd's config): ctr run --rm output" \
+	grep -qx hello-from-the-v1-shim <<<"$out"
+check "v1 shim: the exit status (5)" [ $rc = 5 ]
+"${V1[@]}" -d "$IMG" v1d sleep 60 >/dev/null 2>"$WORK/err"
+wait_status v1d RUNNING
+checkd "$(cat "$WORK/err")" "v1 shim: the container is virtus-runtime's, under runtime_root" \
+	bash -c '[ "$("$0" --root "$1" state v1d | python3 -c "import json,sys; print(json.load(sys.stdin)[\"status\"])")" = running ]' \
+	"$RT" "$V1_ROOT/$NS"
+ctr_ task kill -s SIGKILL v1d >/dev/null 2>&1
+check "v1 shim: ctr task kill -s SIGKILL: STOPPED" wait_status v1d STOPPED
+ctr_ task delete v1d >/dev/null 2>&1
+ctr_ containers rm v1d >/dev/null 2>&1
+check "v1 shim: no container state left under runtime_root" bash -c '[ -z "$(ls -A "$0" 2>/dev/null)" ]' "$V1_ROOT/$NS"
+
 check "no tasks or containers are left in containerd" [ -z "$(ctr_ task ls -q 2>&1)$(ctr_ containers ls -q 2>&1)" ]
 check "no container state is left under virtus-runtime's --root ($RUNC_ROOT)" \
 	bash -c '[ -z "$(ls -A "$0" 2>/dev/null)" ]' "$RUNC_ROOT"
-check "no shim is left for this namespace" bash -c '! pgrep -f "containerd-shim-runc-v2 -namespace $0 " >/dev/null' "$NS"
+check "no shim is left for this namespace" bash -c '! pgrep -f "containerd-shim.* -namespace $0 " >/dev/null' "$NS"
 finish
