@@ -151,6 +151,13 @@ sh" ]
 "${RUN[@]}" --rm "$IMG" r2 sh -c 'exit 3' >/dev/null 2>&1; rc=$?
 check "ctr run --rm returns the container's exit status (3)" [ $rc = 3 ]
 
+# -t: the shim hands virtus-runtime a --console-socket; script(1) gives ctr the terminal it wants
+out=$(script -qec "ctr --address $SOCK --namespace $NS run --runc-binary $RT -t --rm $IMG t1 sh -c 'tty; exit 6'" /dev/null \
+	</dev/null 2>&1 | tr -d '\r'); rc=$?
+# (ctr echoes a NUL, shown as ^@, before the output, with runc as well)
+checkd "$out" "ctr run -t: the process has a pty" grep -qE '^(\^@)?/dev/pts/[0-9]+$' <<<"$out"
+check "ctr run -t: the exit status (6)" [ $rc = 6 ]
+
 "${RUN[@]}" -d "$IMG" d1 sleep 60 >/dev/null 2>"$WORK/err"
 checkd "$(cat "$WORK/err")" "ctr run -d: the task is RUNNING" wait_status d1 RUNNING
 check "the shim drives virtus-runtime with --root $RUNC_ROOT" \
