@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # containerd as the client: a private containerd (own root, state, socket; no CRI) whose runc v2 shim
 # (containerd-shim-runc-v2) drives virtus-runtime through `ctr run --runc-binary`: run --rm with output and exit
-# status, a detached task with exec/ps/pause/resume/kill/delete, a --memory-limit checked in the host's cgroup.
+# status, -t (console socket), a detached task with exec (-t too)/ps/pause/resume/kill/delete, a --memory-limit
+# checked in the host's cgroup.
 # Also the v1 shim with the binary named in containerd's config. The image is a busybox OCI archive built here
 # (no network). cgroupfs: ctr leaves the shim's SystemdCgroup false (no systemd on this host).
 . "$(dirname "$0")/lib.bash"
@@ -75,6 +76,7 @@ make_image_archive() {
 	# only the bundle's rootfs is used: the image does not depend on the runtime under test
 	make_bundle "$WORK/img" >/dev/null 2>&1
 	[ -x "$WORK/img/rootfs/bin/busybox" ] || return 1
+	ln -sf busybox "$WORK/img/rootfs/bin/tty"
 	tar -C "$WORK/img/rootfs" -cf "$WORK/layer.tar" . || return 1
 	python3 - "$WORK/layer.tar" "$WORK/oci" "$IMG" <<'PY' || return 1
 import hashlib, json, os, sys
@@ -196,6 +198,10 @@ checkd "$out" "ctr task exec runs inside the container" [ "$out" = "exec-ok
 sleep" ]
 ctr_ task exec --exec-id e2 d1 sh -c 'exit 4' >/dev/null 2>&1; rc=$?
 check "ctr task exec returns the exit status (4)" [ $rc = 4 ]
+
+out=$(timeout 20 script -qec "ctr --address $SOCK --namespace $NS task exec -t --exec-id e3 d1 tty" /dev/null \
+	</dev/null 2>&1 | tr -d '\r')
+checkd "$out" "ctr task exec -t: the process has a pty" grep -qE '^(\^@)?/dev/pts/[0-9]+$' <<<"$out"
 
 out=$(ctr_ task ps d1 2>&1)
 checkd "$out" "ctr task ps lists the task's process ($d1pid)" bash -c 'awk "NR > 1 { print \$1 }" <<<"$0" | grep -qx "$1"' \
