@@ -10,6 +10,7 @@
  *   byte 2-3 starting ring index (le16) of last_avail / used_idx
  * Layout in guest memory: descriptor table at 0, avail ring right after it, used ring after that
  * (4-aligned), anything beyond is free for buffers and indirect tables. */
+#include <sanitizer/asan_interface.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,18 @@ static void touch_chain(const struct fuzz_mem *m, const struct virtq_chain *c, b
 	check(c->read_len <= UINT32_MAX && c->write_len <= UINT32_MAX);
 }
 
+/* After a guest error nothing may touch guest memory: poison all of it so that ASan reports any access. */
+static void check_broken_stays_away(struct virtq *q, const struct fuzz_mem *m, struct virtq_chain *c)
+{
+	check(q->broken);
+	ASAN_POISON_MEMORY_REGION(m->ram, m->size);
+	check(virtq_pop(q, c) == -1 && c->nread + c->nwrite == 0);
+	virtq_push(q, 0, 0);
+	check(!virtq_should_notify(q));
+	check(!virtq_enable_notify(q, true));
+	ASAN_UNPOISON_MEMORY_REGION(m->ram, m->size);
+}
+
 static void drain(struct virtq *q, const struct fuzz_mem *m, struct virtq_chain *chain_buf, bool write)
 {
 	struct virtq_chain *c = chain_buf;
@@ -68,7 +81,7 @@ static void drain(struct virtq *q, const struct fuzz_mem *m, struct virtq_chain 
 	for (unsigned n = 0; n < 4u * q->size + 16; n++) {
 		int r = virtq_pop(q, c);
 		if (r < 0) {
-			check(q->broken && virtq_pop(q, c) == -1 && c->nread + c->nwrite == 0);
+			check_broken_stays_away(q, m, c);
 			return;
 		}
 		if (r == 0)

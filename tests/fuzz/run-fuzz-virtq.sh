@@ -16,7 +16,7 @@ clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
 
 # Seeds, written byte by byte (layout: the comment at the top of fuzz_virtq.c).
 seed=""
-bytes() { local v; for v; do seed+=$(printf '\\x%02x' $((v & 255))); done; }
+bytes() { local v x; for v; do printf -v x '\\x%02x' $((v & 255)); seed+=$x; done; }
 le16() { bytes $(($1)) $(($1 >> 8)); }
 le32() { le16 $(($1 & 0xffff)); le16 $(($1 >> 16)); }
 le64() { le32 $(($1 & 0xffffffff)); le32 $(($1 >> 32)); }
@@ -46,6 +46,14 @@ four_entry_seed() {
 }
 four_entry_seed 0;     write_seed four-mixed
 four_entry_seed 65534; write_seed four-mixed-wrap
+
+# The longest chain accepted: one indirect table of VIRTQ_MAX_SEGS (1024) entries, readable then writable.
+# 1-entry queue: desc@0, avail@16, used@24, data@64, table@128.
+bytes 0 2; le16 0
+desc 128 $((1024 * 16)) 4 0; le16 0; le16 1; le16 0; le16 0; zeros 14; zeros 26; zeros 64
+for ((i = 0; i < 1023; i++)); do desc $((64 + i % 32)) 1 $((i < 512 ? 1 : 3)) $((i + 1)); done
+desc 96 1 2 0
+write_seed max-segments
 
 set +e
 "$out/fuzz_virtq" -max_total_time="$secs" -max_len=20000 -artifact_prefix="$out/virtq-" -print_final_stats=1 "$corpus" 2> >(tee "$log" >&2)
