@@ -14,7 +14,7 @@
 #define AVAIL_ENTRY_SIZE   2
 #define USED_ENTRY_SIZE    8
 
-/* The descriptor as the device sees it after one read of guest memory (host byte order). */
+/* One descriptor: in guest memory (little-endian), and as the device uses it after one read (host order). */
 struct desc {
 	uint64_t addr;
 	uint32_t len;
@@ -60,8 +60,9 @@ static uint64_t used_entry_off(const struct virtq *q, uint16_t idx)
 	return RING_ENTRIES_OFF + (uint64_t)(idx & (q->size - 1)) * USED_ENTRY_SIZE;
 }
 
-static uint64_t used_event_off(const struct virtq *q) { return avail_entry_off(q, 0) + (uint64_t)q->size * AVAIL_ENTRY_SIZE; }
-static uint64_t avail_event_off(const struct virtq *q) { return used_entry_off(q, 0) + (uint64_t)q->size * USED_ENTRY_SIZE; }
+/* used_event ends the avail ring, avail_event ends the used ring (2.7.7, 2.7.10). */
+static uint64_t used_event_off(const struct virtq *q) { return RING_ENTRIES_OFF + (uint64_t)q->size * AVAIL_ENTRY_SIZE; }
+static uint64_t avail_event_off(const struct virtq *q) { return RING_ENTRIES_OFF + (uint64_t)q->size * USED_ENTRY_SIZE; }
 
 static int guest_error(struct virtq *q)
 {
@@ -102,22 +103,12 @@ int virtq_init(struct virtq *q)
  * compiler barrier stops the compiler from re-reading guest memory in place of the local copy. */
 static struct desc read_desc(const uint8_t *table, uint32_t i)
 {
-	uint8_t raw[DESC_SIZE];
-	memcpy(raw, table + (uint64_t)i * DESC_SIZE, sizeof(raw));
+	struct desc raw; /* same layout as the guest's, little-endian */
+	_Static_assert(sizeof(raw) == DESC_SIZE, "descriptor layout");
+	memcpy(&raw, table + (uint64_t)i * DESC_SIZE, sizeof(raw));
 	__asm__ __volatile__("" ::: "memory");
-	struct desc d;
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags, next;
-	memcpy(&addr, raw, 8);
-	memcpy(&len, raw + 8, 4);
-	memcpy(&flags, raw + 12, 2);
-	memcpy(&next, raw + 14, 2);
-	d.addr = le64toh(addr);
-	d.len = le32toh(len);
-	d.flags = le16toh(flags);
-	d.next = le16toh(next);
-	return d;
+	return (struct desc){ .addr = le64toh(raw.addr), .len = le32toh(raw.len), .flags = le16toh(raw.flags),
+			      .next = le16toh(raw.next) };
 }
 
 /* Append one data buffer to the chain. Totals are kept within uint32 so that the used ring's le32 len (and
