@@ -196,14 +196,15 @@ static void run_bed(bool event_idx)
 	assert_int_equal(pthread_create(&drv, NULL, driver_thread, b), 0);
 	pthread_join(drv, NULL);
 	pthread_join(dev, NULL);
-	if (b->stop)
-		fail_msg("%s", b->failure);
-	assert_int_equal(b->device_done, CHAINS);
-	assert_int_equal(b->q.used_idx, (uint16_t)CHAINS);
-	assert_int_equal(b->q.last_avail, (uint16_t)CHAINS);
-	assert_false(b->q.broken);
+	struct bed result = *b; /* assertions last, so that a failure leaks nothing */
 	free(b->ram);
 	free(b);
+	if (result.stop)
+		fail_msg("%s", result.failure);
+	assert_int_equal(result.device_done, CHAINS);
+	assert_int_equal(result.q.used_idx, (uint16_t)CHAINS);
+	assert_int_equal(result.q.last_avail, (uint16_t)CHAINS);
+	assert_false(result.q.broken);
 }
 
 static void concurrent_driver_plain(void **state)
@@ -220,7 +221,8 @@ static void concurrent_driver_event_idx(void **state)
 
 /* ---- a hostile guest: rewrites descriptors and the avail ring while the device walks them ---- */
 
-#define HOSTILE_NS (300ULL * 1000000ULL)
+#define HOSTILE_NS     (300ULL * 1000000ULL)
+#define HOSTILE_MAX_NS (20ULL * 1000000000ULL)
 
 struct hostile {
 	struct bed bed;
@@ -291,8 +293,12 @@ static void hostile_guest(void **state)
 
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, hostile_thread, h), 0);
+	/* At least HOSTILE_NS, and on until both outcomes were seen often (the box may be loaded). */
 	unsigned got = 0, broke = 0, bad = 0;
-	for (uint64_t end = now_ns() + HOSTILE_NS; now_ns() < end;) {
+	uint64_t start = now_ns();
+	for (uint64_t t_now = start; t_now < start + HOSTILE_MAX_NS; t_now = now_ns()) {
+		if (t_now > start + HOSTILE_NS && got >= 1000 && broke >= 1000)
+			break;
 		int r = virtq_pop(&b->q, c);
 		if (r == 1) {
 			got++;
@@ -303,16 +309,18 @@ static void hostile_guest(void **state)
 			/* What a device reset and the driver's re-initialisation do. */
 			assert_int_equal(virtq_init(&b->q), 0);
 			b->q.last_avail = b->q.used_idx = le16toh(__atomic_load_n(ring16(b, AVAIL_GPA + 2), __ATOMIC_ACQUIRE));
+		} else {
+			sched_yield();
 		}
 	}
 	__atomic_store_n(&h->done, 1, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
-	print_message("# hostile guest: %u chains taken, %u guest errors\n", got, broke);
-	assert_int_equal(bad, 0);
-	assert_true(got > 0 && broke > 0); /* both paths really ran */
 	free(b->ram);
 	free(h);
 	free(c);
+	print_message("# hostile guest: %u chains taken, %u guest errors\n", got, broke);
+	assert_int_equal(bad, 0);
+	assert_true(got >= 1000 && broke >= 1000); /* both paths really ran */
 }
 
 int main(void)
