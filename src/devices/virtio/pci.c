@@ -469,7 +469,7 @@ static int setup_kicks(struct virtio_transport *t, vt_err *err)
 			continue;
 		if ((q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 			return vt_fail_errno(err, errno, "%s: eventfd", t->dev->name);
-		if (t->host.watch(t->host.opaque, q->kick_fd, on_kick, q, err) < 0)
+		if (t->host.watch(t->host.watch_opaque, q->kick_fd, on_kick, q, err) < 0)
 			return -1;
 	}
 	return 0;

@@ -57,9 +57,10 @@ struct virtio_pci_host {
 	void *msix_opaque;
 	/* Attach (assign) or detach the eventfd to 2-byte writes at gpa. */
 	int (*ioeventfd)(void *opaque, uint64_t gpa, int fd, bool assign);
-	/* Watch fd for input on the device thread, calling fn(arg). */
-	int (*watch)(void *opaque, int fd, void (*fn)(void *arg), void *arg, vt_err *err);
 	void *opaque;
+	/* Watch fd for input on the device thread, calling fn(arg). */
+	int (*watch)(void *watch_opaque, int fd, void (*fn)(void *arg), void *arg, vt_err *err);
+	void *watch_opaque;
 };
 
 struct vpci_queue {
