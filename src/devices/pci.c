@@ -14,9 +14,7 @@
 void pci_device_init(struct pci_device *d, uint16_t vendor, uint16_t device, uint32_t class_code,
 		     uint16_t subsys_vendor, uint16_t subsys_id, const char *name)
 {
-	memset(d->cfg, 0, sizeof(d->cfg));
-	memset(d->wmask, 0, sizeof(d->wmask));
-	memset(d->bar, 0, sizeof(d->bar));
+	memset(d, 0, sizeof(*d));
 	pci_put(d->cfg + PCI_VENDOR_ID, 2, vendor);
 	pci_put(d->cfg + PCI_DEVICE_ID, 2, device);
 	pci_put(d->cfg + PCI_CLASS_PROG, 3, class_code);
