@@ -339,6 +339,10 @@ void *vcpu_thread(void *arg)
 			vm_request_stop(vm, VM_EXIT_ERROR);
 			break;
 		}
+		if (!__atomic_load_n(&vm->first_exit_ns, __ATOMIC_RELAXED)) {
+			uint64_t zero = 0;
+			__atomic_compare_exchange_n(&vm->first_exit_ns, &zero, now_ns(), false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+		}
 		unsigned reason = v->run->exit_reason;
 		v->exits[reason < VCPU_EXIT_REASONS ? reason : 0]++;
 		if (!handle_exit(v))

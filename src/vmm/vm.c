@@ -225,6 +225,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out, vt_err *err)
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return vt_fail_errno(err, ENOMEM, "allocating the VM");
+	vm->create_ns = now_ns();
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
 	vm->exit = VM_RUNNING;
 	vm->diag = cfg->diag;
@@ -371,6 +372,10 @@ void vm_print_stats(const struct vm *vm, FILE *f)
 		for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++)
 			total[r] += vm->vcpus[i].exits[r];
 	fprintf(f, "virtus: exit statistics (%u vCPUs, %.3f s)\n", vm->ncpus, (double)(now_ns() - vm->start_ns) / 1e9);
+	uint64_t first = __atomic_load_n(&vm->first_exit_ns, __ATOMIC_RELAXED);
+	if (first)
+		fprintf(f, "  setup %.3f ms, first guest exit %.3f ms after VM creation began\n",
+			(double)(vm->start_ns - vm->create_ns) / 1e6, (double)(first - vm->create_ns) / 1e6);
 	for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++) {
 		if (!total[r])
 			continue;

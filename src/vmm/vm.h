@@ -69,7 +69,9 @@ struct vm {
 	int stop_fd;              /* eventfd: readable once the VM has stopped */
 	int exit;                 /* enum vm_exit, first writer wins (atomic) */
 	bool stopping;            /* atomic */
-	uint64_t start_ns;
+	uint64_t create_ns;       /* vm_create entered */
+	uint64_t start_ns;        /* vCPU threads started */
+	uint64_t first_exit_ns;   /* the guest's first exit to userspace (atomic; 0 until then) */
 };
 
 /* Open KVM, build the machine, load the kernel. Nothing runs yet. */

@@ -35,6 +35,7 @@ run_case "a jump to the BIOS reset vector resets (status 3)" 3 'reset vector' 'r
 run_case "triple fault exits 4 with a register dump" 4 'triple-fault' 'rip [0-9a-f]{16}' -- vm run --kernel "$G/triple.elf"
 if grep -q 'triple fault (KVM_EXIT_SHUTDOWN)' "$tmp/err"; then ok "a triple fault is named as such"; else not_ok "a triple fault is named as such"; fi
 run_case "two vCPUs both run" 0 '^smp: 2 cpus up$' EMPTY -- vm run --kernel "$G/smp.elf" --cpus 2 --cmdline 2
+run_case "5 GiB of memory: RAM below the MMIO hole and above 4 GiB" 0 'hello from the guest' EMPTY -- vm run --kernel "$G/hello.elf" --memory 5G
 run_case "--stats counts exits by reason and device" 0 'hello' 'exit statistics.*|pio +serial +[0-9]+' -- vm run --kernel "$G/hello.elf" --stats
 run_case "--console none discards output" 0 EMPTY EMPTY -- vm run --kernel "$G/hello.elf" --console none
 run_case "--console FILE" 0 EMPTY EMPTY -- vm run --kernel "$G/hello.elf" --console "$tmp/console.log"

@@ -513,7 +513,7 @@ static void post_buffer(struct fixture *f, uint16_t slot, uint16_t desc, uint64_
 static void rng_fills_buffers_and_interrupts(void **state)
 {
 	struct fixture *f = *state;
-	driver_ok(f, 16, 0);
+	driver_ok(f, 16, 1u << VIRTIO_F_EVENT_IDX);
 	assert_int_equal(bar_read(f, VPCI_STATUS, 1) & VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_DRIVER_OK);
 	post_buffer(f, 0, 0, BUF_GPA, 64, VIRTQ_DESC_F_WRITE);
 	bar_write(f, VPCI_NOTIFY_OFF, 2, 0); /* no device thread in tests: handled at once */
@@ -530,6 +530,10 @@ static void rng_fills_buffers_and_interrupts(void **state)
 	assert_int_equal(bar_read(f, VPCI_ISR_OFF, 1), 1); /* reading the ISR clears it */
 	assert_int_equal(bar_read(f, VPCI_ISR_OFF, 1), 0);
 	assert_int_equal(f->t->q[0].trapped_kicks, 1);
+	/* event idx: the device re-armed notifications (avail_event = next slot) or the driver would stop kicking */
+	uint16_t avail_event;
+	memcpy(&avail_event, f->ram + USED_GPA + 4 + 8 * 16, 2);
+	assert_int_equal(avail_event, 1);
 }
 
 static void rng_bad_chain_needs_reset(void **state)

@@ -1,139 +1,257 @@
-/* Split virtqueue (virtio 1.x, 2.7). Stand-in implementation of queue.h written by the vpci branch so the
- * transport links and runs; the vqueue branch owns this file and its version replaces this one. */
+/* Split virtqueues (virtio 1.x, 2.7). The guest may rewrite any ring byte at any moment, so: every address
+ * goes through gmem_ptr(), each descriptor is copied once and only the copy is checked and used, and the
+ * first malformed thing breaks the queue for good (a broken queue never touches guest memory again). */
 #include "devices/virtio/queue.h"
 
+#include <endian.h>
 #include <string.h>
 
-#define DESC_SIZE 16
+/* Ring layout (2.7.5, 2.7.6, 2.7.8): byte offsets inside each area. */
+#define DESC_SIZE          16
+#define RING_FLAGS_OFF     0
+#define RING_IDX_OFF       2
+#define RING_ENTRIES_OFF   4
+#define AVAIL_ENTRY_SIZE   2
+#define USED_ENTRY_SIZE    8
 
+/* One descriptor: in guest memory (little-endian), and as the device uses it after one read (host order). */
 struct desc {
 	uint64_t addr;
 	uint32_t len;
-	uint16_t flags, next;
+	uint16_t flags;
+	uint16_t next;
 };
 
-static uint16_t *avail_ring(const struct virtq *q) { return gmem_ptr(q->mem, q->avail_gpa, 6 + 2ULL * q->size); }
-static uint8_t *used_ring(const struct virtq *q) { return gmem_ptr(q->mem, q->used_gpa, 6 + 8ULL * q->size); }
+/* State of one chain walk: where segments go and what ordering rules have been seen so far. */
+struct walk {
+	const struct virtq *q;
+	struct virtq_chain *chain;
+	bool seen_writable;
+};
 
-int virtq_init(struct virtq *q)
+static uint64_t desc_table_bytes(uint16_t size) { return (uint64_t)size * DESC_SIZE; }
+static uint64_t avail_bytes(uint16_t size) { return RING_ENTRIES_OFF + (uint64_t)size * AVAIL_ENTRY_SIZE + 2; }
+static uint64_t used_bytes(uint16_t size) { return RING_ENTRIES_OFF + (uint64_t)size * USED_ENTRY_SIZE + 2; }
+
+/* Shared ring fields are read and written as single relaxed atomics: one access each, never torn. The
+ * offsets are aligned because virtq_init checked the area alignments. */
+static uint16_t load16(const uint8_t *area, uint64_t off)
 {
-	q->last_avail = q->used_idx = q->signalled_used = 0;
-	q->signalled_valid = false;
-	q->broken = false;
-	if (!q->mem || !q->size || q->size > VIRTQ_MAX_SIZE || (q->size & (q->size - 1)))
-		return -1;
-	if (q->desc_gpa % 16 || q->avail_gpa % 2 || q->used_gpa % 4)
-		return -1;
-	if (!gmem_ptr(q->mem, q->desc_gpa, (uint64_t)DESC_SIZE * q->size) || !avail_ring(q) || !used_ring(q))
-		return -1;
-	return 0;
+	return le16toh(__atomic_load_n((const uint16_t *)(const void *)(area + off), __ATOMIC_RELAXED));
 }
 
-static int fail(struct virtq *q)
+static void store16(uint8_t *area, uint64_t off, uint16_t v)
+{
+	__atomic_store_n((uint16_t *)(void *)(area + off), htole16(v), __ATOMIC_RELAXED);
+}
+
+static void store32(uint8_t *area, uint64_t off, uint32_t v)
+{
+	__atomic_store_n((uint32_t *)(void *)(area + off), htole32(v), __ATOMIC_RELAXED);
+}
+
+static uint64_t avail_entry_off(const struct virtq *q, uint16_t idx)
+{
+	return RING_ENTRIES_OFF + (uint64_t)(idx & (q->size - 1)) * AVAIL_ENTRY_SIZE;
+}
+
+static uint64_t used_entry_off(const struct virtq *q, uint16_t idx)
+{
+	return RING_ENTRIES_OFF + (uint64_t)(idx & (q->size - 1)) * USED_ENTRY_SIZE;
+}
+
+/* used_event ends the avail ring, avail_event ends the used ring (2.7.7, 2.7.10). */
+static uint64_t used_event_off(const struct virtq *q) { return RING_ENTRIES_OFF + (uint64_t)q->size * AVAIL_ENTRY_SIZE; }
+static uint64_t avail_event_off(const struct virtq *q) { return RING_ENTRIES_OFF + (uint64_t)q->size * USED_ENTRY_SIZE; }
+
+static int guest_error(struct virtq *q)
 {
 	q->broken = true;
 	return -1;
 }
 
-static int add_segment(struct virtq *q, struct virtq_chain *c, const struct desc *d)
+static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
+
+/* Resolve one ring area: aligned as the spec requires and wholly inside one RAM region. */
+static uint8_t *map_area(const struct guest_mem *mem, uint64_t gpa, uint64_t len, uint64_t align)
 {
-	if (d->len == 0 || c->nread + c->nwrite >= VIRTQ_MAX_SEGS)
+	if (gpa & (align - 1))
+		return NULL;
+	return gmem_ptr(mem, gpa, len);
+}
+
+int virtq_init(struct virtq *q)
+{
+	q->last_avail = 0;
+	q->used_idx = 0;
+	q->signalled_used = 0;
+	q->signalled_valid = false;
+	q->desc_hva = q->avail_hva = q->used_hva = NULL;
+	q->broken = true; /* until every check below passed */
+	if (!q->mem || q->size > VIRTQ_MAX_SIZE || !is_pow2(q->size))
 		return -1;
-	void *p = gmem_ptr(q->mem, d->addr, d->len);
-	if (!p)
+	q->desc_hva = map_area(q->mem, q->desc_gpa, desc_table_bytes(q->size), 16);
+	q->avail_hva = map_area(q->mem, q->avail_gpa, avail_bytes(q->size), 2);
+	q->used_hva = map_area(q->mem, q->used_gpa, used_bytes(q->size), 4);
+	if (!q->desc_hva || !q->avail_hva || !q->used_hva)
 		return -1;
-	bool w = d->flags & VIRTQ_DESC_F_WRITE;
-	if (!w && c->nwrite)
-		return -1; /* readable after writable */
-	c->iov[c->nread + c->nwrite] = (struct iovec){ .iov_base = p, .iov_len = d->len };
-	if (w)
-		c->nwrite++, c->write_len += d->len;
-	else
-		c->nread++, c->read_len += d->len;
+	q->broken = false;
 	return 0;
 }
 
-static int walk(struct virtq *q, uint16_t head, struct virtq_chain *c)
+/* Copy one descriptor out of guest memory exactly once. memcpy copes with unaligned indirect tables; the
+ * compiler barrier stops the compiler from re-reading guest memory in place of the local copy. */
+static struct desc read_desc(const uint8_t *table, uint32_t i)
 {
-	const uint8_t *table = gmem_ptr(q->mem, q->desc_gpa, (uint64_t)DESC_SIZE * q->size);
-	uint32_t tsize = q->size, idx = head, count = 0;
-	bool in_indirect = false;
-	for (;;) {
-		struct desc d;
-		if (idx >= tsize || ++count > tsize)
-			return -1; /* out of range, or a loop */
-		memcpy(&d, table + (size_t)idx * DESC_SIZE, sizeof(d));
-		if (d.flags & VIRTQ_DESC_F_INDIRECT) {
-			if (!q->indirect || in_indirect || (d.flags & VIRTQ_DESC_F_NEXT) || !d.len || d.len % DESC_SIZE)
-				return -1;
-			if (!(table = gmem_ptr(q->mem, d.addr, d.len)))
-				return -1;
-			tsize = d.len / DESC_SIZE, idx = 0, count = 0, in_indirect = true;
-			continue;
-		}
-		if (add_segment(q, c, &d) < 0)
+	struct desc raw; /* same layout as the guest's, little-endian */
+	_Static_assert(sizeof(raw) == DESC_SIZE, "descriptor layout");
+	memcpy(&raw, table + (uint64_t)i * DESC_SIZE, sizeof(raw));
+	__asm__ __volatile__("" ::: "memory");
+	return (struct desc){ .addr = le64toh(raw.addr), .len = le32toh(raw.len), .flags = le16toh(raw.flags),
+			      .next = le16toh(raw.next) };
+}
+
+/* Append one data buffer to the chain. Totals are kept within uint32 so that the used ring's le32 len (and
+ * device code) can always represent them. */
+static int add_segment(struct walk *w, const struct desc *d)
+{
+	struct virtq_chain *c = w->chain;
+	bool writable = d->flags & VIRTQ_DESC_F_WRITE;
+	if (d->len == 0 || d->addr + d->len < d->addr)
+		return -1;
+	if (!writable && w->seen_writable)
+		return -1; /* 2.7.4.2: readable buffers come first */
+	if (c->nread + c->nwrite >= VIRTQ_MAX_SEGS)
+		return -1;
+	uint64_t *total = writable ? &c->write_len : &c->read_len;
+	if (*total + d->len > UINT32_MAX)
+		return -1;
+	void *hva = gmem_ptr(w->q->mem, d->addr, d->len);
+	if (!hva)
+		return -1;
+	c->iov[c->nread + c->nwrite] = (struct iovec){ .iov_base = hva, .iov_len = d->len };
+	*total += d->len;
+	if (writable) {
+		c->nwrite++;
+		w->seen_writable = true;
+	} else {
+		c->nread++;
+	}
+	return 0;
+}
+
+static int walk_table(struct walk *w, const uint8_t *table, uint32_t n, uint16_t first, bool in_indirect);
+
+/* An indirect descriptor (2.7.5.3): the table replaces the rest of the chain, so it must be last; tables
+ * do not nest. Its WRITE flag means nothing and is ignored, as the spec requires. */
+static int walk_indirect(struct walk *w, const struct desc *d, bool in_indirect)
+{
+	if (!w->q->indirect || in_indirect || (d->flags & VIRTQ_DESC_F_NEXT))
+		return -1;
+	if (d->len == 0 || d->len % DESC_SIZE || d->addr + d->len < d->addr)
+		return -1;
+	const uint8_t *table = gmem_ptr(w->q->mem, d->addr, d->len);
+	if (!table)
+		return -1;
+	return walk_table(w, table, d->len / DESC_SIZE, 0, true);
+}
+
+/* Follow NEXT links through one table of n descriptors. A chain cannot have more links than the table
+ * has entries, so counting steps bounds every loop without remembering visited entries. The total
+ * number of segments is bounded separately by VIRTQ_MAX_SEGS in add_segment. */
+static int walk_table(struct walk *w, const uint8_t *table, uint32_t n, uint16_t first, bool in_indirect)
+{
+	uint32_t i = first;
+	for (uint32_t steps = 1;; steps++) {
+		if (i >= n || steps > n)
+			return -1;
+		struct desc d = read_desc(table, i);
+		if (d.flags & VIRTQ_DESC_F_INDIRECT)
+			return walk_indirect(w, &d, in_indirect);
+		if (add_segment(w, &d) < 0)
 			return -1;
 		if (!(d.flags & VIRTQ_DESC_F_NEXT))
 			return 0;
-		idx = d.next;
+		i = d.next;
 	}
+}
+
+static void chain_reset(struct virtq_chain *c, uint16_t head)
+{
+	c->head = head;
+	c->nread = c->nwrite = 0;
+	c->read_len = c->write_len = 0;
 }
 
 int virtq_pop(struct virtq *q, struct virtq_chain *chain)
 {
+	chain_reset(chain, 0);
 	if (q->broken)
 		return -1;
-	uint16_t *avail = avail_ring(q);
-	uint16_t idx = __atomic_load_n(&avail[1], __ATOMIC_ACQUIRE);
-	if (idx == q->last_avail)
+	uint16_t avail_idx = load16(q->avail_hva, RING_IDX_OFF);
+	uint16_t pending = avail_idx - q->last_avail;
+	if (pending > q->size)
+		return guest_error(q);
+	if (pending == 0)
 		return 0;
-	if ((uint16_t)(idx - q->last_avail) > q->size)
-		return fail(q);
-	uint16_t head = __atomic_load_n(&avail[2 + q->last_avail % q->size], __ATOMIC_ACQUIRE);
-	chain->head = head;
-	chain->nread = chain->nwrite = 0;
-	chain->read_len = chain->write_len = 0;
-	if (head >= q->size || walk(q, head, chain) < 0)
-		return fail(q);
+	/* Pairs with the driver's write barrier before it published avail->idx: the ring entry and the
+	 * descriptors it names are visible once the index is. */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	uint16_t head = load16(q->avail_hva, avail_entry_off(q, q->last_avail));
+	chain_reset(chain, head);
+	struct walk w = { .q = q, .chain = chain };
+	if (walk_table(&w, q->desc_hva, q->size, head, false) < 0) {
+		chain_reset(chain, head);
+		return guest_error(q);
+	}
 	q->last_avail++;
-	if (q->event_idx) /* ask for a kick as soon as anything new arrives */
-		__atomic_store_n(&((uint16_t *)(used_ring(q) + 4 + 8ULL * q->size))[0], q->last_avail, __ATOMIC_RELEASE);
 	return 1;
 }
 
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
 {
-	uint8_t *used = used_ring(q);
-	uint32_t elem[2] = { head, written };
-	memcpy(used + 4 + 8ULL * (q->used_idx % q->size), elem, sizeof(elem));
+	if (q->broken)
+		return;
+	uint64_t off = used_entry_off(q, q->used_idx);
+	store32(q->used_hva, off, head);
+	store32(q->used_hva, off + 4, written);
+	/* The driver must see the entry before the index that publishes it. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
 	q->used_idx++;
-	__atomic_store_n((uint16_t *)(used + 2), q->used_idx, __ATOMIC_RELEASE);
+	store16(q->used_hva, RING_IDX_OFF, q->used_idx);
 }
 
 bool virtq_should_notify(struct virtq *q)
 {
+	if (q->broken)
+		return false;
+	/* used->idx must be visible before we read the driver's suppression state, or the driver could
+	 * decide to wait for an interrupt we decide not to send. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	uint16_t *avail = avail_ring(q);
 	if (!q->event_idx)
-		return !(__atomic_load_n(&avail[0], __ATOMIC_ACQUIRE) & VIRTQ_AVAIL_F_NO_INTERRUPT);
-	uint16_t used_event = __atomic_load_n(&avail[2 + q->size], __ATOMIC_ACQUIRE);
-	bool valid = q->signalled_valid;
+		return !(load16(q->avail_hva, RING_FLAGS_OFF) & VIRTQ_AVAIL_F_NO_INTERRUPT);
+	uint16_t event = load16(q->avail_hva, used_event_off(q));
 	uint16_t old = q->signalled_used;
+	bool valid = q->signalled_valid;
 	q->signalled_used = q->used_idx;
 	q->signalled_valid = true;
-	return !valid || virtq_need_event(used_event, q->used_idx, old);
+	return !valid || virtq_need_event(event, q->used_idx, old);
 }
 
 bool virtq_enable_notify(struct virtq *q, bool enable)
 {
-	uint8_t *used = used_ring(q);
+	if (q->broken)
+		return false;
 	if (q->event_idx) {
+		/* Disabling needs no write: the driver notifies at most once more, when it passes the
+		 * avail_event we last wrote. */
 		if (enable)
-			__atomic_store_n((uint16_t *)(used + 4 + 8ULL * q->size), q->last_avail, __ATOMIC_RELEASE);
+			store16(q->used_hva, avail_event_off(q), q->last_avail);
 	} else {
-		uint16_t flags = enable ? 0 : VIRTQ_USED_F_NO_NOTIFY;
-		__atomic_store_n((uint16_t *)used, flags, __ATOMIC_RELEASE);
+		store16(q->used_hva, RING_FLAGS_OFF, enable ? 0 : VIRTQ_USED_F_NO_NOTIFY);
 	}
+	/* The write above must be visible before we look at avail->idx again: otherwise a buffer added in
+	 * between would be seen by neither side. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return __atomic_load_n(&avail_ring(q)[1], __ATOMIC_ACQUIRE) != q->last_avail;
+	return load16(q->avail_hva, RING_IDX_OFF) != q->last_avail;
 }

@@ -37,6 +37,8 @@ struct virtq {
 	uint16_t signalled_used;  /* used_idx when the driver was last interrupted (event idx) */
 	bool signalled_valid;
 	bool broken;              /* a guest error was seen: stop using the queue */
+	/* Private to queue.c: host addresses of the three areas, resolved and bounds-checked by virtq_init. */
+	uint8_t *desc_hva, *avail_hva, *used_hva;
 };
 
 /* One buffer chain, resolved to host memory. Readable segments come first, then writable ones. */

@@ -28,6 +28,8 @@ static uint32_t fill_random(const struct virtq_chain *c)
 	return (uint32_t)MIN(total, UINT32_MAX);
 }
 
+/* Drain the queue, then re-arm notifications (with event idx, avail_event) and drain again if buffers
+ * arrived meanwhile: without the re-arm the driver would stop kicking. */
 static void rng_queue_notify(struct virtio_device *d, unsigned q)
 {
 	struct virtq *vq = &d->vq[q];
@@ -35,8 +37,10 @@ static void rng_queue_notify(struct virtio_device *d, unsigned q)
 	if (!chain)
 		return; /* host out of memory: the buffers stay queued for the next kick */
 	int rc;
-	while ((rc = virtq_pop(vq, chain)) == 1)
-		virtq_push(vq, chain->head, fill_random(chain));
+	do {
+		while ((rc = virtq_pop(vq, chain)) == 1)
+			virtq_push(vq, chain->head, fill_random(chain));
+	} while (rc == 0 && virtq_enable_notify(vq, true));
 	free(chain);
 	if (rc < 0)
 		virtio_mark_broken(d, "malformed descriptor chain");

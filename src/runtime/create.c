@@ -1,0 +1,485 @@
+/* `create`: build the container and leave its init process waiting for `start`.
+ *
+ *   runtime ──fork──> intermediate: joins namespaces by path, unshares a user namespace (the runtime
+ *   writes its id maps), unshares the rest (pid included), forks ──> init (pid 1 of the new pid ns):
+ *   hostname, sysctls, mounts, pivot_root, user/caps/seccomp, then blocks on <state>/exec.fifo.
+ *
+ * The runtime is a child subreaper, so init becomes its child once the intermediate exits. Any failure
+ * kills what was started, removes the cgroup and the state directory: a failed create leaves nothing. */
+#include "runtime/rt.h"
+
+#include "runtime/cgroup.h"
+#include "runtime/seccomp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+struct create_ctx {
+	const char *id;
+	const char *state_dir;
+	const struct rt_create_opts *opts;
+	struct rt_spec *spec;
+	struct rt_seccomp *seccomp;
+	struct rt_cgroup *cgroup;
+	int sock;          /* our end of the sync pair */
+	int child_sock;    /* the children's end */
+	int console;       /* connected --console-socket (or our own socketpair end), or -1 */
+	int console_peer;  /* own_console: where the pty master arrives, or -1 */
+	int fifo;          /* <state>/exec.fifo, opened O_RDWR here: init may not be able to open it itself */
+	pid_t intermediate, init;
+	char *created;
+};
+
+/* ---------------- child side ---------------- */
+
+static int unshare_flags(const struct rt_spec *s, bool *new_user)
+{
+	int flags = 0;
+	*new_user = false;
+	for (size_t i = 0; i < s->n_namespaces; i++) {
+		if (s->namespaces[i].path)
+			continue;
+		if (s->namespaces[i].flag == CLONE_NEWUSER)
+			*new_user = true;
+		else
+			flags |= s->namespaces[i].flag;
+	}
+	return flags;
+}
+
+static int join_paths(const struct rt_spec *s, bool user_pass, vt_err *err)
+{
+	for (size_t i = 0; i < s->n_namespaces; i++) {
+		const struct rt_namespace *ns = &s->namespaces[i];
+		if (!ns->path || (ns->flag == CLONE_NEWUSER) != user_pass)
+			continue;
+		if (rt_join_namespace(ns->path, ns->flag, err))
+			return vt_err_prefix(err, "linux.namespaces[%zu]", i);
+	}
+	return 0;
+}
+
+static int become_ns_root(vt_err *err)
+{
+	if (setresgid(0, 0, 0) || setresuid(0, 0, 0))
+		return vt_fail_errno(err, errno, "linux.uidMappings: the container's root (uid/gid 0) must be mapped");
+	return 0;
+}
+
+static int enter_namespaces(struct create_ctx *c, vt_err *err)
+{
+	const struct rt_spec *s = c->spec;
+	bool new_user;
+	int flags = unshare_flags(s, &new_user);
+	struct rt_sync_msg m;
+	if (join_paths(s, true, err) || join_paths(s, false, err))
+		return -1;
+	if (new_user) {
+		if (unshare(CLONE_NEWUSER))
+			return vt_fail_errno(err, errno, "cannot create a user namespace");
+		if (rt_sync_send(c->child_sock, RT_SYNC_USERNS, 0, NULL) ||
+		    rt_sync_expect(c->child_sock, RT_SYNC_USERNS_DONE, &m, err) || become_ns_root(err))
+			return -1;
+	}
+	if (unshare(flags))
+		return vt_fail_errno(err, errno, "cannot create namespaces (flags 0x%x)", flags);
+	return 0;
+}
+
+static int write_sysctl(const struct rt_sysctl *sc, vt_err *err)
+{
+	char path[512];
+	int n = snprintf(path, sizeof(path), "/proc/sys/%s", sc->key);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return vt_fail(err, "linux.sysctl: key '%s' is too long", sc->key);
+	for (char *p = path + 10; *p; p++)
+		if (*p == '.')
+			*p = '/';
+	cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write_all(fd, sc->value, strlen(sc->value)))
+		return vt_fail_errno(err, errno, "linux.sysctl: cannot set %s", sc->key);
+	return 0;
+}
+
+static int set_identity(const struct rt_spec *s, vt_err *err)
+{
+	if (s->hostname && sethostname(s->hostname, strlen(s->hostname)))
+		return vt_fail_errno(err, errno, "hostname: cannot set '%s'", s->hostname);
+	if (s->domainname && setdomainname(s->domainname, strlen(s->domainname)))
+		return vt_fail_errno(err, errno, "domainname: cannot set '%s'", s->domainname);
+	for (size_t i = 0; i < s->n_sysctls; i++)
+		if (write_sysctl(&s->sysctls[i], err))
+			return -1;
+	if (s->has_personality && personality(s->personality) < 0)
+		return vt_fail_errno(err, errno, "linux.personality");
+	return 0;
+}
+
+static char *state_json_string(const char *id, const char *bundle, pid_t pid, enum rt_status st,
+			       json_object *annotations)
+{
+	struct rt_state s = { .id = (char *)id, .bundle = (char *)bundle, .pid = pid, .annotations = annotations };
+	json_object *o = rt_state_oci_json(&s, st);
+	char *out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return out;
+}
+
+/* Runs between the mounts and the root switch: the runtime's hooks first, then createContainer. */
+static int before_switch(void *arg, vt_err *err)
+{
+	struct create_ctx *c = arg;
+	struct rt_sync_msg m;
+	if (rt_sync_send(c->child_sock, RT_SYNC_HOOKS, 0, NULL) ||
+	    rt_sync_expect(c->child_sock, RT_SYNC_HOOKS_DONE, &m, err))
+		return -1;
+	if (!c->spec->hooks.n[RT_HOOK_CREATE_CONTAINER])
+		return 0;
+	cleanup_free char *json = state_json_string(c->id, c->spec->bundle, m.value, RT_CREATED,
+						    c->spec->annotations);
+	return rt_hooks_run(&c->spec->hooks, RT_HOOK_CREATE_CONTAINER, json ? json : "{}", err);
+}
+
+static int wait_for_start(int fifo, vt_err *err)
+{
+	char b;
+	ssize_t n;
+	do
+		n = read(fifo, &b, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		return vt_fail_errno(err, errno, "waiting for start");
+	return 0;
+}
+
+/* Everything init does before it reports ready: identity, file system, terminal, process attributes. */
+static int setup_container(struct create_ctx *c, vt_err *err)
+{
+	const struct rt_spec *s = c->spec;
+	struct rt_rootfs_opts ro = {
+		.no_pivot = c->opts->no_pivot, .before_switch = before_switch, .arg = c,
+		.in_userns = rt_spec_has_namespace(s, CLONE_NEWUSER, NULL),
+	};
+	if (chdir(s->bundle)) /* relative bind sources are relative to the bundle */
+		return vt_fail_errno(err, errno, "cannot enter the bundle %s", s->bundle);
+	if (rt_set_oom_score_adj(&s->process, err) || set_identity(s, err) || rt_rootfs_setup(s, &ro, err))
+		return -1;
+	if (c->console >= 0 && rt_console_setup(c->console, err))
+		return -1;
+	if (rt_check_executable(&s->process, err) || rt_process_setup(&s->process, c->seccomp, err))
+		return -1;
+	return 0;
+}
+
+static __attribute__((noreturn)) void init_main(struct create_ctx *c)
+{
+	vt_err err = { 0 };
+	struct rt_sync_msg m;
+	const struct rt_spec *s = c->spec;
+	int fifo = c->fifo;
+	if (rt_sync_expect(c->child_sock, RT_SYNC_GO, &m, &err))
+		_exit(1);
+	if (setup_container(c, &err))
+		rt_sync_die(c->child_sock, &err);
+	if (c->console >= 0)
+		close(c->console);
+	int keep = 3 + c->opts->preserve_fds;
+	syscall(SYS_close_range, keep, ~0U, CLOSE_RANGE_CLOEXEC);
+	rt_sync_send(c->child_sock, RT_SYNC_READY, 0, NULL);
+	if (wait_for_start(fifo, &err))
+		_exit(1);
+	close(fifo);
+	if (s->hooks.n[RT_HOOK_START_CONTAINER]) {
+		cleanup_free char *json = state_json_string(c->id, s->bundle, 1, RT_CREATED, s->annotations);
+		if (rt_hooks_run(&s->hooks, RT_HOOK_START_CONTAINER, json ? json : "{}", &err))
+			goto fail;
+	}
+	rt_process_exec(&s->process, &err);
+fail:
+	/* Nobody is listening on the sync socket any more: stderr is all that is left. */
+	dprintf(2, "virtus-runtime: container %s: %s\n", c->id, err.msg);
+	_exit(127);
+}
+
+static __attribute__((noreturn)) void intermediate_main(struct create_ctx *c)
+{
+	vt_err err = { 0 };
+	struct rt_sync_msg m;
+	close(c->sock);
+	if (rt_sync_expect(c->child_sock, RT_SYNC_GO, &m, &err))
+		_exit(1);
+	if (enter_namespaces(c, &err))
+		rt_sync_die(c->child_sock, &err);
+	pid_t pid = fork();
+	if (pid < 0) {
+		vt_fail_errno(&err, errno, "fork");
+		rt_sync_die(c->child_sock, &err);
+	}
+	if (pid == 0)
+		init_main(c);
+	rt_sync_send(c->child_sock, RT_SYNC_PID, pid, NULL);
+	_exit(0);
+}
+
+/* ---------------- runtime side ---------------- */
+
+static int run_runtime_hooks(struct create_ctx *c, vt_err *err)
+{
+	const struct rt_hooks *h = &c->spec->hooks;
+	if (!h->n[RT_HOOK_PRESTART] && !h->n[RT_HOOK_CREATE_RUNTIME])
+		return 0;
+	cleanup_free char *json = state_json_string(c->id, c->spec->bundle, c->init, RT_CREATED,
+						    c->spec->annotations);
+	if (rt_hooks_run(h, RT_HOOK_PRESTART, json ? json : "{}", err) ||
+	    rt_hooks_run(h, RT_HOOK_CREATE_RUNTIME, json ? json : "{}", err))
+		return -1;
+	return 0;
+}
+
+/* Drive the children through the protocol until init reports it is ready. */
+static int drive_children(struct create_ctx *c, vt_err *err)
+{
+	struct rt_sync_msg m;
+	const struct rt_spec *s = c->spec;
+	if (rt_cgroup_add_pid(c->cgroup, c->intermediate, err) || rt_sync_send(c->sock, RT_SYNC_GO, 0, NULL))
+		return -1;
+	for (;;) {
+		if (rt_sync_recv(c->sock, &m, err))
+			return -1;
+		switch (m.type) {
+		case RT_SYNC_USERNS:
+			if (rt_write_id_maps(c->intermediate, s->uid_maps, s->n_uid_maps, s->gid_maps, s->n_gid_maps,
+					     err))
+				return -1;
+			rt_sync_send(c->sock, RT_SYNC_USERNS_DONE, 0, NULL);
+			break;
+		case RT_SYNC_PID:
+			c->init = m.value;
+			rt_reap(c->intermediate);
+			c->intermediate = 0;
+			rt_sync_send(c->sock, RT_SYNC_GO, 0, NULL);
+			break;
+		case RT_SYNC_HOOKS:
+			if (run_runtime_hooks(c, err))
+				return -1;
+			rt_sync_send(c->sock, RT_SYNC_HOOKS_DONE, c->init, NULL);
+			break;
+		case RT_SYNC_READY:
+			return 0;
+		case RT_SYNC_ERROR:
+			return vt_fail(err, "%s", m.msg);
+		default:
+			return vt_fail(err, "container setup: unexpected message %d", m.type);
+		}
+	}
+}
+
+static int save_state(struct create_ctx *c, vt_err *err)
+{
+	struct rt_state st = {
+		.id = (char *)c->id, .dir = (char *)c->state_dir, .bundle = c->spec->bundle, .pid = c->init,
+		.created = c->created, .no_pivot = c->opts->no_pivot, .annotations = c->spec->annotations,
+	};
+	if (rt_proc_start_time(c->init, &st.start_time))
+		return vt_fail(err, "the container process %d exited during create", c->init);
+	json_object *hooks = NULL;
+	json_object_object_get_ex(c->spec->json, "hooks", &hooks);
+	st.hooks = hooks;
+	st.cgroup = rt_cgroup_to_json(c->cgroup);
+	int rc = rt_state_save(&st, err);
+	json_object_put(st.cgroup);
+	return rc;
+}
+
+static void kill_and_reap(pid_t *pid)
+{
+	if (*pid > 0) {
+		kill(*pid, SIGKILL);
+		rt_reap(*pid);
+		*pid = 0;
+	}
+}
+
+static void undo_create(struct create_ctx *c)
+{
+	kill_and_reap(&c->intermediate);
+	kill_and_reap(&c->init);
+	if (c->cgroup) {
+		vt_err ignored;
+		/* The tasks may take a moment to leave the cgroup after SIGKILL. */
+		for (int i = 0; i < 100 && rt_cgroup_destroy(c->cgroup, &ignored); i++)
+			usleep(10000);
+	}
+	rt_remove_tree(c->state_dir);
+}
+
+/* mkdir -p for the state root (--root may name a directory whose parents do not exist yet). */
+static int make_dirs(const char *path, vt_err *err)
+{
+	cleanup_free char *copy = strdup(path);
+	if (!copy)
+		return vt_fail_errno(err, ENOMEM, "state root");
+	for (char *p = copy + 1; ; p++) {
+		bool end = !*p;
+		if (*p != '/' && !end)
+			continue;
+		*p = 0;
+		if (mkdir(copy, 0711) && errno != EEXIST)
+			return vt_fail_errno(err, errno, "cannot create the state root %s", copy);
+		if (end)
+			return 0;
+		*p = '/';
+	}
+}
+
+static int prepare(struct create_ctx *c, const char *root, vt_err *err)
+{
+	const struct rt_create_opts *o = c->opts;
+	if (rt_spec_load(o->bundle, &c->spec, err))
+		return -1;
+	if (c->spec->process.terminal && !o->console_socket && !o->own_console)
+		return vt_fail(err, "process.terminal is true: --console-socket is required");
+	if (!c->spec->process.terminal && o->console_socket)
+		return vt_fail(err, "--console-socket given but process.terminal is false");
+	if (c->spec->seccomp && rt_seccomp_prepare(c->spec->seccomp, &c->seccomp, err))
+		return -1;
+	return make_dirs(root, err);
+}
+
+static int start_children(struct create_ctx *c, vt_err *err)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return vt_fail_errno(err, errno, "socketpair");
+	c->sock = sv[0];
+	c->child_sock = sv[1];
+	cleanup_free char *fifo = rt_path_join(c->state_dir, "exec.fifo");
+	if (!fifo || mkfifo(fifo, 0600))
+		return vt_fail_errno(err, errno, "cannot create the exec fifo");
+	/* O_RDWR: opening never blocks, and `start` writes the byte that lets init go on. */
+	c->fifo = open(fifo, O_RDWR | O_CLOEXEC);
+	if (c->fifo < 0)
+		return vt_fail_errno(err, errno, "cannot open %s", fifo);
+	if (c->opts->console_socket && (c->console = rt_console_connect(c->opts->console_socket, err)) < 0)
+		return -1;
+	if (c->spec->process.terminal && !c->opts->console_socket) {
+		int cv[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cv))
+			return vt_fail_errno(err, errno, "console socketpair");
+		c->console = cv[1];
+		c->console_peer = cv[0];
+	}
+	if (rt_cgroup_create(c->id, c->spec->linux_obj, &c->cgroup, err))
+		return -1;
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	c->intermediate = fork();
+	if (c->intermediate < 0)
+		return vt_fail_errno(err, errno, "fork");
+	if (c->intermediate == 0)
+		intermediate_main(c);
+	close(c->child_sock);
+	c->child_sock = -1;
+	close(c->fifo);
+	c->fifo = -1;
+	return drive_children(c, err);
+}
+
+static void ctx_free(struct create_ctx *c)
+{
+	if (c->sock >= 0)
+		close(c->sock);
+	if (c->child_sock >= 0)
+		close(c->child_sock);
+	if (c->console >= 0)
+		close(c->console);
+	if (c->console_peer >= 0)
+		close(c->console_peer);
+	if (c->fifo >= 0)
+		close(c->fifo);
+	rt_seccomp_free(c->seccomp);
+	rt_cgroup_free(c->cgroup);
+	rt_spec_free(c->spec);
+	free(c->created);
+}
+
+/* Create the container; on success *init_pid is its init process (our child, we are its subreaper). */
+static int create_container(const struct rt_globals *g, const char *id, const struct rt_create_opts *o,
+			    pid_t *init_pid, int *master, vt_err *err)
+{
+	if (rt_validate_id(id, err))
+		return -1;
+	cleanup_free char *dir = rt_state_dir(g->root, id);
+	if (!dir)
+		return vt_fail_errno(err, ENOMEM, "create");
+	struct create_ctx c = { .id = id, .state_dir = dir, .opts = o, .sock = -1, .child_sock = -1, .console = -1,
+				  .console_peer = -1, .fifo = -1 };
+	int rc = -1;
+	if (prepare(&c, g->root, err))
+		goto out;
+	if (mkdir(dir, 0700)) {
+		if (errno == EEXIST)
+			vt_fail(err, "container '%s' already exists", id);
+		else
+			vt_fail_errno(err, errno, "cannot create the state directory %s", dir);
+		goto out;
+	}
+	c.created = rt_now_rfc3339();
+	if (start_children(&c, err) || save_state(&c, err) || (o->pid_file && rt_write_pid_file(o->pid_file, c.init, err))) {
+		undo_create(&c);
+		goto out;
+	}
+	*init_pid = c.init;
+	*master = -1;
+	/* init sent the master before READY, so it is already queued on our end. */
+	if (c.console_peer >= 0 && (*master = rt_console_recv(c.console_peer, err)) < 0) {
+		undo_create(&c);
+		goto out;
+	}
+	rc = 0;
+out:
+	ctx_free(&c);
+	return rc;
+}
+
+int rt_cmd_create(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, vt_err *err)
+{
+	pid_t pid;
+	int master;
+	return create_container(g, id, o, &pid, &master, err);
+}
+
+int rt_cmd_run(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, int *status,
+	       vt_err *err)
+{
+	pid_t pid;
+	struct rt_create_opts own = *o;
+	own.own_console = !o->detach;
+	cleanup_close int master = -1;
+	if (create_container(g, id, &own, &pid, &master, err))
+		return -1;
+	if (rt_cmd_start(g, id, err)) {
+		vt_err ignored;
+		rt_cmd_delete(g, id, true, &ignored);
+		return -1;
+	}
+	*status = 0;
+	if (o->detach)
+		return 0;
+	if (master >= 0 ? rt_wait_relaying(pid, master, status) : rt_wait_forwarding(pid, status))
+		*status = 255;
+	vt_err derr;
+	if (rt_cmd_delete(g, id, true, &derr))
+		return vt_fail(err, "the container exited with %d, but delete failed: %s", *status, derr.msg);
+	return 0;
+}
