@@ -21,12 +21,13 @@
 
 static const char run_usage[] =
 	"usage: virtus vm run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
-	"                     [--console stdio|none|FILE] [--stats]\n"
+	"                     [--console stdio|none|FILE] [--rng] [--stats]\n"
 	"\n"
 	"Boots a Linux bzImage or PVH ELF vmlinux (detected from the file). Without --kernel, boots the\n"
 	"default guest from $VIRTUS_GUEST_DIR or <directory of virtus>/guest.\n"
 	"  --cpus N         vCPUs (default 1)          --memory SIZE  guest RAM, e.g. 512M, 2G (default 512M)\n"
 	"  --console MODE   stdio (default), none, or a file to write the guest's serial output to\n"
+	"  --rng            add a virtio-rng device (PCI) fed by the host's getrandom()\n"
 	"  --stats          print VM exit counters when the VM ends\n"
 	"On the console, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"Exit status: 0 guest powered off, 3 guest rebooted, 4 guest crashed, 1 VMM error, 2 usage error,\n"
@@ -86,7 +87,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "kernel", required_argument, NULL, 'k' }, { "initrd", required_argument, NULL, 'i' },
 		{ "cmdline", required_argument, NULL, 'c' }, { "cpus", required_argument, NULL, 'n' },
 		{ "memory", required_argument, NULL, 'm' }, { "console", required_argument, NULL, 'o' },
-		{ "stats", no_argument, NULL, 's' }, { "help", no_argument, NULL, 'h' }, { 0 },
+		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	uint64_t n;
 	vt_err err;
@@ -100,6 +101,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case 'c': o->cfg.cmdline = optarg; break;
 		case 'o': o->console = optarg; break;
 		case 's': o->stats = true; break;
+		case 'r': o->cfg.rng = true; break;
 		case 'h': fputs(run_usage, stdout); return 0;
 		case 'n':
 			if (parse_uint(optarg, 0, MAX_CPUS_ARG, &n) < 0)

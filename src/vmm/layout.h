@@ -22,6 +22,10 @@
 
 /* Above RAM below 4 GiB: a hole for device MMIO. RAM beyond it continues at 4 GiB. */
 #define LAYOUT_MMIO_HOLE      (3ULL * GiB)
+#define LAYOUT_PCI_MMIO       (3ULL * GiB)  /* PCI BAR window: 512 MiB, up to the ECAM window */
+#define LAYOUT_PCI_MMIO_SIZE  (512ULL * MiB)
+#define LAYOUT_PCI_ECAM       0xe0000000ULL /* PCI config space, 1 MiB per bus: room for 256, ACPI offers bus 0 */
+#define LAYOUT_PCI_ECAM_SIZE  (256ULL * MiB)
 #define LAYOUT_IOAPIC         0xfec00000ULL
 #define LAYOUT_LAPIC          0xfee00000ULL
 #define LAYOUT_IDENTITY_MAP   0xfffbc000ULL /* KVM_SET_IDENTITY_MAP_ADDR: one page */
@@ -35,6 +39,7 @@
 #define PORT_I8042_CMD        0x64
 #define PORT_ACPI_SLEEP_CTL   0x600
 #define PORT_ACPI_SLEEP_STS   0x601
+#define PORT_PCI_CONF1        0xcf8       /* address 0xcf8, data 0xcfc-0xcff */
 
 #define VM_MIN_MEMORY         (4ULL * MiB)
 

@@ -129,6 +129,7 @@ static int setup_acpi(struct vm *vm, uint64_t *rsdp, vt_err *err)
 		.com1_port = PORT_COM1,
 		.com1_irq = IRQ_COM1,
 	};
+	vm_pci_describe(vm, &cfg);
 	uint8_t *buf = gmem_ptr(&vm->mem, LAYOUT_ACPI_START, LAYOUT_ACPI_SIZE);
 	size_t used;
 	if (acpi_build(&cfg, buf, LAYOUT_ACPI_SIZE, LAYOUT_ACPI_START, rsdp, &used, err) < 0)
@@ -205,7 +206,8 @@ static int vm_build(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 		return vt_fail_errno(err, errno, "eventfd");
 	if (setup_irqchip(vm, err) < 0 || setup_memory(vm, cfg->mem_size, err) < 0)
 		return -1;
-	if (setup_platform_devices(vm, cfg->console_out_fd, err) < 0 || load_kernel(vm, cfg, err) < 0)
+	if (setup_platform_devices(vm, cfg->console_out_fd, err) < 0 || vm_pci_setup(vm, cfg, err) < 0 ||
+	    load_kernel(vm, cfg, err) < 0)
 		return -1;
 	vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
@@ -256,6 +258,8 @@ int vm_start(struct vm *vm, vt_err *err)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR1, &sa, NULL); /* process-wide, idempotent: every VM uses the same no-op kick */
 	vm->start_ns = now_ns();
+	if (vm_pci_start(vm, err) < 0)
+		return -1;
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		int rc = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
 		if (rc) {
@@ -337,6 +341,7 @@ void vm_destroy(struct vm *vm)
 			vcpu_destroy(&vm->vcpus[i]);
 		free(vm->vcpus);
 	}
+	vm_pci_destroy(vm);
 	uart_destroy(&vm->uart);
 	gmem_free(&vm->mem);
 	if (vm->stop_fd >= 0)
@@ -378,6 +383,7 @@ void vm_print_stats(const struct vm *vm, FILE *f)
 		fprintf(f, "  %-16s %10llu\n", kvm_exit_name(r), (unsigned long long)total[r]);
 	}
 	fprintf(f, "  %-16s %10llu\n", "total", (unsigned long long)all);
+	vm_pci_print_stats(vm, f);
 	const struct io_bus *buses[] = { &vm->pio, &vm->mmio };
 	const char *kinds[] = { "pio", "mmio" };
 	for (unsigned b = 0; b < 2; b++) {

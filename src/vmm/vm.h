@@ -15,6 +15,7 @@
 #include "lib/err.h"
 #include "vmm/boot/boot.h"
 #include "vmm/guest_mem.h"
+#include "vmm/vm_pci.h"
 
 /* How a VM ended. Values are the process exit statuses `virtus vm run` uses. */
 enum vm_exit {
@@ -36,6 +37,7 @@ struct vm_config {
 	uint64_t mem_size;
 	int console_out_fd;       /* -1: discard guest serial output */
 	FILE *diag;               /* where crash reports go; NULL: nowhere */
+	bool rng;                 /* virtio-rng on PCI (and with it the PCI host bridge) */
 };
 
 #define VCPU_EXIT_REASONS 64
@@ -60,6 +62,7 @@ struct vm {
 	struct io_bus pio, mmio;
 	struct uart8250 uart;
 	struct platform_dev platform;
+	struct vm_pci pci;        /* PCI bus and virtio devices; pci.enabled only if one is configured */
 	struct vcpu *vcpus;
 	struct boot_entry boot;
 	FILE *diag;

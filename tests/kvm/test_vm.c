@@ -142,6 +142,41 @@ static void pio_and_mmio_dispatch(void **state)
 	expect(&mmio, 2, 16, 4, true, 0x600df00d);
 }
 
+static const struct io_range *find_range(const struct io_bus *bus, const char *name)
+{
+	for (unsigned i = 0; i < bus->n; i++)
+		if (!strcmp(bus->range[i].name, name))
+			return &bus->range[i];
+	return NULL;
+}
+
+/* --rng: the guest finds the device through conf1, and 1000 kicks reach the device thread through the
+ * ioeventfd without one exit to userspace. */
+static void pci_rng_kicks_without_exits(void **state)
+{
+	(void)state;
+	struct recorder pio = { 0 };
+	struct vm_config cfg = { .kernel_path = guest("pci"), .cmdline = "", .ncpus = 1, .mem_size = 16 * MiB,
+				 .console_out_fd = -1, .diag = stderr, .rng = true };
+	struct vm *vm = NULL;
+	vt_err err;
+	if (vm_create(&cfg, &vm, &err) < 0)
+		fail_msg("vm_create: %s", err.msg);
+	assert_int_equal(vm_add_pio(vm, 0x510, 16, record, &pio, "test-pio", &err), 0);
+	assert_int_equal(run_to_end(vm), VM_EXIT_POWEROFF);
+	assert_int_equal(pio.n, 3);
+	expect(&pio, 0, 0, 4, true, 0x10441af4);  /* virtio-rng, modern */
+	expect(&pio, 1, 0, 4, true, 0xc0000000);  /* BAR 0 at the start of the window */
+	expect(&pio, 2, 0, 4, true, 1);           /* num_queues through the BAR */
+	const struct vpci_queue *q = &vm->pci.virtio[0].t->q[0];
+	for (int i = 0; i < 100 && __atomic_load_n(&q->kicks, __ATOMIC_RELAXED) < 1000; i++)
+		usleep(10000); /* the device thread counts them */
+	assert_int_equal(__atomic_load_n(&q->kicks, __ATOMIC_RELAXED), 1000);
+	assert_int_equal(q->trapped_kicks, 0);
+	assert_int_equal(find_range(&vm->mmio, "pci-bars")->accesses, 1);
+	vm_destroy(vm);
+}
+
 static void reset_and_crash_statuses(void **state)
 {
 	(void)state;
@@ -221,6 +256,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(serial_output_reaches_console),
 		cmocka_unit_test(pio_and_mmio_dispatch),
+		cmocka_unit_test(pci_rng_kicks_without_exits),
 		cmocka_unit_test(reset_and_crash_statuses),
 		cmocka_unit_test(smp_vcpus_all_run),
 		cmocka_unit_test(two_vms_in_one_process),

@@ -43,4 +43,8 @@ virtus_run virtus-run-cmd --kernel guest/vmlinux --initrd guest/initramfs.cpio.g
 # No --kernel/--initrd: the default guest from <dir of virtus>/guest/ (a serial line cannot carry an
 # EOF, so the default shell would wait forever: ask for poweroff).
 virtus_run virtus-default --cmdline "$base_cmdline virtus.init=poweroff"
+# virtio-rng on PCI (--rng): the guest finds 1af4:1044, hw_random picks it, /dev/hwrng gives data, and
+# --stats shows the kicks arriving by ioeventfd (none trapped) while the BAR sees only setup accesses.
+virtus_run virtus-rng --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --cpus 1 --memory 256M --rng --stats \
+	--cmdline "$base_cmdline virtus.init=\"run:for d in /sys/bus/pci/devices/*; do echo pci-dev \$(cat \$d/vendor):\$(cat \$d/device); done; echo rng-current \$(cat /sys/class/misc/hw_random/rng_current); echo hwrng-bytes \$(head -c 4096 /dev/hwrng | wc -c); echo hwrng-64k \$(head -c 65536 /dev/hwrng | wc -c)\""
 exit 0

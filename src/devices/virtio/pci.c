@@ -1,0 +1,527 @@
+#include "devices/virtio/pci.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "lib/util.h"
+
+#define VIRTIO_PCI_VENDOR   0x1af4
+#define VIRTIO_PCI_DEVICE0  0x1040
+#define VIRTIO_PCI_REVISION 1      /* modern-only devices have revision >= 1 */
+#define CLASS_OTHER         0xff0000
+#define VIRTIO_CAP_LEN      16
+#define VIRTIO_NOTIFY_CAP_LEN 20
+#define ISR_QUEUE           1
+#define ISR_CONFIG          2
+
+/* ---- Interrupts (the transport's half of virtio.h) ------------------------------------------------ */
+
+static void send_vector(struct virtio_transport *t, uint16_t vector)
+{
+	if (vector != VIRTIO_NO_VECTOR)
+		msix_notify(&t->msix, vector);
+}
+
+void virtio_queue_interrupt(struct virtio_device *d, unsigned q, bool force)
+{
+	struct virtio_transport *t = d->transport;
+	if (q >= d->nqueues || (!force && !virtq_should_notify(&t->vq[q])))
+		return;
+	t->isr |= ISR_QUEUE;
+	t->q[q].interrupts++;
+	send_vector(t, t->q[q].msix_vector);
+}
+
+void virtio_config_changed(struct virtio_device *d)
+{
+	struct virtio_transport *t = d->transport;
+	t->config_generation++;
+	t->isr |= ISR_CONFIG;
+	send_vector(t, t->config_vector);
+}
+
+void virtio_mark_broken(struct virtio_device *d, const char *why)
+{
+	(void)why; /* a guest error: the driver learns it from the status, the host has nothing to do */
+	struct virtio_transport *t = d->transport;
+	if (t->status & VIRTIO_STATUS_NEEDS_RESET)
+		return;
+	t->status |= VIRTIO_STATUS_NEEDS_RESET;
+	virtio_config_changed(d);
+}
+
+/* ---- Common configuration ------------------------------------------------------------------------- */
+
+static uint64_t offered_features(const struct virtio_transport *t)
+{
+	return t->dev->features | (1ULL << VIRTIO_F_VERSION_1);
+}
+
+static struct vpci_queue *selected(struct virtio_transport *t)
+{
+	return t->queue_select < t->dev->nqueues ? &t->q[t->queue_select] : NULL;
+}
+
+static void reset_queue(struct virtio_transport *t, unsigned i)
+{
+	struct vpci_queue *q = &t->q[i];
+	q->size = t->dev->queue_max[i];
+	q->msix_vector = VIRTIO_NO_VECTOR;
+	q->enabled = false;
+	q->desc = q->driver = q->device = 0;
+	memset(&t->vq[i], 0, sizeof(t->vq[i]));
+}
+
+static void reset_device(struct virtio_transport *t)
+{
+	if (t->dev->ops->reset)
+		t->dev->ops->reset(t->dev);
+	t->dfselect = t->gfselect = 0;
+	t->driver_features = 0;
+	t->dev->negotiated = 0;
+	t->config_vector = VIRTIO_NO_VECTOR;
+	t->queue_select = 0;
+	t->status = 0;
+	t->isr = 0;
+	t->config_generation++;
+	for (unsigned i = 0; i < t->dev->nqueues; i++)
+		reset_queue(t, i);
+}
+
+static bool features_acceptable(const struct virtio_transport *t)
+{
+	return !(t->driver_features & ~offered_features(t)) && (t->driver_features & (1ULL << VIRTIO_F_VERSION_1));
+}
+
+/* Ask the device thread to look at every enabled queue: buffers may have been queued before DRIVER_OK. */
+static void kick_enabled_queues(struct virtio_transport *t)
+{
+	uint64_t one = 1;
+	for (unsigned i = 0; i < t->dev->nqueues; i++)
+		if (t->q[i].enabled && t->q[i].kick_fd >= 0 && write(t->q[i].kick_fd, &one, sizeof(one)) < 0) {
+			/* only fails on counter overflow: a kick is pending anyway */
+		}
+}
+
+static void set_status(struct virtio_transport *t, uint8_t v)
+{
+	if (v == 0) {
+		reset_device(t);
+		return;
+	}
+	uint8_t old = t->status;
+	if ((v & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
+		if (features_acceptable(t))
+			t->dev->negotiated = t->driver_features;
+		else
+			v &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK; /* the driver reads it back and gives up */
+	}
+	if (!(v & VIRTIO_STATUS_FEATURES_OK))
+		v &= (uint8_t)~VIRTIO_STATUS_DRIVER_OK;
+	v = (uint8_t)((v & ~VIRTIO_STATUS_NEEDS_RESET) | (old & VIRTIO_STATUS_NEEDS_RESET));
+	t->status = v;
+	if ((v & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK)) {
+		if (t->dev->ops->activate && t->dev->ops->activate(t->dev) < 0)
+			virtio_mark_broken(t->dev, "device activation failed");
+		else
+			kick_enabled_queues(t);
+	}
+}
+
+static uint16_t checked_vector(const struct virtio_transport *t, uint32_t v)
+{
+	return v < t->msix.nvectors ? (uint16_t)v : VIRTIO_NO_VECTOR;
+}
+
+static void enable_queue(struct virtio_transport *t, unsigned i)
+{
+	struct vpci_queue *q = &t->q[i];
+	struct virtq *vq = &t->vq[i];
+	memset(vq, 0, sizeof(*vq));
+	vq->size = q->size;
+	vq->desc_gpa = q->desc, vq->avail_gpa = q->driver, vq->used_gpa = q->device;
+	vq->event_idx = t->driver_features & (1ULL << VIRTIO_F_EVENT_IDX);
+	vq->indirect = t->driver_features & (1ULL << VIRTIO_F_INDIRECT_DESC);
+	vq->mem = t->mem;
+	q->enabled = true;
+	if (virtq_init(vq) < 0) {
+		vq->broken = true;
+		virtio_mark_broken(t->dev, "queue rings outside guest memory");
+	}
+}
+
+struct field { uint8_t off, size; };
+
+static const struct field common_fields[] = {
+	{ VPCI_DFSELECT, 4 }, { VPCI_DF, 4 }, { VPCI_GFSELECT, 4 }, { VPCI_GF, 4 }, { VPCI_MSIX_CONFIG, 2 },
+	{ VPCI_NUM_QUEUES, 2 }, { VPCI_STATUS, 1 }, { VPCI_CFG_GEN, 1 }, { VPCI_Q_SELECT, 2 }, { VPCI_Q_SIZE, 2 },
+	{ VPCI_Q_MSIX, 2 }, { VPCI_Q_ENABLE, 2 }, { VPCI_Q_NOFF, 2 }, { VPCI_Q_DESC, 8 }, { VPCI_Q_DRIVER, 8 },
+	{ VPCI_Q_DEVICE, 8 },
+};
+
+/* The field an access hits: whole fields only, or a dword half of a 64-bit one. NULL otherwise. */
+static const struct field *find_field(uint64_t off, uint32_t len)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(common_fields); i++) {
+		const struct field *f = &common_fields[i];
+		if (off == f->off && len == f->size)
+			return f;
+		if (f->size == 8 && len == 4 && (off == f->off || off == f->off + 4u))
+			return f;
+	}
+	return NULL;
+}
+
+static uint32_t feature_window(uint64_t features, uint32_t select)
+{
+	return select < 2 ? (uint32_t)(features >> (32 * select)) : 0;
+}
+
+static uint64_t read_field(struct virtio_transport *t, unsigned off)
+{
+	struct vpci_queue *q = selected(t);
+	switch (off) {
+	case VPCI_DFSELECT: return t->dfselect;
+	case VPCI_DF: return feature_window(offered_features(t), t->dfselect);
+	case VPCI_GFSELECT: return t->gfselect;
+	case VPCI_GF: return feature_window(t->driver_features, t->gfselect);
+	case VPCI_MSIX_CONFIG: return t->config_vector;
+	case VPCI_NUM_QUEUES: return t->dev->nqueues;
+	case VPCI_STATUS: return t->status;
+	case VPCI_CFG_GEN: return t->config_generation;
+	case VPCI_Q_SELECT: return t->queue_select;
+	}
+	if (!q)
+		return 0; /* queue_size 0: no such queue */
+	switch (off) {
+	case VPCI_Q_SIZE: return q->size;
+	case VPCI_Q_MSIX: return q->msix_vector;
+	case VPCI_Q_ENABLE: return q->enabled;
+	case VPCI_Q_NOFF: return q->index;
+	case VPCI_Q_DESC: return q->desc;
+	case VPCI_Q_DRIVER: return q->driver;
+	case VPCI_Q_DEVICE: return q->device;
+	}
+	return 0;
+}
+
+static void write_driver_features(struct virtio_transport *t, uint32_t v)
+{
+	if ((t->status & VIRTIO_STATUS_FEATURES_OK) || t->gfselect >= 2)
+		return; /* features are frozen once accepted */
+	unsigned shift = 32 * t->gfselect;
+	t->driver_features = (t->driver_features & ~(0xffffffffULL << shift)) | ((uint64_t)v << shift);
+}
+
+static void write_queue_size(struct vpci_queue *q, uint16_t max, uint64_t v)
+{
+	if (v && v <= max && !(v & (v - 1)))
+		q->size = (uint16_t)v; /* split rings are powers of two; anything else keeps the old size */
+}
+
+static void write_queue_field(struct virtio_transport *t, unsigned off, uint64_t v)
+{
+	struct vpci_queue *q = selected(t);
+	if (!q || q->enabled)
+		return; /* a live queue's configuration is fixed until reset */
+	switch (off) {
+	case VPCI_Q_SIZE: write_queue_size(q, t->dev->queue_max[q->index], v); break;
+	case VPCI_Q_MSIX: q->msix_vector = checked_vector(t, (uint32_t)v); break;
+	case VPCI_Q_ENABLE: if (v == 1) enable_queue(t, q->index); break;
+	case VPCI_Q_DESC: q->desc = v; break;
+	case VPCI_Q_DRIVER: q->driver = v; break;
+	case VPCI_Q_DEVICE: q->device = v; break;
+	}
+}
+
+static void write_field(struct virtio_transport *t, unsigned off, uint64_t v)
+{
+	switch (off) {
+	case VPCI_DFSELECT: t->dfselect = (uint32_t)v; break;
+	case VPCI_GFSELECT: t->gfselect = (uint32_t)v; break;
+	case VPCI_GF: write_driver_features(t, (uint32_t)v); break;
+	case VPCI_MSIX_CONFIG: t->config_vector = checked_vector(t, (uint32_t)v); break;
+	case VPCI_STATUS: set_status(t, (uint8_t)v); break;
+	case VPCI_Q_SELECT: t->queue_select = (uint16_t)v; break;
+	default: write_queue_field(t, off, v); break;
+	}
+}
+
+static void common_io(struct virtio_transport *t, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+{
+	const struct field *f = find_field(off, len);
+	if (!f) {
+		if (!is_write)
+			memset(data, 0xff, len);
+		return;
+	}
+	unsigned shift = (unsigned)(off - f->off) * 8;
+	uint64_t mask = len == 8 ? ~0ULL : (1ULL << (8 * len)) - 1;
+	uint64_t cur = read_field(t, f->off);
+	if (!is_write) {
+		uint64_t v = (cur >> shift) & mask;
+		for (uint32_t i = 0; i < len; i++)
+			data[i] = (uint8_t)(v >> (8 * i));
+		return;
+	}
+	uint64_t v = 0;
+	for (uint32_t i = 0; i < len; i++)
+		v |= (uint64_t)data[i] << (8 * i);
+	write_field(t, f->off, (cur & ~(mask << shift)) | (v << shift));
+}
+
+/* ---- The rest of BAR 0 ---------------------------------------------------------------------------- */
+
+static void kick(struct virtio_transport *t, unsigned q);
+
+static void notify_io(struct virtio_transport *t, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+{
+	if (!is_write) {
+		memset(data, 0xff, len);
+		return;
+	}
+	unsigned q = (unsigned)(off / VPCI_NOTIFY_MULT);
+	if (q >= t->dev->nqueues)
+		return;
+	__atomic_add_fetch(&t->q[q].trapped_kicks, 1, __ATOMIC_RELAXED);
+	uint64_t one = 1;
+	if (t->q[q].kick_fd < 0)
+		kick(t, q); /* no device thread (tests): handle it here */
+	else if (write(t->q[q].kick_fd, &one, sizeof(one)) < 0) {
+		/* counter overflow only: a kick is pending anyway */
+	}
+}
+
+static void device_cfg_io(struct virtio_transport *t, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+{
+	const struct virtio_device_ops *ops = t->dev->ops;
+	if (off + len > t->dev->config_len || len > 8) {
+		if (!is_write)
+			memset(data, 0xff, len);
+		return;
+	}
+	if (is_write) {
+		if (ops->config_write)
+			ops->config_write(t->dev, (uint32_t)off, data, len);
+	} else if (ops->config_read) {
+		ops->config_read(t->dev, (uint32_t)off, data, len);
+	} else {
+		memset(data, 0, len);
+	}
+}
+
+static void isr_io(struct virtio_transport *t, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+{
+	if (is_write)
+		return;
+	memset(data, 0, len);
+	if (off == 0) {
+		data[0] = t->isr;
+		t->isr = 0; /* reading the ISR acknowledges it */
+	}
+}
+
+void virtio_pci_bar_io(void *opaque, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct virtio_transport *t = opaque;
+	uint64_t off = PCI_BAR_OFFSET(addr);
+	if (PCI_BAR_OF(addr) != VPCI_BAR || off >= VPCI_BAR_SIZE || len == 0 || len > 8) {
+		if (!is_write && len <= 8)
+			memset(data, 0xff, len);
+		return;
+	}
+	if (off >= VPCI_MSIX_PBA_OFF) {
+		msix_pba_io(&t->msix, off - VPCI_MSIX_PBA_OFF, data, len, is_write);
+		return;
+	}
+	if (off >= VPCI_MSIX_TABLE_OFF) {
+		msix_table_io(&t->msix, off - VPCI_MSIX_TABLE_OFF, data, len, is_write);
+		return;
+	}
+	if (off >= VPCI_NOTIFY_OFF) {
+		notify_io(t, off - VPCI_NOTIFY_OFF, data, len, is_write);
+		return;
+	}
+	pthread_mutex_lock(&t->lock);
+	if (off >= VPCI_DEVICE_OFF)
+		device_cfg_io(t, off - VPCI_DEVICE_OFF, data, len, is_write);
+	else if (off >= VPCI_ISR_OFF)
+		isr_io(t, off - VPCI_ISR_OFF, data, len, is_write);
+	else if (off < VPCI_COMMON_LEN)
+		common_io(t, off, data, len, is_write);
+	else if (!is_write)
+		memset(data, 0xff, len);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* ---- Kicks ---------------------------------------------------------------------------------------- */
+
+static void kick(struct virtio_transport *t, unsigned q)
+{
+	pthread_mutex_lock(&t->lock);
+	bool live = (t->status & VIRTIO_STATUS_DRIVER_OK) && !(t->status & VIRTIO_STATUS_NEEDS_RESET) &&
+		    t->q[q].enabled && !t->vq[q].broken;
+	if (live)
+		t->dev->ops->queue_notify(t->dev, q);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Event-loop callback for a queue's kick eventfd; the counter says how many kicks were coalesced. */
+static void on_kick(void *arg)
+{
+	struct vpci_queue *q = arg;
+	uint64_t n;
+	if (read(q->kick_fd, &n, sizeof(n)) != sizeof(n))
+		return;
+	__atomic_add_fetch(&q->kicks, n, __ATOMIC_RELAXED);
+	kick(q->t, q->index);
+}
+
+/* Move the ioeventfds with BAR 0: they belong at the notify area only while memory decode is on. */
+static void bar_moved(struct pci_device *d, unsigned bar, uint64_t addr, bool decoding)
+{
+	struct virtio_transport *t = (struct virtio_transport *)d; /* pci is the first member */
+	if (bar != VPCI_BAR || !t->host.ioeventfd)
+		return;
+	for (unsigned i = 0; i < t->dev->nqueues; i++) {
+		struct vpci_queue *q = &t->q[i];
+		uint64_t want = decoding && addr ? addr + VPCI_NOTIFY_OFF + (uint64_t)i * VPCI_NOTIFY_MULT : 0;
+		if (want == q->kick_gpa)
+			continue;
+		if (q->kick_gpa)
+			t->host.ioeventfd(t->host.opaque, q->kick_gpa, q->kick_fd, false);
+		q->kick_gpa = 0;
+		if (want && t->host.ioeventfd(t->host.opaque, want, q->kick_fd, true) == 0)
+			q->kick_gpa = want;
+	}
+}
+
+static void cfg_written(struct pci_device *d, unsigned off, unsigned len)
+{
+	struct virtio_transport *t = (struct virtio_transport *)d;
+	if (off < t->msix.cap + 4 && off + len > t->msix.cap + 2)
+		msix_control_written(&t->msix);
+}
+
+static const struct pci_device_ops virtio_pci_ops = { .bar_io = virtio_pci_bar_io, .bar_moved = bar_moved };
+
+/* ---- Construction --------------------------------------------------------------------------------- */
+
+static int add_virtio_cap(struct pci_device *d, uint8_t type, uint32_t off, uint32_t len, bool notify, vt_err *err)
+{
+	unsigned at = pci_device_add_cap(d, PCI_CAP_ID_VENDOR, notify ? VIRTIO_NOTIFY_CAP_LEN : VIRTIO_CAP_LEN);
+	if (!at)
+		return vt_fail(err, "%s: PCI config space full", d->name);
+	d->cfg[at + 2] = notify ? VIRTIO_NOTIFY_CAP_LEN : VIRTIO_CAP_LEN;
+	d->cfg[at + 3] = type;
+	d->cfg[at + 4] = VPCI_BAR;
+	pci_put(d->cfg + at + 8, 4, off);
+	pci_put(d->cfg + at + 12, 4, len);
+	if (notify)
+		pci_put(d->cfg + at + 16, 4, VPCI_NOTIFY_MULT);
+	return 0;
+}
+
+static int check_device(const struct virtio_device *dev, vt_err *err)
+{
+	if (dev->nqueues == 0 || dev->nqueues > VIRTIO_MAX_QUEUES)
+		return vt_fail(err, "%s: %u queues (1..%d supported)", dev->name, dev->nqueues, VIRTIO_MAX_QUEUES);
+	if (dev->config_len > VPCI_DEVICE_MAX)
+		return vt_fail(err, "%s: config space of %u bytes is too large", dev->name, dev->config_len);
+	for (unsigned i = 0; i < dev->nqueues; i++)
+		if (!dev->queue_max[i] || dev->queue_max[i] > VIRTQ_MAX_SIZE || (dev->queue_max[i] & (dev->queue_max[i] - 1)))
+			return vt_fail(err, "%s: queue %u size %u is not a power of two", dev->name, i, dev->queue_max[i]);
+	if (!dev->ops || !dev->ops->queue_notify)
+		return vt_fail(err, "%s: no queue_notify handler", dev->name);
+	return 0;
+}
+
+static int build_pci_function(struct virtio_transport *t, vt_err *err)
+{
+	struct pci_device *d = &t->pci;
+	struct virtio_device *dev = t->dev;
+	pci_device_init(d, VIRTIO_PCI_VENDOR, VIRTIO_PCI_DEVICE0 + dev->id, CLASS_OTHER, VIRTIO_PCI_VENDOR,
+			VIRTIO_PCI_DEVICE0 + dev->id, dev->name);
+	d->cfg[PCI_REVISION_ID] = VIRTIO_PCI_REVISION;
+	d->ops = &virtio_pci_ops;
+	d->opaque = t;
+	d->cfg_written = cfg_written;
+	if (pci_device_add_bar(d, VPCI_BAR, VPCI_BAR_SIZE, false, err) < 0)
+		return -1;
+	if (add_virtio_cap(d, VPCI_CAP_COMMON, VPCI_COMMON_OFF, VPCI_COMMON_LEN, false, err) < 0 ||
+	    add_virtio_cap(d, VPCI_CAP_NOTIFY, VPCI_NOTIFY_OFF, dev->nqueues * VPCI_NOTIFY_MULT, true, err) < 0 ||
+	    add_virtio_cap(d, VPCI_CAP_ISR, VPCI_ISR_OFF, 4, false, err) < 0)
+		return -1;
+	if (dev->config_len && add_virtio_cap(d, VPCI_CAP_DEVICE, VPCI_DEVICE_OFF, dev->config_len, false, err) < 0)
+		return -1;
+	return msix_init(&t->msix, d, dev->nqueues + 1, VPCI_BAR, VPCI_MSIX_TABLE_OFF, VPCI_MSIX_PBA_OFF,
+			 t->host.msix_ops, t->host.msix_opaque, err);
+}
+
+static int setup_kicks(struct virtio_transport *t, vt_err *err)
+{
+	for (unsigned i = 0; i < t->dev->nqueues; i++) {
+		struct vpci_queue *q = &t->q[i];
+		if (!t->host.watch)
+			continue;
+		if ((q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+			return vt_fail_errno(err, errno, "%s: eventfd", t->dev->name);
+		if (t->host.watch(t->host.watch_opaque, q->kick_fd, on_kick, q, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int virtio_pci_create(struct virtio_device *dev, const struct guest_mem *mem, const struct virtio_pci_host *host,
+		      struct virtio_transport **out, vt_err *err)
+{
+	if (check_device(dev, err) < 0)
+		return -1;
+	struct virtio_transport *t = calloc(1, sizeof(*t));
+	if (!t)
+		return vt_fail_errno(err, ENOMEM, "%s", dev->name);
+	t->dev = dev;
+	t->host = *host;
+	t->mem = mem;
+	pthread_mutex_init(&t->lock, NULL);
+	dev->transport = t;
+	dev->vq = t->vq;
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		t->q[i] = (struct vpci_queue){ .kick_fd = -1, .t = t, .index = i };
+	if (build_pci_function(t, err) < 0 || setup_kicks(t, err) < 0) {
+		virtio_pci_destroy(t);
+		return -1;
+	}
+	reset_device(t);
+	*out = t;
+	return 0;
+}
+
+void virtio_pci_destroy(struct virtio_transport *t)
+{
+	if (!t)
+		return;
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		if (t->q[i].kick_gpa && t->host.ioeventfd)
+			t->host.ioeventfd(t->host.opaque, t->q[i].kick_gpa, t->q[i].kick_fd, false);
+		if (t->q[i].kick_fd >= 0)
+			close(t->q[i].kick_fd);
+	}
+	if (t->msix.pci)
+		msix_destroy(&t->msix);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+void virtio_pci_print_stats(struct virtio_transport *t, FILE *f)
+{
+	for (unsigned i = 0; i < t->dev->nqueues; i++) {
+		const struct vpci_queue *q = &t->q[i];
+		fprintf(f, "  %s queue %u: %llu kicks (%llu of them trapped as exits, the rest ioeventfd), %llu interrupts\n",
+			t->dev->name, i, (unsigned long long)__atomic_load_n(&q->kicks, __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&q->trapped_kicks, __ATOMIC_RELAXED), (unsigned long long)q->interrupts);
+	}
+}

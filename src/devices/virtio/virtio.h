@@ -1,0 +1,93 @@
+/* What a virtio device implements, and what its transport gives back (virtio 1.x).
+ *
+ * A device (rng, blk, net, ...) fills a struct virtio_device: its id, the features it offers, its queues and
+ * a small ops table. The transport (virtio-pci) owns feature negotiation, the status state machine, queue
+ * configuration and interrupts; it calls the ops below and the device calls virtio_* back.
+ *
+ * Threading: every op except config_read/config_write runs with the transport's device lock held.
+ * queue_notify runs on the event-loop thread; config_*, activate and reset run on a vCPU thread. So a device
+ * never sees a reset while it is processing a queue, and needs no lock of its own for queue state. */
+#ifndef VIRTUS_VIRTIO_H
+#define VIRTUS_VIRTIO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/virtio/queue.h"
+#include "lib/err.h"
+
+/* Device ids (virtio 1.x, 5). */
+#define VIRTIO_ID_NET      1
+#define VIRTIO_ID_BLOCK    2
+#define VIRTIO_ID_CONSOLE  3
+#define VIRTIO_ID_RNG      4
+#define VIRTIO_ID_BALLOON  5
+#define VIRTIO_ID_VSOCK    19
+
+/* Device-independent feature bits (virtio 1.x, 6). */
+#define VIRTIO_F_INDIRECT_DESC 28
+#define VIRTIO_F_EVENT_IDX     29
+#define VIRTIO_F_VERSION_1     32
+
+/* Device status bits (virtio 1.x, 2.1). */
+#define VIRTIO_STATUS_ACKNOWLEDGE  1
+#define VIRTIO_STATUS_DRIVER       2
+#define VIRTIO_STATUS_DRIVER_OK    4
+#define VIRTIO_STATUS_FEATURES_OK  8
+#define VIRTIO_STATUS_NEEDS_RESET  0x40
+#define VIRTIO_STATUS_FAILED       0x80
+
+#define VIRTIO_MAX_QUEUES 8
+
+struct virtio_device;
+
+struct virtio_device_ops {
+	/* Device-specific configuration space (virtio 1.x, 4.1.4.6), offset within it; the transport has
+	 * already checked off + len <= config_len. Optional: absent means reads of zeros, writes dropped. */
+	void (*config_read)(struct virtio_device *d, uint32_t off, uint8_t *data, uint32_t len);
+	void (*config_write)(struct virtio_device *d, uint32_t off, const uint8_t *data, uint32_t len);
+	/* The driver set DRIVER_OK: negotiated features and enabled queues are final. Return -1 to fail the
+	 * device (status NEEDS_RESET). Optional. */
+	int (*activate)(struct virtio_device *d);
+	/* The driver wrote 0 to status (or the VM stops): forget everything. Optional. */
+	void (*reset)(struct virtio_device *d);
+	/* Queue q was kicked (ioeventfd or a trapped notify write): consume it. Runs on the event loop. */
+	void (*queue_notify)(struct virtio_device *d, unsigned q);
+};
+
+struct virtio_transport;
+
+struct virtio_device {
+	/* Filled by the device before it is plugged. */
+	uint16_t id;                      /* VIRTIO_ID_* */
+	uint64_t features;                /* offered; the transport adds VERSION_1 */
+	unsigned nqueues;                 /* 1..VIRTIO_MAX_QUEUES */
+	uint16_t queue_max[VIRTIO_MAX_QUEUES]; /* largest ring the device accepts (power of two) */
+	uint32_t config_len;              /* bytes of device config space, <= 4096 */
+	const struct virtio_device_ops *ops;
+	const char *name;                 /* "virtio-rng": diagnostics and --stats */
+
+	/* Filled by the transport. */
+	uint64_t negotiated;              /* valid once FEATURES_OK is set */
+	struct virtq *vq;                 /* vq[0..nqueues): the rings, valid for enabled queues */
+	struct virtio_transport *transport;
+};
+
+/* Interrupt the driver for queue q if the ring says so (virtq_should_notify), or unconditionally (force). */
+void virtio_queue_interrupt(struct virtio_device *d, unsigned q, bool force);
+/* Device configuration changed: bump config_generation and send the config interrupt. */
+void virtio_config_changed(struct virtio_device *d);
+/* A guest error (malformed ring): set DEVICE_NEEDS_RESET and tell the driver. The device stops using
+ * its queues until the driver resets it. */
+void virtio_mark_broken(struct virtio_device *d, const char *why);
+
+static inline bool virtio_has_feature(const struct virtio_device *d, unsigned bit)
+{
+	return d->negotiated & (1ULL << bit);
+}
+
+/* Devices. */
+int virtio_rng_create(struct virtio_device **out, vt_err *err);
+void virtio_rng_destroy(struct virtio_device *d);
+
+#endif

@@ -1,0 +1,595 @@
+/* PCI without KVM: config space through conf1 and ECAM, BAR sizing and allocation, the capability chain,
+ * the command register, MSI-X masking with a fake route setter, and the virtio-pci transport (common cfg,
+ * status machine, reset) driving virtio-rng over fake guest memory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "devices/pci.h"
+#include "devices/virtio/pci.h"
+#include "devices/virtio/virtio.h"
+
+#define MMIO_BASE 0xc0000000ULL
+#define MMIO_SIZE 0x20000000ULL
+#define ECAM_BASE 0xe0000000ULL
+#define GUEST_RAM (1u << 20)
+
+/* ---- fakes ---- */
+
+struct fake_irq {
+	unsigned signals[MSIX_MAX_VECTORS];
+	unsigned routes;
+	unsigned last_vector;
+	uint64_t last_addr;
+	uint32_t last_data;
+};
+
+static int fake_route(void *opaque, unsigned vector, uint64_t addr, uint32_t data)
+{
+	struct fake_irq *f = opaque;
+	f->routes++;
+	f->last_vector = vector, f->last_addr = addr, f->last_data = data;
+	return 0;
+}
+
+static void fake_signal(void *opaque, unsigned vector)
+{
+	struct fake_irq *f = opaque;
+	f->signals[vector]++;
+}
+
+static const struct msix_ops fake_msix_ops = { .set_route = fake_route, .signal = fake_signal };
+
+struct moved_log {
+	unsigned calls;
+	uint64_t addr;
+	bool decoding;
+};
+
+struct fixture {
+	struct pci_bus bus;
+	struct fake_irq irq;
+	struct guest_mem mem;
+	uint8_t *ram;
+	struct virtio_device *rng;
+	struct virtio_transport *t;
+	unsigned slot;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	f->ram = calloc(1, GUEST_RAM);
+	gmem_init_fixed(&f->mem, f->ram, GUEST_RAM);
+	pci_bus_init(&f->bus, MMIO_BASE, MMIO_SIZE, ECAM_BASE);
+	vt_err err;
+	struct virtio_pci_host host = { .msix_ops = &fake_msix_ops, .msix_opaque = &f->irq };
+	assert_int_equal(virtio_rng_create(&f->rng, &err), 0);
+	assert_int_equal(virtio_pci_create(f->rng, &f->mem, &host, &f->t, &err), 0);
+	assert_int_equal(pci_bus_plug(&f->bus, &f->t->pci, &f->slot, &err), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	virtio_pci_destroy(f->t);
+	virtio_rng_destroy(f->rng);
+	pci_bus_destroy(&f->bus);
+	free(f->ram);
+	free(f);
+	return 0;
+}
+
+/* ---- helpers ---- */
+
+static uint32_t conf1_read(struct pci_bus *b, unsigned slot, unsigned off, unsigned len)
+{
+	uint8_t d[4];
+	pci_put(d, 4, 0x80000000u | slot << 11 | (off & 0xfc));
+	pci_conf1_io(b, 0, d, 4, true);
+	memset(d, 0, sizeof(d));
+	pci_conf1_io(b, 4 + (off & 3), d, len, false);
+	return pci_get(d, len);
+}
+
+static void conf1_write(struct pci_bus *b, unsigned slot, unsigned off, unsigned len, uint32_t v)
+{
+	uint8_t d[4];
+	pci_put(d, 4, 0x80000000u | slot << 11 | (off & 0xfc));
+	pci_conf1_io(b, 0, d, 4, true);
+	pci_put(d, len, v);
+	pci_conf1_io(b, 4 + (off & 3), d, len, true);
+}
+
+static uint32_t ecam_read(struct pci_bus *b, unsigned bus, unsigned slot, unsigned off, unsigned len)
+{
+	uint8_t d[4] = { 0 };
+	pci_ecam_io(b, (uint64_t)bus << 20 | slot << 15 | off, d, len, false);
+	return pci_get(d, len);
+}
+
+static uint64_t bar_read(struct fixture *f, uint64_t off, unsigned len)
+{
+	uint8_t d[8] = { 0 };
+	virtio_pci_bar_io(f->t, PCI_BAR_ADDR(0, off), d, len, false);
+	uint64_t v = 0;
+	memcpy(&v, d, len);
+	return v;
+}
+
+static void bar_write(struct fixture *f, uint64_t off, unsigned len, uint64_t v)
+{
+	uint8_t d[8];
+	memcpy(d, &v, sizeof(d));
+	virtio_pci_bar_io(f->t, PCI_BAR_ADDR(0, off), d, len, true);
+}
+
+/* ---- PCI config space ---- */
+
+static void conf1_reads_host_bridge_and_device(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(conf1_read(&f->bus, 0, PCI_VENDOR_ID, 4), 0x00081b36);
+	assert_int_equal(conf1_read(&f->bus, f->slot, PCI_VENDOR_ID, 2), 0x1af4);
+	assert_int_equal(conf1_read(&f->bus, f->slot, PCI_DEVICE_ID, 2), 0x1040 + VIRTIO_ID_RNG);
+	/* byte and word offsets within the data window */
+	assert_int_equal(conf1_read(&f->bus, f->slot, PCI_DEVICE_ID + 1, 1), 0x10);
+	assert_int_equal(conf1_read(&f->bus, f->slot, PCI_REVISION_ID, 1), 1);
+	/* no device: all ones */
+	assert_int_equal(conf1_read(&f->bus, 7, PCI_VENDOR_ID, 4), 0xffffffff);
+	/* enable bit clear: all ones */
+	uint8_t d[4];
+	pci_put(d, 4, 0);
+	pci_conf1_io(&f->bus, 0, d, 4, true);
+	pci_conf1_io(&f->bus, 4, d, 4, false);
+	assert_int_equal(pci_get(d, 4), 0xffffffff);
+	/* the address register reads back what was written, byte accesses to it do not change it */
+	pci_put(d, 4, 0x80000800);
+	pci_conf1_io(&f->bus, 0, d, 4, true);
+	d[0] = 0x01;
+	pci_conf1_io(&f->bus, 3, d, 1, true);
+	pci_conf1_io(&f->bus, 0, d, 4, false);
+	assert_int_equal(pci_get(d, 4), 0x80000800);
+}
+
+static void ecam_matches_conf1(void **state)
+{
+	struct fixture *f = *state;
+	for (unsigned off = 0; off < 0x40; off += 4)
+		assert_int_equal(ecam_read(&f->bus, 0, f->slot, off, 4), conf1_read(&f->bus, f->slot, off, 4));
+	assert_int_equal(ecam_read(&f->bus, 1, 0, 0, 4), 0xffffffff);       /* no bus 1 */
+	assert_int_equal(ecam_read(&f->bus, 0, f->slot, 0x100, 4), 0);       /* no extended capabilities */
+	uint8_t d[4] = { 0 };
+	pci_ecam_io(&f->bus, (uint64_t)f->slot << 15 | 1 << 12, d, 4, false); /* function 1 */
+	assert_int_equal(pci_get(d, 4), 0xffffffff);
+	/* a write through ECAM is seen through conf1 */
+	pci_put(d, 1, 0x5a);
+	pci_ecam_io(&f->bus, (uint64_t)f->slot << 15 | PCI_INTERRUPT_LINE, d, 1, true);
+	assert_int_equal(conf1_read(&f->bus, f->slot, PCI_INTERRUPT_LINE, 1), 0x5a);
+}
+
+static void read_only_fields_stay(void **state)
+{
+	struct fixture *f = *state;
+	conf1_write(&f->bus, f->slot, PCI_VENDOR_ID, 4, 0x12345678);
+	assert_int_equal(conf1_read(&f->bus, f->slot, PCI_VENDOR_ID, 2), 0x1af4);
+	conf1_write(&f->bus, f->slot, PCI_COMMAND, 2, 0xffff);
+	assert_int_equal(conf1_read(&f->bus, f->slot, PCI_COMMAND, 2),
+			 PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
+}
+
+static void bar_sizing_and_allocation(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t addr = conf1_read(&f->bus, f->slot, PCI_BAR0, 4);
+	assert_int_equal(addr, MMIO_BASE); /* first BAR in the window, 32-bit memory */
+	conf1_write(&f->bus, f->slot, PCI_BAR0, 4, 0xffffffff);
+	assert_int_equal(conf1_read(&f->bus, f->slot, PCI_BAR0, 4), (uint32_t)~(VPCI_BAR_SIZE - 1));
+	conf1_write(&f->bus, f->slot, PCI_BAR0, 4, addr);
+	assert_int_equal(conf1_read(&f->bus, f->slot, PCI_BAR0, 4), addr);
+	assert_int_equal(conf1_read(&f->bus, f->slot, PCI_BAR0 + 4, 4), 0); /* BAR 1 unimplemented */
+	conf1_write(&f->bus, f->slot, PCI_BAR0 + 4, 4, 0xffffffff);
+	assert_int_equal(conf1_read(&f->bus, f->slot, PCI_BAR0 + 4, 4), 0);
+
+	/* A second device gets the next aligned block; a 64-bit BAR sizes through both halves. */
+	struct pci_device d2;
+	vt_err err;
+	pci_device_init(&d2, 0x1234, 0x5678, 0, 0, 0, "second");
+	assert_int_equal(pci_device_add_bar(&d2, 0, 0x10000, true, &err), 0);
+	unsigned s2;
+	assert_int_equal(pci_bus_plug(&f->bus, &d2, &s2, &err), 0);
+	uint32_t lo = conf1_read(&f->bus, s2, PCI_BAR0, 4);
+	assert_int_equal(lo & ~0xfu, MMIO_BASE + 0x10000);
+	assert_int_equal(lo & 0x6, PCI_BAR_MEM_64);
+	conf1_write(&f->bus, s2, PCI_BAR0, 4, 0xffffffff);
+	conf1_write(&f->bus, s2, PCI_BAR0 + 4, 4, 0xffffffff);
+	assert_int_equal(conf1_read(&f->bus, s2, PCI_BAR0, 4), 0xffff0000u | PCI_BAR_MEM_64);
+	assert_int_equal(conf1_read(&f->bus, s2, PCI_BAR0 + 4, 4), 0xffffffff);
+
+	/* Window exhausted: a clear error. */
+	struct pci_device big;
+	pci_device_init(&big, 0x1234, 0x5679, 0, 0, 0, "big");
+	assert_int_equal(pci_device_add_bar(&big, 0, MMIO_SIZE, false, &err), 0);
+	assert_int_equal(pci_bus_plug(&f->bus, &big, NULL, &err), -1);
+	assert_non_null(strstr(err.msg, "no room"));
+	assert_int_equal(pci_device_add_bar(&big, 0, 0x3000, false, &err), -1);
+}
+
+static void capability_chain(void **state)
+{
+	struct fixture *f = *state;
+	assert_true(conf1_read(&f->bus, f->slot, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
+	unsigned ptr = conf1_read(&f->bus, f->slot, PCI_CAP_PTR, 1);
+	unsigned types[8], nvendor = 0, msix = 0, hops = 0;
+	while (ptr && hops++ < 16) {
+		assert_int_equal(ptr % 4, 0);
+		unsigned id = conf1_read(&f->bus, f->slot, ptr, 1);
+		if (id == PCI_CAP_ID_VENDOR) {
+			types[nvendor++] = conf1_read(&f->bus, f->slot, ptr + 3, 1);
+			assert_int_equal(conf1_read(&f->bus, f->slot, ptr + 4, 1), VPCI_BAR);
+		} else if (id == PCI_CAP_ID_MSIX) {
+			msix = ptr;
+		}
+		ptr = conf1_read(&f->bus, f->slot, ptr + 1, 1);
+	}
+	assert_int_equal(ptr, 0); /* the chain ends */
+	assert_int_equal(nvendor, 3); /* rng has no device config */
+	assert_int_equal(types[0], VPCI_CAP_COMMON);
+	assert_int_equal(types[1], VPCI_CAP_NOTIFY);
+	assert_int_equal(types[2], VPCI_CAP_ISR);
+	assert_int_not_equal(msix, 0);
+	assert_int_equal(conf1_read(&f->bus, f->slot, msix + 2, 2) & 0x7ff, 1); /* 2 vectors: queue + config */
+	assert_int_equal(conf1_read(&f->bus, f->slot, msix + 4, 4), VPCI_MSIX_TABLE_OFF | VPCI_BAR);
+	assert_int_equal(conf1_read(&f->bus, f->slot, msix + 8, 4), VPCI_MSIX_PBA_OFF | VPCI_BAR);
+}
+
+static void moved(struct pci_device *d, unsigned bar, uint64_t addr, bool decoding)
+{
+	struct moved_log *l = d->opaque;
+	(void)bar;
+	l->calls++, l->addr = addr, l->decoding = decoding;
+}
+
+static void bar_echo(void *opaque, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)
+{
+	(void)opaque;
+	if (!is_write)
+		for (uint32_t i = 0; i < len; i++)
+			data[i] = (uint8_t)(PCI_BAR_OFFSET(addr) + i);
+}
+
+static void command_register_gates_decode(void **state)
+{
+	struct fixture *f = *state;
+	struct pci_device d;
+	struct moved_log log = { 0 };
+	const struct pci_device_ops ops = { .bar_io = bar_echo, .bar_moved = moved };
+	vt_err err;
+	pci_device_init(&d, 0x1234, 0x1, 0, 0, 0, "echo");
+	d.ops = &ops, d.opaque = &log;
+	assert_int_equal(pci_device_add_bar(&d, 2, 0x1000, false, &err), 0);
+	unsigned s;
+	assert_int_equal(pci_bus_plug(&f->bus, &d, &s, &err), 0);
+	uint64_t at = conf1_read(&f->bus, s, PCI_BAR0 + 8, 4) - MMIO_BASE;
+	uint8_t v[4] = { 0 };
+	pci_mmio_io(&f->bus, at + 4, v, 4, false);
+	assert_int_equal(pci_get(v, 4), 0xffffffff); /* decode off */
+	conf1_write(&f->bus, s, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	assert_int_equal(log.calls, 1);
+	assert_true(log.decoding);
+	pci_mmio_io(&f->bus, at + 4, v, 4, false);
+	assert_int_equal(pci_get(v, 4), 0x07060504);
+	/* moving the BAR moves the decode and tells the device */
+	conf1_write(&f->bus, s, PCI_BAR0 + 8, 4, (uint32_t)(MMIO_BASE + 0x100000));
+	assert_int_equal(log.addr, MMIO_BASE + 0x100000);
+	pci_mmio_io(&f->bus, at + 4, v, 4, false);
+	assert_int_equal(pci_get(v, 4), 0xffffffff);
+	pci_mmio_io(&f->bus, 0x100000 + 8, v, 1, false);
+	assert_int_equal(v[0], 8);
+	conf1_write(&f->bus, s, PCI_COMMAND, 2, 0);
+	assert_false(log.decoding);
+}
+
+static void bad_config_accesses(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(pci_cfg_read(&f->bus, f->slot, 1, 2), 0xffff);       /* unaligned word */
+	assert_int_equal(pci_cfg_read(&f->bus, f->slot, 2, 4), 0xffffffff);   /* unaligned dword */
+	assert_int_equal(pci_cfg_read(&f->bus, f->slot, 0, 3), 0xffffff);     /* odd width */
+	assert_int_equal(pci_cfg_read(&f->bus, 99, 0, 4), 0xffffffff);        /* slot out of range */
+	assert_int_equal(pci_cfg_read(&f->bus, f->slot, 4096, 4), 0xffffffff); /* past ECAM's 4 KiB */
+	pci_cfg_write(&f->bus, f->slot, 1, 2, 0);                              /* dropped, no crash */
+	pci_cfg_write(&f->bus, f->slot, 0xfff, 4, 0);
+	uint8_t d[8];
+	pci_conf1_io(&f->bus, 4, d, 8, false);                                 /* wider than the window */
+	pci_ecam_io(&f->bus, 0xffffffc, d, 8, false);
+	assert_int_equal(d[0], 0xff);
+}
+
+/* ---- MSI-X ---- */
+
+static void msix_entry(struct fixture *f, unsigned v, uint64_t addr, uint32_t data, bool masked)
+{
+	uint64_t base = VPCI_MSIX_TABLE_OFF + v * MSIX_ENTRY_SIZE;
+	bar_write(f, base, 4, (uint32_t)addr);
+	bar_write(f, base + 4, 4, addr >> 32);
+	bar_write(f, base + 8, 4, data);
+	bar_write(f, base + 12, 4, masked);
+}
+
+static unsigned msix_cap(struct fixture *f)
+{
+	unsigned ptr = conf1_read(&f->bus, f->slot, PCI_CAP_PTR, 1);
+	while (ptr && conf1_read(&f->bus, f->slot, ptr, 1) != PCI_CAP_ID_MSIX)
+		ptr = conf1_read(&f->bus, f->slot, ptr + 1, 1);
+	return ptr;
+}
+
+static void msix_routes_and_masking(void **state)
+{
+	struct fixture *f = *state;
+	unsigned cap = msix_cap(f);
+	assert_int_equal(bar_read(f, VPCI_MSIX_TABLE_OFF + 12, 4), MSIX_ENTRY_MASKED); /* starts masked */
+	msix_entry(f, 1, 0xfee00000, 0x4041, false);
+	assert_int_equal(f->irq.last_vector, 1);
+	assert_int_equal(f->irq.last_addr, 0xfee00000);
+	assert_int_equal(f->irq.last_data, 0x4041);
+	assert_int_equal(bar_read(f, VPCI_MSIX_TABLE_OFF + 16 + 8, 4), 0x4041);
+
+	/* MSI-X disabled: the message is held pending, and sent on enable */
+	msix_notify(&f->t->msix, 1);
+	assert_int_equal(f->irq.signals[1], 0);
+	assert_int_equal(bar_read(f, VPCI_MSIX_PBA_OFF, 8), 2);
+	conf1_write(&f->bus, f->slot, cap + 2, 2, MSIX_CTRL_ENABLE);
+	assert_int_equal(f->irq.signals[1], 1);
+	assert_int_equal(bar_read(f, VPCI_MSIX_PBA_OFF, 8), 0);
+
+	/* entry mask */
+	msix_entry(f, 1, 0xfee00000, 0x4041, true);
+	msix_notify(&f->t->msix, 1);
+	msix_notify(&f->t->msix, 1);
+	assert_int_equal(f->irq.signals[1], 1);
+	assert_int_equal(bar_read(f, VPCI_MSIX_PBA_OFF, 1), 2);
+	bar_write(f, VPCI_MSIX_TABLE_OFF + 16 + 12, 4, 0);
+	assert_int_equal(f->irq.signals[1], 2); /* one pending bit: one message */
+
+	/* function mask */
+	conf1_write(&f->bus, f->slot, cap + 2, 2, MSIX_CTRL_ENABLE | MSIX_CTRL_MASKALL);
+	msix_notify(&f->t->msix, 1);
+	assert_int_equal(f->irq.signals[1], 2);
+	conf1_write(&f->bus, f->slot, cap + 2, 2, MSIX_CTRL_ENABLE);
+	assert_int_equal(f->irq.signals[1], 3);
+	assert_int_equal(conf1_read(&f->bus, f->slot, cap + 2, 2) & 0x7ff, 1); /* table size read-only */
+
+	/* hostile accesses: out of range vector, bad widths, beyond the table, PBA writes */
+	msix_notify(&f->t->msix, 40);
+	assert_int_equal(bar_read(f, VPCI_MSIX_TABLE_OFF + 2, 2), 0xffff);
+	assert_int_equal(bar_read(f, VPCI_MSIX_TABLE_OFF + 2 * MSIX_ENTRY_SIZE, 4), 0xffffffff);
+	bar_write(f, VPCI_MSIX_PBA_OFF, 8, ~0ULL);
+	assert_int_equal(bar_read(f, VPCI_MSIX_PBA_OFF, 8), 0);
+}
+
+/* ---- virtio-pci common configuration ---- */
+
+static uint32_t features_window(struct fixture *f, uint32_t sel)
+{
+	bar_write(f, VPCI_DFSELECT, 4, sel);
+	return (uint32_t)bar_read(f, VPCI_DF, 4);
+}
+
+static void common_cfg_features(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(features_window(f, 0), (1u << VIRTIO_F_EVENT_IDX) | (1u << VIRTIO_F_INDIRECT_DESC));
+	assert_int_equal(features_window(f, 1), 1); /* VERSION_1 */
+	assert_int_equal(features_window(f, 2), 0);
+	assert_int_equal(bar_read(f, VPCI_NUM_QUEUES, 2), 1);
+
+	/* without VERSION_1, FEATURES_OK does not stick */
+	bar_write(f, VPCI_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	bar_write(f, VPCI_GFSELECT, 4, 0);
+	bar_write(f, VPCI_GF, 4, 1u << VIRTIO_F_EVENT_IDX);
+	bar_write(f, VPCI_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	assert_int_equal(bar_read(f, VPCI_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK, 0);
+	/* a feature the device did not offer: refused too */
+	bar_write(f, VPCI_GFSELECT, 4, 1);
+	bar_write(f, VPCI_GF, 4, 1 | 2);
+	bar_write(f, VPCI_STATUS, 1, VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	assert_int_equal(bar_read(f, VPCI_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK, 0);
+	/* DRIVER_OK without FEATURES_OK is not accepted */
+	bar_write(f, VPCI_STATUS, 1, VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+	assert_int_equal(bar_read(f, VPCI_STATUS, 1) & VIRTIO_STATUS_DRIVER_OK, 0);
+
+	bar_write(f, VPCI_GF, 4, 1);
+	assert_int_equal(bar_read(f, VPCI_GF, 4), 1);
+	bar_write(f, VPCI_STATUS, 1, VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	assert_int_equal(bar_read(f, VPCI_STATUS, 1), VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	assert_true(virtio_has_feature(f->rng, VIRTIO_F_VERSION_1));
+	assert_true(virtio_has_feature(f->rng, VIRTIO_F_EVENT_IDX));
+	/* frozen after FEATURES_OK */
+	bar_write(f, VPCI_GFSELECT, 4, 0);
+	bar_write(f, VPCI_GF, 4, 0);
+	assert_int_equal(bar_read(f, VPCI_GF, 4), 1u << VIRTIO_F_EVENT_IDX);
+
+	/* reset: status 0 forgets everything */
+	uint8_t gen = (uint8_t)bar_read(f, VPCI_CFG_GEN, 1);
+	bar_write(f, VPCI_STATUS, 1, 0);
+	assert_int_equal(bar_read(f, VPCI_STATUS, 1), 0);
+	assert_int_equal(bar_read(f, VPCI_GF, 4), 0);
+	assert_int_equal(f->rng->negotiated, 0);
+	assert_int_not_equal(bar_read(f, VPCI_CFG_GEN, 1), gen);
+}
+
+static void common_cfg_queues(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(bar_read(f, VPCI_Q_SIZE, 2), 256);
+	bar_write(f, VPCI_Q_SIZE, 2, 100);   /* not a power of two */
+	assert_int_equal(bar_read(f, VPCI_Q_SIZE, 2), 256);
+	bar_write(f, VPCI_Q_SIZE, 2, 512);   /* above the maximum */
+	assert_int_equal(bar_read(f, VPCI_Q_SIZE, 2), 256);
+	bar_write(f, VPCI_Q_SIZE, 2, 64);
+	assert_int_equal(bar_read(f, VPCI_Q_SIZE, 2), 64);
+	bar_write(f, VPCI_Q_MSIX, 2, 0);
+	assert_int_equal(bar_read(f, VPCI_Q_MSIX, 2), 0);
+	bar_write(f, VPCI_Q_MSIX, 2, 7);     /* no such vector */
+	assert_int_equal(bar_read(f, VPCI_Q_MSIX, 2), VIRTIO_NO_VECTOR);
+	bar_write(f, VPCI_MSIX_CONFIG, 2, 1);
+	assert_int_equal(bar_read(f, VPCI_MSIX_CONFIG, 2), 1);
+	/* 64-bit addresses as two dwords or one qword */
+	bar_write(f, VPCI_Q_DESC, 4, 0x1000);
+	bar_write(f, VPCI_Q_DESC + 4, 4, 0x2);
+	assert_int_equal(bar_read(f, VPCI_Q_DESC, 8), 0x200001000ULL);
+	bar_write(f, VPCI_Q_DRIVER, 8, 0x3000);
+	assert_int_equal(bar_read(f, VPCI_Q_DRIVER, 4), 0x3000);
+	assert_int_equal(bar_read(f, VPCI_Q_NOFF, 2), 0);
+	/* a queue that does not exist */
+	bar_write(f, VPCI_Q_SELECT, 2, 5);
+	assert_int_equal(bar_read(f, VPCI_Q_SIZE, 2), 0);
+	bar_write(f, VPCI_Q_ENABLE, 2, 1);
+	assert_int_equal(bar_read(f, VPCI_Q_ENABLE, 2), 0);
+	/* bad widths and offsets read as ones, writes are dropped */
+	assert_int_equal(bar_read(f, VPCI_Q_SELECT, 4), 0xffffffff);
+	assert_int_equal(bar_read(f, VPCI_DF + 1, 1), 0xff);
+	assert_int_equal(bar_read(f, VPCI_COMMON_LEN, 4), 0xffffffff);
+	assert_int_equal(bar_read(f, VPCI_BAR_SIZE - 4, 4), 0);           /* PBA tail: zeros */
+	uint8_t d[8];
+	virtio_pci_bar_io(f->t, PCI_BAR_ADDR(0, VPCI_BAR_SIZE), d, 4, false);
+	assert_int_equal(pci_get(d, 4), 0xffffffff);
+	virtio_pci_bar_io(f->t, PCI_BAR_ADDR(3, 0), d, 4, false);
+	assert_int_equal(pci_get(d, 4), 0xffffffff);
+	bar_write(f, VPCI_Q_SELECT, 1, 0);                               /* wrong width: dropped */
+	assert_int_equal(bar_read(f, VPCI_Q_SELECT, 2), 5);
+	assert_int_equal(bar_read(f, VPCI_DEVICE_OFF, 4), 0xffffffff);    /* rng: no device config */
+	bar_write(f, VPCI_NOTIFY_OFF + 4 * 3, 2, 3);                     /* kick of a queue that does not exist */
+}
+
+/* ---- virtio-rng end to end over fake guest memory ---- */
+
+#define DESC_GPA  0x10000
+#define AVAIL_GPA 0x11000
+#define USED_GPA  0x12000
+#define BUF_GPA   0x20000
+
+static void driver_ok(struct fixture *f, uint16_t qsize, uint64_t features_lo)
+{
+	bar_write(f, VPCI_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	bar_write(f, VPCI_GFSELECT, 4, 0);
+	bar_write(f, VPCI_GF, 4, features_lo);
+	bar_write(f, VPCI_GFSELECT, 4, 1);
+	bar_write(f, VPCI_GF, 4, 1);
+	bar_write(f, VPCI_STATUS, 1, VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	bar_write(f, VPCI_MSIX_CONFIG, 2, 1);
+	bar_write(f, VPCI_Q_SELECT, 2, 0);
+	bar_write(f, VPCI_Q_SIZE, 2, qsize);
+	bar_write(f, VPCI_Q_MSIX, 2, 0);
+	bar_write(f, VPCI_Q_DESC, 8, DESC_GPA);
+	bar_write(f, VPCI_Q_DRIVER, 8, AVAIL_GPA);
+	bar_write(f, VPCI_Q_DEVICE, 8, USED_GPA);
+	bar_write(f, VPCI_Q_ENABLE, 2, 1);
+	bar_write(f, VPCI_STATUS, 1, VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+	conf1_write(&f->bus, f->slot, msix_cap(f) + 2, 2, MSIX_CTRL_ENABLE);
+	msix_entry(f, 0, 0xfee00000, 0x30, false);
+	msix_entry(f, 1, 0xfee00000, 0x31, false);
+}
+
+static void post_buffer(struct fixture *f, uint16_t slot, uint16_t desc, uint64_t gpa, uint32_t len, uint16_t flags)
+{
+	uint8_t *d = f->ram + DESC_GPA + 16u * desc;
+	memcpy(d, &gpa, 8);
+	memcpy(d + 8, &len, 4);
+	memcpy(d + 12, &flags, 2);
+	uint16_t *avail = (uint16_t *)(void *)(f->ram + AVAIL_GPA);
+	avail[2 + slot] = desc;
+	avail[1] = (uint16_t)(slot + 1);
+}
+
+static void rng_fills_buffers_and_interrupts(void **state)
+{
+	struct fixture *f = *state;
+	driver_ok(f, 16, 1u << VIRTIO_F_EVENT_IDX);
+	assert_int_equal(bar_read(f, VPCI_STATUS, 1) & VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_DRIVER_OK);
+	post_buffer(f, 0, 0, BUF_GPA, 64, VIRTQ_DESC_F_WRITE);
+	bar_write(f, VPCI_NOTIFY_OFF, 2, 0); /* no device thread in tests: handled at once */
+	uint16_t used_idx;
+	uint32_t elem[2];
+	memcpy(&used_idx, f->ram + USED_GPA + 2, 2);
+	memcpy(elem, f->ram + USED_GPA + 4, 8);
+	assert_int_equal(used_idx, 1);
+	assert_int_equal(elem[0], 0);
+	assert_int_equal(elem[1], 64);
+	static const uint8_t zeros[64];
+	assert_memory_not_equal(f->ram + BUF_GPA, zeros, 64);
+	assert_int_equal(f->irq.signals[0], 1);
+	assert_int_equal(bar_read(f, VPCI_ISR_OFF, 1), 1); /* reading the ISR clears it */
+	assert_int_equal(bar_read(f, VPCI_ISR_OFF, 1), 0);
+	assert_int_equal(f->t->q[0].trapped_kicks, 1);
+	/* event idx: the device re-armed notifications (avail_event = next slot) or the driver would stop kicking */
+	uint16_t avail_event;
+	memcpy(&avail_event, f->ram + USED_GPA + 4 + 8 * 16, 2);
+	assert_int_equal(avail_event, 1);
+}
+
+static void rng_bad_chain_needs_reset(void **state)
+{
+	struct fixture *f = *state;
+	driver_ok(f, 16, 0);
+	post_buffer(f, 0, 0, GUEST_RAM - 16, 64, VIRTQ_DESC_F_WRITE); /* runs off the end of RAM */
+	bar_write(f, VPCI_NOTIFY_OFF, 2, 0);
+	assert_int_equal(bar_read(f, VPCI_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET, VIRTIO_STATUS_NEEDS_RESET);
+	assert_int_equal(f->irq.signals[1], 1); /* config change interrupt */
+	assert_int_equal(f->irq.signals[0], 0);
+	/* further kicks are ignored until reset, and reset recovers */
+	bar_write(f, VPCI_NOTIFY_OFF, 2, 0);
+	bar_write(f, VPCI_STATUS, 1, 0);
+	assert_int_equal(bar_read(f, VPCI_STATUS, 1), 0);
+	assert_int_equal(bar_read(f, VPCI_Q_ENABLE, 2), 0);
+	memset(f->ram + USED_GPA, 0, 4096);
+	driver_ok(f, 16, 0);
+	post_buffer(f, 0, 0, BUF_GPA, 32, VIRTQ_DESC_F_WRITE);
+	bar_write(f, VPCI_NOTIFY_OFF, 2, 0);
+	uint16_t used_idx;
+	memcpy(&used_idx, f->ram + USED_GPA + 2, 2);
+	assert_int_equal(used_idx, 1);
+}
+
+static void queue_outside_memory_breaks_at_enable(void **state)
+{
+	struct fixture *f = *state;
+	bar_write(f, VPCI_STATUS, 1, VIRTIO_STATUS_DRIVER);
+	bar_write(f, VPCI_GFSELECT, 4, 1);
+	bar_write(f, VPCI_GF, 4, 1);
+	bar_write(f, VPCI_STATUS, 1, VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	bar_write(f, VPCI_Q_DESC, 8, 0xfffffffffffff000ULL);
+	bar_write(f, VPCI_Q_ENABLE, 2, 1);
+	assert_int_equal(bar_read(f, VPCI_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET, VIRTIO_STATUS_NEEDS_RESET);
+	bar_write(f, VPCI_Q_DESC, 8, 0); /* live queue: its configuration is fixed */
+	assert_int_equal(bar_read(f, VPCI_Q_DESC, 8), 0xfffffffffffff000ULL);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(conf1_reads_host_bridge_and_device),
+		T(ecam_matches_conf1),
+		T(read_only_fields_stay),
+		T(bar_sizing_and_allocation),
+		T(capability_chain),
+		T(command_register_gates_decode),
+		T(bad_config_accesses),
+		T(msix_routes_and_masking),
+		T(common_cfg_features),
+		T(common_cfg_queues),
+		T(rng_fills_buffers_and_interrupts),
+		T(rng_bad_chain_needs_reset),
+		T(queue_outside_memory_breaks_at_enable),
+	};
+	return cmocka_run_group_tests_name("pci", tests, NULL, NULL);
+}
