@@ -27,11 +27,26 @@ struct vcon {
 	uint8_t pending[VCON_PENDING_MAX];
 	size_t head, len;         /* circular FIFO */
 	struct virtq_chain *chain; /* scratch (~16 KiB), only used under the transport lock */
+	/* Receive buffers filled but maybe never seen: Linux posts its receive buffers before the port is on
+	 * its list, and an interrupt for input delivered in that window is dropped by the driver (nothing
+	 * else ever looks at the used ring again). So until the driver re-posts a buffer (avail idx moves
+	 * past rx_avail_at_push), each batch the guest transmits re-sends the receive interrupt. */
+	bool rx_unseen;
+	uint16_t rx_avail_at_push;
 };
 
 static struct vcon *to_vcon(struct virtio_device *d)
 {
 	return (struct vcon *)d;
+}
+
+/* Have the event loop run the receive queue (a kick on its eventfd): the transport then checks that the
+ * driver is live and calls queue_notify with its lock held. */
+static void wake_rx(struct virtio_device *d)
+{
+	struct virtio_transport *t = d->transport;
+	if (t && t->q[VCON_RXQ].kick_fd >= 0)
+		eventfd_write(t->q[VCON_RXQ].kick_fd, 1);
 }
 
 size_t virtio_console_input(struct virtio_device *d, const uint8_t *buf, size_t n)
@@ -43,9 +58,8 @@ size_t virtio_console_input(struct virtio_device *d, const uint8_t *buf, size_t 
 		c->pending[(c->head + c->len + i) % VCON_PENDING_MAX] = buf[i];
 	c->len += take;
 	pthread_mutex_unlock(&c->lock);
-	struct virtio_transport *t = d->transport;
-	if (take && t && t->q[VCON_RXQ].kick_fd >= 0)
-		eventfd_write(t->q[VCON_RXQ].kick_fd, 1);
+	if (take)
+		wake_rx(d);
 	return take;
 }
 
@@ -84,10 +98,26 @@ void virtio_console_flush_rx(struct virtio_device *d)
 		}
 	} while (rc == 0 && c->len && virtq_enable_notify(vq, true));
 	pthread_mutex_unlock(&c->lock);
-	if (rc < 0)
+	if (rc < 0) {
 		virtio_mark_broken(d, "malformed receive chain");
-	else if (pushed)
+	} else if (pushed) {
+		c->rx_unseen = gmem_read(vq->mem, vq->avail_gpa + 2, &c->rx_avail_at_push, 2) == 0;
 		virtio_queue_interrupt(d, VCON_RXQ, false);
+	}
+}
+
+/* See rx_unseen: called when the guest transmits, i.e. its console is up. */
+static void reinterrupt_unseen_rx(struct virtio_device *d)
+{
+	struct vcon *c = to_vcon(d);
+	struct virtq *vq = &d->vq[VCON_RXQ];
+	uint16_t avail;
+	if (!c->rx_unseen || vq->broken || gmem_read(vq->mem, vq->avail_gpa + 2, &avail, 2) < 0)
+		return;
+	if (avail != c->rx_avail_at_push)
+		c->rx_unseen = false; /* the driver took input and re-posted: it is listening */
+	else
+		virtio_queue_interrupt(d, VCON_RXQ, true);
 }
 
 static void write_segments(int fd, const struct iovec *iov, unsigned n)
@@ -117,10 +147,12 @@ static void drain_tx(struct virtio_device *d)
 			virtq_push(vq, c->chain->head, 0);
 		}
 	} while (rc == 0 && virtq_enable_notify(vq, true));
-	if (rc < 0)
+	if (rc < 0) {
 		virtio_mark_broken(d, "malformed transmit chain");
-	else
-		virtio_queue_interrupt(d, VCON_TXQ, false);
+		return;
+	}
+	virtio_queue_interrupt(d, VCON_TXQ, false);
+	reinterrupt_unseen_rx(d);
 }
 
 static void vcon_queue_notify(struct virtio_device *d, unsigned q)
@@ -131,7 +163,14 @@ static void vcon_queue_notify(struct virtio_device *d, unsigned q)
 		virtio_console_flush_rx(d);
 }
 
-static const struct virtio_device_ops vcon_ops = { .queue_notify = vcon_queue_notify };
+/* Input typed before DRIVER_OK found the device not live and was only held: the transport kicks every
+ * enabled queue on DRIVER_OK, which delivers it. */
+static void vcon_reset(struct virtio_device *d)
+{
+	to_vcon(d)->rx_unseen = false; /* held input stays held for the next driver */
+}
+
+static const struct virtio_device_ops vcon_ops = { .reset = vcon_reset, .queue_notify = vcon_queue_notify };
 
 int virtio_console_create(struct virtio_device **out, int out_fd, vt_err *err)
 {
