@@ -44,6 +44,16 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* The guest writes one byte to its console (what proves its port is connected). */
+static void guest_speaks(struct fx *f)
+{
+	f->h.ram[H_BUF + 0x3000] = '$';
+	h_post(&f->h, VCON_TXQ, H_BUF + 0x3000, 1, 0);
+	h_kick(&f->h, VCON_TXQ);
+	char c;
+	assert_int_equal(read(f->pipe[0], &c, 1), 1);
+}
+
 static void transmit_reaches_output_fd(void **state)
 {
 	struct fx *f = *state;
@@ -77,6 +87,8 @@ static void input_held_until_buffers_posted(void **state)
 	memset(f->h.ram + H_BUF, '.', 0x200);
 	h_post(&f->h, VCON_RXQ, H_BUF, 3, VIRTQ_DESC_F_WRITE);
 	h_kick(&f->h, VCON_RXQ);
+	assert_int_equal(h_used_idx(&f->h, VCON_RXQ), 0); /* still held: the guest's console has not spoken */
+	guest_speaks(f);
 	assert_int_equal(h_used_idx(&f->h, VCON_RXQ), 1);
 	assert_int_equal(h_used_len(&f->h, VCON_RXQ, 0), 3);
 	assert_memory_equal(f->h.ram + H_BUF, "ech", 3);
@@ -104,6 +116,7 @@ static void held_input_is_bounded(void **state)
 	assert_int_equal(virtio_console_input(f->h.dev, big, sizeof(big)), VCON_PENDING_MAX);
 	assert_int_equal(virtio_console_input(f->h.dev, big, 1), 0); /* full: the caller retries later */
 	h_driver_ok(&f->h, 0);
+	guest_speaks(f);
 	for (unsigned i = 0; i < 4; i++)
 		h_post(&f->h, VCON_RXQ, H_BUF + i * 0x1000, 0x1000, VIRTQ_DESC_F_WRITE);
 	h_kick(&f->h, VCON_RXQ);
@@ -114,6 +127,28 @@ static void held_input_is_bounded(void **state)
 	h_kick(&f->h, VCON_RXQ);
 	assert_int_equal(h_used_idx(&f->h, VCON_RXQ), 2);
 	assert_memory_equal(f->h.ram + H_BUF + 0x1000, big + 7, 10);
+}
+
+/* Input the driver has not taken (used_event behind used idx, e.g. its interrupt came before the port was
+ * ready) gets its interrupt again each time the guest transmits; input taken does not. */
+static void untaken_input_interrupts_again(void **state)
+{
+	struct fx *f = *state;
+	h_driver_ok(&f->h, 1u << VIRTIO_F_EVENT_IDX);
+	guest_speaks(f);
+	h_post(&f->h, VCON_RXQ, H_BUF, 64, VIRTQ_DESC_F_WRITE);
+	h_kick(&f->h, VCON_RXQ);
+	assert_int_equal(virtio_console_input(f->h.dev, (const uint8_t *)"ls\n", 3), 3);
+	h_kick(&f->h, VCON_RXQ);
+	assert_int_equal(h_used_idx(&f->h, VCON_RXQ), 1);
+	uint64_t before = f->h.t->q[VCON_RXQ].interrupts;
+	assert_int_equal(before, 1);
+	guest_speaks(f); /* used_event still 0: not taken */
+	assert_int_equal(f->h.t->q[VCON_RXQ].interrupts, 2);
+	uint16_t used_event = 1; /* the driver took it */
+	memcpy(f->h.ram + H_RING(VCON_RXQ) + 0x1000 + 4 + 2 * H_QSIZE, &used_event, 2);
+	guest_speaks(f);
+	assert_int_equal(f->h.t->q[VCON_RXQ].interrupts, 2);
 }
 
 static void malformed_chains_break_device(void **state)
@@ -132,6 +167,7 @@ static void malformed_chains_break_device(void **state)
 	memset(f->h.next_desc, 0, sizeof(f->h.next_desc));
 	h_driver_ok(&f->h, 0);
 	assert_false(h_needs_reset(&f->h));
+	guest_speaks(f);
 	assert_int_equal(virtio_console_input(f->h.dev, (const uint8_t *)"abc", 3), 3);
 	h_post(&f->h, VCON_RXQ, 0xfffffffffffff000ULL, 64, VIRTQ_DESC_F_WRITE);
 	h_kick(&f->h, VCON_RXQ);
@@ -145,6 +181,7 @@ int main(void)
 		T(transmit_reaches_output_fd),
 		T(input_held_until_buffers_posted),
 		T(held_input_is_bounded),
+		T(untaken_input_interrupts_again),
 		T(malformed_chains_break_device),
 	};
 	return cmocka_run_group_tests_name("virtio_console", tests, NULL, NULL);

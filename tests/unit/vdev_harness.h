@@ -25,13 +25,13 @@ struct harness {
 	uint16_t next_desc[VIRTIO_MAX_QUEUES];
 };
 
-static int h_route(void *opaque, unsigned vector, uint64_t addr, uint32_t data)
+static inline int h_route(void *opaque, unsigned vector, uint64_t addr, uint32_t data)
 {
 	(void)opaque, (void)vector, (void)addr, (void)data;
 	return 0;
 }
 
-static void h_signal(void *opaque, unsigned vector)
+static inline void h_signal(void *opaque, unsigned vector)
 {
 	(void)vector;
 	((struct harness *)opaque)->signals++;
@@ -39,7 +39,7 @@ static void h_signal(void *opaque, unsigned vector)
 
 static const struct msix_ops h_msix_ops = { .set_route = h_route, .signal = h_signal };
 
-static void h_init(struct harness *h)
+static inline void h_init(struct harness *h)
 {
 	memset(h, 0, sizeof(*h));
 	h->ram = mmap(NULL, H_RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -47,7 +47,7 @@ static void h_init(struct harness *h)
 	gmem_init_fixed(&h->mem, h->ram, H_RAM);
 }
 
-static void h_plug(struct harness *h, struct virtio_device *dev)
+static inline void h_plug(struct harness *h, struct virtio_device *dev)
 {
 	vt_err err;
 	h->dev = dev;
@@ -55,14 +55,14 @@ static void h_plug(struct harness *h, struct virtio_device *dev)
 	assert_int_equal(virtio_pci_create(dev, &h->mem, &host, &h->t, &err), 0);
 }
 
-static void h_fini(struct harness *h, void (*destroy)(struct virtio_device *))
+static inline void h_fini(struct harness *h, void (*destroy)(struct virtio_device *))
 {
 	virtio_pci_destroy(h->t);
 	destroy(h->dev);
 	munmap(h->ram, H_RAM);
 }
 
-static uint64_t h_bar_read(struct harness *h, uint64_t off, unsigned len)
+static inline uint64_t h_bar_read(struct harness *h, uint64_t off, unsigned len)
 {
 	uint8_t d[8] = { 0 };
 	virtio_pci_bar_io(h->t, PCI_BAR_ADDR(0, off), d, len, false);
@@ -71,7 +71,7 @@ static uint64_t h_bar_read(struct harness *h, uint64_t off, unsigned len)
 	return v;
 }
 
-static void h_bar_write(struct harness *h, uint64_t off, unsigned len, uint64_t v)
+static inline void h_bar_write(struct harness *h, uint64_t off, unsigned len, uint64_t v)
 {
 	uint8_t d[8];
 	memcpy(d, &v, sizeof(d));
@@ -79,7 +79,7 @@ static void h_bar_write(struct harness *h, uint64_t off, unsigned len, uint64_t 
 }
 
 /* Negotiate VERSION_1 plus features_lo, enable every queue, DRIVER_OK. */
-static void h_driver_ok(struct harness *h, uint32_t features_lo)
+static inline void h_driver_ok(struct harness *h, uint32_t features_lo)
 {
 	h_bar_write(h, VPCI_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	h_bar_write(h, VPCI_GFSELECT, 4, 0);
@@ -100,7 +100,7 @@ static void h_driver_ok(struct harness *h, uint32_t features_lo)
 }
 
 /* Post a one-descriptor chain on queue q (no kick). */
-static void h_post(struct harness *h, unsigned q, uint64_t gpa, uint32_t len, uint16_t flags)
+static inline void h_post(struct harness *h, unsigned q, uint64_t gpa, uint32_t len, uint16_t flags)
 {
 	uint16_t desc = h->next_desc[q]++ % H_QSIZE;
 	uint8_t *d = h->ram + H_RING(q) + 16u * desc;
@@ -112,12 +112,12 @@ static void h_post(struct harness *h, unsigned q, uint64_t gpa, uint32_t len, ui
 	avail[1] = ++h->avail_idx[q];
 }
 
-static void h_kick(struct harness *h, unsigned q)
+static inline void h_kick(struct harness *h, unsigned q)
 {
 	h_bar_write(h, VPCI_NOTIFY_OFF + q * VPCI_NOTIFY_MULT, 2, q);
 }
 
-static uint16_t h_used_idx(struct harness *h, unsigned q)
+static inline uint16_t h_used_idx(struct harness *h, unsigned q)
 {
 	uint16_t v;
 	memcpy(&v, h->ram + H_RING(q) + 0x2000 + 2, 2);
@@ -125,14 +125,14 @@ static uint16_t h_used_idx(struct harness *h, unsigned q)
 }
 
 /* The used element at slot i of queue q: written length. */
-static uint32_t h_used_len(struct harness *h, unsigned q, unsigned i)
+static inline uint32_t h_used_len(struct harness *h, unsigned q, unsigned i)
 {
 	uint32_t v;
 	memcpy(&v, h->ram + H_RING(q) + 0x2000 + 4 + 8 * (i % H_QSIZE) + 4, 4);
 	return v;
 }
 
-static bool h_needs_reset(struct harness *h)
+static inline bool h_needs_reset(struct harness *h)
 {
 	return h_bar_read(h, VPCI_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET;
 }

@@ -5,9 +5,11 @@
  * input is first appended to a bounded byte FIFO under the device's own mutex, then the receive queue's
  * kick eventfd is signalled: the loop runs queue_notify(RXQ) with the transport lock held, which drains
  * the FIFO into whatever buffers the driver has posted. Bytes that find no buffer stay in the FIFO until
- * the driver posts more (which kicks RXQ again). */
+ * the driver posts more (which kicks RXQ again), and all input waits until the guest has first written to
+ * the console (see guest_spoke). */
 #include "devices/virtio/console.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -27,12 +29,10 @@ struct vcon {
 	uint8_t pending[VCON_PENDING_MAX];
 	size_t head, len;         /* circular FIFO */
 	struct virtq_chain *chain; /* scratch (~16 KiB), only used under the transport lock */
-	/* Receive buffers filled but maybe never seen: Linux posts its receive buffers before the port is on
-	 * its list, and an interrupt for input delivered in that window is dropped by the driver (nothing
-	 * else ever looks at the used ring again). So until the driver re-posts a buffer (avail idx moves
-	 * past rx_avail_at_push), each batch the guest transmits re-sends the receive interrupt. */
-	bool rx_unseen;
-	uint16_t rx_avail_at_push;
+	/* The guest has transmitted since the driver started. Linux posts receive buffers before its console
+	 * port is connected and discards input that arrives before then; its first output proves the port
+	 * is connected, so held input waits for it. */
+	bool guest_spoke;
 };
 
 static struct vcon *to_vcon(struct virtio_device *d)
@@ -88,6 +88,8 @@ void virtio_console_flush_rx(struct virtio_device *d)
 	struct virtq *vq = &d->vq[VCON_RXQ];
 	bool pushed = false;
 	int rc = 0;
+	if (!c->guest_spoke)
+		return; /* held: drain_tx flushes once the guest's console is up */
 	pthread_mutex_lock(&c->lock);
 	/* Input left over with no buffer: re-arm the driver's kicks (its next posted buffer wakes us), and
 	 * re-check to close the race with a buffer posted meanwhile. */
@@ -101,22 +103,22 @@ void virtio_console_flush_rx(struct virtio_device *d)
 	if (rc < 0) {
 		virtio_mark_broken(d, "malformed receive chain");
 	} else if (pushed) {
-		c->rx_unseen = gmem_read(vq->mem, vq->avail_gpa + 2, &c->rx_avail_at_push, 2) == 0;
 		virtio_queue_interrupt(d, VCON_RXQ, false);
 	}
 }
 
-/* See rx_unseen: called when the guest transmits, i.e. its console is up. */
-static void reinterrupt_unseen_rx(struct virtio_device *d)
+/* Linux posts its receive buffers before the port is on its list, and the interrupt for input delivered
+ * in that window is dropped by the driver: nothing would ever look at those used entries again. With
+ * event idx the driver's used_event says how far it has taken used buffers, so whenever the guest
+ * transmits (its console is up) and has not taken all of the input, send the receive interrupt again. */
+static void reinterrupt_untaken_rx(struct virtio_device *d)
 {
-	struct vcon *c = to_vcon(d);
 	struct virtq *vq = &d->vq[VCON_RXQ];
-	uint16_t avail;
-	if (!c->rx_unseen || vq->broken || gmem_read(vq->mem, vq->avail_gpa + 2, &avail, 2) < 0)
+	uint16_t used_event;
+	if (!vq->event_idx || vq->broken || !vq->size ||
+	    gmem_read(vq->mem, vq->avail_gpa + 4 + 2ull * vq->size, &used_event, 2) < 0)
 		return;
-	if (avail != c->rx_avail_at_push)
-		c->rx_unseen = false; /* the driver took input and re-posted: it is listening */
-	else
+	if (le16toh(used_event) != vq->used_idx)
 		virtio_queue_interrupt(d, VCON_RXQ, true);
 }
 
@@ -140,9 +142,11 @@ static void drain_tx(struct virtio_device *d)
 {
 	struct vcon *c = to_vcon(d);
 	struct virtq *vq = &d->vq[VCON_TXQ];
+	bool spoke = c->guest_spoke;
 	int rc;
 	do {
 		while ((rc = virtq_pop(vq, c->chain)) == 1) {
+			c->guest_spoke = true;
 			write_segments(c->out_fd, c->chain->iov, c->chain->nread);
 			virtq_push(vq, c->chain->head, 0);
 		}
@@ -152,7 +156,10 @@ static void drain_tx(struct virtio_device *d)
 		return;
 	}
 	virtio_queue_interrupt(d, VCON_TXQ, false);
-	reinterrupt_unseen_rx(d);
+	if (!spoke && c->guest_spoke)
+		virtio_console_flush_rx(d);
+	else
+		reinterrupt_untaken_rx(d);
 }
 
 static void vcon_queue_notify(struct virtio_device *d, unsigned q)
@@ -163,11 +170,9 @@ static void vcon_queue_notify(struct virtio_device *d, unsigned q)
 		virtio_console_flush_rx(d);
 }
 
-/* Input typed before DRIVER_OK found the device not live and was only held: the transport kicks every
- * enabled queue on DRIVER_OK, which delivers it. */
 static void vcon_reset(struct virtio_device *d)
 {
-	to_vcon(d)->rx_unseen = false; /* held input stays held for the next driver */
+	to_vcon(d)->guest_spoke = false; /* held input stays held for the next driver */
 }
 
 static const struct virtio_device_ops vcon_ops = { .reset = vcon_reset, .queue_notify = vcon_queue_notify };
