@@ -24,6 +24,7 @@ struct vballoon {
 	const struct guest_mem *mem;
 	uint32_t num_pages;       /* target, host-written */
 	uint32_t actual;          /* guest-written (atomic: read by --stats from another thread) */
+	uint32_t actual_max;      /* the most the guest ever reported: --stats, after a final reset */
 	struct vballoon_counters counters;
 	struct virtq_chain *chain;
 };
@@ -109,7 +110,10 @@ static void vb_config_write(struct virtio_device *d, uint32_t off, const uint8_t
 		if (off + i >= 4)
 			cfg[off + i] = data[i];
 	memcpy(&act, cfg + 4, 4);
-	__atomic_store_n(&b->actual, le32toh(act), __ATOMIC_RELAXED);
+	act = le32toh(act);
+	__atomic_store_n(&b->actual, act, __ATOMIC_RELAXED);
+	if (act > __atomic_load_n(&b->actual_max, __ATOMIC_RELAXED))
+		__atomic_store_n(&b->actual_max, act, __ATOMIC_RELAXED);
 }
 
 static void vb_reset(struct virtio_device *d)
@@ -170,7 +174,8 @@ uint32_t virtio_balloon_actual(struct virtio_device *d)
 void virtio_balloon_print_stats(struct virtio_device *d, FILE *f)
 {
 	const struct vballoon *b = to_vb(d);
-	fprintf(f, "virtio-balloon: target %u pages, actual %u pages, %llu inflated, %llu deflated, %llu bad pfns\n",
-		b->num_pages, virtio_balloon_actual(d), (unsigned long long)b->counters.inflated,
+	fprintf(f, "virtio-balloon: target %u pages, actual %u pages (at most %u), %llu inflated, %llu deflated, "
+		"%llu bad pfns\n", b->num_pages, virtio_balloon_actual(d),
+		__atomic_load_n(&b->actual_max, __ATOMIC_RELAXED), (unsigned long long)b->counters.inflated,
 		(unsigned long long)b->counters.deflated, (unsigned long long)b->counters.bad_pfns);
 }
