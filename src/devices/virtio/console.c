@@ -107,15 +107,15 @@ void virtio_console_flush_rx(struct virtio_device *d)
 	}
 }
 
-/* Linux posts its receive buffers before the port is on its list, and the interrupt for input delivered
- * in that window is dropped by the driver: nothing would ever look at those used entries again. With
- * event idx the driver's used_event says how far it has taken used buffers, so whenever the guest
- * transmits (its console is up) and has not taken all of the input, send the receive interrupt again. */
+/* A safety net for input the driver has not taken: an interrupt that reached it before its port was ready
+ * is not repeated by anyone, and the used entries would sit there forever. With event idx the driver
+ * writes used_event as it takes used buffers, so whenever the guest transmits (its console is up) while
+ * used_event is behind, send the receive interrupt again (a spurious one is harmless). */
 static void reinterrupt_untaken_rx(struct virtio_device *d)
 {
 	struct virtq *vq = &d->vq[VCON_RXQ];
 	uint16_t used_event;
-	if (!vq->event_idx || vq->broken || !vq->size ||
+	if (!d->transport || !d->transport->q[VCON_RXQ].enabled || !vq->event_idx || vq->broken ||
 	    gmem_read(vq->mem, vq->avail_gpa + 4 + 2ull * vq->size, &used_event, 2) < 0)
 		return;
 	if (le16toh(used_event) != vq->used_idx)
