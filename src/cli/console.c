@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "devices/virtio/console.h"
 
 #define ESCAPE_CHAR 0x01 /* Ctrl-A */
 #define POLL_FULL_MS 5   /* retry interval while the guest's receive FIFO is full */
@@ -64,10 +65,19 @@ static bool filter_escape(struct escape_state *st, const uint8_t *in, size_t n, 
 	return true;
 }
 
+/* Host input goes to whichever device is the guest's console: virtio-console (hvc0) if configured, else
+ * the serial port. Both accept what fits and the rest is retried, so the escape filter above serves both. */
+static size_t console_receive(struct vm *vm, const uint8_t *buf, size_t n)
+{
+	if (vm->pci.console)
+		return virtio_console_input(vm->pci.console, buf, n);
+	return uart_receive(&vm->uart, buf, n);
+}
+
 static void deliver(struct vm *vm, const uint8_t *buf, size_t n, int stop_fd)
 {
 	while (n) {
-		size_t sent = uart_receive(&vm->uart, buf, n);
+		size_t sent = console_receive(vm, buf, n);
 		buf += sent;
 		n -= sent;
 		if (n) {

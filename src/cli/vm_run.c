@@ -17,17 +17,25 @@
 #define DEFAULT_MEMORY (512 * MiB)
 #define DEFAULT_CMDLINE "console=ttyS0 panic=-1"
 #define DEFAULT_GUEST_CMDLINE "console=ttyS0 panic=-1 quiet virtus.init=shell"
+#define DEFAULT_HVC_CMDLINE "console=hvc0 panic=-1"
+#define DEFAULT_GUEST_HVC_CMDLINE "console=hvc0 panic=-1 quiet virtus.init=shell"
 #define MAX_CPUS_ARG 4096
 
 static const char run_usage[] =
 	"usage: virtus vm run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
-	"                     [--console stdio|none|FILE] [--rng] [--stats]\n"
+	"                     [--console stdio|none|FILE] [--console-device serial|virtio] [--rng]\n"
+	"                     [--balloon SIZE] [--stats]\n"
 	"\n"
 	"Boots a Linux bzImage or PVH ELF vmlinux (detected from the file). Without --kernel, boots the\n"
 	"default guest from $VIRTUS_GUEST_DIR or <directory of virtus>/guest.\n"
 	"  --cpus N         vCPUs (default 1)          --memory SIZE  guest RAM, e.g. 512M, 2G (default 512M)\n"
 	"  --console MODE   stdio (default), none, or a file to write the guest's serial output to\n"
+	"  --console-device serial|virtio  the guest console: the serial port ttyS0 (default), or virtio-console\n"
+	"                   (hvc0, PCI); host input and the --console output then go through hvc0, and the\n"
+	"                   default command line says console=hvc0 (pass console=ttyS0 too for early boot)\n"
 	"  --rng            add a virtio-rng device (PCI) fed by the host's getrandom()\n"
+	"  --balloon SIZE   add a virtio-balloon device (PCI) that asks the guest for SIZE of its RAM at start;\n"
+	"                   the pages the guest gives back are returned to the host\n"
 	"  --stats          print VM exit counters when the VM ends\n"
 	"On the console, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"Exit status: 0 guest powered off, 3 guest rebooted, 4 guest crashed, 1 VMM error, 2 usage error,\n"
@@ -77,7 +85,7 @@ static int find_default_guest(struct run_opts *o, vt_err *err)
 	if (!o->cfg.initrd_path)
 		o->cfg.initrd_path = o->guest_initrd;
 	if (!o->cfg.cmdline)
-		o->cfg.cmdline = DEFAULT_GUEST_CMDLINE;
+		o->cfg.cmdline = o->cfg.virtio_console ? DEFAULT_GUEST_HVC_CMDLINE : DEFAULT_GUEST_CMDLINE;
 	return 0;
 }
 
@@ -87,6 +95,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "kernel", required_argument, NULL, 'k' }, { "initrd", required_argument, NULL, 'i' },
 		{ "cmdline", required_argument, NULL, 'c' }, { "cpus", required_argument, NULL, 'n' },
 		{ "memory", required_argument, NULL, 'm' }, { "console", required_argument, NULL, 'o' },
+		{ "console-device", required_argument, NULL, 'd' }, { "balloon", required_argument, NULL, 'b' },
 		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	uint64_t n;
@@ -102,6 +111,17 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case 'o': o->console = optarg; break;
 		case 's': o->stats = true; break;
 		case 'r': o->cfg.rng = true; break;
+		case 'd':
+			if (strcmp(optarg, "serial") && strcmp(optarg, "virtio"))
+				return usage_error("--console-device wants serial or virtio, got '%s'", optarg);
+			o->cfg.virtio_console = !strcmp(optarg, "virtio");
+			break;
+		case 'b':
+			if (parse_size(optarg, &o->cfg.balloon_size, &err) < 0)
+				return usage_error("--balloon: %s", err.msg);
+			if (o->cfg.balloon_size < 4096)
+				return usage_error("--balloon wants at least 4K, got '%s'", optarg);
+			break;
 		case 'h': fputs(run_usage, stdout); return 0;
 		case 'n':
 			if (parse_uint(optarg, 0, MAX_CPUS_ARG, &n) < 0)
@@ -118,6 +138,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (o->cfg.balloon_size >= o->cfg.mem_size)
+		return usage_error("--balloon must be smaller than --memory (%s)", "guest RAM");
 	return -1; /* parsed: go on */
 }
 
@@ -187,7 +209,7 @@ static int run_vm(struct run_opts *o)
 	if (!o->cfg.kernel_path && find_default_guest(o, &err) < 0)
 		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
 	if (!o->cfg.cmdline)
-		o->cfg.cmdline = DEFAULT_CMDLINE;
+		o->cfg.cmdline = o->cfg.virtio_console ? DEFAULT_HVC_CMDLINE : DEFAULT_CMDLINE;
 	if (open_console(o->console, &con, &err) < 0)
 		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
 	o->cfg.console_out_fd = con.out_fd;

@@ -38,6 +38,8 @@ struct vm_config {
 	int console_out_fd;       /* -1: discard guest serial output */
 	FILE *diag;               /* where crash reports go; NULL: nowhere */
 	bool rng;                 /* virtio-rng on PCI (and with it the PCI host bridge) */
+	bool virtio_console;      /* the guest's console is virtio-console (hvc0), fed from console_out_fd's input */
+	uint64_t balloon_size;    /* > 0: virtio-balloon asking the guest for this many bytes at start */
 };
 
 #define VCPU_EXIT_REASONS 64

@@ -1,5 +1,7 @@
 #include "vmm/vm_pci.h"
 
+#include "devices/virtio/balloon.h"
+#include "devices/virtio/console.h"
 #include "lib/util.h"
 #include "vmm/boot/acpi.h"
 #include "vmm/layout.h"
@@ -49,7 +51,7 @@ static int register_bus(struct vm *vm, vt_err *err)
 int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
-	if (!cfg->rng)
+	if (!cfg->rng && !cfg->virtio_console && !cfg->balloon_size)
 		return 0;
 	p->enabled = true;
 	pci_bus_init(&p->bus, LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE, LAYOUT_PCI_ECAM);
@@ -57,8 +59,21 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 	if (evloop_init(&p->loop, err) < 0 || register_bus(vm, err) < 0)
 		return -1;
 	struct virtio_device *rng;
-	if (virtio_rng_create(&rng, err) < 0 || add_virtio(vm, rng, virtio_rng_destroy, err) < 0)
+	if (cfg->rng && (virtio_rng_create(&rng, err) < 0 || add_virtio(vm, rng, virtio_rng_destroy, err) < 0))
 		return -1;
+	struct virtio_device *con, *balloon;
+	if (cfg->virtio_console) {
+		if (virtio_console_create(&con, cfg->console_out_fd, err) < 0 ||
+		    add_virtio(vm, con, virtio_console_destroy, err) < 0)
+			return -1;
+		p->console = con;
+	}
+	if (cfg->balloon_size) {
+		if (virtio_balloon_create(&balloon, &vm->mem, cfg->balloon_size, err) < 0 ||
+		    add_virtio(vm, balloon, virtio_balloon_destroy, err) < 0)
+			return -1;
+		p->balloon = balloon;
+	}
 	return 0;
 }
 
@@ -96,6 +111,7 @@ void vm_pci_destroy(struct vm *vm)
 	}
 	msi_routes_destroy(&p->routes);
 	pci_bus_destroy(&p->bus);
+	p->console = p->balloon = NULL;
 	p->enabled = false;
 }
 
@@ -104,4 +120,6 @@ void vm_pci_print_stats(const struct vm *vm, FILE *f)
 	for (unsigned i = 0; i < vm->pci.n; i++)
 		if (vm->pci.virtio[i].t)
 			virtio_pci_print_stats(vm->pci.virtio[i].t, f);
+	if (vm->pci.balloon)
+		virtio_balloon_print_stats(vm->pci.balloon, f);
 }

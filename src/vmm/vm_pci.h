@@ -29,6 +29,8 @@ struct vm_pci {
 	struct evloop loop;
 	unsigned n;
 	struct vm_virtio virtio[VM_PCI_MAX_VIRTIO];
+	struct virtio_device *console; /* virtio-console, if configured: host input goes there */
+	struct virtio_device *balloon;
 };
 
 struct vm;
