@@ -27,6 +27,8 @@ enum vm_exit {
 	VM_EXIT_INTERRUPTED = 130, /* stopped from the host (signal, console escape) */
 };
 
+#define VM_MAX_DISKS 8
+
 struct vm_config {
 	const char *kernel_path;
 	const void *kernel_data;  /* alternative to kernel_path: an image already in memory */
@@ -38,6 +40,8 @@ struct vm_config {
 	int console_out_fd;       /* -1: discard guest serial output */
 	FILE *diag;               /* where crash reports go; NULL: nowhere */
 	bool rng;                 /* virtio-rng on PCI (and with it the PCI host bridge) */
+	unsigned ndisks;          /* virtio-blk devices on PCI, disk[0..ndisks) */
+	struct vm_disk_config { const char *path; bool readonly; const char *serial; } disk[VM_MAX_DISKS];
 };
 
 #define VCPU_EXIT_REASONS 64
