@@ -373,6 +373,41 @@ static void read_only_refuses_writes(void **state)
 	assert_memory_equal(file, zeros, sizeof(file));
 }
 
+/* Several requests from one kick are in flight together and complete with one interrupt for the batch. */
+static void batch_in_flight_one_interrupt(void **state)
+{
+	struct fixture *f = *state;
+	driver_ok(f);
+	enum { N = 4 };
+	uint16_t *avail = (uint16_t *)(void *)(f->ram + AVAIL_GPA);
+	for (uint16_t r = 0; r < N; r++) {
+		uint64_t hdr = HDR_GPA + 16u * r, data = DATA_GPA + 4096u * r, status = STATUS_GPA + r;
+		uint32_t type = VIRTIO_BLK_T_OUT;
+		uint64_t sector = 8u * r;
+		memcpy(f->ram + hdr, &type, 4);
+		memcpy(f->ram + hdr + 8, &sector, 8);
+		memset(f->ram + data, 'a' + r, 4096);
+		f->ram[status] = 0xee;
+		put_desc(f, (uint16_t)(3 * r), hdr, 16, VIRTQ_DESC_F_NEXT, (uint16_t)(3 * r + 1));
+		put_desc(f, (uint16_t)(3 * r + 1), data, 4096, VIRTQ_DESC_F_NEXT, (uint16_t)(3 * r + 2));
+		put_desc(f, (uint16_t)(3 * r + 2), status, 1, VIRTQ_DESC_F_WRITE, 0);
+		avail[2 + r] = (uint16_t)(3 * r);
+	}
+	avail[1] = f->next_avail = N;
+	bar_write(f, VPCI_NOTIFY_OFF, 2, 0);
+	assert_int_equal(f->irq.signals[0], 0);     /* nothing finished inside the kick */
+	usleep(200 * 1000);                         /* let the backend finish all of them */
+	virtio_blk_complete(f->blk);
+	assert_int_equal(used_idx(f), N);
+	assert_int_equal(f->irq.signals[0], 1);
+	for (unsigned r = 0; r < N; r++) {
+		assert_int_equal(f->ram[STATUS_GPA + r], VIRTIO_BLK_S_OK);
+		uint8_t c;
+		assert_int_equal(pread(f->image_fd, &c, 1, 4096u * r + 4095), 1);
+		assert_int_equal(c, 'a' + r);
+	}
+}
+
 /* A reset while requests are in flight drains them without touching the (now forgotten) rings. */
 static void reset_with_requests_in_flight(void **state)
 {
@@ -423,6 +458,7 @@ int main(void)
 		RW(get_id_and_out_of_range),
 		RW(discard_punches_hole),
 		cmocka_unit_test_setup_teardown(read_only_refuses_writes, setup_ro, teardown),
+		RW(batch_in_flight_one_interrupt),
 		RW(reset_with_requests_in_flight),
 		RW(teardown_with_request_in_flight),
 		cmocka_unit_test(missing_image_is_an_error),
