@@ -24,7 +24,7 @@
 static const char run_usage[] =
 	"usage: virtus vm run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
 	"                     [--console stdio|none|FILE] [--console-device serial|virtio] [--rng]\n"
-	"                     [--balloon SIZE] [--stats]\n"
+	"                     [--disk PATH[,ro][,id=NAME]]... [--balloon SIZE] [--stats]\n"
 	"\n"
 	"Boots a Linux bzImage or PVH ELF vmlinux (detected from the file). Without --kernel, boots the\n"
 	"default guest from $VIRTUS_GUEST_DIR or <directory of virtus>/guest.\n"
@@ -36,6 +36,8 @@ static const char run_usage[] =
 	"  --rng            add a virtio-rng device (PCI) fed by the host's getrandom()\n"
 	"  --balloon SIZE   add a virtio-balloon device (PCI) that asks the guest for SIZE of its RAM at start;\n"
 	"                   the pages the guest gives back are returned to the host\n"
+	"  --disk PATH[,ro][,id=NAME]  add a virtio-blk disk (PCI) over a raw image; ro: read-only; id: its serial\n"
+	"                   (up to 8 disks, the first is /dev/vda)\n"
 	"  --stats          print VM exit counters when the VM ends\n"
 	"On the console, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"Exit status: 0 guest powered off, 3 guest rebooted, 4 guest crashed, 1 VMM error, 2 usage error,\n"
@@ -89,6 +91,27 @@ static int find_default_guest(struct run_opts *o, vt_err *err)
 	return 0;
 }
 
+/* "PATH[,ro][,id=NAME]", split in place (argv outlives the VM). -1 if good, else the exit status. */
+static int parse_disk(char *arg, struct vm_config *cfg)
+{
+	if (cfg->ndisks == VM_MAX_DISKS)
+		return usage_error("--disk %s: at most 8 disks", arg);
+	struct vm_disk_config *d = &cfg->disk[cfg->ndisks];
+	*d = (struct vm_disk_config){ .path = strsep(&arg, ",") };
+	if (!*d->path)
+		return usage_error("--disk wants PATH[,ro][,id=NAME], got '%s'", d->path);
+	for (char *opt; (opt = strsep(&arg, ",")) != NULL;) {
+		if (!strcmp(opt, "ro"))
+			d->readonly = true;
+		else if (!strncmp(opt, "id=", 3) && opt[3])
+			d->serial = opt + 3;
+		else
+			return usage_error("--disk: unknown option '%s' (expected ro or id=NAME)", opt);
+	}
+	cfg->ndisks++;
+	return -1;
+}
+
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option longopts[] = {
@@ -96,11 +119,12 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "cmdline", required_argument, NULL, 'c' }, { "cpus", required_argument, NULL, 'n' },
 		{ "memory", required_argument, NULL, 'm' }, { "console", required_argument, NULL, 'o' },
 		{ "console-device", required_argument, NULL, 'd' }, { "balloon", required_argument, NULL, 'b' },
+		{ "disk", required_argument, NULL, 'D' },
 		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	uint64_t n;
 	vt_err err;
-	int c;
+	int c, rc;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
@@ -121,6 +145,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 				return usage_error("--balloon: %s", err.msg);
 			if (o->cfg.balloon_size < 4096)
 				return usage_error("--balloon wants at least 4K, got '%s'", optarg);
+			break;
+		case 'D':
+			if ((rc = parse_disk(optarg, &o->cfg)) >= 0)
+				return rc;
 			break;
 		case 'h': fputs(run_usage, stdout); return 0;
 		case 'n':

@@ -27,6 +27,8 @@ enum vm_exit {
 	VM_EXIT_INTERRUPTED = 130, /* stopped from the host (signal, console escape) */
 };
 
+#define VM_MAX_DISKS 8
+
 struct vm_config {
 	const char *kernel_path;
 	const void *kernel_data;  /* alternative to kernel_path: an image already in memory */
@@ -40,6 +42,8 @@ struct vm_config {
 	bool rng;                 /* virtio-rng on PCI (and with it the PCI host bridge) */
 	bool virtio_console;      /* the guest's console is virtio-console (hvc0), fed from console_out_fd's input */
 	uint64_t balloon_size;    /* > 0: virtio-balloon asking the guest for this many bytes at start */
+	unsigned ndisks;          /* virtio-blk devices on PCI, disk[0..ndisks) */
+	struct vm_disk_config { const char *path; bool readonly; const char *serial; } disk[VM_MAX_DISKS];
 };
 
 #define VCPU_EXIT_REASONS 64

@@ -48,10 +48,20 @@ static int register_bus(struct vm *vm, vt_err *err)
 	return 0;
 }
 
+static int add_disk(struct vm *vm, const struct vm_disk_config *c, vt_err *err)
+{
+	struct virtio_device *blk;
+	if (virtio_blk_create(c->path, c->readonly, c->serial, &blk, err) < 0)
+		return vt_err_prefix(err, "--disk");
+	if (add_virtio(vm, blk, virtio_blk_destroy, err) < 0)
+		return -1;
+	return evloop_watch(&vm->pci.loop, virtio_blk_eventfd(blk), virtio_blk_complete, blk, err);
+}
+
 int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
-	if (!cfg->rng && !cfg->virtio_console && !cfg->balloon_size)
+	if (!cfg->rng && !cfg->virtio_console && !cfg->balloon_size && !cfg->ndisks)
 		return 0;
 	p->enabled = true;
 	pci_bus_init(&p->bus, LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE, LAYOUT_PCI_ECAM);
@@ -74,6 +84,9 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 			return -1;
 		p->balloon = balloon;
 	}
+	for (unsigned i = 0; i < cfg->ndisks; i++)
+		if (add_disk(vm, &cfg->disk[i], err) < 0)
+			return -1;
 	return 0;
 }
 

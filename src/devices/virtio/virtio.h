@@ -89,5 +89,11 @@ static inline bool virtio_has_feature(const struct virtio_device *d, unsigned bi
 /* Devices. */
 int virtio_rng_create(struct virtio_device **out, vt_err *err);
 void virtio_rng_destroy(struct virtio_device *d);
+/* virtio-blk over a raw image (serial NULL: derived from the image). Its backend's completions arrive on
+ * virtio_blk_eventfd(): call virtio_blk_complete(dev) on the event loop when it is readable. */
+int virtio_blk_create(const char *path, bool readonly, const char *serial, struct virtio_device **out, vt_err *err);
+void virtio_blk_destroy(struct virtio_device *d);
+int virtio_blk_eventfd(const struct virtio_device *d);
+void virtio_blk_complete(void *dev);
 
 #endif
