@@ -15,7 +15,7 @@ else
   SANFLAGS :=
 endif
 
-PKGS     := json-c libseccomp
+PKGS     := json-c libseccomp liburing
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -26,7 +26,7 @@ LDLIBS  += -lpthread
 
 # Sources: the VMM core library, the container runtime library, and the programs.
 LIB_SRC  := $(wildcard src/lib/*.c)
-VMM_SRC  := $(wildcard src/vmm/*.c src/vmm/boot/*.c src/devices/*.c src/devices/virtio/*.c)
+VMM_SRC  := $(wildcard src/vmm/*.c src/vmm/boot/*.c src/devices/*.c src/devices/virtio/*.c src/block/*.c)
 RT_SRC   := $(filter-out src/runtime/main.c,$(wildcard src/runtime/*.c))
 CLI_SRC  := $(wildcard src/cli/*.c)
 

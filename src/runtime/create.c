@@ -212,24 +212,13 @@ fail:
 	_exit(127);
 }
 
+static int enter_namespaces_cb(void *ctx, vt_err *err) { return enter_namespaces(ctx, err); }
+static void init_main_cb(void *ctx) { init_main(ctx); }
+
 static __attribute__((noreturn)) void intermediate_main(struct create_ctx *c)
 {
-	vt_err err = { 0 };
-	struct rt_sync_msg m;
 	close(c->sock);
-	if (rt_sync_expect(c->child_sock, RT_SYNC_GO, &m, &err))
-		_exit(1);
-	if (enter_namespaces(c, &err))
-		rt_sync_die(c->child_sock, &err);
-	pid_t pid = fork();
-	if (pid < 0) {
-		vt_fail_errno(&err, errno, "fork");
-		rt_sync_die(c->child_sock, &err);
-	}
-	if (pid == 0)
-		init_main(c);
-	rt_sync_send(c->child_sock, RT_SYNC_PID, pid, NULL);
-	_exit(0);
+	rt_sync_middle(c->child_sock, enter_namespaces_cb, init_main_cb, c);
 }
 
 /* ---------------- runtime side ---------------- */

@@ -100,24 +100,13 @@ static __attribute__((noreturn)) void exec_child(struct exec_ctx *c)
 	rt_sync_die(c->child_sock, &err);
 }
 
+static int join_namespaces_cb(void *ctx, vt_err *err) { return join_namespaces(ctx, err); }
+static void exec_child_cb(void *ctx) { exec_child(ctx); }
+
 static __attribute__((noreturn)) void joiner_main(struct exec_ctx *c)
 {
-	vt_err err = { 0 };
-	struct rt_sync_msg m;
 	close(c->sock);
-	if (rt_sync_expect(c->child_sock, RT_SYNC_GO, &m, &err))
-		_exit(1);
-	if (join_namespaces(c, &err))
-		rt_sync_die(c->child_sock, &err);
-	pid_t pid = fork();
-	if (pid < 0) {
-		vt_fail_errno(&err, errno, "fork");
-		rt_sync_die(c->child_sock, &err);
-	}
-	if (pid == 0)
-		exec_child(c);
-	rt_sync_send(c->child_sock, RT_SYNC_PID, pid, NULL);
-	_exit(0);
+	rt_sync_middle(c->child_sock, join_namespaces_cb, exec_child_cb, c);
 }
 
 static int parse_user(const char *s, struct rt_process *p, vt_err *err)

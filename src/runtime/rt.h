@@ -304,6 +304,10 @@ int rt_sync_recv(int fd, struct rt_sync_msg *m, vt_err *err);
 int rt_sync_expect(int fd, int type, struct rt_sync_msg *m, vt_err *err);
 /* Child side: report err to the parent and exit. */
 __attribute__((noreturn)) void rt_sync_die(int fd, const vt_err *err);
+/* The middle process of create and exec: wait for the runtime's go-ahead on child_sock, enter(ctx) the
+ * namespaces, fork the process that runs child(ctx) (it never returns), report its pid, exit. */
+__attribute__((noreturn)) void rt_sync_middle(int child_sock, int (*enter)(void *ctx, vt_err *err),
+					      void (*child)(void *ctx), void *ctx);
 /* Join the namespace at path (a /proc/<pid>/ns/<x> file or a bind mount of one). */
 int rt_join_namespace(const char *path, int flag, vt_err *err);
 /* Write uid_map/gid_map (and setgroups deny when we are not root) for pid. */

@@ -53,6 +53,27 @@ void rt_sync_die(int fd, const vt_err *err)
 	_exit(1);
 }
 
+void rt_sync_middle(int child_sock, int (*enter)(void *ctx, vt_err *err), void (*child)(void *ctx), void *ctx)
+{
+	vt_err err = { 0 };
+	struct rt_sync_msg m;
+	if (rt_sync_expect(child_sock, RT_SYNC_GO, &m, &err))
+		_exit(1);
+	if (enter(ctx, &err))
+		rt_sync_die(child_sock, &err);
+	pid_t pid = fork();
+	if (pid < 0) {
+		vt_fail_errno(&err, errno, "fork");
+		rt_sync_die(child_sock, &err);
+	}
+	if (pid == 0) {
+		child(ctx);
+		_exit(127); /* child() does not return */
+	}
+	rt_sync_send(child_sock, RT_SYNC_PID, pid, NULL);
+	_exit(0);
+}
+
 int rt_join_namespace(const char *path, int flag, vt_err *err)
 {
 	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);

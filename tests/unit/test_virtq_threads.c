@@ -196,14 +196,15 @@ static void run_bed(bool event_idx)
 	assert_int_equal(pthread_create(&drv, NULL, driver_thread, b), 0);
 	pthread_join(drv, NULL);
 	pthread_join(dev, NULL);
-	if (b->stop)
-		fail_msg("%s", b->failure);
-	assert_int_equal(b->device_done, CHAINS);
-	assert_int_equal(b->q.used_idx, (uint16_t)CHAINS);
-	assert_int_equal(b->q.last_avail, (uint16_t)CHAINS);
-	assert_false(b->q.broken);
+	struct bed result = *b; /* assertions last, so that a failure leaks nothing */
 	free(b->ram);
 	free(b);
+	if (result.stop)
+		fail_msg("%s", result.failure);
+	assert_int_equal(result.device_done, CHAINS);
+	assert_int_equal(result.q.used_idx, (uint16_t)CHAINS);
+	assert_int_equal(result.q.last_avail, (uint16_t)CHAINS);
+	assert_false(result.q.broken);
 }
 
 static void concurrent_driver_plain(void **state)
@@ -218,11 +219,127 @@ static void concurrent_driver_event_idx(void **state)
 	run_bed(true);
 }
 
+/* ---- a hostile guest: rewrites descriptors and the avail ring while the device walks them ----
+ * Catches double fetches (a field re-read after it was checked) when the two threads really run in
+ * parallel; on a single busy core it still checks that nothing escapes RAM, just with fewer races. */
+
+#define HOSTILE_NS     (1000ULL * 1000000ULL)
+#define HOSTILE_MAX_NS (30ULL * 1000000000ULL)
+
+struct hostile {
+	struct bed bed;
+	int done;
+	uint16_t device_pos;   /* the device's last_avail, so the guest can pace itself (below) */
+};
+
+static uint64_t xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Values near the edges: mostly inside RAM, sometimes just across its end or far outside. */
+static void *hostile_thread(void *arg)
+{
+	struct hostile *h = arg;
+	struct bed *b = &h->bed;
+	uint64_t s = 0x9e3779b97f4a7c15ULL;
+	while (!__atomic_load_n(&h->done, __ATOMIC_ACQUIRE)) {
+		uint64_t r = xorshift(&s);
+		uint16_t i = r % QSIZE;
+		uint64_t addr = (r >> 8) % (RAM_SIZE + 64);
+		uint32_t len = (r >> 24) % 4 == 0 ? (uint32_t)(r >> 32) : (r >> 32) % 256;
+		uint16_t flags = ((r >> 40) & 3) | ((r >> 42) % 8 == 0 ? VIRTQ_DESC_F_INDIRECT : 0);
+		uint16_t next = (r >> 48) % (QSIZE + 2);
+		uint8_t *d = b->ram + DESC_GPA + i * 16ULL;
+		__atomic_store_n((uint64_t *)(void *)d, htole64(addr), __ATOMIC_RELAXED);
+		__atomic_store_n((uint32_t *)(void *)(d + 8), htole32(len), __ATOMIC_RELAXED);
+		__atomic_store_n((uint16_t *)(void *)(d + 12), htole16(flags), __ATOMIC_RELAXED);
+		__atomic_store_n((uint16_t *)(void *)(d + 14), htole16(next), __ATOMIC_RELAXED);
+		__atomic_store_n(ring16(b, AVAIL_GPA + 4 + 2 * (r % QSIZE)), htole16((r >> 20) % (QSIZE + 1)),
+				 __ATOMIC_RELAXED);
+		/* Offer more only while the device keeps up (else every pop would just see an overrun ring),
+		 * but now and then jump far ahead; yield often so that one shared core still interleaves. */
+		uint16_t idx = le16toh(__atomic_load_n(ring16(b, AVAIL_GPA + 2), __ATOMIC_RELAXED));
+		uint16_t ahead = idx - __atomic_load_n(&h->device_pos, __ATOMIC_RELAXED);
+		if (r % 16 == 0 && ahead < QSIZE / 2)
+			__atomic_store_n(ring16(b, AVAIL_GPA + 2), htole16(idx + ((r >> 12) % 64 ? 1 : QSIZE + 1)),
+					 __ATOMIC_RELEASE);
+		if (r % 256 == 0)
+			sched_yield();
+	}
+	return NULL;
+}
+
+/* Every segment of every chain must lie in RAM, whatever the guest does meanwhile. */
+static bool chain_in_ram(const struct bed *b, const struct virtq_chain *c)
+{
+	for (unsigned i = 0; i < c->nread + c->nwrite; i++) {
+		const uint8_t *p = c->iov[i].iov_base;
+		size_t len = c->iov[i].iov_len;
+		if (p < b->ram || len == 0 || len > RAM_SIZE || (size_t)(p - b->ram) > RAM_SIZE - len)
+			return false;
+	}
+	return true;
+}
+
+static void hostile_guest(void **state)
+{
+	(void)state;
+	struct hostile *h = calloc(1, sizeof(*h));
+	struct virtq_chain *c = malloc(sizeof(*c));
+	assert_non_null(h);
+	assert_non_null(c);
+	struct bed *b = &h->bed;
+	b->ram = aligned_alloc(4096, RAM_SIZE);
+	assert_non_null(b->ram);
+	memset(b->ram, 0, RAM_SIZE);
+	gmem_init_fixed(&b->mem, b->ram, RAM_SIZE);
+	b->q = (struct virtq){ .size = QSIZE, .desc_gpa = DESC_GPA, .avail_gpa = AVAIL_GPA, .used_gpa = USED_GPA,
+			       .indirect = true, .mem = &b->mem };
+	assert_int_equal(virtq_init(&b->q), 0);
+
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, hostile_thread, h), 0);
+	/* At least HOSTILE_NS, and on until both outcomes were seen often (the box may be loaded). */
+	unsigned got = 0, broke = 0, bad = 0;
+	uint64_t start = now_ns();
+	for (uint64_t t_now = start; t_now < start + HOSTILE_MAX_NS; t_now = now_ns()) {
+		if (t_now > start + HOSTILE_NS && got >= 200 && broke >= 200)
+			break;
+		int r = virtq_pop(&b->q, c);
+		if (r == 1) {
+			got++;
+			bad += !chain_in_ram(b, c);
+			virtq_push(&b->q, c->head, 0);
+		} else if (r < 0) {
+			broke++;
+			/* What a device reset and the driver's re-initialisation do. */
+			assert_int_equal(virtq_init(&b->q), 0);
+			b->q.last_avail = b->q.used_idx = le16toh(__atomic_load_n(ring16(b, AVAIL_GPA + 2), __ATOMIC_ACQUIRE));
+		} else {
+			sched_yield();
+		}
+		__atomic_store_n(&h->device_pos, b->q.last_avail, __ATOMIC_RELAXED);
+	}
+	__atomic_store_n(&h->done, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	free(b->ram);
+	free(h);
+	free(c);
+	print_message("# hostile guest: %u chains taken, %u guest errors\n", got, broke);
+	assert_int_equal(bad, 0);
+	assert_true(got >= 200 && broke >= 200); /* both paths really ran */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(concurrent_driver_plain),
 		cmocka_unit_test(concurrent_driver_event_idx),
+		cmocka_unit_test(hostile_guest),
 	};
 	return cmocka_run_group_tests_name("virtq_threads", tests, NULL, NULL);
 }

@@ -1,12 +1,7 @@
 /* Jumps to the BIOS reset vector, as Linux's machine_real_restart() does: the VMM's reset-vector stub must
  * turn that into a platform reset (exit status 3), never an endless loop. */
 #include "pvh_note.h"
-PVH_NOTE
-	.code32
-	.text
-	.globl _start
-_start:
-	mov $0x7000, %esp
+GUEST_ENTRY
 	PUTS(msg)
 	jmp 0xffff0
 PUTS_FUNC

@@ -1,11 +1,6 @@
 /* Echoes COM1 input back (polling LSR) until it reads 'q', then powers off. Drives console-input tests. */
 #include "pvh_note.h"
-PVH_NOTE
-	.code32
-	.text
-	.globl _start
-_start:
-	mov $0x7000, %esp
+GUEST_ENTRY
 	PUTS(prompt)
 poll:	mov $COM1 + 5, %dx
 	inb %dx, %al

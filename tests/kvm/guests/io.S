@@ -3,12 +3,7 @@
  *   to TEST_PORT+12; MMIO: 32-bit write to TEST_MMIO, 32-bit read of TEST_MMIO+8 echoed to TEST_MMIO+16,
  *   64-bit write to TEST_MMIO+24 (two movs are fine too). Then power off. */
 #include "pvh_note.h"
-PVH_NOTE
-	.code32
-	.text
-	.globl _start
-_start:
-	mov $0x7000, %esp
+GUEST_ENTRY
 	mov $TEST_PORT, %dx
 	mov $0x5a, %al
 	outb %al, %dx

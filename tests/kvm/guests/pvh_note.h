@@ -9,6 +9,9 @@
 #define PVH_NOTE \
 	.pushsection .note.Xen, "a"; .balign 4; .long 4, 4, 18; .asciz "Xen"; .long _start; .popsection
 
+/* Every guest starts here: 32-bit protected mode, paging off (PVH), a stack below the boot structures. */
+#define GUEST_ENTRY PVH_NOTE; .code32; .text; .globl _start; _start: mov $0x7000, %esp
+
 /* Print the NUL-terminated string at label via COM1 (clobbers eax, edx, esi). */
 #define PUTS(label) mov $label, %esi; call puts
 

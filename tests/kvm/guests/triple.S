@@ -1,11 +1,6 @@
 /* Faults with no IDT: #UD -> #DF -> triple fault. The VMM must report a crash (exit status 4). */
 #include "pvh_note.h"
-PVH_NOTE
-	.code32
-	.text
-	.globl _start
-_start:
-	mov $0x7000, %esp
+GUEST_ENTRY
 	PUTS(msg)
 	lidt idt_empty
 	ud2

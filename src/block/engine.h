@@ -1,0 +1,60 @@
+/* Internal to src/block: the backend object and the engine interface both engines implement. */
+#ifndef VIRTUS_BLOCK_ENGINE_H
+#define VIRTUS_BLOCK_ENGINE_H
+
+#include "block/raw.h"
+
+struct blk_engine_ops {
+	enum blk_engine kind;
+	int (*start)(struct blk *b, vt_err *err);
+	void (*submit)(struct blk *b, struct blk_req *req);   /* req is valid: range and mode checked */
+	void (*kick)(struct blk *b);
+	unsigned (*reap)(struct blk *b);                      /* run callbacks of finished requests */
+	void (*stop)(struct blk *b);                          /* nothing in flight any more */
+};
+
+/* Singly linked FIFO of requests, threaded through blk_req.next. */
+struct blk_fifo {
+	struct blk_req *head, *tail;
+};
+
+struct blk {
+	int fd;
+	int efd;                      /* eventfd: completions waiting */
+	uint64_t sectors;
+	bool readonly;
+	unsigned depth;
+	unsigned pool_threads;
+	unsigned inflight;            /* submitted, callback not yet run */
+	char serial[BLK_SERIAL_MAX + 1];
+	const struct blk_engine_ops *ops;
+	void *engine;                 /* engine-private state */
+	struct blk_fifo immediate;    /* decided at submit (invalid, empty): completed at the next poll */
+	void *zeroes;                 /* BLK_ZERO_BUF bytes of zeroes for the write-zeroes fallback */
+};
+
+#define BLK_ZERO_BUF (64 * 1024)
+
+extern const struct blk_engine_ops blk_uring_ops;
+extern const struct blk_engine_ops blk_pool_ops;
+
+void blk_fifo_push(struct blk_fifo *f, struct blk_req *r);
+struct blk_req *blk_fifo_pop(struct blk_fifo *f);
+
+/* Finish a request: set error, run its callback, drop the in-flight count. res: bytes or -errno. */
+void blk_complete(struct blk *b, struct blk_req *r, int64_t res);
+
+/* Execute a request synchronously on the calling thread; returns bytes (or 0) or -errno. Used by the
+ * worker pool for everything and by io_uring for the write-zeroes fallback. */
+int64_t blk_exec_sync(struct blk *b, struct blk_req *r);
+
+/* The fallocate mode a DISCARD / WRITE_ZEROES request tries first. */
+int blk_fallocate_mode(const struct blk_req *r);
+/* That first fallocate failed with -errno res: fall back as the file system allows (punch -> zero range ->
+ * write zeroes; an unsupported DISCARD is a hint and succeeds). Returns 0 or -errno. */
+int64_t blk_fallocate_fallback(struct blk *b, struct blk_req *r, int mode, int64_t res);
+
+/* Wake the owner: add one to the eventfd. */
+void blk_signal(struct blk *b);
+
+#endif

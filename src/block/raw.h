@@ -1,0 +1,98 @@
+/* Raw image block backend: the part below a virtio-blk device. The device turns guest requests into
+ * struct blk_req (data as iovecs into guest memory), submits them here, and later reaps completions on its
+ * own thread or event loop: poll blk_eventfd(), then call blk_poll_completions(), which runs each request's
+ * callback exactly once, on the calling thread.
+ *
+ * Two engines behind one interface: io_uring (liburing) and a small pthread worker pool (used when
+ * io_uring_queue_init fails, e.g. under a seccomp filter or with io_uring disabled). See bench/blk-engine
+ * for the measurements behind the default.
+ *
+ * Threading: one owner thread submits, kicks and polls; no calls from several threads at once. */
+#ifndef VIRTUS_BLOCK_RAW_H
+#define VIRTUS_BLOCK_RAW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "lib/err.h"
+
+#define BLK_SECTOR_SIZE 512
+#define BLK_SERIAL_MAX  20     /* VIRTIO_BLK_ID_BYTES */
+
+enum blk_op { BLK_OP_READ, BLK_OP_WRITE, BLK_OP_FLUSH, BLK_OP_DISCARD, BLK_OP_WRITE_ZEROES };
+
+/* Values match VIRTIO_BLK_S_* so the device can copy them into the status byte. */
+enum blk_status { BLK_S_OK = 0, BLK_S_IOERR = 1, BLK_S_UNSUPP = 2 };
+
+enum blk_engine { BLK_ENGINE_DEFAULT, BLK_ENGINE_URING, BLK_ENGINE_POOL };
+
+struct blk;
+struct blk_req;
+
+/* bytes: data moved (reads and writes), 0 for the other operations or on failure. */
+typedef void blk_done_fn(struct blk_req *req, enum blk_status status, size_t bytes);
+
+/* One request, owned by the caller; it must stay valid (and so must iov and the memory it points to)
+ * until its callback has run. */
+struct blk_req {
+	enum blk_op op;
+	uint64_t sector;              /* first sector (not used by FLUSH) */
+	const struct iovec *iov;      /* READ / WRITE: data, total a multiple of 512 bytes */
+	unsigned niov;
+	uint32_t nsectors;            /* DISCARD / WRITE_ZEROES: length of the range */
+	bool unmap;                   /* WRITE_ZEROES: the range may be deallocated (punched) */
+	blk_done_fn *done;
+	void *opaque;                 /* for the caller */
+	/* Filled by the backend. */
+	int error;                    /* errno of a failure, for logs; 0 on success */
+	/* Backend-private. */
+	struct blk_req *next;
+	size_t len;
+	int64_t res;
+};
+
+struct blk_opts {
+	bool readonly;
+	enum blk_engine engine;       /* DEFAULT: io_uring if the kernel allows it, else the worker pool */
+	const char *serial;           /* NULL: derived from the image's device and inode */
+	unsigned queue_depth;         /* 0: 128 */
+	unsigned pool_threads;        /* 0: 4 */
+};
+
+/* Open a raw image file (regular files only) and take an advisory lock on it: exclusive for read-write,
+ * shared for read-only, so two VMMs never write one image. */
+int blk_open(const char *path, bool readonly, struct blk **out, vt_err *err);
+int blk_open_opts(const char *path, const struct blk_opts *opts, struct blk **out, vt_err *err);
+
+/* Wait for every request in flight, run their callbacks, then release everything. NULL is fine. */
+void blk_close(struct blk *b);
+
+uint64_t blk_sectors(const struct blk *b);
+bool blk_readonly(const struct blk *b);
+const char *blk_serial(const struct blk *b);     /* NUL-terminated, at most BLK_SERIAL_MAX bytes */
+enum blk_engine blk_engine_used(const struct blk *b);
+const char *blk_engine_name(enum blk_engine e);
+
+/* Queue a request. Bad requests (out of range, write to a read-only disk, misaligned length) are not
+ * refused here: they complete with BLK_S_IOERR through the callback like every other request. */
+void blk_submit(struct blk *b, struct blk_req *req);
+
+/* Hand every request queued since the last kick to the engine (one io_uring_enter for a whole batch). */
+void blk_kick(struct blk *b);
+
+/* Readable when completions are waiting. Owned by the backend. */
+int blk_eventfd(const struct blk *b);
+
+/* Run the callbacks of every finished request; returns how many ran. Never blocks. Callbacks may submit
+ * new requests; they are kicked before this returns. */
+unsigned blk_poll_completions(struct blk *b);
+
+/* Block until at least one completion is waiting (or nothing is in flight), then poll. */
+unsigned blk_wait_completions(struct blk *b);
+
+/* Requests submitted and not yet completed. */
+unsigned blk_inflight(const struct blk *b);
+
+#endif
