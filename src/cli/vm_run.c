@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "lib/util.h"
+#include "net/net_opts.h"
 
 #define DEFAULT_MEMORY (512 * MiB)
 #define DEFAULT_CMDLINE "console=ttyS0 panic=-1"
@@ -21,13 +22,16 @@
 
 static const char run_usage[] =
 	"usage: virtus vm run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
-	"                     [--console stdio|none|FILE] [--rng] [--stats]\n"
+	"                     [--console stdio|none|FILE] [--rng] [--net SPEC] [--stats]\n"
 	"\n"
 	"Boots a Linux bzImage or PVH ELF vmlinux (detected from the file). Without --kernel, boots the\n"
 	"default guest from $VIRTUS_GUEST_DIR or <directory of virtus>/guest.\n"
 	"  --cpus N         vCPUs (default 1)          --memory SIZE  guest RAM, e.g. 512M, 2G (default 512M)\n"
 	"  --console MODE   stdio (default), none, or a file to write the guest's serial output to\n"
 	"  --rng            add a virtio-rng device (PCI) fed by the host's getrandom()\n"
+	"  --net user[,hostfwd=tcp:[ADDR:]HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=52:54:00:XX:XX:XX]\n"
+	"                   virtio-net with user-mode networking (libslirp: NAT, DHCP, DNS on 10.0.2.0/24;\n"
+	"                   the host is 10.0.2.2); hostfwd binds 127.0.0.1 unless ADDR is given\n"
 	"  --stats          print VM exit counters when the VM ends\n"
 	"On the console, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"Exit status: 0 guest powered off, 3 guest rebooted, 4 guest crashed, 1 VMM error, 2 usage error,\n"
@@ -87,9 +91,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "kernel", required_argument, NULL, 'k' }, { "initrd", required_argument, NULL, 'i' },
 		{ "cmdline", required_argument, NULL, 'c' }, { "cpus", required_argument, NULL, 'n' },
 		{ "memory", required_argument, NULL, 'm' }, { "console", required_argument, NULL, 'o' },
-		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { 0 },
+		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "net", required_argument, NULL, 'N' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	uint64_t n;
+	struct net_opts net;
 	vt_err err;
 	int c;
 	optind = 1;
@@ -102,6 +107,11 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case 'o': o->console = optarg; break;
 		case 's': o->stats = true; break;
 		case 'r': o->cfg.rng = true; break;
+		case 'N':
+			if (net_opts_parse(optarg, &net, &err) < 0)
+				return usage_error("%s", err.msg);
+			o->cfg.net = optarg;
+			break;
 		case 'h': fputs(run_usage, stdout); return 0;
 		case 'n':
 			if (parse_uint(optarg, 0, MAX_CPUS_ARG, &n) < 0)

@@ -38,6 +38,7 @@ struct vm_config {
 	int console_out_fd;       /* -1: discard guest serial output */
 	FILE *diag;               /* where crash reports go; NULL: nowhere */
 	bool rng;                 /* virtio-rng on PCI (and with it the PCI host bridge) */
+	const char *net;          /* --net spec (net/net_opts.h): virtio-net on PCI, NULL for none */
 };
 
 #define VCPU_EXIT_REASONS 64

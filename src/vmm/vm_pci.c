@@ -1,5 +1,6 @@
 #include "vmm/vm_pci.h"
 
+#include "devices/virtio/net.h"
 #include "lib/util.h"
 #include "vmm/boot/acpi.h"
 #include "vmm/layout.h"
@@ -36,6 +37,18 @@ static int add_virtio(struct vm *vm, struct virtio_device *dev, void (*destroy)(
 	return pci_bus_plug(&p->bus, &v->t->pci, NULL, err);
 }
 
+/* virtio-net, plus a watch on its backend's "frames pending" fd so rx runs on the device thread too. */
+static int add_net(struct vm *vm, const char *spec, vt_err *err)
+{
+	struct net_opts o;
+	struct virtio_device *net;
+	if (net_opts_parse(spec, &o, err) < 0 || virtio_net_create(&o, &net, err) < 0)
+		return -1;
+	if (add_virtio(vm, net, virtio_net_destroy, err) < 0)
+		return -1;
+	return evloop_watch(&vm->pci.loop, virtio_net_rx_fd(net), virtio_net_rx_ready, net, err);
+}
+
 static int register_bus(struct vm *vm, vt_err *err)
 {
 	struct pci_bus *b = &vm->pci.bus;
@@ -49,7 +62,7 @@ static int register_bus(struct vm *vm, vt_err *err)
 int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
-	if (!cfg->rng)
+	if (!cfg->rng && !cfg->net)
 		return 0;
 	p->enabled = true;
 	pci_bus_init(&p->bus, LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE, LAYOUT_PCI_ECAM);
@@ -57,7 +70,9 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 	if (evloop_init(&p->loop, err) < 0 || register_bus(vm, err) < 0)
 		return -1;
 	struct virtio_device *rng;
-	if (virtio_rng_create(&rng, err) < 0 || add_virtio(vm, rng, virtio_rng_destroy, err) < 0)
+	if (cfg->rng && (virtio_rng_create(&rng, err) < 0 || add_virtio(vm, rng, virtio_rng_destroy, err) < 0))
+		return -1;
+	if (cfg->net && add_net(vm, cfg->net, err) < 0)
 		return -1;
 	return 0;
 }
