@@ -24,7 +24,7 @@
 #define LAYOUT_MMIO_HOLE      (3ULL * GiB)
 #define LAYOUT_PCI_MMIO       (3ULL * GiB)  /* PCI BAR window: 512 MiB, up to the ECAM window */
 #define LAYOUT_PCI_MMIO_SIZE  (512ULL * MiB)
-#define LAYOUT_PCI_ECAM       0xe0000000ULL /* PCI config space, 1 MiB per bus, buses 0..255 */
+#define LAYOUT_PCI_ECAM       0xe0000000ULL /* PCI config space, 1 MiB per bus: room for 256, ACPI offers bus 0 */
 #define LAYOUT_PCI_ECAM_SIZE  (256ULL * MiB)
 #define LAYOUT_IOAPIC         0xfec00000ULL
 #define LAYOUT_LAPIC          0xfee00000ULL

@@ -83,7 +83,9 @@ void vm_pci_describe(const struct vm *vm, struct acpi_config *acpi)
 		return;
 	acpi->ecam_base = LAYOUT_PCI_ECAM;
 	acpi->pci_bus_start = 0;
-	acpi->pci_bus_end = (uint8_t)(LAYOUT_PCI_ECAM_SIZE / MiB - 1);
+	/* Only bus 0 exists. Describing buses 0-255 made Linux probe every one of them through conf1: measured
+	 * in the nested bed, 16,953 conf1 exits per boot against 635 with bus 0 only (~1 s of L2 boot). */
+	acpi->pci_bus_end = 0;
 	acpi->mmio32_base = LAYOUT_PCI_MMIO;
 	acpi->mmio32_size = LAYOUT_PCI_MMIO_SIZE;
 }

@@ -6,12 +6,7 @@
 #define CONF1_DATA 0xcfc
 #define SLOT1      0x80000800
 #define KICKS      1000
-PVH_NOTE
-	.code32
-	.text
-	.globl _start
-_start:
-	mov $0x7000, %esp
+GUEST_ENTRY
 	mov $CONF1_ADDR, %dx
 	mov $SLOT1, %eax
 	outl %eax, %dx
