@@ -23,10 +23,11 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP $(SANFLAGS) $(PKG_CFLAGS)
 LDFLAGS += $(SANFLAGS)
 LDLIBS  += -lpthread
+LDLIBS  += -lslirp   # libslirp-dev; its .pc wants glib's headers, which libslirp.h does not use
 
 # Sources: the VMM core library, the container runtime library, and the programs.
 LIB_SRC  := $(wildcard src/lib/*.c)
-VMM_SRC  := $(wildcard src/vmm/*.c src/vmm/boot/*.c src/devices/*.c src/devices/virtio/*.c src/block/*.c)
+VMM_SRC  := $(wildcard src/vmm/*.c src/vmm/boot/*.c src/devices/*.c src/devices/virtio/*.c src/block/*.c src/net/*.c)
 RT_SRC   := $(filter-out src/runtime/main.c,$(wildcard src/runtime/*.c))
 CLI_SRC  := $(wildcard src/cli/*.c)
 

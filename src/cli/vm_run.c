@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "lib/util.h"
+#include "net/net_opts.h"
 
 #define DEFAULT_MEMORY (512 * MiB)
 #define DEFAULT_CMDLINE "console=ttyS0 panic=-1"
@@ -24,7 +25,7 @@
 static const char run_usage[] =
 	"usage: virtus vm run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
 	"                     [--console stdio|none|FILE] [--console-device serial|virtio] [--rng]\n"
-	"                     [--disk PATH[,ro][,id=NAME]]... [--balloon SIZE] [--stats]\n"
+	"                     [--disk PATH[,ro][,id=NAME]]... [--net SPEC] [--balloon SIZE] [--stats]\n"
 	"\n"
 	"Boots a Linux bzImage or PVH ELF vmlinux (detected from the file). Without --kernel, boots the\n"
 	"default guest from $VIRTUS_GUEST_DIR or <directory of virtus>/guest.\n"
@@ -38,6 +39,9 @@ static const char run_usage[] =
 	"                   the pages the guest gives back are returned to the host\n"
 	"  --disk PATH[,ro][,id=NAME]  add a virtio-blk disk (PCI) over a raw image; ro: read-only; id: its serial\n"
 	"                   (up to 8 disks, the first is /dev/vda)\n"
+	"  --net user[,hostfwd=tcp:[ADDR:]HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=52:54:00:XX:XX:XX]\n"
+	"                   virtio-net with user-mode networking (libslirp: NAT, DHCP, DNS on 10.0.2.0/24;\n"
+	"                   the host is 10.0.2.2); hostfwd binds 127.0.0.1 unless ADDR is given\n"
 	"  --stats          print VM exit counters when the VM ends\n"
 	"On the console, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"Exit status: 0 guest powered off, 3 guest rebooted, 4 guest crashed, 1 VMM error, 2 usage error,\n"
@@ -119,10 +123,11 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "cmdline", required_argument, NULL, 'c' }, { "cpus", required_argument, NULL, 'n' },
 		{ "memory", required_argument, NULL, 'm' }, { "console", required_argument, NULL, 'o' },
 		{ "console-device", required_argument, NULL, 'd' }, { "balloon", required_argument, NULL, 'b' },
-		{ "disk", required_argument, NULL, 'D' },
+		{ "disk", required_argument, NULL, 'D' }, { "net", required_argument, NULL, 'N' },
 		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	uint64_t n;
+	struct net_opts net;
 	vt_err err;
 	int c, rc;
 	optind = 1;
@@ -149,6 +154,11 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case 'D':
 			if ((rc = parse_disk(optarg, &o->cfg)) >= 0)
 				return rc;
+			break;
+		case 'N':
+			if (net_opts_parse(optarg, &net, &err) < 0)
+				return usage_error("%s", err.msg);
+			o->cfg.net = optarg;
 			break;
 		case 'h': fputs(run_usage, stdout); return 0;
 		case 'n':

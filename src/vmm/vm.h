@@ -44,6 +44,7 @@ struct vm_config {
 	uint64_t balloon_size;    /* > 0: virtio-balloon asking the guest for this many bytes at start */
 	unsigned ndisks;          /* virtio-blk devices on PCI, disk[0..ndisks) */
 	struct vm_disk_config { const char *path; bool readonly; const char *serial; } disk[VM_MAX_DISKS];
+	const char *net;          /* --net spec (net/net_opts.h): virtio-net on PCI, NULL for none */
 };
 
 #define VCPU_EXIT_REASONS 64

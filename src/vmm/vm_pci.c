@@ -2,6 +2,7 @@
 
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/console.h"
+#include "devices/virtio/net.h"
 #include "lib/util.h"
 #include "vmm/boot/acpi.h"
 #include "vmm/layout.h"
@@ -38,6 +39,18 @@ static int add_virtio(struct vm *vm, struct virtio_device *dev, void (*destroy)(
 	return pci_bus_plug(&p->bus, &v->t->pci, NULL, err);
 }
 
+/* virtio-net, plus a watch on its backend's "frames pending" fd so rx runs on the device thread too. */
+static int add_net(struct vm *vm, const char *spec, vt_err *err)
+{
+	struct net_opts o;
+	struct virtio_device *net;
+	if (net_opts_parse(spec, &o, err) < 0 || virtio_net_create(&o, &net, err) < 0)
+		return -1;
+	if (add_virtio(vm, net, virtio_net_destroy, err) < 0)
+		return -1;
+	return evloop_watch(&vm->pci.loop, virtio_net_rx_fd(net), virtio_net_rx_ready, net, err);
+}
+
 static int register_bus(struct vm *vm, vt_err *err)
 {
 	struct pci_bus *b = &vm->pci.bus;
@@ -61,7 +74,7 @@ static int add_disk(struct vm *vm, const struct vm_disk_config *c, vt_err *err)
 int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
-	if (!cfg->rng && !cfg->virtio_console && !cfg->balloon_size && !cfg->ndisks)
+	if (!cfg->rng && !cfg->virtio_console && !cfg->balloon_size && !cfg->ndisks && !cfg->net)
 		return 0;
 	p->enabled = true;
 	pci_bus_init(&p->bus, LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE, LAYOUT_PCI_ECAM);
@@ -70,6 +83,8 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 		return -1;
 	struct virtio_device *rng;
 	if (cfg->rng && (virtio_rng_create(&rng, err) < 0 || add_virtio(vm, rng, virtio_rng_destroy, err) < 0))
+		return -1;
+	if (cfg->net && add_net(vm, cfg->net, err) < 0)
 		return -1;
 	struct virtio_device *con, *balloon;
 	if (cfg->virtio_console) {

@@ -101,4 +101,29 @@ dd if=blk/rw.img of=blk/got bs=1M count=1 2>/dev/null
 echo "blk-host-sees-guest-pattern $(cmp blk/expect blk/got >/dev/null 2>&1 && echo same || echo differs)"
 echo "blk-ro-md5-after $(md5sum <blk/ro.img | cut -d' ' -f1)"
 umount blk
+# virtio-net with user networking (--net user): the guest leases an address by DHCP, fetches a file from an
+# HTTP server in L1 (10.0.2.2 is L1's loopback through slirp), and serves a page that L1 fetches through a
+# port forward. One boot; every check prints one "net-..." marker line.
+ip link set lo up 2>/dev/null
+mkdir -p /tmp/www-l1 && echo "l1-payload-31337" >/tmp/www-l1/f.txt
+httpd -p 127.0.0.1:8081 -h /tmp/www-l1
+rm -f /tmp/fwd.out
+( for i in $(seq 90); do timeout 5 wget -q -O /tmp/fwd.out http://127.0.0.1:8082/ 2>/dev/null && break; sleep 1; done
+  echo "net-l1-fetch $(cat /tmp/fwd.out 2>/dev/null)" ) &
+fetch_pid=$!
+net_cmd=$(cat <<'EOF'
+ip link set lo up; ip link set eth0 up; echo net-mac $(cat /sys/class/net/eth0/address);
+printf '#!/bin/sh\n[ x$1 = xbound ] || exit 0\nip addr add $ip/$mask dev $interface\nip route add default via $router\necho net-lease $ip router=$router dns=$dns\n' >/tmp/dh; chmod +x /tmp/dh;
+udhcpc -i eth0 -n -q -t 5 -s /tmp/dh;
+echo net-fetch $(timeout 20 wget -q -O - http://10.0.2.2:8081/f.txt);
+mkdir /tmp/www; echo guest-page-4242 >/tmp/www/index.html; httpd -f -v -p 80 -h /tmp/www 2>/tmp/hl &
+for i in $(seq 60); do grep -q response:200 /tmp/hl && break; sleep 1; done; sleep 1; echo net-served $(grep -c response:200 /tmp/hl)
+EOF
+)
+net_cmd=$(echo "$net_cmd" | tr '\n' ' ')
+run_limit=120
+virtus_run virtus-net --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --cpus 1 --memory 256M --stats \
+	--net user,hostfwd=tcp:8082-:80,mac=52:54:00:12:34:56 --cmdline "$base_cmdline virtus.init=\"run:$net_cmd\""
+run_limit=
+kill $fetch_pid 2>/dev/null # done or hopeless once the guest is gone; the suite has a time budget
 exit 0

@@ -1,0 +1,132 @@
+#include "net/net_opts.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "lib/util.h"
+
+static int parse_port(const char *s, size_t len, uint16_t *port)
+{
+	char buf[8];
+	if (len == 0 || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = 0;
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(buf, &end, 10);
+	if (errno || *end || v == 0 || v > 65535 || buf[0] < '0' || buf[0] > '9')
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+static int parse_addr(const char *s, size_t len, const char *dflt, struct in_addr *a)
+{
+	char buf[INET_ADDRSTRLEN];
+	if (len == 0)
+		return inet_pton(AF_INET, dflt, a) == 1 ? 0 : -1;
+	if (len >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = 0;
+	return inet_pton(AF_INET, buf, a) == 1 ? 0 : -1;
+}
+
+/* "[ADDR:]PORT" (host side, the colon optional) or "[ADDR]:PORT" (guest side, the colon required). */
+static int parse_endpoint(const char *s, size_t len, bool colon_required, const char *dflt,
+			  struct in_addr *a, uint16_t *port)
+{
+	const char *colon = memrchr(s, ':', len);
+	if (!colon && colon_required)
+		return -1;
+	size_t alen = colon ? (size_t)(colon - s) : 0;
+	const char *p = colon ? colon + 1 : s;
+	if (parse_addr(s, alen, dflt, a) < 0)
+		return -1;
+	return parse_port(p, len - (size_t)(p - s), port);
+}
+
+int net_hostfwd_parse(const char *s, struct net_hostfwd *f, vt_err *err)
+{
+	memset(f, 0, sizeof(*f));
+	const char *rest;
+	if (!strncmp(s, "tcp:", 4))
+		rest = s + 4;
+	else if (!strncmp(s, "udp:", 4))
+		rest = s + 4, f->udp = true;
+	else
+		return vt_fail(err, "hostfwd '%s': must start with tcp: or udp:", s);
+	const char *dash = strchr(rest, '-');
+	if (!dash)
+		return vt_fail(err, "hostfwd '%s': expected HOSTPORT-:GUESTPORT (e.g. tcp:8080-:80)", s);
+	if (parse_endpoint(rest, (size_t)(dash - rest), false, "127.0.0.1", &f->host_addr, &f->host_port) < 0)
+		return vt_fail(err, "hostfwd '%s': bad host side '%.*s' (want [ADDR:]PORT, port 1-65535)", s,
+			       (int)(dash - rest), rest);
+	if (parse_endpoint(dash + 1, strlen(dash + 1), true, NET_GUEST_ADDR_DEFAULT, &f->guest_addr, &f->guest_port) < 0)
+		return vt_fail(err, "hostfwd '%s': bad guest side '%s' (want [ADDR]:PORT, port 1-65535)", s, dash + 1);
+	return 0;
+}
+
+int net_mac_parse(const char *s, uint8_t mac[6], vt_err *err)
+{
+	unsigned b[6];
+	char tail;
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6 ||
+	    strlen(s) != 17)
+		return vt_fail(err, "mac '%s': want six hex bytes like 52:54:00:12:34:56", s);
+	if (b[0] & 1)
+		return vt_fail(err, "mac '%s': a multicast address (low bit of the first byte set)", s);
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
+	return 0;
+}
+
+void net_mac_default(uint8_t mac[6])
+{
+	uint8_t r[3];
+	if (getrandom(r, sizeof(r), GRND_NONBLOCK) != sizeof(r)) {
+		pid_t pid = getpid(); /* no entropy yet: distinct per process is enough */
+		r[0] = (uint8_t)(pid >> 16), r[1] = (uint8_t)(pid >> 8), r[2] = (uint8_t)pid;
+	}
+	mac[0] = 0x52, mac[1] = 0x54, mac[2] = 0x00;
+	memcpy(mac + 3, r, 3);
+}
+
+static int parse_item(const char *item, struct net_opts *o, vt_err *err)
+{
+	if (!strncmp(item, "hostfwd=", 8)) {
+		if (o->nfwd == NET_MAX_HOSTFWD)
+			return vt_fail(err, "more than %d hostfwd= forwards", NET_MAX_HOSTFWD);
+		return net_hostfwd_parse(item + 8, &o->fwd[o->nfwd++], err);
+	}
+	if (!strncmp(item, "mac=", 4)) {
+		o->mac_set = true;
+		return net_mac_parse(item + 4, o->mac, err);
+	}
+	return vt_fail(err, "unknown option '%s' (known: hostfwd=, mac=)", item);
+}
+
+int net_opts_parse(const char *spec, struct net_opts *o, vt_err *err)
+{
+	memset(o, 0, sizeof(*o));
+	cleanup_free char *copy = strdup(spec);
+	if (!copy)
+		return vt_fail_errno(err, ENOMEM, "--net");
+	char *save = NULL;
+	char *kind = strtok_r(copy, ",", &save);
+	if (!kind || strcmp(kind, "user") != 0)
+		return vt_fail(err, "--net '%s': the backend must be 'user' (e.g. --net user,hostfwd=tcp:8080-:80)", spec);
+	o->kind = NET_USER;
+	for (char *item; (item = strtok_r(NULL, ",", &save));)
+		if (parse_item(item, o, err) < 0)
+			return vt_err_prefix(err, "--net");
+	if (!o->mac_set)
+		net_mac_default(o->mac);
+	return 0;
+}

@@ -1,0 +1,40 @@
+/* --net option syntax: `user[,hostfwd=tcp|udp:[HOSTADDR:]HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=XX:..:XX]`.
+ * Parsed once in the CLI (so a typo fails before anything is built) and again when the device is made. */
+#ifndef VIRTUS_NET_OPTS_H
+#define VIRTUS_NET_OPTS_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/err.h"
+
+#define NET_MAX_HOSTFWD 16
+#define NET_GUEST_ADDR_DEFAULT "10.0.2.15"   /* slirp's first DHCP lease */
+
+struct net_hostfwd {
+	bool udp;
+	struct in_addr host_addr;    /* default 127.0.0.1: forwards are for this host, not its network */
+	uint16_t host_port;
+	struct in_addr guest_addr;   /* default NET_GUEST_ADDR_DEFAULT */
+	uint16_t guest_port;
+};
+
+enum net_kind { NET_USER = 1 };
+
+struct net_opts {
+	enum net_kind kind;
+	bool mac_set;
+	uint8_t mac[6];
+	unsigned nfwd;
+	struct net_hostfwd fwd[NET_MAX_HOSTFWD];
+};
+
+int net_opts_parse(const char *spec, struct net_opts *o, vt_err *err);
+/* One hostfwd value ("tcp:8080-:80"), exposed for tests. */
+int net_hostfwd_parse(const char *s, struct net_hostfwd *f, vt_err *err);
+int net_mac_parse(const char *s, uint8_t mac[6], vt_err *err);
+/* A locally administered unicast MAC: 52:54:00 and three random bytes. */
+void net_mac_default(uint8_t mac[6]);
+
+#endif

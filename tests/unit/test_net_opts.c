@@ -1,0 +1,131 @@
+/* --net option parsing: hostfwd forms and defaults, mac=, and every rejected form. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <cmocka.h>
+
+#include "net/net_opts.h"
+
+static const char *ip(struct in_addr a)
+{
+	return inet_ntoa(a);
+}
+
+static void hostfwd_short_form(void **state)
+{
+	(void)state;
+	struct net_hostfwd f;
+	vt_err err;
+	assert_int_equal(net_hostfwd_parse("tcp:8080-:80", &f, &err), 0);
+	assert_false(f.udp);
+	assert_string_equal(ip(f.host_addr), "127.0.0.1");
+	assert_int_equal(f.host_port, 8080);
+	assert_string_equal(ip(f.guest_addr), "10.0.2.15");
+	assert_int_equal(f.guest_port, 80);
+}
+
+static void hostfwd_with_addresses(void **state)
+{
+	(void)state;
+	struct net_hostfwd f;
+	vt_err err;
+	assert_int_equal(net_hostfwd_parse("tcp:0.0.0.0:2222-10.0.2.20:22", &f, &err), 0);
+	assert_string_equal(ip(f.host_addr), "0.0.0.0");
+	assert_int_equal(f.host_port, 2222);
+	assert_string_equal(ip(f.guest_addr), "10.0.2.20");
+	assert_int_equal(f.guest_port, 22);
+	assert_int_equal(net_hostfwd_parse("udp::5353-:53", &f, &err), 0);
+	assert_true(f.udp);
+	assert_string_equal(ip(f.host_addr), "127.0.0.1");
+	assert_int_equal(f.host_port, 5353);
+	assert_int_equal(f.guest_port, 53);
+}
+
+static void hostfwd_rejects(void **state)
+{
+	(void)state;
+	static const char *bad[] = {
+		"8080-:80", "sctp:1-:2", "tcp:8080", "tcp:8080-80", "tcp:-:80", "tcp:8080-:", "tcp:0-:80",
+		"tcp:70000-:80", "tcp:8080-:0", "tcp:8080-:65536", "tcp:1.2.3:8080-:80", "tcp:8080-10.0.2:80",
+		"tcp:+80-:80", "tcp:80x-:80", "tcp:8080-:80-", "tcp:localhost:8080-:80",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct net_hostfwd f;
+		vt_err err = { 0 };
+		if (net_hostfwd_parse(bad[i], &f, &err) == 0)
+			fail_msg("accepted '%s'", bad[i]);
+		assert_non_null(strstr(err.msg, "hostfwd"));
+	}
+}
+
+static void spec_with_forwards_and_mac(void **state)
+{
+	(void)state;
+	struct net_opts o;
+	vt_err err;
+	assert_int_equal(net_opts_parse("user,hostfwd=tcp:8080-:80,mac=52:54:00:aa:bb:cc,hostfwd=tcp:2222-:22", &o, &err), 0);
+	assert_int_equal(o.kind, NET_USER);
+	assert_int_equal(o.nfwd, 2);
+	assert_int_equal(o.fwd[1].host_port, 2222);
+	assert_true(o.mac_set);
+	static const uint8_t want[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc };
+	assert_memory_equal(o.mac, want, 6);
+}
+
+static void default_mac_is_local_unicast(void **state)
+{
+	(void)state;
+	struct net_opts o;
+	vt_err err;
+	assert_int_equal(net_opts_parse("user", &o, &err), 0);
+	assert_false(o.mac_set);
+	assert_int_equal(o.nfwd, 0);
+	assert_int_equal(o.mac[0], 0x52);
+	assert_true(o.mac[0] & 2);    /* locally administered */
+	assert_false(o.mac[0] & 1);   /* unicast */
+}
+
+static void spec_rejects(void **state)
+{
+	(void)state;
+	static const struct { const char *spec, *says; } bad[] = {
+		{ "", "backend" }, { "tap", "backend" }, { "users", "backend" }, { "hostfwd=tcp:1-:2", "backend" },
+		{ "user,bogus=1", "unknown option 'bogus=1'" }, { "user,hostfwd=tcp:1-2", "hostfwd" },
+		{ "user,mac=52:54:00:aa:bb", "mac" }, { "user,mac=52:54:00:aa:bb:cc:dd", "mac" },
+		{ "user,mac=53:54:00:aa:bb:cc", "multicast" }, { "user,mac=52:54:00:aa:bb:zz", "mac" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct net_opts o;
+		vt_err err = { 0 };
+		if (net_opts_parse(bad[i].spec, &o, &err) == 0)
+			fail_msg("accepted '%s'", bad[i].spec);
+		if (!strstr(err.msg, bad[i].says))
+			fail_msg("'%s': message '%s' does not say '%s'", bad[i].spec, err.msg, bad[i].says);
+	}
+}
+
+static void too_many_forwards(void **state)
+{
+	(void)state;
+	char spec[1024] = "user";
+	for (int i = 0; i <= NET_MAX_HOSTFWD; i++)
+		snprintf(spec + strlen(spec), sizeof(spec) - strlen(spec), ",hostfwd=tcp:%d-:80", 10000 + i);
+	struct net_opts o;
+	vt_err err = { 0 };
+	assert_int_equal(net_opts_parse(spec, &o, &err), -1);
+	assert_non_null(strstr(err.msg, "more than"));
+}
+
+#define T(f) cmocka_unit_test(f)
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(hostfwd_short_form), T(hostfwd_with_addresses), T(hostfwd_rejects), T(spec_with_forwards_and_mac),
+		T(default_mac_is_local_unicast), T(spec_rejects), T(too_many_forwards),
+	};
+	return cmocka_run_group_tests_name("net_opts", tests, NULL, NULL);
+}
