@@ -12,6 +12,7 @@
 #include "devices/pci.h"
 #include "devices/virtio/pci.h"
 #include "devices/virtio/virtio.h"
+#include "pci_driver.h"
 
 #define MMIO_BASE 0xc0000000ULL
 #define MMIO_SIZE 0x20000000ULL
@@ -88,46 +89,11 @@ static int teardown(void **state)
 
 /* ---- helpers ---- */
 
-static uint32_t conf1_read(struct pci_bus *b, unsigned slot, unsigned off, unsigned len)
-{
-	uint8_t d[4];
-	pci_put(d, 4, 0x80000000u | slot << 11 | (off & 0xfc));
-	pci_conf1_io(b, 0, d, 4, true);
-	memset(d, 0, sizeof(d));
-	pci_conf1_io(b, 4 + (off & 3), d, len, false);
-	return pci_get(d, len);
-}
-
-static void conf1_write(struct pci_bus *b, unsigned slot, unsigned off, unsigned len, uint32_t v)
-{
-	uint8_t d[4];
-	pci_put(d, 4, 0x80000000u | slot << 11 | (off & 0xfc));
-	pci_conf1_io(b, 0, d, 4, true);
-	pci_put(d, len, v);
-	pci_conf1_io(b, 4 + (off & 3), d, len, true);
-}
-
 static uint32_t ecam_read(struct pci_bus *b, unsigned bus, unsigned slot, unsigned off, unsigned len)
 {
 	uint8_t d[4] = { 0 };
 	pci_ecam_io(b, (uint64_t)bus << 20 | slot << 15 | off, d, len, false);
 	return pci_get(d, len);
-}
-
-static uint64_t bar_read(struct fixture *f, uint64_t off, unsigned len)
-{
-	uint8_t d[8] = { 0 };
-	virtio_pci_bar_io(f->t, PCI_BAR_ADDR(0, off), d, len, false);
-	uint64_t v = 0;
-	memcpy(&v, d, len);
-	return v;
-}
-
-static void bar_write(struct fixture *f, uint64_t off, unsigned len, uint64_t v)
-{
-	uint8_t d[8];
-	memcpy(d, &v, sizeof(d));
-	virtio_pci_bar_io(f->t, PCI_BAR_ADDR(0, off), d, len, true);
 }
 
 /* ---- PCI config space ---- */
