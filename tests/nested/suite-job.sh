@@ -101,6 +101,13 @@ dd if=blk/rw.img of=blk/got bs=1M count=1 2>/dev/null
 echo "blk-host-sees-guest-pattern $(cmp blk/expect blk/got >/dev/null 2>&1 && echo same || echo differs)"
 echo "blk-ro-md5-after $(md5sum <blk/ro.img | cut -d' ' -f1)"
 umount blk
+# virtio-blk at random offsets (guest/tools/blkbench verify): every 4 KiB block of blkverify.img (made on the
+# host by tests/suite-nested) starts with its block number as le64; the guest reads 2000 random blocks with
+# one request in flight, then 2000 with eight, and any block that is not the one asked for fails loudly.
+if [ -f blkverify.img ]; then
+	virtus_run virtus-blkverify --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --cpus 1 --memory 256M \
+		--disk blkverify.img,ro --cmdline "$base_cmdline virtus.init=\"run:blkbench verify /dev/vda --qd 1 --count 2000 --seed 1; echo blkverify-qd1-status \$?; blkbench verify /dev/vda --qd 8 --count 2000 --seed 2; echo blkverify-qd8-status \$?\""
+fi
 # virtio-net with user networking (--net user): the guest leases an address by DHCP, fetches a file from an
 # HTTP server in L1 (10.0.2.2 is L1's loopback through slirp), and serves a page that L1 fetches through a
 # port forward. One boot; every check prints one "net-..." marker line.
