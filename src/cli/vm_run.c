@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "devices/virtio/balloon.h"
 #include "lib/util.h"
 #include "net/net_opts.h"
 
@@ -25,7 +26,7 @@
 static const char run_usage[] =
 	"usage: virtus vm run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
 	"                     [--console stdio|none|FILE] [--console-device serial|virtio] [--rng]\n"
-	"                     [--disk PATH[,ro][,id=NAME]]... [--net SPEC] [--balloon SIZE] [--stats]\n"
+	"                     [--disk PATH[,ro][,id=NAME]]... [--net SPEC] [--balloon SIZE[,stats=S]] [--stats]\n"
 	"\n"
 	"Boots a Linux bzImage or PVH ELF vmlinux (detected from the file). Without --kernel, boots the\n"
 	"default guest from $VIRTUS_GUEST_DIR or <directory of virtus>/guest.\n"
@@ -35,8 +36,10 @@ static const char run_usage[] =
 	"                   (hvc0, PCI); host input and the --console output then go through hvc0, and the\n"
 	"                   default command line says console=hvc0 (pass console=ttyS0 too for early boot)\n"
 	"  --rng            add a virtio-rng device (PCI) fed by the host's getrandom()\n"
-	"  --balloon SIZE   add a virtio-balloon device (PCI) that asks the guest for SIZE of its RAM at start;\n"
-	"                   the pages the guest gives back are returned to the host\n"
+	"  --balloon SIZE[,stats=S]  add a virtio-balloon device (PCI) that asks the guest for SIZE of its RAM at\n"
+	"                   start; the pages the guest gives back are returned to the host. The guest reports its\n"
+	"                   memory statistics every S seconds (default 5, 0: off); --stats prints the latest\n"
+	"                   values when the VM ends\n"
 	"  --disk PATH[,ro][,id=NAME]  add a virtio-blk disk (PCI) over a raw image; ro: read-only; id: its serial\n"
 	"                   (up to 8 disks, the first is /dev/vda)\n"
 	"  --net user[,hostfwd=tcp:[ADDR:]HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=52:54:00:XX:XX:XX]\n"
@@ -116,6 +119,25 @@ static int parse_disk(char *arg, struct vm_config *cfg)
 	return -1;
 }
 
+/* --balloon SIZE[,stats=SECONDS]: -1 when parsed, else the usage error's exit status. */
+static int parse_balloon(char *spec, struct vm_config *cfg)
+{
+	vt_err err;
+	uint64_t secs = VBALLOON_STATS_DEFAULT_SECONDS;
+	char *opts = strchr(spec, ',');
+	if (opts) {
+		*opts++ = '\0';
+		if (strncmp(opts, "stats=", 6) || parse_uint(opts + 6, 0, 3600, &secs) < 0)
+			return usage_error("--balloon: expected stats=SECONDS (0..3600) after the size, got '%s'", opts);
+	}
+	if (parse_size(spec, &cfg->balloon_size, &err) < 0)
+		return usage_error("--balloon: %s", err.msg);
+	if (cfg->balloon_size < 4096)
+		return usage_error("--balloon wants at least 4K, got '%s'", spec);
+	cfg->balloon_stats_s = (unsigned)secs;
+	return -1;
+}
+
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option longopts[] = {
@@ -146,10 +168,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			o->cfg.virtio_console = !strcmp(optarg, "virtio");
 			break;
 		case 'b':
-			if (parse_size(optarg, &o->cfg.balloon_size, &err) < 0)
-				return usage_error("--balloon: %s", err.msg);
-			if (o->cfg.balloon_size < 4096)
-				return usage_error("--balloon wants at least 4K, got '%s'", optarg);
+			if ((rc = parse_balloon(optarg, &o->cfg)) >= 0)
+				return rc;
 			break;
 		case 'D':
 			if ((rc = parse_disk(optarg, &o->cfg)) >= 0)

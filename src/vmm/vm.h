@@ -42,6 +42,7 @@ struct vm_config {
 	bool rng;                 /* virtio-rng on PCI (and with it the PCI host bridge) */
 	bool virtio_console;      /* the guest's console is virtio-console (hvc0), fed from console_out_fd's input */
 	uint64_t balloon_size;    /* > 0: virtio-balloon asking the guest for this many bytes at start */
+	unsigned balloon_stats_s; /* > 0: its statistics queue, refreshed every this many seconds */
 	unsigned ndisks;          /* virtio-blk devices on PCI, disk[0..ndisks) */
 	struct vm_disk_config { const char *path; bool readonly; const char *serial; } disk[VM_MAX_DISKS];
 	const char *net;          /* --net spec (net/net_opts.h): virtio-net on PCI, NULL for none */

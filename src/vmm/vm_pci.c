@@ -71,6 +71,24 @@ static int add_disk(struct vm *vm, const struct vm_disk_config *c, vt_err *err)
 	return evloop_watch(&vm->pci.loop, virtio_blk_eventfd(blk), virtio_blk_complete, blk, err);
 }
 
+/* virtio-balloon, plus (with statistics) a watch on its refresh timer so the requests run on the device thread. */
+static int add_balloon(struct vm *vm, const struct vm_config *cfg, vt_err *err)
+{
+	struct virtio_device *b;
+	if (virtio_balloon_create(&b, &vm->mem, cfg->balloon_size, err) < 0)
+		return -1;
+	if (cfg->balloon_stats_s && virtio_balloon_enable_stats(b, cfg->balloon_stats_s, err) < 0) {
+		virtio_balloon_destroy(b);
+		return -1;
+	}
+	if (add_virtio(vm, b, virtio_balloon_destroy, err) < 0)
+		return -1;
+	vm->pci.balloon = b;
+	if (virtio_balloon_stats_fd(b) < 0)
+		return 0;
+	return evloop_watch(&vm->pci.loop, virtio_balloon_stats_fd(b), virtio_balloon_stats_tick, b, err);
+}
+
 int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
@@ -86,19 +104,15 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 		return -1;
 	if (cfg->net && add_net(vm, cfg->net, err) < 0)
 		return -1;
-	struct virtio_device *con, *balloon;
+	struct virtio_device *con;
 	if (cfg->virtio_console) {
 		if (virtio_console_create(&con, cfg->console_out_fd, err) < 0 ||
 		    add_virtio(vm, con, virtio_console_destroy, err) < 0)
 			return -1;
 		p->console = con;
 	}
-	if (cfg->balloon_size) {
-		if (virtio_balloon_create(&balloon, &vm->mem, cfg->balloon_size, err) < 0 ||
-		    add_virtio(vm, balloon, virtio_balloon_destroy, err) < 0)
-			return -1;
-		p->balloon = balloon;
-	}
+	if (cfg->balloon_size && add_balloon(vm, cfg, err) < 0)
+		return -1;
 	for (unsigned i = 0; i < cfg->ndisks; i++)
 		if (add_disk(vm, &cfg->disk[i], err) < 0)
 			return -1;

@@ -1,13 +1,16 @@
 /* virtio-balloon over a real anonymous mapping used as guest RAM, through the real virtio-pci transport:
  * PFN bounds (a PFN outside RAM is counted and skipped), MADV_DONTNEED really returning memory (resident
  * pages counted with mincore before and after), the config space (num_pages set by the host, actual
- * written by the guest), and malformed chains. */
+ * written by the guest), malformed chains, and the statistics queue (a buffer kept until the timer hands it
+ * back; entries across descriptors; a hostile driver's odd, huge, doubled or missing buffers). */
 #include <endian.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -27,6 +30,22 @@ static int setup(void **state)
 	vt_err err;
 	assert_int_equal(virtio_balloon_create(&d, &h->mem, TARGET_BYTES, &err), 0);
 	assert_int_equal(d->id, VIRTIO_ID_BALLOON);
+	h_plug(h, d);
+	*state = h;
+	return 0;
+}
+
+#define STATS_GPA 0x40000u /* where the driver's stats buffers live */
+
+static int setup_stats(void **state)
+{
+	struct harness *h = calloc(1, sizeof(*h));
+	assert_non_null(h);
+	h_init(h);
+	struct virtio_device *d;
+	vt_err err;
+	assert_int_equal(virtio_balloon_create(&d, &h->mem, TARGET_BYTES, &err), 0);
+	assert_int_equal(virtio_balloon_enable_stats(d, 3600, &err), 0); /* the tests tick by hand */
 	h_plug(h, d);
 	*state = h;
 	return 0;
@@ -176,6 +195,188 @@ static void odd_length_and_bad_chain(void **state)
 	assert_true(h_needs_reset(h));
 }
 
+/* Write n (tag, value) entries, packed, at gpa. */
+static void put_stats(struct harness *h, uint64_t gpa, const uint16_t *tags, const uint64_t *vals, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t t = htole16(tags[i]);
+		uint64_t v = htole64(vals[i]);
+		memcpy(h->ram + gpa + VBALLOON_STAT_SIZE * i, &t, 2);
+		memcpy(h->ram + gpa + VBALLOON_STAT_SIZE * i + 2, &v, 8);
+	}
+}
+
+static uint16_t used_id(struct harness *h, unsigned q, unsigned i)
+{
+	uint32_t v;
+	memcpy(&v, h->ram + H_RING(q) + 0x2000 + 4 + 8 * (i % H_QSIZE), 4);
+	return (uint16_t)v;
+}
+
+static uint64_t stat_of(struct virtio_device *d, uint16_t tag)
+{
+	struct vballoon_stats s;
+	virtio_balloon_stats(d, &s);
+	for (unsigned i = 0; i < s.n; i++)
+		if (s.stat[i].tag == tag)
+			return s.stat[i].val;
+	return UINT64_MAX;
+}
+
+static struct vballoon_stats stats_of(struct virtio_device *d)
+{
+	struct vballoon_stats s;
+	virtio_balloon_stats(d, &s);
+	return s;
+}
+
+static void stats_queue_offered_only_when_enabled(void **state)
+{
+	struct harness *h = *state;
+	assert_false(h->dev->features & (1ULL << VIRTIO_BALLOON_F_STATS_VQ)); /* plain setup: no stats */
+	assert_int_equal(h->dev->nqueues, 2);
+	assert_int_equal(virtio_balloon_stats_fd(h->dev), -1);
+	virtio_balloon_stats_tick(h->dev); /* no timer, no queue: nothing happens */
+	struct virtio_device *d;
+	vt_err err;
+	assert_int_equal(virtio_balloon_create(&d, &h->mem, TARGET_BYTES, &err), 0);
+	assert_int_equal(virtio_balloon_enable_stats(d, 0, &err), -1);
+	assert_non_null(strstr(err.msg, "at least 1 s"));
+	assert_int_equal(virtio_balloon_enable_stats(d, 2, &err), 0);
+	assert_true(d->features & (1ULL << VIRTIO_BALLOON_F_STATS_VQ));
+	assert_int_equal(d->nqueues, 3);
+	assert_true(virtio_balloon_stats_fd(d) >= 0);
+	virtio_balloon_destroy(d);
+}
+
+static void stats_buffer_kept_then_handed_back(void **state)
+{
+	struct harness *h = *state;
+	h_driver_ok(h, 1u << VIRTIO_BALLOON_F_STATS_VQ);
+	uint16_t tags[] = { 4, 5, 42 };
+	uint64_t vals[] = { 1000000, 2000000, 7 };
+	put_stats(h, STATS_GPA, tags, vals, 3);
+	h_post(h, VBALLOON_STATSQ, STATS_GPA, 3 * VBALLOON_STAT_SIZE, 0);
+	h_kick(h, VBALLOON_STATSQ);
+	assert_int_equal(h_used_idx(h, VBALLOON_STATSQ), 0); /* kept, not returned */
+	assert_int_equal(stat_of(h->dev, 4), 1000000);
+	assert_int_equal(stat_of(h->dev, 5), 2000000);
+	assert_int_equal(stat_of(h->dev, 42), 7);
+	assert_int_equal(stats_of(h->dev).updates, 1);
+	assert_int_equal(h_bar_read(h, VPCI_ISR_OFF, 1), 0); /* reading ISR clears it */
+	virtio_balloon_stats_tick(h->dev); /* the timer: give it back for fresh values */
+	assert_int_equal(h_used_idx(h, VBALLOON_STATSQ), 1);
+	assert_int_equal(used_id(h, VBALLOON_STATSQ, 0), 0);
+	assert_int_equal(h_used_len(h, VBALLOON_STATSQ, 0), 0);
+	assert_int_equal(h_bar_read(h, VPCI_ISR_OFF, 1) & 1, 1); /* the driver was interrupted */
+	virtio_balloon_stats_tick(h->dev); /* nothing held: nothing to return */
+	assert_int_equal(h_used_idx(h, VBALLOON_STATSQ), 1);
+	assert_int_equal(stats_of(h->dev).requests, 1);
+	vals[0] = 900000; /* the driver refills and posts again */
+	put_stats(h, STATS_GPA, tags, vals, 1);
+	h_post(h, VBALLOON_STATSQ, STATS_GPA, VBALLOON_STAT_SIZE, 0);
+	h_kick(h, VBALLOON_STATSQ);
+	assert_int_equal(stat_of(h->dev, 4), 900000);
+	assert_int_equal(stat_of(h->dev, 5), 2000000); /* not in this buffer: the last value stays */
+	assert_int_equal(stats_of(h->dev).n, 3);
+	assert_int_equal(stats_of(h->dev).updates, 2);
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	assert_non_null(f);
+	virtio_balloon_print_stats(h->dev, f);
+	fclose(f);
+	assert_non_null(strstr(out, "2 updates, 1 requests, 0 malformed"));
+	assert_non_null(strstr(out, "free-memory"));
+	assert_non_null(strstr(out, "900000 bytes"));
+	assert_non_null(strstr(out, "total-memory"));
+	assert_non_null(strstr(out, "tag-42"));
+	free(out);
+	assert_false(h_needs_reset(h));
+}
+
+/* A two-descriptor chain on queue q, split at `first` bytes (entries straddle the boundary). */
+static void post_split(struct harness *h, unsigned q, uint64_t gpa, uint32_t first, uint32_t len)
+{
+	uint16_t d0 = h->next_desc[q]++ % H_QSIZE, d1 = h->next_desc[q]++ % H_QSIZE;
+	uint64_t gpa1 = gpa + first;
+	uint32_t len0 = first, len1 = len - first;
+	uint16_t next = VIRTQ_DESC_F_NEXT, none = 0;
+	uint8_t *a = h->ram + H_RING(q) + 16u * d0, *b = h->ram + H_RING(q) + 16u * d1;
+	memcpy(a, &gpa, 8), memcpy(a + 8, &len0, 4), memcpy(a + 12, &next, 2), memcpy(a + 14, &d1, 2);
+	memcpy(b, &gpa1, 8), memcpy(b + 8, &len1, 4), memcpy(b + 12, &none, 2);
+	uint16_t *avail = (uint16_t *)(void *)(h->ram + H_RING(q) + 0x1000);
+	avail[2 + h->avail_idx[q] % H_QSIZE] = d0;
+	avail[1] = ++h->avail_idx[q];
+}
+
+static void stats_entries_across_descriptors(void **state)
+{
+	struct harness *h = *state;
+	h_driver_ok(h, 1u << VIRTIO_BALLOON_F_STATS_VQ);
+	uint16_t tags[] = { 0, 3, 5 };
+	uint64_t vals[] = { 0x1122334455667788ull, 99, 1ull << 40 };
+	put_stats(h, STATS_GPA, tags, vals, 3);
+	post_split(h, VBALLOON_STATSQ, STATS_GPA, 13, 3 * VBALLOON_STAT_SIZE); /* mid-value of entry 1 */
+	h_kick(h, VBALLOON_STATSQ);
+	assert_int_equal(stat_of(h->dev, 0), 0x1122334455667788ull);
+	assert_int_equal(stat_of(h->dev, 3), 99);
+	assert_int_equal(stat_of(h->dev, 5), 1ull << 40);
+	assert_int_equal(stats_of(h->dev).malformed, 0);
+}
+
+static void stats_hostile_driver(void **state)
+{
+	struct harness *h = *state;
+	h_driver_ok(h, 1u << VIRTIO_BALLOON_F_STATS_VQ);
+	h_kick(h, VBALLOON_STATSQ); /* a kick with no buffer */
+	assert_false(h_needs_reset(h));
+	assert_int_equal(stats_of(h->dev).updates, 0);
+	uint16_t tags[] = { 5 };
+	uint64_t vals[] = { 4096 };
+	put_stats(h, STATS_GPA, tags, vals, 1);
+	h_post(h, VBALLOON_STATSQ, STATS_GPA, 15, 0); /* one and a half entries: ignored, still kept */
+	h_kick(h, VBALLOON_STATSQ);
+	assert_int_equal(stats_of(h->dev).malformed, 1);
+	assert_int_equal(stats_of(h->dev).n, 0);
+	assert_int_equal(h_used_idx(h, VBALLOON_STATSQ), 0);
+	h_post(h, VBALLOON_STATSQ, STATS_GPA, 8000, 0); /* whole entries, absurdly many: ignored */
+	h_kick(h, VBALLOON_STATSQ);
+	assert_int_equal(stats_of(h->dev).malformed, 2);
+	assert_int_equal(h_used_idx(h, VBALLOON_STATSQ), 1); /* a second buffer: the older goes back at once */
+	assert_int_equal(used_id(h, VBALLOON_STATSQ, 0), 0);
+	h_post(h, VBALLOON_STATSQ, STATS_GPA, 0, VIRTQ_DESC_F_WRITE); /* zero length: a malformed chain */
+	h_kick(h, VBALLOON_STATSQ);
+	assert_true(h_needs_reset(h));
+	unsigned used = h_used_idx(h, VBALLOON_STATSQ);
+	virtio_balloon_stats_tick(h->dev); /* a broken queue is left alone */
+	assert_int_equal(h_used_idx(h, VBALLOON_STATSQ), used);
+}
+
+static void stats_too_many_tags_and_reset(void **state)
+{
+	struct harness *h = *state;
+	h_driver_ok(h, 1u << VIRTIO_BALLOON_F_STATS_VQ);
+	enum { N = VBALLOON_STATS_MAX_TAGS + 8 };
+	uint16_t tags[N];
+	uint64_t vals[N];
+	for (unsigned i = 0; i < N; i++)
+		tags[i] = (uint16_t)(1000 + i), vals[i] = i;
+	put_stats(h, STATS_GPA, tags, vals, N);
+	h_post(h, VBALLOON_STATSQ, STATS_GPA, N * VBALLOON_STAT_SIZE, 0);
+	h_kick(h, VBALLOON_STATSQ);
+	struct vballoon_stats s = stats_of(h->dev);
+	assert_int_equal(s.n, VBALLOON_STATS_MAX_TAGS);
+	assert_int_equal(s.dropped_tags, 8);
+	assert_int_equal(stat_of(h->dev, 1000 + VBALLOON_STATS_MAX_TAGS - 1), VBALLOON_STATS_MAX_TAGS - 1);
+	assert_null(vballoon_stat_name(1000));
+	assert_string_equal(vballoon_stat_name(4), "free-memory");
+	h_bar_write(h, VPCI_STATUS, 1, 0); /* reset: the held buffer is forgotten, the values are not */
+	virtio_balloon_stats_tick(h->dev);
+	assert_int_equal(stats_of(h->dev).requests, 0);
+	assert_int_equal(stats_of(h->dev).n, VBALLOON_STATS_MAX_TAGS);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -185,6 +386,12 @@ int main(void)
 		T(config_num_pages_and_actual),
 		T(inflate_releases_good_pfns_skips_bad),
 		T(odd_length_and_bad_chain),
+		T(stats_queue_offered_only_when_enabled),
+#define TS(name) cmocka_unit_test_setup_teardown(name, setup_stats, teardown)
+		TS(stats_buffer_kept_then_handed_back),
+		TS(stats_entries_across_descriptors),
+		TS(stats_hostile_driver),
+		TS(stats_too_many_tags_and_reset),
 	};
 	return cmocka_run_group_tests_name("virtio_balloon", tests, NULL, NULL);
 }

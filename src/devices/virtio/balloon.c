@@ -4,7 +4,13 @@
  * Every PFN comes from the guest and is checked against guest RAM (gmem_ptr) before madvise: a PFN outside
  * RAM is counted and skipped, never a crash. Deflate needs no host work: a dropped page of a private
  * anonymous mapping faults back in zeroed. DEFLATE_ON_OOM is offered so a guest under memory pressure may
- * take pages back without asking. */
+ * take pages back without asking.
+ *
+ * Statistics (optional, virtio_balloon_enable_stats): the driver posts one buffer of (le16 tag, le64 value)
+ * entries on queue 2 and the device keeps it; a timerfd on the event loop hands it back every N seconds
+ * (used length 0), the driver refills it and posts it again. The values of the latest buffer are kept
+ * per tag for --stats. A buffer that is not a whole number of entries or is absurdly large is counted and
+ * its values ignored (it is still kept and handed back, so a confused driver can recover). */
 #include "devices/virtio/balloon.h"
 
 #include <endian.h>
@@ -12,7 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
+#include "devices/virtio/pci.h"
 #include "lib/util.h"
 
 #define VBALLOON_QUEUE_SIZE 128
@@ -27,6 +36,10 @@ struct vballoon {
 	uint32_t actual_max;      /* the most the guest ever reported: --stats, after a final reset */
 	struct vballoon_counters counters;
 	struct virtq_chain *chain;
+	int stats_fd;             /* refresh timerfd; -1: no stats queue */
+	bool stats_held;          /* the driver's stats buffer is with the device */
+	uint16_t stats_head;      /* ... and this is its head, to hand back */
+	struct vballoon_stats stats;
 };
 
 static struct vballoon *to_vb(struct virtio_device *d)
@@ -70,9 +83,108 @@ static void handle_pfns(struct vballoon *b, const struct virtq_chain *ch, bool i
 	}
 }
 
+static void record_stat(struct vballoon_stats *s, uint16_t tag, uint64_t val)
+{
+	for (unsigned i = 0; i < s->n; i++) {
+		if (s->stat[i].tag == tag) {
+			s->stat[i].val = val;
+			return;
+		}
+	}
+	if (s->n == VBALLOON_STATS_MAX_TAGS) {
+		s->dropped_tags++;
+		return;
+	}
+	s->stat[s->n++] = (struct vballoon_stat){ .tag = tag, .val = val };
+}
+
+/* Record the entries of one stats buffer (its readable part; entries may straddle segments). */
+static void take_stats(struct vballoon *b, const struct virtq_chain *ch)
+{
+	uint8_t buf[VBALLOON_STATS_MAX_BYTES];
+	size_t len = 0;
+	for (unsigned i = 0; i < ch->nread; i++) {
+		if (ch->iov[i].iov_len > sizeof(buf) - len) {
+			b->stats.malformed++;
+			return;
+		}
+		memcpy(buf + len, ch->iov[i].iov_base, ch->iov[i].iov_len);
+		len += ch->iov[i].iov_len;
+	}
+	if (len % VBALLOON_STAT_SIZE) {
+		b->stats.malformed++;
+		return;
+	}
+	for (size_t off = 0; off < len; off += VBALLOON_STAT_SIZE) {
+		uint16_t tag;
+		uint64_t val;
+		memcpy(&tag, buf + off, 2);
+		memcpy(&val, buf + off + 2, 8);
+		record_stat(&b->stats, le16toh(tag), le64toh(val));
+	}
+	b->stats.updates++;
+}
+
+/* The driver keeps one buffer with the device; should a second arrive, the newer one is kept and the older
+ * handed back at once (a driver may not be starved of its own buffers). */
+static void stats_queue_notify(struct vballoon *b)
+{
+	struct virtio_device *d = &b->dev;
+	struct virtq *vq = &d->vq[VBALLOON_STATSQ];
+	bool returned = false;
+	int rc;
+	do {
+		while ((rc = virtq_pop(vq, b->chain)) == 1) {
+			if (b->stats_held) {
+				virtq_push(vq, b->stats_head, 0);
+				returned = true;
+			}
+			take_stats(b, b->chain);
+			b->stats_head = b->chain->head;
+			b->stats_held = true;
+		}
+	} while (rc == 0 && virtq_enable_notify(vq, true));
+	if (rc < 0)
+		virtio_mark_broken(d, "malformed balloon stats chain");
+	else if (returned)
+		virtio_queue_interrupt(d, VBALLOON_STATSQ, false);
+}
+
+static bool stats_queue_live(const struct virtio_transport *t)
+{
+	return (t->status & VIRTIO_STATUS_DRIVER_OK) && !(t->status & VIRTIO_STATUS_NEEDS_RESET) &&
+	       t->q[VBALLOON_STATSQ].enabled && !t->vq[VBALLOON_STATSQ].broken;
+}
+
+void virtio_balloon_stats_tick(void *dev)
+{
+	struct vballoon *b = dev;
+	uint64_t expirations;
+	if (b->stats_fd < 0)
+		return;
+	if (read(b->stats_fd, &expirations, sizeof(expirations)) != sizeof(expirations)) {
+		/* EAGAIN: called directly rather than by the timer; the request goes out all the same. */
+	}
+	struct virtio_transport *t = b->dev.transport;
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	if (b->stats_held && stats_queue_live(t)) {
+		b->stats_held = false;
+		b->stats.requests++;
+		virtq_push(&b->dev.vq[VBALLOON_STATSQ], b->stats_head, 0);
+		virtio_queue_interrupt(&b->dev, VBALLOON_STATSQ, false);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
 static void vb_queue_notify(struct virtio_device *d, unsigned q)
 {
 	struct vballoon *b = to_vb(d);
+	if (q == VBALLOON_STATSQ && b->stats_fd >= 0) {
+		stats_queue_notify(b);
+		return;
+	}
 	if (q != VBALLOON_INFLATEQ && q != VBALLOON_DEFLATEQ)
 		return;
 	struct virtq *vq = &d->vq[q];
@@ -116,9 +228,11 @@ static void vb_config_write(struct virtio_device *d, uint32_t off, const uint8_t
 		__atomic_store_n(&b->actual_max, act, __ATOMIC_RELAXED);
 }
 
+/* The held stats buffer belongs to the old ring: forget it. The last values stay for --stats. */
 static void vb_reset(struct virtio_device *d)
 {
 	__atomic_store_n(&to_vb(d)->actual, 0, __ATOMIC_RELAXED);
+	to_vb(d)->stats_held = false;
 }
 
 static const struct virtio_device_ops vb_ops = {
@@ -139,6 +253,7 @@ int virtio_balloon_create(struct virtio_device **out, const struct guest_mem *me
 		return vt_fail_errno(err, ENOMEM, "virtio-balloon");
 	}
 	b->mem = mem;
+	b->stats_fd = -1;
 	b->num_pages = (uint32_t)pages;
 	struct virtio_device *d = &b->dev;
 	d->id = VIRTIO_ID_BALLOON;
@@ -157,8 +272,84 @@ void virtio_balloon_destroy(struct virtio_device *d)
 {
 	if (!d)
 		return;
+	if (to_vb(d)->stats_fd >= 0)
+		close(to_vb(d)->stats_fd);
 	free(to_vb(d)->chain);
 	free(to_vb(d));
+}
+
+int virtio_balloon_enable_stats(struct virtio_device *d, unsigned seconds, vt_err *err)
+{
+	struct vballoon *b = to_vb(d);
+	if (!seconds)
+		return vt_fail(err, "virtio-balloon: statistics interval must be at least 1 s");
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (fd < 0)
+		return vt_fail_errno(err, errno, "virtio-balloon: timerfd_create");
+	struct itimerspec every = { .it_interval = { .tv_sec = seconds }, .it_value = { .tv_sec = seconds } };
+	if (timerfd_settime(fd, 0, &every, NULL) < 0) {
+		int e = errno;
+		close(fd);
+		return vt_fail_errno(err, e, "virtio-balloon: timerfd_settime");
+	}
+	if (b->stats_fd >= 0)
+		close(b->stats_fd);
+	b->stats_fd = fd;
+	d->features |= 1ULL << VIRTIO_BALLOON_F_STATS_VQ;
+	d->nqueues = 3;
+	d->queue_max[VBALLOON_STATSQ] = VBALLOON_QUEUE_SIZE;
+	return 0;
+}
+
+int virtio_balloon_stats_fd(const struct virtio_device *d)
+{
+	return ((const struct vballoon *)d)->stats_fd;
+}
+
+void virtio_balloon_stats(struct virtio_device *d, struct vballoon_stats *out)
+{
+	struct virtio_transport *t = d->transport;
+	if (t)
+		pthread_mutex_lock(&t->lock);
+	*out = to_vb(d)->stats;
+	if (t)
+		pthread_mutex_unlock(&t->lock);
+}
+
+/* Tags 0-9: virtio 1.x 5.5.6.3.1; 10-15: added by Linux 6.12. Sizes are in bytes, the rest are counts. */
+static const struct {
+	const char *name;
+	bool bytes;
+} stat_names[] = {
+	{ "swap-in", true }, { "swap-out", true }, { "major-faults", false }, { "minor-faults", false },
+	{ "free-memory", true }, { "total-memory", true }, { "available-memory", true }, { "disk-caches", true },
+	{ "hugetlb-allocations", false }, { "hugetlb-failures", false }, { "oom-kills", false },
+	{ "alloc-stalls", false }, { "async-scans", false }, { "direct-scans", false },
+	{ "async-reclaims", false }, { "direct-reclaims", false },
+};
+
+const char *vballoon_stat_name(uint16_t tag)
+{
+	return tag < ARRAY_SIZE(stat_names) ? stat_names[tag].name : NULL;
+}
+
+static void print_guest_stats(struct virtio_device *d, FILE *f)
+{
+	struct vballoon_stats s;
+	virtio_balloon_stats(d, &s);
+	fprintf(f, "virtio-balloon: guest memory statistics: %llu updates, %llu requests, %llu malformed buffers, "
+		"%llu tags dropped\n", (unsigned long long)s.updates, (unsigned long long)s.requests,
+		(unsigned long long)s.malformed, (unsigned long long)s.dropped_tags);
+	for (unsigned i = 0; i < s.n; i++) {
+		char unknown[16];
+		const char *name = vballoon_stat_name(s.stat[i].tag);
+		if (!name) {
+			snprintf(unknown, sizeof(unknown), "tag-%u", s.stat[i].tag);
+			name = unknown;
+		}
+		bool bytes = s.stat[i].tag < ARRAY_SIZE(stat_names) && stat_names[s.stat[i].tag].bytes;
+		fprintf(f, "  balloon %-20s %20llu%s\n", name, (unsigned long long)s.stat[i].val, bytes ? " bytes" : "");
+	}
 }
 
 void virtio_balloon_counters(struct virtio_device *d, struct vballoon_counters *out)
@@ -178,4 +369,6 @@ void virtio_balloon_print_stats(struct virtio_device *d, FILE *f)
 		"%llu bad pfns\n", b->num_pages, virtio_balloon_actual(d),
 		__atomic_load_n(&b->actual_max, __ATOMIC_RELAXED), (unsigned long long)b->counters.inflated,
 		(unsigned long long)b->counters.deflated, (unsigned long long)b->counters.bad_pfns);
+	if (b->stats_fd >= 0)
+		print_guest_stats(d, f);
 }
