@@ -59,7 +59,9 @@ unset L2_STDIN
 
 # virtio-balloon: the balloon (128M of 256M) inflates at boot; the guest then unbinds the driver (which
 # deflates it), fills 120M of tmpfs and frees it (the VMM's RSS grows), and binds the driver again, which
-# inflates the balloon over those freed pages. L1 samples virtus's VmRSS at each step's marker.
+# inflates the balloon over those freed pages. L1 samples virtus's VmRSS at each step's marker. The stats
+# queue refreshes every second (stats=1): --stats shows the guest's latest memory statistics, compared with
+# the guest's own MemFree at the end (the rebind also exercises a device reset with a stats buffer held).
 balloon_rss() { # balloon_rss OUTFILE: print "l1-balloon-rss STEP KB" when the guest prints "balloon-STEP"
 	for step in touched inflated; do
 		i=0
@@ -73,7 +75,7 @@ balloon_rss /tmp/balloon-out >/tmp/balloon-rss &
 bal='/sys/bus/virtio/drivers/virtio_balloon'
 run_limit=120
 virtus_run virtus-balloon --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --cpus 1 \
-	--memory 256M --balloon 128M --stats --cmdline "console=ttyS0 quiet panic=-1 virtus.init=\"run:d=\$(basename $bal/virtio*); echo balloon-dev \$d; echo \$d >$bal/unbind; dd if=/dev/zero of=/tmp/fill bs=1M count=120 2>/dev/null; rm /tmp/fill; echo balloon-touched; sleep 3; echo \$d >$bal/bind; sleep 10; echo balloon-inflated; sleep 3\"" \
+	--memory 256M --balloon 128M,stats=1 --stats --cmdline "console=ttyS0 quiet panic=-1 virtus.init=\"run:d=\$(basename $bal/virtio*); echo balloon-dev \$d; echo \$d >$bal/unbind; dd if=/dev/zero of=/tmp/fill bs=1M count=120 2>/dev/null; rm /tmp/fill; echo balloon-touched; sleep 3; echo \$d >$bal/bind; sleep 10; echo balloon-inflated; sleep 3; set -- \$(grep MemFree /proc/meminfo); echo balloon-memfree-kb \$2\"" \
 	| tee /tmp/balloon-out
 run_limit=
 wait
