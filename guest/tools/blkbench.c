@@ -44,7 +44,8 @@ struct opts {
 struct run {
 	int fd;
 	bool verify;
-	uint64_t bs, nblocks, per_thread, seed;
+	uint64_t bs, nblocks, count, seed; /* count: verify's total reads, shared out among the threads */
+	unsigned qd;
 	double deadline;
 	uint64_t done[MAX_QD], bad[MAX_QD];
 	int err[MAX_QD];
@@ -195,7 +196,8 @@ static void *reader(void *arg)
 	uint64_t rng = r->seed * 0x9E3779B97F4A7C15ULL + w->idx + 1;
 	if (!rng)
 		rng = 1;
-	for (uint64_t i = 0; r->verify ? i < r->per_thread : true; i++) {
+	uint64_t mine = r->count / r->qd + (w->idx < r->count % r->qd);
+	for (uint64_t i = 0; r->verify ? i < mine : true; i++) {
 		/* Time checks every 16 reads: clock_gettime is cheap (vDSO), but not free at high IOPS. */
 		if (!r->verify && !(i & 15) && now() >= r->deadline)
 			break;
@@ -255,7 +257,7 @@ static int cmd_read(const struct opts *o, bool verify)
 	}
 	static struct run r; /* 1 KiB of counters: keep it off the stack */
 	r = (struct run){ .fd = fd, .verify = verify, .bs = o->bs, .nblocks = size / o->bs, .seed = o->seed,
-			  .per_thread = (o->count + o->qd - 1) / o->qd, .deadline = now() + (double)o->seconds };
+			  .count = o->count, .qd = (unsigned)o->qd, .deadline = now() + (double)o->seconds };
 	double secs = run_readers(&r, (unsigned)o->qd);
 	close(fd);
 	uint64_t done, bad;

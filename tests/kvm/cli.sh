@@ -93,6 +93,9 @@ run_case "--memory below the minimum" 1 EMPTY 'at least 4 MiB' -- vm run --kerne
 run_case "--cpus 0" 1 EMPTY 'at least 1' -- vm run --kernel "$G/hello.elf" --cpus 0
 run_case "--cpus above KVM's limit" 1 EMPTY "exceeds (this host's KVM limit|virtus' limit)" -- vm run --kernel "$G/hello.elf" --cpus 4096
 run_case "--cpus not a number" 2 EMPTY 'whole number' -- vm run --kernel "$G/hello.elf" --cpus two
+run_case "--balloon SIZE,stats=S: --stats has a guest statistics section (empty for a guest without a driver)" 0 'hello from the guest' 'virtio-balloon: guest memory statistics: 0 updates' -- vm run --kernel "$G/hello.elf" --balloon 4M,stats=1 --stats
+run_case "--balloon with a bad stats interval" 2 EMPTY "--balloon: expected stats=SECONDS \\(0..3600\\) after the size, got 'stats=often'" -- vm run --kernel "$G/hello.elf" --balloon 64M,stats=often
+run_case "--balloon with an unknown option" 2 EMPTY "--balloon: expected stats=SECONDS .* got 'fast'" -- vm run --kernel "$G/hello.elf" --balloon 64M,fast
 run_case "unknown option" 2 EMPTY "unknown or incomplete option '--bogus'" -- vm run --bogus
 run_case "unknown command" 2 EMPTY "unknown command 'vm fly'" -- vm fly
 run_case "missing default guest is explained" 1 EMPTY 'no default guest in .*guest/build' -- vm run
