@@ -146,8 +146,11 @@ void vm_pci_destroy(struct vm *vm)
 void vm_pci_print_stats(const struct vm *vm, FILE *f)
 {
 	for (unsigned i = 0; i < vm->pci.n; i++)
-		if (vm->pci.virtio[i].t)
+		if (vm->pci.virtio[i].t) {
 			virtio_pci_print_stats(vm->pci.virtio[i].t, f);
+			if (vm->pci.virtio[i].dev->id == VIRTIO_ID_NET)
+				virtio_net_print_stats(vm->pci.virtio[i].dev, f);
+		}
 	if (vm->pci.balloon)
 		virtio_balloon_print_stats(vm->pci.balloon, f);
 }
