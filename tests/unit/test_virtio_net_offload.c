@@ -393,6 +393,11 @@ static void rx_before_driver_ok_is_discarded(void **state)
 	virtio_net_rx_ready(d);
 	uint8_t tmp[128];
 	assert_int_equal(recv(sv[0], tmp, sizeof(tmp), MSG_DONTWAIT), -1); /* read and dropped */
+	char out[512] = { 0 };
+	FILE *f = fmemopen(out, sizeof(out), "w");
+	virtio_net_print_stats(d, f);
+	fclose(f);
+	assert_non_null(strstr(out, "0 dropped, 1 before the driver was ready"));
 	h_fini(&h, virtio_net_destroy);
 }
 

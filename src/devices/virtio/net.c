@@ -51,7 +51,7 @@ struct pending_frame {
 
 struct net_stats {
 	uint64_t tx_frames, tx_bytes, tx_bad, tx_errors;
-	uint64_t rx_frames, rx_bytes, rx_bad;
+	uint64_t rx_frames, rx_bytes, rx_bad, rx_no_driver;
 };
 
 struct virtio_net {
@@ -434,7 +434,7 @@ static void vnet_rx_discard(struct virtio_net *n)
 {
 	n->rx_len = 0;
 	for (unsigned budget = RX_BUDGET; budget && vnet_next_frame(n); budget--)
-		n->rx_len = 0, n->st.rx_bad++;
+		n->rx_len = 0, n->st.rx_no_driver++;
 	watch_backend(n, true);
 }
 
@@ -527,9 +527,10 @@ void virtio_net_print_stats(struct virtio_device *d, FILE *f)
 {
 	const struct net_stats *s = &to_net(d)->st;
 	fprintf(f, "virtio-net: tx %llu frames %llu bytes, %llu malformed, %llu send errors; rx %llu frames %llu bytes, "
-		"%llu dropped\n", (unsigned long long)s->tx_frames, (unsigned long long)s->tx_bytes,
-		(unsigned long long)s->tx_bad, (unsigned long long)s->tx_errors, (unsigned long long)s->rx_frames,
-		(unsigned long long)s->rx_bytes, (unsigned long long)s->rx_bad);
+		"%llu dropped, %llu before the driver was ready\n", (unsigned long long)s->tx_frames,
+		(unsigned long long)s->tx_bytes, (unsigned long long)s->tx_bad, (unsigned long long)s->tx_errors,
+		(unsigned long long)s->rx_frames, (unsigned long long)s->rx_bytes, (unsigned long long)s->rx_bad,
+		(unsigned long long)s->rx_no_driver);
 }
 
 static const struct virtio_device_ops net_ops = {
