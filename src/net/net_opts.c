@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "lib/util.h"
@@ -87,17 +86,6 @@ int net_mac_parse(const char *s, uint8_t mac[6], vt_err *err)
 	return 0;
 }
 
-void net_mac_default(uint8_t mac[6])
-{
-	uint8_t r[3];
-	if (getrandom(r, sizeof(r), GRND_NONBLOCK) != sizeof(r)) {
-		pid_t pid = getpid(); /* no entropy yet: distinct per process is enough */
-		r[0] = (uint8_t)(pid >> 16), r[1] = (uint8_t)(pid >> 8), r[2] = (uint8_t)pid;
-	}
-	mac[0] = 0x52, mac[1] = 0x54, mac[2] = 0x00;
-	memcpy(mac + 3, r, 3);
-}
-
 void net_mac_from_name(const char *name, uint8_t mac[6])
 {
 	uint32_t h = 2166136261u; /* FNV-1a */
@@ -156,9 +144,19 @@ int net_opts_parse(const char *spec, struct net_opts *o, vt_err *err)
 	for (char *item; (item = strtok_r(NULL, ",", &save));)
 		if (parse_item(item, o, err) < 0)
 			return vt_err_prefix(err, "--net");
-	if (!o->mac_set && o->kind == NET_TAP)
-		net_mac_from_name(o->ifname, o->mac);
-	else if (!o->mac_set)
-		net_mac_default(o->mac);
+	net_opts_default_mac(o, 0);
 	return 0;
+}
+
+void net_opts_default_mac(struct net_opts *o, unsigned index)
+{
+	if (o->mac_set)
+		return;
+	if (o->kind == NET_TAP) {
+		net_mac_from_name(o->ifname, o->mac);
+		return;
+	}
+	static const uint8_t first[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+	memcpy(o->mac, first, 6);
+	o->mac[5] = (uint8_t)(o->mac[5] + index);
 }

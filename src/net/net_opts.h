@@ -36,8 +36,10 @@ int net_opts_parse(const char *spec, struct net_opts *o, vt_err *err);
 /* One hostfwd value ("tcp:8080-:80"), exposed for tests. */
 int net_hostfwd_parse(const char *s, struct net_hostfwd *f, vt_err *err);
 int net_mac_parse(const char *s, uint8_t mac[6], vt_err *err);
-/* A locally administered unicast MAC: 52:54:00 and three random bytes. */
-void net_mac_default(uint8_t mac[6]);
+/* Unless a mac= was given: the default MAC of the index-th --net device, stable across runs and different
+ * per device: for a tap, derived from its name; for user networking, 52:54:00:12:34:56 + index (slirp's
+ * network is private to the VM, so only the VM's own devices must differ). */
+void net_opts_default_mac(struct net_opts *o, unsigned index);
 /* A locally administered unicast MAC derived from a name (the tap's): 52:54:00 and three bytes of its hash,
  * the same on every run, different for different names. */
 void net_mac_from_name(const char *name, uint8_t mac[6]);

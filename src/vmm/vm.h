@@ -28,6 +28,7 @@ enum vm_exit {
 };
 
 #define VM_MAX_DISKS 8
+#define VM_MAX_NETS 4
 
 struct vm_config {
 	const char *kernel_path;
@@ -44,7 +45,8 @@ struct vm_config {
 	uint64_t balloon_size;    /* > 0: virtio-balloon asking the guest for this many bytes at start */
 	unsigned ndisks;          /* virtio-blk devices on PCI, disk[0..ndisks) */
 	struct vm_disk_config { const char *path; bool readonly; const char *serial; } disk[VM_MAX_DISKS];
-	const char *net;          /* --net spec (net/net_opts.h): virtio-net on PCI, NULL for none */
+	unsigned nnets;           /* virtio-net devices on PCI, one per --net spec (net/net_opts.h) */
+	const char *net[VM_MAX_NETS];
 };
 
 #define VCPU_EXIT_REASONS 64

@@ -130,6 +130,22 @@ static void tap_spec(void **state)
 	assert_int_equal(net_opts_parse("tap=abcdefghijklmno", &o, &err), 0); /* IFNAMSIZ - 1 characters */
 }
 
+static void default_macs_differ_per_device_and_are_stable(void **state)
+{
+	(void)state;
+	struct net_opts a, b, c;
+	vt_err err;
+	assert_int_equal(net_opts_parse("user", &a, &err), 0);
+	assert_int_equal(net_opts_parse("user", &b, &err), 0);
+	net_opts_default_mac(&b, 1);
+	static const uint8_t first[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }, second[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x57 };
+	assert_memory_equal(a.mac, first, 6);
+	assert_memory_equal(b.mac, second, 6);
+	assert_int_equal(net_opts_parse("user,mac=52:54:00:aa:bb:cc", &c, &err), 0);
+	net_opts_default_mac(&c, 3); /* an explicit mac= stays */
+	assert_int_equal(c.mac[3], 0xaa);
+}
+
 static void tap_spec_rejects(void **state)
 {
 	(void)state;
@@ -166,7 +182,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(hostfwd_short_form), T(hostfwd_with_addresses), T(hostfwd_rejects), T(spec_with_forwards_and_mac),
 		T(default_mac_is_local_unicast), T(spec_rejects), T(too_many_forwards), T(tap_spec),
-		T(tap_spec_rejects),
+		T(tap_spec_rejects), T(default_macs_differ_per_device_and_are_stable),
 	};
 	return cmocka_run_group_tests_name("net_opts", tests, NULL, NULL);
 }
