@@ -85,6 +85,8 @@ static int attach(struct tap_backend *t, vt_err *err)
 {
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof(ifr));
+	/* No IFF_ONE_QUEUE (obsolete, ignored by the kernel) and no IFF_NAPI (a kernel test aid that feeds the
+	 * frames we write through NAPI; nothing in it for a VMM). */
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	strcpy(ifr.ifr_name, t->name);
 	bool existed = if_nametoindex(t->name) != 0;
