@@ -401,6 +401,19 @@ static void rx_before_driver_ok_is_discarded(void **state)
 	h_fini(&h, virtio_net_destroy);
 }
 
+static void a_vanished_backend_does_not_hang_rx(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_up(&r, ALL_OFFLOADS | F(VIRTIO_NET_F_MRG_RXBUF));
+	post_rx(&r, 0, 2, 1500);
+	close(r.fb->peer); /* recv now returns 0 for ever */
+	r.fb->peer = -1;
+	virtio_net_rx_ready(r.h.dev);
+	assert_int_equal(h_used_idx(&r.h, VIRTIO_NET_RXQ), 0);
+	rig_down(&r);
+}
+
 static void header_rules(void **state)
 {
 	(void)state;
@@ -428,7 +441,8 @@ int main(void)
 		T(offers_offloads_and_mrg_rxbuf), T(offload_follows_negotiation), T(tx_passes_header_through),
 		T(tx_drops_malformed_headers), T(mrg_rxbuf_spreads_a_frame_over_chains),
 		T(mrg_rxbuf_waits_for_enough_buffers), T(big_packets_without_mrg_rxbuf),
-		T(rx_drops_what_the_driver_did_not_ask_for), T(rx_before_driver_ok_is_discarded), T(header_rules),
+		T(rx_drops_what_the_driver_did_not_ask_for), T(rx_before_driver_ok_is_discarded), T(a_vanished_backend_does_not_hang_rx),
+		T(header_rules),
 	};
 	return cmocka_run_group_tests_name("virtio_net_offload", tests, NULL, NULL);
 }

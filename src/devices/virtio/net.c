@@ -394,7 +394,7 @@ static bool vnet_next_frame(struct virtio_net *n)
 {
 	while (!n->rx_len) {
 		ssize_t r = n->backend->recv(n->backend, n->rx_buf, RX_BUF_CAP);
-		if (r < 0)
+		if (r <= 0) /* none (EAGAIN), or a backend gone (0): either way nothing more to read now */
 			return false;
 		if (r > VIRTIO_NET_HDR_LEN && r < RX_BUF_CAP)
 			n->rx_len = (size_t)r;
