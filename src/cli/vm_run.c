@@ -45,6 +45,11 @@ static const char run_usage[] =
 	"  --net user[,hostfwd=tcp:[ADDR:]HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=52:54:00:XX:XX:XX]\n"
 	"                   virtio-net with user-mode networking (libslirp: NAT, DHCP, DNS on 10.0.2.0/24;\n"
 	"                   the host is 10.0.2.2); hostfwd binds 127.0.0.1 unless ADDR is given\n"
+	"  --net tap=NAME[,mac=52:54:00:XX:XX:XX]\n"
+	"                   virtio-net on the TAP device NAME with checksum/TSO offloads (needs CAP_NET_ADMIN or\n"
+	"                   a persistent tap you own); a missing NAME is created and vanishes when virtus exits;\n"
+	"                   addresses are yours to configure; the default MAC is derived from NAME\n"
+	"                   (--net is repeatable: up to 4 devices, eth0 first)\n"
 	"  --stats          print VM exit counters when the VM ends\n"
 	"On the console, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"Exit status: 0 guest powered off, 3 guest rebooted, 4 guest crashed, 1 VMM error, 2 usage error,\n"
@@ -178,7 +183,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case 'N':
 			if (net_opts_parse(optarg, &net, &err) < 0)
 				return usage_error("%s", err.msg);
-			o->cfg.net = optarg;
+			if (o->cfg.nnets == VM_MAX_NETS)
+				return usage_error("at most %s --net devices", "4");
+			o->cfg.net[o->cfg.nnets++] = optarg;
 			break;
 		case 'h': fputs(run_usage, stdout); return 0;
 		case 'n':

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "lib/util.h"
@@ -87,20 +86,20 @@ int net_mac_parse(const char *s, uint8_t mac[6], vt_err *err)
 	return 0;
 }
 
-void net_mac_default(uint8_t mac[6])
+void net_mac_from_name(const char *name, uint8_t mac[6])
 {
-	uint8_t r[3];
-	if (getrandom(r, sizeof(r), GRND_NONBLOCK) != sizeof(r)) {
-		pid_t pid = getpid(); /* no entropy yet: distinct per process is enough */
-		r[0] = (uint8_t)(pid >> 16), r[1] = (uint8_t)(pid >> 8), r[2] = (uint8_t)pid;
-	}
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
 	mac[0] = 0x52, mac[1] = 0x54, mac[2] = 0x00;
-	memcpy(mac + 3, r, 3);
+	mac[3] = (uint8_t)(h >> 16), mac[4] = (uint8_t)(h >> 8), mac[5] = (uint8_t)h;
 }
 
 static int parse_item(const char *item, struct net_opts *o, vt_err *err)
 {
 	if (!strncmp(item, "hostfwd=", 8)) {
+		if (o->kind == NET_TAP)
+			return vt_fail(err, "hostfwd= is for --net user: on a tap the host reaches the guest directly");
 		if (o->nfwd == NET_MAX_HOSTFWD)
 			return vt_fail(err, "more than %d hostfwd= forwards", NET_MAX_HOSTFWD);
 		return net_hostfwd_parse(item + 8, &o->fwd[o->nfwd++], err);
@@ -109,7 +108,20 @@ static int parse_item(const char *item, struct net_opts *o, vt_err *err)
 		o->mac_set = true;
 		return net_mac_parse(item + 4, o->mac, err);
 	}
-	return vt_fail(err, "unknown option '%s' (known: hostfwd=, mac=)", item);
+	return vt_fail(err, "unknown option '%s' (known: %s)", item, o->kind == NET_TAP ? "mac=" : "hostfwd=, mac=");
+}
+
+static int parse_tap_name(const char *name, struct net_opts *o, vt_err *err)
+{
+	if (!*name)
+		return vt_fail(err, "tap= needs an interface name (e.g. tap=tap0)");
+	if (strlen(name) >= IFNAMSIZ)
+		return vt_fail(err, "tap name '%s' is longer than %d characters", name, IFNAMSIZ - 1);
+	if (strchr(name, '/') || strchr(name, ':') || strchr(name, ' ') || !strcmp(name, ".") || !strcmp(name, ".."))
+		return vt_fail(err, "tap name '%s' is not a valid interface name", name);
+	o->kind = NET_TAP;
+	strcpy(o->ifname, name);
+	return 0;
 }
 
 int net_opts_parse(const char *spec, struct net_opts *o, vt_err *err)
@@ -120,13 +132,31 @@ int net_opts_parse(const char *spec, struct net_opts *o, vt_err *err)
 		return vt_fail_errno(err, ENOMEM, "--net");
 	char *save = NULL;
 	char *kind = strtok_r(copy, ",", &save);
-	if (!kind || strcmp(kind, "user") != 0)
-		return vt_fail(err, "--net '%s': the backend must be 'user' (e.g. --net user,hostfwd=tcp:8080-:80)", spec);
-	o->kind = NET_USER;
+	if (kind && !strncmp(kind, "tap=", 4)) {
+		if (parse_tap_name(kind + 4, o, err) < 0)
+			return vt_err_prefix(err, "--net '%s'", spec);
+	} else if (kind && !strcmp(kind, "user")) {
+		o->kind = NET_USER;
+	} else {
+		return vt_fail(err, "--net '%s': the backend must be 'user' or 'tap=NAME' (e.g. --net user,hostfwd=tcp:8080-:80)",
+			       spec);
+	}
 	for (char *item; (item = strtok_r(NULL, ",", &save));)
 		if (parse_item(item, o, err) < 0)
 			return vt_err_prefix(err, "--net");
-	if (!o->mac_set)
-		net_mac_default(o->mac);
+	net_opts_default_mac(o, 0);
 	return 0;
+}
+
+void net_opts_default_mac(struct net_opts *o, unsigned index)
+{
+	if (o->mac_set)
+		return;
+	if (o->kind == NET_TAP) {
+		net_mac_from_name(o->ifname, o->mac);
+		return;
+	}
+	static const uint8_t first[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+	memcpy(o->mac, first, 6);
+	o->mac[5] = (uint8_t)(o->mac[5] + index);
 }

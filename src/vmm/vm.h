@@ -28,6 +28,7 @@ enum vm_exit {
 };
 
 #define VM_MAX_DISKS 8
+#define VM_MAX_NETS 4
 
 struct vm_config {
 	const char *kernel_path;
@@ -45,7 +46,8 @@ struct vm_config {
 	unsigned balloon_stats_s; /* > 0: its statistics queue, refreshed every this many seconds */
 	unsigned ndisks;          /* virtio-blk devices on PCI, disk[0..ndisks) */
 	struct vm_disk_config { const char *path; bool readonly; const char *serial; } disk[VM_MAX_DISKS];
-	const char *net;          /* --net spec (net/net_opts.h): virtio-net on PCI, NULL for none */
+	unsigned nnets;           /* virtio-net devices on PCI, one per --net spec (net/net_opts.h) */
+	const char *net[VM_MAX_NETS];
 };
 
 #define VCPU_EXIT_REASONS 64

@@ -39,12 +39,16 @@ static int add_virtio(struct vm *vm, struct virtio_device *dev, void (*destroy)(
 	return pci_bus_plug(&p->bus, &v->t->pci, NULL, err);
 }
 
-/* virtio-net, plus a watch on its backend's "frames pending" fd so rx runs on the device thread too. */
-static int add_net(struct vm *vm, const char *spec, vt_err *err)
+/* virtio-net, plus a watch on its backend's "frames pending" fd so rx runs on the device thread too.
+ * index: the device's place among the --net options (its default MAC depends on it). */
+static int add_net(struct vm *vm, const char *spec, unsigned index, vt_err *err)
 {
 	struct net_opts o;
 	struct virtio_device *net;
-	if (net_opts_parse(spec, &o, err) < 0 || virtio_net_create(&o, &net, err) < 0)
+	if (net_opts_parse(spec, &o, err) < 0)
+		return -1;
+	net_opts_default_mac(&o, index);
+	if (virtio_net_create(&o, &net, err) < 0)
 		return -1;
 	if (add_virtio(vm, net, virtio_net_destroy, err) < 0)
 		return -1;
@@ -92,7 +96,7 @@ static int add_balloon(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
-	if (!cfg->rng && !cfg->virtio_console && !cfg->balloon_size && !cfg->ndisks && !cfg->net)
+	if (!cfg->rng && !cfg->virtio_console && !cfg->balloon_size && !cfg->ndisks && !cfg->nnets)
 		return 0;
 	p->enabled = true;
 	pci_bus_init(&p->bus, LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE, LAYOUT_PCI_ECAM);
@@ -102,8 +106,9 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 	struct virtio_device *rng;
 	if (cfg->rng && (virtio_rng_create(&rng, err) < 0 || add_virtio(vm, rng, virtio_rng_destroy, err) < 0))
 		return -1;
-	if (cfg->net && add_net(vm, cfg->net, err) < 0)
-		return -1;
+	for (unsigned i = 0; i < cfg->nnets; i++)
+		if (add_net(vm, cfg->net[i], i, err) < 0)
+			return -1;
 	struct virtio_device *con;
 	if (cfg->virtio_console) {
 		if (virtio_console_create(&con, cfg->console_out_fd, err) < 0 ||
@@ -160,8 +165,11 @@ void vm_pci_destroy(struct vm *vm)
 void vm_pci_print_stats(const struct vm *vm, FILE *f)
 {
 	for (unsigned i = 0; i < vm->pci.n; i++)
-		if (vm->pci.virtio[i].t)
+		if (vm->pci.virtio[i].t) {
 			virtio_pci_print_stats(vm->pci.virtio[i].t, f);
+			if (vm->pci.virtio[i].dev->id == VIRTIO_ID_NET)
+				virtio_net_print_stats(vm->pci.virtio[i].dev, f);
+		}
 	if (vm->pci.balloon)
 		virtio_balloon_print_stats(vm->pci.balloon, f);
 }

@@ -13,7 +13,7 @@
 #include "vmm/eventloop.h"
 #include "vmm/msi.h"
 
-#define VM_PCI_MAX_VIRTIO 16 /* 8 disks + rng, net, console, balloon; bus 0 has 31 free slots */
+#define VM_PCI_MAX_VIRTIO 16 /* 8 disks + rng + 4 nets + console + balloon + vsock; bus 0 has 31 free slots */
 
 struct vm_virtio {
 	struct virtio_device *dev;

@@ -135,4 +135,36 @@ virtus_run virtus-net --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --
 	--net user,hostfwd=tcp:8082-:80,mac=52:54:00:12:34:56 --cmdline "$base_cmdline virtus.init=\"run:$net_cmd\""
 run_limit=
 kill $fetch_pid 2>/dev/null # done or hopeless once the guest is gone; the suite has a time budget
+# virtio-net on a tap (--net tap=tap0): L1 makes a persistent tap (tunctl, like `ip tuntap add`) with
+# 192.168.77.1/24; the guest sets 192.168.77.2 statically, prints the virtio features it negotiated, fetches
+# a small file and 8 MiB from L1's httpd (md5), and serves a page and 8 MiB that L1 fetches (md5). One boot;
+# a second --net (user) shows up as eth1 with the second default MAC.
+tunctl -t tap0 >/dev/null && ip addr add 192.168.77.1/24 dev tap0 && ip link set tap0 up
+mkdir -p /tmp/www-tap && echo "l1-tap-payload-271" >/tmp/www-tap/f.txt
+head -c 8388608 /dev/urandom >/tmp/www-tap/big
+echo "tap-l1-big-md5 $(md5sum </tmp/www-tap/big | cut -d' ' -f1)"
+httpd -p 192.168.77.1:8091 -h /tmp/www-tap
+rm -f /tmp/tap-page /tmp/tap-big
+( for i in $(seq 150); do timeout 5 wget -q -O /tmp/tap-page http://192.168.77.2/index.html 2>/dev/null && break; sleep 1; done
+  echo "tap-l1-fetch $(cat /tmp/tap-page 2>/dev/null)"
+  timeout 120 wget -q -O /tmp/tap-big http://192.168.77.2/big 2>/dev/null
+  echo "tap-l1-got-guest-big-md5 $(md5sum </tmp/tap-big | cut -d' ' -f1)" ) &
+tap_fetch_pid=$!
+tap_cmd=$(cat <<'EOF'
+ip link set lo up; ip link set eth0 up; ip addr add 192.168.77.2/24 dev eth0; echo tap-mac $(cat /sys/class/net/eth0/address);
+echo tap-features $(cat /sys/class/net/eth0/device/features); echo tap-eth1-mac $(cat /sys/class/net/eth1/address);
+echo tap-fetch $(timeout 30 wget -q -O - http://192.168.77.1:8091/f.txt);
+echo tap-guest-got-l1-big-md5 $(timeout 120 wget -q -O - http://192.168.77.1:8091/big | md5sum | cut -c1-32);
+mkdir /tmp/www; echo guest-tap-page-77 >/tmp/www/index.html; head -c 8388608 /dev/urandom >/tmp/www/big;
+echo tap-guest-big-md5 $(md5sum </tmp/www/big | cut -c1-32); httpd -f -v -p 80 -h /tmp/www 2>/tmp/hl &
+for i in $(seq 150); do [ $(grep -c response:200 /tmp/hl) -ge 2 ] && break; sleep 1; done; sleep 2; echo tap-served $(grep -c response:200 /tmp/hl)
+EOF
+)
+tap_cmd=$(echo "$tap_cmd" | tr '\n' ' ')
+echo "tap-cmdline-length ${#tap_cmd}"
+run_limit=240
+virtus_run virtus-tap --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --cpus 1 --memory 256M --stats \
+	--net tap=tap0 --net user --cmdline "$base_cmdline virtus.init=\"run:$tap_cmd\""
+run_limit=
+wait $tap_fetch_pid 2>/dev/null
 exit 0

@@ -108,6 +108,62 @@ static void spec_rejects(void **state)
 	}
 }
 
+static void tap_spec(void **state)
+{
+	(void)state;
+	struct net_opts o;
+	vt_err err = { 0 };
+	assert_int_equal(net_opts_parse("tap=tap0", &o, &err), 0);
+	assert_int_equal(o.kind, NET_TAP);
+	assert_string_equal(o.ifname, "tap0");
+	assert_false(o.mac_set);
+	assert_int_equal(o.mac[0], 0x52);
+	uint8_t again[6], other[6];
+	net_mac_from_name("tap0", again);
+	net_mac_from_name("tap1", other);
+	assert_memory_equal(o.mac, again, 6);                 /* stable */
+	assert_memory_not_equal(o.mac, other, 6);              /* differs per device */
+	assert_int_equal(net_opts_parse("tap=t,mac=52:54:00:01:02:03", &o, &err), 0);
+	assert_true(o.mac_set);
+	static const uint8_t want[6] = { 0x52, 0x54, 0x00, 1, 2, 3 };
+	assert_memory_equal(o.mac, want, 6);
+	assert_int_equal(net_opts_parse("tap=abcdefghijklmno", &o, &err), 0); /* IFNAMSIZ - 1 characters */
+}
+
+static void default_macs_differ_per_device_and_are_stable(void **state)
+{
+	(void)state;
+	struct net_opts a, b, c;
+	vt_err err;
+	assert_int_equal(net_opts_parse("user", &a, &err), 0);
+	assert_int_equal(net_opts_parse("user", &b, &err), 0);
+	net_opts_default_mac(&b, 1);
+	static const uint8_t first[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }, second[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x57 };
+	assert_memory_equal(a.mac, first, 6);
+	assert_memory_equal(b.mac, second, 6);
+	assert_int_equal(net_opts_parse("user,mac=52:54:00:aa:bb:cc", &c, &err), 0);
+	net_opts_default_mac(&c, 3); /* an explicit mac= stays */
+	assert_int_equal(c.mac[3], 0xaa);
+}
+
+static void tap_spec_rejects(void **state)
+{
+	(void)state;
+	static const struct { const char *spec, *says; } bad[] = {
+		{ "tap=", "needs an interface name" }, { "tap=abcdefghijklmnop", "longer than 15" },
+		{ "tap=a/b", "not a valid interface name" }, { "tap=tap0,hostfwd=tcp:8080-:80", "hostfwd= is for --net user" },
+		{ "tap=tap0,queues=2", "unknown option 'queues=2' (known: mac=)" }, { "tap=tap0,mac=01:00:00:00:00:00", "multicast" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct net_opts o;
+		vt_err err = { 0 };
+		if (net_opts_parse(bad[i].spec, &o, &err) == 0)
+			fail_msg("accepted '%s'", bad[i].spec);
+		if (!strstr(err.msg, bad[i].says))
+			fail_msg("'%s': message '%s' does not say '%s'", bad[i].spec, err.msg, bad[i].says);
+	}
+}
+
 static void too_many_forwards(void **state)
 {
 	(void)state;
@@ -125,7 +181,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(hostfwd_short_form), T(hostfwd_with_addresses), T(hostfwd_rejects), T(spec_with_forwards_and_mac),
-		T(default_mac_is_local_unicast), T(spec_rejects), T(too_many_forwards),
+		T(default_mac_is_local_unicast), T(spec_rejects), T(too_many_forwards), T(tap_spec),
+		T(tap_spec_rejects), T(default_macs_differ_per_device_and_are_stable),
 	};
 	return cmocka_run_group_tests_name("net_opts", tests, NULL, NULL);
 }

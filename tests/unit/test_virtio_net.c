@@ -263,6 +263,10 @@ static void device_offers_mac_and_status(void **state)
 	assert_int_equal(d->nqueues, 2);
 	assert_true(d->features & (1ULL << VIRTIO_NET_F_MAC));
 	assert_true(d->features & (1ULL << VIRTIO_NET_F_STATUS));
+	/* slirp takes and gives bare frames: no offloads, no merged buffers. */
+	assert_false(d->features & ((1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_CSUM) |
+				    (1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_GUEST_TSO4) |
+				    (1ULL << VIRTIO_NET_F_MRG_RXBUF)));
 	uint8_t cfg[8];
 	d->ops->config_read(d, 0, cfg, 8);
 	static const uint8_t want[8] = { 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef, VIRTIO_NET_S_LINK_UP, 0 };

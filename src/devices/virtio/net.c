@@ -1,17 +1,32 @@
-/* virtio-net (virtio 1.x, 5.1) without merged rx buffers or offloads: every rx buffer chain the driver posts
- * holds one whole frame after a 12-byte header (Linux posts such buffers when MRG_RXBUF is not offered).
+/* virtio-net (virtio 1.x, 5.1).
  *
- * Threads: tx runs on the device thread (queue_notify of the tx queue) and hands frames to the backend
- * synchronously. Frames for the guest arrive from the backend's thread into a bounded queue (`pending`,
- * its own mutex); an eventfd then wakes the device thread, which moves them into rx buffers under the
- * transport lock. Frames wait there while the driver has posted no buffer, and the driver's next rx kick
- * drains them; past RX_PENDING_MAX frames the newest are dropped, as a full NIC would (TCP recovers). */
+ * Sink backends (slirp): no offloads, no merged rx buffers: every rx buffer chain the driver posts holds one
+ * whole frame after a zeroed 12-byte header. Frames for the guest arrive from the backend's thread into a
+ * bounded queue (`pending`, its own mutex); an eventfd then wakes the device thread, which moves them into
+ * rx buffers under the transport lock. Frames wait there while the driver has posted no buffer, and the
+ * driver's next rx kick drains them; past RX_PENDING_MAX frames the newest are dropped, as a full NIC would.
+ *
+ * Header-carrying backends (tap): checksum/TSO offloads both ways and MRG_RXBUF. tx: the guest's header is
+ * checked (only negotiated offloads, offsets inside the frame) and copied out, then header copy plus the
+ * frame's guest buffers go to the backend in one writev (no copy of the frame). rx: the device reads one
+ * frame into a bounce buffer on its own thread and spreads it over as many rx chains as it takes (merged
+ * buffers; num_buffers in the first header, all used entries published together) or into one big chain
+ * (no MRG_RXBUF: Linux then posts 64 KiB chains if it asked for GSO). With no rx buffer posted, the frame
+ * stays in the bounce buffer and the backend's fd is taken out of the watched set until the driver kicks,
+ * so frames back up in the kernel's tap queue rather than spinning the loop.
+ *
+ * The event loop watches one fd per device: an epoll set holding the eventfd (sink) or the backend's fd
+ * (tap), so the device can stop watching the tap without a change to the loop. tx runs on the device
+ * thread (queue_notify). */
 #include "devices/virtio/net.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -22,17 +37,36 @@
 #define NET_QUEUE_SIZE 256
 #define RX_PENDING_MAX 256
 #define NET_CONFIG_LEN 8          /* mac[6], status */
+#define RX_BUF_CAP (VIRTIO_NET_HDR_LEN + VIRTIO_NET_MAX_GSO_FRAME + 1) /* +1: a full read means truncated */
+#define RX_BUDGET 256             /* frames per wake-up before the loop serves other devices */
+#define NET_OFFLOAD_FEATURES                                                                          \
+	((1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_TSO4) | \
+	 (1ULL << VIRTIO_NET_F_GUEST_TSO6) | (1ULL << VIRTIO_NET_F_GUEST_ECN) | (1ULL << VIRTIO_NET_F_HOST_TSO4) | \
+	 (1ULL << VIRTIO_NET_F_HOST_TSO6) | (1ULL << VIRTIO_NET_F_HOST_ECN) | (1ULL << VIRTIO_NET_F_MRG_RXBUF))
 
 struct pending_frame {
 	size_t len;
 	uint8_t data[];
 };
 
+struct net_stats {
+	uint64_t tx_frames, tx_bytes, tx_bad, tx_errors;
+	uint64_t rx_frames, rx_bytes, rx_bad, rx_no_driver;
+};
+
 struct virtio_net {
 	struct virtio_device dev;
 	uint8_t config[NET_CONFIG_LEN];
 	struct net_backend *backend;
-	int rx_fd;                    /* eventfd: frames are pending */
+	int rx_fd;                    /* eventfd: frames are pending (sink backends) */
+	int poll_fd;                  /* epoll set watched by the loop: rx_fd or the backend's fd */
+	bool backend_watched;         /* the backend's fd is in poll_fd (header-carrying backends) */
+	struct net_stats st;          /* device thread only (read at exit) */
+	uint8_t *rx_buf;              /* RX_BUF_CAP: one frame read from the backend, device thread only */
+	size_t rx_len;                /* bytes in rx_buf (header + frame), 0 none */
+	uint16_t rx_heads[NET_QUEUE_SIZE]; /* chains of one merged-buffer frame */
+	uint32_t rx_lens[NET_QUEUE_SIZE];
+	struct iovec *tx_iov;         /* VIRTQ_MAX_SEGS + 1: the header copy and the frame's segments */
 	pthread_mutex_t pending_lock;
 	unsigned head, count;         /* ring of pending frames */
 	struct pending_frame *pending[RX_PENDING_MAX];
@@ -77,6 +111,64 @@ uint32_t virtio_net_rx_fill(const struct virtq_chain *c, const uint8_t *frame, s
 	return (uint32_t)done;
 }
 
+static bool has(uint64_t features, unsigned bit)
+{
+	return features & (1ULL << bit);
+}
+
+static bool gso_allowed(unsigned gso, uint64_t f, bool from_guest)
+{
+	switch (gso) {
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		return has(f, from_guest ? VIRTIO_NET_F_HOST_TSO4 : VIRTIO_NET_F_GUEST_TSO4);
+	case VIRTIO_NET_HDR_GSO_TCPV6:
+		return has(f, from_guest ? VIRTIO_NET_F_HOST_TSO6 : VIRTIO_NET_F_GUEST_TSO6);
+	default: /* UDP (UFO) is never offered */
+		return false;
+	}
+}
+
+bool virtio_net_hdr_valid(const struct virtio_net_hdr *h, size_t frame_len, uint64_t f, bool from_guest)
+{
+	uint8_t known = from_guest ? VIRTIO_NET_HDR_F_NEEDS_CSUM : VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID;
+	if (h->flags & ~known)
+		return false;
+	if (h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+		if (!has(f, from_guest ? VIRTIO_NET_F_CSUM : VIRTIO_NET_F_GUEST_CSUM))
+			return false;
+		if ((size_t)h->csum_start + h->csum_offset + 2 > frame_len)
+			return false;
+	}
+	unsigned gso = h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
+	if (gso == VIRTIO_NET_HDR_GSO_NONE)
+		return !(h->gso_type & VIRTIO_NET_HDR_GSO_ECN);
+	if (!gso_allowed(gso, f, from_guest))
+		return false;
+	if ((h->gso_type & VIRTIO_NET_HDR_GSO_ECN) && !has(f, from_guest ? VIRTIO_NET_F_HOST_ECN : VIRTIO_NET_F_GUEST_ECN))
+		return false;
+	return h->gso_size != 0 && h->hdr_len <= frame_len;
+}
+
+/* Copy len bytes of data into the writable part of c; returns the bytes copied. Records where bytes 10
+ * and 11 of the whole frame (num_buffers of the header) landed, at offset `at` into the frame. */
+static uint32_t copy_to_chain(const struct virtq_chain *c, const uint8_t *data, size_t len, size_t at,
+			      uint8_t *num_buffers[2])
+{
+	size_t done = 0;
+	for (unsigned i = c->nread; i < c->nread + c->nwrite && done < len; i++) {
+		uint8_t *p = c->iov[i].iov_base;
+		size_t k = MIN(c->iov[i].iov_len, len - done);
+		memcpy(p, data + done, k);
+		for (size_t b = 0; b < 2; b++) {
+			size_t pos = offsetof(struct virtio_net_hdr, num_buffers) + b;
+			if (pos >= at + done && pos < at + done + k)
+				num_buffers[b] = p + (pos - at - done);
+		}
+		done += k;
+	}
+	return (uint32_t)done;
+}
+
 /* ---- Pending rx frames (any thread) --------------------------------------------------------------- */
 
 static void deliver(void *opaque, const uint8_t *frame, size_t len)
@@ -117,11 +209,11 @@ static void drop_first_pending(struct virtio_net *n)
 	pthread_mutex_unlock(&n->pending_lock);
 }
 
-/* ---- Queues (device thread, transport lock held) -------------------------------------------------- */
+/* ---- Sink backends (device thread, transport lock held) ------------------------------------------- */
 
 /* Move pending frames into posted rx buffers. When the driver has none left, ask it to kick us when it
  * posts more (and re-check: it may have posted some meanwhile). */
-static void rx_drain(struct virtio_net *n)
+static void sink_rx_drain(struct virtio_net *n)
 {
 	struct virtq *vq = &n->dev.vq[VIRTIO_NET_RXQ];
 	bool pushed = false;
@@ -137,7 +229,12 @@ static void rx_drain(struct virtio_net *n)
 				continue;
 			break;
 		}
-		virtq_push(vq, n->chain->head, virtio_net_rx_fill(n->chain, f->data, f->len));
+		uint32_t written = virtio_net_rx_fill(n->chain, f->data, f->len);
+		virtq_push(vq, n->chain->head, written);
+		if (written)
+			n->st.rx_frames++, n->st.rx_bytes += f->len;
+		else
+			n->st.rx_bad++;
 		drop_first_pending(n);
 		pushed = true;
 	}
@@ -145,12 +242,210 @@ static void rx_drain(struct virtio_net *n)
 		virtio_queue_interrupt(&n->dev, VIRTIO_NET_RXQ, false);
 }
 
-static void tx_one(struct virtio_net *n)
+static void sink_tx_one(struct virtio_net *n)
 {
 	long len = virtio_net_tx_frame(n->chain, n->tx_buf, VIRTIO_NET_MAX_FRAME);
-	if (len > 0)
+	if (len > 0) {
 		n->backend->send(n->backend, n->tx_buf, (size_t)len);
-	virtq_push(&n->dev.vq[VIRTIO_NET_TXQ], n->chain->head, 0);
+		n->st.tx_frames++, n->st.tx_bytes += (uint64_t)len;
+	} else {
+		n->st.tx_bad++;
+	}
+}
+
+/* ---- Header-carrying backends (device thread) ----------------------------------------------------- */
+
+static void watch_backend(struct virtio_net *n, bool on)
+{
+	if (n->backend_watched == on)
+		return;
+	struct epoll_event ev = { .events = EPOLLIN };
+	if (epoll_ctl(n->poll_fd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, n->backend->rx_fd, &ev) == 0)
+		n->backend_watched = on;
+}
+
+/* The guest's header, wherever its 12 bytes are among the readable segments. */
+static void read_header(const struct virtq_chain *c, struct virtio_net_hdr *h)
+{
+	uint8_t *out = (uint8_t *)h;
+	size_t done = 0;
+	for (unsigned i = 0; i < c->nread && done < sizeof(*h); i++) {
+		size_t k = MIN(c->iov[i].iov_len, sizeof(*h) - done);
+		memcpy(out + done, c->iov[i].iov_base, k);
+		done += k;
+	}
+}
+
+/* iov[0] = our checked copy of the header, then the frame's segments as they are in guest memory (the
+ * guest may still change the frame: the kernel checks what it parses, and we never read it again). */
+static int tx_iovec(struct virtio_net *n, const struct virtq_chain *c, struct virtio_net_hdr *h)
+{
+	struct iovec *iov = n->tx_iov;
+	iov[0] = (struct iovec){ .iov_base = h, .iov_len = sizeof(*h) };
+	int cnt = 1;
+	size_t skip = sizeof(*h);
+	for (unsigned i = 0; i < c->nread; i++) {
+		size_t s = MIN(skip, c->iov[i].iov_len);
+		skip -= s;
+		if (c->iov[i].iov_len > s)
+			iov[cnt++] = (struct iovec){ .iov_base = (uint8_t *)c->iov[i].iov_base + s,
+						     .iov_len = c->iov[i].iov_len - s };
+	}
+	return cnt;
+}
+
+static void vnet_tx_one(struct virtio_net *n)
+{
+	const struct virtq_chain *c = n->chain;
+	if (c->read_len < VIRTIO_NET_HDR_LEN || c->read_len - VIRTIO_NET_HDR_LEN > VIRTIO_NET_MAX_GSO_FRAME) {
+		n->st.tx_bad++;
+		return;
+	}
+	size_t frame_len = c->read_len - VIRTIO_NET_HDR_LEN;
+	struct virtio_net_hdr h;
+	read_header(c, &h);
+	if (!virtio_net_hdr_valid(&h, frame_len, n->dev.negotiated, true)) {
+		n->st.tx_bad++;
+		return;
+	}
+	h.num_buffers = 0;
+	int cnt = tx_iovec(n, c, &h);
+	if (cnt > IOV_MAX) { /* a chain of tiny segments: flatten it */
+		long len = virtio_net_tx_frame(c, n->tx_buf, VIRTIO_NET_MAX_GSO_FRAME);
+		n->tx_iov[1] = (struct iovec){ .iov_base = n->tx_buf, .iov_len = (size_t)len };
+		cnt = 2;
+	}
+	if (n->backend->sendv(n->backend, n->tx_iov, cnt) < 0) {
+		n->st.tx_errors++;
+		return;
+	}
+	n->st.tx_frames++, n->st.tx_bytes += frame_len;
+}
+
+enum rx_result { RX_DONE, RX_NO_BUFFERS, RX_BROKEN };
+
+/* No MRG_RXBUF: the whole frame in one chain, or dropped if the chain is too small (the chain is then
+ * kept for the next frame). */
+static enum rx_result rx_fill_one_chain(struct virtio_net *n, uint8_t *frame, size_t len)
+{
+	struct virtq *vq = &n->dev.vq[VIRTIO_NET_RXQ];
+	int rc = virtq_pop(vq, n->chain);
+	if (rc <= 0)
+		return rc < 0 ? RX_BROKEN : RX_NO_BUFFERS;
+	if (n->chain->write_len < len) {
+		virtq_unpop(vq, 1);
+		n->st.rx_bad++;
+		return RX_DONE;
+	}
+	uint8_t *nb[2] = { NULL, NULL };
+	((struct virtio_net_hdr *)(void *)frame)->num_buffers = 1;
+	virtq_push(vq, n->chain->head, copy_to_chain(n->chain, frame, len, 0, nb));
+	n->st.rx_frames++, n->st.rx_bytes += len - VIRTIO_NET_HDR_LEN;
+	return RX_DONE;
+}
+
+/* MRG_RXBUF: as many chains as the frame needs, num_buffers set in the first header, all used entries
+ * published at once. Out of chains midway: give them back and wait for more. */
+static enum rx_result rx_fill_merged(struct virtio_net *n, const uint8_t *frame, size_t len)
+{
+	struct virtq *vq = &n->dev.vq[VIRTIO_NET_RXQ];
+	uint8_t *nb[2] = { NULL, NULL };
+	unsigned k = 0;
+	for (size_t done = 0; done < len; k++) {
+		if (k == vq->size) { /* the whole ring cannot hold it */
+			virtq_unpop(vq, k);
+			n->st.rx_bad++;
+			return RX_DONE;
+		}
+		int rc = virtq_pop(vq, n->chain);
+		if (rc < 0)
+			return RX_BROKEN;
+		if (rc == 0) {
+			virtq_unpop(vq, k);
+			return RX_NO_BUFFERS;
+		}
+		uint32_t w = copy_to_chain(n->chain, frame + done, len - done, done, nb);
+		n->rx_heads[k] = n->chain->head, n->rx_lens[k] = w;
+		done += w;
+	}
+	*nb[0] = (uint8_t)k, *nb[1] = (uint8_t)(k >> 8);
+	for (unsigned i = 0; i < k; i++)
+		virtq_fill(vq, i, n->rx_heads[i], n->rx_lens[i]);
+	virtq_flush(vq, k);
+	n->st.rx_frames++, n->st.rx_bytes += len - VIRTIO_NET_HDR_LEN;
+	return RX_DONE;
+}
+
+static enum rx_result vnet_rx_one(struct virtio_net *n, uint8_t *frame, size_t len)
+{
+	struct virtio_net_hdr h;
+	memcpy(&h, frame, sizeof(h));
+	if (!virtio_net_hdr_valid(&h, len - VIRTIO_NET_HDR_LEN, n->dev.negotiated, false)) {
+		n->st.rx_bad++;
+		return RX_DONE;
+	}
+	if (virtio_has_feature(&n->dev, VIRTIO_NET_F_MRG_RXBUF))
+		return rx_fill_merged(n, frame, len);
+	return rx_fill_one_chain(n, frame, len);
+}
+
+/* Read the next frame into rx_buf unless one waits there already; false when the backend has none. */
+static bool vnet_next_frame(struct virtio_net *n)
+{
+	while (!n->rx_len) {
+		ssize_t r = n->backend->recv(n->backend, n->rx_buf, RX_BUF_CAP);
+		if (r <= 0) /* none (EAGAIN), or a backend gone (0): either way nothing more to read now */
+			return false;
+		if (r > VIRTIO_NET_HDR_LEN && r < RX_BUF_CAP)
+			n->rx_len = (size_t)r;
+		else
+			n->st.rx_bad++; /* no frame, or truncated */
+	}
+	return true;
+}
+
+static void vnet_rx_drain(struct virtio_net *n)
+{
+	struct virtq *vq = &n->dev.vq[VIRTIO_NET_RXQ];
+	bool pushed = false;
+	for (unsigned budget = RX_BUDGET; budget && vnet_next_frame(n); budget--) {
+		enum rx_result r = vnet_rx_one(n, n->rx_buf, n->rx_len);
+		if (r == RX_BROKEN) {
+			virtio_mark_broken(&n->dev, "malformed rx descriptor chain");
+			return;
+		}
+		if (r == RX_NO_BUFFERS) {
+			if (virtq_enable_notify(vq, true))
+				continue;
+			watch_backend(n, false); /* until the driver posts buffers and kicks */
+			break;
+		}
+		pushed = pushed || n->rx_len;
+		n->rx_len = 0;
+	}
+	if (!n->rx_len)
+		watch_backend(n, true);
+	if (pushed)
+		virtio_queue_interrupt(&n->dev, VIRTIO_NET_RXQ, false);
+}
+
+/* The driver is not ready for frames: drop what the backend has, as a NIC without a driver would. */
+static void vnet_rx_discard(struct virtio_net *n)
+{
+	n->rx_len = 0;
+	for (unsigned budget = RX_BUDGET; budget && vnet_next_frame(n); budget--)
+		n->rx_len = 0, n->st.rx_no_driver++;
+	watch_backend(n, true);
+}
+
+/* ---- Queues (device thread, transport lock held) -------------------------------------------------- */
+
+static void rx_drain(struct virtio_net *n)
+{
+	if (n->backend->vnet_hdr)
+		vnet_rx_drain(n);
+	else
+		sink_rx_drain(n);
 }
 
 static void tx_drain(struct virtio_net *n)
@@ -158,8 +453,13 @@ static void tx_drain(struct virtio_net *n)
 	struct virtq *vq = &n->dev.vq[VIRTIO_NET_TXQ];
 	int rc;
 	do {
-		while ((rc = virtq_pop(vq, n->chain)) == 1)
-			tx_one(n);
+		while ((rc = virtq_pop(vq, n->chain)) == 1) {
+			if (n->backend->vnet_hdr)
+				vnet_tx_one(n);
+			else
+				sink_tx_one(n);
+			virtq_push(vq, n->chain->head, 0);
+		}
 	} while (rc == 0 && virtq_enable_notify(vq, true));
 	if (rc < 0)
 		virtio_mark_broken(&n->dev, "malformed tx descriptor chain");
@@ -180,17 +480,35 @@ static void net_config_read(struct virtio_device *d, uint32_t off, uint8_t *data
 	memcpy(data, to_net(d)->config + off, len);
 }
 
-int virtio_net_rx_fd(struct virtio_device *d)
+/* Features are final: let the backend hand us exactly the offloaded frames the driver accepted. */
+static int net_activate(struct virtio_device *d)
 {
-	return to_net(d)->rx_fd;
+	struct virtio_net *n = to_net(d);
+	vt_err err;
+	if (n->backend->vnet_hdr && n->backend->set_offload(n->backend, d->negotiated, &err) < 0)
+		return -1;
+	return 0;
 }
 
-/* The backend queued frames: drain them now if the driver is running and its rx queue is usable. */
+static void net_reset(struct virtio_device *d)
+{
+	struct virtio_net *n = to_net(d);
+	vt_err err;
+	if (n->backend->vnet_hdr)
+		n->backend->set_offload(n->backend, 0, &err);
+}
+
+int virtio_net_rx_fd(struct virtio_device *d)
+{
+	return to_net(d)->poll_fd;
+}
+
+/* The backend has frames: move them to the guest if the driver is running and its rx queue is usable. */
 void virtio_net_rx_ready(void *arg)
 {
 	struct virtio_net *n = arg;
 	uint64_t cnt;
-	if (read(n->rx_fd, &cnt, sizeof(cnt)) < 0)
+	if (!n->backend->vnet_hdr && read(n->rx_fd, &cnt, sizeof(cnt)) < 0)
 		return;
 	struct virtio_transport *t = n->dev.transport;
 	if (!t)
@@ -200,12 +518,26 @@ void virtio_net_rx_ready(void *arg)
 		    t->q[VIRTIO_NET_RXQ].enabled && !t->vq[VIRTIO_NET_RXQ].broken;
 	if (live)
 		rx_drain(n);
+	else if (n->backend->vnet_hdr)
+		vnet_rx_discard(n);
 	pthread_mutex_unlock(&t->lock);
+}
+
+void virtio_net_print_stats(struct virtio_device *d, FILE *f)
+{
+	const struct net_stats *s = &to_net(d)->st;
+	fprintf(f, "virtio-net: tx %llu frames %llu bytes, %llu malformed, %llu send errors; rx %llu frames %llu bytes, "
+		"%llu dropped, %llu before the driver was ready\n", (unsigned long long)s->tx_frames,
+		(unsigned long long)s->tx_bytes, (unsigned long long)s->tx_bad, (unsigned long long)s->tx_errors,
+		(unsigned long long)s->rx_frames, (unsigned long long)s->rx_bytes, (unsigned long long)s->rx_bad,
+		(unsigned long long)s->rx_no_driver);
 }
 
 static const struct virtio_device_ops net_ops = {
 	.config_read = net_config_read,
 	.queue_notify = net_queue_notify,
+	.activate = net_activate,
+	.reset = net_reset,
 };
 
 /* ---- Lifecycle ------------------------------------------------------------------------------------ */
@@ -215,7 +547,7 @@ static struct virtio_net *net_alloc(const uint8_t mac[6])
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	if (!n)
 		return NULL;
-	n->rx_fd = -1;
+	n->rx_fd = n->poll_fd = -1;
 	pthread_mutex_init(&n->pending_lock, NULL);
 	n->dev.id = VIRTIO_ID_NET;
 	n->dev.features = (1ULL << VIRTIO_F_EVENT_IDX) | (1ULL << VIRTIO_F_INDIRECT_DESC) |
@@ -228,23 +560,72 @@ static struct virtio_net *net_alloc(const uint8_t mac[6])
 	memcpy(n->config, mac, 6);
 	n->config[6] = VIRTIO_NET_S_LINK_UP; /* status, le16 */
 	n->chain = malloc(sizeof(*n->chain));
-	n->tx_buf = malloc(VIRTIO_NET_MAX_FRAME);
+	n->tx_buf = malloc(VIRTIO_NET_MAX_GSO_FRAME);
 	n->rx_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	n->poll_fd = epoll_create1(EPOLL_CLOEXEC);
 	return n;
+}
+
+/* The fd that goes into the watched set: the eventfd for sink backends, the backend's own for the rest. */
+static int attach_backend(struct virtio_net *n, struct net_backend *be, vt_err *err)
+{
+	n->backend = be;
+	if (be->vnet_hdr) {
+		n->dev.features |= NET_OFFLOAD_FEATURES;
+		n->rx_buf = malloc(RX_BUF_CAP);
+		n->tx_iov = calloc(VIRTQ_MAX_SEGS + 1, sizeof(*n->tx_iov));
+		if (!n->rx_buf || !n->tx_iov)
+			return vt_fail_errno(err, ENOMEM, "virtio-net");
+		watch_backend(n, true);
+		if (!n->backend_watched)
+			return vt_fail_errno(err, errno, "virtio-net: epoll");
+		return 0;
+	}
+	struct epoll_event ev = { .events = EPOLLIN };
+	if (epoll_ctl(n->poll_fd, EPOLL_CTL_ADD, n->rx_fd, &ev) < 0)
+		return vt_fail_errno(err, errno, "virtio-net: epoll");
+	return 0;
+}
+
+static struct virtio_net *net_new(const struct net_opts *o, vt_err *err)
+{
+	struct virtio_net *n = net_alloc(o->mac);
+	if (!n) {
+		vt_fail_errno(err, ENOMEM, "virtio-net");
+		return NULL;
+	}
+	if (!n->chain || !n->tx_buf || n->rx_fd < 0 || n->poll_fd < 0) {
+		vt_fail_errno(err, n->rx_fd < 0 || n->poll_fd < 0 ? errno : ENOMEM, "virtio-net");
+		virtio_net_destroy(&n->dev);
+		return NULL;
+	}
+	return n;
+}
+
+int virtio_net_create_on(const struct net_opts *o, struct net_backend *be, struct virtio_device **out, vt_err *err)
+{
+	struct virtio_net *n = net_new(o, err);
+	if (!n) {
+		be->destroy(be);
+		return -1;
+	}
+	if (attach_backend(n, be, err) < 0) {
+		virtio_net_destroy(&n->dev);
+		return -1;
+	}
+	*out = &n->dev;
+	return 0;
 }
 
 int virtio_net_create(const struct net_opts *o, struct virtio_device **out, vt_err *err)
 {
-	struct virtio_net *n = net_alloc(o->mac);
+	struct virtio_net *n = net_new(o, err);
 	if (!n)
-		return vt_fail_errno(err, ENOMEM, "virtio-net");
-	if (!n->chain || !n->tx_buf || n->rx_fd < 0) {
-		vt_fail_errno(err, n->rx_fd < 0 ? errno : ENOMEM, "virtio-net");
-		virtio_net_destroy(&n->dev);
 		return -1;
-	}
+	struct net_backend *be;
 	struct net_sink sink = { .deliver = deliver, .opaque = n };
-	if (net_slirp_create(o, sink, &n->backend, err) < 0) {
+	int rc = o->kind == NET_TAP ? net_tap_create(o, &be, err) : net_slirp_create(o, sink, &be, err);
+	if (rc < 0 || attach_backend(n, be, err) < 0) {
 		virtio_net_destroy(&n->dev);
 		return vt_err_prefix(err, "--net");
 	}
@@ -261,8 +642,12 @@ void virtio_net_destroy(struct virtio_device *d)
 		drop_first_pending(n);
 	if (n->rx_fd >= 0)
 		close(n->rx_fd);
+	if (n->poll_fd >= 0)
+		close(n->poll_fd);
 	pthread_mutex_destroy(&n->pending_lock);
 	free(n->chain);
 	free(n->tx_buf);
+	free(n->rx_buf);
+	free(n->tx_iov);
 	free(n);
 }

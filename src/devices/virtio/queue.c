@@ -221,6 +221,29 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
 	store16(q->used_hva, RING_IDX_OFF, q->used_idx);
 }
 
+void virtq_fill(struct virtq *q, unsigned i, uint16_t head, uint32_t written)
+{
+	if (q->broken)
+		return;
+	uint64_t off = used_entry_off(q, (uint16_t)(q->used_idx + i));
+	store32(q->used_hva, off, head);
+	store32(q->used_hva, off + 4, written);
+}
+
+void virtq_flush(struct virtq *q, unsigned n)
+{
+	if (q->broken)
+		return;
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	q->used_idx = (uint16_t)(q->used_idx + n);
+	store16(q->used_hva, RING_IDX_OFF, q->used_idx);
+}
+
+void virtq_unpop(struct virtq *q, unsigned n)
+{
+	q->last_avail = (uint16_t)(q->last_avail - n);
+}
+
 bool virtq_should_notify(struct virtq *q)
 {
 	if (q->broken)

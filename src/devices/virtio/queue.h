@@ -58,6 +58,15 @@ int virtq_pop(struct virtq *q, struct virtq_chain *chain);
 /* Return a chain to the driver with `written` bytes written into its writable part. */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written);
 
+/* A batch published at once (virtio-net's merged rx buffers: the driver must see every chain of a frame
+ * together). virtq_fill writes the used entry i slots past the last published one without publishing it;
+ * virtq_flush then publishes n filled entries with one index update. */
+void virtq_fill(struct virtq *q, unsigned i, uint16_t head, uint32_t written);
+void virtq_flush(struct virtq *q, unsigned n);
+
+/* Give the last n popped (and not pushed) chains back: the next virtq_pop returns them again. */
+void virtq_unpop(struct virtq *q, unsigned n);
+
 /* After a batch of pushes: must the driver be interrupted? Honours VIRTQ_AVAIL_F_NO_INTERRUPT or, with
  * event idx, used_event (wrap-around safe). */
 bool virtq_should_notify(struct virtq *q);
