@@ -45,6 +45,8 @@ struct vm_config {
 	unsigned ndisks;          /* virtio-blk devices on PCI, disk[0..ndisks) */
 	struct vm_disk_config { const char *path; bool readonly; const char *serial; } disk[VM_MAX_DISKS];
 	const char *net;          /* --net spec (net/net_opts.h): virtio-net on PCI, NULL for none */
+	uint64_t vsock_cid;       /* > 0: virtio-vsock with this guest CID, host side under vsock_path */
+	const char *vsock_path;
 };
 
 #define VCPU_EXIT_REASONS 64

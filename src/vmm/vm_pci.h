@@ -13,7 +13,7 @@
 #include "vmm/eventloop.h"
 #include "vmm/msi.h"
 
-#define VM_PCI_MAX_VIRTIO 16 /* 8 disks + rng, net, console, balloon; bus 0 has 31 free slots */
+#define VM_PCI_MAX_VIRTIO 16 /* 8 disks + rng, net, console, balloon, vsock; bus 0 has 31 free slots */
 
 struct vm_virtio {
 	struct virtio_device *dev;
@@ -31,6 +31,7 @@ struct vm_pci {
 	struct vm_virtio virtio[VM_PCI_MAX_VIRTIO];
 	struct virtio_device *console; /* virtio-console, if configured: host input goes there */
 	struct virtio_device *balloon;
+	struct virtio_device *vsock;
 };
 
 struct vm;
