@@ -645,6 +645,8 @@ static void tx_drain(struct vsock *v)
 		while ((rc = virtq_pop(vq, v->chain)) == 1) {
 			virtio_vsock_tx_packet(&v->dev, v->chain);
 			virtq_push(vq, v->chain->head, 0);
+			if (v->rst_count >= VSOCK_PENDING_RST / 2)
+				rx_pump(v); /* a long batch must not overflow the RST ring */
 		}
 	} while (rc == 0 && virtq_enable_notify(vq, true));
 	if (rc < 0)
