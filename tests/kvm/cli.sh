@@ -111,6 +111,8 @@ run_case "--vsock with an empty path" 2 EMPTY "socket path is empty" -- vm run -
 run_case "--vsock path too long for sun_path with its _PORT suffix" 2 EMPTY "too long \\(at most 96 bytes" -- vm run --kernel "$G/hello.elf" --vsock "3,$tmp/$long"
 run_case "--vsock PATH is a regular file" 1 EMPTY "regular exists and is not a socket; not touching it" -- vm run --kernel "$G/hello.elf" --vsock "3,$tmp/regular"
 if [ "$(cat "$tmp/regular")" = keep ]; then ok "--vsock leaves an existing regular file untouched"; else not_ok "--vsock leaves an existing regular file untouched"; fi
+run_case "--vsock with a missing kernel fails" 1 EMPTY 'cannot open .*/nope' -- vm run --kernel "$tmp/nope" --vsock "3,$tmp/v.sock"
+if [ ! -e "$tmp/v.sock" ]; then ok "--vsock PATH not left behind when the VM cannot start"; else not_ok "--vsock PATH not left behind when the VM cannot start"; fi
 run_case "--vsock: the VM runs and exits 0" 0 'hello from the guest' EMPTY -- vm run --kernel "$G/hello.elf" --vsock "3,$tmp/v.sock"
 if [ ! -e "$tmp/v.sock" ]; then ok "--vsock PATH removed after the run"; else not_ok "--vsock PATH removed after the run"; fi
 "$VIRTUS" vm run --kernel "$G/echo.elf" --vsock "3,$tmp/v.sock" < <(sleep 10) >/dev/null 2>"$tmp/vs.err" & pid=$!
