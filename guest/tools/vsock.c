@@ -52,37 +52,53 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* Copy stdin -> sock and sock -> stdout until both are at EOF. */
+/* Send what is pending for the socket without blocking; -1 if the peer is gone. */
+static int flush_to_sock(int sock, const char *buf, size_t *off, size_t *len)
+{
+	ssize_t w = send(sock, buf + *off, *len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (w < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : fail("writing to the socket");
+	*off += (size_t)w, *len -= (size_t)w;
+	return 0;
+}
+
+/* Copy stdin -> sock and sock -> stdout until both are at EOF. The socket is never written with a blocking
+ * call: two such copiers facing each other (each blocked writing while the other is too) would deadlock
+ * once both directions' buffers are full, so the socket is always read while our bytes wait for room. */
 static int bridge(int sock)
 {
-	static char buf[65536];
+	static char in[65536], out[65536];
+	size_t in_off = 0, in_len = 0;
 	bool in_open = true, sock_open = true;
-	while (in_open || sock_open) {
-		struct pollfd p[2] = { { .fd = in_open ? 0 : -1, .events = POLLIN },
-				       { .fd = sock_open ? sock : -1, .events = POLLIN } };
+	while (in_open || in_len || sock_open) {
+		short sock_events = (short)((sock_open ? POLLIN : 0) | (in_len ? POLLOUT : 0));
+		struct pollfd p[2] = { { .fd = in_open && !in_len ? 0 : -1, .events = POLLIN },
+				       { .fd = sock_events ? sock : -1, .events = sock_events } };
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return fail("poll");
 		}
 		if (p[0].revents) {
-			ssize_t n = read(0, buf, sizeof(buf));
+			ssize_t n = read(0, in, sizeof(in));
 			if (n < 0 && errno != EINTR)
 				return fail("reading stdin");
 			if (n == 0) {
 				in_open = false;
 				shutdown(sock, SHUT_WR);
-			} else if (n > 0 && write_all(sock, buf, (size_t)n) < 0) {
-				return fail("writing to the socket");
+			} else if (n > 0) {
+				in_off = 0, in_len = (size_t)n;
 			}
 		}
-		if (p[1].revents) {
-			ssize_t n = read(sock, buf, sizeof(buf));
-			if (n < 0 && errno != EINTR)
+		if (in_len && (p[1].revents & (POLLOUT | POLLERR | POLLHUP)) && flush_to_sock(sock, in, &in_off, &in_len) < 0)
+			return -1;
+		if (sock_open && (p[1].revents & (POLLIN | POLLERR | POLLHUP))) {
+			ssize_t n = recv(sock, out, sizeof(out), MSG_DONTWAIT);
+			if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
 				return fail("reading the socket");
 			if (n == 0)
 				sock_open = false;
-			else if (n > 0 && write_all(1, buf, (size_t)n) < 0)
+			else if (n > 0 && write_all(1, out, (size_t)n) < 0)
 				return fail("writing stdout");
 		}
 	}
