@@ -29,25 +29,39 @@ void virtio_mark_broken(struct virtio_device *d, const char *why) { (void)d, (vo
 struct fixture {
 	struct virtio_device *dev;
 	int listen_fd;             /* PATH_5000: guest REQUESTs to port 5000 succeed */
+	char dir[32], path5000[96];
 };
+
+static struct fixture f;
+
+/* libFuzzer ends with exit(): leave no socket or directory behind in /tmp. */
+static void remove_fixture(void)
+{
+	virtio_vsock_destroy(f.dev); /* removes PATH */
+	close(f.listen_fd);
+	unlink(f.path5000);
+	rmdir(f.dir);
+}
 
 static struct fixture *fixture(void)
 {
-	static struct fixture f;
 	if (f.dev)
 		return &f;
-	char dir[] = "/tmp/fuzz-vsock.XXXXXX", path[96];
-	if (!mkdtemp(dir))
+	char path[96];
+	snprintf(f.dir, sizeof(f.dir), "/tmp/fuzz-vsock.XXXXXX");
+	if (!mkdtemp(f.dir))
 		abort();
-	snprintf(path, sizeof(path), "%s/v.sock", dir);
+	snprintf(path, sizeof(path), "%s/v.sock", f.dir);
 	vt_err err;
 	if (virtio_vsock_create(GUEST_CID, path, &f.dev, &err) < 0)
 		abort();
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_5000", path);
+	snprintf(f.path5000, sizeof(f.path5000), "%s_5000", path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f.path5000);
 	f.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	if (f.listen_fd < 0 || bind(f.listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(f.listen_fd, 4096) < 0)
 		abort();
+	atexit(remove_fixture);
 	return &f;
 }
 
@@ -58,7 +72,7 @@ static size_t seg_len(uint8_t code)
 }
 
 /* One packet from the input; returns the bytes consumed, 0 when the input is used up. */
-static size_t one_packet(struct fixture *f, const uint8_t *data, size_t size)
+static size_t one_packet(struct fixture *fx, const uint8_t *data, size_t size)
 {
 	if (size < 2)
 		return 0;
@@ -92,7 +106,7 @@ static size_t one_packet(struct fixture *f, const uint8_t *data, size_t size)
 			h.len = (uint32_t)(chain.read_len - sizeof(h));
 		memcpy(chain.iov[0].iov_base, &h, sizeof(h));
 	}
-	virtio_vsock_tx_packet(f->dev, &chain);
+	virtio_vsock_tx_packet(fx->dev, &chain);
 	for (unsigned i = 0; i < nsegs; i++)
 		free(chain.iov[i].iov_base);
 	return used;
@@ -100,15 +114,15 @@ static size_t one_packet(struct fixture *f, const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fixture *f = fixture();
+	struct fixture *fx = fixture();
 	int hosts[64], nhosts = 0;
-	for (size_t n; (n = one_packet(f, data, size)) > 0; data += n, size -= n)
-		for (int fd; nhosts < 64 && (fd = accept(f->listen_fd, NULL, NULL)) >= 0;)
+	for (size_t n; (n = one_packet(fx, data, size)) > 0; data += n, size -= n)
+		for (int fd; nhosts < 64 && (fd = accept(fx->listen_fd, NULL, NULL)) >= 0;)
 			hosts[nhosts++] = fd; /* keep the host ends open while the input runs */
-	f->dev->ops->reset(f->dev);
-	if (virtio_vsock_nconns(f->dev))
+	fx->dev->ops->reset(fx->dev);
+	if (virtio_vsock_nconns(fx->dev))
 		abort();
-	for (int fd; (fd = accept(f->listen_fd, NULL, NULL)) >= 0;)
+	for (int fd; (fd = accept(fx->listen_fd, NULL, NULL)) >= 0;)
 		close(fd);
 	for (int i = 0; i < nhosts; i++)
 		close(hosts[i]);
