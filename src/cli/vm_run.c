@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "devices/virtio/balloon.h"
 #include "lib/util.h"
+#include "devices/virtio/vsock.h"
 #include "net/net_opts.h"
 
 #define DEFAULT_MEMORY (512 * MiB)
@@ -26,7 +27,8 @@
 static const char run_usage[] =
 	"usage: virtus vm run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
 	"                     [--console stdio|none|FILE] [--console-device serial|virtio] [--rng]\n"
-	"                     [--disk PATH[,ro][,id=NAME]]... [--net SPEC] [--balloon SIZE[,stats=S]] [--stats]\n"
+	"                     [--disk PATH[,ro][,id=NAME]]... [--net SPEC]... [--balloon SIZE[,stats=S]]\n"
+	"                     [--vsock CID,PATH] [--stats]\n"
 	"\n"
 	"Boots a Linux bzImage or PVH ELF vmlinux (detected from the file). Without --kernel, boots the\n"
 	"default guest from $VIRTUS_GUEST_DIR or <directory of virtus>/guest.\n"
@@ -50,6 +52,9 @@ static const char run_usage[] =
 	"                   a persistent tap you own); a missing NAME is created and vanishes when virtus exits;\n"
 	"                   addresses are yours to configure; the default MAC is derived from NAME\n"
 	"                   (--net is repeatable: up to 4 devices, eth0 first)\n"
+	"  --vsock CID,PATH add a virtio-vsock device (PCI), guest CID 3..4294967294: guest connections to host\n"
+	"                   (CID 2) port P reach the Unix socket PATH_P; host clients of the Unix socket PATH\n"
+	"                   (created mode 0600, removed at exit) send \"CONNECT P\\n\" to reach guest port P\n"
 	"  --stats          print VM exit counters when the VM ends\n"
 	"On the console, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"Exit status: 0 guest powered off, 3 guest rebooted, 4 guest crashed, 1 VMM error, 2 usage error,\n"
@@ -143,6 +148,24 @@ static int parse_balloon(char *spec, struct vm_config *cfg)
 	return -1;
 }
 
+/* "CID,PATH", split in place. -1 if good, else the exit status. */
+static int parse_vsock(char *arg, struct vm_config *cfg)
+{
+	char *comma = strchr(arg, ',');
+	if (!comma)
+		return usage_error("--vsock wants CID,PATH, got '%s'", arg);
+	*comma = 0;
+	uint64_t cid;
+	if (parse_uint(arg, VSOCK_CID_MIN, VSOCK_CID_MAX, &cid) < 0)
+		return usage_error("--vsock: CID must be a number from 3 to 4294967294, got '%s'", arg);
+	vt_err err;
+	if (vsock_check_path(comma + 1, &err) < 0)
+		return usage_error("%s", err.msg);
+	cfg->vsock_cid = cid;
+	cfg->vsock_path = comma + 1;
+	return -1;
+}
+
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option longopts[] = {
@@ -151,6 +174,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "memory", required_argument, NULL, 'm' }, { "console", required_argument, NULL, 'o' },
 		{ "console-device", required_argument, NULL, 'd' }, { "balloon", required_argument, NULL, 'b' },
 		{ "disk", required_argument, NULL, 'D' }, { "net", required_argument, NULL, 'N' },
+		{ "vsock", required_argument, NULL, 'V' },
 		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	uint64_t n;
@@ -178,6 +202,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case 'D':
 			if ((rc = parse_disk(optarg, &o->cfg)) >= 0)
+				return rc;
+			break;
+		case 'V':
+			if ((rc = parse_vsock(optarg, &o->cfg)) >= 0)
 				return rc;
 			break;
 		case 'N':

@@ -48,6 +48,8 @@ struct vm_config {
 	struct vm_disk_config { const char *path; bool readonly; const char *serial; } disk[VM_MAX_DISKS];
 	unsigned nnets;           /* virtio-net devices on PCI, one per --net spec (net/net_opts.h) */
 	const char *net[VM_MAX_NETS];
+	uint64_t vsock_cid;       /* > 0: virtio-vsock with this guest CID, host side under vsock_path */
+	const char *vsock_path;
 };
 
 #define VCPU_EXIT_REASONS 64

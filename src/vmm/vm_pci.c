@@ -3,6 +3,7 @@
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/console.h"
 #include "devices/virtio/net.h"
+#include "devices/virtio/vsock.h"
 #include "lib/util.h"
 #include "vmm/boot/acpi.h"
 #include "vmm/layout.h"
@@ -55,6 +56,16 @@ static int add_net(struct vm *vm, const char *spec, unsigned index, vt_err *err)
 	return evloop_watch(&vm->pci.loop, virtio_net_rx_fd(net), virtio_net_rx_ready, net, err);
 }
 
+/* virtio-vsock, plus a watch on its sockets' epoll fd: they are served on the device thread. */
+static int add_vsock(struct vm *vm, uint64_t cid, const char *path, vt_err *err)
+{
+	struct virtio_device *vs;
+	if (virtio_vsock_create(cid, path, &vs, err) < 0 || add_virtio(vm, vs, virtio_vsock_destroy, err) < 0)
+		return -1;
+	vm->pci.vsock = vs;
+	return evloop_watch(&vm->pci.loop, virtio_vsock_fd(vs), virtio_vsock_ready, vs, err);
+}
+
 static int register_bus(struct vm *vm, vt_err *err)
 {
 	struct pci_bus *b = &vm->pci.bus;
@@ -96,7 +107,8 @@ static int add_balloon(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
-	if (!cfg->rng && !cfg->virtio_console && !cfg->balloon_size && !cfg->ndisks && !cfg->nnets)
+	if (!cfg->rng && !cfg->virtio_console && !cfg->balloon_size && !cfg->ndisks && !cfg->nnets &&
+	    !cfg->vsock_cid)
 		return 0;
 	p->enabled = true;
 	pci_bus_init(&p->bus, LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE, LAYOUT_PCI_ECAM);
@@ -121,6 +133,8 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 	for (unsigned i = 0; i < cfg->ndisks; i++)
 		if (add_disk(vm, &cfg->disk[i], err) < 0)
 			return -1;
+	if (cfg->vsock_cid && add_vsock(vm, cfg->vsock_cid, cfg->vsock_path, err) < 0)
+		return -1;
 	return 0;
 }
 
@@ -158,7 +172,7 @@ void vm_pci_destroy(struct vm *vm)
 	}
 	msi_routes_destroy(&p->routes);
 	pci_bus_destroy(&p->bus);
-	p->console = p->balloon = NULL;
+	p->console = p->balloon = p->vsock = NULL;
 	p->enabled = false;
 }
 
@@ -172,4 +186,6 @@ void vm_pci_print_stats(const struct vm *vm, FILE *f)
 		}
 	if (vm->pci.balloon)
 		virtio_balloon_print_stats(vm->pci.balloon, f);
+	if (vm->pci.vsock)
+		virtio_vsock_print_stats(vm->pci.vsock, f);
 }

@@ -31,6 +31,7 @@ struct vm_pci {
 	struct vm_virtio virtio[VM_PCI_MAX_VIRTIO];
 	struct virtio_device *console; /* virtio-console, if configured: host input goes there */
 	struct virtio_device *balloon;
+	struct virtio_device *vsock;
 };
 
 struct vm;

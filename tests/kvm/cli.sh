@@ -104,6 +104,35 @@ run_case "a console file is not left behind when the VM cannot start" 1 EMPTY 'c
 if [ ! -e "$tmp/left.log" ]; then ok "no console file left behind"; else not_ok "no console file left behind"; fi
 run_case "unwritable console file" 1 EMPTY '--console /nonexistent/x.log: No such file' -- vm run --kernel "$G/hello.elf" --console /nonexistent/x.log
 
+# --vsock: bad CIDs and paths are refused before anything is created; an existing file that is not a socket
+# is left alone; the listening socket exists (mode 0600) while the VM runs and is gone after it.
+echo keep >"$tmp/regular"
+run_case "--vsock CID 2 (the host) is refused" 2 EMPTY "CID must be a number from 3 to 4294967294, got '2'" -- vm run --kernel "$G/hello.elf" --vsock "2,$tmp/v.sock"
+run_case "--vsock CID above 0xfffffffe is refused" 2 EMPTY "CID must be .*got '4294967295'" -- vm run --kernel "$G/hello.elf" --vsock "4294967295,$tmp/v.sock"
+run_case "--vsock without a path" 2 EMPTY "wants CID,PATH, got '3'" -- vm run --kernel "$G/hello.elf" --vsock 3
+run_case "--vsock with an empty path" 2 EMPTY "socket path is empty" -- vm run --kernel "$G/hello.elf" --vsock 3,
+run_case "--vsock path too long for sun_path with its _PORT suffix" 2 EMPTY "too long \\(at most 96 bytes" -- vm run --kernel "$G/hello.elf" --vsock "3,$tmp/$long"
+run_case "--vsock PATH is a regular file" 1 EMPTY "regular exists and is not a socket; not touching it" -- vm run --kernel "$G/hello.elf" --vsock "3,$tmp/regular"
+if [ "$(cat "$tmp/regular")" = keep ]; then ok "--vsock leaves an existing regular file untouched"; else not_ok "--vsock leaves an existing regular file untouched"; fi
+run_case "--vsock with a missing kernel fails" 1 EMPTY 'cannot open .*/nope' -- vm run --kernel "$tmp/nope" --vsock "3,$tmp/v.sock"
+if [ ! -e "$tmp/v.sock" ]; then ok "--vsock PATH not left behind when the VM cannot start"; else not_ok "--vsock PATH not left behind when the VM cannot start"; fi
+run_case "--vsock: the VM runs and exits 0" 0 'hello from the guest' EMPTY -- vm run --kernel "$G/hello.elf" --vsock "3,$tmp/v.sock"
+if [ ! -e "$tmp/v.sock" ]; then ok "--vsock PATH removed after the run"; else not_ok "--vsock PATH removed after the run"; fi
+"$VIRTUS" vm run --kernel "$G/echo.elf" --vsock "3,$tmp/v.sock" < <(sleep 10) >/dev/null 2>"$tmp/vs.err" & pid=$!
+for _ in $(seq 50); do [ -S "$tmp/v.sock" ] && break; sleep 0.1; done
+mode=$(stat -c %a "$tmp/v.sock" 2>/dev/null)
+run_case "--vsock PATH in use by a running VM is refused" 1 EMPTY "v.sock is in use by a running program" -- vm run --kernel "$G/hello.elf" --vsock "3,$tmp/v.sock"
+kill -TERM $pid
+wait $pid; rc=$?
+if [ "$mode" = 600 ]; then ok "--vsock PATH is a socket with mode 0600 while the VM runs"; else not_ok "--vsock PATH is a socket with mode 0600 while the VM runs" "mode '${mode:-none}'"; fi
+if [ $rc -eq 130 ] && [ ! -e "$tmp/v.sock" ]; then ok "--vsock PATH removed after SIGTERM"; else not_ok "--vsock PATH removed after SIGTERM" "status $rc, $(ls -l "$tmp/v.sock" 2>&1)"; fi
+python3 - "$tmp/stale.sock" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.close()
+PY
+run_case "--vsock replaces a stale socket nobody listens on" 0 'hello from the guest' EMPTY -- vm run --kernel "$G/hello.elf" --vsock "3,$tmp/stale.sock"
+if [ ! -e "$tmp/stale.sock" ]; then ok "--vsock stale socket replaced and removed after the run"; else not_ok "--vsock stale socket replaced and removed after the run"; fi
+
 if command -v unshare >/dev/null; then
 	out=$(unshare -m sh -c "mount -t tmpfs none /dev && '$VIRTUS' vm run --kernel '$G/hello.elf'" 2>&1); rc=$?
 	if [ $rc -eq 1 ] && echo "$out" | grep -q 'no /dev/kvm'; then ok "no /dev/kvm"; else not_ok "no /dev/kvm" "status $rc: $out"; fi

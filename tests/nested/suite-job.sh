@@ -167,4 +167,44 @@ virtus_run virtus-tap --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --
 	--net tap=tap0 --net user --cmdline "$base_cmdline virtus.init=\"run:$tap_cmd\""
 run_limit=
 wait $tap_fetch_pid 2>/dev/null
+# virtio-vsock (--vsock 3,/tmp/v.sock), one L2 boot; the static `vsock` tool (guest/tools/vsock.c) is both
+# the guest side (AF_VSOCK) and L1's side (Unix sockets: L1's busybox nc has none), shipped by the suite.
+# host -> guest: the guest listens on 5000, L1 connects through /tmp/v.sock with "CONNECT 5000" (retrying
+# until the guest listens); guest -> host: L1 listens on /tmp/v.sock_6000, the guest connects to 2:6000.
+# Each side sends 1 MiB of random bytes and prints the md5 of what it sent and of what it received.
+# Then the guest connects to port 6001, where nobody listens: that must fail.
+chmod +x ./vsock 2>/dev/null
+mkdir -p /tmp/vs && head -c 1048576 /dev/urandom >/tmp/vs/l1-a && head -c 1048576 /dev/urandom >/tmp/vs/l1-b
+echo "vsock-l1-sent-a $(md5sum </tmp/vs/l1-a | cut -c1-32)"
+echo "vsock-l1-sent-b $(md5sum </tmp/vs/l1-b | cut -c1-32)"
+rm -f /tmp/v.sock /tmp/v.sock_6000
+./vsock unix-listen /tmp/v.sock_6000 </tmp/vs/l1-b >/tmp/vs/got-b 2>/tmp/vs/listen-b.err &
+listen_pid=$!
+( for i in $(seq 240); do
+	./vsock unix-connect /tmp/v.sock "CONNECT 5000" </tmp/vs/l1-a >/tmp/vs/got-a 2>/tmp/vs/connect-a.err && break
+	sleep 0.5
+  done
+  echo "vsock-l1-connect-a $(head -n1 /tmp/vs/connect-a.err | cut -d' ' -f1) tries=$i" ) >/tmp/vs/connect-a.out &
+connect_pid=$!
+vsock_cmd=$(cat <<'EOG'
+for d in /sys/bus/virtio/devices/*; do [ $(cat $d/device) = 0x0013 ] && echo vsock-driver $(basename $(readlink $d/driver)); done;
+vsock connect 2 6001 </dev/null 2>/tmp/e; echo vsock-refused-status $? $(cat /tmp/e);
+head -c 1048576 /dev/urandom >/tmp/gb; echo vsock-guest-sent-b $(md5sum </tmp/gb | cut -c1-32);
+vsock connect 2 6000 </tmp/gb >/tmp/gotb; echo vsock-guest-connect-status $?; echo vsock-guest-got-b $(md5sum </tmp/gotb | cut -c1-32);
+head -c 1048576 /dev/urandom >/tmp/ga; echo vsock-guest-sent-a $(md5sum </tmp/ga | cut -c1-32);
+vsock listen 5000 </tmp/ga >/tmp/gota 2>/dev/null; echo vsock-guest-listen-status $?; echo vsock-guest-got-a $(md5sum </tmp/gota | cut -c1-32)
+EOG
+)
+vsock_cmd=$(echo "$vsock_cmd" | tr '\n' ' ')
+run_limit=180
+virtus_run virtus-vsock --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --cpus 1 --memory 256M --stats \
+	--vsock 3,/tmp/v.sock --cmdline "$base_cmdline virtus.init=\"run:$vsock_cmd\""
+run_limit=
+kill $connect_pid $listen_pid 2>/dev/null
+wait $connect_pid $listen_pid 2>/dev/null
+cat /tmp/vs/connect-a.out 2>/dev/null
+echo "vsock-l1-got-a $(md5sum </tmp/vs/got-a | cut -c1-32)"
+echo "vsock-l1-got-b $(md5sum </tmp/vs/got-b | cut -c1-32)"
+rm -f /tmp/v.sock_6000
+echo "vsock-l1-path-left $([ -e /tmp/v.sock ] && echo yes || echo no)"
 exit 0
