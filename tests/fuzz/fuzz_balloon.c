@@ -21,8 +21,11 @@ int __wrap_madvise(void *addr, size_t len, int advice)
 	if (current) {
 		fuzz_check(fuzz_in_ram(current, addr, len));
 		fuzz_check(((uintptr_t)addr | len) % FUZZ_PAGE == 0 && len > 0);
-		if (advice == MADV_DONTNEED)
+		if (advice == MADV_DONTNEED) {
 			released_pages += len / FUZZ_PAGE;
+			for (size_t off = 0; off < len; off += FUZZ_PAGE)
+				current->dropped_pages |= 1u << ((size_t)((uint8_t *)addr + off - current->ram) / FUZZ_PAGE);
+		}
 	}
 	return __real_madvise(addr, len, advice);
 }

@@ -49,6 +49,10 @@ struct fuzz_guest {
 	unsigned nops;
 	struct virtio_transport *t;
 	unsigned signals;      /* MSI-X messages the device sent */
+	uint32_t dropped_pages; /* bit per RAM page the device gave back (balloon): it reads as zeros after */
+	/* Scratch for fuzz_kick_checked, FUZZ_RAM bytes each: RAM before the kick, bytes the device may write,
+	 * bytes holding descriptor tables. */
+	uint8_t *before, *writable, *tables;
 };
 
 /* Parse the header and build RAM; false if the input is too short to mean anything. */
@@ -68,12 +72,15 @@ static inline bool fuzz_guest_init(struct fuzz_guest *g, const uint8_t *data, si
 	size_t body = size - FUZZ_HDR - g->nops;
 	memcpy(g->ram, data + FUZZ_HDR + g->nops, body < FUZZ_RAM ? body : FUZZ_RAM);
 	gmem_init_fixed(&g->mem, g->ram, FUZZ_RAM);
+	g->before = malloc(FUZZ_RAM), g->writable = malloc(FUZZ_RAM), g->tables = malloc(FUZZ_RAM);
+	fuzz_check(g->before && g->writable && g->tables);
 	return true;
 }
 
 static inline void fuzz_guest_fini(struct fuzz_guest *g)
 {
 	virtio_pci_destroy(g->t);
+	free(g->before), free(g->writable), free(g->tables);
 	if (g->map)
 		munmap(g->map, FUZZ_RAM + 2 * FUZZ_PAGE);
 }
@@ -162,20 +169,94 @@ static inline void fuzz_kick(struct fuzz_guest *g, unsigned q)
 	fuzz_bar_write(g, VPCI_NOTIFY_OFF + (uint64_t)q * VPCI_NOTIFY_MULT, 2, q);
 }
 
-/* A kick; once NEEDS_RESET is set the transport must ignore it: no guest byte written, no interrupt. */
+/* ---- What a kick may change ----------------------------------------------------------------------- */
+
+static inline void fuzz_mark(uint8_t *map, uint64_t gpa, uint64_t len)
+{
+	if (gpa < FUZZ_RAM)
+		memset(map + gpa, 1, len < FUZZ_RAM - gpa ? len : FUZZ_RAM - gpa);
+}
+
+struct fuzz_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags, next;
+};
+
+static inline bool fuzz_desc_at(const uint8_t *ram, uint64_t gpa, struct fuzz_desc *d)
+{
+	if (gpa > FUZZ_RAM - 16)
+		return false;
+	memcpy(&d->addr, ram + gpa, 8);
+	memcpy(&d->len, ram + gpa + 8, 4);
+	memcpy(&d->flags, ram + gpa + 12, 2);
+	return true;
+}
+
+/* From the RAM image before a kick, independently of queue.c: the bytes a device may write (every buffer a
+ * descriptor of an enabled queue marks device-writable, directly or in an indirect table, and the used
+ * rings) and the bytes that hold descriptor tables. A superset of what any chain allows. */
+static inline void fuzz_map_writable(struct fuzz_guest *g)
+{
+	memset(g->writable, 0, FUZZ_RAM);
+	memset(g->tables, 0, FUZZ_RAM);
+	for (unsigned q = 0; q < g->t->dev->nqueues; q++) {
+		const struct vpci_queue *vq = &g->t->q[q];
+		if (!vq->enabled)
+			continue;
+		fuzz_mark(g->tables, vq->desc, 16ull * vq->size);
+		fuzz_mark(g->writable, vq->device, 6 + 8ull * vq->size);
+		for (unsigned i = 0; i < vq->size; i++) {
+			struct fuzz_desc d, e;
+			if (!fuzz_desc_at(g->before, vq->desc + 16ull * i, &d))
+				break;
+			if (!(d.flags & VIRTQ_DESC_F_INDIRECT)) {
+				if (d.flags & VIRTQ_DESC_F_WRITE)
+					fuzz_mark(g->writable, d.addr, d.len);
+				continue;
+			}
+			fuzz_mark(g->tables, d.addr, d.len);
+			for (uint32_t j = 0; j < d.len / 16 && fuzz_desc_at(g->before, d.addr + 16ull * j, &e); j++)
+				if (e.flags & VIRTQ_DESC_F_WRITE)
+					fuzz_mark(g->writable, e.addr, e.len);
+		}
+	}
+}
+
+/* Every byte the kick changed lies in a writable buffer, a used ring or a page the device dropped. Skipped
+ * when a descriptor table itself changed (a buffer overlapping it rewrote the chains mid-kick). */
+static inline void fuzz_check_writes(struct fuzz_guest *g)
+{
+	enum { BLOCK = 256, NBLOCKS = FUZZ_RAM / BLOCK };
+	uint16_t changed[NBLOCKS];
+	unsigned n = 0;
+	for (size_t blk = 0; blk < NBLOCKS; blk++) /* memcmp finds the few changed blocks */
+		if (memcmp(g->before + blk * BLOCK, g->ram + blk * BLOCK, BLOCK))
+			changed[n++] = (uint16_t)blk;
+	for (unsigned i = 0; i < n; i++)
+		for (size_t b = changed[i] * (size_t)BLOCK; b < (changed[i] + 1u) * (size_t)BLOCK; b++)
+			if (g->before[b] != g->ram[b] && g->tables[b])
+				return;
+	for (unsigned i = 0; i < n; i++)
+		for (size_t b = changed[i] * (size_t)BLOCK; b < (changed[i] + 1u) * (size_t)BLOCK; b++)
+			if (g->before[b] != g->ram[b])
+				fuzz_check(g->writable[b] || (g->dropped_pages >> (b / FUZZ_PAGE) & 1));
+}
+
+/* A kick, checked: the device writes only where fuzz_map_writable allows, and once NEEDS_RESET is set the
+ * transport ignores kicks altogether (no guest byte written, no interrupt). */
 static inline void fuzz_kick_checked(struct fuzz_guest *g, unsigned q)
 {
-	if (!(fuzz_bar_read(g, VPCI_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET)) {
-		fuzz_kick(g, q);
-		return;
-	}
-	uint8_t *before = malloc(FUZZ_RAM);
-	fuzz_check(before != NULL);
-	memcpy(before, g->ram, FUZZ_RAM);
+	bool broken = fuzz_bar_read(g, VPCI_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET;
 	unsigned signals = g->signals;
+	memcpy(g->before, g->ram, FUZZ_RAM);
+	fuzz_map_writable(g);
+	g->dropped_pages = 0;
 	fuzz_kick(g, q);
-	fuzz_check(g->signals == signals && !memcmp(before, g->ram, FUZZ_RAM));
-	free(before);
+	if (broken)
+		fuzz_check(g->signals == signals && !memcmp(g->before, g->ram, FUZZ_RAM));
+	else
+		fuzz_check_writes(g);
 }
 
 static inline unsigned fuzz_nqueues(struct fuzz_guest *g)
