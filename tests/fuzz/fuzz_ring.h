@@ -13,8 +13,9 @@
  * overlap each other, or point anywhere.
  *
  * RAM is an mmap with an inaccessible guard page on each side: any stray access by a device outside guest
- * RAM faults (mmap memory has no ASan redzones). Each target keeps its host state in one struct (no
- * globals except what libFuzzer itself requires). */
+ * RAM faults (mmap memory has no ASan redzones). Every kick is checked (fuzz_kick_checked): the bytes it
+ * changed must lie in device-writable buffers or used rings, and after NEEDS_RESET nothing may change.
+ * Each target keeps its state in struct fuzz_guest (the balloon's madvise wrapper needs a pointer to it). */
 #ifndef VIRTUS_FUZZ_RING_H
 #define VIRTUS_FUZZ_RING_H
 
