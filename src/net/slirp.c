@@ -276,17 +276,22 @@ static int load_slirp(struct slirp_api *api, vt_err *err)
 	api->handle = dlopen(SLIRP_LIBRARY, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
 	if (!api->handle)
 		return vt_fail(err, "user networking needs %s (Debian package libslirp0): %s", SLIRP_LIBRARY, dlerror());
-	struct { void **slot; const char *name; } syms[] = {
-		{ (void **)&api->new_, "slirp_new" },
-		{ (void **)&api->cleanup, "slirp_cleanup" },
-		{ (void **)&api->pollfds_fill, "slirp_pollfds_fill" },
-		{ (void **)&api->pollfds_poll, "slirp_pollfds_poll" },
-		{ (void **)&api->input, "slirp_input" },
-		{ (void **)&api->add_hostfwd, "slirp_add_hostfwd" },
+	/* Each slot is a function pointer; dlsym's void * is copied into it bytewise (POSIX guarantees the
+	 * representations match), which keeps the assignment free of aliasing questions. */
+	struct { void *slot; const char *name; } syms[] = {
+		{ &api->new_, "slirp_new" },
+		{ &api->cleanup, "slirp_cleanup" },
+		{ &api->pollfds_fill, "slirp_pollfds_fill" },
+		{ &api->pollfds_poll, "slirp_pollfds_poll" },
+		{ &api->input, "slirp_input" },
+		{ &api->add_hostfwd, "slirp_add_hostfwd" },
 	};
-	for (size_t i = 0; i < ARRAY_SIZE(syms); i++)
-		if (!(*syms[i].slot = dlsym(api->handle, syms[i].name)))
+	for (size_t i = 0; i < ARRAY_SIZE(syms); i++) {
+		void *sym = dlsym(api->handle, syms[i].name);
+		if (!sym)
 			return vt_fail(err, "user networking: %s has no %s (too old?)", SLIRP_LIBRARY, syms[i].name);
+		memcpy(syms[i].slot, &sym, sizeof(sym));
+	}
 	return 0;
 }
 
