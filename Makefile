@@ -23,7 +23,8 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP $(SANFLAGS) $(PKG_CFLAGS)
 LDFLAGS += $(SANFLAGS)
 LDLIBS  += -lpthread
-LDLIBS  += -lslirp   # libslirp-dev; its .pc wants glib's headers, which libslirp.h does not use
+# libslirp is not linked: src/net/slirp.c dlopen()s libslirp.so.0 (package libslirp0) for `--net user` only,
+# so VMs without user networking do not pay for it and glib. libslirp-dev still provides its header.
 
 # Sources: the VMM core library, the container runtime library, and the programs.
 LIB_SRC  := $(wildcard src/lib/*.c)

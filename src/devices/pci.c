@@ -209,6 +209,8 @@ uint32_t pci_cfg_read(struct pci_bus *bus, unsigned slot, unsigned off, unsigned
 		return ALL_ONES >> (32 - 8 * MIN(len, 4u));
 	pthread_mutex_lock(&bus->lock);
 	struct pci_device *d = bus->slot[slot];
+	if (d && d->cfg_reading && off < PCI_CFG_SIZE)
+		d->cfg_reading(d, off, len);
 	uint32_t v = d ? read_cfg(d, off, len) : ALL_ONES >> (32 - 8 * len);
 	pthread_mutex_unlock(&bus->lock);
 	return v;

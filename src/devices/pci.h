@@ -73,6 +73,9 @@ struct pci_device {
 	const char *name;
 	/* Written by config space when the guest changes a capability (MSI-X control); under the bus lock. */
 	void (*cfg_written)(struct pci_device *d, unsigned off, unsigned len);
+	/* Called before the guest reads [off, off+len) of config space, so that a device can fill in bytes
+	 * whose value is produced by the read itself (virtio's PCI_CFG window); under the bus lock. Optional. */
+	void (*cfg_reading)(struct pci_device *d, unsigned off, unsigned len);
 };
 
 struct pci_bus {

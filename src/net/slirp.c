@@ -8,8 +8,14 @@
  * socket or armed a timer that the sleeping poll() does not know about.
  *
  * Frames slirp sends to the guest (send_packet) go to the sink from whichever thread runs slirp at that
- * moment; the sink only copies them. Lock order: device lock, then `lock`, then the sink's own lock. */
+ * moment; the sink only copies them. Lock order: device lock, then `lock`, then the sink's own lock.
+ *
+ * libslirp (and glib behind it) is not linked into virtus: it doubled the VMM's own RSS and added start-up
+ * time for every VM, networked or not. The first `--net user` backend dlopen()s it and takes the few entry
+ * points it uses into a table held by the backend (the header is still used for the types, so a mismatch
+ * with the installed ABI is a compile error, not a crash). */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -27,6 +33,18 @@
 #define SLIRP_MAX_TIMERS 16
 #define SLIRP_MAX_POLLFDS 1024
 #define SLIRP_IDLE_MS 1000
+#define SLIRP_LIBRARY "libslirp.so.0"
+
+/* The libslirp entry points virtus calls, resolved with dlsym. */
+struct slirp_api {
+	void *handle;
+	__typeof__(slirp_new) *new_;
+	__typeof__(slirp_cleanup) *cleanup;
+	__typeof__(slirp_pollfds_fill) *pollfds_fill;
+	__typeof__(slirp_pollfds_poll) *pollfds_poll;
+	__typeof__(slirp_input) *input;
+	__typeof__(slirp_add_hostfwd) *add_hostfwd;
+};
 
 struct slirp_timer {
 	bool used, armed;
@@ -38,6 +56,7 @@ struct slirp_timer {
 struct slirp_backend {
 	struct net_backend be;
 	struct net_sink sink;
+	struct slirp_api api;
 	Slirp *slirp;
 	pthread_mutex_t lock;
 	pthread_t thread;
@@ -200,7 +219,7 @@ static void *slirp_thread(void *arg)
 		s->npoll = 0;
 		add_poll(s->wake_fd, SLIRP_POLL_IN, s);
 		uint32_t timeout = SLIRP_IDLE_MS;
-		slirp_pollfds_fill(s->slirp, &timeout, add_poll, s);
+		s->api.pollfds_fill(s->slirp, &timeout, add_poll, s);
 		timeout = timer_timeout(s, timeout);
 		pthread_mutex_unlock(&s->lock);
 		int n = poll(s->poll, s->npoll, (int)MIN(timeout, (uint32_t)SLIRP_IDLE_MS));
@@ -210,7 +229,7 @@ static void *slirp_thread(void *arg)
 			drain_wake(s);
 		if (s->stopping)
 			break;
-		slirp_pollfds_poll(s->slirp, poll_failed, get_revents, s);
+		s->api.pollfds_poll(s->slirp, poll_failed, get_revents, s);
 		run_timers(s);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -225,7 +244,7 @@ static void slirp_send(struct net_backend *be, const uint8_t *frame, size_t len)
 	if (len > INT32_MAX)
 		return;
 	pthread_mutex_lock(&s->lock);
-	slirp_input(s->slirp, frame, (int)len);
+	s->api.input(s->slirp, frame, (int)len);
 	pthread_mutex_unlock(&s->lock);
 	wake(s);
 }
@@ -241,11 +260,39 @@ static void slirp_destroy(struct net_backend *be)
 		pthread_join(s->thread, NULL);
 	}
 	if (s->slirp)
-		slirp_cleanup(s->slirp);
+		s->api.cleanup(s->slirp);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
+	if (s->api.handle)
+		dlclose(s->api.handle);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+/* Load libslirp and resolve every entry point, or fail naming the library (and the package to install). */
+static int load_slirp(struct slirp_api *api, vt_err *err)
+{
+	/* NODELETE: glib, pulled in by libslirp, cannot be unloaded safely once it has run. */
+	api->handle = dlopen(SLIRP_LIBRARY, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+	if (!api->handle)
+		return vt_fail(err, "user networking needs %s (Debian package libslirp0): %s", SLIRP_LIBRARY, dlerror());
+	/* Each slot is a function pointer; dlsym's void * is copied into it bytewise (POSIX guarantees the
+	 * representations match), which keeps the assignment free of aliasing questions. */
+	struct { void *slot; const char *name; } syms[] = {
+		{ &api->new_, "slirp_new" },
+		{ &api->cleanup, "slirp_cleanup" },
+		{ &api->pollfds_fill, "slirp_pollfds_fill" },
+		{ &api->pollfds_poll, "slirp_pollfds_poll" },
+		{ &api->input, "slirp_input" },
+		{ &api->add_hostfwd, "slirp_add_hostfwd" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(syms); i++) {
+		void *sym = dlsym(api->handle, syms[i].name);
+		if (!sym)
+			return vt_fail(err, "user networking: %s has no %s (too old?)", SLIRP_LIBRARY, syms[i].name);
+		memcpy(syms[i].slot, &sym, sizeof(sym));
+	}
+	return 0;
 }
 
 static Slirp *new_slirp(struct slirp_backend *s)
@@ -256,14 +303,14 @@ static Slirp *new_slirp(struct slirp_backend *s)
 	cfg.vhost.s_addr = htonl(0x0a000202);        /* 10.0.2.2: the host, as the guest sees it */
 	cfg.vdhcp_start.s_addr = htonl(0x0a00020f);  /* 10.0.2.15 */
 	cfg.vnameserver.s_addr = htonl(0x0a000203);  /* 10.0.2.3: slirp's DNS proxy */
-	return slirp_new(&cfg, &slirp_callbacks, s);
+	return s->api.new_(&cfg, &slirp_callbacks, s);
 }
 
 static int add_forwards(struct slirp_backend *s, const struct net_opts *o, vt_err *err)
 {
 	for (unsigned i = 0; i < o->nfwd; i++) {
 		const struct net_hostfwd *f = &o->fwd[i];
-		if (slirp_add_hostfwd(s->slirp, f->udp, f->host_addr, f->host_port, f->guest_addr, f->guest_port) < 0)
+		if (s->api.add_hostfwd(s->slirp, f->udp, f->host_addr, f->host_port, f->guest_addr, f->guest_port) < 0)
 			return vt_fail(err, "hostfwd %s:%s:%u: cannot listen on the host port (already in use?)",
 				       f->udp ? "udp" : "tcp", inet_ntoa(f->host_addr), f->host_port);
 	}
@@ -277,7 +324,10 @@ int net_slirp_create(const struct net_opts *o, struct net_sink sink, struct net_
 		return vt_fail_errno(err, ENOMEM, "user networking");
 	s->be = (struct net_backend){ .send = slirp_send, .destroy = slirp_destroy };
 	s->sink = sink;
+	s->wake_fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
+	if (load_slirp(&s->api, err) < 0)
+		goto fail;
 	if ((s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		vt_fail_errno(err, errno, "user networking: eventfd");
 		goto fail;

@@ -1,6 +1,6 @@
 /* PCI without KVM: config space through conf1 and ECAM, BAR sizing and allocation, the capability chain,
  * the command register, MSI-X masking with a fake route setter, and the virtio-pci transport (common cfg,
- * status machine, reset) driving virtio-rng over fake guest memory. */
+ * status machine, reset, the PCI_CFG access window) driving virtio-rng over fake guest memory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -205,10 +205,11 @@ static void capability_chain(void **state)
 		ptr = conf1_read(&f->bus, f->slot, ptr + 1, 1);
 	}
 	assert_int_equal(ptr, 0); /* the chain ends */
-	assert_int_equal(nvendor, 3); /* rng has no device config */
+	assert_int_equal(nvendor, 4); /* rng has no device config */
 	assert_int_equal(types[0], VPCI_CAP_COMMON);
 	assert_int_equal(types[1], VPCI_CAP_NOTIFY);
 	assert_int_equal(types[2], VPCI_CAP_ISR);
+	assert_int_equal(types[3], VPCI_CAP_PCI_CFG);
 	assert_int_not_equal(msix, 0);
 	assert_int_equal(conf1_read(&f->bus, f->slot, msix + 2, 2) & 0x7ff, 1); /* 2 vectors: queue + config */
 	assert_int_equal(conf1_read(&f->bus, f->slot, msix + 4, 4), VPCI_MSIX_TABLE_OFF | VPCI_BAR);
@@ -539,6 +540,96 @@ static void queue_outside_memory_breaks_at_enable(void **state)
 	assert_int_equal(bar_read(f, VPCI_Q_DESC, 8), 0xfffffffffffff000ULL);
 }
 
+/* ---- The VIRTIO_PCI_CAP_PCI_CFG access window ---- */
+
+/* Config offset of the first vendor capability of cfg_type `type`, 0 if none. */
+static unsigned find_virtio_cap(struct fixture *f, unsigned type)
+{
+	unsigned ptr = conf1_read(&f->bus, f->slot, PCI_CAP_PTR, 1);
+	for (unsigned hops = 0; ptr && hops < 16; hops++) {
+		if (conf1_read(&f->bus, f->slot, ptr, 1) == PCI_CAP_ID_VENDOR && conf1_read(&f->bus, f->slot, ptr + 3, 1) == type)
+			return ptr;
+		ptr = conf1_read(&f->bus, f->slot, ptr + 1, 1);
+	}
+	return 0;
+}
+
+static void window_select(struct fixture *f, unsigned cap, unsigned bar, uint32_t off, uint32_t len)
+{
+	conf1_write(&f->bus, f->slot, cap + VPCI_CFGCAP_BAR, 1, bar);
+	conf1_write(&f->bus, f->slot, cap + VPCI_CFGCAP_OFFSET, 4, off);
+	conf1_write(&f->bus, f->slot, cap + VPCI_CFGCAP_LENGTH, 4, len);
+}
+
+static void pci_cfg_window_reads_the_bar(void **state)
+{
+	struct fixture *f = *state;
+	unsigned cap = find_virtio_cap(f, VPCI_CAP_PCI_CFG);
+	assert_int_not_equal(cap, 0);
+	assert_int_equal(conf1_read(&f->bus, f->slot, cap + 2, 1), VPCI_CFGCAP_LEN);
+	for (uint32_t select = 0; select < 2; select++) {
+		bar_write(f, VPCI_DFSELECT, 4, select);
+		window_select(f, cap, VPCI_BAR, VPCI_DF, 4);
+		uint32_t via_window = conf1_read(&f->bus, f->slot, cap + VPCI_CFGCAP_DATA, 4);
+		assert_int_equal(via_window, bar_read(f, VPCI_DF, 4));
+		assert_int_equal(via_window, select ? 1u : (1u << VIRTIO_F_EVENT_IDX) | (1u << VIRTIO_F_INDIRECT_DESC));
+	}
+	/* ECAM reaches the same window; a 2-byte read of num_queues fills the first two data bytes */
+	window_select(f, cap, VPCI_BAR, VPCI_NUM_QUEUES, 2);
+	assert_int_equal(ecam_read(&f->bus, 0, f->slot, cap + VPCI_CFGCAP_DATA, 4), 1);
+	/* reading the ISR through the window acknowledges it, as a BAR read does */
+	f->t->isr = 3;
+	window_select(f, cap, VPCI_BAR, VPCI_ISR_OFF, 1);
+	assert_int_equal(conf1_read(&f->bus, f->slot, cap + VPCI_CFGCAP_DATA, 1), 3);
+	assert_int_equal(bar_read(f, VPCI_ISR_OFF, 1), 0);
+}
+
+static void pci_cfg_window_writes_the_bar(void **state)
+{
+	struct fixture *f = *state;
+	unsigned cap = find_virtio_cap(f, VPCI_CAP_PCI_CFG);
+	window_select(f, cap, VPCI_BAR, VPCI_Q_SELECT, 2);
+	conf1_write(&f->bus, f->slot, cap + VPCI_CFGCAP_DATA, 4, 0xbeef0003); /* only `length` bytes count */
+	assert_int_equal(bar_read(f, VPCI_Q_SELECT, 2), 3);
+	assert_int_equal(bar_read(f, VPCI_Q_SIZE, 2), 0);                      /* no queue 3 */
+	conf1_write(&f->bus, f->slot, cap + VPCI_CFGCAP_DATA, 2, 0);
+	assert_int_equal(bar_read(f, VPCI_Q_SELECT, 2), 0);
+	assert_int_equal(bar_read(f, VPCI_Q_SIZE, 2), 256);
+	/* a 1-byte write selects a 1-byte access: the driver features written through it stick */
+	bar_write(f, VPCI_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	window_select(f, cap, VPCI_BAR, VPCI_STATUS, 1);
+	conf1_write(&f->bus, f->slot, cap + VPCI_CFGCAP_DATA, 1, 0);
+	assert_int_equal(bar_read(f, VPCI_STATUS, 1), 0);                      /* reset through the window */
+}
+
+/* Anything but BAR 0 with a naturally aligned 1/2/4-byte access inside it is ignored and reads zeros. */
+static void pci_cfg_window_rejects_bad_selections(void **state)
+{
+	struct fixture *f = *state;
+	unsigned cap = find_virtio_cap(f, VPCI_CAP_PCI_CFG);
+	bar_write(f, VPCI_Q_SELECT, 2, 0);
+	const struct { unsigned bar; uint32_t off, len; } bad[] = {
+		{ 1, VPCI_Q_SELECT, 2 },                 /* a BAR the device does not have */
+		{ 0xff, VPCI_Q_SELECT, 2 },
+		{ VPCI_BAR, VPCI_Q_SELECT, 3 },          /* odd length */
+		{ VPCI_BAR, VPCI_Q_SELECT, 8 },          /* wider than the window */
+		{ VPCI_BAR, VPCI_Q_SELECT, 0 },
+		{ VPCI_BAR, VPCI_Q_SELECT + 1, 2 },      /* unaligned */
+		{ VPCI_BAR, VPCI_BAR_SIZE, 4 },          /* past the end of the BAR */
+		{ VPCI_BAR, 0xfffffffc, 4 },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		window_select(f, cap, bad[i].bar, bad[i].off, bad[i].len);
+		conf1_write(&f->bus, f->slot, cap + VPCI_CFGCAP_DATA, 4, 0x00070007);
+		assert_int_equal(bar_read(f, VPCI_Q_SELECT, 2), 0);
+		assert_int_equal(conf1_read(&f->bus, f->slot, cap + VPCI_CFGCAP_DATA, 4), 0);
+	}
+	/* the selection fields read back what the driver wrote; the header stays read-only */
+	assert_int_equal(conf1_read(&f->bus, f->slot, cap + VPCI_CFGCAP_OFFSET, 4), 0xfffffffc);
+	conf1_write(&f->bus, f->slot, cap + 3, 1, VPCI_CAP_COMMON);
+	assert_int_equal(conf1_read(&f->bus, f->slot, cap + 3, 1), VPCI_CAP_PCI_CFG);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -556,6 +647,9 @@ int main(void)
 		T(rng_fills_buffers_and_interrupts),
 		T(rng_bad_chain_needs_reset),
 		T(queue_outside_memory_breaks_at_enable),
+		T(pci_cfg_window_reads_the_bar),
+		T(pci_cfg_window_writes_the_bar),
+		T(pci_cfg_window_rejects_bad_selections),
 	};
 	return cmocka_run_group_tests_name("pci", tests, NULL, NULL);
 }

@@ -399,11 +399,62 @@ static void bar_moved(struct pci_device *d, unsigned bar, uint64_t addr, bool de
 	}
 }
 
+/* ---- The PCI configuration access window (VIRTIO_PCI_CAP_PCI_CFG) ---------------------------------- */
+
+static bool overlaps(unsigned off, unsigned len, unsigned start, unsigned end)
+{
+	return off < end && off + len > start;
+}
+
+/* The BAR access the window's bar/offset/length fields select, if it is one the device serves: BAR 0,
+ * 1, 2 or 4 bytes, naturally aligned, inside the BAR. Anything else is ignored (reads give zeros). */
+static bool window_target(const struct virtio_transport *t, uint64_t *addr, uint32_t *len)
+{
+	const uint8_t *cap = t->pci.cfg + t->pci_cfg_cap;
+	uint32_t off = pci_get(cap + VPCI_CFGCAP_OFFSET, 4);
+	*len = pci_get(cap + VPCI_CFGCAP_LENGTH, 4);
+	if (cap[VPCI_CFGCAP_BAR] != VPCI_BAR || (*len != 1 && *len != 2 && *len != 4) || off % *len ||
+	    off >= VPCI_BAR_SIZE)
+		return false;
+	*addr = PCI_BAR_ADDR(VPCI_BAR, off);
+	return true;
+}
+
+/* The driver wrote pci_cfg_data: perform the selected BAR write with its first `length` bytes. */
+static void window_write(struct virtio_transport *t)
+{
+	uint64_t addr;
+	uint32_t len;
+	uint8_t data[4];
+	if (!window_target(t, &addr, &len))
+		return;
+	memcpy(data, t->pci.cfg + t->pci_cfg_cap + VPCI_CFGCAP_DATA, sizeof(data));
+	virtio_pci_bar_io(t, addr, data, len, true);
+}
+
+/* The driver is about to read pci_cfg_data: perform the selected BAR read into it. */
+static void window_read(struct pci_device *d, unsigned off, unsigned len)
+{
+	struct virtio_transport *t = (struct virtio_transport *)d; /* pci is the first member */
+	unsigned data_at = t->pci_cfg_cap + VPCI_CFGCAP_DATA;
+	if (!overlaps(off, len, data_at, data_at + 4))
+		return;
+	uint8_t data[4] = { 0 };
+	uint64_t addr;
+	uint32_t n;
+	if (window_target(t, &addr, &n))
+		virtio_pci_bar_io(t, addr, data, n, false);
+	memcpy(d->cfg + data_at, data, sizeof(data));
+}
+
 static void cfg_written(struct pci_device *d, unsigned off, unsigned len)
 {
 	struct virtio_transport *t = (struct virtio_transport *)d;
-	if (off < t->msix.cap + 4 && off + len > t->msix.cap + 2)
+	if (overlaps(off, len, t->msix.cap + 2, t->msix.cap + 4))
 		msix_control_written(&t->msix);
+	unsigned data_at = t->pci_cfg_cap + VPCI_CFGCAP_DATA;
+	if (overlaps(off, len, data_at, data_at + 4))
+		window_write(t);
 }
 
 static const struct pci_device_ops virtio_pci_ops = { .bar_io = virtio_pci_bar_io, .bar_moved = bar_moved };
@@ -422,6 +473,22 @@ static int add_virtio_cap(struct pci_device *d, uint8_t type, uint32_t off, uint
 	pci_put(d->cfg + at + 12, 4, len);
 	if (notify)
 		pci_put(d->cfg + at + 16, 4, VPCI_NOTIFY_MULT);
+	return 0;
+}
+
+/* VIRTIO_PCI_CAP_PCI_CFG: bar, offset, length and data are the driver's to write (virtio 1.x 4.1.4.9). */
+static int add_window_cap(struct virtio_transport *t, vt_err *err)
+{
+	struct pci_device *d = &t->pci;
+	unsigned at = pci_device_add_cap(d, PCI_CAP_ID_VENDOR, VPCI_CFGCAP_LEN);
+	if (!at)
+		return vt_fail(err, "%s: PCI config space full", d->name);
+	d->cfg[at + 2] = VPCI_CFGCAP_LEN;
+	d->cfg[at + 3] = VPCI_CAP_PCI_CFG;
+	d->wmask[at + VPCI_CFGCAP_BAR] = 0xff;
+	memset(d->wmask + at + VPCI_CFGCAP_OFFSET, 0xff, VPCI_CFGCAP_LEN - VPCI_CFGCAP_OFFSET);
+	t->pci_cfg_cap = at;
+	d->cfg_reading = window_read;
 	return 0;
 }
 
@@ -456,6 +523,8 @@ static int build_pci_function(struct virtio_transport *t, vt_err *err)
 	    add_virtio_cap(d, VPCI_CAP_ISR, VPCI_ISR_OFF, 4, false, err) < 0)
 		return -1;
 	if (dev->config_len && add_virtio_cap(d, VPCI_CAP_DEVICE, VPCI_DEVICE_OFF, dev->config_len, false, err) < 0)
+		return -1;
+	if (add_window_cap(t, err) < 0)
 		return -1;
 	return msix_init(&t->msix, d, dev->nqueues + 1, VPCI_BAR, VPCI_MSIX_TABLE_OFF, VPCI_MSIX_PBA_OFF,
 			 t->host.msix_ops, t->host.msix_opaque, err);

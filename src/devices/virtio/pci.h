@@ -49,6 +49,15 @@
 #define VPCI_CAP_NOTIFY 2
 #define VPCI_CAP_ISR    3
 #define VPCI_CAP_DEVICE 4
+#define VPCI_CAP_PCI_CFG 5
+
+/* struct virtio_pci_cfg_cap (virtio 1.x, 4.1.4.9): an access window onto the BARs through config space.
+ * Offsets within the capability. */
+#define VPCI_CFGCAP_BAR    4
+#define VPCI_CFGCAP_OFFSET 8
+#define VPCI_CFGCAP_LENGTH 12
+#define VPCI_CFGCAP_DATA   16
+#define VPCI_CFGCAP_LEN    20
 
 /* What the machine provides. Every member may be NULL/-1 in tests: then kicks are handled at once on the
  * calling thread and interrupts go only to msix_ops. */
@@ -77,6 +86,7 @@ struct vpci_queue {
 struct virtio_transport {
 	struct pci_device pci;
 	struct msix msix;
+	unsigned pci_cfg_cap;        /* config offset of the VIRTIO_PCI_CAP_PCI_CFG window */
 	struct virtio_device *dev;
 	struct virtio_pci_host host;
 	pthread_mutex_t lock;        /* everything below, and every device op */
