@@ -54,6 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct virtio_device *dev;
 	vt_err err;
 	fuzz_check(virtio_balloon_create(&dev, &g.mem, 8 * FUZZ_PAGE, &err) == 0);
+	/* The statistics queue too (queue 2): its buffers are parsed on every kick. */
+	fuzz_check(virtio_balloon_enable_stats(dev, 1, &err) == 0);
 	fuzz_plug(&g, dev);
 	current = &g;
 	released_pages = 0;
