@@ -7,7 +7,7 @@ secs=${1:-60}
 out=build-fuzz
 mkdir -p "$out/corpus-blk-req"
 clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
-	-o "$out/fuzz_blk_req" tests/fuzz/fuzz_blk_req.c src/devices/virtio/blk_req.c
+	-o "$out/fuzz_blk_req" tests/fuzz/fuzz_blk_req.c src/devices/virtio/blk_req.c src/lib/iov.c
 # Seeds: nread, nwrite, 4 limit bytes, segment length codes, then the bytes.
 seed() { printf "$2" > "$out/corpus-blk-req/$1"; }
 seed read    '\x01\x02\x04\x14\x01\x10\x0f\xc7\x00''\x00\x00\x00\x00\x00\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00'

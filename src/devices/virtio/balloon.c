@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "devices/virtio/pci.h"
+#include "lib/iov.h"
 #include "lib/util.h"
 
 #define VBALLOON_QUEUE_SIZE 128
@@ -102,15 +103,11 @@ static void record_stat(struct vballoon_stats *s, uint16_t tag, uint64_t val)
 static void take_stats(struct vballoon *b, const struct virtq_chain *ch)
 {
 	uint8_t buf[VBALLOON_STATS_MAX_BYTES];
-	size_t len = 0;
-	for (unsigned i = 0; i < ch->nread; i++) {
-		if (ch->iov[i].iov_len > sizeof(buf) - len) {
-			b->stats.malformed++;
-			return;
-		}
-		memcpy(buf + len, ch->iov[i].iov_base, ch->iov[i].iov_len);
-		len += ch->iov[i].iov_len;
+	if (ch->read_len > sizeof(buf)) {
+		b->stats.malformed++;
+		return;
 	}
+	size_t len = iov_to_buf(ch->iov, ch->nread, 0, buf, (size_t)ch->read_len);
 	if (len % VBALLOON_STAT_SIZE) {
 		b->stats.malformed++;
 		return;

@@ -3,15 +3,8 @@
 #include <string.h>
 
 #include "devices/virtio/blk_req.h"
+#include "lib/iov.h"
 #include "lib/util.h"
-
-static uint64_t iov_total(const struct iovec *iov, unsigned n)
-{
-	uint64_t total = 0;
-	for (unsigned i = 0; i < n; i++)
-		total += iov[i].iov_len;     /* each is at most 4 GiB and n <= VIRTQ_MAX_SEGS: cannot wrap */
-	return total;
-}
 
 /* dst[] = the bytes [skip, skip + len) of iov[]; the caller checked that they exist. */
 static unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t skip, uint64_t len, struct iovec *dst)
@@ -28,18 +21,6 @@ static unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t skip, ui
 		skip = 0;
 	}
 	return nd;
-}
-
-/* Copy bytes [skip, skip + len) of iov[] out; the caller checked that they exist. */
-static void iov_read(const struct iovec *iov, unsigned n, uint64_t skip, void *buf, size_t len)
-{
-	struct iovec parts[VIRTQ_MAX_SEGS];
-	unsigned np = iov_slice(iov, n, skip, len, parts);
-	uint8_t *p = buf;
-	for (unsigned i = 0; i < np; i++) {
-		memcpy(p, parts[i].iov_base, parts[i].iov_len);
-		p += parts[i].iov_len;
-	}
 }
 
 static uint8_t *iov_byte(const struct iovec *iov, unsigned n, uint64_t off)
@@ -71,7 +52,7 @@ static enum blk_req_verdict parse_segments(const struct iovec *iov, unsigned n, 
 	out->nsegs = (unsigned)(len / BLK_REQ_SEG_SIZE);
 	for (unsigned i = 0; i < out->nsegs; i++) {
 		uint8_t raw[BLK_REQ_SEG_SIZE];
-		iov_read(iov, n, BLK_REQ_HDR_SIZE + (uint64_t)i * BLK_REQ_SEG_SIZE, raw, sizeof(raw));
+		iov_to_buf(iov, n, BLK_REQ_HDR_SIZE + (uint64_t)i * BLK_REQ_SEG_SIZE, raw, sizeof(raw));
 		struct blk_req_seg *s = &out->segs[i];
 		uint64_t sector; uint32_t num, flags;
 		memcpy(&sector, raw, 8), memcpy(&num, raw + 8, 4), memcpy(&flags, raw + 12, 4);
@@ -130,7 +111,7 @@ enum blk_req_verdict blk_req_parse(const struct virtq_chain *c, const struct blk
 	if (rlen < BLK_REQ_HDR_SIZE)
 		return BLK_REQ_IOERR;
 	uint8_t hdr[BLK_REQ_HDR_SIZE];
-	iov_read(c->iov, c->nread, 0, hdr, sizeof(hdr));
+	iov_to_buf(c->iov, c->nread, 0, hdr, sizeof(hdr));
 	uint32_t type; uint64_t sector;
 	memcpy(&type, hdr, 4), memcpy(&sector, hdr + 8, 8);
 	out->type = le32toh(type);

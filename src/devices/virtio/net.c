@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "devices/virtio/pci.h"
+#include "lib/iov.h"
 #include "lib/util.h"
 #include "net/backend.h"
 
@@ -83,16 +84,7 @@ long virtio_net_tx_frame(const struct virtq_chain *c, uint8_t *buf, size_t cap)
 {
 	if (c->read_len < VIRTIO_NET_HDR_LEN || c->read_len - VIRTIO_NET_HDR_LEN > cap)
 		return -1;
-	size_t skip = VIRTIO_NET_HDR_LEN, out = 0;
-	for (unsigned i = 0; i < c->nread; i++) {
-		size_t n = c->iov[i].iov_len;
-		const uint8_t *p = c->iov[i].iov_base;
-		size_t s = MIN(skip, n);
-		skip -= s;
-		memcpy(buf + out, p + s, n - s);
-		out += n - s;
-	}
-	return (long)out;
+	return (long)iov_to_buf(c->iov, c->nread, VIRTIO_NET_HDR_LEN, buf, c->read_len - VIRTIO_NET_HDR_LEN);
 }
 
 uint32_t virtio_net_rx_fill(const struct virtq_chain *c, const uint8_t *frame, size_t len)
@@ -267,13 +259,7 @@ static void watch_backend(struct virtio_net *n, bool on)
 /* The guest's header, wherever its 12 bytes are among the readable segments. */
 static void read_header(const struct virtq_chain *c, struct virtio_net_hdr *h)
 {
-	uint8_t *out = (uint8_t *)h;
-	size_t done = 0;
-	for (unsigned i = 0; i < c->nread && done < sizeof(*h); i++) {
-		size_t k = MIN(c->iov[i].iov_len, sizeof(*h) - done);
-		memcpy(out + done, c->iov[i].iov_base, k);
-		done += k;
-	}
+	iov_to_buf(c->iov, c->nread, 0, h, sizeof(*h));
 }
 
 /* iov[0] = our checked copy of the header, then the frame's segments as they are in guest memory (the

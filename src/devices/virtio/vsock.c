@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "devices/virtio/pci.h"
+#include "lib/iov.h"
 #include "lib/util.h"
 
 #define VSOCK_QUEUE_SIZE   256
@@ -94,38 +95,6 @@ struct vsock {
 static struct vsock *to_vsock(struct virtio_device *d)
 {
 	return (struct vsock *)d; /* dev is the first member */
-}
-
-/* ---- iovec helpers (all guest memory comes from the chain walker's checked iovecs) ----------------- */
-
-static size_t iov_copy_out(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
-{
-	size_t done = 0;
-	for (unsigned i = 0; i < n && done < len; i++) {
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		size_t k = MIN(iov[i].iov_len - off, len - done);
-		memcpy((uint8_t *)dst + done, (uint8_t *)iov[i].iov_base + off, k);
-		done += k, off = 0;
-	}
-	return done;
-}
-
-static size_t iov_copy_in(const struct iovec *iov, unsigned n, size_t off, const void *src, size_t len)
-{
-	size_t done = 0;
-	for (unsigned i = 0; i < n && done < len; i++) {
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		size_t k = MIN(iov[i].iov_len - off, len - done);
-		memcpy((uint8_t *)iov[i].iov_base + off, (const uint8_t *)src + done, k);
-		done += k, off = 0;
-	}
-	return done;
 }
 
 /* The bytes [off, off + len) of iov as a new iovec array in out (at most max entries); returns its count. */
@@ -290,7 +259,7 @@ static int conn_buffer(struct conn *c, const struct iovec *iov, unsigned niov, s
 			return -1;
 		c->buf = b, c->cap = cap;
 	}
-	iov_copy_out(iov, niov, off, c->buf + c->head + c->len, n);
+	iov_to_buf(iov, niov, off, c->buf + c->head + c->len, n);
 	c->len += n;
 	return 0;
 }
@@ -420,7 +389,7 @@ void virtio_vsock_tx_packet(struct virtio_device *d, const struct virtq_chain *c
 {
 	struct vsock *v = to_vsock(d);
 	struct vsock_hdr h;
-	if (ch->read_len < HDR_LEN || iov_copy_out(ch->iov, ch->nread, 0, &h, HDR_LEN) != HDR_LEN) {
+	if (ch->read_len < HDR_LEN || iov_to_buf(ch->iov, ch->nread, 0, &h, HDR_LEN) != HDR_LEN) {
 		v->stats.bad_packets++;
 		return; /* no header: nobody to answer */
 	}
@@ -497,7 +466,7 @@ static void hdr_for(const struct vsock *v, const struct conn *c, struct vsock_hd
 static void rx_send_hdr(struct vsock *v, const struct vsock_hdr *h)
 {
 	struct virtq_chain *ch = v->rx_chain;
-	iov_copy_in(ch->iov + ch->nread, ch->nwrite, 0, h, HDR_LEN);
+	iov_from_buf(ch->iov + ch->nread, ch->nwrite, 0, h, HDR_LEN);
 	virtq_push(&v->dev.vq[VSOCK_RXQ], ch->head, HDR_LEN);
 	v->rx_held = false;
 	if (h->op == VSOCK_OP_RST)
@@ -570,7 +539,7 @@ static int rx_send_data(struct vsock *v, struct conn *c)
 	struct vsock_hdr h;
 	hdr_for(v, c, &h, VSOCK_OP_RW);
 	h.len = (uint32_t)n;
-	iov_copy_in(ch->iov + ch->nread, ch->nwrite, 0, &h, HDR_LEN);
+	iov_from_buf(ch->iov + ch->nread, ch->nwrite, 0, &h, HDR_LEN);
 	virtq_push(&v->dev.vq[VSOCK_RXQ], ch->head, (uint32_t)(HDR_LEN + (size_t)n));
 	v->rx_held = false;
 	c->tx_cnt += (uint32_t)n;

@@ -1,0 +1,17 @@
+/* Copying between flat buffers and scatter-gather lists (a virtqueue chain's checked iovecs, mostly). */
+#ifndef VIRTUS_IOV_H
+#define VIRTUS_IOV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+/* Sum of the segment lengths (64-bit: a chain of many 4 GiB segments does not wrap it). */
+uint64_t iov_total(const struct iovec *iov, unsigned n);
+/* Copy up to len bytes starting at byte off of iov[] into buf; returns the bytes copied (fewer when iov[]
+ * ends first). */
+size_t iov_to_buf(const struct iovec *iov, unsigned n, uint64_t off, void *buf, size_t len);
+/* Copy up to len bytes of buf into iov[] starting at its byte off; returns the bytes copied. */
+size_t iov_from_buf(const struct iovec *iov, unsigned n, uint64_t off, const void *buf, size_t len);
+
+#endif
