@@ -42,3 +42,19 @@ size_t iov_from_buf(const struct iovec *iov, unsigned n, uint64_t off, const voi
 {
 	return iov_walk(iov, n, off, (uint8_t *)buf, len, false);
 }
+
+unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t len, struct iovec *out, unsigned max)
+{
+	unsigned k = 0;
+	for (unsigned i = 0; i < n && len && k < max; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		size_t take = (size_t)MIN(iov[i].iov_len - off, len);
+		out[k++] = (struct iovec){ .iov_base = (uint8_t *)iov[i].iov_base + off, .iov_len = take };
+		len -= take;
+		off = 0;
+	}
+	return k;
+}

@@ -65,6 +65,24 @@ static void from_buf_writes_only_the_range(void **state)
 	assert_string_equal(s.backing, "aXYZWfg1");
 }
 
+static void slice_points_into_the_segments(void **state)
+{
+	(void)state;
+	struct segs s;
+	segs_init(&s);
+	struct iovec out[3];
+	assert_int_equal(iov_slice(s.iov, 3, 2, 3, out, 3), 2); /* "c" | "de", the empty segment skipped */
+	assert_ptr_equal(out[0].iov_base, s.backing + 2);
+	assert_int_equal(out[0].iov_len, 1);
+	assert_ptr_equal(out[1].iov_base, s.backing + 3);
+	assert_int_equal(out[1].iov_len, 2);
+	assert_int_equal(iov_slice(s.iov, 3, 0, 8, out, 1), 1); /* max entries respected */
+	assert_int_equal(out[0].iov_len, 3);
+	assert_int_equal(iov_slice(s.iov, 3, 7, 100, out, 3), 1); /* clipped at the end */
+	assert_int_equal(out[0].iov_len, 1);
+	assert_int_equal(iov_slice(s.iov, 3, 8, 1, out, 3), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -72,6 +90,7 @@ int main(void)
 		cmocka_unit_test(to_buf_crosses_segments_from_offset),
 		cmocka_unit_test(to_buf_stops_where_the_list_ends),
 		cmocka_unit_test(from_buf_writes_only_the_range),
+		cmocka_unit_test(slice_points_into_the_segments),
 	};
 	return cmocka_run_group_tests_name("iov", tests, NULL, NULL);
 }

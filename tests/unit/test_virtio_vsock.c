@@ -415,6 +415,46 @@ static void bad_connect_lines_are_closed(void **state)
 	close(c);
 }
 
+static void client_leaving_before_the_answer_resets_the_guest(void **state)
+{
+	struct fx *f = *state;
+	post_rx(f, 8);
+	int c = host_connect(f);
+	assert_int_equal(write(c, "CONNECT 5000\n", 13), 13);
+	pump(f);
+	struct vsock_hdr req;
+	assert_true(recv_pkt(f, &req, NULL, 0));
+	assert_int_equal(req.op, VSOCK_OP_REQUEST);
+	close(c);
+	pump(f);
+	expect_pkt(f, VSOCK_OP_RST, 5000, req.src_port, NULL);
+	/* the guest's late answer is for a connection that is gone */
+	send_pkt(f, hdr(VSOCK_OP_RESPONSE, 5000, req.src_port), NULL, 0);
+	expect_pkt(f, VSOCK_OP_RST, 5000, req.src_port, NULL);
+}
+
+static void idle_clients_give_way(void **state)
+{
+	struct fx *f = *state;
+	post_rx(f, 8);
+	int idle[VSOCK_MAX_AWAITING + 1];
+	for (unsigned i = 0; i < ARRAY_SIZE(idle); i++) {
+		idle[i] = host_connect(f);
+		pump(f);
+	}
+	expect_closed(idle[0]); /* the oldest made room for the newest */
+	int c = host_connect(f);
+	assert_int_equal(write(c, "CONNECT 9\n", 10), 10);
+	pump(f);
+	struct vsock_hdr req;
+	assert_true(recv_pkt(f, &req, NULL, 0));
+	assert_int_equal(req.op, VSOCK_OP_REQUEST);
+	assert_int_equal(req.dst_port, 9);
+	for (unsigned i = 0; i < ARRAY_SIZE(idle); i++)
+		close(idle[i]);
+	close(c);
+}
+
 static void malformed_headers(void **state)
 {
 	struct fx *f = *state;
@@ -609,6 +649,8 @@ int main(void)
 		T(guest_exceeding_credit_is_reset),
 		T(host_connect_line_reaches_guest),
 		T(bad_connect_lines_are_closed),
+		T(client_leaving_before_the_answer_resets_the_guest),
+		T(idle_clients_give_way),
 		T(malformed_headers),
 		T(pending_rsts_are_bounded),
 		T(connection_cap),

@@ -6,27 +6,10 @@
 #include "lib/iov.h"
 #include "lib/util.h"
 
-/* dst[] = the bytes [skip, skip + len) of iov[]; the caller checked that they exist. */
-static unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t skip, uint64_t len, struct iovec *dst)
-{
-	unsigned nd = 0;
-	for (unsigned i = 0; i < n && len > 0; i++) {
-		if (skip >= iov[i].iov_len) {
-			skip -= iov[i].iov_len;
-			continue;
-		}
-		size_t take = (size_t)MIN(iov[i].iov_len - skip, len);
-		dst[nd++] = (struct iovec){ (uint8_t *)iov[i].iov_base + skip, take };
-		len -= take;
-		skip = 0;
-	}
-	return nd;
-}
-
 static uint8_t *iov_byte(const struct iovec *iov, unsigned n, uint64_t off)
 {
 	struct iovec one;
-	return iov_slice(iov, n, off, 1, &one) ? one.iov_base : NULL;
+	return iov_slice(iov, n, off, 1, &one, 1) ? one.iov_base : NULL;
 }
 
 /* A data buffer for IN / OUT: whole sectors, at least one. */
@@ -36,7 +19,7 @@ static enum blk_req_verdict take_data(const struct iovec *iov, unsigned n, uint6
 	if (len == 0 || len % 512 || len >= UINT32_MAX)   /* the used length (data + status) is 32-bit */
 		return BLK_REQ_IOERR;
 	out->data_len = len;
-	out->ndata = iov_slice(iov, n, skip, len, out->data);
+	out->ndata = iov_slice(iov, n, skip, len, out->data, ARRAY_SIZE(out->data));
 	return BLK_REQ_OK;
 }
 
@@ -84,7 +67,7 @@ static enum blk_req_verdict parse_body(const struct virtq_chain *c, uint64_t rle
 		if (extra_r || extra_w < VIRTIO_BLK_ID_BYTES)
 			return BLK_REQ_IOERR;
 		out->data_len = VIRTIO_BLK_ID_BYTES;
-		out->ndata = iov_slice(wr, c->nwrite, 0, VIRTIO_BLK_ID_BYTES, out->data);
+		out->ndata = iov_slice(wr, c->nwrite, 0, VIRTIO_BLK_ID_BYTES, out->data, ARRAY_SIZE(out->data));
 		return BLK_REQ_OK;
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:

@@ -97,23 +97,6 @@ static struct vsock *to_vsock(struct virtio_device *d)
 	return (struct vsock *)d; /* dev is the first member */
 }
 
-/* The bytes [off, off + len) of iov as a new iovec array in out (at most max entries); returns its count. */
-static unsigned iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len, struct iovec *out,
-			  unsigned max)
-{
-	unsigned k = 0;
-	for (unsigned i = 0; i < n && len && k < max; i++) {
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		size_t take = MIN(iov[i].iov_len - off, len);
-		out[k++] = (struct iovec){ .iov_base = (uint8_t *)iov[i].iov_base + off, .iov_len = take };
-		len -= take, off = 0;
-	}
-	return k;
-}
-
 /* ---- Connections ---------------------------------------------------------------------------------- */
 
 static struct conn *conn_find(struct vsock *v, uint32_t host_port, uint32_t guest_port)
@@ -187,6 +170,8 @@ static void conn_arm(struct vsock *v, struct conn *c)
 		want |= EPOLLIN;
 	if (c->len)
 		want |= EPOLLOUT;
+	if (c->state == CONN_REQUESTED)
+		want |= EPOLLHUP; /* reported anyway once registered: notice a client that gives up waiting */
 	if (want == c->armed)
 		return;
 	struct epoll_event ev = { .events = want, .data.ptr = c };
@@ -695,12 +680,27 @@ static void host_line(struct vsock *v, struct conn *c)
 	}
 }
 
+/* Clients still typing their CONNECT line are capped (VSOCK_MAX_AWAITING): a new one closes the oldest, so
+ * idle clients cannot use up the connection slots. */
+static void make_room_for_awaiting(struct vsock *v)
+{
+	struct conn *oldest = NULL;
+	unsigned n = 0;
+	for (struct conn *c = v->conns; c; c = c->next)
+		if (c->state == CONN_AWAIT_LINE)
+			n++, oldest = c; /* the list is newest first */
+	if (n >= VSOCK_MAX_AWAITING)
+		conn_free(v, oldest);
+}
+
 static void host_accept(struct vsock *v, bool live)
 {
 	for (unsigned i = 0; i < ACCEPT_BATCH; i++) {
 		int fd = accept4(v->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
+		if (live)
+			make_room_for_awaiting(v);
 		struct conn *c = live && v->nconns < VSOCK_MAX_CONNS ? conn_new(v, fd, CONN_AWAIT_LINE) : NULL;
 		if (!c) {
 			close(fd); /* no guest driver yet, or too many connections */
@@ -714,6 +714,10 @@ static void host_event(struct vsock *v, struct conn *c, uint32_t events)
 {
 	if (c->state == CONN_AWAIT_LINE) {
 		host_line(v, c);
+		return;
+	}
+	if (c->state == CONN_REQUESTED && (events & (EPOLLHUP | EPOLLERR))) {
+		conn_reset(v, c); /* the client left before the guest answered: the guest hears RST */
 		return;
 	}
 	if (c->state != CONN_CONNECTED)

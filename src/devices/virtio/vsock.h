@@ -44,6 +44,7 @@ _Static_assert(sizeof(struct vsock_hdr) == 44, "virtio-vsock header is 44 bytes"
 #define VSOCK_MAX_PAYLOAD   (64u * 1024)   /* longest payload accepted in one guest packet (Linux's max) */
 #define VSOCK_MAX_CONNS     1024           /* connections (and host clients awaiting their line) at once */
 #define VSOCK_MAX_LINE      32             /* "CONNECT 4294967295\n" fits */
+#define VSOCK_MAX_AWAITING  16             /* host clients still sending their line; a new one closes the oldest */
 #define VSOCK_PATH_SUFFIX   11             /* "_4294967295" */
 #define VSOCK_PENDING_RST   64             /* RSTs owed for unknown connections; more are dropped */
 
