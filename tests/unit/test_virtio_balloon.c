@@ -21,7 +21,8 @@
 #define PAGE 4096u
 #define PFN_GPA 0x30000u /* where the driver's PFN arrays live */
 
-static int setup(void **state)
+/* A plugged balloon; with stats_seconds > 0, its statistics queue too (the tests tick it by hand). */
+static int setup_with(void **state, unsigned stats_seconds)
 {
 	struct harness *h = calloc(1, sizeof(*h));
 	assert_non_null(h);
@@ -30,25 +31,23 @@ static int setup(void **state)
 	vt_err err;
 	assert_int_equal(virtio_balloon_create(&d, &h->mem, TARGET_BYTES, &err), 0);
 	assert_int_equal(d->id, VIRTIO_ID_BALLOON);
+	if (stats_seconds)
+		assert_int_equal(virtio_balloon_enable_stats(d, stats_seconds, &err), 0);
 	h_plug(h, d);
 	*state = h;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, 0);
 }
 
 #define STATS_GPA 0x40000u /* where the driver's stats buffers live */
 
 static int setup_stats(void **state)
 {
-	struct harness *h = calloc(1, sizeof(*h));
-	assert_non_null(h);
-	h_init(h);
-	struct virtio_device *d;
-	vt_err err;
-	assert_int_equal(virtio_balloon_create(&d, &h->mem, TARGET_BYTES, &err), 0);
-	assert_int_equal(virtio_balloon_enable_stats(d, 3600, &err), 0); /* the tests tick by hand */
-	h_plug(h, d);
-	*state = h;
-	return 0;
+	return setup_with(state, 3600);
 }
 
 static int teardown(void **state)
