@@ -9,6 +9,31 @@
 #include "devices/pci.h"
 #include "devices/virtio/pci.h"
 
+/* MSI-X that records instead of interrupting: routes set (and the last one), signals per vector. */
+struct fake_irq {
+	unsigned signals[MSIX_MAX_VECTORS];
+	unsigned routes;
+	unsigned last_vector;
+	uint64_t last_addr;
+	uint32_t last_data;
+};
+
+static inline int fake_route(void *opaque, unsigned vector, uint64_t addr, uint32_t data)
+{
+	struct fake_irq *f = opaque;
+	f->routes++;
+	f->last_vector = vector, f->last_addr = addr, f->last_data = data;
+	return 0;
+}
+
+static inline void fake_signal(void *opaque, unsigned vector)
+{
+	struct fake_irq *f = opaque;
+	f->signals[vector]++;
+}
+
+static const struct msix_ops fake_msix_ops = { .set_route = fake_route, .signal = fake_signal };
+
 static inline uint32_t conf1_read(struct pci_bus *b, unsigned slot, unsigned off, unsigned len)
 {
 	uint8_t d[4];

@@ -270,34 +270,29 @@ static void expect_zeroes(struct blk *b, uint8_t *buf)
 	assert_true(all_zero(buf, MiB));
 }
 
-static void discard_punches_hole(void **state)
+/* op over the second MiB of a written MiB-and-more image frees its blocks and reads back as zeroes. */
+static void expect_range_op_punches(struct fixture *f, enum blk_op op, bool unmap)
 {
-	struct fixture *f = *state;
 	make_image(f, 8 * MiB);
 	struct blk *b = open_disk(f, false, 0);
 	uint8_t *buf = malloc(MiB);
 	assert_non_null(buf);
 	blkcnt_t full = write_one_mib(b, f->path, buf);
-	assert_int_equal(range_op(b, BLK_OP_DISCARD, MiB / 512, MiB / 512, false), BLK_S_OK);
+	assert_int_equal(range_op(b, op, MiB / 512, MiB / 512, unmap), BLK_S_OK);
 	assert_true(blocks_of(f->path) <= full - (blkcnt_t)(MiB / 512));
 	expect_zeroes(b, buf);
 	free(buf);
 	blk_close(b);
 }
 
+static void discard_punches_hole(void **state)
+{
+	expect_range_op_punches(*state, BLK_OP_DISCARD, false);
+}
+
 static void write_zeroes_unmap_punches(void **state)
 {
-	struct fixture *f = *state;
-	make_image(f, 8 * MiB);
-	struct blk *b = open_disk(f, false, 0);
-	uint8_t *buf = malloc(MiB);
-	assert_non_null(buf);
-	blkcnt_t full = write_one_mib(b, f->path, buf);
-	assert_int_equal(range_op(b, BLK_OP_WRITE_ZEROES, MiB / 512, MiB / 512, true), BLK_S_OK);
-	assert_true(blocks_of(f->path) <= full - (blkcnt_t)(MiB / 512));
-	expect_zeroes(b, buf);
-	free(buf);
-	blk_close(b);
+	expect_range_op_punches(*state, BLK_OP_WRITE_ZEROES, true);
 }
 
 static void write_zeroes_keeps_allocation(void **state)

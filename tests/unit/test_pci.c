@@ -21,29 +21,6 @@
 
 /* ---- fakes ---- */
 
-struct fake_irq {
-	unsigned signals[MSIX_MAX_VECTORS];
-	unsigned routes;
-	unsigned last_vector;
-	uint64_t last_addr;
-	uint32_t last_data;
-};
-
-static int fake_route(void *opaque, unsigned vector, uint64_t addr, uint32_t data)
-{
-	struct fake_irq *f = opaque;
-	f->routes++;
-	f->last_vector = vector, f->last_addr = addr, f->last_data = data;
-	return 0;
-}
-
-static void fake_signal(void *opaque, unsigned vector)
-{
-	struct fake_irq *f = opaque;
-	f->signals[vector]++;
-}
-
-static const struct msix_ops fake_msix_ops = { .set_route = fake_route, .signal = fake_signal };
 
 struct moved_log {
 	unsigned calls;

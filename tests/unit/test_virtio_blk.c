@@ -34,23 +34,6 @@
 #define DATA_GPA  0x30000
 #define STATUS_GPA 0x40000
 
-struct fake_irq {
-	unsigned signals[MSIX_MAX_VECTORS];
-};
-
-static int fake_route(void *opaque, unsigned vector, uint64_t addr, uint32_t data)
-{
-	(void)opaque, (void)vector, (void)addr, (void)data;
-	return 0;
-}
-
-static void fake_signal(void *opaque, unsigned vector)
-{
-	struct fake_irq *f = opaque;
-	f->signals[vector]++;
-}
-
-static const struct msix_ops fake_msix_ops = { .set_route = fake_route, .signal = fake_signal };
 
 struct fixture {
 	struct pci_bus bus;
