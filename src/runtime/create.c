@@ -192,8 +192,7 @@ static __attribute__((noreturn)) void init_main(struct create_ctx *c)
 		_exit(1);
 	if (setup_container(c, &err))
 		rt_sync_die(c->child_sock, &err);
-	if (c->console >= 0)
-		close(c->console);
+	closep(&c->console);
 	int keep = 3 + c->opts->preserve_fds;
 	syscall(SYS_close_range, keep, ~0U, CLOSE_RANGE_CLOEXEC);
 	rt_sync_send(c->child_sock, RT_SYNC_READY, 0, NULL);
@@ -386,16 +385,11 @@ static int start_children(struct create_ctx *c, vt_err *err)
 
 static void ctx_free(struct create_ctx *c)
 {
-	if (c->sock >= 0)
-		close(c->sock);
-	if (c->child_sock >= 0)
-		close(c->child_sock);
-	if (c->console >= 0)
-		close(c->console);
-	if (c->console_peer >= 0)
-		close(c->console_peer);
-	if (c->fifo >= 0)
-		close(c->fifo);
+	closep(&c->sock);
+	closep(&c->child_sock);
+	closep(&c->console);
+	closep(&c->console_peer);
+	closep(&c->fifo);
 	rt_seccomp_free(c->seccomp);
 	rt_cgroup_free(c->cgroup);
 	rt_spec_free(c->spec);

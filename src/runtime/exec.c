@@ -93,8 +93,7 @@ static __attribute__((noreturn)) void exec_child(struct exec_ctx *c)
 		rt_sync_die(c->child_sock, &err);
 	if (rt_check_executable(&c->proc, &err) || rt_process_setup(&c->proc, c->seccomp, &err))
 		rt_sync_die(c->child_sock, &err);
-	if (c->console >= 0)
-		close(c->console);
+	closep(&c->console);
 	syscall(SYS_close_range, 3 + c->o->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
 	rt_process_exec(&c->proc, &err);
 	rt_sync_die(c->child_sock, &err);
@@ -231,16 +230,11 @@ static int launch(struct exec_ctx *c, pid_t *pid, vt_err *err)
 static void ctx_free(struct exec_ctx *c)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(join_order); i++)
-		if (c->ns_fds[i] >= 0)
-			close(c->ns_fds[i]);
-	if (c->root_fd >= 0)
-		close(c->root_fd);
-	if (c->sock >= 0)
-		close(c->sock);
-	if (c->child_sock >= 0)
-		close(c->child_sock);
-	if (c->console >= 0)
-		close(c->console);
+		closep(&c->ns_fds[i]);
+	closep(&c->root_fd);
+	closep(&c->sock);
+	closep(&c->child_sock);
+	closep(&c->console);
 	rt_process_clear(&c->proc);
 	json_object_put(c->process_json);
 	rt_seccomp_free(c->seccomp);
