@@ -8,7 +8,7 @@ void uart_init(struct uart8250 *u, int out_fd, irq_line_fn set_irq, void *irq_op
 {
 	memset(u, 0, sizeof(*u));
 	pthread_mutex_init(&u->lock, NULL);
-	u->out_fd = out_fd;
+	console_sink_init(&u->out, out_fd);
 	u->set_irq = set_irq;
 	u->irq_opaque = irq_opaque;
 	u->lcr = 0x03;           /* 8N1, as firmware would leave it */
@@ -64,8 +64,8 @@ static void transmit(struct uart8250 *u, uint8_t b)
 {
 	if (u->mcr & UART_MCR_LOOP) {
 		rx_push(u, b);
-	} else if (u->out_fd >= 0) {
-		write_all(u->out_fd, &b, 1);
+	} else {
+		console_sink_write(&u->out, &b, 1);
 	}
 	u->tx_bytes++;
 	u->thre_pending = true; /* sent at once: the holding register is empty again */

@@ -1,4 +1,5 @@
-/* 16550A-compatible UART (COM1). Transmit is instantaneous (bytes go straight to out_fd); receive has a
+/* 16550A-compatible UART (COM1). Transmit is instantaneous (bytes go straight to the console sink, filtered
+ * when it is a terminal: lib/termsafe.h); receive has a
  * FIFO filled by the console thread. Interrupts follow the 8250 rules Linux's driver relies on. */
 #ifndef VIRTUS_SERIAL_H
 #define VIRTUS_SERIAL_H
@@ -7,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "lib/termsafe.h"
 
 #define UART_RX_FIFO 256
 
@@ -18,7 +21,7 @@ struct uart8250 {
 	bool thre_pending;       /* "transmitter empty" interrupt not yet acknowledged */
 	uint8_t rx[UART_RX_FIFO];
 	unsigned rx_head, rx_count;
-	int out_fd;              /* -1 discards output */
+	struct console_sink out;  /* fd -1 discards output */
 	irq_line_fn set_irq;
 	void *irq_opaque;
 	int irq_level;

@@ -6,7 +6,10 @@
  *
  * Checks the device's promises: every header it hands the network is one virtio_net_hdr_valid accepts for the
  * negotiated features, frames stay within the size cap, every iovec it writes lies in guest memory, a used
- * length never exceeds what the chain offered, and num_buffers of a merged frame counts its chains.
+ * length never exceeds what the chain offered, num_buffers of a merged frame counts its chains, every byte a
+ * kick changes lies in a used ring or in an rx buffer the device owns at that moment (posted and not yet
+ * returned: a write into a buffer already handed back corrupts the guest), and one pass takes at most
+ * VIRTIO_PASS_BUDGET chains (a cut-short pass asks to be rescheduled and is run again here).
  *
  * Input: byte 0 features (bit i -> the i-th entry of feature_bits), byte 1 queue sizes (rx 1 << (b & 7),
  * tx 1 << (b >> 4 & 7)), then ops until the input ends:
@@ -63,6 +66,20 @@ void virtio_queue_interrupt(struct virtio_device *d, unsigned q, bool force)
 void virtio_mark_broken(struct virtio_device *d, const char *why)
 {
 	(void)d, (void)why;
+}
+
+static bool rescheduled;
+
+void virtio_queue_reschedule(struct virtio_device *d, unsigned q)
+{
+	(void)d, (void)q;
+	rescheduled = true;
+}
+
+bool virtio_queue_live(const struct virtio_device *d, unsigned q)
+{
+	(void)d, (void)q;
+	return true;
 }
 
 int net_slirp_create(const struct net_opts *o, struct net_sink sink, struct net_backend **out, vt_err *err)
@@ -142,6 +159,7 @@ struct rig {
 	uint32_t buf_next;
 	uint32_t rx_cap[256];        /* writable bytes of the rx chain with head i */
 	uint32_t rx_gpa[256];       /* where it starts (a chain's segments are contiguous here) */
+	uint8_t *before, *owned;     /* RAM_SIZE each: RAM before a kick; bytes the device may write then */
 };
 
 static uint32_t ring_base(unsigned q)
@@ -276,6 +294,46 @@ static void check_tx_used(struct rig *r)
 	}
 }
 
+static void mark(uint8_t *map, uint64_t gpa, uint64_t len)
+{
+	if (gpa < RAM_SIZE)
+		memset(map + gpa, 1, len < RAM_SIZE - gpa ? len : RAM_SIZE - gpa);
+}
+
+/* What the device owns before a kick: both used rings (avail_event included) and the writable buffers of
+ * the rx chains posted and not yet returned. */
+static void mark_owned(struct rig *r)
+{
+	memset(r->owned, 0, r->buf_next);
+	for (unsigned q = 0; q < 2; q++)
+		mark(r->owned, r->vq[q].used_gpa, 6 + 8ull * r->vq[q].size);
+	for (unsigned head = 0; head < r->vq[VIRTIO_NET_RXQ].size; head++)
+		if (r->chain_n[VIRTIO_NET_RXQ][head])
+			mark(r->owned, r->rx_gpa[head], r->rx_cap[head]);
+}
+
+/* One kick as the event loop runs it (passes until none asks to be rescheduled), checked: no byte outside
+ * what the device owns changed. */
+static void notify_checked(struct rig *r, struct virtio_device *d, unsigned q)
+{
+	size_t span = r->buf_next; /* rings and every buffer posted so far lie below */
+	memcpy(r->before, r->ram, span);
+	mark_owned(r);
+	do {
+		rescheduled = false;
+		uint16_t pass_start = used_idx(r, q);
+		d->ops->queue_notify(d, q);
+		check(q != VIRTIO_NET_TXQ || (uint16_t)(used_idx(r, q) - pass_start) <= VIRTIO_PASS_BUDGET);
+	} while (rescheduled);
+	for (size_t b = 0; b < span; b += 64) {
+		size_t n = span - b < 64 ? span - b : 64;
+		if (!memcmp(r->before + b, r->ram + b, n))
+			continue;
+		for (size_t k = b; k < b + n; k++)
+			check(r->before[k] == r->ram[k] || r->owned[k]);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 2)
@@ -283,6 +341,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct rig r;
 	memset(&r, 0, sizeof(r));
 	r.ram = calloc(1, RAM_SIZE);
+	r.before = malloc(RAM_SIZE), r.owned = malloc(RAM_SIZE);
+	check(r.ram && r.before && r.owned);
 	gmem_init_fixed(&r.mem, r.ram, RAM_SIZE);
 	r.buf_next = BUF_START;
 
@@ -348,20 +408,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case 3:
-			d->ops->queue_notify(d, VIRTIO_NET_TXQ);
+			notify_checked(&r, d, VIRTIO_NET_TXQ);
 			check_tx_used(&r);
 			break;
 		case 4:
-			d->ops->queue_notify(d, VIRTIO_NET_RXQ);
+			notify_checked(&r, d, VIRTIO_NET_RXQ);
 			check_rx_used(&r, d->negotiated & (1ULL << VIRTIO_NET_F_MRG_RXBUF));
 			break;
 		}
 	}
-	d->ops->queue_notify(d, VIRTIO_NET_TXQ);
+	notify_checked(&r, d, VIRTIO_NET_TXQ);
 	check_tx_used(&r);
-	d->ops->queue_notify(d, VIRTIO_NET_RXQ);
+	notify_checked(&r, d, VIRTIO_NET_RXQ);
 	check_rx_used(&r, d->negotiated & (1ULL << VIRTIO_NET_F_MRG_RXBUF));
 	virtio_net_destroy(d);
-	free(r.ram);
+	free(r.ram), free(r.before), free(r.owned);
 	return 0;
 }

@@ -25,6 +25,9 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t written) { (void)q, (vo
 bool virtq_enable_notify(struct virtq *q, bool enable) { (void)q, (void)enable; abort(); }
 void virtio_queue_interrupt(struct virtio_device *d, unsigned q, bool force) { (void)d, (void)q, (void)force; abort(); }
 void virtio_mark_broken(struct virtio_device *d, const char *why) { (void)d, (void)why; abort(); }
+int virtio_pass_pop(struct virtio_pass *p, struct virtq_chain *c) { (void)p, (void)c; abort(); }
+void virtio_queue_reschedule(struct virtio_device *d, unsigned q) { (void)d, (void)q; abort(); }
+bool virtio_queue_live(const struct virtio_device *d, unsigned q) { (void)d, (void)q; abort(); }
 
 struct fixture {
 	struct virtio_device *dev;

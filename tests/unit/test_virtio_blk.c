@@ -386,6 +386,80 @@ static void teardown_with_request_in_flight(void **state)
 	post_request(f, VIRTIO_BLK_T_OUT, 0, 65536, false);
 }
 
+static bool needs_reset(struct fixture *f)
+{
+	return bar_read(f, VPCI_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET;
+}
+
+/* The driver posts head 0 again while its request is still in flight: a guest error (NEEDS_RESET), and the
+ * second request is never started. */
+static void head_posted_again_while_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	driver_ok(f);
+	post_request(f, VIRTIO_BLK_T_OUT, 0, 65536, false);
+	assert_int_equal(virtio_blk_in_flight(f->blk), 1);
+	assert_false(needs_reset(f));
+	post_request(f, VIRTIO_BLK_T_OUT, 0, 65536, false);
+	assert_true(needs_reset(f));
+	assert_int_equal(virtio_blk_in_flight(f->blk), 1);
+	/* the reset drains what is in flight and the device works again */
+	bar_write(f, VPCI_STATUS, 1, 0);
+	assert_int_equal(virtio_blk_in_flight(f->blk), 0);
+	memset(f->ram + USED_GPA, 0, 4096);
+	memset(f->ram + AVAIL_GPA, 0, 4096);
+	f->next_avail = 0;
+	driver_ok(f);
+	post_request(f, VIRTIO_BLK_T_FLUSH, 0, 0, false);
+	complete_until(f, 1);
+	assert_int_equal(f->ram[STATUS_GPA], VIRTIO_BLK_S_OK);
+}
+
+static long rss_kib(void)
+{
+	FILE *fp = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+	while (fp && fgets(line, sizeof(line), fp))
+		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+			break;
+	if (fp)
+		fclose(fp);
+	return kib;
+}
+
+/* The flood from the review: round after round, the driver fills the whole ring with the same heads and
+ * kicks, never waiting for completions (the loop model: completions are not reaped in between). Before the
+ * fix every round added a queue's worth of requests in flight (1000 rounds of 256: 128,000 requests, RSS
+ * +148 MB); now the first re-posted head breaks the device and nothing more starts. */
+static void reposting_flood_stays_bounded(void **state)
+{
+	struct fixture *f = *state;
+	driver_ok(f);
+	long rss0 = rss_kib();
+	uint16_t *avail = (uint16_t *)(void *)(f->ram + AVAIL_GPA);
+	uint32_t type = VIRTIO_BLK_T_IN;
+	memcpy(f->ram + HDR_GPA, &type, 4);
+	for (uint16_t r = 0; r < QSIZE / 2; r++) { /* head 2r: header, then a 512-byte writable sector+status */
+		put_desc(f, (uint16_t)(2 * r), HDR_GPA, 16, VIRTQ_DESC_F_NEXT, (uint16_t)(2 * r + 1));
+		put_desc(f, (uint16_t)(2 * r + 1), DATA_GPA, 513, VIRTQ_DESC_F_WRITE, 0);
+	}
+	unsigned max_in_flight = 0;
+	for (unsigned round = 0; round < 1000; round++) {
+		for (uint16_t r = 0; r < QSIZE / 2; r++)
+			avail[2 + (f->next_avail + r) % QSIZE] = (uint16_t)(2 * r);
+		f->next_avail = (uint16_t)(f->next_avail + QSIZE / 2);
+		avail[1] = f->next_avail;
+		bar_write(f, VPCI_NOTIFY_OFF, 2, 0);
+		if (virtio_blk_in_flight(f->blk) > max_in_flight)
+			max_in_flight = virtio_blk_in_flight(f->blk);
+	}
+	print_message("# blk flood: 1000 rounds, at most %u requests in flight, RSS %+ld KiB\n", max_in_flight,
+		      rss_kib() - rss0);
+	assert_true(needs_reset(f));
+	assert_true(max_in_flight <= QSIZE);
+}
+
 static void missing_image_is_an_error(void **state)
 {
 	(void)state;
@@ -410,6 +484,8 @@ int main(void)
 		RW(batch_in_flight_one_interrupt),
 		RW(reset_with_requests_in_flight),
 		RW(teardown_with_request_in_flight),
+		RW(head_posted_again_while_in_flight),
+		RW(reposting_flood_stays_bounded),
 		cmocka_unit_test(missing_image_is_an_error),
 	};
 	return cmocka_run_group_tests_name("virtio_blk", tests, NULL, NULL);

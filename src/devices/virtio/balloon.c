@@ -129,28 +129,19 @@ static void stats_queue_notify(struct vballoon *b)
 	struct virtio_device *d = &b->dev;
 	struct virtq *vq = &d->vq[VBALLOON_STATSQ];
 	bool returned = false;
+	struct virtio_pass pass = virtio_pass_begin(d, VBALLOON_STATSQ);
 	int rc;
-	do {
-		while ((rc = virtq_pop(vq, b->chain)) == 1) {
-			if (b->stats_held) {
-				virtq_push(vq, b->stats_head, 0);
-				returned = true;
-			}
-			take_stats(b, b->chain);
-			b->stats_head = b->chain->head;
-			b->stats_held = true;
+	while ((rc = virtio_pass_pop(&pass, b->chain)) == 1) {
+		if (b->stats_held) {
+			virtq_push(vq, b->stats_head, 0);
+			returned = true;
 		}
-	} while (rc == 0 && virtq_enable_notify(vq, true));
-	if (rc < 0)
-		virtio_mark_broken(d, "malformed balloon stats chain");
-	else if (returned)
+		take_stats(b, b->chain);
+		b->stats_head = b->chain->head;
+		b->stats_held = true;
+	}
+	if (rc == 0 && returned)
 		virtio_queue_interrupt(d, VBALLOON_STATSQ, false);
-}
-
-static bool stats_queue_live(const struct virtio_transport *t)
-{
-	return (t->status & VIRTIO_STATUS_DRIVER_OK) && !(t->status & VIRTIO_STATUS_NEEDS_RESET) &&
-	       t->q[VBALLOON_STATSQ].enabled && !t->vq[VBALLOON_STATSQ].broken;
 }
 
 void virtio_balloon_stats_tick(void *dev)
@@ -166,7 +157,7 @@ void virtio_balloon_stats_tick(void *dev)
 	if (!t)
 		return;
 	pthread_mutex_lock(&t->lock);
-	if (b->stats_held && stats_queue_live(t)) {
+	if (b->stats_held && virtio_queue_live(&b->dev, VBALLOON_STATSQ)) {
 		b->stats_held = false;
 		b->stats.requests++;
 		virtq_push(&b->dev.vq[VBALLOON_STATSQ], b->stats_head, 0);
@@ -185,16 +176,13 @@ static void vb_queue_notify(struct virtio_device *d, unsigned q)
 	if (q != VBALLOON_INFLATEQ && q != VBALLOON_DEFLATEQ)
 		return;
 	struct virtq *vq = &d->vq[q];
+	struct virtio_pass pass = virtio_pass_begin(d, q);
 	int rc;
-	do {
-		while ((rc = virtq_pop(vq, b->chain)) == 1) {
-			handle_pfns(b, b->chain, q == VBALLOON_INFLATEQ);
-			virtq_push(vq, b->chain->head, 0);
-		}
-	} while (rc == 0 && virtq_enable_notify(vq, true));
-	if (rc < 0)
-		virtio_mark_broken(d, "malformed balloon chain");
-	else
+	while ((rc = virtio_pass_pop(&pass, b->chain)) == 1) {
+		handle_pfns(b, b->chain, q == VBALLOON_INFLATEQ);
+		virtq_push(vq, b->chain->head, 0);
+	}
+	if (rc == 0)
 		virtio_queue_interrupt(d, q, false);
 }
 

@@ -40,6 +40,8 @@ struct vblk_dev {
 	uint8_t config[CFG_LEN];
 	bool drop_completions;        /* reset or teardown: the rings the requests came from are gone */
 	bool pushed;                  /* a completion was pushed since the last interrupt */
+	uint64_t in_flight[BLK_QUEUE_SIZE / 64]; /* bit per head whose request the backend holds */
+	uint64_t reposted_heads;      /* guest errors: a head posted again while in flight */
 	/* Scratch for one request at a time (~36 KiB: kept off the loop thread's stack). */
 	struct virtq_chain chain;
 	struct blk_req_parsed parsed;
@@ -84,10 +86,26 @@ static void blk_config_read(struct virtio_device *d, uint32_t off, uint8_t *data
 	memcpy(data, to_vblk(d)->config + off, len);  /* the transport checked off + len <= config_len */
 }
 
+/* A head the device still holds (its request in flight) posted again: the driver broke the ring's
+ * contract, and honouring it would let a guest keep any number of requests in flight. */
+static bool head_in_flight(const struct vblk_dev *b, uint16_t head)
+{
+	return b->in_flight[head / 64] & (1ULL << (head % 64));
+}
+
+static void set_in_flight(struct vblk_dev *b, uint16_t head, bool on)
+{
+	if (on)
+		b->in_flight[head / 64] |= 1ULL << (head % 64);
+	else
+		b->in_flight[head / 64] &= ~(1ULL << (head % 64));
+}
+
 /* Backend completion (inside blk_poll_completions / blk_wait_completions). */
 static void request_done(void *opaque, uint16_t head, uint32_t used_len)
 {
 	struct vblk_dev *b = opaque;
+	set_in_flight(b, head, false);
 	if (b->drop_completions)
 		return;
 	virtq_push(&b->dev.vq[0], head, used_len);
@@ -99,26 +117,31 @@ static void start_request(struct vblk_dev *b, struct virtq *vq)
 {
 	enum blk_req_verdict v = blk_req_parse(&b->chain, &b->limits, &b->parsed);
 	uint32_t used;
-	if (!vblk_start(b->disk, &b->parsed, v, b->chain.head, request_done, b, &used)) {
-		virtq_push(vq, b->chain.head, used);
-		b->pushed = true;
+	if (vblk_start(b->disk, &b->parsed, v, b->chain.head, request_done, b, &used)) {
+		set_in_flight(b, b->chain.head, true);
+		return;
 	}
+	virtq_push(vq, b->chain.head, used);
+	b->pushed = true;
 }
 
-/* Drain the ring (re-arming notifications and draining again if buffers raced in), then hand the whole
- * batch to the backend with one kick. */
+/* One pass over the ring (bounded: virtio_pass_pop), then the whole batch goes to the backend with one
+ * kick. At most one request per head is in flight, so never more than the queue size. */
 static void blk_queue_notify(struct virtio_device *d, unsigned q)
 {
 	struct vblk_dev *b = to_vblk(d);
 	struct virtq *vq = &d->vq[q];
-	int rc;
-	do {
-		while ((rc = virtq_pop(vq, &b->chain)) == 1)
-			start_request(b, vq);
-	} while (rc == 0 && virtq_enable_notify(vq, true));
+	struct virtio_pass pass = virtio_pass_begin(d, q);
+	while (virtio_pass_pop(&pass, &b->chain) == 1) {
+		if (head_in_flight(b, b->chain.head)) {
+			b->reposted_heads++;
+			vq->broken = true;
+			virtio_mark_broken(d, "a request's head posted again while in flight");
+			break;
+		}
+		start_request(b, vq);
+	}
 	blk_kick(b->disk);
-	if (rc < 0)
-		virtio_mark_broken(d, "malformed descriptor chain");
 	if (b->pushed) {
 		b->pushed = false;
 		virtio_queue_interrupt(d, q, false);
@@ -137,7 +160,9 @@ static void drain_inflight(struct vblk_dev *b)
 
 static void blk_reset(struct virtio_device *d)
 {
-	drain_inflight(to_vblk(d));
+	struct vblk_dev *b = to_vblk(d);
+	drain_inflight(b);
+	memset(b->in_flight, 0, sizeof(b->in_flight));
 }
 
 static const struct virtio_device_ops blk_ops = {
@@ -157,6 +182,15 @@ void virtio_blk_complete(void *dev)
 		virtio_queue_interrupt(&b->dev, 0, false);
 	}
 	pthread_mutex_unlock(&t->lock);
+}
+
+unsigned virtio_blk_in_flight(const struct virtio_device *d)
+{
+	const struct vblk_dev *b = (const struct vblk_dev *)d;
+	unsigned n = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(b->in_flight); i++)
+		n += (unsigned)__builtin_popcountll(b->in_flight[i]);
+	return n;
 }
 
 int virtio_blk_eventfd(const struct virtio_device *d)

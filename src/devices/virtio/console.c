@@ -1,5 +1,5 @@
 /* virtio-console (virtio 1.x, 5.3) with a single port and no features: receiveq 0 carries host input to
- * the guest, transmitq 1 carries the guest's output to out_fd.
+ * the guest, transmitq 1 carries the guest's output to out_fd (filtered when it is a terminal: lib/termsafe.h).
  *
  * Host input comes from the console pump (main thread) while the queues are driven on the event loop, so
  * input is first appended to a bounded byte FIFO under the device's own mutex, then the receive queue's
@@ -18,13 +18,14 @@
 #include <unistd.h>
 
 #include "devices/virtio/pci.h"
+#include "lib/termsafe.h"
 #include "lib/util.h"
 
 #define VCON_QUEUE_SIZE 128
 
 struct vcon {
 	struct virtio_device dev; /* first: the device pointer is the vcon pointer */
-	int out_fd;
+	struct console_sink out;
 	pthread_mutex_t lock;     /* the FIFO below: written by the pump, read by the loop */
 	uint8_t pending[VCON_PENDING_MAX];
 	size_t head, len;         /* circular FIFO */
@@ -91,20 +92,15 @@ void virtio_console_flush_rx(struct virtio_device *d)
 	if (!c->guest_spoke)
 		return; /* held: drain_tx flushes once the guest's console is up */
 	pthread_mutex_lock(&c->lock);
-	/* Input left over with no buffer: re-arm the driver's kicks (its next posted buffer wakes us), and
-	 * re-check to close the race with a buffer posted meanwhile. */
-	do {
-		while (c->len && (rc = virtq_pop(vq, c->chain)) == 1) {
-			virtq_push(vq, c->chain->head, fill_chain(c, c->chain));
-			pushed = true;
-		}
-	} while (rc == 0 && c->len && virtq_enable_notify(vq, true));
-	pthread_mutex_unlock(&c->lock);
-	if (rc < 0) {
-		virtio_mark_broken(d, "malformed receive chain");
-	} else if (pushed) {
-		virtio_queue_interrupt(d, VCON_RXQ, false);
+	/* Input left over with no buffer: the pass re-arms the driver's kicks (its next posted buffer wakes us). */
+	struct virtio_pass pass = virtio_pass_begin(d, VCON_RXQ);
+	while (c->len && (rc = virtio_pass_pop(&pass, c->chain)) == 1) {
+		virtq_push(vq, c->chain->head, fill_chain(c, c->chain));
+		pushed = true;
 	}
+	pthread_mutex_unlock(&c->lock);
+	if (rc >= 0 && pushed)
+		virtio_queue_interrupt(d, VCON_RXQ, false);
 }
 
 /* A safety net for input the driver has not taken: an interrupt that reached it before its port was ready
@@ -115,27 +111,17 @@ static void reinterrupt_untaken_rx(struct virtio_device *d)
 {
 	struct virtq *vq = &d->vq[VCON_RXQ];
 	uint16_t used_event;
-	if (!d->transport || !d->transport->q[VCON_RXQ].enabled || !vq->event_idx || vq->broken ||
+	if (!d->transport || !virtq_usable(vq) || !vq->event_idx ||
 	    gmem_read(vq->mem, vq->avail_gpa + 4 + 2ull * vq->size, &used_event, 2) < 0)
 		return;
 	if (le16toh(used_event) != vq->used_idx)
 		virtio_queue_interrupt(d, VCON_RXQ, true);
 }
 
-static void write_segments(int fd, const struct iovec *iov, unsigned n)
+static void write_segments(struct console_sink *out, const struct iovec *iov, unsigned n)
 {
-	for (unsigned i = 0; i < n; i++) {
-		const uint8_t *p = iov[i].iov_base;
-		size_t left = iov[i].iov_len;
-		while (left && fd >= 0) {
-			ssize_t w = write(fd, p, left);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				return; /* output gone (closed pipe): the guest's bytes are dropped, not retried */
-			p += w, left -= (size_t)w;
-		}
-	}
+	for (unsigned i = 0; i < n; i++)
+		console_sink_write(out, iov[i].iov_base, iov[i].iov_len);
 }
 
 static void drain_tx(struct virtio_device *d)
@@ -143,18 +129,15 @@ static void drain_tx(struct virtio_device *d)
 	struct vcon *c = to_vcon(d);
 	struct virtq *vq = &d->vq[VCON_TXQ];
 	bool spoke = c->guest_spoke;
+	struct virtio_pass pass = virtio_pass_begin(d, VCON_TXQ);
 	int rc;
-	do {
-		while ((rc = virtq_pop(vq, c->chain)) == 1) {
-			c->guest_spoke = true;
-			write_segments(c->out_fd, c->chain->iov, c->chain->nread);
-			virtq_push(vq, c->chain->head, 0);
-		}
-	} while (rc == 0 && virtq_enable_notify(vq, true));
-	if (rc < 0) {
-		virtio_mark_broken(d, "malformed transmit chain");
-		return;
+	while ((rc = virtio_pass_pop(&pass, c->chain)) == 1) {
+		c->guest_spoke = true;
+		write_segments(&c->out, c->chain->iov, c->chain->nread);
+		virtq_push(vq, c->chain->head, 0);
 	}
+	if (rc < 0)
+		return;
 	virtio_queue_interrupt(d, VCON_TXQ, false);
 	if (!spoke && c->guest_spoke)
 		virtio_console_flush_rx(d);
@@ -185,7 +168,7 @@ int virtio_console_create(struct virtio_device **out, int out_fd, vt_err *err)
 		return vt_fail_errno(err, ENOMEM, "virtio-console");
 	}
 	pthread_mutex_init(&c->lock, NULL);
-	c->out_fd = out_fd;
+	console_sink_init(&c->out, out_fd);
 	struct virtio_device *d = &c->dev;
 	d->id = VIRTIO_ID_CONSOLE;
 	d->features = (1ULL << VIRTIO_F_EVENT_IDX) | (1ULL << VIRTIO_F_INDIRECT_DESC);

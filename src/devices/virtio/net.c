@@ -437,19 +437,16 @@ static void rx_drain(struct virtio_net *n)
 static void tx_drain(struct virtio_net *n)
 {
 	struct virtq *vq = &n->dev.vq[VIRTIO_NET_TXQ];
+	struct virtio_pass pass = virtio_pass_begin(&n->dev, VIRTIO_NET_TXQ);
 	int rc;
-	do {
-		while ((rc = virtq_pop(vq, n->chain)) == 1) {
-			if (n->backend->vnet_hdr)
-				vnet_tx_one(n);
-			else
-				sink_tx_one(n);
-			virtq_push(vq, n->chain->head, 0);
-		}
-	} while (rc == 0 && virtq_enable_notify(vq, true));
-	if (rc < 0)
-		virtio_mark_broken(&n->dev, "malformed tx descriptor chain");
-	else
+	while ((rc = virtio_pass_pop(&pass, n->chain)) == 1) {
+		if (n->backend->vnet_hdr)
+			vnet_tx_one(n);
+		else
+			sink_tx_one(n);
+		virtq_push(vq, n->chain->head, 0);
+	}
+	if (rc == 0)
 		virtio_queue_interrupt(&n->dev, VIRTIO_NET_TXQ, false);
 }
 
@@ -500,9 +497,7 @@ void virtio_net_rx_ready(void *arg)
 	if (!t)
 		return;
 	pthread_mutex_lock(&t->lock);
-	bool live = (t->status & VIRTIO_STATUS_DRIVER_OK) && !(t->status & VIRTIO_STATUS_NEEDS_RESET) &&
-		    t->q[VIRTIO_NET_RXQ].enabled && !t->vq[VIRTIO_NET_RXQ].broken;
-	if (live)
+	if (virtio_queue_live(&n->dev, VIRTIO_NET_RXQ))
 		rx_drain(n);
 	else if (n->backend->vnet_hdr)
 		vnet_rx_discard(n);

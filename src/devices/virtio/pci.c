@@ -72,7 +72,8 @@ static void reset_queue(struct virtio_transport *t, unsigned i)
 	q->msix_vector = VIRTIO_NO_VECTOR;
 	q->enabled = false;
 	q->desc = q->driver = q->device = 0;
-	memset(&t->vq[i], 0, sizeof(t->vq[i]));
+	q->pass_again = false;
+	virtq_disable(&t->vq[i]);
 }
 
 static void reset_device(struct virtio_transport *t)
@@ -113,6 +114,9 @@ static void set_status(struct virtio_transport *t, uint8_t v)
 		return;
 	}
 	uint8_t old = t->status;
+	/* 2.1.1: the driver never clears a status bit; only a reset (0) goes back. Keeping every bit already
+	 * set means features accepted with FEATURES_OK can never be renegotiated under live queues. */
+	v |= old;
 	if ((v & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
 		if (features_acceptable(t))
 			t->dev->negotiated = t->driver_features;
@@ -140,7 +144,7 @@ static void enable_queue(struct virtio_transport *t, unsigned i)
 {
 	struct vpci_queue *q = &t->q[i];
 	struct virtq *vq = &t->vq[i];
-	memset(vq, 0, sizeof(*vq));
+	virtq_disable(vq);
 	vq->size = q->size;
 	vq->desc_gpa = q->desc, vq->avail_gpa = q->driver, vq->used_gpa = q->device;
 	vq->event_idx = t->driver_features & (1ULL << VIRTIO_F_EVENT_IDX);
@@ -359,13 +363,35 @@ void virtio_pci_bar_io(void *opaque, uint64_t addr, uint8_t *data, uint32_t len,
 
 /* ---- Kicks ---------------------------------------------------------------------------------------- */
 
+bool virtio_queue_live(const struct virtio_device *d, unsigned q)
+{
+	const struct virtio_transport *t = d->transport;
+	return q < d->nqueues && (t->status & VIRTIO_STATUS_DRIVER_OK) && !(t->status & VIRTIO_STATUS_NEEDS_RESET) &&
+	       t->q[q].enabled && virtq_usable(&t->vq[q]);
+}
+
+void virtio_queue_reschedule(struct virtio_device *d, unsigned q)
+{
+	struct vpci_queue *vq = &d->transport->q[q];
+	vq->deferred_passes++;
+	if (vq->kick_fd < 0) {
+		vq->pass_again = true; /* no loop (tests): kick() runs the next pass itself */
+		return;
+	}
+	uint64_t one = 1;
+	if (write(vq->kick_fd, &one, sizeof(one)) < 0) {
+		/* counter overflow only: a pass is pending anyway */
+	}
+}
+
 static void kick(struct virtio_transport *t, unsigned q)
 {
 	pthread_mutex_lock(&t->lock);
-	bool live = (t->status & VIRTIO_STATUS_DRIVER_OK) && !(t->status & VIRTIO_STATUS_NEEDS_RESET) &&
-		    t->q[q].enabled && !t->vq[q].broken;
-	if (live)
-		t->dev->ops->queue_notify(t->dev, q);
+	do {
+		t->q[q].pass_again = false;
+		if (virtio_queue_live(t->dev, q))
+			t->dev->ops->queue_notify(t->dev, q);
+	} while (t->q[q].pass_again);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -376,7 +402,7 @@ static void on_kick(void *arg)
 	uint64_t n;
 	if (read(q->kick_fd, &n, sizeof(n)) != sizeof(n))
 		return;
-	__atomic_add_fetch(&q->kicks, n, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&q->kicks, n, __ATOMIC_RELAXED); /* includes the device's own deferred passes */
 	kick(q->t, q->index);
 }
 
@@ -589,8 +615,11 @@ void virtio_pci_print_stats(struct virtio_transport *t, FILE *f)
 {
 	for (unsigned i = 0; i < t->dev->nqueues; i++) {
 		const struct vpci_queue *q = &t->q[i];
-		fprintf(f, "  %s queue %u: %llu kicks (%llu of them trapped as exits, the rest ioeventfd), %llu interrupts\n",
-			t->dev->name, i, (unsigned long long)__atomic_load_n(&q->kicks, __ATOMIC_RELAXED),
-			(unsigned long long)__atomic_load_n(&q->trapped_kicks, __ATOMIC_RELAXED), (unsigned long long)q->interrupts);
+		uint64_t kicks = __atomic_load_n(&q->kicks, __ATOMIC_RELAXED);
+		uint64_t deferred = __atomic_load_n(&q->deferred_passes, __ATOMIC_RELAXED);
+		fprintf(f, "  %s queue %u: %llu kicks (%llu of them trapped as exits, the rest ioeventfd), %llu interrupts, "
+			"%llu passes deferred\n", t->dev->name, i, (unsigned long long)(kicks - MIN(kicks, deferred)),
+			(unsigned long long)__atomic_load_n(&q->trapped_kicks, __ATOMIC_RELAXED), (unsigned long long)q->interrupts,
+			(unsigned long long)deferred);
 	}
 }

@@ -79,6 +79,8 @@ struct vpci_queue {
 	int kick_fd;                 /* eventfd, -1 without a host loop */
 	uint64_t kick_gpa;           /* where kick_fd is attached as ioeventfd; 0 = nowhere */
 	uint64_t kicks, trapped_kicks, interrupts; /* --stats */
+	uint64_t deferred_passes;    /* passes the device cut short and re-queued (virtio_queue_reschedule) */
+	bool pass_again;             /* no host loop: run queue_notify again before kick() returns */
 	struct virtio_transport *t;
 	unsigned index;
 };

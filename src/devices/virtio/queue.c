@@ -87,6 +87,7 @@ int virtq_init(struct virtq *q)
 	q->signalled_used = 0;
 	q->signalled_valid = false;
 	q->desc_hva = q->avail_hva = q->used_hva = NULL;
+	q->ready = false;
 	q->broken = true; /* until every check below passed */
 	if (!q->mem || q->size > VIRTQ_MAX_SIZE || !is_pow2(q->size))
 		return -1;
@@ -96,7 +97,13 @@ int virtq_init(struct virtq *q)
 	if (!q->desc_hva || !q->avail_hva || !q->used_hva)
 		return -1;
 	q->broken = false;
+	q->ready = true;
 	return 0;
+}
+
+void virtq_disable(struct virtq *q)
+{
+	memset(q, 0, sizeof(*q)); /* ready = false */
 }
 
 /* Copy one descriptor out of guest memory exactly once. memcpy copes with unaligned indirect tables; the
@@ -188,6 +195,8 @@ int virtq_pop(struct virtq *q, struct virtq_chain *chain)
 	chain_reset(chain, 0);
 	if (q->broken)
 		return -1;
+	if (!q->ready)
+		return 0;
 	uint16_t avail_idx = load16(q->avail_hva, RING_IDX_OFF);
 	uint16_t pending = avail_idx - q->last_avail;
 	if (pending > q->size)
@@ -210,7 +219,7 @@ int virtq_pop(struct virtq *q, struct virtq_chain *chain)
 
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
 {
-	if (q->broken)
+	if (!virtq_usable(q))
 		return;
 	uint64_t off = used_entry_off(q, q->used_idx);
 	store32(q->used_hva, off, head);
@@ -223,7 +232,7 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
 
 void virtq_fill(struct virtq *q, unsigned i, uint16_t head, uint32_t written)
 {
-	if (q->broken)
+	if (!virtq_usable(q))
 		return;
 	uint64_t off = used_entry_off(q, (uint16_t)(q->used_idx + i));
 	store32(q->used_hva, off, head);
@@ -232,7 +241,7 @@ void virtq_fill(struct virtq *q, unsigned i, uint16_t head, uint32_t written)
 
 void virtq_flush(struct virtq *q, unsigned n)
 {
-	if (q->broken)
+	if (!virtq_usable(q))
 		return;
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	q->used_idx = (uint16_t)(q->used_idx + n);
@@ -246,7 +255,7 @@ void virtq_unpop(struct virtq *q, unsigned n)
 
 bool virtq_should_notify(struct virtq *q)
 {
-	if (q->broken)
+	if (!virtq_usable(q))
 		return false;
 	/* used->idx must be visible before we read the driver's suppression state, or the driver could
 	 * decide to wait for an interrupt we decide not to send. */
@@ -263,7 +272,7 @@ bool virtq_should_notify(struct virtq *q)
 
 bool virtq_enable_notify(struct virtq *q, bool enable)
 {
-	if (q->broken)
+	if (!virtq_usable(q))
 		return false;
 	if (q->event_idx) {
 		/* Disabling needs no write: the driver notifies at most once more, when it passes the

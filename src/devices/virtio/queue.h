@@ -36,6 +36,7 @@ struct virtq {
 	uint16_t used_idx;        /* our copy of used->idx */
 	uint16_t signalled_used;  /* used_idx when the driver was last interrupted (event idx) */
 	bool signalled_valid;
+	bool ready;               /* virtq_init succeeded: the rings below are mapped */
 	bool broken;              /* a guest error was seen: stop using the queue */
 	/* Private to queue.c: host addresses of the three areas, resolved and bounds-checked by virtq_init. */
 	uint8_t *desc_hva, *avail_hva, *used_hva;
@@ -52,7 +53,18 @@ struct virtq_chain {
 /* Check the ring addresses against guest memory and reset device state; -1 if the rings do not fit. */
 int virtq_init(struct virtq *q);
 
-/* Take the next available chain: 1 got one, 0 none pending, -1 guest error (q->broken is set). */
+/* A queue the driver has not enabled (or that a reset took away): every operation below refuses to touch
+ * guest memory (pop finds nothing, push and notify do nothing) until virtq_init succeeds on it again. */
+void virtq_disable(struct virtq *q);
+
+/* Whether the queue is enabled with its rings mapped, and no guest error was seen. */
+static inline bool virtq_usable(const struct virtq *q)
+{
+	return q->ready && !q->broken;
+}
+
+/* Take the next available chain: 1 got one, 0 none pending (or the queue is not enabled), -1 guest error
+ * (q->broken is set). */
 int virtq_pop(struct virtq *q, struct virtq_chain *chain);
 
 /* Return a chain to the driver with `written` bytes written into its writable part. */

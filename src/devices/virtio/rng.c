@@ -28,23 +28,19 @@ static uint32_t fill_random(const struct virtq_chain *c)
 	return (uint32_t)MIN(total, UINT32_MAX);
 }
 
-/* Drain the queue, then re-arm notifications (with event idx, avail_event) and drain again if buffers
- * arrived meanwhile: without the re-arm the driver would stop kicking. */
+/* One pass (virtio_pass_pop: bounded, notifications re-armed when the queue runs dry). */
 static void rng_queue_notify(struct virtio_device *d, unsigned q)
 {
 	struct virtq *vq = &d->vq[q];
 	struct virtq_chain *chain = malloc(sizeof(*chain)); /* ~16 KiB: not on the loop thread's stack */
 	if (!chain)
 		return; /* host out of memory: the buffers stay queued for the next kick */
+	struct virtio_pass pass = virtio_pass_begin(d, q);
 	int rc;
-	do {
-		while ((rc = virtq_pop(vq, chain)) == 1)
-			virtq_push(vq, chain->head, fill_random(chain));
-	} while (rc == 0 && virtq_enable_notify(vq, true));
+	while ((rc = virtio_pass_pop(&pass, chain)) == 1)
+		virtq_push(vq, chain->head, fill_random(chain));
 	free(chain);
-	if (rc < 0)
-		virtio_mark_broken(d, "malformed descriptor chain");
-	else
+	if (rc == 0)
 		virtio_queue_interrupt(d, q, false);
 }
 

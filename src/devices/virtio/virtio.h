@@ -81,6 +81,33 @@ void virtio_config_changed(struct virtio_device *d);
  * its queues until the driver resets it. */
 void virtio_mark_broken(struct virtio_device *d, const char *why);
 
+/* Whether queue q may be used now: DRIVER_OK, not NEEDS_RESET, the queue enabled with valid rings.
+ * Call with the transport lock held (every op but config_* has it). */
+bool virtio_queue_live(const struct virtio_device *d, unsigned q);
+
+/* Run queue_notify(q) again soon, on the event loop, after the other devices had their turn. */
+void virtio_queue_reschedule(struct virtio_device *d, unsigned q);
+
+/* One pass over a queue, fair to the other devices on the shared event-loop thread: it ends when the queue
+ * is empty (with notifications re-armed and the race with a new buffer closed) or when VIRTIO_PASS_BUDGET
+ * chains were taken (the rest waits for the next pass, already re-queued), so a guest that keeps posting
+ * cannot hold the thread. */
+#define VIRTIO_PASS_BUDGET 256
+
+struct virtio_pass {
+	struct virtio_device *d;
+	unsigned q;
+	unsigned left;
+};
+
+static inline struct virtio_pass virtio_pass_begin(struct virtio_device *d, unsigned q)
+{
+	return (struct virtio_pass){ .d = d, .q = q, .left = VIRTIO_PASS_BUDGET };
+}
+
+/* 1: *chain is the next chain. 0: the pass is over. -1: a malformed chain; the device is marked broken. */
+int virtio_pass_pop(struct virtio_pass *p, struct virtq_chain *chain);
+
 static inline bool virtio_has_feature(const struct virtio_device *d, unsigned bit)
 {
 	return d->negotiated & (1ULL << bit);
@@ -95,5 +122,8 @@ int virtio_blk_create(const char *path, bool readonly, const char *serial, struc
 void virtio_blk_destroy(struct virtio_device *d);
 int virtio_blk_eventfd(const struct virtio_device *d);
 void virtio_blk_complete(void *dev);
+/* Requests the device holds in flight (at most the queue size: a head posted again while in flight is a
+ * guest error). */
+unsigned virtio_blk_in_flight(const struct virtio_device *d);
 
 #endif

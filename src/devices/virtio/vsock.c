@@ -411,9 +411,7 @@ void virtio_vsock_tx_packet(struct virtio_device *d, const struct virtq_chain *c
 
 static bool queue_live(struct vsock *v, unsigned q)
 {
-	struct virtio_transport *t = v->dev.transport;
-	return t && (t->status & VIRTIO_STATUS_DRIVER_OK) && !(t->status & VIRTIO_STATUS_NEEDS_RESET) &&
-	       t->q[q].enabled && !t->vq[q].broken;
+	return v->dev.transport && virtio_queue_live(&v->dev, q);
 }
 
 /* The next rx chain (or the one held back), re-arming the driver's kick when the ring runs dry. */
@@ -576,6 +574,10 @@ static void rx_pump(struct vsock *v)
 	uint16_t used_before = vq->used_idx;
 	bool more = rx_send_pending_rsts(v);
 	while (more) {
+		if ((uint16_t)(vq->used_idx - used_before) >= VIRTIO_PASS_BUDGET) {
+			virtio_queue_reschedule(&v->dev, VSOCK_RXQ); /* the other devices' turn first */
+			break;
+		}
 		more = false;
 		for (struct conn *c = v->conns, *next; c; c = next) {
 			next = c->next; /* c may be freed */
@@ -594,17 +596,13 @@ static void tx_drain(struct vsock *v)
 {
 	struct virtq *vq = &v->dev.vq[VSOCK_TXQ];
 	uint16_t used_before = vq->used_idx;
-	int rc;
-	do {
-		while ((rc = virtq_pop(vq, v->chain)) == 1) {
-			virtio_vsock_tx_packet(&v->dev, v->chain);
-			virtq_push(vq, v->chain->head, 0);
-			if (v->rst_count >= VSOCK_PENDING_RST / 2)
-				rx_pump(v); /* a long batch must not overflow the RST ring */
-		}
-	} while (rc == 0 && virtq_enable_notify(vq, true));
-	if (rc < 0)
-		virtio_mark_broken(&v->dev, "malformed tx descriptor chain");
+	struct virtio_pass pass = virtio_pass_begin(&v->dev, VSOCK_TXQ);
+	while (virtio_pass_pop(&pass, v->chain) == 1) {
+		virtio_vsock_tx_packet(&v->dev, v->chain);
+		virtq_push(vq, v->chain->head, 0);
+		if (v->rst_count >= VSOCK_PENDING_RST / 2)
+			rx_pump(v); /* a long batch must not overflow the RST ring */
+	}
 	if (vq->used_idx != used_before)
 		virtio_queue_interrupt(&v->dev, VSOCK_TXQ, false);
 }
