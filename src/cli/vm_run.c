@@ -28,7 +28,7 @@ static const char run_usage[] =
 	"usage: virtus vm run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
 	"                     [--console stdio|none|FILE] [--console-device serial|virtio] [--rng]\n"
 	"                     [--disk PATH[,ro][,id=NAME]]... [--net SPEC]... [--balloon SIZE[,stats=S]]\n"
-	"                     [--vsock CID,PATH] [--stats]\n"
+	"                     [--vsock CID,PATH] [--ksm] [--stats]\n"
 	"\n"
 	"Boots a Linux bzImage or PVH ELF vmlinux (detected from the file). Without --kernel, boots the\n"
 	"default guest from $VIRTUS_GUEST_DIR or <directory of virtus>/guest.\n"
@@ -44,9 +44,10 @@ static const char run_usage[] =
 	"                   values when the VM ends\n"
 	"  --disk PATH[,ro][,id=NAME]  add a virtio-blk disk (PCI) over a raw image; ro: read-only; id: its serial\n"
 	"                   (up to 8 disks, the first is /dev/vda)\n"
-	"  --net user[,hostfwd=tcp:[ADDR:]HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=52:54:00:XX:XX:XX]\n"
-	"                   virtio-net with user-mode networking (libslirp: NAT, DHCP, DNS on 10.0.2.0/24;\n"
-	"                   the host is 10.0.2.2); hostfwd binds 127.0.0.1 unless ADDR is given\n"
+	"  --net user[,hostfwd=tcp:[ADDR:]HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=52:54:00:XX:XX:XX][,host-loopback=on]\n"
+	"                   virtio-net with user-mode networking (libslirp: NAT, DHCP, DNS on 10.0.2.0/24);\n"
+	"                   hostfwd binds 127.0.0.1 unless ADDR is given; host-loopback=on lets the guest reach\n"
+	"                   the host's own loopback services as 10.0.2.2 (off by default)\n"
 	"  --net tap=NAME[,mac=52:54:00:XX:XX:XX]\n"
 	"                   virtio-net on the TAP device NAME with checksum/TSO offloads (needs CAP_NET_ADMIN or\n"
 	"                   a persistent tap you own); a missing NAME is created and vanishes when virtus exits;\n"
@@ -55,6 +56,8 @@ static const char run_usage[] =
 	"  --vsock CID,PATH add a virtio-vsock device (PCI), guest CID 3..4294967294: guest connections to host\n"
 	"                   (CID 2) port P reach the Unix socket PATH_P; host clients of the Unix socket PATH\n"
 	"                   (created mode 0600, removed at exit) send \"CONNECT P\\n\" to reach guest port P\n"
+	"  --ksm            let the host's KSM merge identical guest pages (density; off by default because\n"
+	"                   merged pages let one VM learn about another's memory by timing its writes)\n"
 	"  --stats          print VM exit counters when the VM ends\n"
 	"On the console, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"Exit status: 0 guest powered off, 3 guest rebooted, 4 guest crashed, 1 VMM error, 2 usage error,\n"
@@ -174,7 +177,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "memory", required_argument, NULL, 'm' }, { "console", required_argument, NULL, 'o' },
 		{ "console-device", required_argument, NULL, 'd' }, { "balloon", required_argument, NULL, 'b' },
 		{ "disk", required_argument, NULL, 'D' }, { "net", required_argument, NULL, 'N' },
-		{ "vsock", required_argument, NULL, 'V' },
+		{ "vsock", required_argument, NULL, 'V' }, { "ksm", no_argument, NULL, 'K' },
 		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	uint64_t n;
@@ -191,6 +194,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case 'o': o->console = optarg; break;
 		case 's': o->stats = true; break;
 		case 'r': o->cfg.rng = true; break;
+		case 'K': o->cfg.ksm = true; break;
 		case 'd':
 			if (strcmp(optarg, "serial") && strcmp(optarg, "virtio"))
 				return usage_error("--console-device wants serial or virtio, got '%s'", optarg);

@@ -108,7 +108,14 @@ static int parse_item(const char *item, struct net_opts *o, vt_err *err)
 		o->mac_set = true;
 		return net_mac_parse(item + 4, o->mac, err);
 	}
-	return vt_fail(err, "unknown option '%s' (known: %s)", item, o->kind == NET_TAP ? "mac=" : "hostfwd=, mac=");
+	if (!strncmp(item, "host-loopback=", 14) && o->kind == NET_USER) {
+		if (strcmp(item + 14, "on") && strcmp(item + 14, "off"))
+			return vt_fail(err, "host-loopback wants on or off, got '%s'", item + 14);
+		o->host_loopback = !strcmp(item + 14, "on");
+		return 0;
+	}
+	return vt_fail(err, "unknown option '%s' (known: %s)", item,
+		       o->kind == NET_TAP ? "mac=" : "hostfwd=, mac=, host-loopback=");
 }
 
 static int parse_tap_name(const char *name, struct net_opts *o, vt_err *err)

@@ -1,4 +1,5 @@
-/* --net option syntax: `user[,hostfwd=tcp|udp:[HOSTADDR:]HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=XX:..:XX]`
+/* --net option syntax: `user[,hostfwd=tcp|udp:[HOSTADDR:]HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=XX:..:XX]
+ * [,host-loopback=on|off]`
  * or `tap=NAME[,mac=XX:..:XX]`. Parsed once in the CLI (so a typo fails before anything is built) and again when the device is made. */
 #ifndef VIRTUS_NET_OPTS_H
 #define VIRTUS_NET_OPTS_H
@@ -30,6 +31,8 @@ struct net_opts {
 	uint8_t mac[6];
 	unsigned nfwd;
 	struct net_hostfwd fwd[NET_MAX_HOSTFWD];
+	bool host_loopback;          /* NET_USER: 10.0.2.2 reaches the host's loopback (off: services bound
+				      * only to 127.0.0.1 stay out of the guest's reach, as with rootless podman) */
 };
 
 int net_opts_parse(const char *spec, struct net_opts *o, vt_err *err);

@@ -295,9 +295,11 @@ static int load_slirp(struct slirp_api *api, vt_err *err)
 	return 0;
 }
 
-static Slirp *new_slirp(struct slirp_backend *s)
+static Slirp *new_slirp(struct slirp_backend *s, bool host_loopback)
 {
 	SlirpConfig cfg = { .version = 1, .in_enabled = true, .vhostname = "virtus" };
+	/* Without it, a guest connecting to 10.0.2.2 reaches services bound only to the host's 127.0.0.1. */
+	cfg.disable_host_loopback = !host_loopback;
 	cfg.vnetwork.s_addr = htonl(0x0a000200);     /* 10.0.2.0 */
 	cfg.vnetmask.s_addr = htonl(0xffffff00);
 	cfg.vhost.s_addr = htonl(0x0a000202);        /* 10.0.2.2: the host, as the guest sees it */
@@ -332,7 +334,7 @@ int net_slirp_create(const struct net_opts *o, struct net_sink sink, struct net_
 		vt_fail_errno(err, errno, "user networking: eventfd");
 		goto fail;
 	}
-	if (!(s->slirp = new_slirp(s))) {
+	if (!(s->slirp = new_slirp(s, o->host_loopback))) {
 		vt_fail(err, "user networking: libslirp refused its configuration");
 		goto fail;
 	}

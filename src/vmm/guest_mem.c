@@ -19,7 +19,7 @@ static void layout_regions(struct guest_mem *m, uint8_t *base, uint64_t ram_size
 	m->ram_size = ram_size;
 }
 
-int gmem_init(struct guest_mem *m, uint64_t ram_size, vt_err *err)
+int gmem_init(struct guest_mem *m, uint64_t ram_size, unsigned flags, vt_err *err)
 {
 	memset(m, 0, sizeof(*m));
 	if (ram_size < VM_MIN_MEMORY)
@@ -32,9 +32,13 @@ int gmem_init(struct guest_mem *m, uint64_t ram_size, vt_err *err)
 	void *p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return vt_fail_errno(err, errno, "cannot map %llu MiB of guest memory", (unsigned long long)(ram_size / MiB));
-	madvise(p, ram_size, MADV_MERGEABLE);
 	m->mapping = p;
 	m->mapping_size = ram_size;
+	if ((flags & GMEM_MERGEABLE) && madvise(p, ram_size, MADV_MERGEABLE) < 0) {
+		int e = errno;
+		gmem_free(m);
+		return vt_fail_errno(err, e, "--ksm: this kernel cannot merge guest memory (no KSM?)");
+	}
 	layout_regions(m, p, ram_size);
 	return 0;
 }

@@ -24,8 +24,12 @@ struct guest_mem {
 	size_t mapping_size;
 };
 
+/* GMEM_MERGEABLE: offer guest RAM to the host's KSM (MADV_MERGEABLE). Off unless asked for: merging pages
+ * across VMs makes write timing reveal another guest's memory contents (a cross-VM side channel). */
+#define GMEM_MERGEABLE 1u
+
 /* Map ram_size bytes of anonymous memory and lay it out below the MMIO hole and above 4 GiB. */
-int gmem_init(struct guest_mem *m, uint64_t ram_size, vt_err *err);
+int gmem_init(struct guest_mem *m, uint64_t ram_size, unsigned flags, vt_err *err);
 /* Describe existing host memory as guest RAM (tests: fake guest memory). */
 void gmem_init_fixed(struct guest_mem *m, void *hva, uint64_t ram_size);
 void gmem_free(struct guest_mem *m);

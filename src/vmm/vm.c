@@ -90,9 +90,9 @@ static int setup_irqchip(struct vm *vm, vt_err *err)
 	return 0;
 }
 
-static int setup_memory(struct vm *vm, uint64_t size, vt_err *err)
+static int setup_memory(struct vm *vm, uint64_t size, bool mergeable, vt_err *err)
 {
-	if (gmem_init(&vm->mem, size, err) < 0)
+	if (gmem_init(&vm->mem, size, mergeable ? GMEM_MERGEABLE : 0, err) < 0)
 		return -1;
 	for (unsigned i = 0; i < vm->mem.nregions; i++) {
 		const struct gmem_region *r = &vm->mem.region[i];
@@ -204,7 +204,7 @@ static int vm_build(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 		return vt_fail_errno(err, errno, "KVM_CREATE_VM");
 	if ((vm->stop_fd = eventfd(0, EFD_CLOEXEC)) < 0)
 		return vt_fail_errno(err, errno, "eventfd");
-	if (setup_irqchip(vm, err) < 0 || setup_memory(vm, cfg->mem_size, err) < 0)
+	if (setup_irqchip(vm, err) < 0 || setup_memory(vm, cfg->mem_size, cfg->ksm, err) < 0)
 		return -1;
 	if (setup_platform_devices(vm, cfg->console_out_fd, err) < 0 || vm_pci_setup(vm, cfg, err) < 0 ||
 	    load_kernel(vm, cfg, err) < 0)

@@ -38,6 +38,7 @@ struct vm_config {
 	const char *cmdline;
 	unsigned ncpus;
 	uint64_t mem_size;
+	bool ksm;                 /* guest RAM mergeable by the host's KSM (off: a cross-VM side channel) */
 	int console_out_fd;       /* -1: discard guest serial output */
 	FILE *diag;               /* where crash reports go; NULL: nowhere */
 	bool rng;                 /* virtio-rng on PCI (and with it the PCI host bridge) */

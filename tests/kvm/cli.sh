@@ -65,20 +65,18 @@ if [ $rc -eq 130 ]; then ok "SIGTERM stops the VM (status 130)"; else not_ok "SI
 
 # Bad input.
 printf '#!/bin/sh\necho not a kernel\n' > "$tmp/script"
-python3 - "$tmp/tiny.bz" <<'PY'
-import struct, sys
-img = bytearray(5 * 512 + 4096)
-img[0x1f1] = 4
-struct.pack_into('<H', img, 0x1fe, 0xaa55)
-img[0x201] = 0x66
-img[0x202:0x206] = b'HdrS'
-struct.pack_into('<H', img, 0x206, 0x20f)
-struct.pack_into('<H', img, 0x236, 1)       # XLF_KERNEL_64
-struct.pack_into('<I', img, 0x238, 64)      # cmdline_size
-struct.pack_into('<I', img, 0x22c, 0x37ffffff)
-struct.pack_into('<I', img, 0x260, 0x100000)
-open(sys.argv[1], 'wb').write(img)
-PY
+# A tiny bzImage header (no code): 64-bit boot protocol 2.15, cmdline_size 64. Plain shell, no python:
+# this script also runs inside the nested bed's L1.
+poke() { # poke FILE OFFSET PRINTF-BYTES: write bytes at OFFSET, leaving the rest
+	printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+head -c $((5 * 512 + 4096)) /dev/zero >"$tmp/tiny.bz"
+poke "$tmp/tiny.bz" $((0x1f1)) '\004'                  # setup_sects
+poke "$tmp/tiny.bz" $((0x1fe)) '\125\252'              # boot flag 0xaa55
+poke "$tmp/tiny.bz" $((0x201)) '\146HdrS\017\002'      # jump, "HdrS", version 0x20f
+poke "$tmp/tiny.bz" $((0x22c)) '\377\377\377\067'      # initrd_addr_max 0x37ffffff
+poke "$tmp/tiny.bz" $((0x236)) '\001\000\100\000\000\000' # XLF_KERNEL_64, cmdline_size 64
+poke "$tmp/tiny.bz" $((0x260)) '\000\000\020\000'      # init_size 0x100000
 truncate -s 64M "$tmp/big.initrd"
 long=$(printf 'x%.0s' $(seq 100))
 run_case "missing kernel" 1 EMPTY 'cannot open .*/nope: No such file' -- vm run --kernel "$tmp/nope"
@@ -126,10 +124,16 @@ kill -TERM $pid
 wait $pid; rc=$?
 if [ "$mode" = 600 ]; then ok "--vsock PATH is a socket with mode 0600 while the VM runs"; else not_ok "--vsock PATH is a socket with mode 0600 while the VM runs" "mode '${mode:-none}'"; fi
 if [ $rc -eq 130 ] && [ ! -e "$tmp/v.sock" ]; then ok "--vsock PATH removed after SIGTERM"; else not_ok "--vsock PATH removed after SIGTERM" "status $rc, $(ls -l "$tmp/v.sock" 2>&1)"; fi
-python3 - "$tmp/stale.sock" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.close()
-PY
+make_stale_socket() { # a Unix socket file nobody listens on: python3 on a host, the vsock tool in L1
+	if command -v python3 >/dev/null; then
+		python3 -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.close()' "$1"
+	elif [ -x "${VSOCK_TOOL:-}" ]; then
+		"$VSOCK_TOOL" unix-listen "$1" </dev/null >/dev/null 2>&1 & local p=$!
+		for _ in $(seq 50); do [ -S "$1" ] && break; sleep 0.1; done
+		kill -9 $p; wait $p 2>/dev/null
+	fi
+}
+make_stale_socket "$tmp/stale.sock"
 run_case "--vsock replaces a stale socket nobody listens on" 0 'hello from the guest' EMPTY -- vm run --kernel "$G/hello.elf" --vsock "3,$tmp/stale.sock"
 if [ ! -e "$tmp/stale.sock" ]; then ok "--vsock stale socket replaced and removed after the run"; else not_ok "--vsock stale socket replaced and removed after the run"; fi
 

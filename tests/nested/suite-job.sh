@@ -132,7 +132,7 @@ EOF
 net_cmd=$(echo "$net_cmd" | tr '\n' ' ')
 run_limit=120
 virtus_run virtus-net --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --cpus 1 --memory 256M --stats \
-	--net user,hostfwd=tcp:8082-:80,mac=52:54:00:12:34:56 --cmdline "$base_cmdline virtus.init=\"run:$net_cmd\""
+	--net user,hostfwd=tcp:8082-:80,mac=52:54:00:12:34:56,host-loopback=on --cmdline "$base_cmdline virtus.init=\"run:$net_cmd\""
 run_limit=
 kill $fetch_pid 2>/dev/null # done or hopeless once the guest is gone; the suite has a time budget
 # virtio-net on a tap (--net tap=tap0): L1 makes a persistent tap (tunctl, like `ip tuntap add`) with
@@ -153,6 +153,7 @@ tap_fetch_pid=$!
 tap_cmd=$(cat <<'EOF'
 ip link set lo up; ip link set eth0 up; ip addr add 192.168.77.2/24 dev eth0; echo tap-mac $(cat /sys/class/net/eth0/address);
 echo tap-features $(cat /sys/class/net/eth0/device/features); echo tap-eth1-mac $(cat /sys/class/net/eth1/address);
+ip link set eth1 up; ip addr add 10.0.2.15/24 dev eth1; timeout 15 wget -q -O /tmp/lo http://10.0.2.2:8081/f.txt; echo tap-user-loopback-status $? $(cat /tmp/lo 2>/dev/null);
 echo tap-fetch $(timeout 30 wget -q -O - http://192.168.77.1:8091/f.txt);
 echo tap-guest-got-l1-big-md5 $(timeout 120 wget -q -O - http://192.168.77.1:8091/big | md5sum | cut -c1-32);
 mkdir /tmp/www; echo guest-tap-page-77 >/tmp/www/index.html; head -c 8388608 /dev/urandom >/tmp/www/big;

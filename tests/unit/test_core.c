@@ -3,7 +3,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "lib/util.h"
@@ -53,13 +55,50 @@ static void guest_mem_init_rejects(void **state)
 	(void)state;
 	struct guest_mem m;
 	vt_err err;
-	assert_int_equal(gmem_init(&m, 0, &err), -1);
+	assert_int_equal(gmem_init(&m, 0, 0, &err), -1);
 	assert_non_null(strstr(err.msg, "at least"));
-	assert_int_equal(gmem_init(&m, 64 * MiB + 1, &err), -1);
-	assert_int_equal(gmem_init(&m, 1ULL << 50, &err), -1); /* a petabyte: the host refuses */
+	assert_int_equal(gmem_init(&m, 64 * MiB + 1, 0, &err), -1);
+	assert_int_equal(gmem_init(&m, 1ULL << 50, 0, &err), -1); /* a petabyte: the host refuses */
 	assert_non_null(strstr(err.msg, "cannot map"));
-	assert_int_equal(gmem_init(&m, 64 * MiB, &err), 0);
+	assert_int_equal(gmem_init(&m, 64 * MiB, 0, &err), 0);
 	assert_int_equal(m.ram_size, 64 * MiB);
+	gmem_free(&m);
+}
+
+/* Whether the mapping at addr carries VmFlags "mg" (MADV_MERGEABLE) in /proc/self/smaps. */
+static bool mapping_mergeable(const void *addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false, mg = false;
+	unsigned long lo, hi;
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in = (unsigned long)addr >= lo && (unsigned long)addr < hi;
+		else if (in && !strncmp(line, "VmFlags:", 8))
+			mg = strstr(line, " mg") != NULL;
+	}
+	if (f)
+		fclose(f);
+	return mg;
+}
+
+/* KSM is off unless asked for: merged pages are a cross-VM side channel. */
+static void guest_mem_mergeable_only_when_asked(void **state)
+{
+	(void)state;
+	struct guest_mem m;
+	vt_err err;
+	assert_int_equal(gmem_init(&m, 64 * MiB, 0, &err), 0);
+	assert_false(mapping_mergeable(m.mapping));
+	gmem_free(&m);
+	if (access("/sys/kernel/mm/ksm", F_OK) != 0) {
+		assert_int_equal(gmem_init(&m, 64 * MiB, GMEM_MERGEABLE, &err), -1); /* asked for, impossible: said */
+		assert_non_null(strstr(err.msg, "KSM"));
+		return;
+	}
+	assert_int_equal(gmem_init(&m, 64 * MiB, GMEM_MERGEABLE, &err), 0);
+	assert_true(mapping_mergeable(m.mapping));
 	gmem_free(&m);
 }
 
@@ -179,6 +218,7 @@ int main(void)
 		cmocka_unit_test(guest_mem_bounds),
 		cmocka_unit_test(guest_mem_read_write),
 		cmocka_unit_test(guest_mem_init_rejects),
+		cmocka_unit_test(guest_mem_mergeable_only_when_asked),
 		cmocka_unit_test(cpuid_topology),
 		cmocka_unit_test(cpuid_single_cpu),
 		cmocka_unit_test(sizes),

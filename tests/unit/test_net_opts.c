@@ -175,13 +175,29 @@ static void too_many_forwards(void **state)
 	assert_non_null(strstr(err.msg, "more than"));
 }
 
+/* The guest reaches the host's loopback services only when asked (host-loopback=on). */
+static void host_loopback_off_unless_asked(void **state)
+{
+	(void)state;
+	struct net_opts o;
+	vt_err err;
+	assert_int_equal(net_opts_parse("user", &o, &err), 0);
+	assert_false(o.host_loopback);
+	assert_int_equal(net_opts_parse("user,host-loopback=on", &o, &err), 0);
+	assert_true(o.host_loopback);
+	assert_int_equal(net_opts_parse("user,host-loopback=off", &o, &err), 0);
+	assert_false(o.host_loopback);
+	expect_rejected("user,host-loopback=yes", "host-loopback wants on or off");
+	expect_rejected("tap=tap0,host-loopback=on", "unknown option 'host-loopback=on'");
+}
+
 #define T(f) cmocka_unit_test(f)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(hostfwd_short_form), T(hostfwd_with_addresses), T(hostfwd_rejects), T(spec_with_forwards_and_mac),
 		T(default_mac_is_local_unicast), T(spec_rejects), T(too_many_forwards), T(tap_spec),
-		T(tap_spec_rejects), T(default_macs_differ_per_device_and_are_stable),
+		T(tap_spec_rejects), T(default_macs_differ_per_device_and_are_stable), T(host_loopback_off_unless_asked),
 	};
 	return cmocka_run_group_tests_name("net_opts", tests, NULL, NULL);
 }
