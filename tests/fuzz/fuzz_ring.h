@@ -5,7 +5,8 @@
  * Input layout common to the device targets (FUZZ_HDR bytes, then the script, then RAM):
  *   byte 0    driver features: bit 0 EVENT_IDX, bit 1 INDIRECT_DESC, bits 2-7 device bits 0-5 accepted
  *             (only where the device offers them)
- *   byte 1..4 queue sizes, 1 << (byte % 5) = 1..16, for queues 0..3
+ *   byte 1..4 queues 0..3: size 1 << ((byte & 0x7f) % 5) = 1..16; bit 7 set: the driver leaves the queue
+ *             disabled (a device must never touch a queue that is not enabled)
  *   byte 5    script length S (S % FUZZ_MAX_OPS); the next S bytes are the script (the target reads them)
  *   the rest  guest RAM contents from gpa 0 (zeros beyond the input), FUZZ_RAM bytes in all.
  * Queue q's rings live at FUZZ_RING(q): descriptors, then avail, then used (4-aligned), all inside
@@ -134,7 +135,8 @@ static inline void fuzz_plug(struct fuzz_guest *g, struct virtio_device *dev)
 }
 
 /* Negotiate the features the header asks for (masked by what the device offers), place every queue's rings
- * per the header, enable them and set DRIVER_OK. Also the path taken again after a reset. */
+ * per the header, enable those the header enables and set DRIVER_OK. Also the path taken again after a
+ * reset. */
 static inline void fuzz_driver_ok(struct fuzz_guest *g, const uint8_t *hdr)
 {
 	fuzz_bar_write(g, VPCI_STATUS, 1, 0);
@@ -150,7 +152,9 @@ static inline void fuzz_driver_ok(struct fuzz_guest *g, const uint8_t *hdr)
 	fuzz_bar_write(g, VPCI_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
 	unsigned nq = (unsigned)fuzz_bar_read(g, VPCI_NUM_QUEUES, 2);
 	for (unsigned q = 0; q < nq && q < FUZZ_QUEUES; q++) {
-		uint16_t size = (uint16_t)(1u << (hdr[1 + q] % 5));
+		if (hdr[1 + q] & 0x80)
+			continue;
+		uint16_t size = (uint16_t)(1u << ((hdr[1 + q] & 0x7f) % 5));
 		uint64_t desc = FUZZ_RING(q), avail = desc + 16u * size, used = (avail + 6 + 2u * size + 3) & ~3ull;
 		fuzz_bar_write(g, VPCI_Q_SELECT, 2, q);
 		fuzz_bar_write(g, VPCI_Q_SIZE, 2, size);
@@ -244,11 +248,13 @@ static inline void fuzz_check_writes(struct fuzz_guest *g)
 				fuzz_check(g->writable[b] || (g->dropped_pages >> (b / FUZZ_PAGE) & 1));
 }
 
-/* A kick, checked: the device writes only where fuzz_map_writable allows, and once NEEDS_RESET is set the
- * transport ignores kicks altogether (no guest byte written, no interrupt). */
+/* A kick, checked: the device writes only where fuzz_map_writable allows, and once NEEDS_RESET is set (or
+ * before DRIVER_OK, after a reset) the transport ignores kicks altogether (no guest byte written, no
+ * interrupt). */
 static inline void fuzz_kick_checked(struct fuzz_guest *g, unsigned q)
 {
-	bool broken = fuzz_bar_read(g, VPCI_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET;
+	uint8_t status = (uint8_t)fuzz_bar_read(g, VPCI_STATUS, 1);
+	bool broken = (status & VIRTIO_STATUS_NEEDS_RESET) || !(status & VIRTIO_STATUS_DRIVER_OK);
 	unsigned signals = g->signals;
 	memcpy(g->before, g->ram, FUZZ_RAM);
 	fuzz_map_writable(g);
@@ -265,13 +271,18 @@ static inline unsigned fuzz_nqueues(struct fuzz_guest *g)
 	return g->t->dev->nqueues;
 }
 
-/* Script bytes every target shares: op & 7 == 5 resets and re-initialises the device, 6 reads the ISR and
- * the whole device config, 7 kicks every queue. Returns false for ops the target handles itself. */
+/* Script bytes every target shares: op & 7 == 5 resets the device and (op bit 3 clear) initialises it again,
+ * or (bit 3 set) leaves it reset, so later kicks and host events meet a device without a driver; 6 reads
+ * the ISR and the whole device config; 7 kicks every queue. Returns false for ops the target handles
+ * itself. */
 static inline bool fuzz_common_op(struct fuzz_guest *g, const uint8_t *hdr, uint8_t op)
 {
 	switch (op & 7) {
 	case 5:
-		fuzz_driver_ok(g, hdr);
+		if (op & 8)
+			fuzz_bar_write(g, VPCI_STATUS, 1, 0);
+		else
+			fuzz_driver_ok(g, hdr);
 		return true;
 	case 6:
 		fuzz_bar_read(g, VPCI_ISR_OFF, 1);
