@@ -18,7 +18,6 @@
 #define DEFAULT_CMDLINE "console=ttyS0 panic=-1"
 #define DEFAULT_HVC_CMDLINE "console=hvc0 panic=-1"
 #define DEFAULT_GUEST_EXTRA " quiet virtus.init=shell"
-#define NO_PCI_OPTION " pci=off"
 
 static bool readable_in(char *path, size_t size, const char *dir, const char *name)
 {
@@ -70,18 +69,6 @@ static void settle_cmdline(struct vm_config *cfg, bool default_guest, struct vm_
 		base = cfg->virtio_console ? DEFAULT_HVC_CMDLINE : DEFAULT_CMDLINE;
 	snprintf(pf->cmdline, sizeof(pf->cmdline), "%s%s", base, !cfg->cmdline && default_guest ? DEFAULT_GUEST_EXTRA : "");
 	cfg->cmdline = pf->cmdline;
-}
-
-/* Without a PCI device there is no PCI bus: saying so spares the guest probing for one (and its
- * "PCI: Fatal: No config space access function found"). A pci= option of the user's wins, and so does
- * the kernel's length limit (the option is only added where it fits). */
-static void add_no_pci_option(struct vm_config *cfg, struct vm_preflight *pf)
-{
-	size_t len = strlen(pf->cmdline);
-	if (vm_config_wants_pci(cfg) || strstr(pf->cmdline, "pci=") ||
-	    boot_check(cfg->kernel_data, cfg->kernel_size, len + strlen(NO_PCI_OPTION), NULL) < 0)
-		return;
-	snprintf(pf->cmdline + len, sizeof(pf->cmdline) - len, "%s", NO_PCI_OPTION);
 }
 
 /* The guest's console is chosen by console= on its command line: without one, Linux writes to a
@@ -198,7 +185,6 @@ int vm_preflight(struct vm_config *cfg, bool console_discarded, struct vm_prefli
 	if (read_kernel(cfg, pf, err) < 0 || check_initrd(cfg, err) < 0 || check_disks(cfg, err) < 0 ||
 	    check_memory(cfg, err) < 0 || check_vsock(cfg, err) < 0)
 		return -1;
-	add_no_pci_option(cfg, pf);
 	warn_without_console(cfg, user_cmdline, console_discarded);
 	return 0;
 }

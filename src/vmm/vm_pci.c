@@ -104,15 +104,11 @@ static int add_balloon(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 	return evloop_watch(&vm->pci.loop, virtio_balloon_stats_fd(b), virtio_balloon_stats_tick, b, err);
 }
 
-bool vm_config_wants_pci(const struct vm_config *cfg)
-{
-	return cfg->rng || cfg->virtio_console || cfg->balloon_size || cfg->ndisks || cfg->nnets || cfg->vsock_cid;
-}
-
 int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
-	if (!vm_config_wants_pci(cfg))
+	if (!cfg->rng && !cfg->virtio_console && !cfg->balloon_size && !cfg->ndisks && !cfg->nnets &&
+	    !cfg->vsock_cid)
 		return 0;
 	p->enabled = true;
 	pci_bus_init(&p->bus, LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE, LAYOUT_PCI_ECAM);

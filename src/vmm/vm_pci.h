@@ -38,8 +38,6 @@ struct vm;
 struct vm_config;
 struct acpi_config;
 
-/* Whether cfg asks for any PCI device (and with it a PCI bus). */
-bool vm_config_wants_pci(const struct vm_config *cfg);
 int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err);
 void vm_pci_describe(const struct vm *vm, struct acpi_config *acpi);
 int vm_pci_start(struct vm *vm, vt_err *err);
