@@ -136,13 +136,6 @@ static int parse_vsock(char *arg, struct vm_config *cfg)
 	return -1;
 }
 
-static const char *cmdline_len(const char *s)
-{
-	static char text[32];
-	snprintf(text, sizeof(text), "%zu", strlen(s));
-	return text;
-}
-
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option longopts[] = {
@@ -164,12 +157,15 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		switch (c) {
 		case 'k': o->cfg.kernel_path = optarg; break;
 		case 'i': o->cfg.initrd_path = optarg; break;
-		case 'c':
+		case 'c': {
+			char len[24];
+			snprintf(len, sizeof(len), "%zu", strlen(optarg));
 			if (strlen(optarg) > BOOT_CMDLINE_MAX)
 				return usage_error("--cmdline is too long: Linux on x86 takes at most 2047 bytes "
-						   "(COMMAND_LINE_SIZE 2048 with the final NUL), this one has %s", cmdline_len(optarg));
+						   "(COMMAND_LINE_SIZE 2048 with the final NUL), this one has %s", len);
 			o->cfg.cmdline = optarg;
 			break;
+		}
 		case 'o': o->console = optarg; break;
 		case 's': o->stats = true; break;
 		case 'r': o->cfg.rng = true; break;
