@@ -77,7 +77,7 @@ static void warn_without_console(const struct vm_config *cfg, const char *user_c
 {
 	if (!user_cmdline || console_discarded || strstr(user_cmdline, "console="))
 		return;
-	fprintf(stderr, "virtus: warning: --cmdline has no console= option, so the guest's output goes nowhere; "
+	fprintf(stderr, "virtus: warning: --cmdline has no console= option, so Linux's console output goes nowhere; "
 		"add console=%s\n", cfg->virtio_console ? "hvc0" : "ttyS0");
 }
 
