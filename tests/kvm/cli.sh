@@ -64,6 +64,8 @@ pkill -TERM -f "$G/echo.elf"
 wait $pid; rc=$?
 if [ $rc -eq 130 ]; then ok "SIGTERM stops the VM (status 130)"; else not_ok "SIGTERM stops the VM" "status $rc"; fi
 
+run_case "--balloon SIZE,stats=S: --stats has a guest statistics section (empty for a guest without a driver)" 0 'hello from the guest' 'virtio-balloon: guest memory statistics: 0 updates' -- vm run --kernel "$G/hello.elf" --balloon 4M,stats=1 --stats
+
 # Bad input.
 run_case "a console file is not left behind when the VM cannot start" 1 EMPTY 'nodir/v.sock' -- vm run --kernel "$G/hello.elf" --console "$tmp/left.log" --vsock "3,$tmp/nodir/v.sock"
 if [ ! -e "$tmp/left.log" ]; then ok "no console file left behind"; else not_ok "no console file left behind"; fi
