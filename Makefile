@@ -4,6 +4,7 @@
 #   make            release build into build/
 #   make SAN=1      ASan+UBSan build into build-asan/
 #   make check      the whole test suite (what CI runs)
+#   make install    programs, man pages, bash completion and the default guest under $(DESTDIR)$(PREFIX)
 
 CC      ?= cc
 SAN     ?= 0
@@ -52,7 +53,18 @@ ifneq ($(wildcard src/runtime/main.c),)
   PROGRAMS += $(B)/virtus-runtime
 endif
 
-.PHONY: all check unit clean guests tests
+# make install: PREFIX (default /usr/local) and DESTDIR as usual. The default guest goes where virtus
+# looks for it relative to its own binary (<bindir>/../lib/virtus/guest); GUEST names the directory to
+# install it from (made by guest/build).
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+BINDIR      := $(PREFIX)/bin
+MANDIR      := $(PREFIX)/share/man
+BASHCOMPDIR := $(PREFIX)/share/bash-completion/completions
+GUESTDIR    := $(PREFIX)/lib/virtus/guest
+GUEST       ?= build/guest
+
+.PHONY: all check unit clean guests tests install uninstall
 all: $(PROGRAMS) tests
 
 tests: $(UNIT_BIN) $(KVMT_BIN) $(GUEST_ELF)
@@ -90,6 +102,31 @@ $(B)/tests/kvm/guests/%.elf: tests/kvm/guests/%.S tests/kvm/guests/guest.ld test
 
 check: all
 	tests/run
+
+install: $(PROGRAMS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(BASHCOMPDIR)
+	install -m 755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
+	install -m 644 docs/man/virtus.1 $(DESTDIR)$(MANDIR)/man1/virtus.1
+	install -m 644 docs/man/virtus-runtime.8 $(DESTDIR)$(MANDIR)/man8/virtus-runtime.8
+	install -m 644 completion/virtus.bash $(DESTDIR)$(BASHCOMPDIR)/virtus
+	install -m 644 completion/virtus-runtime.bash $(DESTDIR)$(BASHCOMPDIR)/virtus-runtime
+	@if [ -r "$(GUEST)/initramfs.cpio.gz" ]; then \
+		install -d $(DESTDIR)$(GUESTDIR) && \
+		for f in vmlinux bzImage initramfs.cpio.gz kernel-version; do \
+			[ ! -r "$(GUEST)/$$f" ] || install -m 644 "$(GUEST)/$$f" $(DESTDIR)$(GUESTDIR)/$$f || exit 1; \
+		done; \
+		echo "install: the default guest from $(GUEST) in $(DESTDIR)$(GUESTDIR)"; \
+	else \
+		echo "install: no default guest in $(GUEST) (run guest/build, then make install again);" \
+		     "until then 'virtus vm run' needs --kernel" >&2; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/virtus $(DESTDIR)$(BINDIR)/virtus-runtime
+	rm -f $(DESTDIR)$(MANDIR)/man1/virtus.1 $(DESTDIR)$(MANDIR)/man8/virtus-runtime.8
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/virtus $(DESTDIR)$(BASHCOMPDIR)/virtus-runtime
+	rm -rf $(DESTDIR)$(GUESTDIR)
+	-rmdir $(DESTDIR)$(PREFIX)/lib/virtus 2>/dev/null
 
 clean:
 	rm -rf build build-asan

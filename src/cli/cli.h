@@ -2,13 +2,29 @@
 #ifndef VIRTUS_CLI_H
 #define VIRTUS_CLI_H
 
+#include <limits.h>
 #include <stdbool.h>
 
+#include "vmm/boot/boot.h"
 #include "vmm/vm.h"
 
 #define EXIT_USAGE 2
 
 int cmd_vm_run(int argc, char **argv);
+/* Usage texts of the commands (stdout for --help, stderr after a usage error). */
+extern const char vm_run_usage[], vm_probe_usage[];
+
+/* What `vm run` settles before opening /dev/kvm (vm_preflight.c). */
+struct vm_preflight {
+	char guest_kernel[PATH_MAX], guest_initrd[PATH_MAX]; /* the default guest's files, when used */
+	char cmdline[BOOT_CMDLINE_MAX + 1];                  /* the command line the guest gets */
+	void *kernel;                                        /* the kernel file, read once */
+};
+/* Find the default guest if no kernel is given, read and check the kernel against the command line,
+ * check the initrd, disks, memory size and vsock path; point cfg at the results. console_discarded:
+ * --console none (no warning about a missing console= then). Errors name the file or option. */
+int vm_preflight(struct vm_config *cfg, bool console_discarded, struct vm_preflight *pf, vt_err *err);
+void vm_preflight_free(struct vm_preflight *pf);
 int cmd_vm_probe(int argc, char **argv);
 
 /* Forward host input to the guest's serial port until the VM stops; handles the escape sequence

@@ -7,30 +7,85 @@
 #define VIRTUS_VERSION "0.1.0"
 
 static const char usage[] =
-	"usage: virtus <command> [options]\n"
+	"usage: virtus [-h|--help] [--version] <command> [options]\n"
 	"\n"
 	"  vm run     boot a Linux kernel (or the default guest) in a KVM microVM\n"
 	"  vm probe   say whether this host's KVM can run guest kernels natively\n"
+	"  help [vm [run|probe]]  print the usage of a command\n"
 	"  version    print the version\n"
 	"\n"
 	"'virtus vm run --help' describes the options.\n";
 
+static const char vm_usage[] =
+	"usage: virtus vm <command> [options]\n"
+	"\n"
+	"  run      boot a Linux kernel (or the default guest) in a KVM microVM ('virtus vm run --help')\n"
+	"  probe    say whether this host's KVM can run guest kernels natively\n";
+
+static bool is_help(const char *arg)
+{
+	return !strcmp(arg, "--help") || !strcmp(arg, "-h");
+}
+
+static int unknown(const char *what, const char *text)
+{
+	fprintf(stderr, "virtus: unknown command '%s'\n%s", what, text);
+	return EXIT_USAGE;
+}
+
+/* `virtus help [vm [run|probe]]`: the usage of that command, on stdout. */
+static int cmd_help(int argc, char **argv)
+{
+	const char *text = usage;
+	if (argc >= 2 && strcmp(argv[1], "vm"))
+		return unknown(argv[1], usage);
+	if (argc >= 2)
+		text = vm_usage;
+	if (argc >= 3 && !strcmp(argv[2], "run"))
+		text = vm_run_usage;
+	else if (argc >= 3 && !strcmp(argv[2], "probe"))
+		text = vm_probe_usage;
+	else if (argc >= 3)
+		return unknown(argv[2], vm_usage);
+	fputs(text, stdout);
+	return 0;
+}
+
+static int cmd_vm(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(vm_usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (is_help(argv[1])) {
+		fputs(vm_usage, stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "run"))
+		return cmd_vm_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "probe"))
+		return cmd_vm_probe(argc - 1, argv + 1);
+	fprintf(stderr, "virtus: unknown command 'vm %s'\n%s", argv[1], vm_usage);
+	return EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fputs(usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_USAGE : 0;
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
 	}
+	if (is_help(argv[1])) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "help"))
+		return cmd_help(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("virtus %s\n", VIRTUS_VERSION);
 		return 0;
 	}
-	if (!strcmp(argv[1], "vm") && argc >= 3) {
-		if (!strcmp(argv[2], "run"))
-			return cmd_vm_run(argc - 2, argv + 2);
-		if (!strcmp(argv[2], "probe"))
-			return cmd_vm_probe(argc - 2, argv + 2);
-	}
-	fprintf(stderr, "virtus: unknown command '%s%s%s'\n%s", argv[1], argc >= 3 ? " " : "", argc >= 3 ? argv[2] : "", usage);
-	return EXIT_USAGE;
+	if (!strcmp(argv[1], "vm"))
+		return cmd_vm(argc - 1, argv + 1);
+	return unknown(argv[1], usage);
 }

@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,24 +15,28 @@
 #include "lib/util.h"
 #include "devices/virtio/vsock.h"
 #include "net/net_opts.h"
+#include "vmm/layout.h"
 
 #define DEFAULT_MEMORY (512 * MiB)
-#define DEFAULT_CMDLINE "console=ttyS0 panic=-1"
-#define DEFAULT_GUEST_CMDLINE "console=ttyS0 panic=-1 quiet virtus.init=shell"
-#define DEFAULT_HVC_CMDLINE "console=hvc0 panic=-1"
-#define DEFAULT_GUEST_HVC_CMDLINE "console=hvc0 panic=-1 quiet virtus.init=shell"
-#define MAX_CPUS_ARG 4096
+#define MAX_CPUS 255 /* xAPIC IDs; KVM's own limit on this host is checked when the VM is made */
 
-static const char run_usage[] =
+const char vm_run_usage[] =
 	"usage: virtus vm run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
 	"                     [--console stdio|none|FILE] [--console-device serial|virtio] [--rng]\n"
 	"                     [--disk PATH[,ro][,id=NAME]]... [--net SPEC]... [--balloon SIZE[,stats=S]]\n"
 	"                     [--vsock CID,PATH] [--ksm] [--stats]\n"
+	"       virtus vm run -h|--help\n"
 	"\n"
 	"Boots a Linux bzImage or PVH ELF vmlinux (detected from the file). Without --kernel, boots the\n"
-	"default guest from $VIRTUS_GUEST_DIR or <directory of virtus>/guest.\n"
-	"  --cpus N         vCPUs (default 1)          --memory SIZE  guest RAM, e.g. 512M, 2G (default 512M)\n"
-	"  --console MODE   stdio (default), none, or a file to write the guest's serial output to\n"
+	"default guest from $VIRTUS_GUEST_DIR, <directory of virtus>/guest or <that>/../lib/virtus/guest.\n"
+	"  --kernel PATH    the kernel: a bzImage, or an ELF vmlinux with a PVH entry note\n"
+	"  --initrd PATH    an initial ramdisk for the kernel\n"
+	"  --cmdline STR    the kernel command line, at most 2047 bytes (Linux's COMMAND_LINE_SIZE); default\n"
+	"                   \"console=ttyS0 panic=-1\"; without console=, the guest's output is lost\n"
+	"  --cpus N         vCPUs, 1 to 255 (default 1)\n"
+	"  --memory SIZE    guest RAM, e.g. 512M, 2G (default 512M, at least 4M)\n"
+	"  --console MODE   stdio (default), none, or a FILE to write the guest's console output to; FILE is\n"
+	"                   emptied only when the VM starts (if it cannot start, an existing FILE is untouched)\n"
 	"  --console-device serial|virtio  the guest console: the serial port ttyS0 (default), or virtio-console\n"
 	"                   (hvc0, PCI); host input and the --console output then go through hvc0, and the\n"
 	"                   default command line says console=hvc0 (pass console=ttyS0 too for early boot)\n"
@@ -59,6 +62,7 @@ static const char run_usage[] =
 	"  --ksm            let the host's KSM merge identical guest pages (density; off by default because\n"
 	"                   merged pages let one VM learn about another's memory by timing its writes)\n"
 	"  --stats          print VM exit counters when the VM ends\n"
+	"  -h, --help       print this help\n"
 	"On the console, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"Exit status: 0 guest powered off, 3 guest rebooted, 4 guest crashed, 1 VMM error, 2 usage error,\n"
 	"130 stopped from the host.\n";
@@ -67,7 +71,6 @@ struct run_opts {
 	struct vm_config cfg;
 	const char *console;
 	bool stats;
-	char guest_kernel[PATH_MAX], guest_initrd[PATH_MAX];
 };
 
 static int usage_error(const char *fmt, const char *arg)
@@ -76,39 +79,6 @@ static int usage_error(const char *fmt, const char *arg)
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\n(see 'virtus vm run --help')\n");
 	return EXIT_USAGE;
-}
-
-/* The default guest lives next to the binary (build/guest) unless VIRTUS_GUEST_DIR says otherwise. */
-static int find_default_guest(struct run_opts *o, vt_err *err)
-{
-	char dir[PATH_MAX - 32]; /* room for the file names appended below */
-	const char *env = getenv("VIRTUS_GUEST_DIR");
-	if (env && *env) {
-		if (strlen(env) >= sizeof(dir))
-			return vt_fail(err, "VIRTUS_GUEST_DIR is too long");
-		snprintf(dir, sizeof(dir), "%s", env);
-	} else {
-		char self[PATH_MAX];
-		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-		if (n < 0)
-			return vt_fail_errno(err, errno, "cannot find the virtus binary's directory");
-		self[n] = '\0';
-		if (snprintf(dir, sizeof(dir), "%s/guest", dirname(self)) >= (int)sizeof(dir))
-			return vt_fail(err, "the virtus binary's path is too long");
-	}
-	snprintf(o->guest_kernel, sizeof(o->guest_kernel), "%s/vmlinux", dir);
-	if (access(o->guest_kernel, R_OK) != 0)
-		snprintf(o->guest_kernel, sizeof(o->guest_kernel), "%s/bzImage", dir);
-	snprintf(o->guest_initrd, sizeof(o->guest_initrd), "%s/initramfs.cpio.gz", dir);
-	if (access(o->guest_kernel, R_OK) != 0 || access(o->guest_initrd, R_OK) != 0)
-		return vt_fail(err, "no default guest in %s (expected vmlinux or bzImage, and initramfs.cpio.gz): "
-			       "build it with guest/build, or pass --kernel", dir);
-	o->cfg.kernel_path = o->guest_kernel;
-	if (!o->cfg.initrd_path)
-		o->cfg.initrd_path = o->guest_initrd;
-	if (!o->cfg.cmdline)
-		o->cfg.cmdline = o->cfg.virtio_console ? DEFAULT_GUEST_HVC_CMDLINE : DEFAULT_GUEST_CMDLINE;
-	return 0;
 }
 
 /* "PATH[,ro][,id=NAME]", split in place (argv outlives the VM). -1 if good, else the exit status. */
@@ -186,11 +156,19 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	int c, rc;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'k': o->cfg.kernel_path = optarg; break;
 		case 'i': o->cfg.initrd_path = optarg; break;
-		case 'c': o->cfg.cmdline = optarg; break;
+		case 'c': {
+			char len[24];
+			snprintf(len, sizeof(len), "%zu", strlen(optarg));
+			if (strlen(optarg) > BOOT_CMDLINE_MAX)
+				return usage_error("--cmdline is too long: Linux on x86 takes at most 2047 bytes "
+						   "(COMMAND_LINE_SIZE 2048 with the final NUL), this one has %s", len);
+			o->cfg.cmdline = optarg;
+			break;
+		}
 		case 'o': o->console = optarg; break;
 		case 's': o->stats = true; break;
 		case 'r': o->cfg.rng = true; break;
@@ -219,15 +197,19 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 				return usage_error("at most %s --net devices", "4");
 			o->cfg.net[o->cfg.nnets++] = optarg;
 			break;
-		case 'h': fputs(run_usage, stdout); return 0;
+		case 'h': fputs(vm_run_usage, stdout); return 0;
 		case 'n':
-			if (parse_uint(optarg, 0, MAX_CPUS_ARG, &n) < 0)
+			if (parse_uint(optarg, 0, UINT32_MAX, &n) < 0)
 				return usage_error("--cpus wants a whole number, got '%s'", optarg);
+			if (n < 1 || n > MAX_CPUS)
+				return usage_error("--cpus must be from 1 to 255, got '%s'", optarg);
 			o->cfg.ncpus = (unsigned)n;
 			break;
 		case 'm':
 			if (parse_size(optarg, &o->cfg.mem_size, &err) < 0)
 				return usage_error("--memory: %s", err.msg);
+			if (o->cfg.mem_size < VM_MIN_MEMORY || o->cfg.mem_size % 4096)
+				return usage_error("--memory must be at least 4M and a multiple of 4K, got '%s'", optarg);
 			break;
 		case '?':
 			return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
@@ -245,6 +227,8 @@ struct console_fds {
 	char *created_path; /* a console log file this run created, removed if the VM never started */
 };
 
+/* A console FILE is created if missing but emptied only once the VM is about to run (truncate_console):
+ * a run that fails before its start leaves an existing file as it was, and a file it created is removed. */
 static int open_console(const char *mode, struct console_fds *c, vt_err *err)
 {
 	c->created_path = NULL;
@@ -259,11 +243,21 @@ static int open_console(const char *mode, struct console_fds *c, vt_err *err)
 		return 0;
 	}
 	bool existed = access(mode, F_OK) == 0;
-	c->out_fd = open(mode, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	c->out_fd = open(mode, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	if (c->out_fd < 0)
 		return vt_fail_errno(err, errno, "--console %s", mode);
 	if (!existed)
 		c->created_path = strdup(mode);
+	return 0;
+}
+
+static int truncate_console(const struct console_fds *c, const char *mode, vt_err *err)
+{
+	struct stat st;
+	if (c->out_fd <= STDERR_FILENO || fstat(c->out_fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0; /* a terminal, pipe or device has nothing to empty */
+	if (ftruncate(c->out_fd, 0) < 0)
+		return vt_fail_errno(err, errno, "--console %s: cannot empty it", mode);
 	return 0;
 }
 
@@ -299,30 +293,36 @@ static int report_end(enum vm_exit why)
 	return (int)why;
 }
 
-static int run_vm(struct run_opts *o)
+/* Arguments and files are checked before KVM is opened, the console file is opened last. */
+static int prepare_vm(struct run_opts *o, struct console_fds *con, struct vm **vm)
 {
 	vt_err err;
-	struct console_fds con;
-	if (!o->cfg.kernel_path && find_default_guest(o, &err) < 0)
-		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
-	if (!o->cfg.cmdline)
-		o->cfg.cmdline = o->cfg.virtio_console ? DEFAULT_HVC_CMDLINE : DEFAULT_CMDLINE;
-	if (open_console(o->console, &con, &err) < 0)
-		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
-	o->cfg.console_out_fd = con.out_fd;
+	if (open_console(o->console, con, &err) < 0)
+		return fprintf(stderr, "virtus: %s\n", err.msg), -1;
+	o->cfg.console_out_fd = con->out_fd;
 	o->cfg.diag = stderr;
-
-	struct vm *vm;
-	if (vm_create(&o->cfg, &vm, &err) < 0) {
-		close_console(&con, true);
-		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
+	if (vm_create(&o->cfg, vm, &err) < 0 || truncate_console(con, o->console, &err) < 0) {
+		if (*vm)
+			vm_destroy(*vm), *vm = NULL;
+		close_console(con, true);
+		return fprintf(stderr, "virtus: %s\n", err.msg), -1;
 	}
+	return 0;
+}
+
+static int run_vm(struct run_opts *o)
+{
+	struct console_fds con;
+	struct vm *vm = NULL;
+	if (prepare_vm(o, &con, &vm) < 0)
+		return VM_EXIT_ERROR;
 	sigset_t set;
 	int sig_fd = block_host_signals(&set);
 	struct term_state term = { 0 };
 	if (con.in_fd == STDIN_FILENO)
 		term_raw(&term, STDIN_FILENO);
 	enum vm_exit why = VM_EXIT_ERROR;
+	vt_err err;
 	if (vm_start(vm, &err) < 0) {
 		fprintf(stderr, "virtus: %s\n", err.msg);
 	} else {
@@ -344,5 +344,14 @@ int cmd_vm_run(int argc, char **argv)
 	int rc = parse_args(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
-	return run_vm(&o);
+	struct vm_preflight pf;
+	vt_err err;
+	bool discarded = o.console && !strcmp(o.console, "none");
+	if (vm_preflight(&o.cfg, discarded, &pf, &err) < 0) {
+		vm_preflight_free(&pf);
+		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
+	}
+	rc = run_vm(&o);
+	vm_preflight_free(&pf);
+	return rc;
 }

@@ -26,6 +26,9 @@ struct kvm_cpuid_entry2 *cpuid_find(struct cpuid_table *t, uint32_t function, ui
 	return NULL;
 }
 
+/* CPUID 0x80000001 ECX: PerfCtrExtCore (23), PerfCtrExtNB (24), PerfCtrExtLLC (28). */
+#define AMD_PERFCTR_EXT_BITS ((1u << 23) | (1u << 24) | (1u << 28))
+
 static unsigned bits_for(unsigned n)
 {
 	unsigned b = 0;
@@ -72,6 +75,12 @@ static void adjust_entry(struct kvm_cpuid_entry2 *e, unsigned index, unsigned nc
 	case 0xb:
 	case 0x1f:
 		adjust_ext_topology(e, index, ncpus);
+		break;
+	case 0x80000001:
+		e->ecx &= ~AMD_PERFCTR_EXT_BITS;    /* no PMU on AMD either: no extended counters */
+		break;
+	case 0x80000022:
+		e->eax = e->ebx = e->ecx = e->edx = 0; /* AMD PerfMonV2 */
 		break;
 	case 0x80000008:
 		e->ecx = (e->ecx & ~0xf0ffu) | ((ncpus - 1) & 0xff);

@@ -90,6 +90,26 @@ static int setup_irqchip(struct vm *vm, vt_err *err)
 	return 0;
 }
 
+/* No PMU for the guest (CPUID says so, cpuid.c), but on AMD Linux assumes the legacy counters exist and
+ * probes them; a host KVM without a vPMU then logs "Unhandled WRMSR(0xc0010007)" for every boot. Denied
+ * by a filter, the accesses fault in the guest (which then says the PMU is not available due to
+ * virtualization) without reaching KVM's MSR code. Best effort: older kernels lack MSR filters. */
+static void deny_pmu_msrs(struct vm *vm)
+{
+	static const uint8_t deny[2] = { 0 }; /* a clear bit denies the MSR */
+	struct kvm_msr_filter f = {
+		.flags = KVM_MSR_FILTER_DEFAULT_ALLOW,
+		.ranges = {
+			{ .flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, .base = 0xc0010000, .nmsrs = 8,
+			  .bitmap = (uint8_t *)deny },  /* K7 PERFEVTSEL0-3, PERFCTR0-3 */
+			{ .flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, .base = 0xc0010200, .nmsrs = 12,
+			  .bitmap = (uint8_t *)deny },  /* PerfCtrExtCore counters 0-5 */
+		},
+	};
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) > 0)
+		ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &f);
+}
+
 static int setup_memory(struct vm *vm, uint64_t size, bool mergeable, vt_err *err)
 {
 	if (gmem_init(&vm->mem, size, mergeable ? GMEM_MERGEABLE : 0, err) < 0)
@@ -206,6 +226,7 @@ static int vm_build(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 		return vt_fail_errno(err, errno, "eventfd");
 	if (setup_irqchip(vm, err) < 0 || setup_memory(vm, cfg->mem_size, cfg->ksm, err) < 0)
 		return -1;
+	deny_pmu_msrs(vm);
 	if (setup_platform_devices(vm, cfg->console_out_fd, err) < 0 || vm_pci_setup(vm, cfg, err) < 0 ||
 	    load_kernel(vm, cfg, err) < 0)
 		return -1;

@@ -297,6 +297,85 @@ static void e820_with_high_memory(void **state)
 	assert_int_equal(ram, 5 * GiB - (LAYOUT_HIMEM_START - LAYOUT_EBDA_START));
 }
 
+/* The header's sizes (syssize, payload) must lie inside the file: a truncated image is refused before
+ * loading, naming what is missing, instead of triple-faulting in the guest. */
+static void bzimage_truncated_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	size_t size;
+	uint8_t *img = make_bzimage(4096, &size);
+	struct boot_entry out;
+	vt_err err;
+	struct boot_params_in in = { img, size, NULL, 0, "x", 0 };
+	put32(img, BP_SYSSIZE, 4096 / 16);
+	put32(img, BP_PAYLOAD_OFFSET, 100);
+	put32(img, BP_PAYLOAD_LENGTH, 3000);
+	assert_int_equal(boot_check(img, size, 1, &err), 0);
+	assert_int_equal(bzimage_load(&f->mem, &in, &out, &err), 0);
+
+	in.kernel_size = size - 16; /* one paragraph of protected-mode code missing */
+	assert_int_equal(boot_check(img, in.kernel_size, 1, &err), -1);
+	assert_non_null(strstr(err.msg, "truncated"));
+	assert_int_equal(bzimage_load(&f->mem, &in, &out, &err), -1);
+	assert_non_null(strstr(err.msg, "truncated"));
+
+	put32(img, BP_SYSSIZE, 0);
+	put32(img, BP_PAYLOAD_LENGTH, 4096); /* the payload runs past the end */
+	in.kernel_size = size;
+	assert_int_equal(boot_check(img, size, 1, &err), -1);
+	assert_non_null(strstr(err.msg, "truncated"));
+	put32(img, BP_PAYLOAD_OFFSET, UINT32_MAX); /* no wrap-around in the sum */
+	assert_int_equal(boot_check(img, size, 1, &err), -1);
+	free(img);
+}
+
+/* Linux's COMMAND_LINE_SIZE (2048 with the NUL) on both paths: PVH has no header field, so 2047 is the
+ * limit there (a longer one made the guest hang); a bzImage's own cmdline_size is checked too. */
+static void cmdline_limit_on_both_paths(void **state)
+{
+	struct fixture *f = *state;
+	struct elf_img e;
+	make_elf(&e);
+	static char line[BOOT_CMDLINE_MAX + 2];
+	memset(line, 'a', BOOT_CMDLINE_MAX + 1); /* 2048 bytes */
+	struct boot_params_in in = { &e, sizeof(e), NULL, 0, line, 0 };
+	struct boot_entry out;
+	vt_err err;
+	assert_int_equal(boot_check(&e, sizeof(e), strlen(line), &err), -1);
+	assert_non_null(strstr(err.msg, "at most 2047"));
+	assert_int_equal(pvh_load(&f->mem, &in, &out, &err), -1);
+	assert_non_null(strstr(err.msg, "COMMAND_LINE_SIZE 2048"));
+	line[BOOT_CMDLINE_MAX] = 0; /* 2047 bytes: fine */
+	assert_int_equal(boot_check(&e, sizeof(e), strlen(line), &err), 0);
+	assert_int_equal(pvh_load(&f->mem, &in, &out, &err), 0);
+
+	size_t size;
+	uint8_t *img = make_bzimage(4096, &size);
+	put32(img, BP_CMDLINE_SIZE, 64);
+	assert_int_equal(boot_check(img, size, 64, &err), 0);
+	assert_int_equal(boot_check(img, size, 65, &err), -1);
+	assert_non_null(strstr(err.msg, "accepts at most 64"));
+	free(img);
+}
+
+/* boot_check sees what pvh_load would refuse, without guest memory. */
+static void pvh_check_without_memory(void **state)
+{
+	(void)state;
+	struct elf_img e;
+	vt_err err;
+	make_elf(&e);
+	assert_int_equal(boot_check(&e, sizeof(e), 0, &err), 0);
+	assert_int_equal(boot_check(&e, sizeof(e) - 8, 0, &err), -1); /* the segment's last bytes cut off */
+	assert_non_null(strstr(err.msg, "outside the file"));
+	make_elf(&e);
+	e.note[2] = 17;
+	assert_int_equal(boot_check(&e, sizeof(e), 0, &err), -1);
+	assert_non_null(strstr(err.msg, "no PVH entry note"));
+	assert_int_equal(boot_check("#!/bin/sh\n", 10, 0, &err), -1);
+	assert_non_null(strstr(err.msg, "neither a bzImage"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +383,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(bzimage_rejects_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(pvh_fills_start_info, setup, teardown),
 		cmocka_unit_test_setup_teardown(pvh_rejects_bad_elf, setup, teardown),
+		cmocka_unit_test_setup_teardown(bzimage_truncated_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(cmdline_limit_on_both_paths, setup, teardown),
+		cmocka_unit_test(pvh_check_without_memory),
 		cmocka_unit_test(format_detection),
 		cmocka_unit_test(e820_with_high_memory),
 	};

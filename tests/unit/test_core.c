@@ -116,7 +116,9 @@ static struct cpuid_table *table_with(void)
 		{ .function = 0xb, .index = 2, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX },
 		{ .function = KVM_CPUID_SIGNATURE },
 		{ .function = KVM_CPUID_FEATURES, .eax = (1u << KVM_FEATURE_CLOCKSOURCE2) | (1u << KVM_FEATURE_PV_EOI) },
+		{ .function = 0x80000001, .ecx = 0x75c237ff },   /* an AMD EPYC's, PerfCtrExtCore/NB/LLC set */
 		{ .function = 0x80000008, .eax = 0x3030, .ecx = 0x7007 },
+		{ .function = 0x80000022, .eax = 0x3, .ebx = 0x1026 },
 	};
 	memcpy(t.entries, e, sizeof(e));
 	t.hdr.nent = ARRAY_SIZE(e);
@@ -147,6 +149,8 @@ static void cpuid_topology(void **state)
 	assert_int_equal(core->edx, 2);                /* x2APIC ID */
 	assert_int_equal(end->ecx >> 8, 0);
 	assert_int_equal(cpuid_find(t, 0xa, 0)->eax, 0); /* no PMU */
+	assert_int_equal(cpuid_find(t, 0x80000001, 0)->ecx, 0x75c237ff & ~((1u << 23) | (1u << 24) | (1u << 28)));
+	assert_int_equal(cpuid_find(t, 0x80000022, 0)->eax, 0); /* no AMD PerfMonV2 */
 	assert_int_equal(cpuid_find(t, 0x80000008, 0)->ecx & 0xff, 3);
 	struct kvm_cpuid_entry2 *sig = cpuid_find(t, KVM_CPUID_SIGNATURE, 0);
 	char s[13] = { 0 };

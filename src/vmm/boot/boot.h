@@ -31,8 +31,17 @@ struct boot_entry {
 	uint64_t initrd_gpa;
 };
 
+/* Linux on x86: COMMAND_LINE_SIZE is 2048 bytes with the final NUL. A bzImage states its own limit in
+ * the header (cmdline_size, 2047 on x86); a PVH vmlinux has no header field, so this is its limit. */
+#define BOOT_CMDLINE_MAX 2047
+
 enum kernel_format { KERNEL_UNKNOWN, KERNEL_BZIMAGE, KERNEL_ELF };
 enum kernel_format kernel_detect(const void *data, size_t size);
+
+/* Check a kernel file and a command line of cmdline_len bytes without loading anything: the header's
+ * sizes against the file, the PVH entry note, the command line against the kernel's limit. */
+int boot_check(const void *kernel, size_t size, size_t cmdline_len, vt_err *err);
+int pvh_check(const void *kernel, size_t size, size_t cmdline_len, vt_err *err);
 
 /* Load whatever kernel_detect() recognises. Errors name what is wrong with the file or the fit. */
 int boot_load(struct guest_mem *m, const struct boot_params_in *in, struct boot_entry *out, vt_err *err);

@@ -14,6 +14,21 @@ static void wr16(uint8_t *p, size_t off, uint16_t v) { memcpy(p + off, &v, 2); }
 static void wr32(uint8_t *p, size_t off, uint32_t v) { memcpy(p + off, &v, 4); }
 static void wr64(uint8_t *p, size_t off, uint64_t v) { memcpy(p + off, &v, 8); }
 
+/* The header says how much protected-mode code follows the setup (syssize) and where the compressed
+ * kernel lies in it (payload): all of it must be in the file. A signed image may carry more at the end. */
+static int check_sizes(const uint8_t *p, size_t size, const struct bzimage_info *info, vt_err *err)
+{
+	uint64_t code = (uint64_t)rd32(p, BP_SYSSIZE) * 16;
+	uint64_t payload_end = (uint64_t)rd32(p, BP_PAYLOAD_OFFSET) + rd32(p, BP_PAYLOAD_LENGTH);
+	uint64_t need = info->setup_size + MAX(code, payload_end);
+	if (need > size)
+		return vt_fail(err, "bzImage is truncated: its header describes %llu bytes (setup %zu, kernel %llu, "
+			       "compressed payload ending at %llu), the file has %zu",
+			       (unsigned long long)need, info->setup_size, (unsigned long long)code,
+			       (unsigned long long)payload_end, size);
+	return 0;
+}
+
 int bzimage_parse(const void *image, size_t size, struct bzimage_info *info, vt_err *err)
 {
 	const uint8_t *p = image;
@@ -36,7 +51,7 @@ int bzimage_parse(const void *image, size_t size, struct bzimage_info *info, vt_
 	info->initrd_addr_max = rd32(p, BP_INITRD_ADDR_MAX);
 	info->init_size = rd32(p, BP_INIT_SIZE);
 	info->kernel_size = size - info->setup_size;
-	return 0;
+	return check_sizes(p, size, info, err);
 }
 
 int bzimage_load(struct guest_mem *m, const struct boot_params_in *in, struct boot_entry *out, vt_err *err)

@@ -13,6 +13,7 @@
 #define BP_EXT_RAMDISK_SIZE  0x0c4
 #define BP_E820_ENTRIES      0x1e8
 #define BP_SETUP_SECTS       0x1f1
+#define BP_SYSSIZE           0x1f4   /* protected-mode code size in 16-byte units (32 bits since 2.04) */
 #define BP_BOOT_FLAG         0x1fe
 #define BP_HDR_MAGIC         0x202
 #define BP_VERSION           0x206
@@ -26,6 +27,8 @@
 #define BP_INITRD_ADDR_MAX   0x22c
 #define BP_XLOADFLAGS        0x236
 #define BP_CMDLINE_SIZE      0x238
+#define BP_PAYLOAD_OFFSET    0x248   /* compressed kernel, from the start of the protected-mode code */
+#define BP_PAYLOAD_LENGTH    0x24c
 #define BP_INIT_SIZE         0x260
 #define BP_E820_TABLE        0x2d0
 #define BP_SETUP_HDR_END_MIN 0x264   /* through init_size: everything a 2.12+ loader reads */
@@ -44,6 +47,8 @@ struct bzimage_info {
 	uint32_t init_size;      /* memory the kernel needs from its load address */
 };
 
+/* Parse and check the header against the file: a truncated or inconsistent image is refused here,
+ * before anything is loaded, rather than triple-faulting in the guest. */
 int bzimage_parse(const void *image, size_t size, struct bzimage_info *info, vt_err *err);
 
 #endif

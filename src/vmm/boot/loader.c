@@ -2,6 +2,7 @@
 
 #include "lib/util.h"
 #include "vmm/boot/boot.h"
+#include "vmm/boot/bzimage.h"
 
 enum kernel_format kernel_detect(const void *data, size_t size)
 {
@@ -11,6 +12,24 @@ enum kernel_format kernel_detect(const void *data, size_t size)
 	if (size >= 4 && memcmp(p, "\x7f" "ELF", 4) == 0)
 		return KERNEL_ELF;
 	return KERNEL_UNKNOWN;
+}
+
+int boot_check(const void *kernel, size_t size, size_t cmdline_len, vt_err *err)
+{
+	struct bzimage_info info;
+	switch (kernel_detect(kernel, size)) {
+	case KERNEL_BZIMAGE:
+		if (bzimage_parse(kernel, size, &info, err) < 0)
+			return -1;
+		if (cmdline_len > info.cmdline_max)
+			return vt_fail(err, "command line is %zu bytes; this kernel accepts at most %u", cmdline_len,
+				       info.cmdline_max);
+		return 0;
+	case KERNEL_ELF:
+		return pvh_check(kernel, size, cmdline_len, err);
+	default:
+		return vt_fail(err, "kernel is neither a bzImage (no \"HdrS\" boot header) nor an ELF vmlinux");
+	}
 }
 
 int boot_load(struct guest_mem *m, const struct boot_params_in *in, struct boot_entry *out, vt_err *err)

@@ -99,10 +99,10 @@ static bool find_pvh_note(const struct elf_view *e, const struct phdr *ph, uint6
 	return false;
 }
 
-static int load_segments(struct guest_mem *m, const struct elf_view *e, uint64_t *entry, uint64_t *end, vt_err *err)
+/* Everything about the file, before any of it is loaded: segments inside the file, a PVH entry note. */
+static int check_elf(const struct elf_view *e, uint64_t *entry, vt_err *err)
 {
-	bool have_entry = false;
-	*end = 0;
+	bool have_entry = false, have_load = false;
 	for (unsigned i = 0; i < e->phnum; i++) {
 		struct phdr ph = elf_phdr(e, i);
 		if (ph.type == PT_NOTE && in_file(e, ph.offset, ph.filesz) && !have_entry)
@@ -110,7 +110,27 @@ static int load_segments(struct guest_mem *m, const struct elf_view *e, uint64_t
 		if (ph.type != PT_LOAD)
 			continue;
 		if (!in_file(e, ph.offset, ph.filesz) || ph.filesz > ph.memsz)
-			return vt_fail(err, "ELF kernel segment %u lies outside the file", i);
+			return vt_fail(err, "ELF kernel segment %u lies outside the file (is the file truncated?)", i);
+		have_load = true;
+	}
+	if (!have_entry)
+		return vt_fail(err, "ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY): it was built without "
+			       "CONFIG_PVH; boot its bzImage instead");
+	if (!have_load)
+		return vt_fail(err, "ELF kernel has no loadable segments");
+	if (*entry >= 4 * GiB)
+		return vt_fail(err, "PVH entry point 0x%llx is not a 32-bit address", (unsigned long long)*entry);
+	return 0;
+}
+
+/* Copy the PT_LOAD segments (already checked against the file) to their physical addresses. */
+static int load_segments(struct guest_mem *m, const struct elf_view *e, uint64_t *end, vt_err *err)
+{
+	*end = 0;
+	for (unsigned i = 0; i < e->phnum; i++) {
+		struct phdr ph = elf_phdr(e, i);
+		if (ph.type != PT_LOAD)
+			continue;
 		uint8_t *dst = gmem_ptr(m, ph.paddr, ph.memsz);
 		if (!dst)
 			return vt_fail(err, "ELF kernel segment %u (0x%llx, %llu KiB) does not fit in guest memory; give it more --memory",
@@ -119,12 +139,25 @@ static int load_segments(struct guest_mem *m, const struct elf_view *e, uint64_t
 		memset(dst + ph.filesz, 0, ph.memsz - ph.filesz);
 		*end = MAX(*end, ph.paddr + ph.memsz);
 	}
-	if (!have_entry)
-		return vt_fail(err, "ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY): it was built without "
-			       "CONFIG_PVH; boot its bzImage instead");
-	if (*end == 0)
-		return vt_fail(err, "ELF kernel has no loadable segments");
 	return 0;
+}
+
+/* PVH has no header field for the limit: it is Linux's COMMAND_LINE_SIZE (beyond it the boot hangs). */
+static int check_cmdline(size_t len, vt_err *err)
+{
+	if (len > BOOT_CMDLINE_MAX)
+		return vt_fail(err, "command line is %zu bytes; Linux on x86 accepts at most %d (COMMAND_LINE_SIZE %d "
+			       "with the final NUL)", len, BOOT_CMDLINE_MAX, BOOT_CMDLINE_MAX + 1);
+	return 0;
+}
+
+int pvh_check(const void *kernel, size_t size, size_t cmdline_len, vt_err *err)
+{
+	struct elf_view e = { 0 };
+	uint64_t entry = 0;
+	if (elf_open(kernel, size, &e, err) < 0 || check_elf(&e, &entry, err) < 0)
+		return -1;
+	return check_cmdline(cmdline_len, err);
 }
 
 static void write_start_info(struct guest_mem *m, const struct boot_params_in *in, const struct boot_entry *out)
@@ -157,18 +190,16 @@ static void write_start_info(struct guest_mem *m, const struct boot_params_in *i
 int pvh_load(struct guest_mem *m, const struct boot_params_in *in, struct boot_entry *out, vt_err *err)
 {
 	struct elf_view e = { 0 };
-	if (elf_open(in->kernel, in->kernel_size, &e, err) < 0)
+	uint64_t entry = 0, end = 0;
+	if (elf_open(in->kernel, in->kernel_size, &e, err) < 0 || check_elf(&e, &entry, err) < 0)
 		return -1;
 	size_t cmdlen = strlen(in->cmdline);
-	if (cmdlen >= LAYOUT_CMDLINE_MAX)
-		return vt_fail(err, "command line is %zu bytes; at most %llu are supported", cmdlen, LAYOUT_CMDLINE_MAX - 1);
+	if (check_cmdline(cmdlen, err) < 0)
+		return -1;
 	if (!gmem_ptr(m, 0, LAYOUT_HIMEM_START))
 		return vt_fail(err, "guest memory is too small for a PVH boot");
-	uint64_t entry = 0, end = 0;
-	if (load_segments(m, &e, &entry, &end, err) < 0)
+	if (load_segments(m, &e, &end, err) < 0)
 		return -1;
-	if (entry >= 4 * GiB)
-		return vt_fail(err, "PVH entry point 0x%llx is not a 32-bit address", (unsigned long long)entry);
 	memcpy(gmem_ptr(m, LAYOUT_CMDLINE, cmdlen + 1), in->cmdline, cmdlen + 1);
 	out->initrd_gpa = 0;
 	if (in->initrd && initrd_place(m, in->initrd_size, ALIGN_UP(end, 4096ULL), UINT64_MAX, &out->initrd_gpa, err) < 0)

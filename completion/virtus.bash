@@ -1,0 +1,49 @@
+# bash completion for virtus(1): commands, `vm run` options and their values.
+# Installed by `make install` as $(PREFIX)/share/bash-completion/completions/virtus.
+
+_virtus_vm_run_options="--kernel --initrd --cmdline --cpus --memory --console --console-device --rng --disk
+	--net --balloon --vsock --ksm --stats --help"
+
+_virtus() {
+	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
+	local cmd=${COMP_WORDS[1]-} sub=${COMP_WORDS[2]-}
+	COMPREPLY=()
+	if [ "$COMP_CWORD" -eq 1 ]; then
+		mapfile -t COMPREPLY < <(compgen -W "vm help version --help --version" -- "$cur")
+		return
+	fi
+	case "$cmd" in
+	help)
+		case $COMP_CWORD in
+		2) mapfile -t COMPREPLY < <(compgen -W "vm" -- "$cur") ;;
+		3) [ "$sub" = vm ] && mapfile -t COMPREPLY < <(compgen -W "run probe" -- "$cur") ;;
+		esac
+		return ;;
+	vm) ;;
+	*) return ;;
+	esac
+	if [ "$COMP_CWORD" -eq 2 ]; then
+		mapfile -t COMPREPLY < <(compgen -W "run probe --help" -- "$cur")
+		return
+	fi
+	case "$sub" in
+	probe) mapfile -t COMPREPLY < <(compgen -W "--help" -- "$cur") ;;
+	run) _virtus_vm_run "$cur" "$prev" ;;
+	esac
+}
+
+# The value of the option before the cursor, else the options themselves.
+_virtus_vm_run() {
+	local cur=$1 prev=$2
+	case "$prev" in
+	--kernel|--initrd|--disk) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
+	--console) mapfile -t COMPREPLY < <(compgen -W "stdio none" -- "$cur"; compgen -f -- "$cur"); return ;;
+	--console-device) mapfile -t COMPREPLY < <(compgen -W "serial virtio" -- "$cur"); return ;;
+	--net) mapfile -t COMPREPLY < <(compgen -W "user tap=" -- "$cur"); return ;;
+	--cmdline|--cpus|--memory|--balloon|--vsock) return ;;
+	esac
+	# shellcheck disable=SC2086
+	mapfile -t COMPREPLY < <(compgen -W "$(echo $_virtus_vm_run_options)" -- "$cur")
+}
+
+complete -o filenames -F _virtus virtus
