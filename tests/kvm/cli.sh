@@ -43,14 +43,19 @@ run_case "--console FILE" 0 EMPTY EMPTY -- vm run --kernel "$G/hello.elf" --cons
 if grep -q 'hello from the guest' "$tmp/console.log"; then ok "--console FILE holds the guest output"; else not_ok "--console FILE holds the guest output"; fi
 
 # 100 clean exits in a row with two vCPUs: stopping must never hang or lose the status.
+now_ms() { # busybox's date (the nested bed's L1) has no %N: whole seconds there
+	local t
+	t=$(date +%s%N)
+	case "$t" in *N) echo $(($(date +%s) * 1000)) ;; *) echo $((t / 1000000)) ;; esac
+}
 fails=0
-start=$(date +%s%N)
+start=$(now_ms)
 for i in $(seq 100); do
 	out=$(timeout 10 "$VIRTUS" vm run --kernel "$G/smp.elf" --cpus 2 --cmdline "2 console=ttyS0" </dev/null 2>&1)
 	rc=$?
 	if [ $rc -ne 0 ] || [ "$out" != "smp: 2 cpus up" ]; then fails=$((fails + 1)); echo "# run $i: status $rc: $out"; fi
 done
-ms=$(( ($(date +%s%N) - start) / 1000000 ))
+ms=$(($(now_ms) - start))
 if [ $fails -eq 0 ]; then ok "2 vCPUs: 100 runs in a row exit cleanly (${ms} ms)"; else not_ok "2 vCPUs: 100 runs in a row" "$fails failed"; fi
 
 # Console input through a pipe, and the escape sequence.
