@@ -2,7 +2,7 @@
 # Shared by tests/fuzz/run-fuzz-{console,balloon,rng}.sh: build one device fuzz target (fuzz_DEV.c +
 # fuzz_ring.h, the transport and the device's own source) with clang, libFuzzer, ASan and UBSan; write its
 # seeds (ring_seeds.py); run it for N seconds with final stats; print one TAP line.
-# Usage: tests/fuzz/fuzz-device.sh DEV SECONDS DEVICE_SOURCE [EXTRA_CLANG_ARGS...]
+# Usage: tests/fuzz/fuzz-device.sh DEV SECONDS DEVICE_SOURCE [MORE_SOURCES_AND_LIBS...]
 # Exit status is libFuzzer's: non-zero if it found a crash, a leak, undefined behaviour or a failed check.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,8 +15,8 @@ mkdir -p "$corpus"
 src=(tests/fuzz/fuzz_"$dev".c "$dev_src" src/devices/virtio/pci.c src/devices/virtio/pass.c src/devices/pci.c src/devices/virtio/queue.c
 	src/vmm/guest_mem.c src/lib/iov.c src/lib/err.c src/lib/termsafe.c src/lib/util.c)
 clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined "$@" \
-	-o "$out/fuzz_$dev" "${src[@]}" -lpthread
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-o "$out/fuzz_$dev" "${src[@]}" "$@" -lpthread
 python3 tests/fuzz/ring_seeds.py "$dev" "$corpus"
 set +e
 "$out/fuzz_$dev" -max_total_time="$secs" -max_len=8192 -artifact_prefix="$out/$dev-" -print_final_stats=1 \

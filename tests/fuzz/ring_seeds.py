@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Seed inputs for the device fuzz targets (layout: tests/fuzz/fuzz_ring.h): well-formed rings a real driver
-would post, from which libFuzzer mutates. Usage: ring_seeds.py console|balloon|rng OUTDIR"""
+would post, from which libFuzzer mutates. Usage: ring_seeds.py console|balloon|rng|blk OUTDIR"""
 import os, struct, sys
 
 RING_STRIDE = 0x200
@@ -79,6 +79,25 @@ def balloon():
     out["inflate-reset-inflate"] = g.input([kick(0), 5, kick(0), kick(2)])
     return out
 
+def blk():
+    """A write, a read and a flush in flight together, then the same heads posted again before they
+    complete (a guest error), a reset with requests in flight, and the ring anew."""
+    out = {}
+    hdr = lambda t, sector: struct.pack("<IIQ", t, 0, sector)
+    g = Guest(3, [3])   # event idx + indirect, 8 entries
+    g.put(0x1000, hdr(1, 0))      # VIRTIO_BLK_T_OUT at sector 0
+    g.put(0x1010, hdr(0, 0))      # VIRTIO_BLK_T_IN
+    g.put(0x1020, hdr(4, 0))      # VIRTIO_BLK_T_FLUSH
+    g.put(0x1100, b"x" * 512)
+    g.post(0, [(0x1000, 16, False), (0x1100, 512, False), (0x1030, 1, True)])
+    g.post(0, [(0x1010, 16, False), (0x1300, 512, True), (0x1031, 1, True)])
+    g.post_indirect(0, 0x1200, [(0x1020, 16, False), (0x1032, 1, True)])
+    out["write-read-flush"] = g.input([kick(0), 4, 4, 6])
+    g.avail(0, 0)                 # head 0 again while its write may be in flight
+    out["repost-in-flight"] = g.input([kick(0), kick(0), 4, 5, kick(0), 4])
+    out["reset-in-flight"] = g.input([kick(0), 5 | 8, kick(0), 4, 5, kick(0), 4])
+    return out
+
 def rng():
     g = Guest(3, [2])
     g.post(0, [(0x1000, 64, True)])
@@ -88,6 +107,6 @@ def rng():
 if __name__ == "__main__":
     kind, outdir = sys.argv[1], sys.argv[2]
     os.makedirs(outdir, exist_ok=True)
-    for name, data in {"console": console, "balloon": balloon, "rng": rng}[kind]().items():
+    for name, data in {"console": console, "balloon": balloon, "rng": rng, "blk": blk}[kind]().items():
         with open(os.path.join(outdir, name), "wb") as f:
             f.write(data)
