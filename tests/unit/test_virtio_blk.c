@@ -357,6 +357,18 @@ static void batch_in_flight_one_interrupt(void **state)
 	}
 }
 
+/* After a reset the driver sets the device up anew, with fresh rings, and a request completes. */
+static void works_again_after_reset(struct fixture *f)
+{
+	memset(f->ram + USED_GPA, 0, 4096);
+	memset(f->ram + AVAIL_GPA, 0, 4096);
+	f->next_avail = 0;
+	driver_ok(f);
+	post_request(f, VIRTIO_BLK_T_FLUSH, 0, 0, false);
+	complete_until(f, 1);
+	assert_int_equal(f->ram[STATUS_GPA], VIRTIO_BLK_S_OK);
+}
+
 /* A reset while requests are in flight drains them without touching the (now forgotten) rings. */
 static void reset_with_requests_in_flight(void **state)
 {
@@ -369,13 +381,7 @@ static void reset_with_requests_in_flight(void **state)
 	virtio_blk_complete(f->blk); /* a late eventfd wake-up finds nothing */
 	assert_int_equal(used_idx(f), 0);
 	/* and the device works again after the driver sets it up anew */
-	memset(f->ram + USED_GPA, 0, 4096);
-	memset(f->ram + AVAIL_GPA, 0, 4096);
-	f->next_avail = 0;
-	driver_ok(f);
-	post_request(f, VIRTIO_BLK_T_FLUSH, 0, 0, false);
-	complete_until(f, 1);
-	assert_int_equal(f->ram[STATUS_GPA], VIRTIO_BLK_S_OK);
+	works_again_after_reset(f);
 }
 
 /* Teardown (in the fixture) with a request still in flight: ASan reports a leak or a use after free. */
@@ -406,13 +412,7 @@ static void head_posted_again_while_in_flight(void **state)
 	/* the reset drains what is in flight and the device works again */
 	bar_write(f, VPCI_STATUS, 1, 0);
 	assert_int_equal(virtio_blk_in_flight(f->blk), 0);
-	memset(f->ram + USED_GPA, 0, 4096);
-	memset(f->ram + AVAIL_GPA, 0, 4096);
-	f->next_avail = 0;
-	driver_ok(f);
-	post_request(f, VIRTIO_BLK_T_FLUSH, 0, 0, false);
-	complete_until(f, 1);
-	assert_int_equal(f->ram[STATUS_GPA], VIRTIO_BLK_S_OK);
+	works_again_after_reset(f);
 }
 
 static long rss_kib(void)

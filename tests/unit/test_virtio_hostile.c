@@ -166,18 +166,25 @@ static void rng_kick_is_bounded_while_the_guest_keeps_posting(void **state)
 	h_fini(&h, virtio_rng_destroy);
 }
 
+/* A virtio-rng through the harness, its driver up with no optional features. */
+static struct virtio_device *rng_up(struct harness *h)
+{
+	struct virtio_device *dev;
+	vt_err err;
+	h_init(h);
+	assert_int_equal(virtio_rng_create(&dev, &err), 0);
+	h_plug(h, dev);
+	h_driver_ok(h, 0);
+	return dev;
+}
+
 /* ---- status rules: no renegotiation without a reset ----------------------------------------------- */
 
 static void clearing_features_ok_does_not_renegotiate(void **state)
 {
 	(void)state;
 	struct harness h;
-	h_init(&h);
-	struct virtio_device *dev;
-	vt_err err;
-	assert_int_equal(virtio_rng_create(&dev, &err), 0);
-	h_plug(&h, dev);
-	h_driver_ok(&h, 0); /* no EVENT_IDX, no INDIRECT_DESC */
+	struct virtio_device *dev = rng_up(&h); /* no EVENT_IDX, no INDIRECT_DESC */
 	uint64_t agreed = dev->negotiated;
 	/* The hostile driver clears FEATURES_OK and DRIVER_OK, offers new features, sets FEATURES_OK again. */
 	h_bar_write(&h, VPCI_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
@@ -202,12 +209,7 @@ static void reset_queues_refuse_work(void **state)
 {
 	(void)state;
 	struct harness h;
-	h_init(&h);
-	struct virtio_device *dev;
-	vt_err err;
-	assert_int_equal(virtio_rng_create(&dev, &err), 0);
-	h_plug(&h, dev);
-	h_driver_ok(&h, 0);
+	rng_up(&h);
 	h_bar_write(&h, VPCI_STATUS, 1, 0);
 	assert_false(virtq_usable(&h.t->vq[0]));
 	struct virtq_chain *c = malloc(sizeof(*c));
