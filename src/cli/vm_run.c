@@ -16,6 +16,7 @@
 #include "lib/util.h"
 #include "devices/virtio/vsock.h"
 #include "net/net_opts.h"
+#include "vmm/sandbox.h"
 
 #define DEFAULT_MEMORY (512 * MiB)
 #define DEFAULT_CMDLINE "console=ttyS0 panic=-1"
@@ -28,7 +29,7 @@ static const char run_usage[] =
 	"usage: virtus vm run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
 	"                     [--console stdio|none|FILE] [--console-device serial|virtio] [--rng]\n"
 	"                     [--disk PATH[,ro][,id=NAME]]... [--net SPEC]... [--balloon SIZE[,stats=S]]\n"
-	"                     [--vsock CID,PATH] [--stats]\n"
+	"                     [--vsock CID,PATH] [--seccomp on|off|log] [--stats]\n"
 	"\n"
 	"Boots a Linux bzImage or PVH ELF vmlinux (detected from the file). Without --kernel, boots the\n"
 	"default guest from $VIRTUS_GUEST_DIR or <directory of virtus>/guest.\n"
@@ -55,6 +56,10 @@ static const char run_usage[] =
 	"  --vsock CID,PATH add a virtio-vsock device (PCI), guest CID 3..4294967294: guest connections to host\n"
 	"                   (CID 2) port P reach the Unix socket PATH_P; host clients of the Unix socket PATH\n"
 	"                   (created mode 0600, removed at exit) send \"CONNECT P\\n\" to reach guest port P\n"
+	"  --seccomp on|off|log  the VMM's own sandbox (default on): each of its threads (vCPUs, device loop,\n"
+	"                   I/O workers, libslirp, main) may make only the system calls its job needs, with\n"
+	"                   no_new_privs; any other call stops the VMM with SIGSYS and a line naming it. log:\n"
+	"                   allow such calls but log them in the kernel log (dmesg). off: for debugging only\n"
 	"  --stats          print VM exit counters when the VM ends\n"
 	"On the console, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"Exit status: 0 guest powered off, 3 guest rebooted, 4 guest crashed, 1 VMM error, 2 usage error,\n"
@@ -62,6 +67,7 @@ static const char run_usage[] =
 
 struct run_opts {
 	struct vm_config cfg;
+	enum sandbox_mode sandbox;
 	const char *console;
 	bool stats;
 	char guest_kernel[PATH_MAX], guest_initrd[PATH_MAX];
@@ -174,7 +180,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "memory", required_argument, NULL, 'm' }, { "console", required_argument, NULL, 'o' },
 		{ "console-device", required_argument, NULL, 'd' }, { "balloon", required_argument, NULL, 'b' },
 		{ "disk", required_argument, NULL, 'D' }, { "net", required_argument, NULL, 'N' },
-		{ "vsock", required_argument, NULL, 'V' },
+		{ "vsock", required_argument, NULL, 'V' }, { "seccomp", required_argument, NULL, 'S' },
 		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	uint64_t n;
@@ -214,6 +220,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			if (o->cfg.nnets == VM_MAX_NETS)
 				return usage_error("at most %s --net devices", "4");
 			o->cfg.net[o->cfg.nnets++] = optarg;
+			break;
+		case 'S':
+			if (sandbox_parse_mode(optarg, &o->sandbox) < 0)
+				return usage_error("--seccomp wants on, off or log, got '%s'", optarg);
 			break;
 		case 'h': fputs(run_usage, stdout); return 0;
 		case 'n':
@@ -307,6 +317,11 @@ static int run_vm(struct run_opts *o)
 		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
 	o->cfg.console_out_fd = con.out_fd;
 	o->cfg.diag = stderr;
+	/* before vm_create: it starts the I/O workers and the libslirp thread, which confine themselves */
+	if (sandbox_prepare(o->sandbox, &err) < 0) {
+		close_console(&con, true);
+		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
+	}
 
 	struct vm *vm;
 	if (vm_create(&o->cfg, &vm, &err) < 0) {
@@ -322,6 +337,7 @@ static int run_vm(struct run_opts *o)
 	if (vm_start(vm, &err) < 0) {
 		fprintf(stderr, "virtus: %s\n", err.msg);
 	} else {
+		sandbox_enter_main(); /* every VMM thread exists now */
 		console_pump(vm, con.in_fd, sig_fd);
 		why = vm_wait(vm);
 	}
@@ -336,7 +352,7 @@ static int run_vm(struct run_opts *o)
 
 int cmd_vm_run(int argc, char **argv)
 {
-	struct run_opts o = { .cfg = { .ncpus = 1, .mem_size = DEFAULT_MEMORY, .console_out_fd = -1 } };
+	struct run_opts o = { .cfg = { .ncpus = 1, .mem_size = DEFAULT_MEMORY, .console_out_fd = -1 }, .sandbox = SANDBOX_ON };
 	int rc = parse_args(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
