@@ -16,6 +16,7 @@
 #include "lib/util.h"
 #include "devices/virtio/vsock.h"
 #include "net/net_opts.h"
+#include "vmm/jail.h"
 #include "vmm/sandbox.h"
 
 #define DEFAULT_MEMORY (512 * MiB)
@@ -29,7 +30,8 @@ static const char run_usage[] =
 	"usage: virtus vm run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
 	"                     [--console stdio|none|FILE] [--console-device serial|virtio] [--rng]\n"
 	"                     [--disk PATH[,ro][,id=NAME]]... [--net SPEC]... [--balloon SIZE[,stats=S]]\n"
-	"                     [--vsock CID,PATH] [--seccomp on|off|log] [--stats]\n"
+	"                     [--vsock CID,PATH] [--seccomp on|off|log] [--jail [--jail-uid N] [--jail-gid N]]\n"
+	"                     [--stats]\n"
 	"\n"
 	"Boots a Linux bzImage or PVH ELF vmlinux (detected from the file). Without --kernel, boots the\n"
 	"default guest from $VIRTUS_GUEST_DIR or <directory of virtus>/guest.\n"
@@ -60,6 +62,13 @@ static const char run_usage[] =
 	"                   I/O workers, libslirp, main) may make only the system calls its job needs, with\n"
 	"                   no_new_privs; any other call stops the VMM with SIGSYS and a line naming it. log:\n"
 	"                   allow such calls but log them in the kernel log (dmesg). off: for debugging only\n"
+	"  --jail           run the VMM jailed (needs root): new mount, PID, IPC, UTS and, unless --net is\n"
+	"                   given, network namespaces; an empty read-only root (/run/virtus/vm-PID on the\n"
+	"                   host) holding only the --vsock socket's directory (and /etc/resolv.conf for --net\n"
+	"                   user); its own cgroup virtus/vm-PID; uid/gid 65534 with no capabilities. Files and\n"
+	"                   devices are opened before the jail closes; host sockets the guest connects to\n"
+	"                   over vsock must be writable by that uid. Nothing is left behind at exit\n"
+	"  --jail-uid N, --jail-gid N  the jail's unprivileged ids (default 65534, never 0)\n"
 	"  --stats          print VM exit counters when the VM ends\n"
 	"On the console, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"Exit status: 0 guest powered off, 3 guest rebooted, 4 guest crashed, 1 VMM error, 2 usage error,\n"
@@ -68,6 +77,10 @@ static const char run_usage[] =
 struct run_opts {
 	struct vm_config cfg;
 	enum sandbox_mode sandbox;
+	bool jail;
+	struct jail_config jail_cfg;
+	char vsock_abs[PATH_MAX];   /* --vsock's path made absolute for the jail */
+	char vsock_dir[PATH_MAX];   /* and its directory, bound into the jail */
 	const char *console;
 	bool stats;
 	char guest_kernel[PATH_MAX], guest_initrd[PATH_MAX];
@@ -181,6 +194,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "console-device", required_argument, NULL, 'd' }, { "balloon", required_argument, NULL, 'b' },
 		{ "disk", required_argument, NULL, 'D' }, { "net", required_argument, NULL, 'N' },
 		{ "vsock", required_argument, NULL, 'V' }, { "seccomp", required_argument, NULL, 'S' },
+		{ "jail", no_argument, NULL, 'J' }, { "jail-uid", required_argument, NULL, 'U' },
+		{ "jail-gid", required_argument, NULL, 'G' },
 		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	uint64_t n;
@@ -224,6 +239,17 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case 'S':
 			if (sandbox_parse_mode(optarg, &o->sandbox) < 0)
 				return usage_error("--seccomp wants on, off or log, got '%s'", optarg);
+			break;
+		case 'J': o->jail = true; break;
+		case 'U':
+		case 'G':
+			if (parse_uint(optarg, 1, 4294967294ULL, &n) < 0)
+				return usage_error(c == 'U' ? "--jail-uid wants a number from 1 to 4294967294 (never 0), got '%s'"
+							    : "--jail-gid wants a number from 1 to 4294967294 (never 0), got '%s'", optarg);
+			if (c == 'U')
+				o->jail_cfg.uid = (uid_t)n;
+			else
+				o->jail_cfg.gid = (gid_t)n;
 			break;
 		case 'h': fputs(run_usage, stdout); return 0;
 		case 'n':
@@ -305,7 +331,7 @@ static int report_end(enum vm_exit why)
 	return (int)why;
 }
 
-static int run_vm(struct run_opts *o)
+static int run_vm(struct run_opts *o, struct jail *jail)
 {
 	vt_err err;
 	struct console_fds con;
@@ -318,13 +344,20 @@ static int run_vm(struct run_opts *o)
 	o->cfg.console_out_fd = con.out_fd;
 	o->cfg.diag = stderr;
 	/* before vm_create: it starts the I/O workers and the libslirp thread, which confine themselves */
-	if (sandbox_prepare(o->sandbox, &err) < 0) {
+	struct sandbox_ids ids = { o->jail_cfg.uid, o->jail_cfg.gid };
+	if (sandbox_prepare(o->sandbox, jail ? &ids : NULL, &err) < 0) {
 		close_console(&con, true);
 		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
 	}
 
 	struct vm *vm;
 	if (vm_create(&o->cfg, &vm, &err) < 0) {
+		close_console(&con, true);
+		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
+	}
+	/* everything is open: close the jail before the guest runs */
+	if (jail && jail_enter(jail, &err) < 0) {
+		vm_destroy(vm);
 		close_console(&con, true);
 		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
 	}
@@ -350,11 +383,55 @@ static int run_vm(struct run_opts *o)
 	return report_end(why);
 }
 
+static int run_jailed_vm(void *arg, struct jail *jail)
+{
+	return run_vm(arg, jail);
+}
+
+/* What the jail must hold: the vsock socket's directory (guest connections reach PATH_P by path while the
+ * VM runs) and, for user networking, the resolver's configuration libslirp reads. */
+static int plan_jail(struct run_opts *o, vt_err *err)
+{
+	struct jail_config *j = &o->jail_cfg;
+	j->new_netns = o->cfg.nnets == 0; /* tap and libslirp both work in the host's network */
+	if (o->cfg.vsock_path) {
+		char *dir = strdup(o->cfg.vsock_path), *base = strdup(o->cfg.vsock_path);
+		bool ok = dir && base && realpath(dirname(dir), o->vsock_dir);
+		int n = ok ? snprintf(o->vsock_abs, sizeof(o->vsock_abs), "%s/%s", o->vsock_dir, basename(base)) : 0;
+		free(dir), free(base);
+		if (!ok)
+			return vt_fail_errno(err, errno, "--vsock %s: its directory", o->cfg.vsock_path);
+		if ((size_t)n >= sizeof(o->vsock_abs) || vsock_check_path(o->vsock_abs, err) < 0)
+			return vt_fail(err, "--vsock %s: its absolute path is too long for the jail", o->cfg.vsock_path);
+		o->cfg.vsock_path = o->vsock_abs;
+		j->remove_at_exit = o->vsock_abs;
+		j->bind[j->nbind++] = o->vsock_dir;
+	}
+	bool user_net = false;
+	for (unsigned i = 0; i < o->cfg.nnets; i++)
+		user_net |= !strncmp(o->cfg.net[i], "user", 4);
+	if (user_net && access("/etc/resolv.conf", R_OK) == 0) {
+		j->bind_readonly[j->nbind] = true;
+		j->bind[j->nbind++] = "/etc/resolv.conf";
+	}
+	return 0;
+}
+
 int cmd_vm_run(int argc, char **argv)
 {
-	struct run_opts o = { .cfg = { .ncpus = 1, .mem_size = DEFAULT_MEMORY, .console_out_fd = -1 }, .sandbox = SANDBOX_ON };
+	struct run_opts o = {
+		.cfg = { .ncpus = 1, .mem_size = DEFAULT_MEMORY, .console_out_fd = -1 }, .sandbox = SANDBOX_ON,
+		.jail_cfg = { .uid = JAIL_DEFAULT_ID, .gid = JAIL_DEFAULT_ID },
+	};
 	int rc = parse_args(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
-	return run_vm(&o);
+	if (!o.jail)
+		return run_vm(&o, NULL);
+	vt_err err;
+	if (plan_jail(&o, &err) < 0 || (rc = jail_run(&o.jail_cfg, run_jailed_vm, &o, &err)) < 0) {
+		fprintf(stderr, "virtus: %s\n", err.msg);
+		return VM_EXIT_ERROR;
+	}
+	return rc;
 }

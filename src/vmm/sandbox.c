@@ -214,7 +214,24 @@ static int export_filter(scmp_filter_ctx ctx, struct sock_fprog *prog, vt_err *e
 	return 0;
 }
 
-static int build_filter(enum thread_role role, uint32_t refuse, struct sock_fprog *prog, vt_err *err)
+/* Only the switch to the jail's ids (a no-op once made): see sandbox.h. */
+static int allow_id_switch(scmp_filter_ctx ctx, const struct sandbox_ids *ids, vt_err *err)
+{
+	if (!ids)
+		return 0;
+	struct scmp_arg_cmp to_uid[] = { SCMP_A0_64(SCMP_CMP_EQ, ids->uid), SCMP_A1_64(SCMP_CMP_EQ, ids->uid),
+					 SCMP_A2_64(SCMP_CMP_EQ, ids->uid) };
+	struct scmp_arg_cmp to_gid[] = { SCMP_A0_64(SCMP_CMP_EQ, ids->gid), SCMP_A1_64(SCMP_CMP_EQ, ids->gid),
+					 SCMP_A2_64(SCMP_CMP_EQ, ids->gid) };
+	struct scmp_arg_cmp no_groups = SCMP_A0_64(SCMP_CMP_EQ, 0);
+	if (add_rule(ctx, "setresuid", 3, to_uid, err) < 0 || add_rule(ctx, "setresgid", 3, to_gid, err) < 0 ||
+	    add_rule(ctx, "setgroups", 1, &no_groups, err) < 0)
+		return -1;
+	return 0;
+}
+
+static int build_filter(enum thread_role role, uint32_t refuse, const struct sandbox_ids *ids,
+			struct sock_fprog *prog, vt_err *err)
 {
 	const struct role_policy *p = &policies[role];
 	scmp_filter_ctx ctx = seccomp_init(refuse);
@@ -225,7 +242,7 @@ static int build_filter(enum thread_role role, uint32_t refuse, struct sock_fpro
 		rc = vt_fail_errno(err, -rc, "sandbox: seccomp_attr_set");
 	else if (allow_common(ctx, p, err) < 0 || allow_calls(ctx, p->calls, err) < 0 ||
 		 allow_ioctls(ctx, p->ioctls, err) < 0 || allow_special(ctx, p, err) < 0 ||
-		 export_filter(ctx, prog, err) < 0)
+		 allow_id_switch(ctx, ids, err) < 0 || export_filter(ctx, prog, err) < 0)
 		rc = -1;
 	seccomp_release(ctx);
 	return rc < 0 ? vt_err_prefix(err, "%s thread", thread_role_name(role)) : 0;
@@ -338,7 +355,7 @@ static int test_violation_role(void)
 	return -1;
 }
 
-int sandbox_prepare(enum sandbox_mode mode, vt_err *err)
+int sandbox_prepare(enum sandbox_mode mode, const struct sandbox_ids *jail_ids, vt_err *err)
 {
 	if (mode == SANDBOX_OFF)
 		return 0;
@@ -346,7 +363,7 @@ int sandbox_prepare(enum sandbox_mode mode, vt_err *err)
 		return vt_fail(err, "sandbox: already prepared in this process");
 	uint32_t refuse = mode == SANDBOX_LOG ? SCMP_ACT_LOG : SCMP_ACT_TRAP;
 	for (int r = 0; r < THREAD_ROLES; r++)
-		if (build_filter((enum thread_role)r, refuse, &sandbox.filter[r], err) < 0)
+		if (build_filter((enum thread_role)r, refuse, jail_ids, &sandbox.filter[r], err) < 0)
 			return -1;
 	load_syscall_names();
 	if (install_reporter(err) < 0)

@@ -20,6 +20,8 @@
 #ifndef VIRTUS_SANDBOX_H
 #define VIRTUS_SANDBOX_H
 
+#include <sys/types.h>
+
 #include "lib/err.h"
 #include "lib/thread_role.h"
 
@@ -31,7 +33,14 @@ enum sandbox_mode {
 
 /* "on", "off", "log" -> mode; -1 if none of them. */
 int sandbox_parse_mode(const char *s, enum sandbox_mode *mode);
-int sandbox_prepare(enum sandbox_mode mode, vt_err *err);
+/* The unprivileged ids a jail (vmm/jail.h) switches the process to after the threads started: glibc makes
+ * every thread switch (setresuid/setresgid/setgroups on each), so each list allows exactly that switch. */
+struct sandbox_ids {
+	uid_t uid;
+	gid_t gid;
+};
+/* jail_ids: NULL when the process keeps its ids. */
+int sandbox_prepare(enum sandbox_mode mode, const struct sandbox_ids *jail_ids, vt_err *err);
 /* Confine the calling (main) thread; a no-op when the sandbox is off. */
 void sandbox_enter_main(void);
 

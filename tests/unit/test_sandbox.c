@@ -48,7 +48,7 @@ static void run_child(enum sandbox_mode mode, void (*body)(void *), void *arg, s
 		close(p[0]);
 		close(p[1]);
 		vt_err err;
-		if (sandbox_prepare(mode, &err) < 0) {
+		if (sandbox_prepare(mode, NULL, &err) < 0) {
 			say(err.msg);
 			_exit(91);
 		}
