@@ -420,7 +420,7 @@ static int plan_jail(struct run_opts *o, vt_err *err)
 int cmd_vm_run(int argc, char **argv)
 {
 	struct run_opts o = {
-		.cfg = { .ncpus = 1, .mem_size = DEFAULT_MEMORY, .console_out_fd = -1 }, .sandbox = SANDBOX_ON,
+		.cfg = { .ncpus = 1, .mem_size = DEFAULT_MEMORY, .console_out_fd = -1 }, .sandbox = SANDBOX_DEFAULT,
 		.jail_cfg = { .uid = JAIL_DEFAULT_ID, .gid = JAIL_DEFAULT_ID },
 	};
 	int rc = parse_args(argc, argv, &o);
