@@ -22,7 +22,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "block/raw.h"
 #include "lib/thread_role.h"
+#include "vmm/eventloop.h"
 #include "vmm/sandbox.h"
 
 struct child_result {
@@ -295,6 +297,49 @@ static void test_off_mode_confines_nothing(void **s)
 	assert_int_equal(WEXITSTATUS(r.status), 0);
 }
 
+/* ---- The real thread starters announce their roles (else their threads would run unconfined) ------- */
+
+static unsigned roles_seen[THREAD_ROLES];
+
+static void record_role(enum thread_role role)
+{
+	__atomic_add_fetch(&roles_seen[role], 1, __ATOMIC_SEQ_CST);
+}
+
+static void wait_for_role(enum thread_role role, unsigned n)
+{
+	for (int i = 0; i < 2000 && __atomic_load_n(&roles_seen[role], __ATOMIC_SEQ_CST) < n; i++)
+		usleep(1000);
+	assert_int_equal(__atomic_load_n(&roles_seen[role], __ATOMIC_SEQ_CST), n);
+}
+
+static void test_device_loop_and_io_workers_announce_roles(void **s)
+{
+	(void)s;
+	memset(roles_seen, 0, sizeof(roles_seen));
+	thread_role_set_hook(record_role);
+	vt_err err;
+	struct evloop l;
+	assert_int_equal(evloop_init(&l, &err), 0);
+	assert_int_equal(evloop_start(&l, &err), 0);
+	wait_for_role(THREAD_DEVICE, 1);
+	evloop_destroy(&l);
+
+	char path[] = "/tmp/virtus-sandbox-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	struct blk *b;
+	struct blk_opts o = { .engine = BLK_ENGINE_POOL, .pool_threads = 3 };
+	assert_int_equal(blk_open_opts(path, &o, &b, &err), 0);
+	wait_for_role(THREAD_IO_WORKER, 3);
+	blk_close(b);
+	unlink(path);
+	thread_role_set_hook(NULL);
+	assert_int_equal(roles_seen[THREAD_VCPU] + roles_seen[THREAD_MAIN] + roles_seen[THREAD_SLIRP], 0);
+}
+
 static void test_parse_mode(void **s)
 {
 	(void)s;
@@ -324,6 +369,7 @@ int main(void)
 		cmocka_unit_test(test_env_trigger_kills_from_device_thread),
 		cmocka_unit_test(test_log_mode_lets_calls_through),
 		cmocka_unit_test(test_off_mode_confines_nothing),
+		cmocka_unit_test(test_device_loop_and_io_workers_announce_roles),
 		cmocka_unit_test(test_parse_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
