@@ -52,7 +52,7 @@ jail_watch() { # print what L1 sees of the jailed VMM (the virtus process whose 
 			echo "jail-ids $(awk '/^Uid:/ { u = $2 } /^Gid:/ { g = $2 } END { print u "/" g }' /proc/$p/status)"
 			echo "jail-capeff $(awk '/^CapEff:/ { print $2 }' /proc/$p/status)"
 			echo "jail-nspid $(awk '/^NSpid:/ { print $3 }' /proc/$p/status)"
-			echo "jail-root-entries $(ls -A /proc/$p/root | wc -l) $(awk '$5 == "/" { print $9 }' /proc/$p/mountinfo)"
+			echo "jail-root-entries $(ls -A /proc/$p/root | wc -l) $(awk '$5 == "/" { for (i = 7; i < NF; i++) if ($i == "-") print $(i + 1) }' /proc/$p/mountinfo)"
 			echo "jail-netns $([ "$(readlink /proc/$p/ns/net)" = "$(readlink /proc/self/ns/net)" ] && echo host || echo own)"
 			echo "jail-cgroup $(sed -n 's/^[0-9]*:memory://p' /proc/$p/cgroup)"
 			echo "jail-seccomp-threads $(grep -l '^Seccomp:[[:space:]]*2' /proc/$p/task/*/status | wc -l) of $(ls /proc/$p/task | wc -l)"
