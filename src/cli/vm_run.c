@@ -345,7 +345,7 @@ static int run_vm(struct run_opts *o, struct jail *jail)
 	o->cfg.diag = stderr;
 	/* before vm_create: it starts the I/O workers and the libslirp thread, which confine themselves */
 	struct sandbox_ids ids = { o->jail_cfg.uid, o->jail_cfg.gid };
-	if (sandbox_prepare(o->sandbox, jail ? &ids : NULL, &err) < 0) {
+	if (sandbox_prepare(o->sandbox, vm_thread_roles(&o->cfg), jail ? &ids : NULL, &err) < 0) {
 		close_console(&con, true);
 		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
 	}

@@ -332,6 +332,10 @@ static void provoke_violation(void)
 static void confine(enum thread_role role)
 {
 	name_thread(role);
+	if (!sandbox.filter[role].len) {
+		fprintf(stderr, "virtus: sandbox: a %s thread started, but no filter was prepared for it\n", thread_role_name(role));
+		_exit(1);
+	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
 	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &sandbox.filter[role]) < 0) {
 		/* fail closed: this thread must not go on unconfined */
@@ -355,7 +359,7 @@ static int test_violation_role(void)
 	return -1;
 }
 
-int sandbox_prepare(enum sandbox_mode mode, const struct sandbox_ids *jail_ids, vt_err *err)
+int sandbox_prepare(enum sandbox_mode mode, unsigned roles, const struct sandbox_ids *jail_ids, vt_err *err)
 {
 	if (mode == SANDBOX_OFF)
 		return 0;
@@ -363,7 +367,7 @@ int sandbox_prepare(enum sandbox_mode mode, const struct sandbox_ids *jail_ids, 
 		return vt_fail(err, "sandbox: already prepared in this process");
 	uint32_t refuse = mode == SANDBOX_LOG ? SCMP_ACT_LOG : SCMP_ACT_TRAP;
 	for (int r = 0; r < THREAD_ROLES; r++)
-		if (build_filter((enum thread_role)r, refuse, jail_ids, &sandbox.filter[r], err) < 0)
+		if ((roles & SANDBOX_ROLE(r)) && build_filter((enum thread_role)r, refuse, jail_ids, &sandbox.filter[r], err) < 0)
 			return -1;
 	load_syscall_names();
 	if (install_reporter(err) < 0)

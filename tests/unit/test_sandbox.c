@@ -50,7 +50,7 @@ static void run_child(enum sandbox_mode mode, void (*body)(void *), void *arg, s
 		close(p[0]);
 		close(p[1]);
 		vt_err err;
-		if (sandbox_prepare(mode, NULL, &err) < 0) {
+		if (sandbox_prepare(mode, SANDBOX_ALL_ROLES, NULL, &err) < 0) {
 			say(err.msg);
 			_exit(91);
 		}
@@ -340,6 +340,32 @@ static void test_device_loop_and_io_workers_announce_roles(void **s)
 	assert_int_equal(roles_seen[THREAD_VCPU] + roles_seen[THREAD_MAIN] + roles_seen[THREAD_SLIRP], 0);
 }
 
+/* A thread of a role nobody prepared a filter for must not run on unconfined. */
+static void test_unprepared_role_fails_closed(void **s)
+{
+	(void)s;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(p[1], STDERR_FILENO);
+		vt_err err;
+		if (sandbox_prepare(SANDBOX_ON, SANDBOX_ROLE(THREAD_MAIN) | SANDBOX_ROLE(THREAD_VCPU), NULL, &err) < 0)
+			_exit(91);
+		thread_role_enter(THREAD_SLIRP);
+		_exit(0);
+	}
+	close(p[1]);
+	char out[512] = { 0 };
+	assert_true(read(p[0], out, sizeof(out) - 1) > 0);
+	close(p[0]);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	assert_non_null(strstr(out, "a libslirp thread started, but no filter was prepared for it"));
+}
+
 static void test_parse_mode(void **s)
 {
 	(void)s;
@@ -370,6 +396,7 @@ int main(void)
 		cmocka_unit_test(test_log_mode_lets_calls_through),
 		cmocka_unit_test(test_off_mode_confines_nothing),
 		cmocka_unit_test(test_device_loop_and_io_workers_announce_roles),
+		cmocka_unit_test(test_unprepared_role_fails_closed),
 		cmocka_unit_test(test_parse_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
