@@ -4,6 +4,8 @@
  *   vmm-start-timer ROUNDS VIRTUS KERNEL NAME=ARGS...   (ARGS: extra `vm run` options, space-separated)
  * bench/vmm-start --bed builds it and runs it in the bed; the output format is parsed there. */
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #define MAX_VARIANTS 8
 #define MAX_ROUNDS 200
 #define MAX_ARGS 24
+#define RUN_TIMEOUT_MS 30000 /* a run that hangs is killed and reported, not waited for */
 
 struct variant {
 	char *name;
@@ -63,19 +66,23 @@ static int one_run(struct variant *v, int round)
 		_exit(127);
 	}
 	close(p[1]);
-	char c;
-	ssize_t got = read(p[0], &c, 1);
+	char c, sink[256];
+	struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+	ssize_t got = poll(&pfd, 1, RUN_TIMEOUT_MS) == 1 ? read(p[0], &c, 1) : -1;
 	double t1 = now_ms();
-	char sink[256];
-	while (read(p[0], sink, sizeof(sink)) > 0)
+	while (got == 1 && poll(&pfd, 1, RUN_TIMEOUT_MS) == 1 && read(p[0], sink, sizeof(sink)) > 0)
 		;
 	close(p[0]);
+	kill(pid, SIGKILL); /* only does something if the VMM hung */
 	int status;
 	struct rusage ru;
 	wait4(pid, &status, 0, &ru);
 	double t2 = now_ms();
-	if (got != 1)
+	if (got != 1 || !WIFEXITED(status)) {
+		fprintf(stderr, "%s: round %d: %s (status 0x%x)\n", v->name, round,
+			got != 1 ? "no guest output" : "the VMM did not exit by itself", status);
 		return -1;
+	}
 	v->first_ms[round] = t1 - t0;
 	v->exit_ms[round] = t2 - t0;
 	v->cpu_ms[round] = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
@@ -110,8 +117,10 @@ int main(int argc, char **argv)
 			return fprintf(stderr, "a variant is NAME=ARGS, got '%s'\n", argv[4 + i]), 2;
 	for (int r = 0; r < rounds; r++)
 		for (int i = 0; i < nv; i++) /* alternate, so drift hits every variant alike */
-			if (one_run(&vs[i], r) < 0)
-				return fprintf(stderr, "%s: no guest output in round %d\n", vs[i].name, r), 1;
+			if (one_run(&vs[i], r) < 0) {
+				printf("vmm-start failed variant=%s round=%d\n", vs[i].name, r);
+				return 1;
+			}
 	double base[3] = { 0 };
 	for (int i = 0; i < nv; i++) {
 		double m[3] = { median(vs[i].first_ms, rounds), median(vs[i].exit_ms, rounds), median(vs[i].cpu_ms, rounds) };
