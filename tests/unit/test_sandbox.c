@@ -26,6 +26,7 @@
 #include "lib/thread_role.h"
 #include "vmm/eventloop.h"
 #include "vmm/sandbox.h"
+#include "vmm/vm.h"
 
 struct child_result {
 	int status;
@@ -366,6 +367,30 @@ static void test_unprepared_role_fails_closed(void **s)
 	assert_non_null(strstr(out, "a libslirp thread started, but no filter was prepared for it"));
 }
 
+/* Which filters `vm run` prepares: a role a VM runs but does not get a filter for would end it. */
+static void test_vm_thread_roles(void **s)
+{
+	(void)s;
+	const unsigned base = SANDBOX_ROLE(THREAD_MAIN) | SANDBOX_ROLE(THREAD_VCPU);
+	const unsigned dev = SANDBOX_ROLE(THREAD_DEVICE);
+	struct vm_config c = { 0 };
+	assert_int_equal(vm_thread_roles(&c), base);
+	c = (struct vm_config){ .rng = true };
+	assert_int_equal(vm_thread_roles(&c), base | dev);
+	c = (struct vm_config){ .virtio_console = true };
+	assert_int_equal(vm_thread_roles(&c), base | dev);
+	c = (struct vm_config){ .balloon_size = 1 << 20 };
+	assert_int_equal(vm_thread_roles(&c), base | dev);
+	c = (struct vm_config){ .vsock_cid = 3 };
+	assert_int_equal(vm_thread_roles(&c), base | dev);
+	c = (struct vm_config){ .ndisks = 1 };
+	assert_int_equal(vm_thread_roles(&c), base | dev | SANDBOX_ROLE(THREAD_IO_WORKER));
+	c = (struct vm_config){ .nnets = 2, .net = { "tap=tap0", "user,hostfwd=tcp:1-:2" } };
+	assert_int_equal(vm_thread_roles(&c), base | dev | SANDBOX_ROLE(THREAD_SLIRP));
+	c = (struct vm_config){ .nnets = 1, .net = { "tap=user0" } };
+	assert_int_equal(vm_thread_roles(&c), base | dev);
+}
+
 static void test_parse_mode(void **s)
 {
 	(void)s;
@@ -397,6 +422,7 @@ int main(void)
 		cmocka_unit_test(test_off_mode_confines_nothing),
 		cmocka_unit_test(test_device_loop_and_io_workers_announce_roles),
 		cmocka_unit_test(test_unprepared_role_fails_closed),
+		cmocka_unit_test(test_vm_thread_roles),
 		cmocka_unit_test(test_parse_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
