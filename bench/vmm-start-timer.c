@@ -115,12 +115,15 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nv; i++)
 		if (parse_variant(&vs[i], argv[4 + i], argv[2], argv[3]) < 0)
 			return fprintf(stderr, "a variant is NAME=ARGS, got '%s'\n", argv[4 + i]), 2;
-	for (int r = 0; r < rounds; r++)
+	for (int r = 0; r < rounds; r++) {
 		for (int i = 0; i < nv; i++) /* alternate, so drift hits every variant alike */
 			if (one_run(&vs[i], r) < 0) {
 				printf("vmm-start failed variant=%s round=%d\n", vs[i].name, r);
 				return 1;
 			}
+		printf("vmm-start round %d done\n", r); /* a hang is then placed in the console log */
+		fflush(stdout);
+	}
 	double base[3] = { 0 };
 	for (int i = 0; i < nv; i++) {
 		double m[3] = { median(vs[i].first_ms, rounds), median(vs[i].exit_ms, rounds), median(vs[i].cpu_ms, rounds) };
