@@ -83,7 +83,7 @@ $(LIBRT): $(call obj,$(RT_SRC))
 
 # The VMM links only what it uses: every shared library costs start-up time.
 $(B)/virtus: $(call obj,$(CLI_SRC)) $(LIBVIRTUS)
-	$(CC) $(LDFLAGS) -o $@ $^ -luring $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ -luring -lseccomp $(LDLIBS)
 
 $(B)/virtus-runtime: $(call obj,src/runtime/main.c) $(LIBRT) $(LIBVIRTUS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)

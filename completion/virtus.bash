@@ -2,7 +2,7 @@
 # Installed by `make install` as $(PREFIX)/share/bash-completion/completions/virtus.
 
 _virtus_vm_run_options="--kernel --initrd --cmdline --cpus --memory --console --console-device --rng --disk
-	--net --balloon --vsock --ksm --stats --help"
+	--net --balloon --vsock --ksm --seccomp --jail --jail-uid --jail-gid --stats --help"
 
 _virtus() {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
@@ -40,7 +40,8 @@ _virtus_vm_run() {
 	--console) mapfile -t COMPREPLY < <(compgen -W "stdio none" -- "$cur"; compgen -f -- "$cur"); return ;;
 	--console-device) mapfile -t COMPREPLY < <(compgen -W "serial virtio" -- "$cur"); return ;;
 	--net) mapfile -t COMPREPLY < <(compgen -W "user tap=" -- "$cur"); return ;;
-	--cmdline|--cpus|--memory|--balloon|--vsock) return ;;
+	--seccomp) mapfile -t COMPREPLY < <(compgen -W "on off log" -- "$cur"); return ;;
+	--cmdline|--cpus|--memory|--balloon|--vsock|--jail-uid|--jail-gid) return ;;
 	esac
 	# shellcheck disable=SC2086
 	mapfile -t COMPREPLY < <(compgen -W "$(echo $_virtus_vm_run_options)" -- "$cur")

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "block/engine.h"
+#include "lib/thread_role.h"
 #include "lib/util.h"
 
 struct pool {
@@ -55,6 +56,7 @@ static void run_one(struct pool *p)
 static void *worker(void *arg)
 {
 	struct pool *p = arg;
+	thread_role_enter(THREAD_IO_WORKER);
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		while (!can_start(p) && !(p->stopping && !p->todo.head))

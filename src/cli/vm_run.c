@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +17,8 @@
 #include "devices/virtio/vsock.h"
 #include "net/net_opts.h"
 #include "vmm/layout.h"
+#include "vmm/jail.h"
+#include "vmm/sandbox.h"
 
 #define DEFAULT_MEMORY (512 * MiB)
 #define MAX_CPUS 255 /* xAPIC IDs; KVM's own limit on this host is checked when the VM is made */
@@ -24,7 +27,8 @@ const char vm_run_usage[] =
 	"usage: virtus vm run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
 	"                     [--console stdio|none|FILE] [--console-device serial|virtio] [--rng]\n"
 	"                     [--disk PATH[,ro][,id=NAME]]... [--net SPEC]... [--balloon SIZE[,stats=S]]\n"
-	"                     [--vsock CID,PATH] [--ksm] [--stats]\n"
+	"                     [--vsock CID,PATH] [--ksm] [--seccomp on|off|log] [--jail [--jail-uid N] [--jail-gid N]]\n"
+	"                     [--stats]\n"
 	"       virtus vm run -h|--help\n"
 	"\n"
 	"Boots a Linux bzImage or PVH ELF vmlinux (detected from the file). Without --kernel, boots the\n"
@@ -61,6 +65,17 @@ const char vm_run_usage[] =
 	"                   (created mode 0600, removed at exit) send \"CONNECT P\\n\" to reach guest port P\n"
 	"  --ksm            let the host's KSM merge identical guest pages (density; off by default because\n"
 	"                   merged pages let one VM learn about another's memory by timing its writes)\n"
+	"  --seccomp on|off|log  the VMM's own sandbox (default on): each of its threads (vCPUs, device loop,\n"
+	"                   I/O workers, libslirp, main) may make only the system calls its job needs, with\n"
+	"                   no_new_privs; any other call stops the VMM with SIGSYS and a line naming it. log:\n"
+	"                   allow such calls but log them in the kernel log (dmesg). off: for debugging only\n"
+	"  --jail           run the VMM jailed (needs root): new mount, PID, IPC, UTS and, unless --net is\n"
+	"                   given, network namespaces; an empty read-only root (/run/virtus/vm-PID on the\n"
+	"                   host) holding only the --vsock socket's directory (and /etc/resolv.conf for --net\n"
+	"                   user); its own cgroup virtus/vm-PID; uid/gid 65534 with no capabilities. Files and\n"
+	"                   devices are opened before the jail closes; host sockets the guest connects to\n"
+	"                   over vsock must be writable by that uid. Nothing is left behind at exit\n"
+	"  --jail-uid N, --jail-gid N  the jail's unprivileged ids (default 65534, never 0)\n"
 	"  --stats          print VM exit counters when the VM ends\n"
 	"  -h, --help       print this help\n"
 	"On the console, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
@@ -69,6 +84,11 @@ const char vm_run_usage[] =
 
 struct run_opts {
 	struct vm_config cfg;
+	enum sandbox_mode sandbox;
+	bool jail;
+	struct jail_config jail_cfg;
+	char vsock_abs[PATH_MAX];   /* --vsock's path made absolute for the jail */
+	char vsock_dir[PATH_MAX];   /* and its directory, bound into the jail */
 	const char *console;
 	bool stats;
 };
@@ -148,6 +168,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "console-device", required_argument, NULL, 'd' }, { "balloon", required_argument, NULL, 'b' },
 		{ "disk", required_argument, NULL, 'D' }, { "net", required_argument, NULL, 'N' },
 		{ "vsock", required_argument, NULL, 'V' }, { "ksm", no_argument, NULL, 'K' },
+		{ "seccomp", required_argument, NULL, 'S' }, { "jail", no_argument, NULL, 'J' },
+		{ "jail-uid", required_argument, NULL, 'U' }, { "jail-gid", required_argument, NULL, 'G' },
 		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	uint64_t n;
@@ -196,6 +218,21 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			if (o->cfg.nnets == VM_MAX_NETS)
 				return usage_error("at most %s --net devices", "4");
 			o->cfg.net[o->cfg.nnets++] = optarg;
+			break;
+		case 'S':
+			if (sandbox_parse_mode(optarg, &o->sandbox) < 0)
+				return usage_error("--seccomp wants on, off or log, got '%s'", optarg);
+			break;
+		case 'J': o->jail = true; break;
+		case 'U':
+		case 'G':
+			if (parse_uint(optarg, 1, 4294967294ULL, &n) < 0)
+				return usage_error(c == 'U' ? "--jail-uid wants a number from 1 to 4294967294 (never 0), got '%s'"
+							    : "--jail-gid wants a number from 1 to 4294967294 (never 0), got '%s'", optarg);
+			if (c == 'U')
+				o->jail_cfg.uid = (uid_t)n;
+			else
+				o->jail_cfg.gid = (gid_t)n;
 			break;
 		case 'h': fputs(vm_run_usage, stdout); return 0;
 		case 'n':
@@ -293,15 +330,20 @@ static int report_end(enum vm_exit why)
 	return (int)why;
 }
 
-/* Arguments and files are checked before KVM is opened, the console file is opened last. */
-static int prepare_vm(struct run_opts *o, struct console_fds *con, struct vm **vm)
+/* Arguments and files are checked before KVM is opened and the console file is opened last. The sandbox's
+ * filters are compiled before vm_create (which starts the I/O workers and the libslirp thread, and they
+ * confine themselves), and the jail closes once everything the VM needs is open. */
+static int prepare_vm(struct run_opts *o, struct jail *jail, struct console_fds *con, struct vm **vm)
 {
 	vt_err err;
 	if (open_console(o->console, con, &err) < 0)
 		return fprintf(stderr, "virtus: %s\n", err.msg), -1;
 	o->cfg.console_out_fd = con->out_fd;
 	o->cfg.diag = stderr;
-	if (vm_create(&o->cfg, vm, &err) < 0 || truncate_console(con, o->console, &err) < 0) {
+	struct sandbox_ids ids = { o->jail_cfg.uid, o->jail_cfg.gid };
+	if (sandbox_prepare(o->sandbox, vm_thread_roles(&o->cfg), jail ? &ids : NULL, &err) < 0 ||
+	    vm_create(&o->cfg, vm, &err) < 0 || truncate_console(con, o->console, &err) < 0 ||
+	    (jail && jail_enter(jail, &err) < 0)) {
 		if (*vm)
 			vm_destroy(*vm), *vm = NULL;
 		close_console(con, true);
@@ -310,11 +352,11 @@ static int prepare_vm(struct run_opts *o, struct console_fds *con, struct vm **v
 	return 0;
 }
 
-static int run_vm(struct run_opts *o)
+static int run_vm(struct run_opts *o, struct jail *jail)
 {
 	struct console_fds con;
 	struct vm *vm = NULL;
-	if (prepare_vm(o, &con, &vm) < 0)
+	if (prepare_vm(o, jail, &con, &vm) < 0)
 		return VM_EXIT_ERROR;
 	sigset_t set;
 	int sig_fd = block_host_signals(&set);
@@ -326,6 +368,7 @@ static int run_vm(struct run_opts *o)
 	if (vm_start(vm, &err) < 0) {
 		fprintf(stderr, "virtus: %s\n", err.msg);
 	} else {
+		sandbox_enter_main(); /* every VMM thread exists now */
 		console_pump(vm, con.in_fd, sig_fd);
 		why = vm_wait(vm);
 	}
@@ -338,9 +381,46 @@ static int run_vm(struct run_opts *o)
 	return report_end(why);
 }
 
+static int run_jailed_vm(void *arg, struct jail *jail)
+{
+	return run_vm(arg, jail);
+}
+
+/* What the jail must hold: the vsock socket's directory (guest connections reach PATH_P by path while the
+ * VM runs) and, for user networking, the resolver's configuration libslirp reads. */
+static int plan_jail(struct run_opts *o, vt_err *err)
+{
+	struct jail_config *j = &o->jail_cfg;
+	j->new_netns = o->cfg.nnets == 0; /* tap and libslirp both work in the host's network */
+	if (o->cfg.vsock_path) {
+		char *dir = strdup(o->cfg.vsock_path), *base = strdup(o->cfg.vsock_path);
+		bool ok = dir && base && realpath(dirname(dir), o->vsock_dir);
+		int n = ok ? snprintf(o->vsock_abs, sizeof(o->vsock_abs), "%s/%s", o->vsock_dir, basename(base)) : 0;
+		free(dir), free(base);
+		if (!ok)
+			return vt_fail_errno(err, errno, "--vsock %s: its directory", o->cfg.vsock_path);
+		if ((size_t)n >= sizeof(o->vsock_abs) || vsock_check_path(o->vsock_abs, err) < 0)
+			return vt_fail(err, "--vsock %s: its absolute path is too long for the jail", o->cfg.vsock_path);
+		o->cfg.vsock_path = o->vsock_abs;
+		j->remove_at_exit = o->vsock_abs;
+		j->bind[j->nbind++] = o->vsock_dir;
+	}
+	bool user_net = false;
+	for (unsigned i = 0; i < o->cfg.nnets; i++)
+		user_net |= !strncmp(o->cfg.net[i], "user", 4);
+	if (user_net && access("/etc/resolv.conf", R_OK) == 0) {
+		j->bind_readonly[j->nbind] = true;
+		j->bind[j->nbind++] = "/etc/resolv.conf";
+	}
+	return 0;
+}
+
 int cmd_vm_run(int argc, char **argv)
 {
-	struct run_opts o = { .cfg = { .ncpus = 1, .mem_size = DEFAULT_MEMORY, .console_out_fd = -1 } };
+	struct run_opts o = {
+		.cfg = { .ncpus = 1, .mem_size = DEFAULT_MEMORY, .console_out_fd = -1 }, .sandbox = SANDBOX_DEFAULT,
+		.jail_cfg = { .uid = JAIL_DEFAULT_ID, .gid = JAIL_DEFAULT_ID },
+	};
 	int rc = parse_args(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
@@ -351,7 +431,12 @@ int cmd_vm_run(int argc, char **argv)
 		vm_preflight_free(&pf);
 		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
 	}
-	rc = run_vm(&o);
+	if (!o.jail) {
+		rc = run_vm(&o, NULL);
+	} else if (plan_jail(&o, &err) < 0 || (rc = jail_run(&o.jail_cfg, run_jailed_vm, &o, &err)) < 0) {
+		fprintf(stderr, "virtus: %s\n", err.msg);
+		rc = VM_EXIT_ERROR;
+	}
 	vm_preflight_free(&pf);
 	return rc;
 }

@@ -27,6 +27,7 @@
 
 #include <slirp/libslirp.h>
 
+#include "lib/thread_role.h"
 #include "lib/util.h"
 #include "net/backend.h"
 
@@ -214,6 +215,7 @@ static void drain_wake(struct slirp_backend *s)
 static void *slirp_thread(void *arg)
 {
 	struct slirp_backend *s = arg;
+	thread_role_enter(THREAD_SLIRP);
 	pthread_mutex_lock(&s->lock);
 	while (!s->stopping) {
 		s->npoll = 0;

@@ -7,6 +7,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "lib/thread_role.h"
+
 #define EVLOOP_BATCH 16
 
 int evloop_init(struct evloop *l, vt_err *err)
@@ -41,6 +43,7 @@ int evloop_watch(struct evloop *l, int fd, void (*fn)(void *arg), void *arg, vt_
 static void *loop_thread(void *arg)
 {
 	struct evloop *l = arg;
+	thread_role_enter(THREAD_DEVICE);
 	for (;;) {
 		struct epoll_event ev[EVLOOP_BATCH];
 		int n = epoll_wait(l->epfd, ev, EVLOOP_BATCH, -1);

@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include "lib/thread_role.h"
 #include "lib/util.h"
 #include "vmm/cpuid.h"
 #include "vmm/layout.h"
@@ -324,6 +325,7 @@ void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
 	struct vm *vm = v->vm;
+	thread_role_enter(THREAD_VCPU);
 	sigset_t kick;
 	sigemptyset(&kick);
 	sigaddset(&kick, SIGUSR1);

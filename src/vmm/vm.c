@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/thread_role.h"
 #include "lib/util.h"
 #include "vmm/boot/acpi.h"
 #include "vmm/layout.h"
@@ -239,6 +240,19 @@ static int vm_build(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 		if (vcpu_create(vm, i, err) < 0)
 			return -1;
 	return vcpu_setup_boot_regs(&vm->vcpus[0], &vm->boot, err);
+}
+
+unsigned vm_thread_roles(const struct vm_config *cfg)
+{
+	unsigned roles = 1u << THREAD_MAIN | 1u << THREAD_VCPU;
+	if (cfg->rng || cfg->virtio_console || cfg->balloon_size || cfg->ndisks || cfg->nnets || cfg->vsock_cid)
+		roles |= 1u << THREAD_DEVICE; /* the PCI devices' event loop */
+	if (cfg->ndisks)
+		roles |= 1u << THREAD_IO_WORKER; /* the worker pool, if io_uring is refused */
+	for (unsigned i = 0; i < cfg->nnets; i++)
+		if (!strncmp(cfg->net[i], "user", 4))
+			roles |= 1u << THREAD_SLIRP;
+	return roles;
 }
 
 int vm_create(const struct vm_config *cfg, struct vm **out, vt_err *err)

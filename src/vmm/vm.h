@@ -87,6 +87,9 @@ struct vm {
 	uint64_t first_exit_ns;   /* the guest's first exit to userspace (atomic; 0 until then) */
 };
 
+/* The kinds of thread a VM built from cfg runs (1 << enum thread_role, lib/thread_role.h): the sandbox
+ * prepares a filter for each. */
+unsigned vm_thread_roles(const struct vm_config *cfg);
 /* Open KVM, build the machine, load the kernel. Nothing runs yet. */
 int vm_create(const struct vm_config *cfg, struct vm **out, vt_err *err);
 /* Extra devices (tests, later virtio): call before vm_start. */
