@@ -139,6 +139,9 @@ static int write_io_weight(const char *dir, const char *dev, uint64_t weight, co
 {
 	char buf[64];
 	bool bfq = rt_cg_file_exists(dir, "io.bfq.weight");
+	if (!bfq && !rt_cg_file_exists(dir, "io.weight"))
+		return vt_fail(err, "%s: the kernel offers neither io.weight nor io.bfq.weight (no BFQ scheduler nor "
+			       "io.cost controller)", field);
 	snprintf(buf, sizeof(buf), "%s%llu", *dev ? dev : bfq ? "" : "default ",
 		 (unsigned long long)(bfq ? weight : rt_cg_blkio_to_io_weight(weight)));
 	return write_value(dir, bfq ? "io.bfq.weight" : "io.weight", buf, field, err);
