@@ -25,13 +25,24 @@ static void cgroup_freep(struct rt_cgroup **cg)
 }
 #define cleanup_cgroup __attribute__((cleanup(cgroup_freep)))
 
-/* Warnings accumulate: `run` may collect one from start and one from delete. */
+/* Warnings accumulate, one a line: `run` may collect some from start and some from delete. */
 static void add_warning(const struct rt_globals *g, const char *id, const char *msg)
 {
 	if (!g->warning)
 		return;
 	size_t n = strlen(g->warning->msg);
-	snprintf(g->warning->msg + n, sizeof(g->warning->msg) - n, "%scontainer '%s': %s", n ? "; " : "", id, msg);
+	snprintf(g->warning->msg + n, sizeof(g->warning->msg) - n, "%scontainer '%s': %s", n ? "\n" : "", id, msg);
+}
+
+struct hook_warning {
+	const struct rt_globals *g;
+	const char *id;
+};
+
+static void warn_hook(void *arg, const char *msg)
+{
+	const struct hook_warning *w = arg;
+	add_warning(w->g, w->id, msg);
 }
 
 static int wrong_state(const struct rt_state *st, enum rt_status s, const char *cmd, vt_err *err)
@@ -47,16 +58,23 @@ static char *oci_state_string(const struct rt_state *st, enum rt_status s)
 	return out;
 }
 
-/* Hooks recorded at create time; a broken record only loses the hooks. */
-static int run_recorded_hooks(const struct rt_state *st, enum rt_hook_kind kind, enum rt_status s, vt_err *err)
+/* Hooks recorded at create time, of the kinds whose failures are warnings (poststart, poststop): every one
+ * runs, each failure is a warning. A broken record is a warning too. */
+static void run_recorded_hooks(const struct rt_globals *g, const struct rt_state *st, enum rt_hook_kind kind,
+			       enum rt_status s)
 {
 	struct rt_hooks h;
-	if (!st->hooks || rt_spec_parse_hooks(st->hooks, &h, err))
-		return st->hooks ? -1 : 0;
+	vt_err err = { 0 };
+	if (!st->hooks)
+		return;
+	if (rt_spec_parse_hooks(st->hooks, &h, &err)) {
+		add_warning(g, st->id, err.msg);
+		return;
+	}
 	cleanup_free char *json = oci_state_string(st, s);
-	int rc = rt_hooks_run(&h, kind, json ? json : "{}", err);
+	struct hook_warning w = { g, st->id };
+	rt_hooks_run_each(&h, kind, json ? json : "{}", warn_hook, &w);
 	rt_hooks_clear(&h);
-	return rc;
 }
 
 int rt_cmd_start(const struct rt_globals *g, const char *id, vt_err *err)
@@ -74,10 +92,8 @@ int rt_cmd_start(const struct rt_globals *g, const char *id, vt_err *err)
 	if (write(fd, "0", 1) != 1)
 		return vt_fail_errno(err, errno, "cannot release container '%s'", id);
 	unlink(fifo);
-	vt_err herr;
 	/* The spec: a failing poststart hook is a warning, the container keeps running. */
-	if (run_recorded_hooks(st, RT_HOOK_POSTSTART, RT_RUNNING, &herr))
-		add_warning(g, id, herr.msg);
+	run_recorded_hooks(g, st, RT_HOOK_POSTSTART, RT_RUNNING);
 	return 0;
 }
 
@@ -171,9 +187,8 @@ int rt_cmd_delete(const struct rt_globals *g, const char *id, bool force, vt_err
 			       rt_status_name(s));
 	if (destroy(st, err))
 		return -1;
-	vt_err herr;
-	if (run_recorded_hooks(st, RT_HOOK_POSTSTOP, RT_STOPPED, &herr)) /* only a warning, per the spec */
-		add_warning(g, id, herr.msg);
+	rt_rootfs_release_shared(st->shared_rootfs, st->rootfs_mnt_base);
+	run_recorded_hooks(g, st, RT_HOOK_POSTSTOP, RT_STOPPED); /* failures are warnings, per the spec */
 	if (rt_remove_tree(st->dir))
 		return vt_fail_errno(err, errno, "cannot remove %s", st->dir);
 	return 0;

@@ -39,6 +39,8 @@ struct create_ctx {
 	int fifo;          /* <state>/exec.fifo, opened O_RDWR here: init may not be able to open it itself */
 	pid_t intermediate, init;
 	char *created;
+	bool shared_mount_ns;       /* no 'mount' namespace: our rootfs bind lives in the runtime's namespace */
+	uint64_t rootfs_mnt_base;   /* the mount id on the rootfs before we bound it */
 };
 
 /* ---------------- child side ---------------- */
@@ -169,7 +171,7 @@ static int setup_container(struct create_ctx *c, vt_err *err)
 	const struct rt_spec *s = c->spec;
 	struct rt_rootfs_opts ro = {
 		.no_pivot = c->opts->no_pivot, .before_switch = before_switch, .arg = c,
-		.in_userns = rt_spec_has_namespace(s, CLONE_NEWUSER, NULL),
+		.in_userns = rt_spec_has_namespace(s, CLONE_NEWUSER, NULL), .shared_mount_ns = c->shared_mount_ns,
 	};
 	if (chdir(s->bundle)) /* relative bind sources are relative to the bundle */
 		return vt_fail_errno(err, errno, "cannot enter the bundle %s", s->bundle);
@@ -278,6 +280,7 @@ static int save_state(struct create_ctx *c, vt_err *err)
 	struct rt_state st = {
 		.id = (char *)c->id, .dir = (char *)c->state_dir, .bundle = c->spec->bundle, .pid = c->init,
 		.created = c->created, .no_pivot = c->opts->no_pivot, .annotations = c->spec->annotations,
+		.shared_rootfs = c->shared_mount_ns ? c->spec->rootfs : NULL, .rootfs_mnt_base = c->rootfs_mnt_base,
 	};
 	if (rt_proc_start_time(c->init, &st.start_time))
 		return vt_fail(err, "the container process %d exited during create", c->init);
@@ -303,6 +306,8 @@ static void undo_create(struct create_ctx *c)
 {
 	kill_and_reap(&c->intermediate);
 	kill_and_reap(&c->init);
+	if (c->shared_mount_ns)
+		rt_rootfs_release_shared(c->spec->rootfs, c->rootfs_mnt_base);
 	if (c->cgroup) {
 		vt_err ignored;
 		/* The tasks may take a moment to leave the cgroup after SIGKILL. */
@@ -342,6 +347,11 @@ static int prepare(struct create_ctx *c, const char *root, vt_err *err)
 		return vt_fail(err, "--console-socket given but process.terminal is false");
 	if (c->spec->seccomp && rt_seccomp_prepare(c->spec->seccomp, &c->seccomp, err))
 		return -1;
+	c->shared_mount_ns = !rt_spec_has_namespace(c->spec, CLONE_NEWNS, NULL);
+	/* Remember what is mounted on the rootfs now, so delete removes only our bind and never the client's. */
+	if (c->shared_mount_ns && rt_mount_id(c->spec->rootfs, &c->rootfs_mnt_base))
+		return vt_fail_errno(err, errno, "linux.namespaces: without a 'mount' namespace the rootfs bind must be "
+				     "tracked, but this kernel cannot report mount ids (statx STATX_MNT_ID)");
 	return make_dirs(root, err);
 }
 

@@ -407,9 +407,9 @@ int main(int argc, char **argv)
 	vt_err warning = { 0 };
 	c.g.warning = &warning;
 	int rc_cmd = dispatch(&c, cmd, &a, &exit_code, &err);
-	if (warning.msg[0]) {
-		fprintf(stderr, "virtus-runtime: warning: %s\n", warning.msg);
-		log_line(&c, "warning", warning.msg);
+	for (char *save = NULL, *line = strtok_r(warning.msg, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		fprintf(stderr, "virtus-runtime: warning: %s\n", line);
+		log_line(&c, "warning", line);
 	}
 	if (rc_cmd)
 		return fail(&c, err.msg[0] ? err.msg : "failed");

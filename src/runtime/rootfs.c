@@ -451,6 +451,41 @@ static int move_into(const char *rootfs, int rootfd, vt_err *err)
 	return 0;
 }
 
+/* Without a mount namespace of our own, pivot_root would move the root of every process in the runtime's
+ * namespace and MS_MOVE would move the host's mount: a chroot confines only the container. */
+static int chroot_into(int rootfd, vt_err *err)
+{
+	if (fchdir(rootfd))
+		return vt_fail_errno(err, errno, "cannot enter the rootfs");
+	if (chroot(".") || chdir("/"))
+		return vt_fail_errno(err, errno, "cannot chroot into the rootfs");
+	return 0;
+}
+
+static int switch_root(const struct rt_spec *spec, const struct rt_rootfs_opts *o, int rootfd, vt_err *err)
+{
+	if (o->shared_mount_ns)
+		return chroot_into(rootfd, err);
+	return o->no_pivot ? move_into(spec->rootfs, rootfd, err) : pivot_into(rootfd, err);
+}
+
+int rt_mount_id(const char *path, uint64_t *id)
+{
+	struct statx sx;
+	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) || !(sx.stx_mask & STATX_MNT_ID))
+		return -1;
+	*id = sx.stx_mnt_id;
+	return 0;
+}
+
+void rt_rootfs_release_shared(const char *rootfs, uint64_t base)
+{
+	uint64_t now;
+	/* One layer: our bind. A lazy unmount takes every mount below it along. */
+	if (rootfs && !rt_mount_id(rootfs, &now) && now != base)
+		umount2(rootfs, MNT_DETACH);
+}
+
 static int mask_path(const char *path, vt_err *err)
 {
 	struct stat st;
@@ -489,11 +524,14 @@ static int finish_root(const struct rt_spec *spec, vt_err *err)
 
 int rt_rootfs_setup(const struct rt_spec *spec, const struct rt_rootfs_opts *o, vt_err *err)
 {
-	/* Nothing we mount may propagate back to the host. */
-	if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL))
+	/* Nothing we mount may propagate back to the host. In the runtime's own mount namespace "/" is the host's
+	 * and stays as it is: only our bind of the rootfs is made private (and removed at delete). */
+	if (!o->shared_mount_ns && mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL))
 		return vt_fail_errno(err, errno, "cannot make / a slave mount");
 	if (mount(spec->rootfs, spec->rootfs, NULL, MS_BIND | MS_REC, NULL))
 		return vt_fail_errno(err, errno, "cannot bind the rootfs %s", spec->rootfs);
+	if (o->shared_mount_ns && mount(NULL, spec->rootfs, NULL, MS_PRIVATE | MS_REC, NULL))
+		return vt_fail_errno(err, errno, "cannot make the rootfs bind mount private");
 	cleanup_close int rootfd = open(spec->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return vt_fail_errno(err, errno, "cannot open the rootfs %s", spec->rootfs);
@@ -507,7 +545,7 @@ int rt_rootfs_setup(const struct rt_spec *spec, const struct rt_rootfs_opts *o, 
 			return -1;
 	if (o->before_switch && o->before_switch(o->arg, err))
 		return -1;
-	if (o->no_pivot ? move_into(spec->rootfs, rootfd, err) : pivot_into(rootfd, err))
+	if (switch_root(spec, o, rootfd, err))
 		return -1;
 	return finish_root(spec, err);
 }

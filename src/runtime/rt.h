@@ -162,6 +162,10 @@ struct rt_state {
 	char *created;        /* RFC 3339 */
 	bool paused;
 	bool no_pivot;
+	/* No mount namespace of its own: the rootfs bind mount made in the runtime's namespace, removed at delete
+	 * (shared_rootfs NULL otherwise); rootfs_mnt_base is the mount id the rootfs had before create. */
+	char *shared_rootfs;
+	uint64_t rootfs_mnt_base;
 	json_object *annotations;  /* may be NULL */
 	json_object *cgroup;       /* rt_cgroup_to_json(), may be NULL */
 	json_object *hooks;        /* the config's hooks, for poststop at delete time; may be NULL */
@@ -190,6 +194,10 @@ int rt_write_pid_file(const char *path, pid_t pid, vt_err *err);
 
 /* ---- hooks (hooks.c): run each with the OCI state on stdin; fatal kinds fail the operation ---- */
 int rt_hooks_run(const struct rt_hooks *h, enum rt_hook_kind kind, const char *state_json, vt_err *err);
+/* The non-fatal kinds (poststart, poststop): every hook runs even after one fails; warn(arg, message) is called
+ * for each failure. Returns how many failed. */
+size_t rt_hooks_run_each(const struct rt_hooks *h, enum rt_hook_kind kind, const char *state_json,
+			 void (*warn)(void *arg, const char *msg), void *arg);
 
 /* ---- inside the container (rootfs.c, process.c) ---- */
 /* Mounts, devices, pivot_root/chroot, masked and read-only paths. Called in the new mount namespace.
@@ -197,10 +205,16 @@ int rt_hooks_run(const struct rt_hooks *h, enum rt_hook_kind kind, const char *s
 struct rt_rootfs_opts {
 	bool no_pivot;
 	bool in_userns;
+	bool shared_mount_ns;  /* no mount namespace of our own: chroot, never touch "/" or pivot */
 	int (*before_switch)(void *arg, vt_err *err);
 	void *arg;
 };
 int rt_rootfs_setup(const struct rt_spec *spec, const struct rt_rootfs_opts *o, vt_err *err);
+/* The id of the mount that path is on (statx STATX_MNT_ID); -1 if the kernel cannot say. */
+int rt_mount_id(const char *path, uint64_t *id);
+/* A container that shares the runtime's mount namespace leaves its rootfs bind mount (with everything mounted
+ * below it) in that namespace: detach it, if the mount on rootfs is still not the one it had before (base). */
+void rt_rootfs_release_shared(const char *rootfs, uint64_t base);
 /* Resolve path under rootfd as if rootfd were "/" (symlinks and ".." cannot leave it), creating missing
  * directories and the last component (a directory, or an empty file). Returns an O_PATH fd. */
 int rt_rootfs_ensure(int rootfd, const char *path, bool dir, vt_err *err);
@@ -229,7 +243,7 @@ struct rt_globals {
 	const char *root;
 	bool debug;
 	bool systemd_cgroup;
-	vt_err *warning;  /* filled when a command succeeds with a warning (e.g. a poststart hook failed) */
+	vt_err *warning;  /* filled when a command succeeds with warnings (e.g. a poststart hook failed), one a line */
 };
 
 struct rt_create_opts {

@@ -424,8 +424,10 @@ static int parse_namespaces(json_object *lx, struct rt_spec *s, vt_err *err)
 		seen |= flag;
 		s->namespaces[s->n_namespaces++] = (struct rt_namespace){ flag, path };
 	}
-	if (!(seen & CLONE_NEWNS))
-		return vt_fail(err, "linux.namespaces: a 'mount' namespace is required");
+	/* No 'mount' entry: the container shares the runtime's mount namespace (the spec's inheritance rule). */
+	if (!(seen & CLONE_NEWNS) && (seen & CLONE_NEWUSER))
+		return vt_fail(err, "linux.namespaces: a new 'user' namespace needs a 'mount' namespace too (the "
+			       "container could not mount its root file system in the runtime's mount namespace)");
 	return 0;
 }
 
@@ -576,6 +578,9 @@ static int parse_linux(json_object *root, struct rt_spec *s, vt_err *err)
 	bool userns = rt_spec_has_namespace(s, CLONE_NEWUSER, &userns_path);
 	if (userns && !userns_path && (!s->n_uid_maps || !s->n_gid_maps))
 		return vt_fail(err, "linux.uidMappings and linux.gidMappings are required with a new user namespace");
+	if (s->rootfs_propagation && !rt_spec_has_namespace(s, CLONE_NEWNS, NULL))
+		return vt_fail(err, "linux.rootfsPropagation: needs a 'mount' namespace (without one it would change the "
+			       "host's mounts)");
 	if (!userns && (s->n_uid_maps || s->n_gid_maps))
 		return vt_fail(err, "linux.uidMappings: id mappings need a 'user' namespace in linux.namespaces");
 	return 0;
