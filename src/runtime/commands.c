@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -77,6 +78,21 @@ static void run_recorded_hooks(const struct rt_globals *g, const struct rt_state
 	rt_hooks_clear(&h);
 }
 
+/* Block until init has exec'd the container's program, or died: the fifo's last writer is init's
+ * close-on-exec descriptor, so a read returns end-of-file then. */
+static void wait_for_exec(const struct rt_state *st, int execed)
+{
+	for (;;) {
+		struct pollfd p = { .fd = execed, .events = POLLIN };
+		char b;
+		if (poll(&p, 1, 100) < 0 && errno != EINTR)
+			return;
+		ssize_t n = read(execed, &b, 1);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) || !rt_pid_alive(st->pid, st->start_time))
+			return;
+	}
+}
+
 int rt_cmd_start(const struct rt_globals *g, const char *id, vt_err *err)
 {
 	cleanup_state struct rt_state *st = NULL;
@@ -86,12 +102,22 @@ int rt_cmd_start(const struct rt_globals *g, const char *id, vt_err *err)
 	if (s != RT_CREATED)
 		return wrong_state(st, s, "start", err);
 	cleanup_free char *fifo = rt_path_join(st->dir, "exec.fifo");
+	cleanup_free char *execed_path = rt_path_join(st->dir, RT_EXECED_FIFO);
 	cleanup_close int fd = fifo ? open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC) : -1;
 	if (fd < 0)
 		return vt_fail_errno(err, errno, "container '%s' is not waiting to be started", id);
+	/* Opened before the release, while init still holds the write end (a container made by an older
+	 * version has no such fifo: then there is nothing to wait for). */
+	cleanup_close int execed = execed_path ? open(execed_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) : -1;
 	if (write(fd, "0", 1) != 1)
 		return vt_fail_errno(err, errno, "cannot release container '%s'", id);
+	/* The spec: start returns once the process runs the user's program; until then a signal could reach
+	 * the runtime's code in init (ignored, as init of a pid namespace) instead of the program. */
+	if (execed >= 0)
+		wait_for_exec(st, execed);
 	unlink(fifo);
+	if (execed_path)
+		unlink(execed_path);
 	/* The spec: a failing poststart hook is a warning, the container keeps running. */
 	run_recorded_hooks(g, st, RT_HOOK_POSTSTART, RT_RUNNING);
 	return 0;
@@ -182,9 +208,11 @@ int rt_cmd_delete(const struct rt_globals *g, const char *id, bool force, vt_err
 		return -1;
 	}
 	enum rt_status s = rt_state_status(st);
-	if ((s == RT_RUNNING || s == RT_PAUSED) && !force)
-		return vt_fail(err, "cannot delete container '%s': it is %s (stop it first or use --force)", id,
-			       rt_status_name(s));
+	/* The spec: deleting a container that is not stopped MUST fail. A created one too (runc and crun allow
+	 * that; podman and containerd either pass --force or kill first). */
+	if (s != RT_STOPPED && !force)
+		return vt_fail(err, "cannot delete container '%s': it is %s (%s first or use --force)", id,
+			       rt_status_name(s), s == RT_CREATED ? "kill it" : "stop it");
 	if (destroy(st, err))
 		return -1;
 	rt_rootfs_release_shared(st->shared_rootfs, st->rootfs_mnt_base);

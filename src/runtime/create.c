@@ -37,6 +37,7 @@ struct create_ctx {
 	int console;       /* connected --console-socket (or our own socketpair end), or -1 */
 	int console_peer;  /* own_console: where the pty master arrives, or -1 */
 	int fifo;          /* <state>/exec.fifo, opened O_RDWR here: init may not be able to open it itself */
+	int execed;        /* <state>/execed.fifo, O_RDWR|O_CLOEXEC: init's execve closes the last writer */
 	pid_t intermediate, init;
 	char *created;
 	bool shared_mount_ns;       /* no 'mount' namespace: our rootfs bind lives in the runtime's namespace */
@@ -347,6 +348,8 @@ static int prepare(struct create_ctx *c, const char *root, vt_err *err)
 		return vt_fail(err, "--console-socket given but process.terminal is false");
 	if (c->spec->seccomp && rt_seccomp_prepare(c->spec->seccomp, &c->seccomp, err))
 		return -1;
+	if (rt_process_check_lsm(&c->spec->process, err))
+		return -1;
 	c->shared_mount_ns = !rt_spec_has_namespace(c->spec, CLONE_NEWNS, NULL);
 	/* Remember what is mounted on the rootfs now, so delete removes only our bind and never the client's. */
 	if (c->shared_mount_ns && rt_mount_id(c->spec->rootfs, &c->rootfs_mnt_base))
@@ -363,8 +366,12 @@ static int start_children(struct create_ctx *c, vt_err *err)
 	c->sock = sv[0];
 	c->child_sock = sv[1];
 	cleanup_free char *fifo = rt_path_join(c->state_dir, "exec.fifo");
+	cleanup_free char *execed = rt_path_join(c->state_dir, RT_EXECED_FIFO);
 	if (!fifo || mkfifo(fifo, 0600))
 		return vt_fail_errno(err, errno, "cannot create the exec fifo");
+	/* `start` waits on this one until init has exec'd (or died): no writer is left once execve closes it. */
+	if (!execed || mkfifo(execed, 0600) || (c->execed = open(execed, O_RDWR | O_CLOEXEC)) < 0)
+		return vt_fail_errno(err, errno, "cannot create %s", RT_EXECED_FIFO);
 	/* O_RDWR: opening never blocks, and `start` writes the byte that lets init go on. */
 	c->fifo = open(fifo, O_RDWR | O_CLOEXEC);
 	if (c->fifo < 0)
@@ -388,8 +395,8 @@ static int start_children(struct create_ctx *c, vt_err *err)
 		intermediate_main(c);
 	close(c->child_sock);
 	c->child_sock = -1;
-	close(c->fifo);
-	c->fifo = -1;
+	closep(&c->fifo);
+	closep(&c->execed);
 	return drive_children(c, err);
 }
 
@@ -400,6 +407,7 @@ static void ctx_free(struct create_ctx *c)
 	closep(&c->console);
 	closep(&c->console_peer);
 	closep(&c->fifo);
+	closep(&c->execed);
 	rt_seccomp_free(c->seccomp);
 	rt_cgroup_free(c->cgroup);
 	rt_spec_free(c->spec);
@@ -416,7 +424,7 @@ static int create_container(const struct rt_globals *g, const char *id, const st
 	if (!dir)
 		return vt_fail_errno(err, ENOMEM, "create");
 	struct create_ctx c = { .id = id, .state_dir = dir, .opts = o, .sock = -1, .child_sock = -1, .console = -1,
-				  .console_peer = -1, .fifo = -1 };
+				  .console_peer = -1, .fifo = -1, .execed = -1 };
 	int rc = -1;
 	if (prepare(&c, g->root, err))
 		goto out;
@@ -472,6 +480,8 @@ int rt_cmd_run(const struct rt_globals *g, const char *id, const struct rt_creat
 	if (master >= 0 ? rt_wait_relaying(pid, master, status) : rt_wait_forwarding(pid, status))
 		*status = 255;
 	vt_err derr;
+	if (o->keep)
+		return 0;
 	if (rt_cmd_delete(g, id, true, &derr))
 		return vt_fail(err, "the container exited with %d, but delete failed: %s", *status, derr.msg);
 	return 0;

@@ -14,6 +14,8 @@
 #define RT_DEFAULT_ROOT "/run/virtus-runtime"
 #define RT_VERSION "0.1.0"
 #define RT_OCI_VERSION "1.0.2"
+/* In the state directory: init holds it open (close-on-exec) until its execve, so `start` can wait for that. */
+#define RT_EXECED_FIFO "execed.fifo"
 
 /* ---- config.json (spec.c). Strings point into the json tree that the spec keeps alive. ---- */
 
@@ -82,6 +84,8 @@ struct rt_process {
 	bool no_new_privileges;
 	bool has_oom_score_adj;
 	int oom_score_adj;
+	const char *apparmor_profile;  /* process.apparmorProfile, or NULL */
+	const char *selinux_label;     /* process.selinuxLabel, or NULL */
 };
 
 struct rt_device {
@@ -229,6 +233,9 @@ int rt_process_setup(const struct rt_process *p, struct rt_seccomp *sc, vt_err *
 int rt_process_exec(const struct rt_process *p, vt_err *err);
 int rt_set_rlimits(const struct rt_process *p, vt_err *err);
 int rt_set_oom_score_adj(const struct rt_process *p, vt_err *err);
+/* Is the host able to apply the process's AppArmor profile / SELinux label? A security setting that cannot be
+ * applied is refused, never ignored. */
+int rt_process_check_lsm(const struct rt_process *p, vt_err *err);
 
 /* ---- console (console.c) ---- */
 int rt_console_connect(const char *path, vt_err *err);
@@ -253,6 +260,7 @@ struct rt_create_opts {
 	bool no_pivot;
 	int preserve_fds;
 	bool detach;     /* run: return after start instead of waiting */
+	bool keep;       /* run: leave the stopped container for the caller to delete */
 	bool own_console; /* run: with process.terminal and no --console-socket, give the pty to the caller */
 };
 int rt_cmd_create(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, vt_err *err);
@@ -279,6 +287,8 @@ struct rt_exec_opts {
 	size_t n_args;
 	bool tty, detach, no_new_privs;
 	int preserve_fds;
+	const char *apparmor;       /* --apparmor PROFILE */
+	const char *process_label;  /* --process-label LABEL */
 };
 int rt_cmd_exec(const struct rt_globals *g, const char *id, const struct rt_exec_opts *o, int *status,
 		vt_err *err);

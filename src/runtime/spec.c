@@ -230,8 +230,14 @@ int rt_spec_parse_process(json_object *proc, const char *field, struct rt_proces
 	    get_string_vec(proc, "args", field, &p->args, NULL, err) ||
 	    get_string_vec(proc, "env", field, &p->env, NULL, err) || get_string(proc, "cwd", field, &p->cwd, err) ||
 	    get_bool(proc, "noNewPrivileges", field, &p->no_new_privileges, err) ||
-	    get_int(proc, "oomScoreAdj", field, -1000, 1000, &oom, &p->has_oom_score_adj, err))
+	    get_int(proc, "oomScoreAdj", field, -1000, 1000, &oom, &p->has_oom_score_adj, err) ||
+	    get_string(proc, "apparmorProfile", field, &p->apparmor_profile, err) ||
+	    get_string(proc, "selinuxLabel", field, &p->selinux_label, err))
 		goto fail;
+	if (p->apparmor_profile && !*p->apparmor_profile)
+		p->apparmor_profile = NULL; /* "" means none, as in runc */
+	if (p->selinux_label && !*p->selinux_label)
+		p->selinux_label = NULL;
 	p->oom_score_adj = (int)oom;
 	if (!p->args || !p->args[0]) {
 		vt_fail(err, "%s.args must name the program to run", field);
