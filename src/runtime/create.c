@@ -174,6 +174,10 @@ static int setup_container(struct create_ctx *c, vt_err *err)
 		.no_pivot = c->opts->no_pivot, .before_switch = before_switch, .arg = c,
 		.in_userns = rt_spec_has_namespace(s, CLONE_NEWUSER, NULL), .shared_mount_ns = c->shared_mount_ns,
 	};
+	cleanup_free struct rt_cgroup_view *views = NULL;
+	if (rt_cgroup_views(c->cgroup, &views, &ro.n_cgroup_views))
+		return vt_fail_errno(err, ENOMEM, "cgroup views");
+	ro.cgroup_views = views;
 	if (chdir(s->bundle)) /* relative bind sources are relative to the bundle */
 		return vt_fail_errno(err, errno, "cannot enter the bundle %s", s->bundle);
 	if (rt_set_oom_score_adj(&s->process, err) || set_identity(s, err) || rt_rootfs_setup(s, &ro, err))
@@ -274,6 +278,24 @@ static int drive_children(struct create_ctx *c, vt_err *err)
 			return vt_fail(err, "container setup: unexpected message %d", m.type);
 		}
 	}
+}
+
+/* A setup that died because the OOM killer ended a process of the container says so, with the numbers:
+ * "exited during setup" alone sends people looking in the wrong place. */
+static void explain_oom(const struct create_ctx *c, vt_err *err)
+{
+	struct rt_cgroup_oom oom;
+	if (rt_cgroup_oom_info(c->cgroup, &oom) || !oom.kills)
+		return;
+	char limit[32] = "no limit", peak[32] = "unknown";
+	if (oom.limit >= 0)
+		snprintf(limit, sizeof(limit), "%lld bytes", oom.limit);
+	if (oom.peak >= 0)
+		snprintf(peak, sizeof(peak), "%lld bytes", oom.peak);
+	vt_err was = *err;
+	vt_fail(err, "the container was killed for lack of memory during setup: the OOM killer ended %llu process(es) "
+		"at its cgroup's memory limit (linux.resources.memory.limit: %s; peak usage %s) (%s)", oom.kills, limit,
+		peak, was.msg);
 }
 
 static int save_state(struct create_ctx *c, vt_err *err)
@@ -397,7 +419,13 @@ static int start_children(struct create_ctx *c, vt_err *err)
 	c->child_sock = -1;
 	closep(&c->fifo);
 	closep(&c->execed);
-	return drive_children(c, err);
+	if (drive_children(c, err)) {
+		/* The OOM kill may still be on its way: let init's death settle before reading the counters. */
+		kill_and_reap(&c->init);
+		explain_oom(c, err);
+		return -1;
+	}
+	return 0;
 }
 
 static void ctx_free(struct create_ctx *c)

@@ -206,10 +206,14 @@ size_t rt_hooks_run_each(const struct rt_hooks *h, enum rt_hook_kind kind, const
 /* ---- inside the container (rootfs.c, process.c) ---- */
 /* Mounts, devices, pivot_root/chroot, masked and read-only paths. Called in the new mount namespace.
  * The callback runs after the mounts and before the root switch (for createContainer hooks). */
+struct rt_cgroup_view;
 struct rt_rootfs_opts {
 	bool no_pivot;
 	bool in_userns;
 	bool shared_mount_ns;  /* no mount namespace of our own: chroot, never touch "/" or pivot */
+	/* v1/hybrid: the container's own cgroup directories, shown at a `cgroup` mount (rt_cgroup_views) */
+	const struct rt_cgroup_view *cgroup_views;
+	size_t n_cgroup_views;
 	int (*before_switch)(void *arg, vt_err *err);
 	void *arg;
 };

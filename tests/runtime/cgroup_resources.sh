@@ -121,6 +121,23 @@ check "cpuset the kernel refuses fails" test "$rc" -ne 0
 check "the error names linux.resources.cpu.cpus" grep -q 'linux.resources.cpu.cpus' <<<"$out"
 check "nothing left after the kernel refused a value" nothing_left "$id"
 
+# ---- the container sees its own cgroup at /sys/fs/cgroup (v1: per controller; v2: the cgroup namespace) ----
+set_config "$B" 'c["linux"]["resources"] = {"memory": {"limit": 67108864}, "pids": {"limit": 50}}'
+if v2; then
+	set_args "$B" sh -c 'cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; echo 1 > /sys/fs/cgroup/pids.max 2>/dev/null || echo write-refused'
+else
+	set_args "$B" sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; grep -c . /sys/fs/cgroup/memory/cgroup.procs; echo 1 > /sys/fs/cgroup/pids/pids.max 2>/dev/null || echo write-refused'
+fi
+out=$(rt run --bundle "$B" cgview$$ 2>&1)
+diag "$out"
+check "inside: the memory limit file shows the container's 64 MiB (67108864)" [ "$(sed -n 1p <<<"$out")" = 67108864 ]
+check "inside: pids.max shows the container's 50" [ "$(sed -n 2p <<<"$out")" = 50 ]
+if ! v2; then
+	check "inside: the memory cgroup holds only the container's processes" [ "$(sed -n 3p <<<"$out")" -le 3 ]
+fi
+check "inside: the cgroup files are read-only" grep -qx write-refused <<<"$out"
+check "nothing left after the cgroup view run" nothing_left cgview$$
+
 # ---- blockIO.weight: applied where the kernel has an I/O weight, refused by name where it has none ----
 set_config "$B" 'c["linux"]["resources"] = {"blockIO": {"weight": 300}}'
 out=$(rt run --bundle "$B" cgw$$ 2>&1); rc=$?
@@ -145,6 +162,26 @@ set_args "$B" sh -c 'dd if=/dev/zero of=/dev/null bs=4M count=1 2>/dev/null; ech
 out=$(rt run --bundle "$B" cgoom2$$ 2>&1)
 check "a 4 MiB block fits" grep -q 'dd=0' <<<"$out"
 rt delete --force cgoom2$$ >/dev/null 2>&1
+
+# ---- the OOM killer during setup is reported as such, with the limit and the peak ----
+set_config "$B" 'c["linux"]["resources"] = {"memory": {"limit": 16777216, "swap": 16777216}}' \
+	'c["hooks"] = {"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1"]}]}'
+set_args "$B" true
+out=$(rt run --bundle "$B" cgoom3$$ 2>&1); rc=$?
+diag "$out"
+check "a setup step killed by the OOM killer fails the create" [ $rc != 0 ]
+check "... and the message says it was killed for lack of memory" grep -q 'killed for lack of memory during setup' <<<"$out"
+check "... naming the limit (16777216 bytes)" grep -q 'linux.resources.memory.limit: 16777216 bytes' <<<"$out"
+check "nothing left after the OOM during setup" nothing_left cgoom3$$
+set_config "$B" 'c.pop("hooks", None)'
+# init itself in a cgroup too small for its setup: the same message, when the kernel kills it there
+set_config "$B" 'c["linux"]["resources"] = {"memory": {"limit": 1048576, "swap": 1048576}}'
+out=$(rt run --bundle "$B" cgoom4$$ 2>&1); rc=$?
+diag "1 MiB for the whole setup (exit $rc): $out"
+if [ $rc != 0 ] && grep -q 'exited during setup' <<<"$out"; then
+	check "init killed during setup is reported as killed for lack of memory" grep -q 'killed for lack of memory' <<<"$out"
+fi
+check "nothing left after the 1 MiB run" nothing_left cgoom4$$
 
 # ---- pids.max is enforced ----
 set_config "$B" 'c["linux"]["resources"] = {"pids": {"limit": 5}}'
