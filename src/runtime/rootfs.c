@@ -242,13 +242,12 @@ static int bind_cgroup_view(int tmpfs, const char *target, const struct rt_cgrou
 }
 
 /* v1/hybrid host: a tmpfs with each hierarchy's view of the container's own cgroup (read-only unless the
- * mount says rw), as runc and crun show it. The tmpfs takes the mount's flags once it is filled. */
-static int mount_cgroup_views(const struct rt_mount *m, const char *target, const struct rt_rootfs_opts *o,
-			      const char *what, vt_err *err)
+ * mount says rw), as runc and crun show it. `target` names the new tmpfs (looked up after the mount); it takes
+ * the mount's flags once it is filled. */
+static int fill_cgroup_views(const struct rt_mount *m, const char *target, const struct rt_rootfs_opts *o,
+			     const char *what, vt_err *err)
 {
 	unsigned long flags = m->flags & ~(unsigned long)MS_REMOUNT;
-	if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755"))
-		return vt_fail_errno(err, errno, "%s: cannot mount a tmpfs on %s", what, m->destination);
 	cleanup_close int dir = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return vt_fail_errno(err, errno, "%s: cannot open %s", what, m->destination);
@@ -272,7 +271,10 @@ static int mount_special(const struct rt_mount *m, const char *target, const str
 			type = "cgroup2";
 			source = "cgroup2";
 		} else if (o->n_cgroup_views) {
-			return mount_cgroup_views(m, target, o, what, err);
+			/* filled by fill_cgroup_views once the destination is looked up again */
+			if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755"))
+				return vt_fail_errno(err, errno, "%s: cannot mount a tmpfs on %s", what, m->destination);
+			return 0;
 		} else {
 			/* v1/hybrid host: show the host's hierarchies read-only rather than an empty dir. */
 			if (mount("/sys/fs/cgroup", target, NULL, MS_BIND | MS_REC, NULL))
@@ -396,6 +398,8 @@ static int mount_one(int rootfd, const struct rt_mount *m, size_t i, const struc
 	if (top < 0)
 		return -1;
 	fd_path(top, target, sizeof(target));
+	if (!m->bind && !strncmp(m->type, "cgroup", 6) && !is_cgroup2_host() && o->n_cgroup_views)
+		return fill_cgroup_views(m, target, o, what, err);
 	unsigned long extra = m->flags & ~(unsigned long)MS_REMOUNT;
 	if (bound && !m->bind && !strncmp(m->type, "cgroup", 6))
 		extra |= MS_RDONLY; /* the host's hierarchies, shown to the container: never writable */
