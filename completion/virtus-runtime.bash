@@ -2,13 +2,14 @@
 # and container IDs from the state root (--root, default /run/virtus-runtime).
 # Installed by `make install` as $(PREFIX)/share/bash-completion/completions/virtus-runtime.
 
-_virtus_runtime_commands="create start state kill delete run exec ps list pause resume spec features"
+_virtus_runtime_commands="create start state kill delete run exec ps list pause resume spec features version help"
 _virtus_runtime_globals="--root --log --log-format --debug --systemd-cgroup --version --help"
 
 # The options of one command.
 _virtus_runtime_options() {
 	case "$1" in
-	create|run) echo "--bundle --pid-file --console-socket --no-pivot" ;;
+	create) echo "--bundle --pid-file --console-socket --no-pivot" ;;
+	run) echo "--bundle --pid-file --console-socket --detach --keep --no-pivot" ;;
 	exec) echo "--process --tty --console-socket --pid-file --detach --cwd --env --user" ;;
 	kill) echo "--all" ;;
 	delete) echo "--force" ;;

@@ -521,6 +521,57 @@ int rt_cgroup_destroy(struct rt_cgroup *cg, vt_err *err)
 	return rc;
 }
 
+/* "key N" in a flat keyed file such as memory.events; -1 if absent. */
+static long long keyed_value(const char *text, const char *key)
+{
+	size_t len = strlen(key);
+	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (!strncmp(p, key, len) && p[len] == ' ')
+			return strtoll(p + len + 1, NULL, 10);
+	return -1;
+}
+
+static long long file_number(const char *dir, const char *file)
+{
+	char buf[64];
+	if (rt_cg_read(dir, file, buf, sizeof(buf), NULL) < 0 || !strncmp(buf, "max", 3))
+		return -1;
+	long long v = strtoll(buf, NULL, 10);
+	return v >= (1LL << 62) ? -1 : v; /* v1 spells "unlimited" as a huge page-rounded number */
+}
+
+int rt_cgroup_oom_info(const struct rt_cgroup *cg, struct rt_cgroup_oom *out)
+{
+	char buf[1024];
+	const struct rt_cg_hier *h = cg ? hier_with(cg, "memory") : NULL;
+	bool v2 = cg && cg->mode == RT_CG_V2;
+	const char *dir = v2 ? cg->hier[0].dir : h ? h->dir : NULL;
+	if (!dir || rt_cg_read(dir, v2 ? "memory.events" : "memory.oom_control", buf, sizeof(buf), NULL) < 0)
+		return -1;
+	long long kills = keyed_value(buf, "oom_kill");
+	out->kills = kills > 0 ? (unsigned long long)kills : 0;
+	out->limit = file_number(dir, v2 ? "memory.max" : "memory.limit_in_bytes");
+	out->peak = file_number(dir, v2 ? "memory.peak" : "memory.max_usage_in_bytes");
+	return 0;
+}
+
+int rt_cgroup_views(const struct rt_cgroup *cg, struct rt_cgroup_view **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (!cg || cg->mode == RT_CG_V2)
+		return 0;
+	*out = calloc(cg->nhier ? cg->nhier : 1, sizeof(**out));
+	if (!*out)
+		return -1;
+	for (size_t i = 0; i < cg->nhier; i++) {
+		const char *slash = strrchr(cg->hier[i].mount, '/');
+		(*out)[(*n)++] = (struct rt_cgroup_view){ cg->hier[i].dir, slash ? slash + 1 : cg->hier[i].mount,
+							 cg->hier[i].controllers };
+	}
+	return 0;
+}
+
 /* ---- persistence ---- */
 
 static const char *mode_name(enum rt_cg_mode m)

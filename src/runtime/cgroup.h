@@ -34,4 +34,22 @@ int rt_cgroup_destroy(struct rt_cgroup *cg, vt_err *err);
 
 void rt_cgroup_free(struct rt_cgroup *cg);
 
+/* What the container sees at /sys/fs/cgroup on a v1 or hybrid host: one entry per hierarchy, its own cgroup
+ * directory (dir) shown under the hierarchy's name (the last component of its mount point: "memory",
+ * "cpu,cpuacct", "systemd", "unified"). None on a v2 host (a cgroup2 mount in the cgroup namespace does it).
+ * The strings point into cg. */
+/* Memory pressure in the container's cgroup: how many tasks the OOM killer ended in it (v1 memory.oom_control
+ * "oom_kill", v2 memory.events "oom_kill"), its limit and the peak usage, in bytes (-1 when unknown or
+ * unlimited). Returns -1 when the host has no memory controller for it. */
+struct rt_cgroup_oom {
+	unsigned long long kills;
+	long long limit, peak;
+};
+int rt_cgroup_oom_info(const struct rt_cgroup *cg, struct rt_cgroup_oom *out);
+
+struct rt_cgroup_view {
+	const char *dir, *name, *controllers;
+};
+int rt_cgroup_views(const struct rt_cgroup *cg, struct rt_cgroup_view **out, size_t *n);
+
 #endif

@@ -75,6 +75,15 @@ struct rt_cg_resources {
 	bool has_mem_limit, has_mem_reservation, has_mem_swap, has_swappiness, disable_oom_killer;
 	int64_t mem_limit, mem_reservation, mem_swap;
 	uint64_t swappiness;
+	/* memory.kernel / kernelTCP (v1 kmem files; refused where the kernel lacks or ignores them), useHierarchy */
+	bool has_mem_kernel, has_mem_kernel_tcp, has_use_hierarchy, use_hierarchy;
+	int64_t mem_kernel, mem_kernel_tcp;
+
+	/* linux.resources.network: v1 net_cls / net_prio */
+	bool has_net_classid;
+	uint32_t net_classid;
+	struct rt_cg_net_prio { char name[32]; uint32_t priority; } *net_prios;
+	size_t nnet_prios;
 
 	bool has_cpu_shares, has_cpu_quota, has_cpu_period;
 	uint64_t cpu_shares, cpu_period;

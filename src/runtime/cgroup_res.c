@@ -106,8 +106,21 @@ static int parse_memory(json_object *res, struct rt_cg_resources *r, vt_err *err
 	    get_i64(m, base, "reservation", &r->has_mem_reservation, &r->mem_reservation, err) < 0 ||
 	    get_i64(m, base, "swap", &r->has_mem_swap, &r->mem_swap, err) < 0 ||
 	    get_u64(m, base, "swappiness", &r->has_swappiness, &r->swappiness, err) < 0 ||
-	    get_bool(m, base, "disableOOMKiller", &r->disable_oom_killer, err) < 0)
+	    get_bool(m, base, "disableOOMKiller", &r->disable_oom_killer, err) < 0 ||
+	    get_i64(m, base, "kernel", &r->has_mem_kernel, &r->mem_kernel, err) < 0 ||
+	    get_i64(m, base, "kernelTCP", &r->has_mem_kernel_tcp, &r->mem_kernel_tcp, err) < 0)
 		return -1;
+	json_object *uh;
+	if (json_object_object_get_ex(m, "useHierarchy", &uh) && !json_object_is_type(uh, json_type_null)) {
+		r->has_use_hierarchy = true;
+		if (get_bool(m, base, "useHierarchy", &r->use_hierarchy, err) < 0)
+			return -1;
+	}
+	if (r->has_mem_kernel && r->mem_kernel != -1 && r->mem_kernel <= 0)
+		return vt_fail(err, "%s.kernel: must be positive or -1 (unlimited), got %lld", base, (long long)r->mem_kernel);
+	if (r->has_mem_kernel_tcp && r->mem_kernel_tcp != -1 && r->mem_kernel_tcp <= 0)
+		return vt_fail(err, "%s.kernelTCP: must be positive or -1 (unlimited), got %lld", base,
+			       (long long)r->mem_kernel_tcp);
 	if (r->has_mem_limit && r->mem_limit != -1 && r->mem_limit <= 0)
 		return vt_fail(err, "%s.limit: must be positive or -1 (unlimited), got %lld", base,
 			       (long long)r->mem_limit);
@@ -419,6 +432,53 @@ static int parse_hugepages(json_object *res, struct rt_cg_resources *r, vt_err *
 	return 0;
 }
 
+static int parse_net_prio(json_object *o, const char *field, struct rt_cg_net_prio *out, vt_err *err)
+{
+	cleanup_free char *name = NULL;
+	bool has_prio = false;
+	uint64_t prio = 0;
+	if (!json_object_is_type(o, json_type_object))
+		return vt_fail(err, "%s: must be an object", field);
+	if (get_str(o, field, "name", &name, err) < 0 || get_u64(o, field, "priority", &has_prio, &prio, err) < 0)
+		return -1;
+	if (!name || !*name || strlen(name) >= 16 || strpbrk(name, " /\n"))
+		return vt_fail(err, "%s.name: '%s' is not an interface name", field, name ? name : "");
+	if (!has_prio || prio > UINT32_MAX)
+		return vt_fail(err, "%s.priority: required, a 32-bit number", field);
+	snprintf(out->name, sizeof(out->name), "%s", name);
+	out->priority = (uint32_t)prio;
+	return 0;
+}
+
+static int parse_network(json_object *res, struct rt_cg_resources *r, vt_err *err)
+{
+	const char *base = "linux.resources.network";
+	json_object *n, *arr;
+	uint64_t classid = 0;
+	if (get_section(res, "linux.resources", "network", &n, err) < 0 || !n)
+		return n ? -1 : 0;
+	if (get_u64(n, base, "classID", &r->has_net_classid, &classid, err) < 0)
+		return -1;
+	if (classid > UINT32_MAX)
+		return vt_fail(err, "%s.classID: must be a 32-bit number, got %llu", base, (unsigned long long)classid);
+	r->net_classid = (uint32_t)classid;
+	if (!json_object_object_get_ex(n, "priorities", &arr) || json_object_is_type(arr, json_type_null))
+		return 0;
+	if (!json_object_is_type(arr, json_type_array))
+		return vt_fail(err, "%s.priorities: must be an array", base);
+	size_t len = json_object_array_length(arr);
+	r->net_prios = calloc(len ? len : 1, sizeof(*r->net_prios));
+	if (!r->net_prios)
+		return vt_fail_errno(err, ENOMEM, "%s.priorities", base);
+	for (size_t i = 0; i < len; i++, r->nnet_prios++) {
+		char field[64];
+		snprintf(field, sizeof(field), "%s.priorities[%zu]", base, i);
+		if (parse_net_prio(json_object_array_get_idx(arr, i), field, &r->net_prios[i], err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int parse_unified(json_object *res, struct rt_cg_resources *r, vt_err *err)
 {
 	json_object *u;
@@ -450,7 +510,7 @@ int rt_cg_resources_parse(json_object *linux_obj, struct rt_cg_resources *out, v
 	    add_default_devices(out, err) < 0 || add_config_devices(linux_obj, out, err) < 0 ||
 	    parse_unified(res, out, err) < 0 || parse_hugepages(res, out, err) < 0 ||
 	    refuse_nonempty(res, "linux.resources", "rdma", err) < 0 ||
-	    refuse_nonempty(res, "linux.resources", "network", err) < 0)
+	    parse_network(res, out, err) < 0)
 		rc = -1;
 	if (rc < 0)
 		rt_cg_resources_free(out);
@@ -463,6 +523,7 @@ void rt_cg_resources_free(struct rt_cg_resources *r)
 	free(r->mems);
 	free(r->devices);
 	free(r->hugepages);
+	free(r->net_prios);
 	for (enum rt_cg_blkio_list l = 0; l < RT_CG_BLKIO_LISTS; l++)
 		free(r->blkio_devs[l]);
 	if (r->unified)

@@ -69,11 +69,47 @@ int rt_cg_v1_prepare_cpuset(const char *dir, vt_err *err)
 	return 0;
 }
 
+/* A kernel memory limit must exist and hold: since Linux 6.1 the kernel takes memory.kmem.limit_in_bytes and
+ * ignores it (it reads back unlimited), which would drop the field silently. */
+static int apply_kmem(const char *dir, const char *file, int64_t v, const char *field, vt_err *err)
+{
+	char buf[64];
+	if (!rt_cg_file_exists(dir, file))
+		return vt_fail(err, "%s: not supported here: the kernel has no %s", field, file);
+	if (write_i64(dir, file, v, field, err) < 0)
+		return -1;
+	if (v == -1)
+		return 0;
+	long page = sysconf(_SC_PAGESIZE);
+	int64_t want = v - v % (page > 0 ? page : 4096); /* the kernel counts whole pages */
+	if (rt_cg_read(dir, file, buf, sizeof(buf), err) < 0)
+		return vt_err_prefix(err, "%s", field);
+	if (strtoll(buf, NULL, 10) != want)
+		return vt_fail(err, "%s: not supported here: the kernel ignores %s (it reads back %lld, not %lld)", field,
+			       file, strtoll(buf, NULL, 10), (long long)want);
+	return 0;
+}
+
+static int apply_memory_kernel(const char *dir, const struct rt_cg_resources *r, vt_err *err)
+{
+	if (r->has_mem_kernel &&
+	    apply_kmem(dir, "memory.kmem.limit_in_bytes", r->mem_kernel, "linux.resources.memory.kernel", err) < 0)
+		return -1;
+	if (r->has_mem_kernel_tcp && apply_kmem(dir, "memory.kmem.tcp.limit_in_bytes", r->mem_kernel_tcp,
+						"linux.resources.memory.kernelTCP", err) < 0)
+		return -1;
+	/* Kernels since 5.x only know hierarchical accounting: "0" is refused by the write itself. */
+	if (r->has_use_hierarchy && write_i64(dir, "memory.use_hierarchy", r->use_hierarchy ? 1 : 0,
+					      "linux.resources.memory.useHierarchy", err) < 0)
+		return -1;
+	return 0;
+}
+
 static int apply_memory(const struct rt_cgroup *cg, const struct rt_cg_resources *r, vt_err *err)
 {
 	const char *dir;
 	bool any = r->has_mem_limit || r->has_mem_reservation || r->has_mem_swap || r->has_swappiness ||
-		   r->disable_oom_killer;
+		   r->disable_oom_killer || r->has_mem_kernel || r->has_mem_kernel_tcp || r->has_use_hierarchy;
 	if (!any)
 		return 0;
 	if (need_dir(cg, "memory", "linux.resources.memory", &dir, err) < 0)
@@ -94,7 +130,7 @@ static int apply_memory(const struct rt_cgroup *cg, const struct rt_cg_resources
 	if (r->disable_oom_killer &&
 	    write_str(dir, "memory.oom_control", "1", "linux.resources.memory.disableOOMKiller", err) < 0)
 		return -1;
-	return 0;
+	return apply_memory_kernel(dir, r, err);
 }
 
 static int apply_cpu(const struct rt_cgroup *cg, const struct rt_cg_resources *r, vt_err *err)
@@ -216,6 +252,26 @@ static int apply_hugepages(const struct rt_cgroup *cg, const struct rt_cg_resour
 	return 0;
 }
 
+static int apply_network(const struct rt_cgroup *cg, const struct rt_cg_resources *r, vt_err *err)
+{
+	const char *dir;
+	if (r->has_net_classid) {
+		if (need_dir(cg, "net_cls", "linux.resources.network.classID", &dir, err) < 0 ||
+		    write_i64(dir, "net_cls.classid", r->net_classid, "linux.resources.network.classID", err) < 0)
+			return -1;
+	}
+	if (r->nnet_prios && need_dir(cg, "net_prio", "linux.resources.network.priorities", &dir, err) < 0)
+		return -1;
+	for (size_t i = 0; i < r->nnet_prios; i++) {
+		char line[64], field[64];
+		snprintf(line, sizeof(line), "%s %u", r->net_prios[i].name, r->net_prios[i].priority);
+		snprintf(field, sizeof(field), "linux.resources.network.priorities[%zu]", i);
+		if (write_str(dir, "net_prio.ifpriomap", line, field, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int apply_devices(const struct rt_cgroup *cg, const struct rt_cg_resources *r, vt_err *err)
 {
 	const char *dir = v1_dir(cg, "devices");
@@ -236,7 +292,8 @@ int rt_cg_v1_apply(struct rt_cgroup *cg, const struct rt_cg_resources *r, vt_err
 	if (r->unified && json_object_object_length(r->unified) > 0)
 		return vt_fail(err, "linux.resources.unified: needs a cgroup v2 host (this one drives v1 controllers)");
 	if (apply_memory(cg, r, err) < 0 || apply_cpu(cg, r, err) < 0 || apply_pids(cg, r, err) < 0 ||
-	    apply_blkio(cg, r, err) < 0 || apply_hugepages(cg, r, err) < 0 || apply_devices(cg, r, err) < 0)
+	    apply_blkio(cg, r, err) < 0 || apply_hugepages(cg, r, err) < 0 || apply_network(cg, r, err) < 0 ||
+	    apply_devices(cg, r, err) < 0)
 		return -1;
 	return 0;
 }

@@ -90,6 +90,14 @@ static int apply_memory(const char *dir, const struct rt_cg_resources *r, vt_err
 			return -1;
 	}
 	/* swappiness and disableOOMKiller have no v2 interface; the memory.oom.group default is kept. */
+	if (r->has_mem_kernel)
+		return vt_fail(err, "linux.resources.memory.kernel: not supported on cgroup v2 (kernel memory is "
+			       "counted in memory.max; there is no separate limit)");
+	if (r->has_mem_kernel_tcp)
+		return vt_fail(err, "linux.resources.memory.kernelTCP: not supported on cgroup v2 (socket memory is "
+			       "counted in memory.max; there is no separate limit)");
+	if (r->has_use_hierarchy && !r->use_hierarchy)
+		return vt_fail(err, "linux.resources.memory.useHierarchy: cgroup v2 is always hierarchical");
 	return 0;
 }
 
@@ -139,6 +147,9 @@ static int write_io_weight(const char *dir, const char *dev, uint64_t weight, co
 {
 	char buf[64];
 	bool bfq = rt_cg_file_exists(dir, "io.bfq.weight");
+	if (!bfq && !rt_cg_file_exists(dir, "io.weight"))
+		return vt_fail(err, "%s: the kernel offers neither io.weight nor io.bfq.weight (no BFQ scheduler nor "
+			       "io.cost controller)", field);
 	snprintf(buf, sizeof(buf), "%s%llu", *dev ? dev : bfq ? "" : "default ",
 		 (unsigned long long)(bfq ? weight : rt_cg_blkio_to_io_weight(weight)));
 	return write_value(dir, bfq ? "io.bfq.weight" : "io.weight", buf, field, err);
@@ -200,6 +211,9 @@ static int apply_unified(const char *dir, const struct rt_cg_resources *r, vt_er
 
 int rt_cg_v2_apply(const char *dir, const struct rt_cg_resources *r, vt_err *err)
 {
+	if (r->has_net_classid || r->nnet_prios)
+		return vt_fail(err, "linux.resources.network: not supported on cgroup v2 (it has no net_cls/net_prio "
+			       "controllers)");
 	if (apply_memory(dir, r, err) < 0 || apply_cpu(dir, r, err) < 0 || apply_pids(dir, r, err) < 0 || apply_io(dir, r, err) < 0 || apply_hugepages(dir, r, err) < 0 ||
 	    apply_unified(dir, r, err) < 0)
 		return -1;

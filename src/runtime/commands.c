@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,13 +26,24 @@ static void cgroup_freep(struct rt_cgroup **cg)
 }
 #define cleanup_cgroup __attribute__((cleanup(cgroup_freep)))
 
-/* Warnings accumulate: `run` may collect one from start and one from delete. */
+/* Warnings accumulate, one a line: `run` may collect some from start and some from delete. */
 static void add_warning(const struct rt_globals *g, const char *id, const char *msg)
 {
 	if (!g->warning)
 		return;
 	size_t n = strlen(g->warning->msg);
-	snprintf(g->warning->msg + n, sizeof(g->warning->msg) - n, "%scontainer '%s': %s", n ? "; " : "", id, msg);
+	snprintf(g->warning->msg + n, sizeof(g->warning->msg) - n, "%scontainer '%s': %s", n ? "\n" : "", id, msg);
+}
+
+struct hook_warning {
+	const struct rt_globals *g;
+	const char *id;
+};
+
+static void warn_hook(void *arg, const char *msg)
+{
+	const struct hook_warning *w = arg;
+	add_warning(w->g, w->id, msg);
 }
 
 static int wrong_state(const struct rt_state *st, enum rt_status s, const char *cmd, vt_err *err)
@@ -47,16 +59,38 @@ static char *oci_state_string(const struct rt_state *st, enum rt_status s)
 	return out;
 }
 
-/* Hooks recorded at create time; a broken record only loses the hooks. */
-static int run_recorded_hooks(const struct rt_state *st, enum rt_hook_kind kind, enum rt_status s, vt_err *err)
+/* Hooks recorded at create time, of the kinds whose failures are warnings (poststart, poststop): every one
+ * runs, each failure is a warning. A broken record is a warning too. */
+static void run_recorded_hooks(const struct rt_globals *g, const struct rt_state *st, enum rt_hook_kind kind,
+			       enum rt_status s)
 {
 	struct rt_hooks h;
-	if (!st->hooks || rt_spec_parse_hooks(st->hooks, &h, err))
-		return st->hooks ? -1 : 0;
+	vt_err err = { 0 };
+	if (!st->hooks)
+		return;
+	if (rt_spec_parse_hooks(st->hooks, &h, &err)) {
+		add_warning(g, st->id, err.msg);
+		return;
+	}
 	cleanup_free char *json = oci_state_string(st, s);
-	int rc = rt_hooks_run(&h, kind, json ? json : "{}", err);
+	struct hook_warning w = { g, st->id };
+	rt_hooks_run_each(&h, kind, json ? json : "{}", warn_hook, &w);
 	rt_hooks_clear(&h);
-	return rc;
+}
+
+/* Block until init has exec'd the container's program, or died: the fifo's last writer is init's
+ * close-on-exec descriptor, so a read returns end-of-file then. */
+static void wait_for_exec(const struct rt_state *st, int execed)
+{
+	for (;;) {
+		struct pollfd p = { .fd = execed, .events = POLLIN };
+		char b;
+		if (poll(&p, 1, 100) < 0 && errno != EINTR)
+			return;
+		ssize_t n = read(execed, &b, 1);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) || !rt_pid_alive(st->pid, st->start_time))
+			return;
+	}
 }
 
 int rt_cmd_start(const struct rt_globals *g, const char *id, vt_err *err)
@@ -68,16 +102,24 @@ int rt_cmd_start(const struct rt_globals *g, const char *id, vt_err *err)
 	if (s != RT_CREATED)
 		return wrong_state(st, s, "start", err);
 	cleanup_free char *fifo = rt_path_join(st->dir, "exec.fifo");
+	cleanup_free char *execed_path = rt_path_join(st->dir, RT_EXECED_FIFO);
 	cleanup_close int fd = fifo ? open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC) : -1;
 	if (fd < 0)
 		return vt_fail_errno(err, errno, "container '%s' is not waiting to be started", id);
+	/* Opened before the release, while init still holds the write end (a container made by an older
+	 * version has no such fifo: then there is nothing to wait for). */
+	cleanup_close int execed = execed_path ? open(execed_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) : -1;
 	if (write(fd, "0", 1) != 1)
 		return vt_fail_errno(err, errno, "cannot release container '%s'", id);
+	/* The spec: start returns once the process runs the user's program; until then a signal could reach
+	 * the runtime's code in init (ignored, as init of a pid namespace) instead of the program. */
+	if (execed >= 0)
+		wait_for_exec(st, execed);
 	unlink(fifo);
-	vt_err herr;
+	if (execed_path)
+		unlink(execed_path);
 	/* The spec: a failing poststart hook is a warning, the container keeps running. */
-	if (run_recorded_hooks(st, RT_HOOK_POSTSTART, RT_RUNNING, &herr))
-		add_warning(g, id, herr.msg);
+	run_recorded_hooks(g, st, RT_HOOK_POSTSTART, RT_RUNNING);
 	return 0;
 }
 
@@ -166,14 +208,15 @@ int rt_cmd_delete(const struct rt_globals *g, const char *id, bool force, vt_err
 		return -1;
 	}
 	enum rt_status s = rt_state_status(st);
-	if ((s == RT_RUNNING || s == RT_PAUSED) && !force)
-		return vt_fail(err, "cannot delete container '%s': it is %s (stop it first or use --force)", id,
-			       rt_status_name(s));
+	/* The spec: deleting a container that is not stopped MUST fail. A created one too (runc and crun allow
+	 * that; podman and containerd either pass --force or kill first). */
+	if (s != RT_STOPPED && !force)
+		return vt_fail(err, "cannot delete container '%s': it is %s (%s first or use --force)", id,
+			       rt_status_name(s), s == RT_CREATED ? "kill it" : "stop it");
 	if (destroy(st, err))
 		return -1;
-	vt_err herr;
-	if (run_recorded_hooks(st, RT_HOOK_POSTSTOP, RT_STOPPED, &herr)) /* only a warning, per the spec */
-		add_warning(g, id, herr.msg);
+	rt_rootfs_release_shared(st->shared_rootfs, st->rootfs_mnt_base);
+	run_recorded_hooks(g, st, RT_HOOK_POSTSTOP, RT_STOPPED); /* failures are warnings, per the spec */
 	if (rt_remove_tree(st->dir))
 		return vt_fail_errno(err, errno, "cannot remove %s", st->dir);
 	return 0;

@@ -37,8 +37,11 @@ struct create_ctx {
 	int console;       /* connected --console-socket (or our own socketpair end), or -1 */
 	int console_peer;  /* own_console: where the pty master arrives, or -1 */
 	int fifo;          /* <state>/exec.fifo, opened O_RDWR here: init may not be able to open it itself */
+	int execed;        /* <state>/execed.fifo, O_RDWR|O_CLOEXEC: init's execve closes the last writer */
 	pid_t intermediate, init;
 	char *created;
+	bool shared_mount_ns;       /* no 'mount' namespace: our rootfs bind lives in the runtime's namespace */
+	uint64_t rootfs_mnt_base;   /* the mount id on the rootfs before we bound it */
 };
 
 /* ---------------- child side ---------------- */
@@ -169,8 +172,12 @@ static int setup_container(struct create_ctx *c, vt_err *err)
 	const struct rt_spec *s = c->spec;
 	struct rt_rootfs_opts ro = {
 		.no_pivot = c->opts->no_pivot, .before_switch = before_switch, .arg = c,
-		.in_userns = rt_spec_has_namespace(s, CLONE_NEWUSER, NULL),
+		.in_userns = rt_spec_has_namespace(s, CLONE_NEWUSER, NULL), .shared_mount_ns = c->shared_mount_ns,
 	};
+	cleanup_free struct rt_cgroup_view *views = NULL;
+	if (rt_cgroup_views(c->cgroup, &views, &ro.n_cgroup_views))
+		return vt_fail_errno(err, ENOMEM, "cgroup views");
+	ro.cgroup_views = views;
 	if (chdir(s->bundle)) /* relative bind sources are relative to the bundle */
 		return vt_fail_errno(err, errno, "cannot enter the bundle %s", s->bundle);
 	if (rt_set_oom_score_adj(&s->process, err) || set_identity(s, err) || rt_rootfs_setup(s, &ro, err))
@@ -273,11 +280,30 @@ static int drive_children(struct create_ctx *c, vt_err *err)
 	}
 }
 
+/* A setup that died because the OOM killer ended a process of the container says so, with the numbers:
+ * "exited during setup" alone sends people looking in the wrong place. */
+static void explain_oom(const struct create_ctx *c, vt_err *err)
+{
+	struct rt_cgroup_oom oom;
+	if (rt_cgroup_oom_info(c->cgroup, &oom) || !oom.kills)
+		return;
+	char limit[32] = "no limit", peak[32] = "unknown";
+	if (oom.limit >= 0)
+		snprintf(limit, sizeof(limit), "%lld bytes", oom.limit);
+	if (oom.peak >= 0)
+		snprintf(peak, sizeof(peak), "%lld bytes", oom.peak);
+	vt_err was = *err;
+	vt_fail(err, "the container was killed for lack of memory during setup: the OOM killer ended %llu process(es) "
+		"at its cgroup's memory limit (linux.resources.memory.limit: %s; peak usage %s) (%s)", oom.kills, limit,
+		peak, was.msg);
+}
+
 static int save_state(struct create_ctx *c, vt_err *err)
 {
 	struct rt_state st = {
 		.id = (char *)c->id, .dir = (char *)c->state_dir, .bundle = c->spec->bundle, .pid = c->init,
 		.created = c->created, .no_pivot = c->opts->no_pivot, .annotations = c->spec->annotations,
+		.shared_rootfs = c->shared_mount_ns ? c->spec->rootfs : NULL, .rootfs_mnt_base = c->rootfs_mnt_base,
 	};
 	if (rt_proc_start_time(c->init, &st.start_time))
 		return vt_fail(err, "the container process %d exited during create", c->init);
@@ -303,6 +329,8 @@ static void undo_create(struct create_ctx *c)
 {
 	kill_and_reap(&c->intermediate);
 	kill_and_reap(&c->init);
+	if (c->shared_mount_ns)
+		rt_rootfs_release_shared(c->spec->rootfs, c->rootfs_mnt_base);
 	if (c->cgroup) {
 		vt_err ignored;
 		/* The tasks may take a moment to leave the cgroup after SIGKILL. */
@@ -342,6 +370,13 @@ static int prepare(struct create_ctx *c, const char *root, vt_err *err)
 		return vt_fail(err, "--console-socket given but process.terminal is false");
 	if (c->spec->seccomp && rt_seccomp_prepare(c->spec->seccomp, &c->seccomp, err))
 		return -1;
+	if (rt_process_check_lsm(&c->spec->process, err))
+		return -1;
+	c->shared_mount_ns = !rt_spec_has_namespace(c->spec, CLONE_NEWNS, NULL);
+	/* Remember what is mounted on the rootfs now, so delete removes only our bind and never the client's. */
+	if (c->shared_mount_ns && rt_mount_id(c->spec->rootfs, &c->rootfs_mnt_base))
+		return vt_fail_errno(err, errno, "linux.namespaces: without a 'mount' namespace the rootfs bind must be "
+				     "tracked, but this kernel cannot report mount ids (statx STATX_MNT_ID)");
 	return make_dirs(root, err);
 }
 
@@ -353,8 +388,12 @@ static int start_children(struct create_ctx *c, vt_err *err)
 	c->sock = sv[0];
 	c->child_sock = sv[1];
 	cleanup_free char *fifo = rt_path_join(c->state_dir, "exec.fifo");
+	cleanup_free char *execed = rt_path_join(c->state_dir, RT_EXECED_FIFO);
 	if (!fifo || mkfifo(fifo, 0600))
 		return vt_fail_errno(err, errno, "cannot create the exec fifo");
+	/* `start` waits on this one until init has exec'd (or died): no writer is left once execve closes it. */
+	if (!execed || mkfifo(execed, 0600) || (c->execed = open(execed, O_RDWR | O_CLOEXEC)) < 0)
+		return vt_fail_errno(err, errno, "cannot create %s", RT_EXECED_FIFO);
 	/* O_RDWR: opening never blocks, and `start` writes the byte that lets init go on. */
 	c->fifo = open(fifo, O_RDWR | O_CLOEXEC);
 	if (c->fifo < 0)
@@ -378,9 +417,15 @@ static int start_children(struct create_ctx *c, vt_err *err)
 		intermediate_main(c);
 	close(c->child_sock);
 	c->child_sock = -1;
-	close(c->fifo);
-	c->fifo = -1;
-	return drive_children(c, err);
+	closep(&c->fifo);
+	closep(&c->execed);
+	if (drive_children(c, err)) {
+		/* The OOM kill may still be on its way: let init's death settle before reading the counters. */
+		kill_and_reap(&c->init);
+		explain_oom(c, err);
+		return -1;
+	}
+	return 0;
 }
 
 static void ctx_free(struct create_ctx *c)
@@ -390,6 +435,7 @@ static void ctx_free(struct create_ctx *c)
 	closep(&c->console);
 	closep(&c->console_peer);
 	closep(&c->fifo);
+	closep(&c->execed);
 	rt_seccomp_free(c->seccomp);
 	rt_cgroup_free(c->cgroup);
 	rt_spec_free(c->spec);
@@ -406,7 +452,7 @@ static int create_container(const struct rt_globals *g, const char *id, const st
 	if (!dir)
 		return vt_fail_errno(err, ENOMEM, "create");
 	struct create_ctx c = { .id = id, .state_dir = dir, .opts = o, .sock = -1, .child_sock = -1, .console = -1,
-				  .console_peer = -1, .fifo = -1 };
+				  .console_peer = -1, .fifo = -1, .execed = -1 };
 	int rc = -1;
 	if (prepare(&c, g->root, err))
 		goto out;
@@ -462,6 +508,8 @@ int rt_cmd_run(const struct rt_globals *g, const char *id, const struct rt_creat
 	if (master >= 0 ? rt_wait_relaying(pid, master, status) : rt_wait_forwarding(pid, status))
 		*status = 255;
 	vt_err derr;
+	if (o->keep)
+		return 0;
 	if (rt_cmd_delete(g, id, true, &derr))
 		return vt_fail(err, "the container exited with %d, but delete failed: %s", *status, derr.msg);
 	return 0;

@@ -181,6 +181,12 @@ static int prepare(struct exec_ctx *c, vt_err *err)
 		return vt_err_prefix(err, "container '%s': reading its bundle", c->st->id);
 	if (c->o->process_file ? process_from_file(c, err) : process_from_options(c, err))
 		return -1;
+	if (c->o->apparmor)
+		c->proc.apparmor_profile = c->o->apparmor;
+	if (c->o->process_label)
+		c->proc.selinux_label = c->o->process_label;
+	if (rt_process_check_lsm(&c->proc, err))
+		return vt_err_prefix(err, "exec");
 	if (c->proc.terminal && !c->o->console_socket)
 		return vt_fail(err, "exec with a terminal needs --console-socket");
 	if (c->spec->seccomp && rt_seccomp_prepare(c->spec->seccomp, &c->seccomp, err))

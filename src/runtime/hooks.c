@@ -93,3 +93,17 @@ int rt_hooks_run(const struct rt_hooks *h, enum rt_hook_kind kind, const char *s
 			return -1;
 	return 0;
 }
+
+size_t rt_hooks_run_each(const struct rt_hooks *h, enum rt_hook_kind kind, const char *state_json,
+			 void (*warn)(void *arg, const char *msg), void *arg)
+{
+	size_t failed = 0;
+	for (size_t i = 0; i < h->n[kind]; i++) {
+		vt_err err = { 0 };
+		if (run_one(&h->list[kind][i], kind_names[kind], state_json, &err)) {
+			failed++;
+			warn(arg, err.msg);
+		}
+	}
+	return failed;
+}

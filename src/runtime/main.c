@@ -64,7 +64,7 @@ static int print_json(json_object *o, bool pretty)
 enum {
 	OPT_BUNDLE = 256, OPT_PID_FILE, OPT_CONSOLE_SOCKET, OPT_NO_PIVOT, OPT_NO_NEW_KEYRING, OPT_PRESERVE_FDS,
 	OPT_PROCESS, OPT_CWD, OPT_ENV, OPT_USER, OPT_TTY, OPT_DETACH, OPT_FORMAT, OPT_FORCE, OPT_ALL, OPT_NNP,
-	OPT_QUIET, OPT_ROOTLESS, OPT_KEEP, OPT_NO_SUBREAPER, OPT_CAP, OPT_LABEL, OPT_APPARMOR, OPT_PROC_LABEL,
+	OPT_QUIET, OPT_ROOTLESS, OPT_KEEP, OPT_NO_SUBREAPER, OPT_CAP, OPT_APPARMOR, OPT_PROC_LABEL, OPT_HELP,
 };
 
 static const struct option cmd_options[] = {
@@ -89,9 +89,9 @@ static const struct option cmd_options[] = {
 	{ "keep", no_argument, NULL, OPT_KEEP },
 	{ "no-subreaper", no_argument, NULL, OPT_NO_SUBREAPER },
 	{ "cap", required_argument, NULL, OPT_CAP },
-	{ "label", required_argument, NULL, OPT_LABEL },
 	{ "apparmor", required_argument, NULL, OPT_APPARMOR },
 	{ "process-label", required_argument, NULL, OPT_PROC_LABEL },
+	{ "help", no_argument, NULL, OPT_HELP },
 	{ 0 },
 };
 
@@ -99,7 +99,7 @@ struct cmd_args {
 	struct rt_create_opts create;
 	struct rt_exec_opts exec;
 	const char *format;
-	bool force, all, quiet;
+	bool force, all, quiet, help, rootless;
 	const char *env[64];
 	const char *positional[64];
 	size_t n_positional;
@@ -114,14 +114,17 @@ static int parse_preserve(const char *s, int *out)
 	return 0;
 }
 
-/* Parse the options of any command (they share one table, runc-style), collecting positionals. */
+/* Parse the options of any command (they share one table, runc-style), collecting positionals. Options may
+ * follow the positionals (`kill ID KILL --all`, `delete ID --force`), as runc's command line allows; exec
+ * stops at its first positional, since the command to run follows with options of its own. */
 static int parse_cmd(int argc, char **argv, struct cmd_args *a, char *bad, size_t bad_size)
 {
 	int opt;
 	optind = 1;
 	opterr = 0;
 	a->create.bundle = ".";
-	while ((opt = getopt_long_only(argc, argv, "+:b:dtfaqu:e:p:", cmd_options, NULL)) != -1) {
+	const char *opts = !strcmp(argv[0], "exec") ? "+:b:dtfaqu:e:p:h" : ":b:dtfaqu:e:p:h";
+	while ((opt = getopt_long_only(argc, argv, opts, cmd_options, NULL)) != -1) {
 		switch (opt) {
 		case 'b': case OPT_BUNDLE: a->create.bundle = optarg; break;
 		case OPT_PID_FILE: a->create.pid_file = a->exec.pid_file = optarg; break;
@@ -147,9 +150,14 @@ static int parse_cmd(int argc, char **argv, struct cmd_args *a, char *bad, size_
 		case 'a': case OPT_ALL: a->all = true; break;
 		case 'q': case OPT_QUIET: a->quiet = true; break;
 		case OPT_NNP: a->exec.no_new_privs = true; break;
-		case OPT_NO_NEW_KEYRING: case OPT_ROOTLESS: case OPT_KEEP: case OPT_NO_SUBREAPER: case OPT_LABEL:
-		case OPT_APPARMOR: case OPT_PROC_LABEL:
-			break; /* accepted for compatibility; nothing to do here */
+		case 'h': case OPT_HELP: a->help = true; break;
+		case OPT_APPARMOR: a->exec.apparmor = optarg; break;
+		case OPT_PROC_LABEL: a->exec.process_label = optarg; break;
+		case OPT_KEEP: a->create.keep = true; break;
+		case OPT_ROOTLESS: a->rootless = true; break;
+		/* Nothing to do: this runtime never makes a session keyring, and `run` always reaps as a subreaper. */
+		case OPT_NO_NEW_KEYRING: case OPT_NO_SUBREAPER:
+			break;
 		case OPT_CAP:
 			return snprintf(bad, bad_size, "exec --cap is not supported: use --process"), -1;
 		case ':':
@@ -250,6 +258,9 @@ static int cmd_ps(struct cli *c, struct cmd_args *a, vt_err *err)
 static int cmd_spec(struct cmd_args *a, vt_err *err)
 {
 	const char *dir = a->create.bundle;
+	if (a->rootless)
+		return vt_fail(err, "spec --rootless is not supported: virtus-runtime runs containers as root; write "
+			       "the user namespace and its mappings into config.json yourself");
 	cleanup_free char *path = rt_path_join(dir, "config.json");
 	if (!path)
 		return vt_fail_errno(err, ENOMEM, "spec");
@@ -312,17 +323,100 @@ static int dispatch(struct cli *c, const char *cmd, struct cmd_args *a, int *exi
 	return vt_fail(err, "unknown command '%s' (see --help)", cmd);
 }
 
+/* ---- help ---- */
+
+struct command_help {
+	const char *name, *synopsis, *what;
+};
+
+static const struct command_help commands[] = {
+	{ "create", "create [--bundle DIR] [--pid-file F] [--console-socket SOCK] [--no-pivot] [--preserve-fds N] ID",
+	  "create the container; its process waits for `start`" },
+	{ "start", "start ID", "run the program of a created container (returns once it has been exec'd)" },
+	{ "run", "run [--bundle DIR] [--pid-file F] [--console-socket SOCK] [--detach] [--keep] [--no-pivot] ID",
+	  "create, start and wait; exits with the container's status (--keep: leave it for `delete`)" },
+	{ "state", "state ID", "print the OCI state of the container as JSON" },
+	{ "kill", "kill [--all] ID [SIGNAL]", "send SIGNAL (name or number, default SIGTERM); --all: every process" },
+	{ "delete", "delete [--force] ID", "remove a stopped container; --force kills a created, running or paused one" },
+	{ "exec", "exec [--process F] [--tty] [--console-socket S] [--pid-file F] [--detach] [--cwd DIR] [--env K=V]\n"
+		  "       [--user UID[:GID]] [--no-new-privs] [--apparmor PROFILE] [--process-label L] ID [CMD ARGS...]",
+	  "run another process in a running container" },
+	{ "ps", "ps [--format table|json] ID", "list the container's processes" },
+	{ "list", "list [--format table|json] [--quiet]", "list the containers under --root" },
+	{ "pause", "pause ID", "freeze every process of the container" },
+	{ "resume", "resume ID", "thaw a paused container" },
+	{ "spec", "spec [--bundle DIR]", "write a default config.json" },
+	{ "features", "features", "print what this runtime supports (OCI features JSON)" },
+	{ "version", "version", "print the runtime and spec versions" },
+	{ "help", "help [COMMAND]", "this text, or one command's" },
+};
+
+/* runc commands this runtime does not implement: refused by name, not as unknown. */
+static const char *const unsupported[] = { "update", "events", "checkpoint", "restore" };
+
+static const struct command_help *find_command(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+static bool is_unsupported(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(unsupported); i++)
+		if (!strcmp(unsupported[i], name))
+			return true;
+	return false;
+}
+
 static void usage(void)
 {
 	printf("usage: virtus-runtime [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND ...\n"
-	       "commands:\n"
-	       "  create --bundle DIR [--pid-file F] [--console-socket SOCK] [--no-pivot] ID\n"
-	       "  start ID | state ID | kill [--all] ID [SIGNAL] | delete [--force] ID\n"
-	       "  run --bundle DIR ID     create, start, wait; exits with the container's status\n"
-	       "  exec [--process F | CMD...] [--tty] [--console-socket S] [--pid-file F] [--detach]\n"
-	       "       [--cwd DIR] [--env K=V] [--user UID[:GID]] ID\n"
-	       "  ps [--format json] ID | list [--format json] | pause ID | resume ID\n"
-	       "  spec [--bundle DIR] | features | --version\n");
+	       "commands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		printf("  %-9s %s\n", commands[i].name, commands[i].what);
+	printf("`virtus-runtime COMMAND --help` (or `help COMMAND`) shows a command's options.\n");
+}
+
+static void command_usage(const struct command_help *h)
+{
+	printf("usage: virtus-runtime %s\n%s\n", h->synopsis, h->what);
+}
+
+static void print_version(void)
+{
+	printf("virtus-runtime version %s\nspec: %s\n", RT_VERSION, RT_OCI_VERSION);
+}
+
+/* `help [COMMAND]`: 0, or 1 for a command that does not exist. */
+static int cmd_help(const struct cmd_args *a)
+{
+	if (!a->n_positional) {
+		usage();
+		return 0;
+	}
+	const struct command_help *h = find_command(a->positional[0]);
+	if (h) {
+		command_usage(h);
+		return 0;
+	}
+	fprintf(stderr, "virtus-runtime: help: %s command '%s'\n",
+		is_unsupported(a->positional[0]) ? "unsupported" : "unknown", a->positional[0]);
+	return 1;
+}
+
+/* Options that mean something to one command only are refused elsewhere rather than ignored. */
+static int check_option_scope(const char *cmd, const struct cmd_args *a, vt_err *err)
+{
+	if ((a->exec.apparmor || a->exec.process_label) && strcmp(cmd, "exec"))
+		return vt_fail(err, "%s: --apparmor and --process-label apply to exec only (for the container's process "
+			       "use process.apparmorProfile / process.selinuxLabel in config.json)", cmd);
+	if (a->create.keep && strcmp(cmd, "run"))
+		return vt_fail(err, "%s: --keep applies to run only", cmd);
+	if (a->rootless && strcmp(cmd, "spec"))
+		return vt_fail(err, "%s: --rootless applies to spec only", cmd);
+	return 0;
 }
 
 enum { G_ROOT = 300, G_LOG, G_LOG_FORMAT, G_DEBUG, G_SYSTEMD, G_VERSION, G_HELP, G_CRIU, G_ROOTLESS };
@@ -349,7 +443,7 @@ static int parse_globals(int argc, char **argv, struct cli *c, const char **log_
 		case G_SYSTEMD: c->g.systemd_cgroup = true; break;
 		case G_CRIU: case G_ROOTLESS: break;
 		case 'v': case G_VERSION:
-			printf("virtus-runtime version %s\nspec: %s\n", RT_VERSION, RT_OCI_VERSION);
+			print_version();
 			return 0;
 		case 'h': case G_HELP: usage(); return 0;
 		default:
@@ -391,6 +485,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[optind];
+	if (is_unsupported(cmd)) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "'%s' is not supported by virtus-runtime (%s)", cmd,
+			 cmd[0] == 'u' ? "resources are fixed at create" : "no checkpoint/restore, no events stream");
+		return fail(&c, msg);
+	}
 	if (c.g.systemd_cgroup && (!strcmp(cmd, "create") || !strcmp(cmd, "run")))
 		return fail(&c, "--systemd-cgroup is not supported: this runtime drives cgroupfs directly (no systemd)");
 	int cargc = argc - optind;
@@ -398,8 +498,21 @@ int main(int argc, char **argv)
 	struct cmd_args a = { 0 };
 	char bad[256];
 	vt_err err = { 0 };
+	const struct command_help *help = find_command(cmd);
 	if (parse_cmd(cargc, cargv, &a, bad, sizeof(bad)))
 		return fail(&c, bad), 2;
+	if (help && a.help) {
+		command_usage(help);
+		return 0;
+	}
+	if (!strcmp(cmd, "help"))
+		return cmd_help(&a);
+	if (!strcmp(cmd, "version")) {
+		print_version();
+		return 0;
+	}
+	if (check_option_scope(cmd, &a, &err))
+		return fail(&c, err.msg), 2;
 	char dbg[512];
 	snprintf(dbg, sizeof(dbg), "command %s (root %s)", cmd, c.g.root);
 	debug(&c, dbg);
@@ -407,9 +520,9 @@ int main(int argc, char **argv)
 	vt_err warning = { 0 };
 	c.g.warning = &warning;
 	int rc_cmd = dispatch(&c, cmd, &a, &exit_code, &err);
-	if (warning.msg[0]) {
-		fprintf(stderr, "virtus-runtime: warning: %s\n", warning.msg);
-		log_line(&c, "warning", warning.msg);
+	for (char *save = NULL, *line = strtok_r(warning.msg, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		fprintf(stderr, "virtus-runtime: warning: %s\n", line);
+		log_line(&c, "warning", line);
 	}
 	if (rc_cmd)
 		return fail(&c, err.msg[0] ? err.msg : "failed");

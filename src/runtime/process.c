@@ -97,10 +97,69 @@ int rt_set_oom_score_adj(const struct rt_process *p, vt_err *err)
 	return 0;
 }
 
+static bool apparmor_enabled(void)
+{
+	char c = 0;
+	cleanup_close int fd = open("/sys/module/apparmor/parameters/enabled", O_RDONLY | O_CLOEXEC);
+	return fd >= 0 && read(fd, &c, 1) == 1 && c == 'Y';
+}
+
+static bool selinux_enabled(void)
+{
+	return !access("/sys/fs/selinux/enforce", F_OK);
+}
+
+int rt_process_check_lsm(const struct rt_process *p, vt_err *err)
+{
+	if (p->apparmor_profile && !apparmor_enabled())
+		return vt_fail(err, "process.apparmorProfile '%s': AppArmor is not enabled on this host "
+			       "(/sys/module/apparmor/parameters/enabled is not Y); remove the field to run unconfined",
+			       p->apparmor_profile);
+	if (p->selinux_label && !selinux_enabled())
+		return vt_fail(err, "process.selinuxLabel '%s': SELinux is not enabled on this host (no "
+			       "/sys/fs/selinux); remove the field to run without a label", p->selinux_label);
+	return 0;
+}
+
+/* The LSM attribute the next execve takes: the kernel switches profile/label at exec, not before. */
+static int write_exec_attr(const char *const *paths, const char *value, const char *field, vt_err *err)
+{
+	int e = ENOENT;
+	for (; *paths; paths++) {
+		cleanup_close int fd = open(*paths, O_WRONLY | O_CLOEXEC);
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		if (write_all(fd, value, strlen(value)))
+			return vt_fail_errno(err, errno, "%s: the kernel refused '%s' in %s", field, value, *paths);
+		return 0;
+	}
+	return vt_fail_errno(err, e, "%s: cannot open /proc/self/attr (is /proc mounted in the container?)", field);
+}
+
+static int apply_lsm(const struct rt_process *p, vt_err *err)
+{
+	static const char *const aa_paths[] = { "/proc/self/attr/apparmor/exec", "/proc/self/attr/exec", NULL };
+	static const char *const se_paths[] = { "/proc/self/attr/exec", NULL };
+	if (p->apparmor_profile) {
+		cleanup_free char *cmd = NULL;
+		if (asprintf(&cmd, "exec %s", p->apparmor_profile) < 0)
+			return vt_fail_errno(err, ENOMEM, "process.apparmorProfile");
+		if (write_exec_attr(aa_paths, cmd, "process.apparmorProfile", err))
+			return -1;
+	}
+	if (p->selinux_label && write_exec_attr(se_paths, p->selinux_label, "process.selinuxLabel", err))
+		return -1;
+	return 0;
+}
+
 int rt_process_setup(const struct rt_process *p, struct rt_seccomp *sc, vt_err *err)
 {
 	int last = last_cap();
 	uint64_t valid = last >= 63 ? ~0ULL : (1ULL << (last + 1)) - 1;
+	if (rt_process_check_lsm(p, err) || apply_lsm(p, err))
+		return -1;
 	if (rt_set_rlimits(p, err))
 		return -1;
 	if (sc && !p->no_new_privileges && rt_seccomp_apply(sc, err))

@@ -3,6 +3,8 @@
  * image can never send a mount outside it; the mount then targets /proc/self/fd/N of that exact inode. */
 #include "runtime/rt.h"
 
+#include "runtime/cgroup.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -215,9 +217,52 @@ static bool is_cgroup2_host(void)
 	return !statfs("/sys/fs/cgroup", &sf) && sf.f_type == CGROUP2_SUPER_MAGIC;
 }
 
+/* One hierarchy of a v1/hybrid view: the container's own cgroup bound at <tmpfs>/<name>, as the cgroup
+ * namespace would show a v2 tree, plus a link for each controller of a combined name ("cpu" -> "cpu,cpuacct"). */
+static int bind_cgroup_view(int tmpfs, const char *target, const struct rt_cgroup_view *v, unsigned long flags,
+			    const char *what, vt_err *err)
+{
+	char path[4096];
+	if (mkdirat(tmpfs, v->name, 0755) && errno != EEXIST)
+		return vt_fail_errno(err, errno, "%s: cannot create %s/%s", what, target, v->name);
+	snprintf(path, sizeof(path), "%s/%s", target, v->name);
+	if (mount(v->dir, path, NULL, MS_BIND, NULL))
+		return vt_fail_errno(err, errno, "%s: cannot bind the container's cgroup %s", what, v->dir);
+	unsigned long keep = MS_NOSUID | MS_NODEV | MS_NOEXEC | (flags & MS_RDONLY);
+	if (remount_bind(path, keep, what, err))
+		return -1;
+	if (!strchr(v->name, ','))
+		return 0;
+	cleanup_free char *names = strdup(v->name);
+	char *save = NULL;
+	for (char *c = names ? strtok_r(names, ",", &save) : NULL; c; c = strtok_r(NULL, ",", &save))
+		if (symlinkat(v->name, tmpfs, c) && errno != EEXIST)
+			return vt_fail_errno(err, errno, "%s: cannot link %s to %s", what, c, v->name);
+	return 0;
+}
+
+/* v1/hybrid host: a tmpfs with each hierarchy's view of the container's own cgroup (read-only unless the
+ * mount says rw), as runc and crun show it. `target` names the new tmpfs (looked up after the mount); it takes
+ * the mount's flags once it is filled. */
+static int fill_cgroup_views(const struct rt_mount *m, const char *target, const struct rt_rootfs_opts *o,
+			     const char *what, vt_err *err)
+{
+	unsigned long flags = m->flags & ~(unsigned long)MS_REMOUNT;
+	cleanup_close int dir = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return vt_fail_errno(err, errno, "%s: cannot open %s", what, m->destination);
+	for (size_t i = 0; i < o->n_cgroup_views; i++)
+		if (bind_cgroup_view(dir, target, &o->cgroup_views[i], flags, what, err))
+			return -1;
+	if ((flags & MS_RDONLY) &&
+	    mount(NULL, target, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC | flags, "mode=755"))
+		return vt_fail_errno(err, errno, "%s: cannot make %s read-only", what, m->destination);
+	return 0;
+}
+
 /* Mount a file system; *bound says a bind was used instead (it still needs the flags by remount). */
-static int mount_special(const struct rt_mount *m, const char *target, const char *what, bool *bound,
-			 vt_err *err)
+static int mount_special(const struct rt_mount *m, const char *target, const struct rt_rootfs_opts *o,
+			 const char *what, bool *bound, vt_err *err)
 {
 	const char *type = m->type, *source = m->source;
 	unsigned long flags = m->flags & ~(unsigned long)MS_REMOUNT;
@@ -225,6 +270,11 @@ static int mount_special(const struct rt_mount *m, const char *target, const cha
 		if (is_cgroup2_host()) {
 			type = "cgroup2";
 			source = "cgroup2";
+		} else if (o->n_cgroup_views) {
+			/* filled by fill_cgroup_views once the destination is looked up again */
+			if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755"))
+				return vt_fail_errno(err, errno, "%s: cannot mount a tmpfs on %s", what, m->destination);
+			return 0;
 		} else {
 			/* v1/hybrid host: show the host's hierarchies read-only rather than an empty dir. */
 			if (mount("/sys/fs/cgroup", target, NULL, MS_BIND | MS_REC, NULL))
@@ -319,7 +369,7 @@ static int reopen_dir(int opath_fd)
 	return open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
-static int mount_one(int rootfd, const struct rt_mount *m, size_t i, vt_err *err)
+static int mount_one(int rootfd, const struct rt_mount *m, size_t i, const struct rt_rootfs_opts *o, vt_err *err)
 {
 	char what[64], target[64];
 	snprintf(what, sizeof(what), "mounts[%zu]", i);
@@ -340,7 +390,7 @@ static int mount_one(int rootfd, const struct rt_mount *m, size_t i, vt_err *err
 	if (m->bind) {
 		if (mount(m->source, target, NULL, MS_BIND | (m->recursive ? MS_REC : 0), NULL))
 			return vt_fail_errno(err, errno, "%s: cannot bind %s to %s", what, m->source, m->destination);
-	} else if (mount_special(m, target, what, &bound, err)) {
+	} else if (mount_special(m, target, o, what, &bound, err)) {
 		return -1;
 	}
 	/* The fd still names the covered directory; look the destination up again to reach the new mount. */
@@ -348,6 +398,8 @@ static int mount_one(int rootfd, const struct rt_mount *m, size_t i, vt_err *err
 	if (top < 0)
 		return -1;
 	fd_path(top, target, sizeof(target));
+	if (!m->bind && !strncmp(m->type, "cgroup", 6) && !is_cgroup2_host() && o->n_cgroup_views)
+		return fill_cgroup_views(m, target, o, what, err);
 	unsigned long extra = m->flags & ~(unsigned long)MS_REMOUNT;
 	if (bound && !m->bind && !strncmp(m->type, "cgroup", 6))
 		extra |= MS_RDONLY; /* the host's hierarchies, shown to the container: never writable */
@@ -451,6 +503,41 @@ static int move_into(const char *rootfs, int rootfd, vt_err *err)
 	return 0;
 }
 
+/* Without a mount namespace of our own, pivot_root would move the root of every process in the runtime's
+ * namespace and MS_MOVE would move the host's mount: a chroot confines only the container. */
+static int chroot_into(int rootfd, vt_err *err)
+{
+	if (fchdir(rootfd))
+		return vt_fail_errno(err, errno, "cannot enter the rootfs");
+	if (chroot(".") || chdir("/"))
+		return vt_fail_errno(err, errno, "cannot chroot into the rootfs");
+	return 0;
+}
+
+static int switch_root(const struct rt_spec *spec, const struct rt_rootfs_opts *o, int rootfd, vt_err *err)
+{
+	if (o->shared_mount_ns)
+		return chroot_into(rootfd, err);
+	return o->no_pivot ? move_into(spec->rootfs, rootfd, err) : pivot_into(rootfd, err);
+}
+
+int rt_mount_id(const char *path, uint64_t *id)
+{
+	struct statx sx;
+	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) || !(sx.stx_mask & STATX_MNT_ID))
+		return -1;
+	*id = sx.stx_mnt_id;
+	return 0;
+}
+
+void rt_rootfs_release_shared(const char *rootfs, uint64_t base)
+{
+	uint64_t now;
+	/* One layer: our bind. A lazy unmount takes every mount below it along. */
+	if (rootfs && !rt_mount_id(rootfs, &now) && now != base)
+		umount2(rootfs, MNT_DETACH);
+}
+
 static int mask_path(const char *path, vt_err *err)
 {
 	struct stat st;
@@ -489,16 +576,19 @@ static int finish_root(const struct rt_spec *spec, vt_err *err)
 
 int rt_rootfs_setup(const struct rt_spec *spec, const struct rt_rootfs_opts *o, vt_err *err)
 {
-	/* Nothing we mount may propagate back to the host. */
-	if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL))
+	/* Nothing we mount may propagate back to the host. In the runtime's own mount namespace "/" is the host's
+	 * and stays as it is: only our bind of the rootfs is made private (and removed at delete). */
+	if (!o->shared_mount_ns && mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL))
 		return vt_fail_errno(err, errno, "cannot make / a slave mount");
 	if (mount(spec->rootfs, spec->rootfs, NULL, MS_BIND | MS_REC, NULL))
 		return vt_fail_errno(err, errno, "cannot bind the rootfs %s", spec->rootfs);
+	if (o->shared_mount_ns && mount(NULL, spec->rootfs, NULL, MS_PRIVATE | MS_REC, NULL))
+		return vt_fail_errno(err, errno, "cannot make the rootfs bind mount private");
 	cleanup_close int rootfd = open(spec->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return vt_fail_errno(err, errno, "cannot open the rootfs %s", spec->rootfs);
 	for (size_t i = 0; i < spec->n_mounts; i++)
-		if (mount_one(rootfd, &spec->mounts[i], i, err))
+		if (mount_one(rootfd, &spec->mounts[i], i, o, err))
 			return -1;
 	if (setup_devices(rootfd, err))
 		return -1;
@@ -507,7 +597,7 @@ int rt_rootfs_setup(const struct rt_spec *spec, const struct rt_rootfs_opts *o, 
 			return -1;
 	if (o->before_switch && o->before_switch(o->arg, err))
 		return -1;
-	if (o->no_pivot ? move_into(spec->rootfs, rootfd, err) : pivot_into(rootfd, err))
+	if (switch_root(spec, o, rootfd, err))
 		return -1;
 	return finish_root(spec, err);
 }

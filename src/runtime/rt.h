@@ -14,6 +14,8 @@
 #define RT_DEFAULT_ROOT "/run/virtus-runtime"
 #define RT_VERSION "0.1.0"
 #define RT_OCI_VERSION "1.0.2"
+/* In the state directory: init holds it open (close-on-exec) until its execve, so `start` can wait for that. */
+#define RT_EXECED_FIFO "execed.fifo"
 
 /* ---- config.json (spec.c). Strings point into the json tree that the spec keeps alive. ---- */
 
@@ -82,6 +84,8 @@ struct rt_process {
 	bool no_new_privileges;
 	bool has_oom_score_adj;
 	int oom_score_adj;
+	const char *apparmor_profile;  /* process.apparmorProfile, or NULL */
+	const char *selinux_label;     /* process.selinuxLabel, or NULL */
 };
 
 struct rt_device {
@@ -162,6 +166,10 @@ struct rt_state {
 	char *created;        /* RFC 3339 */
 	bool paused;
 	bool no_pivot;
+	/* No mount namespace of its own: the rootfs bind mount made in the runtime's namespace, removed at delete
+	 * (shared_rootfs NULL otherwise); rootfs_mnt_base is the mount id the rootfs had before create. */
+	char *shared_rootfs;
+	uint64_t rootfs_mnt_base;
 	json_object *annotations;  /* may be NULL */
 	json_object *cgroup;       /* rt_cgroup_to_json(), may be NULL */
 	json_object *hooks;        /* the config's hooks, for poststop at delete time; may be NULL */
@@ -190,17 +198,31 @@ int rt_write_pid_file(const char *path, pid_t pid, vt_err *err);
 
 /* ---- hooks (hooks.c): run each with the OCI state on stdin; fatal kinds fail the operation ---- */
 int rt_hooks_run(const struct rt_hooks *h, enum rt_hook_kind kind, const char *state_json, vt_err *err);
+/* The non-fatal kinds (poststart, poststop): every hook runs even after one fails; warn(arg, message) is called
+ * for each failure. Returns how many failed. */
+size_t rt_hooks_run_each(const struct rt_hooks *h, enum rt_hook_kind kind, const char *state_json,
+			 void (*warn)(void *arg, const char *msg), void *arg);
 
 /* ---- inside the container (rootfs.c, process.c) ---- */
 /* Mounts, devices, pivot_root/chroot, masked and read-only paths. Called in the new mount namespace.
  * The callback runs after the mounts and before the root switch (for createContainer hooks). */
+struct rt_cgroup_view;
 struct rt_rootfs_opts {
 	bool no_pivot;
 	bool in_userns;
+	bool shared_mount_ns;  /* no mount namespace of our own: chroot, never touch "/" or pivot */
+	/* v1/hybrid: the container's own cgroup directories, shown at a `cgroup` mount (rt_cgroup_views) */
+	const struct rt_cgroup_view *cgroup_views;
+	size_t n_cgroup_views;
 	int (*before_switch)(void *arg, vt_err *err);
 	void *arg;
 };
 int rt_rootfs_setup(const struct rt_spec *spec, const struct rt_rootfs_opts *o, vt_err *err);
+/* The id of the mount that path is on (statx STATX_MNT_ID); -1 if the kernel cannot say. */
+int rt_mount_id(const char *path, uint64_t *id);
+/* A container that shares the runtime's mount namespace leaves its rootfs bind mount (with everything mounted
+ * below it) in that namespace: detach it, if the mount on rootfs is still not the one it had before (base). */
+void rt_rootfs_release_shared(const char *rootfs, uint64_t base);
 /* Resolve path under rootfd as if rootfd were "/" (symlinks and ".." cannot leave it), creating missing
  * directories and the last component (a directory, or an empty file). Returns an O_PATH fd. */
 int rt_rootfs_ensure(int rootfd, const char *path, bool dir, vt_err *err);
@@ -215,6 +237,9 @@ int rt_process_setup(const struct rt_process *p, struct rt_seccomp *sc, vt_err *
 int rt_process_exec(const struct rt_process *p, vt_err *err);
 int rt_set_rlimits(const struct rt_process *p, vt_err *err);
 int rt_set_oom_score_adj(const struct rt_process *p, vt_err *err);
+/* Is the host able to apply the process's AppArmor profile / SELinux label? A security setting that cannot be
+ * applied is refused, never ignored. */
+int rt_process_check_lsm(const struct rt_process *p, vt_err *err);
 
 /* ---- console (console.c) ---- */
 int rt_console_connect(const char *path, vt_err *err);
@@ -229,7 +254,7 @@ struct rt_globals {
 	const char *root;
 	bool debug;
 	bool systemd_cgroup;
-	vt_err *warning;  /* filled when a command succeeds with a warning (e.g. a poststart hook failed) */
+	vt_err *warning;  /* filled when a command succeeds with warnings (e.g. a poststart hook failed), one a line */
 };
 
 struct rt_create_opts {
@@ -239,6 +264,7 @@ struct rt_create_opts {
 	bool no_pivot;
 	int preserve_fds;
 	bool detach;     /* run: return after start instead of waiting */
+	bool keep;       /* run: leave the stopped container for the caller to delete */
 	bool own_console; /* run: with process.terminal and no --console-socket, give the pty to the caller */
 };
 int rt_cmd_create(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, vt_err *err);
@@ -265,6 +291,8 @@ struct rt_exec_opts {
 	size_t n_args;
 	bool tty, detach, no_new_privs;
 	int preserve_fds;
+	const char *apparmor;       /* --apparmor PROFILE */
+	const char *process_label;  /* --process-label LABEL */
 };
 int rt_cmd_exec(const struct rt_globals *g, const char *id, const struct rt_exec_opts *o, int *status,
 		vt_err *err);

@@ -230,8 +230,14 @@ int rt_spec_parse_process(json_object *proc, const char *field, struct rt_proces
 	    get_string_vec(proc, "args", field, &p->args, NULL, err) ||
 	    get_string_vec(proc, "env", field, &p->env, NULL, err) || get_string(proc, "cwd", field, &p->cwd, err) ||
 	    get_bool(proc, "noNewPrivileges", field, &p->no_new_privileges, err) ||
-	    get_int(proc, "oomScoreAdj", field, -1000, 1000, &oom, &p->has_oom_score_adj, err))
+	    get_int(proc, "oomScoreAdj", field, -1000, 1000, &oom, &p->has_oom_score_adj, err) ||
+	    get_string(proc, "apparmorProfile", field, &p->apparmor_profile, err) ||
+	    get_string(proc, "selinuxLabel", field, &p->selinux_label, err))
 		goto fail;
+	if (p->apparmor_profile && !*p->apparmor_profile)
+		p->apparmor_profile = NULL; /* "" means none, as in runc */
+	if (p->selinux_label && !*p->selinux_label)
+		p->selinux_label = NULL;
 	p->oom_score_adj = (int)oom;
 	if (!p->args || !p->args[0]) {
 		vt_fail(err, "%s.args must name the program to run", field);
@@ -424,8 +430,10 @@ static int parse_namespaces(json_object *lx, struct rt_spec *s, vt_err *err)
 		seen |= flag;
 		s->namespaces[s->n_namespaces++] = (struct rt_namespace){ flag, path };
 	}
-	if (!(seen & CLONE_NEWNS))
-		return vt_fail(err, "linux.namespaces: a 'mount' namespace is required");
+	/* No 'mount' entry: the container shares the runtime's mount namespace (the spec's inheritance rule). */
+	if (!(seen & CLONE_NEWNS) && (seen & CLONE_NEWUSER))
+		return vt_fail(err, "linux.namespaces: a new 'user' namespace needs a 'mount' namespace too (the "
+			       "container could not mount its root file system in the runtime's mount namespace)");
 	return 0;
 }
 
@@ -576,6 +584,9 @@ static int parse_linux(json_object *root, struct rt_spec *s, vt_err *err)
 	bool userns = rt_spec_has_namespace(s, CLONE_NEWUSER, &userns_path);
 	if (userns && !userns_path && (!s->n_uid_maps || !s->n_gid_maps))
 		return vt_fail(err, "linux.uidMappings and linux.gidMappings are required with a new user namespace");
+	if (s->rootfs_propagation && !rt_spec_has_namespace(s, CLONE_NEWNS, NULL))
+		return vt_fail(err, "linux.rootfsPropagation: needs a 'mount' namespace (without one it would change the "
+			       "host's mounts)");
 	if (!userns && (s->n_uid_maps || s->n_gid_maps))
 		return vt_fail(err, "linux.uidMappings: id mappings need a 'user' namespace in linux.namespaces");
 	return 0;

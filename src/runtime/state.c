@@ -136,6 +136,10 @@ int rt_state_save(const struct rt_state *st, vt_err *err)
 	json_object_object_add(o, "startTime", json_object_new_uint64(st->start_time));
 	json_object_object_add(o, "paused", json_object_new_boolean(st->paused));
 	json_object_object_add(o, "noPivot", json_object_new_boolean(st->no_pivot));
+	if (st->shared_rootfs) {
+		add_string(o, "sharedMountRoot", st->shared_rootfs);
+		json_object_object_add(o, "rootfsMountBase", json_object_new_uint64(st->rootfs_mnt_base));
+	}
 	add_copy(o, "annotations", st->annotations);
 	add_copy(o, "cgroup", st->cgroup);
 	add_copy(o, "hooks", st->hooks);
@@ -197,6 +201,9 @@ int rt_state_load(const char *root, const char *id, struct rt_state **out, vt_er
 	st->paused = v && json_object_get_boolean(v);
 	v = obj_field(j, "noPivot");
 	st->no_pivot = v && json_object_get_boolean(v);
+	st->shared_rootfs = dup_field(j, "sharedMountRoot");
+	v = obj_field(j, "rootfsMountBase");
+	st->rootfs_mnt_base = v ? json_object_get_uint64(v) : 0;
 	st->annotations = obj_field(j, "annotations");
 	st->cgroup = obj_field(j, "cgroup");
 	st->hooks = obj_field(j, "hooks");
@@ -212,6 +219,7 @@ void rt_state_free(struct rt_state *st)
 	free(st->dir);
 	free(st->bundle);
 	free(st->created);
+	free(st->shared_rootfs);
 	json_object_put(st->json);
 	free(st);
 }

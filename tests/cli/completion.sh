@@ -59,7 +59,7 @@ else not_ok "virtus vm run --<TAB> offers exactly the options of 'virtus vm run 
 
 mkdir -p "$tmp/state/web1" "$tmp/state/web2" "$tmp/state/db" "$tmp/bundle"
 expect "virtus-runtime <TAB>: global options and commands" \
-	"$(printf '%s\n' --root --log --log-format --debug --systemd-cgroup --version --help create start state kill delete run exec ps list pause resume spec features | sort | tr '\n' ' ' | sed 's/ $//')" \
+	"$(printf '%s\n' --root --log --log-format --debug --systemd-cgroup --version --help create start state kill delete run exec ps list pause resume spec features version help | sort | tr '\n' ' ' | sed 's/ $//')" \
 	$R _virtus_runtime virtus-runtime ""
 expect "virtus-runtime --log-format <TAB>" "json text" $R _virtus_runtime virtus-runtime --log-format ""
 expect "virtus-runtime --root DIR st<TAB>: the command, not the option's value" "start state" $R _virtus_runtime virtus-runtime --root "$tmp/state" st
@@ -69,7 +69,7 @@ expect "virtus-runtime create --bundle bu<TAB>: a directory" "bundle" $R _virtus
 expect "virtus-runtime delete --<TAB>" "--force --help" $R _virtus_runtime virtus-runtime delete --
 expect "virtus-runtime list --format <TAB>" "json table" $R _virtus_runtime virtus-runtime list --format ""
 want=$("$VIRTUS_RUNTIME" --help | options_in)
-offered=$(for c in "" create exec kill delete ps list spec; do
+offered=$(for c in "" create run exec kill delete ps list spec; do
 	# shellcheck disable=SC2086
 	complete_words $R _virtus_runtime virtus-runtime $c --; echo; done | tr ' ' '\n' | sort -u | sed '/^$/d')
 missing=$(comm -23 <(tr ' ' '\n' <<<"$want") <(echo "$offered") | tr '\n' ' ')

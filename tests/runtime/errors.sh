@@ -57,7 +57,10 @@ expect_fail "relative mount destination" 'mounts\[7\].destination must be an abs
 bad_config 'c["linux"]["namespaces"].append({"type": "time-travel"})'
 expect_fail "unknown namespace" "linux.namespaces\[6\].type: unknown namespace type 'time-travel'" e9 create e9
 bad_config 'c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "mount"]'
-expect_fail "no mount namespace" "a 'mount' namespace is required" e10 create e10
+bad_config 'c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "mount"] + [{"type": "user"}]' \
+	'c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 10}]' \
+	'c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 10}]'
+expect_fail "a user namespace without a mount namespace" "a new 'user' namespace needs a 'mount' namespace" e10 create e10
 bad_config 'c["linux"]["namespaces"].append({"type": "user"})'
 expect_fail "user namespace without mappings" 'uidMappings and linux.gidMappings are required' e11 create e11
 bad_config 'c["process"]["capabilities"]["bounding"].append("CAP_FLY")'
@@ -121,6 +124,9 @@ expect_fail "state of an unknown container" "container 'ghost' does not exist" "
 expect_fail "start an unknown container" "container 'ghost' does not exist" "" rt start ghost
 expect_fail "delete an unknown container" "container 'ghost' does not exist" "" rt delete ghost
 expect_fail "unknown command" "unknown command 'frobnicate'" "" rt frobnicate
+for c in update events checkpoint restore; do
+	expect_fail "$c is refused as not supported (not as unknown)" "'$c' is not supported by virtus-runtime" "" rt $c x
+done
 expect_fail "unknown option" "unknown option '--frob'" "" rt create --frob x
 expect_fail "--systemd-cgroup is refused plainly" 'systemd-cgroup is not supported' sd "$RT" --root "$ROOT" --systemd-cgroup create --bundle "$B" sd
 expect_fail "bad --log-format" "log-format 'xml'" "" "$RT" --log-format xml list

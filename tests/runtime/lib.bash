@@ -83,3 +83,40 @@ nothing_left() {
 	done
 	return 0
 }
+
+# ---- what the host offers: tests check a feature where it exists and the clear refusal where it does not ----
+
+# cg_layout: v2 (unified at /sys/fs/cgroup), hybrid (v1 controllers plus a cgroup2 mount) or v1
+cg_layout() {
+	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo v2
+	elif awk '$9 == "cgroup2" { f = 1 } END { exit !f }' /proc/self/mountinfo; then echo hybrid
+	else echo v1; fi
+}
+# has_v1_controller NAME: a mounted v1 hierarchy carries NAME (mountinfo super options)
+has_v1_controller() {
+	awk -v c="$1" '$9 == "cgroup" { n = split($NF, o, ","); for (i = 1; i <= n; i++) if (o[i] == c) f = 1 } END { exit !f }' \
+		/proc/self/mountinfo
+}
+# v2_controller NAME: the cgroup v2 root offers NAME
+v2_controller() { grep -qw "$1" /sys/fs/cgroup/cgroup.controllers 2>/dev/null; }
+# cg_probe_files CONTROLLER FILE...: the first FILE that a fresh child cgroup of CONTROLLER's hierarchy has
+# (some files, like BFQ's weights, never show at the root); nothing printed when none exists
+cg_probe_files() {
+	local ctrl=$1 base d f; shift
+	if [ "$(cg_layout)" = v2 ]; then base=/sys/fs/cgroup; v2_controller "$ctrl" || return 1
+	else has_v1_controller "$ctrl" || return 1; base=/sys/fs/cgroup/$ctrl; fi
+	d=$base/virtus-probe-$$
+	mkdir "$d" 2>/dev/null || return 1
+	[ "$(cg_layout)" = v2 ] && echo "+$ctrl" >"$base/cgroup.subtree_control" 2>/dev/null
+	for f in "$@"; do [ -e "$d/$f" ] && { echo "$f"; break; }; done
+	rmdir "$d"
+}
+# blkio_weight_file: the block I/O weight file a container's cgroup gets here (CFQ or BFQ), or nothing
+blkio_weight_file() {
+	if [ "$(cg_layout)" = v2 ]; then cg_probe_files io io.bfq.weight io.weight
+	else cg_probe_files blkio blkio.weight blkio.bfq.weight; fi
+}
+# userns_works: an unprivileged user namespace can be made here
+userns_works() { unshare -U true 2>/dev/null; }
+# apparmor_enabled: the kernel has AppArmor switched on
+apparmor_enabled() { [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ]; }

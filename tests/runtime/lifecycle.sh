@@ -119,8 +119,13 @@ rt delete --force c3
 check "delete --force removes a running container" nothing_left c3
 rt create --bundle "$B" c4 >/dev/null 2>&1 </dev/null
 p4=$(rt state c4 | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
-rt delete c4
-check "delete of a created container kills its init" bash -c "! [ -d /proc/$p4 ] || grep -q 'State:.*Z' /proc/$p4/status"
+out=$(rt delete c4 2>&1); rc=$?
+check "delete of a created container without --force fails (the spec's MUST)" [ $rc != 0 ]
+check "... saying it is created" grep -q "cannot delete container 'c4': it is created" <<<"$out"
+check "... and leaves it created" [ "$(status_of c4)" = created ]
+rt delete --force c4
+check "delete --force of a created container kills its init" bash -c "! [ -d /proc/$p4 ] || grep -q 'State:.*Z' /proc/$p4/status"
+check "... and removes it" nothing_left c4
 check "delete --force of an unknown container succeeds (runc-compatible)" rt delete --force never-existed
 
 set_args "$B" sleep 30

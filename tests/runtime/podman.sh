@@ -24,6 +24,9 @@ out=$(pm run --rm "${U[@]}" localhost/vt-bb sh -c 'echo hello-from-podman; exit 
 check "podman run prints the container's output" grep -q hello-from-podman <<<"$out"
 check "podman run returns the container's exit status (5)" [ $rc = 5 ]
 
+out=$(pm run --rm "${U[@]}" --memory 64m localhost/vt-bb sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max' 2>&1)
+check "podman run --memory 64m: the container sees its own limit ($out)" [ "$out" = 67108864 ]
+
 pm run -d --name d1 "${U[@]}" localhost/vt-bb sleep 60 >/dev/null 2>"$WORK/err"
 check "podman run -d" [ "$(pm inspect -f '{{.State.Status}}' d1 2>/dev/null)" = running ]
 out=$(pm exec d1 sh -c 'echo exec-ok; cat /proc/1/comm' 2>&1)

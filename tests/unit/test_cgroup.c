@@ -125,9 +125,11 @@ static void test_resources_parse_values(void **state)
 {
 	(void)state;
 	json_object *j = linux_from("{\"resources\":{\"memory\":{\"limit\":104857600,\"swap\":209715200,"
-				    "\"disableOOMKiller\":true},\"cpu\":{\"shares\":512,\"quota\":50000,\"period\":100000,"
+				    "\"disableOOMKiller\":true,"
+				    "\"kernel\":67108864,\"kernelTCP\":-1,\"useHierarchy\":true},\"cpu\":{\"shares\":512,\"quota\":50000,\"period\":100000,"
 				    "\"cpus\":\"0\",\"burst\":1000},\"pids\":{\"limit\":32},\"blockIO\":{\"weight\":300,"
-				    "\"throttleReadBpsDevice\":[{\"major\":8,\"minor\":0,\"rate\":1048576}]},\"network\":{},"
+				    "\"throttleReadBpsDevice\":[{\"major\":8,\"minor\":0,\"rate\":1048576}]},"
+				    "\"network\":{\"classID\":1048577,\"priorities\":[{\"name\":\"eth0\",\"priority\":5}]},"
 				    "\"hugepageLimits\":[{\"pageSize\":\"1GB\",\"limit\":0}],"
 				    "\"devices\":[{\"allow\":false,\"access\":\"rwm\"},"
 				    "{\"allow\":true,\"type\":\"b\",\"major\":8,\"access\":\"r\"}]},"
@@ -139,6 +141,14 @@ static void test_resources_parse_values(void **state)
 	assert_int_equal(r.mem_limit, 104857600);
 	assert_int_equal(r.mem_swap, 209715200);
 	assert_true(r.disable_oom_killer);
+	assert_true(r.has_mem_kernel && r.has_mem_kernel_tcp && r.has_use_hierarchy && r.use_hierarchy);
+	assert_int_equal(r.mem_kernel, 67108864);
+	assert_int_equal(r.mem_kernel_tcp, -1);
+	assert_true(r.has_net_classid);
+	assert_int_equal(r.net_classid, 1048577);
+	assert_int_equal(r.nnet_prios, 1);
+	assert_string_equal(r.net_prios[0].name, "eth0");
+	assert_int_equal(r.net_prios[0].priority, 5);
 	assert_int_equal(r.cpu_shares, 512);
 	assert_int_equal(r.cpu_quota, 50000);
 	assert_string_equal(r.cpus, "0");
@@ -194,7 +204,16 @@ static void test_resources_errors_name_field(void **state)
 			   "linux.resources.blockIO.weightDevice[0].weight");
 	expect_parse_error("{\"resources\":{\"blockIO\":{\"leafWeight\":10}}}", "linux.resources.blockIO.leafWeight");
 	expect_parse_error("{\"resources\":{\"cpu\":{\"idle\":2}}}", "linux.resources.cpu.idle");
-	expect_parse_error("{\"resources\":{\"network\":{\"classID\":1048577}}}", "linux.resources.network: not supported");
+	expect_parse_error("{\"resources\":{\"network\":{\"classID\":-1}}}", "linux.resources.network.classID");
+	expect_parse_error("{\"resources\":{\"network\":{\"classID\":4294967296}}}",
+			   "linux.resources.network.classID: must be a 32-bit number");
+	expect_parse_error("{\"resources\":{\"network\":{\"priorities\":[{\"name\":\"eth0\"}]}}}",
+			   "linux.resources.network.priorities[0].priority: required");
+	expect_parse_error("{\"resources\":{\"network\":{\"priorities\":[{\"name\":\"a b\",\"priority\":1}]}}}",
+			   "linux.resources.network.priorities[0].name");
+	expect_parse_error("{\"resources\":{\"memory\":{\"kernel\":0}}}", "linux.resources.memory.kernel: must be positive");
+	expect_parse_error("{\"resources\":{\"memory\":{\"kernelTCP\":\"x\"}}}", "linux.resources.memory.kernelTCP");
+	expect_parse_error("{\"resources\":{\"memory\":{\"useHierarchy\":1}}}", "linux.resources.memory.useHierarchy");
 	expect_parse_error("{\"resources\":{\"devices\":[{\"access\":\"rwm\"}]}}", "linux.resources.devices[0].allow");
 	expect_parse_error("{\"resources\":{\"devices\":[{\"allow\":true},{\"allow\":true,\"access\":\"rx\"}]}}",
 			   "linux.resources.devices[1].access");

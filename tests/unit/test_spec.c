@@ -155,6 +155,33 @@ static void test_mount_options(void **state)
 	rt_spec_free(s);
 }
 
+/* A config that lists no mount namespace shares the runtime's (the spec's rule); what cannot work then is
+ * refused by name. The process's AppArmor profile and SELinux label are parsed, "" meaning none. */
+static void test_no_mount_namespace_and_lsm(void **state)
+{
+	struct bundle *b = *state;
+	write_raw(b, "{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"rootfs\"},\"process\":{\"args\":[\"sh\"],"
+		     "\"apparmorProfile\":\"docker-default\",\"selinuxLabel\":\"\"},"
+		     "\"linux\":{\"namespaces\":[{\"type\":\"pid\"}]}}");
+	struct rt_spec *s = NULL;
+	vt_err err = { 0 };
+	assert_int_equal(rt_spec_load(b->dir, &s, &err), 0);
+	assert_false(rt_spec_has_namespace(s, CLONE_NEWNS, NULL));
+	assert_string_equal(s->process.apparmor_profile, "docker-default");
+	assert_null(s->process.selinux_label);
+	rt_spec_free(s);
+	write_raw(b, "{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"rootfs\"},\"process\":{\"args\":[\"sh\"]},"
+		     "\"linux\":{\"namespaces\":[{\"type\":\"user\"}],\"uidMappings\":[{\"containerID\":0,\"hostID\":1000,"
+		     "\"size\":1}],\"gidMappings\":[{\"containerID\":0,\"hostID\":1000,\"size\":1}]}}");
+	expect_error(b, "a new 'user' namespace needs a 'mount' namespace");
+	write_raw(b, "{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"rootfs\"},\"process\":{\"args\":[\"sh\"]},"
+		     "\"linux\":{\"rootfsPropagation\":\"rshared\"}}");
+	expect_error(b, "linux.rootfsPropagation: needs a 'mount' namespace");
+	write_raw(b, "{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"rootfs\"},\"process\":{\"args\":[\"sh\"],"
+		     "\"apparmorProfile\":7},\"linux\":{}}");
+	expect_error(b, "process.apparmorProfile");
+}
+
 static void test_linux_section(void **state)
 {
 	struct bundle *b = *state;
@@ -323,6 +350,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_full_process, bundle_setup, bundle_teardown),
 		cmocka_unit_test_setup_teardown(test_mount_options, bundle_setup, bundle_teardown),
 		cmocka_unit_test_setup_teardown(test_linux_section, bundle_setup, bundle_teardown),
+		cmocka_unit_test_setup_teardown(test_no_mount_namespace_and_lsm, bundle_setup, bundle_teardown),
 		cmocka_unit_test_setup_teardown(test_errors_name_the_field, bundle_setup, bundle_teardown),
 		cmocka_unit_test(test_signal_names),
 		cmocka_unit_test(test_name_tables),
