@@ -94,6 +94,11 @@ if [ "$(cg_layout)" != v2 ] && ! has_v1_controller net_cls; then
 	# The controllers exist in the kernel but are not mounted here: mount them in a private mount namespace (the
 	# runtime finds hierarchies through mountinfo) to check that the values are applied.
 	mkdir -p "$WORK/netcg"
+	# Opt-in: on this kernel the unmounted hierarchy can outlive the namespace (seen on 6.18), and a hierarchy
+	# without a mount breaks containerd's cgroup lookups for every process on the host.
+	if [ "${VIRTUS_TEST_MOUNT_NET_CLS:-0}" != 1 ]; then
+		out=""; rc=99
+	else
 	out=$(unshare -m bash -c '
 		mount --make-rprivate / && mount -t cgroup -o net_cls,net_prio vtnet "$1" || exit 99
 		"$2" --root "$3" run -d --bundle "$4" net2 </dev/null || exit 98
@@ -104,8 +109,9 @@ if [ "$(cg_layout)" != v2 ] && ! has_v1_controller net_cls; then
 		for i in $(seq 50); do rmdir "$1/virtus" 2>/dev/null; [ -d "$1/virtus" ] || break; sleep 0.1; done
 		umount "$1"' \
 		_ "$WORK/netcg" "$RT" "$ROOT" "$B" 2>&1); rc=$?
+	fi
 	if [ $rc = 99 ]; then
-		skip "network values applied through net_cls/net_prio" "cannot mount a net_cls,net_prio hierarchy here"
+		skip "network values applied through net_cls/net_prio" "set VIRTUS_TEST_MOUNT_NET_CLS=1 (mounts a hierarchy), or it cannot be mounted here"
 	else
 		diag "$out"
 		check "with net_cls,net_prio mounted: net_cls.classid is 1048577" [ "$(sed -n 1p <<<"$out")" = 1048577 ]
