@@ -120,7 +120,7 @@ static int parse_preserve(const char *s, int *out)
 static int parse_cmd(int argc, char **argv, struct cmd_args *a, char *bad, size_t bad_size)
 {
 	int opt;
-	optind = 1;
+	optind = 0; /* 0, not 1: GNU getopt then forgets the "+" (stop at the first positional) of the globals */
 	opterr = 0;
 	a->create.bundle = ".";
 	const char *opts = !strcmp(argv[0], "exec") ? "+:b:dtfaqu:e:p:h" : ":b:dtfaqu:e:p:h";
