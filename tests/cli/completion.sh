@@ -9,9 +9,8 @@ VIRTUS=${VIRTUS:-build/virtus}
 VIRTUS_RUNTIME=${VIRTUS_RUNTIME:-build/virtus-runtime}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); echo "not ok $n - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
+# shellcheck source=../lib/tap.bash
+. tests/lib/tap.bash
 
 # complete FILE FUNCTION WORDS...: the replies (sorted, one line) for the command line WORDS, the cursor
 # on the last word ("" for a new word). Runs in a fresh bash so nothing of this script leaks in.

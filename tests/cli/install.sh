@@ -6,9 +6,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); echo "not ok $n - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
+# shellcheck source=../lib/tap.bash
+. tests/lib/tap.bash
 
 mkdir -p "$tmp/guest"
 printf 'not a kernel\n' >"$tmp/guest/vmlinux"

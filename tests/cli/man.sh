@@ -7,9 +7,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 VIRTUS=${VIRTUS:-build/virtus}
 VIRTUS_RUNTIME=${VIRTUS_RUNTIME:-build/virtus-runtime}
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); echo "not ok $n - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
+# shellcheck source=../lib/tap.bash
+. tests/lib/tap.bash
 
 if ! command -v groff >/dev/null; then
 	echo "not ok 1 - groff is missing (apt-get install groff-base; scripts/deps installs it)"

@@ -6,9 +6,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 VIRTUS=${VIRTUS:-build/virtus}
 VIRTUS_RUNTIME=${VIRTUS_RUNTIME:-build/virtus-runtime}
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); echo "not ok $n - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
+# shellcheck source=../lib/tap.bash
+. tests/lib/tap.bash
 
 # block_after HEADING: the first ``` block after the line HEADING.
 block_after() { awk -v h="$1" '$0 == h { f = 1; next } f && /^```/ { if (inb) exit; inb = 1; next } inb { print }' README.md; }

@@ -8,27 +8,10 @@ VIRTUS=${VIRTUS:-build-asan/virtus}
 G=$(dirname "$VIRTUS")/tests/kvm/guests
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); echo "not ok $n - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
+# shellcheck source=../lib/tap.bash
+. tests/lib/tap.bash
 
-# matches FILE PATTERN: an extended regex found in FILE, or EMPTY for an empty file.
-matches() {
-	if [ "$2" = EMPTY ]; then [ ! -s "$1" ]; else grep -qE -- "$2" "$1"; fi
-}
 
-# run_case NAME WANT_STATUS STDOUT_PATTERN STDERR_PATTERN -- ARGS...
-run_case() {
-	local name=$1 want=$2 out_pat=$3 err_pat=$4
-	shift 5
-	timeout 30 "$VIRTUS" "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
-	local rc=$?
-	if [ "$rc" -eq "$want" ] && matches "$tmp/out" "$out_pat" && matches "$tmp/err" "$err_pat"; then
-		ok "$name"
-	else
-		not_ok "$name" "status $rc (want $want)" "stdout: $(head -c 300 "$tmp/out")" "stderr: $(head -c 300 "$tmp/err")"
-	fi
-}
 
 run_case "poweroff through the ACPI sleep register exits 0" 0 '^virtus-test: hello from the guest$' EMPTY -- vm run --kernel "$G/hello.elf"
 run_case "i8042 reset exits 3 and says why" 3 'resetting' 'reboot policy is to exit' -- vm run --kernel "$G/reset.elf"
