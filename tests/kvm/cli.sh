@@ -34,7 +34,7 @@ now_ms() { # busybox's date (the nested bed's L1) has no %N: whole seconds there
 fails=0
 start=$(now_ms)
 for i in $(seq 100); do
-	out=$(timeout 10 "$VIRTUS" vm run --kernel "$G/smp.elf" --cpus 2 --cmdline "2 console=ttyS0" </dev/null 2>&1)
+	out=$(timeout -s KILL 10 "$VIRTUS" vm run --kernel "$G/smp.elf" --cpus 2 --cmdline "2 console=ttyS0" </dev/null 2>&1)
 	rc=$?
 	if [ $rc -ne 0 ] || [ "$out" != "smp: 2 cpus up" ]; then fails=$((fails + 1)); echo "# run $i: status $rc: $out"; fi
 done

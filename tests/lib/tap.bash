@@ -18,7 +18,7 @@ matches() {
 run_case() {
 	local name=$1 want=$2 out_pat=$3 err_pat=$4
 	shift 5
-	timeout 30 "$VIRTUS" "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
+	timeout -s KILL 30 "$VIRTUS" "$@" </dev/null >"$tmp/out" 2>"$tmp/err" # KILL: a hung VMM must not hang the suite
 	local rc=$?
 	if [ "$rc" -eq "$want" ] && matches "$tmp/out" "$out_pat" && matches "$tmp/err" "$err_pat"; then
 		ok "$name"
