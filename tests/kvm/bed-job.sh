@@ -8,5 +8,5 @@ export CMOCKA_MESSAGE_OUTPUT=TAP
 for t in build-asan/tests/kvm/test_*; do
 	"$t" | sed -E "s/^(not ok|ok) ([0-9]+) - /\1 \2 - $(basename "$t"): /"
 done
-VIRTUS=build-asan/virtus VSOCK_TOOL=/work/vsock bash tests/kvm/cli.sh | sed -E "s/^(not ok|ok) ([0-9]+) - /\1 \2 - cli.sh: /"
+KVM_SMP_RUNS=10 VIRTUS=build-asan/virtus VSOCK_TOOL=/work/vsock bash tests/kvm/cli.sh | sed -E "s/^(not ok|ok) ([0-9]+) - /\1 \2 - cli.sh: /"
 echo "kvm-bed: done"

@@ -33,13 +33,13 @@ now_ms() { # busybox's date (the nested bed's L1) has no %N: whole seconds there
 }
 fails=0
 start=$(now_ms)
-for i in $(seq 100); do
+for i in $(seq "${KVM_SMP_RUNS:-100}"); do
 	out=$(timeout -s KILL 10 "$VIRTUS" vm run --kernel "$G/smp.elf" --cpus 2 --cmdline "2 console=ttyS0" </dev/null 2>&1)
 	rc=$?
 	if [ $rc -ne 0 ] || [ "$out" != "smp: 2 cpus up" ]; then fails=$((fails + 1)); echo "# run $i: status $rc: $out"; fi
 done
 ms=$(($(now_ms) - start))
-if [ $fails -eq 0 ]; then ok "2 vCPUs: 100 runs in a row exit cleanly (${ms} ms)"; else not_ok "2 vCPUs: 100 runs in a row" "$fails failed"; fi
+if [ $fails -eq 0 ]; then ok "2 vCPUs: ${KVM_SMP_RUNS:-100} runs in a row exit cleanly (${ms} ms)"; else not_ok "2 vCPUs: ${KVM_SMP_RUNS:-100} runs in a row" "$fails failed"; fi
 
 # Console input through a pipe, and the escape sequence.
 out=$(printf 'abcq' | timeout 20 "$VIRTUS" vm run --kernel "$G/echo.elf" 2>&1); rc=$?
