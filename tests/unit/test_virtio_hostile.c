@@ -30,12 +30,7 @@ static void enable_only(struct harness *h, unsigned only_q, uint16_t size)
 	h_bar_write(h, VPCI_GFSELECT, 4, 1);
 	h_bar_write(h, VPCI_GF, 4, 1);
 	h_bar_write(h, VPCI_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	h_bar_write(h, VPCI_Q_SELECT, 2, only_q);
-	h_bar_write(h, VPCI_Q_SIZE, 2, size);
-	h_bar_write(h, VPCI_Q_DESC, 8, H_RING(only_q));
-	h_bar_write(h, VPCI_Q_DRIVER, 8, H_RING(only_q) + 0x1000);
-	h_bar_write(h, VPCI_Q_DEVICE, 8, H_RING(only_q) + 0x2000);
-	h_bar_write(h, VPCI_Q_ENABLE, 2, 1);
+	h_enable_queue(h, only_q, size);
 	h_bar_write(h, VPCI_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
 		    VIRTIO_STATUS_DRIVER_OK);
 }

@@ -78,6 +78,17 @@ static inline void h_bar_write(struct harness *h, uint64_t off, unsigned len, ui
 	virtio_pci_bar_io(h->t, PCI_BAR_ADDR(0, off), d, len, true);
 }
 
+/* Queue q with `size` entries at H_RING(q): desc, avail at +0x1000, used at +0x2000; enabled. */
+static inline void h_enable_queue(struct harness *h, unsigned q, uint16_t size)
+{
+	h_bar_write(h, VPCI_Q_SELECT, 2, q);
+	h_bar_write(h, VPCI_Q_SIZE, 2, size);
+	h_bar_write(h, VPCI_Q_DESC, 8, H_RING(q));
+	h_bar_write(h, VPCI_Q_DRIVER, 8, H_RING(q) + 0x1000);
+	h_bar_write(h, VPCI_Q_DEVICE, 8, H_RING(q) + 0x2000);
+	h_bar_write(h, VPCI_Q_ENABLE, 2, 1);
+}
+
 /* Negotiate VERSION_1 plus features_lo, enable every queue, DRIVER_OK. */
 static inline void h_driver_ok(struct harness *h, uint32_t features_lo)
 {
@@ -87,14 +98,8 @@ static inline void h_driver_ok(struct harness *h, uint32_t features_lo)
 	h_bar_write(h, VPCI_GFSELECT, 4, 1);
 	h_bar_write(h, VPCI_GF, 4, 1);
 	h_bar_write(h, VPCI_STATUS, 1, VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	for (unsigned q = 0; q < h->dev->nqueues; q++) {
-		h_bar_write(h, VPCI_Q_SELECT, 2, q);
-		h_bar_write(h, VPCI_Q_SIZE, 2, H_QSIZE);
-		h_bar_write(h, VPCI_Q_DESC, 8, H_RING(q));
-		h_bar_write(h, VPCI_Q_DRIVER, 8, H_RING(q) + 0x1000);
-		h_bar_write(h, VPCI_Q_DEVICE, 8, H_RING(q) + 0x2000);
-		h_bar_write(h, VPCI_Q_ENABLE, 2, 1);
-	}
+	for (unsigned q = 0; q < h->dev->nqueues; q++)
+		h_enable_queue(h, q, H_QSIZE);
 	h_bar_write(h, VPCI_STATUS, 1, VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
 	assert_int_equal(h_bar_read(h, VPCI_STATUS, 1) & VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_DRIVER_OK);
 }
