@@ -10,6 +10,19 @@
 
 #define EXIT_USAGE 2
 
+/* Options given before the command: `virtus --root DIR run ...`. */
+struct cli_globals {
+	const char *root; /* the store root from --root, or NULL (then $VIRTUS_ROOT, then /var/lib/virtus) */
+};
+
+/* Images (cli/image.c): `virtus image load|import|save|ls|rm|tag|history|inspect`. */
+int cmd_image(const struct cli_globals *g, int argc, char **argv);
+/* `virtus build` (cli/build.c). */
+int cmd_build(const struct cli_globals *g, int argc, char **argv);
+/* Containers (cli/container*.c): run, ps, logs, exec, stop, kill, start, rm, pause, unpause, inspect, diff,
+ * commit. argv[0] is the command's name. */
+int cmd_container(const struct cli_globals *g, int argc, char **argv);
+
 int cmd_vm_run(int argc, char **argv);
 /* Usage texts of the commands (stdout for --help, stderr after a usage error). */
 extern const char vm_run_usage[], vm_probe_usage[];

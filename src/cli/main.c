@@ -7,7 +7,7 @@
 #define VIRTUS_VERSION "0.1.0"
 
 static const char usage[] =
-	"usage: virtus [-h|--help] [--version] <command> [options]\n"
+	"usage: virtus [-h|--help] [--version] [--root DIR] <command> [options]\n"
 	"\n"
 	"  vm run     boot a Linux kernel (or the default guest) in a KVM microVM\n"
 	"  vm probe   say whether this host's KVM can run guest kernels natively\n"
@@ -69,8 +69,57 @@ static int cmd_vm(int argc, char **argv)
 	return EXIT_USAGE;
 }
 
+/* Container and image commands, each dispatched with the global options. */
+static const char *const container_commands[] = {
+	"run", "ps", "logs", "exec", "stop", "kill", "start", "rm", "pause", "unpause", "inspect", "diff", "commit",
+};
+
+static int dispatch_store_command(const struct cli_globals *g, int argc, char **argv, bool *found)
+{
+	*found = true;
+	if (!strcmp(argv[0], "image"))
+		return cmd_image(g, argc, argv);
+	if (!strcmp(argv[0], "build"))
+		return cmd_build(g, argc, argv);
+	for (size_t i = 0; i < sizeof(container_commands) / sizeof(container_commands[0]); i++)
+		if (!strcmp(argv[0], container_commands[i]))
+			return cmd_container(g, argc, argv);
+	*found = false;
+	return 0;
+}
+
+/* Global options come before the command: --root DIR (or --root=DIR). Returns how many argv entries they used,
+ * or -1 after a usage error. */
+static int parse_globals(int argc, char **argv, struct cli_globals *g)
+{
+	int i = 1;
+	while (i < argc && !strncmp(argv[i], "--root", 6)) {
+		if (argv[i][6] == '=') {
+			g->root = argv[i] + 7;
+			i++;
+		} else if (argv[i][6] == '\0' && i + 1 < argc) {
+			g->root = argv[i + 1];
+			i += 2;
+		} else {
+			fprintf(stderr, "virtus: --root needs a directory\n%s", usage);
+			return -1;
+		}
+		if (!*g->root) {
+			fprintf(stderr, "virtus: --root needs a directory\n");
+			return -1;
+		}
+	}
+	return i - 1;
+}
+
 int main(int argc, char **argv)
 {
+	struct cli_globals g = { 0 };
+	int used = parse_globals(argc, argv, &g);
+	if (used < 0)
+		return EXIT_USAGE;
+	argc -= used;
+	argv += used;
 	if (argc < 2) {
 		fputs(usage, stderr);
 		return EXIT_USAGE;
@@ -87,5 +136,7 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "vm"))
 		return cmd_vm(argc - 1, argv + 1);
-	return unknown(argv[1], usage);
+	bool found;
+	int rc = dispatch_store_command(&g, argc - 1, argv + 1, &found);
+	return found ? rc : unknown(argv[1], usage);
 }

@@ -1,0 +1,60 @@
+/* The image store: OCI image layout on disk, layers unpacked once and shared.
+ *
+ * Layout under the store root (default /var/lib/virtus; `virtus --root DIR` or VIRTUS_ROOT moves it):
+ *   image/oci-layout, image/index.json   OCI image layout; index entries carry the names
+ *                                        ("org.opencontainers.image.ref.name" = "localhost/site:2")
+ *   image/blobs/sha256/<hex>             manifests, configs, layers (layers uncompressed)
+ *   layers/<diffid-hex>/                 each layer unpacked once, in overlayfs form (a whiteout is a 0/0
+ *                                        character device, an opaque directory has trusted.overlay.opaque=y),
+ *                                        read-only lower dir for every container that uses it
+ *   containers/<id>/container.json       a container's record (container/); its "image_id" pins the image
+ *   lock                                 flock: exclusive for index and layer changes, shared for readers
+ * Every blob and index update is a temp file + rename, so a crash or a concurrent command never sees half.
+ *
+ * Callers: cli/ (image commands), container/ (run, commit), image/build.c. Nothing here prints or exits. */
+#ifndef VIRTUS_IMAGE_H
+#define VIRTUS_IMAGE_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/err.h"
+
+#define IMG_DEFAULT_ROOT "/var/lib/virtus"
+#define IMG_ID_LEN 71 /* "sha256:" + 64 hex */
+
+struct img_store;
+
+/* Open (creating what is missing) the store at root. */
+int img_store_open(const char *root, struct img_store **out, vt_err *err);
+void img_store_close(struct img_store *s);
+const char *img_store_root(const struct img_store *s);
+/* The root a command uses: the --root value if given, else $VIRTUS_ROOT, else IMG_DEFAULT_ROOT. */
+const char *img_default_root(const char *cli_root);
+
+/* An image resolved for use: its layers are unpacked (done now if they were not). */
+struct img_image {
+	char id[IMG_ID_LEN + 1];   /* "sha256:<hex>" of the config blob (the image id podman shows) */
+	char *name;                /* the reference it was found by, normalised ("localhost/site:2"), or NULL */
+	json_object *config;       /* the image config blob (OCI/Docker "config" object inside is config.config) */
+	char **layer_dirs;         /* absolute paths of the unpacked layers, lowest first */
+	char **diff_ids;           /* "sha256:<hex>" of each uncompressed layer, same order */
+	size_t n_layers;
+};
+
+/* ref: a name ("site", "site:2", "localhost/site:2"), a full or short (>= 12 hex) id. */
+int img_resolve(struct img_store *s, const char *ref, struct img_image **out, vt_err *err);
+void img_image_free(struct img_image *img);
+
+/* A new image from parent (NULL = scratch) plus, when upper_dir is not NULL, one layer made from an overlayfs
+ * upper directory (whiteout devices and opaque xattrs become .wh. entries). config is the new image config
+ * (the caller's object; the store adds rootfs.diff_ids and the history entry from history_created_by).
+ * name may be NULL (an unnamed image). *out_id receives the new image id. */
+int img_commit(struct img_store *s, const struct img_image *parent, const char *upper_dir, json_object *config,
+	       const char *history_created_by, const char *name, char out_id[IMG_ID_LEN + 1], vt_err *err);
+
+/* Give an image one more name. */
+int img_tag(struct img_store *s, const char *ref, const char *new_name, vt_err *err);
+
+#endif
