@@ -54,6 +54,15 @@ void img_image_free(struct img_image *img);
 int img_commit(struct img_store *s, const struct img_image *parent, const char *upper_dir, json_object *config,
 	       const char *history_created_by, const char *name, char out_id[IMG_ID_LEN + 1], vt_err *err);
 
+/* Mount the image's layers (read-only lower dirs) with upper_dir and work_dir (empty directories on the same
+ * file system) as an overlayfs at target. Long layer lists must still fit the kernel's mount data limit. */
+int img_mount(struct img_store *s, const struct img_image *img, const char *upper_dir, const char *work_dir,
+	      const char *target, vt_err *err);
+
+/* `virtus image inspect` / `virtus inspect IMAGE`: a JSON description (Id, RepoTags, Created, Config,
+ * RootFS, History, Size) in the shape podman prints. */
+int img_inspect_json(struct img_store *s, const char *ref, json_object **out, vt_err *err);
+
 /* Give an image one more name. */
 int img_tag(struct img_store *s, const char *ref, const char *new_name, vt_err *err);
 
