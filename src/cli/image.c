@@ -13,6 +13,7 @@ static const char image_usage[] =
 	"  import TAR [NAME]       a root file system tarball becomes a one-layer image\n"
 	"  ls [-q]                 list the images\n"
 	"  tag IMAGE NAME...       give an image more names\n"
+	"  load -i FILE            load what 'podman save' wrote (oci-archive or docker-archive)\n"
 	"\n"
 	"'virtus image COMMAND --help' describes a command. The store is DIR, else $VIRTUS_ROOT, else "
 	IMG_DEFAULT_ROOT ".\n";
@@ -32,6 +33,14 @@ static const char tag_usage[] =
 	"usage: virtus image tag IMAGE NAME...\n"
 	"\n"
 	"Give IMAGE (a name or an id) the names NAME (a name held by another image moves to this one).\n";
+
+static const char load_usage[] =
+	"usage: virtus image load -i|--input FILE\n"
+	"\n"
+	"Load the images of an archive written by 'podman save', 'docker save' or 'virtus image save'\n"
+	"(oci-archive or docker-archive, layers plain, gzip or zstd). Every digest is checked; a damaged\n"
+	"archive is refused and leaves the store as it was.\n"
+	"  -i, --input FILE   the archive\n";
 
 static int usage_error(const char *text, const char *fmt, const char *arg)
 {
@@ -214,6 +223,41 @@ static int image_tag(const struct cli_globals *g, int argc, char **argv)
 	return rc;
 }
 
+static int load_opt(int c, const char *arg, void *ctx)
+{
+	if (c != 'i')
+		return -1;
+	*(const char **)ctx = arg;
+	return 0;
+}
+
+static int image_load(const struct cli_globals *g, int argc, char **argv)
+{
+	static const struct option longopts[] = { { "help", no_argument, NULL, 'h' },
+						   { "input", required_argument, NULL, 'i' },
+						   { 0 } };
+	const char *input = NULL;
+	int rc;
+	int i = parse(argc, argv, load_usage, "+hi:", longopts, load_opt, &input, &rc);
+	if (i < 0)
+		return rc;
+	if (!input || i != argc)
+		return usage_error(load_usage, "%s", "load needs -i FILE and nothing else");
+	struct img_store *s;
+	if (open_store(g, &s))
+		return 1;
+	vt_err err = { 0 };
+	char **names;
+	size_t n;
+	rc = img_load(s, input, &names, &n, &err) < 0 ? fail("image load", &err) : 0;
+	img_store_close(s);
+	for (size_t k = 0; rc == 0 && k < n; k++)
+		printf("Loaded image: %s\n", names[k]);
+	if (rc == 0)
+		img_strings_free(names, n);
+	return rc;
+}
+
 struct subcommand {
 	const char *name;
 	int (*run)(const struct cli_globals *g, int argc, char **argv);
@@ -221,6 +265,7 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
 	{ "import", image_import }, { "ls", image_ls }, { "list", image_ls }, { "tag", image_tag },
+	{ "load", image_load },
 };
 
 int cmd_image(const struct cli_globals *g, int argc, char **argv)
