@@ -121,7 +121,7 @@ int img_layer_pack(const char *upper_dir, int fd, vt_err *err);
 int img_clean_path(const char *in, char **out, vt_err *err);
 char *img_layer_dir(const struct img_store *s, const char *diff_id);
 /* Short link layers/l/<16 hex> -> ../<hex> (for mount option strings). */
-int img_layer_link(struct img_store *s, const char *diff_id, vt_err *err);
+int img_layer_link(struct img_store *s, const char *diff_id, struct img_txn *txn, vt_err *err);
 
 /* Image record helpers */
 int img_record_diff_ids(const struct img_record *r, char ***ids, size_t *n, vt_err *err);
