@@ -9,9 +9,9 @@
 #include "image/internal.h"
 #include "lib/util.h"
 
-/* Pack upper_dir into a temporary tar, then unpack that into the store (blob + layer dir). */
-static int add_layer(struct img_store *s, const struct img_image *parent, const char *upper_dir,
-		     char diff_id[IMG_ID_LEN + 1], struct img_txn *txn, vt_err *err)
+/* Pack upper_dir into an unlinked temporary file under tmp/ (before the lock: packing reads only the upper
+ * dir, and a large one should not hold up other commands). Returns the fd, positioned at 0. */
+static int pack_upper(struct img_store *s, const char *upper_dir, vt_err *err)
 {
 	cleanup_free char *tmp = img_path(s, "tmp/commit-XXXXXX");
 	if (!tmp)
@@ -24,9 +24,16 @@ static int add_layer(struct img_store *s, const struct img_image *parent, const 
 		return vt_err_prefix(err, "packing %s", upper_dir);
 	if (lseek(fd, 0, SEEK_SET) < 0)
 		return vt_fail_errno(err, errno, "commit");
+	return steal_fd(fd);
+}
+
+/* Unpack the packed layer into the store (blob + layer dir). */
+static int add_layer(struct img_store *s, const struct img_image *parent, int packed_fd,
+		     char diff_id[IMG_ID_LEN + 1], struct img_txn *txn, vt_err *err)
+{
 	char compressed[IMG_ID_LEN + 1];
-	return img_layer_unpack(s, fd, parent ? parent->layer_dirs : NULL, parent ? parent->n_layers : 0, diff_id,
-				compressed, txn, err);
+	return img_layer_unpack(s, packed_fd, parent ? parent->layer_dirs : NULL, parent ? parent->n_layers : 0,
+				diff_id, compressed, txn, err);
 }
 
 static void set_rootfs(json_object *config, const struct img_image *parent, const char *new_diff_id)
@@ -71,13 +78,13 @@ static void set_platform(json_object *config)
 		json_object_object_add(config, "os", json_object_new_string("linux"));
 }
 
-static int commit_locked(struct img_store *s, const struct img_image *parent, const char *upper_dir,
-			 json_object *config, const char *created_by, const char *name, char out_id[IMG_ID_LEN + 1],
-			 vt_err *err)
+static int commit_locked(struct img_store *s, const struct img_image *parent, int packed_fd, json_object *config,
+			 const char *created_by, const char *name, char out_id[IMG_ID_LEN + 1], vt_err *err)
 {
 	struct img_txn txn = { 0 };
 	char diff_id[IMG_ID_LEN + 1];
-	if (upper_dir && add_layer(s, parent, upper_dir, diff_id, &txn, err) < 0)
+	bool upper_dir = packed_fd >= 0;
+	if (upper_dir && add_layer(s, parent, packed_fd, diff_id, &txn, err) < 0)
 		return -1;
 	char now[40];
 	img_now_rfc3339(now);
@@ -112,9 +119,12 @@ int img_commit(struct img_store *s, const struct img_image *parent, const char *
 		return -1;
 	if (!config || !json_object_is_type(config, json_type_object))
 		return vt_fail(err, "commit needs an image config object");
+	cleanup_close int packed = upper_dir ? pack_upper(s, upper_dir, err) : -1;
+	if (upper_dir && packed < 0)
+		return -1;
 	if (img_store_lock(s, true, err) < 0)
 		return -1;
-	int rc = commit_locked(s, parent, upper_dir, config, history_created_by, norm, out_id, err);
+	int rc = commit_locked(s, parent, packed, config, history_created_by, norm, out_id, err);
 	img_store_unlock(s);
 	return rc;
 }

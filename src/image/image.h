@@ -59,7 +59,9 @@ int img_commit(struct img_store *s, const struct img_image *parent, const char *
 	       const char *history_created_by, const char *name, char out_id[IMG_ID_LEN + 1], vt_err *err);
 
 /* Mount the image's layers (read-only lower dirs) with upper_dir and work_dir (empty directories on the same
- * file system) as an overlayfs at target. Long layer lists must still fit the kernel's mount data limit. */
+ * file system) as an overlayfs at target. Long layer lists must still fit the kernel's mount data limit:
+ * the lower dirs are named relative to <root>/layers, which is the process's working directory during the
+ * mount(2) call (restored after; so not to be called while another thread depends on the cwd). */
 int img_mount(struct img_store *s, const struct img_image *img, const char *upper_dir, const char *work_dir,
 	      const char *target, vt_err *err);
 

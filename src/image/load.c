@@ -38,11 +38,96 @@ static int make_parents(int dirfd, const char *rel, vt_err *err)
 	return 0;
 }
 
-static int extract_entry(struct archive *a, struct archive_entry *e, int dirfd, vt_err *err)
+/* Symbolic links of the archive ("<id>/layer.tar -> ../<hex>.tar", how docker-archive writers share a
+ * layer), made once every file is out: as hard links to the file they name inside the archive. */
+struct archive_links {
+	char **from, **to;
+	size_t n;
+};
+
+/* Join the link's directory and its target, resolving "." and ".."; NULL if it leaves the archive. */
+static char *resolve_link(const char *path, const char *target)
+{
+	cleanup_free char *joined = NULL;
+	const char *slash = strrchr(path, '/');
+	if (target[0] == '/' ||
+	    asprintf(&joined, "%.*s%s%s", slash ? (int)(slash - path) : 0, path, slash ? "/" : "", target) < 0)
+		return NULL;
+	char *out = calloc(1, strlen(joined) + 1);
+	size_t n = 0;
+	char *save = NULL;
+	for (char *c = out ? strtok_r(joined, "/", &save) : NULL; c; c = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(c, "."))
+			continue;
+		if (!strcmp(c, "..")) {
+			char *up = n ? memrchr(out, '/', n) : NULL;
+			if (!n) {
+				free(out);
+				return NULL;
+			}
+			n = up ? (size_t)(up - out) : 0;
+			out[n] = '\0';
+			continue;
+		}
+		n += (size_t)sprintf(out + n, "%s%s", n ? "/" : "", c);
+	}
+	return out;
+}
+
+static int remember_link(struct archive_links *l, const char *rel, const char *target)
+{
+	char *to = target ? resolve_link(rel, target) : NULL;
+	char **f = realloc(l->from, (l->n + 1) * sizeof(*f));
+	if (f)
+		l->from = f;
+	char **t = realloc(l->to, (l->n + 1) * sizeof(*t));
+	if (t)
+		l->to = t;
+	if (!to || !f || !t || !(l->from[l->n] = strdup(rel))) {
+		free(to);
+		return 0; /* a link we cannot follow is simply not there */
+	}
+	l->to[l->n++] = to;
+	return 0;
+}
+
+static void make_links(struct archive_links *l, int dirfd)
+{
+	vt_err ignore;
+	for (size_t i = 0; i < l->n; i++) {
+		if (make_parents(dirfd, l->from[i], &ignore) == 0)
+			linkat(dirfd, l->to[i], dirfd, l->from[i], 0);
+		free(l->from[i]);
+		free(l->to[i]);
+	}
+	free(l->from);
+	free(l->to);
+}
+
+static int extract_entry(struct archive *a, struct archive_entry *e, int dirfd, struct archive_links *links,
+			 vt_err *err)
 {
 	cleanup_free char *rel = NULL;
 	if (img_clean_path(archive_entry_pathname(e), &rel, err) < 0)
 		return -1;
+	if (*rel && archive_entry_filetype(e) == AE_IFLNK)
+		return remember_link(links, rel, archive_entry_symlink(e));
+	if (*rel && archive_entry_hardlink(e)) {
+		/* a hard link names its target from the archive's root: make it relative to rel's directory */
+		cleanup_free char *target = NULL, *up = NULL;
+		if (img_clean_path(archive_entry_hardlink(e), &target, err) < 0)
+			return -1;
+		size_t depth = 0;
+		for (const char *p = rel; (p = strchr(p, '/')); p++)
+			depth++;
+		up = calloc(1, depth * 3 + strlen(target) + 1);
+		if (!up)
+			return vt_fail_errno(err, ENOMEM, "load");
+		for (size_t i = 0; i < depth; i++)
+			strcat(up, "../");
+		strcat(up, target);
+		return remember_link(links, rel, up);
+	}
 	if (!*rel || archive_entry_filetype(e) != AE_IFREG)
 		return 0; /* directories come with their files; nothing else belongs in an image archive */
 	if (make_parents(dirfd, rel, err) < 0)
@@ -71,10 +156,12 @@ static int extract(const char *archive_path, const char *dir, vt_err *err)
 		rc = vt_fail(err, "cannot read %s: %s", archive_path, archive_error_string(a));
 	} else {
 		struct archive_entry *e;
+		struct archive_links links = { 0 };
 		int r;
 		while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN)
-			if ((rc = extract_entry(a, e, dirfd, err)) < 0)
+			if ((rc = extract_entry(a, e, dirfd, &links, err)) < 0)
 				break;
+		make_links(&links, dirfd);
 		if (rc == 0 && r != ARCHIVE_EOF)
 			rc = vt_fail(err, "%s is not an image archive or is damaged: %s", archive_path,
 				     archive_error_string(a));

@@ -81,6 +81,25 @@ for f in oci docker; do
 	[ $f = oci ] && v image rm pbb:1 >/dev/null
 done
 
+# a docker-archive whose manifest names the layer by a symbolic link (<id>/layer.tar -> ../<hex>.tar)
+python3 - "$WORK/p-docker.tar" "$WORK/linked.tar" <<'PY'
+import io, json, sys, tarfile
+src, dst = tarfile.open(sys.argv[1]), tarfile.open(sys.argv[2], "w")
+links = {m.name: m for m in src.getmembers() if m.issym()}
+for m in src.getmembers():
+    data = src.extractfile(m).read() if m.isfile() else None
+    if m.name == "manifest.json":
+        man = json.loads(data)
+        man[0]["Layers"] = [n for n in links if n.endswith("/layer.tar")][:1]
+        data = json.dumps(man).encode()
+        m.size = len(data)
+    dst.addfile(m, io.BytesIO(data) if data is not None else None)
+dst.close()
+PY
+v image rm pbb:1 >/dev/null
+out=$(v image load -i "$WORK/linked.tar" 2>&1)
+check "a docker-archive naming its layer through a symbolic link loads ($out)" [ "$out" = "Loaded image: localhost/pbb:1" ]
+
 # what virtus saved, podman loads and runs
 want=$(cat "$WORK/bb.tar" | tar -xOf - ./etc/passwd)
 for f in oci-archive docker-archive; do
