@@ -17,17 +17,11 @@
 #include "lib/util.h"
 #include "runtime/rt.h"
 
-#pragma weak img_default_root
 
 /* The store root: --root, else $VIRTUS_ROOT, else the default. */
 static const char *store_root(const struct cli_globals *g)
 {
-	if (img_default_root)
-		return img_default_root(g->root);
-	if (g->root)
-		return g->root;
-	const char *env = getenv("VIRTUS_ROOT");
-	return env && *env ? env : IMG_DEFAULT_ROOT;
+	return img_default_root(g->root);
 }
 
 static int fail(const char *cmd, const vt_err *err, int status)

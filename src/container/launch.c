@@ -19,11 +19,6 @@
 #include "lib/util.h"
 #include "runtime/rt.h"
 
-#pragma weak img_store_open
-#pragma weak img_store_close
-#pragma weak img_resolve
-#pragma weak img_image_free
-#pragma weak img_mount
 
 int ctr_error_status(const vt_err *err)
 {
@@ -46,8 +41,6 @@ static int mount_plain_rootfs(const char *lower, const char *upper, const char *
 static int mount_image_rootfs(const struct ctr_store *s, const char *image_id, const char *upper,
 			      const char *work, const char *target, vt_err *err)
 {
-	if (!img_store_open)
-		return vt_fail(err, "images are not available in this build: use --rootfs DIR");
 	struct img_store *st;
 	struct img_image *img;
 	if (img_store_open(s->root, &st, err))

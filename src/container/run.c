@@ -14,10 +14,6 @@
 #include "lib/util.h"
 #include "runtime/rt.h"
 
-#pragma weak img_store_open
-#pragma weak img_store_close
-#pragma weak img_resolve
-#pragma weak img_image_free
 
 /* What the new container is made from: an image, or a plain directory (--rootfs). */
 struct base {
@@ -45,8 +41,6 @@ static int resolve_base(const char *root, const struct ctr_run_opts *o, struct b
 			return vt_fail(err, "--rootfs %s: not a directory", o->rootfs);
 		return 0;
 	}
-	if (!img_store_open)
-		return vt_fail(err, "images are not available in this build: use --rootfs DIR");
 	if (img_store_open(root, &b->store, err) || img_resolve(b->store, o->image, &b->img, err))
 		return -1;
 	json_object_object_get_ex(b->img->config, "config", &b->config);
