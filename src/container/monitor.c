@@ -209,7 +209,6 @@ void ctr_monitor_main(struct ctr_launch *l, int sock)
 	vt_err err = { 0 };
 	setsid();
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-	signal(SIGPIPE, SIG_IGN);
 	/* Blocked before the container exists: a Ctrl-C that arrives during create is forwarded, not lost. */
 	int sfd = block_signals();
 	if (sfd < 0) {
