@@ -1,7 +1,6 @@
 /* What a container is and what it changed: inspect, diff, commit. */
-#define _XOPEN_SOURCE 700
 #include <errno.h>
-#include <ftw.h>
+#include <fts.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -124,13 +123,11 @@ static json_object *mounts_json(json_object *rec)
 	return out;
 }
 
+static json_object *bundle_spec(const struct ctr_store *s, const char *id);
+
 static json_object *container_json(const struct ctr_store *s, const char *id, json_object *rec)
 {
-	cleanup_free char *cfg_path = ctr_path(s, id, "bundle/config.json");
-	cleanup_free char *text = NULL;
-	size_t len = 0;
-	json_object *spec = cfg_path && !read_file(cfg_path, 4 * MiB, (void **)&text, &len, NULL)
-				    ? rt_json_parse(text, len) : NULL;
+	json_object *spec = bundle_spec(s, id);
 	json_object *proc = field(spec, "process"), *args = field(proc, "args");
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "Id", json_object_new_string(id));
@@ -174,7 +171,7 @@ int ctr_inspect_json(const char *root, const char *ref, json_object **out, vt_er
 			img_store_close(is);
 		}
 	} else {
-		rc = vt_fail(err, "%s", cerr.msg);
+		rc = vt_fail(err, "%s (inspecting images is not available in this build)", cerr.msg);
 	}
 	ctr_store_clear(&s);
 	return rc;
@@ -192,6 +189,7 @@ struct diff_walk {
 	size_t upper_len;
 	const char *const *lowers; /* highest first */
 	size_t n_lowers;
+	json_object *mounts;       /* the bundle's mounts: their empty mount points are the runtime's, not changes */
 	struct change *changes;
 	size_t n, cap;
 };
@@ -213,19 +211,16 @@ static bool in_lowers(const struct diff_walk *w, const char *path)
 	return false;
 }
 
-/* nftw has no user pointer: the walk state travels in a thread-local set around the call. */
-static __thread struct diff_walk *current_walk;
-
-static int visit(const char *fpath, const struct stat *st, int flag, struct FTW *ftw)
+static bool is_mount_point(const struct diff_walk *w, const char *path)
 {
-	(void)flag;
-	struct diff_walk *w = current_walk;
-	if (ftw->level == 0)
-		return 0;
-	const char *rel = fpath + w->upper_len;
-	char kind = is_whiteout(st) ? 'D' : in_lowers(w, rel) ? 'C' : 'A';
-	if (kind == 'D' && !in_lowers(w, rel))
-		return 0; /* a whiteout of something no lower layer has hides nothing */
+	for (size_t i = 0; w->mounts && i < json_object_array_length(w->mounts); i++)
+		if (!strcmp(json_object_get_string(field(json_object_array_get_idx(w->mounts, i), "destination")), path))
+			return true;
+	return false;
+}
+
+static int add_change(struct diff_walk *w, char kind, const char *path)
+{
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? 2 * w->cap : 64;
 		struct change *c = realloc(w->changes, cap * sizeof(*c));
@@ -235,11 +230,19 @@ static int visit(const char *fpath, const struct stat *st, int flag, struct FTW 
 		w->cap = cap;
 	}
 	w->changes[w->n].kind = kind;
-	w->changes[w->n].path = strdup(rel);
-	if (!w->changes[w->n].path)
-		return -1;
-	w->n++;
-	return 0;
+	w->changes[w->n].path = strdup(path);
+	return w->changes[w->n++].path ? 0 : -1;
+}
+
+static int visit(struct diff_walk *w, const FTSENT *e)
+{
+	const char *rel = e->fts_path + w->upper_len;
+	bool lower = in_lowers(w, rel);
+	if (is_whiteout(e->fts_statp))
+		return lower ? add_change(w, 'D', rel) : 0; /* a whiteout of nothing hides nothing */
+	if (!lower && S_ISDIR(e->fts_statp->st_mode) && is_mount_point(w, rel))
+		return 0;
+	return add_change(w, lower ? 'C' : 'A', rel);
 }
 
 static int by_path(const void *a, const void *b)
@@ -247,14 +250,30 @@ static int by_path(const void *a, const void *b)
 	return strcmp(((const struct change *)a)->path, ((const struct change *)b)->path);
 }
 
+static int collect(struct diff_walk *w, vt_err *err)
+{
+	char *paths[] = { (char *)w->upper, NULL };
+	FTS *fts = fts_open(paths, FTS_PHYSICAL | FTS_XDEV | FTS_NOCHDIR, NULL);
+	if (!fts)
+		return vt_fail_errno(err, errno, "cannot read %s", w->upper);
+	FTSENT *e;
+	int rc = 0;
+	while (!rc && (e = fts_read(fts))) {
+		if (e->fts_info == FTS_DP || e->fts_level == 0)
+			continue;
+		if (e->fts_info == FTS_ERR || e->fts_info == FTS_DNR || e->fts_info == FTS_NS)
+			rc = vt_fail_errno(err, e->fts_errno, "cannot read %s", e->fts_path);
+		else if (visit(w, e))
+			rc = vt_fail_errno(err, ENOMEM, "diff");
+	}
+	fts_close(fts);
+	return rc;
+}
+
 static int walk_upper(struct diff_walk *w, void (*line)(char, const char *, void *), void *arg, vt_err *err)
 {
-	current_walk = w;
-	int rc = nftw(w->upper, visit, 16, FTW_PHYS | FTW_MOUNT);
-	current_walk = NULL;
-	if (rc)
-		rc = vt_fail_errno(err, errno, "cannot read %s", w->upper);
-	else
+	int rc = collect(w, err);
+	if (!rc)
 		qsort(w->changes, w->n, sizeof(*w->changes), by_path);
 	for (size_t i = 0; i < w->n; i++) {
 		if (!rc)
@@ -263,6 +282,14 @@ static int walk_upper(struct diff_walk *w, void (*line)(char, const char *, void
 	}
 	free(w->changes);
 	return rc;
+}
+
+static json_object *bundle_spec(const struct ctr_store *s, const char *id)
+{
+	cleanup_free char *path = ctr_path(s, id, "bundle/config.json");
+	cleanup_free char *text = NULL;
+	size_t len = 0;
+	return path && !read_file(path, 4 * MiB, (void **)&text, &len, NULL) ? rt_json_parse(text, len) : NULL;
 }
 
 /* The lower dirs of a container, highest first: its image's layers, or its --rootfs dir. */
@@ -305,8 +332,11 @@ int ctr_diff(const char *root, const char *ref, void (*line)(char kind, const ch
 		 lower_dirs(root, rec, &is, &img, &lowers, &n, err) ? -1 : 0;
 	cleanup_free char *upper = rc ? NULL : ctr_path(&s, id, "upper");
 	if (!rc && upper) {
-		struct diff_walk w = { .upper = upper, .upper_len = strlen(upper), .lowers = lowers, .n_lowers = n };
+		json_object *spec = bundle_spec(&s, id);
+		struct diff_walk w = { .upper = upper, .upper_len = strlen(upper), .lowers = lowers, .n_lowers = n,
+				       .mounts = field(spec, "mounts") };
 		rc = walk_upper(&w, line, arg, err);
+		json_object_put(spec);
 	}
 	free(lowers);
 	if (img)

@@ -127,6 +127,10 @@ static int create_and_start(struct monitor *mo, vt_err *err)
 		return vt_fail_errno(err, ENOMEM, "bundle");
 	if (rt_cmd_create_owned(&mo->rt, mo->l->id, &co, &mo->init, &mo->master, err))
 		return -1;
+	/* Before start: the program's first look at its terminal must see the caller's size. */
+	struct winsize ws;
+	if (mo->master >= 0 && !mo->l->detach && !ioctl(0, TIOCGWINSZ, &ws))
+		ioctl(mo->master, TIOCSWINSZ, &ws);
 	if (cnet_attach(mo->l->store->root, mo->l->id, &mo->l->net, mo->init, &mo->l->lease, err))
 		return vt_err_prefix(err, "network");
 	if (rt_cmd_start(&mo->rt, mo->l->id, err))
