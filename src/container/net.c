@@ -20,14 +20,11 @@ int cnet_sysctl_write(const char *path, const char *value, vt_err *err)
 
 void cnet_veth_name(const char *id, char out[16])
 {
-	size_t n = 0;
-	out[n++] = 'v';
-	out[n++] = 't';
-	for (const char *p = id; *p && n < 15; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))
-			out[n++] = *p;
-	}
-	out[n] = '\0';
+	/* A hash of the whole id: ids that share a prefix still get different names. */
+	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+	for (const char *p = id; *p; p++)
+		h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+	snprintf(out, 16, "vt%012llx", (unsigned long long)(h & 0xffffffffffffULL));
 }
 
 static void lease_init(struct cnet_lease *out)

@@ -1,8 +1,9 @@
 /* Container networking: each container has its own network namespace, plumbed from the host side.
  *
- *   bridge  the virtus0 bridge, a veth pair per container (host end vt<id...>, container end eth0), an address
- *           from a private subnet, outbound NAT and -p publishing in the kernel with nftables (table "ip virtus",
- *           through libnftables, one batch per change; each container's rules carry the comment "virtus:<id>");
+ *   bridge  the virtus0 bridge, a veth pair per container (host end "vt" + 12 hex digits of a hash of the
+ *           id: cnet_veth_name; container end eth0), an address from a private subnet, outbound NAT and -p
+ *           publishing in the kernel with nftables (table "ip virtus", through libnftables, one batch per
+ *           change; each container's rules carry the comment "virtus:<id>");
  *           containers of one host reach each other by address. The subnet is the bridge's own address: when
  *           virtus0 is missing it is made with $VIRTUS_SUBNET (default 10.88.0.0/16; the bridge takes the
  *           first address, 10.88.0.1), and an existing bridge's address is always used as it is.
@@ -82,6 +83,8 @@ int cnet_attach(const char *store_root, const char *id, const struct cnet_config
 		struct cnet_lease *lease, vt_err *err);
 int cnet_detach(const char *store_root, const char *id, struct cnet_lease *lease, vt_err *err);
 int cnet_gc(const char *store_root, vt_err *err);
+/* The host end of a container's veth (bridge mode). */
+void cnet_veth_name(const char *id, char out[16]);
 /* Close the port reservation sockets held in this process (the CLI, after the monitor took its copies). */
 void cnet_release_ports(struct cnet_lease *lease);
 

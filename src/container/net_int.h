@@ -32,8 +32,6 @@ int nl_route_default(int nl, struct in_addr gw, vt_err *err);
 
 /* ---- helpers (net.c) ---- */
 int cnet_sysctl_write(const char *path, const char *value, vt_err *err);
-/* The host end of a container's veth: "vt" + the id's first characters (fits IFNAMSIZ). */
-void cnet_veth_name(const char *id, char out[16]);
 
 /* ---- nftables (net_nft.c): table ip virtus ---- */
 int cnet_nft_ensure_table(struct in_addr subnet, unsigned prefix, vt_err *err);

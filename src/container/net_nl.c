@@ -36,7 +36,9 @@ static void req_init(struct nl_req *r, uint16_t type, uint16_t flags, const void
 	r->h->nlmsg_len = NLMSG_LENGTH(body_len);
 	r->h->nlmsg_type = type;
 	/* A dump ends with NLMSG_DONE; an ack after it would be read as the next request's answer. */
-	r->h->nlmsg_flags = (uint16_t)(NLM_F_REQUEST | flags | ((flags & NLM_F_DUMP) ? 0 : NLM_F_ACK));
+	/* (NLM_F_DUMP's bits mean NLM_F_EXCL/REPLACE on a NEW request: only a GET is a dump.) */
+	bool dump = (type % 4) == 2 && (flags & NLM_F_DUMP) == NLM_F_DUMP; /* RTM_GET* are 2 mod 4 */
+	r->h->nlmsg_flags = (uint16_t)(NLM_F_REQUEST | flags | (dump ? 0 : NLM_F_ACK));
 	memcpy(NLMSG_DATA(r->h), body, body_len);
 }
 
