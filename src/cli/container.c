@@ -555,7 +555,7 @@ static int cmd_inspect(const struct cli_globals *g, int argc, char **argv)
 			json_object_array_add(all, o);
 	}
 	if (json_object_array_length(all))
-		printf("%s\n", json_object_to_json_string_ext(all, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		printf("%s\n", json_object_to_json_string_ext(all, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(all);
 	return status;
 }

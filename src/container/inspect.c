@@ -12,9 +12,6 @@
 #include "lib/util.h"
 #include "runtime/rt.h"
 
-/* Until the image store has them (branch image): a build without them says so. */
-#pragma weak img_inspect_json
-#pragma weak img_commit
 
 
 static json_object *field(json_object *o, const char *key)
@@ -163,15 +160,13 @@ int ctr_inspect_json(const char *root, const char *ref, json_object **out, vt_er
 	if (!ctr_lookup(&s, ref, id, &cerr) && !ctr_record_load(&s, id, &rec, &cerr)) {
 		*out = container_json(&s, id, rec);
 		json_object_put(rec);
-	} else if (img_inspect_json) {
+	} else {
 		struct img_store *is;
 		rc = img_store_open(root, &is, err);
 		if (!rc) {
 			rc = img_inspect_json(is, ref, out, err) ? vt_fail(err, "no such container or image: %s", ref) : 0;
 			img_store_close(is);
 		}
-	} else {
-		rc = vt_fail(err, "%s (inspecting images is not available in this build)", cerr.msg);
 	}
 	ctr_store_clear(&s);
 	return rc;
@@ -433,8 +428,6 @@ int ctr_commit(const char *root, const char *ref, const char *name, char *out_id
 {
 	struct ctr_store s;
 	char id[CTR_ID_LEN + 1];
-	if (!img_commit)
-		return vt_fail(err, "images are not available in this build");
 	if (ctr_store_init(&s, root, err))
 		return -1;
 	struct commit_job j = { .s = &s, .id = id, .name = name, .out_id = out_id, .out_len = out_len };
