@@ -60,6 +60,8 @@ int img_blob_put(struct img_store *s, const void *data, size_t len, char digest[
 		 struct img_txn *txn, vt_err *err);
 int img_blob_put_json(struct img_store *s, json_object *obj, char digest[IMG_ID_LEN + 1], size_t *size,
 		      struct img_txn *txn, vt_err *err);
+/* Parse len bytes of JSON (not NUL-terminated); NULL if they are not one valid JSON text. */
+json_object *img_json_parse(const void *data, size_t len);
 /* Read a blob (checked against its digest) and parse it. */
 int img_blob_get_json(struct img_store *s, const char *digest, json_object **out, vt_err *err);
 int img_blob_get(struct img_store *s, const char *digest, void **data, size_t *size, vt_err *err);
