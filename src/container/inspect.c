@@ -268,7 +268,7 @@ static int collect(struct diff_walk *w, vt_err *err)
 static int walk_upper(struct diff_walk *w, void (*line)(char, const char *, void *), void *arg, vt_err *err)
 {
 	int rc = collect(w, err);
-	if (!rc)
+	if (!rc && w->n)
 		qsort(w->changes, w->n, sizeof(*w->changes), by_path);
 	for (size_t i = 0; i < w->n; i++) {
 		if (!rc)

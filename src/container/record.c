@@ -136,7 +136,8 @@ int ctr_list(const struct ctr_store *s, char ***ids, vt_err *err)
 		json_object_put(rec);
 	}
 	closedir(d);
-	qsort(e, n, sizeof(*e), by_created);
+	if (n)
+		qsort(e, n, sizeof(*e), by_created);
 	char **out = calloc(n + 1, sizeof(char *));
 	for (size_t i = 0; i < n; i++) {
 		if (out)
