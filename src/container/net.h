@@ -1,8 +1,17 @@
 /* Container networking: each container has its own network namespace, plumbed from the host side.
  *
- *   bridge  the virtus0 bridge, a veth pair per container, an address from a private subnet (10.88.0.0/16 by
- *           default), outbound NAT and -p publishing in the kernel with nftables (table "inet virtus", through
- *           libnftables); containers of one host reach each other by address.
+ *   bridge  the virtus0 bridge, a veth pair per container (host end "vt" + 12 hex digits of a hash of the
+ *           id: cnet_veth_name; container end eth0), an address from a private subnet, outbound NAT and -p
+ *           publishing in the kernel with nftables (table "ip virtus", through libnftables, one batch per
+ *           change; each container's rules carry the comment "virtus:<id>");
+ *           containers of one host reach each other by address. The subnet is the bridge's own address: when
+ *           virtus0 is missing it is made with $VIRTUS_SUBNET (default 10.88.0.0/16; the bridge takes the
+ *           first address, 10.88.0.1), and an existing bridge's address is always used as it is.
+ *           -p also answers connections the host makes to 127.0.0.1 (an output-hook DNAT, route_localnet=1 on
+ *           virtus0 and masquerade of 127/8 leaving virtus0: kept in the kernel, no proxy process, for
+ *           speed); packets from the bridge to 127/8 are dropped, so route_localnet opens nothing to the
+ *           containers. A container reaches the host at the gateway address (services bound to it or to all
+ *           addresses); host_loopback also forwards the gateway address to the host's 127.0.0.1.
  *   slirp   libslirp in the container's monitor process, a tap inside the container's namespace; needs no
  *           host changes; -p forwards like `virtus vm run --net user,hostfwd=`.
  *   none    a namespace with only lo.      host  the host's namespace (no namespace of its own).
@@ -15,7 +24,17 @@
  *   cnet_detach   when the container stops or is removed: rules, links, address and slirp go. Idempotent.
  *   cnet_gc       at start of every run: removes what a crashed container left (rules/leases whose container
  *                 record is gone).
- * State (leases, which rules belong to which container) lives under <store root>/net/. Nothing prints. */
+ * State: the bridge is host-wide, so address leases are too: /run/virtus/net/leases/<addr> (a tmpfs: a reboot
+ * ends every lease with its container), each naming the store root, the container id and the holder process
+ * (the CLI after prepare, the monitor after attach), under the lock /run/virtus/net/lock. A lease whose
+ * container record (<store root>/containers/<id>) is gone and whose holder is dead is reclaimed by cnet_gc,
+ * which also deletes that container's rules and veth. Nothing prints.
+ *
+ * Host ports: cnet_prepare binds every -p port (the check that it is free, with a message naming it) and
+ * keeps the bound sockets in lease->port_fds as a reservation for the container's life (a DNAT'd port never
+ * reaches them). They are close-on-exec: a monitor that is fork()ed from the CLI inherits them, and the CLI
+ * then calls cnet_release_ports() on its own copy; a monitor that exec()s must clear FD_CLOEXEC and get the
+ * numbers. cnet_detach closes them. For slirp, cnet_attach hands them over to libslirp's own listeners. */
 #ifndef VIRTUS_CONTAINER_NET_H
 #define VIRTUS_CONTAINER_NET_H
 
@@ -40,11 +59,18 @@ struct cnet_config {
 	bool host_loopback; /* let the container reach services bound only to the host's loopback */
 };
 
+#define CNET_MAX_PORTS 32
+#define CNET_SLIRP_ADDR "10.0.2.100"
+#define CNET_SLIRP_GW "10.0.2.2"
+#define CNET_SLIRP_DNS "10.0.2.3"
+
 /* What cnet_prepare reserved and cnet_attach set up; saved by the caller in the container record as JSON. */
 struct cnet_lease {
 	char addr[46];    /* the container's address ("" for none/host) */
 	char gateway[46];
 	struct cnet_slirp *slirp; /* slirp only: the running forwarder, owned by the monitor process */
+	int port_fds[CNET_MAX_PORTS]; /* the host ports' reservation sockets (see above) */
+	size_t n_port_fds;
 };
 
 int cnet_parse_mode(const char *s, enum cnet_mode *out, vt_err *err);
@@ -57,5 +83,9 @@ int cnet_attach(const char *store_root, const char *id, const struct cnet_config
 		struct cnet_lease *lease, vt_err *err);
 int cnet_detach(const char *store_root, const char *id, struct cnet_lease *lease, vt_err *err);
 int cnet_gc(const char *store_root, vt_err *err);
+/* The host end of a container's veth (bridge mode). */
+void cnet_veth_name(const char *id, char out[16]);
+/* Close the port reservation sockets held in this process (the CLI, after the monitor took its copies). */
+void cnet_release_ports(struct cnet_lease *lease);
 
 #endif

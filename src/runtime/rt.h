@@ -283,6 +283,9 @@ int rt_sync_send(int fd, int type, int value, const char *msg);
 int rt_sync_recv(int fd, struct rt_sync_msg *m, vt_err *err);
 /* Receive and insist on one type; an RT_SYNC_ERROR from the child becomes err. */
 int rt_sync_expect(int fd, int type, struct rt_sync_msg *m, vt_err *err);
+/* An RT_SYNC_ERROR message as err (its value is the child's errno: ENOENT/EACCES for a missing or unrunnable
+ * process.args[0]). Returns -1. */
+int rt_sync_error(vt_err *err, const struct rt_sync_msg *m);
 /* Child side: report err to the parent and exit. */
 __attribute__((noreturn)) void rt_sync_die(int fd, const vt_err *err);
 /* The middle process of create and exec: wait for the runtime's go-ahead on child_sock, enter(ctx) the

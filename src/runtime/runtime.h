@@ -37,6 +37,10 @@ struct rt_create_opts {
 	bool own_console; /* run: with process.terminal and no --console-socket, give the pty to the caller */
 };
 int rt_cmd_create(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, vt_err *err);
+/* create for a caller that owns the container: *init_pid is init (our child: we become a child subreaper), and
+ * with o->own_console and process.terminal *master is the pty's master (else -1), for the caller to close. */
+int rt_cmd_create_owned(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, pid_t *init_pid,
+			int *master, vt_err *err);
 int rt_cmd_start(const struct rt_globals *g, const char *id, vt_err *err);
 /* create + start + wait; *status is the container's exit status (128+n on signal). */
 int rt_cmd_run(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, int *status,

@@ -1,0 +1,148 @@
+/* The bridge mode: virtus0, a veth pair per container, a leased address, nftables rules. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "container/net_int.h"
+#include "lib/util.h"
+
+#define SUBNET_DEFAULT "10.88.0.0/16"
+
+static int parse_cidr(const char *s, struct in_addr *net, unsigned *prefix, vt_err *err)
+{
+	char buf[64];
+	snprintf(buf, sizeof(buf), "%s", s);
+	char *slash = strchr(buf, '/');
+	uint64_t p;
+	if (!slash || (*slash = '\0', inet_pton(AF_INET, buf, net) != 1) || parse_uint(slash + 1, 8, 30, &p) < 0)
+		return vt_fail(err, "VIRTUS_SUBNET '%s' is not an IPv4 subnet like 10.88.0.0/16 (prefix 8 to 30)", s);
+	*prefix = (unsigned)p;
+	uint32_t mask = 0xffffffffu << (32 - p);
+	net->s_addr = htonl(ntohl(net->s_addr) & mask);
+	return 0;
+}
+
+/* The bridge, made when missing; its address names the subnet and gateway. */
+static int ensure_bridge(int nl, struct in_addr *subnet, unsigned *prefix, struct in_addr *gw, vt_err *err)
+{
+	int index = nl_link_index(nl, CNET_BRIDGE_NAME, err);
+	if (index < 0)
+		return -1;
+	if (index == 0) {
+		if (nl_bridge_create(nl, CNET_BRIDGE_NAME, err) < 0)
+			return -1;
+		if ((index = nl_link_index(nl, CNET_BRIDGE_NAME, err)) <= 0)
+			return index < 0 ? -1 : vt_fail(err, "bridge %s vanished", CNET_BRIDGE_NAME);
+	}
+	int rc = nl_addr_get(nl, index, gw, prefix, err);
+	if (rc < 0)
+		return -1;
+	if (rc == 1) {
+		const char *s = getenv("VIRTUS_SUBNET");
+		if (parse_cidr(s && *s ? s : SUBNET_DEFAULT, subnet, prefix, err) < 0)
+			return -1;
+		gw->s_addr = htonl(ntohl(subnet->s_addr) + 1);
+		if (nl_addr_add(nl, index, *gw, *prefix, err) < 0)
+			return -1;
+	}
+	subnet->s_addr = htonl(ntohl(gw->s_addr) & (0xffffffffu << (32 - *prefix)));
+	if (nl_link_up(nl, CNET_BRIDGE_NAME, err) < 0)
+		return -1;
+	return 0;
+}
+
+static int host_settings(vt_err *err)
+{
+	if (cnet_sysctl_write("/proc/sys/net/ipv4/ip_forward", "1", err) < 0 ||
+	    cnet_sysctl_write("/proc/sys/net/ipv4/conf/" CNET_BRIDGE_NAME "/route_localnet", "1", err) < 0)
+		return -1;
+	return 0;
+}
+
+/* The bridge, host settings and table: what every bridged container needs. */
+static int bridge_setup(struct in_addr *subnet, unsigned *prefix, struct in_addr *gw, vt_err *err)
+{
+	cleanup_close int nl = nl_open(err);
+	if (nl < 0 || ensure_bridge(nl, subnet, prefix, gw, err) < 0 || host_settings(err) < 0 ||
+	    cnet_nft_ensure_table(*subnet, *prefix, err) < 0)
+		return vt_err_prefix(err, "bridge %s", CNET_BRIDGE_NAME);
+	return 0;
+}
+
+int cnet_bridge_prepare(const char *store_root, const char *id, struct cnet_lease *out, vt_err *err)
+{
+	struct in_addr subnet, gw, addr;
+	unsigned prefix;
+	if (bridge_setup(&subnet, &prefix, &gw, err) < 0 ||
+	    cnet_lease_take(store_root, id, subnet, prefix, gw, &addr, err) < 0)
+		return -1;
+	inet_ntop(AF_INET, &addr, out->addr, sizeof(out->addr));
+	inet_ntop(AF_INET, &gw, out->gateway, sizeof(out->gateway));
+	return 0;
+}
+
+/* eth0 inside the container: address, up, default route. */
+static int configure_inside(pid_t pid, struct in_addr addr, unsigned prefix, struct in_addr gw, vt_err *err)
+{
+	cleanup_close int nl = nl_open_in_pid_netns(pid, err);
+	if (nl < 0)
+		return -1;
+	int index = nl_link_index(nl, "eth0", err);
+	if (index <= 0)
+		return index < 0 ? -1 : vt_fail(err, "eth0 is missing in the container");
+	if (nl_addr_add(nl, index, addr, prefix, err) < 0 || nl_link_up(nl, "eth0", err) < 0 ||
+	    nl_route_default(nl, gw, err) < 0)
+		return -1;
+	return 0;
+}
+
+static int make_veth(int nl, const char *id, pid_t pid, vt_err *err)
+{
+	char host_end[16], path[64];
+	cnet_veth_name(id, host_end);
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	cleanup_close int ns = open(path, O_RDONLY | O_CLOEXEC);
+	if (ns < 0)
+		return vt_fail_errno(err, errno, "opening %s", path);
+	int master = nl_link_index(nl, CNET_BRIDGE_NAME, err);
+	if (master <= 0)
+		return master < 0 ? -1 : vt_fail(err, "bridge %s is missing", CNET_BRIDGE_NAME);
+	/* A veth of the same name is a leftover of an earlier life of this container. */
+	if (nl_link_del(nl, host_end, err) < 0 || nl_veth_create(nl, host_end, master, "eth0", ns, err) < 0 ||
+	    nl_link_up(nl, host_end, err) < 0)
+		return -1;
+	return 0;
+}
+
+int cnet_bridge_attach(const char *store_root, const char *id, const struct cnet_config *c, pid_t pid,
+		       struct cnet_lease *lease, vt_err *err)
+{
+	(void)store_root;
+	struct in_addr subnet, gw, addr;
+	unsigned prefix;
+	if (inet_pton(AF_INET, lease->addr, &addr) != 1)
+		return vt_fail(err, "container network: lease address '%s' is not an address", lease->addr);
+	/* The bridge may have been deleted since prepare: set it up again (idempotent). */
+	if (bridge_setup(&subnet, &prefix, &gw, err) < 0)
+		return -1;
+	cleanup_close int nl = nl_open(err);
+	if (nl < 0 || make_veth(nl, id, pid, err) < 0 || configure_inside(pid, addr, prefix, gw, err) < 0 ||
+	    cnet_nft_add_container(id, addr, gw, c, err) < 0 || cnet_lease_set_holder(id, err) < 0)
+		return vt_err_prefix(err, "container network");
+	return 0;
+}
+
+int cnet_bridge_detach(const char *id, vt_err *err)
+{
+	char host_end[16];
+	cnet_veth_name(id, host_end);
+	cleanup_close int nl = nl_open(err);
+	if (nl < 0 || cnet_nft_del_container(id, err) < 0 || nl_link_del(nl, host_end, err) < 0 ||
+	    cnet_lease_drop(id, err) < 0)
+		return vt_err_prefix(err, "removing the network of container %s", id);
+	return 0;
+}

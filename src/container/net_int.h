@@ -1,0 +1,66 @@
+/* Internals of container networking shared by the net_*.c files (not a contract: only net.h is). */
+#ifndef VIRTUS_CONTAINER_NET_INT_H
+#define VIRTUS_CONTAINER_NET_INT_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "container/net.h"
+#include "lib/err.h"
+
+#define CNET_BRIDGE_NAME "virtus0"
+
+/* ---- rtnetlink (net_nl.c): one NETLINK_ROUTE socket, bound to the network namespace it was made in. ---- */
+int nl_open(vt_err *err);
+/* A NETLINK_ROUTE socket inside the network namespace of pid (the calling thread enters it and comes back). */
+int nl_open_in_pid_netns(pid_t pid, vt_err *err);
+/* The index of a link by name, 0 when there is none, -1 on error. */
+int nl_link_index(int nl, const char *name, vt_err *err);
+int nl_link_up(int nl, const char *name, vt_err *err);
+int nl_bridge_create(int nl, const char *name, vt_err *err);
+/* A veth pair: host_name in this namespace under master_index, peer_name in the namespace of netns_fd. */
+int nl_veth_create(int nl, const char *host_name, int master_index, const char *peer_name, int netns_fd,
+		   vt_err *err);
+/* Delete a link by name; a missing link is not an error. */
+int nl_link_del(int nl, const char *name, vt_err *err);
+int nl_addr_add(int nl, int ifindex, struct in_addr addr, unsigned prefix, vt_err *err);
+/* The first IPv4 address of a link (and its prefix length); 0 when found, 1 when it has none. */
+int nl_addr_get(int nl, int ifindex, struct in_addr *addr, unsigned *prefix, vt_err *err);
+int nl_route_default(int nl, struct in_addr gw, vt_err *err);
+
+/* ---- helpers (net.c) ---- */
+int cnet_sysctl_write(const char *path, const char *value, vt_err *err);
+
+/* ---- nftables (net_nft.c): table ip virtus ---- */
+int cnet_nft_ensure_table(struct in_addr subnet, unsigned prefix, vt_err *err);
+int cnet_nft_add_container(const char *id, struct in_addr addr, struct in_addr gw, const struct cnet_config *c,
+			   vt_err *err);
+int cnet_nft_del_container(const char *id, vt_err *err);
+
+/* ---- leases (net_lease.c) ---- */
+int cnet_lease_take(const char *store_root, const char *id, struct in_addr subnet, unsigned prefix,
+		    struct in_addr gw, struct in_addr *out, vt_err *err);
+/* Record the calling process as the lease's holder (the monitor, after attach). */
+int cnet_lease_set_holder(const char *id, vt_err *err);
+int cnet_lease_drop(const char *id, vt_err *err);
+/* Calls reclaim(store_root, id) for every lease whose container record is gone and holder dead, then
+ * drops it. */
+int cnet_lease_gc(const char *store_root, int (*reclaim)(const char *id, vt_err *err), vt_err *err);
+
+/* ---- bridge (net_bridge.c) ---- */
+int cnet_bridge_prepare(const char *store_root, const char *id, struct cnet_lease *out, vt_err *err);
+int cnet_bridge_attach(const char *store_root, const char *id, const struct cnet_config *c, pid_t pid,
+		       struct cnet_lease *lease, vt_err *err);
+/* Everything of one container: its rules, its veth, its lease. Idempotent. */
+int cnet_bridge_detach(const char *id, vt_err *err);
+
+/* ---- slirp (net_slirp.c) ---- */
+int cnet_slirp_start(pid_t pid, const struct cnet_config *c, struct cnet_slirp **out, vt_err *err);
+void cnet_slirp_stop(struct cnet_slirp *s);
+
+/* ---- host ports (net_ports.c) ---- */
+int cnet_ports_reserve(const struct cnet_config *c, struct cnet_lease *out, vt_err *err);
+
+#endif
