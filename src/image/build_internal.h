@@ -72,7 +72,62 @@ struct build_run {
  * stop_fd (the container is killed then). */
 int build_run_step(const struct build_run *r, int *status, bool *stopped, vt_err *err);
 
-/* ---- small file helpers (build.c) ---- */
+/* Run fn(arg) in a child process chrooted at root_dir; its error message comes back to err. */
+int build_in_chroot(const char *root_dir, int (*fn)(void *arg, vt_err *err), void *arg, vt_err *err);
+/* mkdir -p with 0755 for what is missing (in the current root). */
+int build_mkdir_p(const char *path, vt_err *err);
+
+/* ---- the executor's state (build.c, build_steps.c) ---- */
+
+struct build_arg {
+	char *key, *value; /* --build-arg K=V (value NULL: K was given alone and is not in our environment) */
+	bool used;
+};
+
+struct builder {
+	struct img_store *s;
+	const struct build_opts *o;
+	vt_err *err;
+	struct recipe *recipe;
+	struct build_ignore *ignore;
+	const char *file;          /* the recipe's name in messages */
+	char *work;                /* <store root>/build/<pid>-<time>: everything temporary */
+	unsigned seq;              /* numbers the per-step directories under work */
+	struct img_image *cur;     /* the image so far; NULL after FROM scratch */
+	json_object *config;       /* its config blob (our own copy) */
+	bool cmd_set;              /* CMD was given in this recipe (ENTRYPOINT then keeps it) */
+	struct build_arg *bargs;
+	size_t n_bargs;
+	char **args;               /* ARGs in force after FROM, "K=V" */
+	size_t n_args;
+	char **meta;               /* ARGs before FROM, "K=V" (for FROM and for ARG NAME without a default) */
+	size_t n_meta;
+};
+
+/* A step's words after substitution, and the text that identifies it (cache key and history). */
+struct step_plan {
+	char **words;              /* FROM, COPY/ADD (sources then dest), EXPOSE, VOLUME */
+	size_t n_words;
+	char **keys, **values;     /* ENV, LABEL, ARG (value NULL: an ARG without a value) */
+	size_t n_kv;
+	char *value;               /* WORKDIR, USER, STOPSIGNAL */
+	char *chown, *chmod;
+	char digest[65];           /* COPY/ADD: what the sources bring in */
+	char *text;                /* "COPY --chown=1:1 a /app/" with the values substituted */
+};
+
+/* Substitute the step's words (and for COPY/ADD, digest the sources). Updates b's ARGs for ARG. */
+int build_plan_step(struct builder *b, const struct recipe_step *st, struct step_plan *p);
+/* Do a step that the cache did not have: the new image's id in id. */
+int build_exec_step(struct builder *b, const struct recipe_step *st, const struct step_plan *p,
+		    char id[IMG_ID_LEN + 1]);
+void build_plan_free(struct step_plan *p);
+/* FROM scratch: an empty config (architecture and os of this machine). */
+json_object *build_scratch_config(void);
+
+/* ---- small helpers (build.c) ---- */
+/* snprintf into a path buffer; a path that does not fit is an error. */
+int build_path(char *out, size_t size, vt_err *err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 int build_mkdirs(const char *path, mode_t mode, vt_err *err);
 /* sha256 of data as 64 hex digits. */
 int build_sha256_hex(const void *data, size_t len, char hex[65], vt_err *err);
