@@ -25,7 +25,8 @@ static const char build_usage[] =
 	"      --no-cache            run every step, even those the cache has\n"
 	"  -h, --help                this text\n"
 	"\n"
-	"RUN steps use the host's network. Images of steps that succeeded stay in the store as cache.\n";
+	"The recipe's COPY and ADD take --chown=USER[:GROUP] and --chmod=MODE. RUN steps use the host's\n"
+	"network. Images of steps that succeeded stay in the store as cache.\n";
 
 struct build_cli {
 	struct build_opts o;
