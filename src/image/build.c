@@ -337,7 +337,7 @@ static int run_step(struct builder *b, const struct recipe_step *st)
 	struct img_image *cached = NULL;
 	rc = cache_key(b, &p, key);
 	if (!rc && !b->o->no_cache && (cached = cache_get(b, key)))
-		say(b, "--> Using cache %s\n", short_id(cached->id));
+		say(b, "--> Using cache %.12s\n", short_id(cached->id));
 	if (!rc && cached) {
 		rc = set_current(b, cached);
 	} else if (!rc) {

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "image/build.h"
@@ -66,11 +67,17 @@ struct build_run {
 	uid_t uid;
 	gid_t gid;
 	int stop_fd;               /* signalfd that interrupts the run, or -1 */
+	struct stat etc_before;    /* out: the image's /etc before the run (if etc_existed) */
+	bool etc_existed;
 };
 
 /* Run one RUN step to its end. *status: its exit status (128+n after a signal); *stopped: interrupted by
  * stop_fd (the container is killed then). */
-int build_run_step(const struct build_run *r, int *status, bool *stopped, vt_err *err);
+int build_run_step(struct build_run *r, int *status, bool *stopped, vt_err *err);
+/* After the overlay is unmounted: an /etc that is in upper_dir only because the mount points of
+ * /etc/resolv.conf and /etc/hosts made overlayfs copy it up (now empty, not opaque, same mode and owner)
+ * is dropped, so that a RUN that changed nothing there adds nothing there. */
+void build_run_tidy_upper(const struct build_run *r, const char *upper_dir);
 
 /* Run fn(arg) in a child process chrooted at root_dir; its error message comes back to err. */
 int build_in_chroot(const char *root_dir, int (*fn)(void *arg, vt_err *err), void *arg, vt_err *err);

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 
 /* What docker gives a RUN step (its default capability set). */
 static const char *const build_caps[] = {
@@ -187,7 +188,19 @@ static int wait_step(const struct rt_globals *g, const char *id, pid_t pid, int 
 	return 0;
 }
 
-int build_run_step(const struct build_run *r, int *status, bool *stopped, vt_err *err)
+void build_run_tidy_upper(const struct build_run *r, const char *upper_dir)
+{
+	char etc[PATH_MAX], opaque[4];
+	struct stat st;
+	vt_err ignored;
+	if (!r->etc_existed || build_path(etc, sizeof(etc), &ignored, "%s/etc", upper_dir) || lstat(etc, &st) ||
+	    !S_ISDIR(st.st_mode) || st.st_mode != r->etc_before.st_mode || st.st_uid != r->etc_before.st_uid ||
+	    st.st_gid != r->etc_before.st_gid || lgetxattr(etc, "trusted.overlay.opaque", opaque, sizeof(opaque)) >= 0)
+		return;
+	rmdir(etc); /* fails, as it should, when the step left something in /etc */
+}
+
+int build_run_step(struct build_run *r, int *status, bool *stopped, vt_err *err)
 {
 	char bundle[PATH_MAX], root[PATH_MAX], id[64];
 	if (build_path(bundle, sizeof(bundle), err, "%s/bundle", r->work_dir) ||
@@ -197,6 +210,9 @@ int build_run_step(const struct build_run *r, int *status, bool *stopped, vt_err
 	*stopped = false;
 	bool missing[ARRAY_SIZE(mount_points)];
 	missing_mount_points(r->rootfs, missing);
+	char etc[PATH_MAX];
+	r->etc_existed = !build_path(etc, sizeof(etc), err, "%s/etc", r->rootfs) && !lstat(etc, &r->etc_before) &&
+			 S_ISDIR(r->etc_before.st_mode);
 	if (write_bundle(r, bundle, err))
 		return -1;
 	struct rt_globals g = { .root = root };

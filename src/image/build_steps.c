@@ -463,14 +463,20 @@ static bool dir_is_empty(const char *path)
 	return n == 0;
 }
 
+static int fs_unmount(struct builder *b, struct step_fs *fs)
+{
+	if (fs->mounted && umount2(fs->merged, 0))
+		return vt_fail_errno(b->err, errno, "cannot unmount %s", fs->merged);
+	fs->mounted = false;
+	return 0;
+}
+
 /* Commit the step: a layer from fs's upper dir (NULL: config only), the new config, the step's text. */
 static int commit(struct builder *b, struct step_fs *fs, json_object *config, const struct step_plan *p,
 		  char id[IMG_ID_LEN + 1])
 {
-	if (fs && fs->mounted && umount2(fs->merged, 0))
-		return vt_fail_errno(b->err, errno, "cannot unmount %s", fs->merged);
-	if (fs)
-		fs->mounted = false;
+	if (fs && fs_unmount(b, fs))
+		return -1;
 	return img_commit(b->s, b->cur, fs ? fs->upper : NULL, config, p->text, NULL, id, b->err);
 }
 
@@ -584,8 +590,11 @@ static int exec_run(struct builder *b, const struct recipe_step *st, json_object
 		rc = vt_fail(b->err, "interrupted");
 	else if (!rc && status)
 		rc = vt_fail(b->err, "exit status %d", status);
-	if (!rc)
-		rc = commit(b, &fs, config, p, id);
+	if (!rc && !(rc = fs_unmount(b, &fs))) {
+		/* A step that changed no file adds no layer (an empty one would only cost a mount level). */
+		build_run_tidy_upper(&r, fs.upper);
+		rc = commit(b, dir_is_empty(fs.upper) ? NULL : &fs, config, p, id);
+	}
 	fs_close(&fs);
 	return rc;
 }
