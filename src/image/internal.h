@@ -117,6 +117,8 @@ int img_layer_unpack(struct img_store *s, int fd, char *const *lowers, size_t n_
 int img_layer_ensure(struct img_store *s, const char *diff_id, char *const *lowers, size_t n_lowers, vt_err *err);
 /* Pack an overlayfs upper dir into a tar written to fd (uncompressed, deterministic). */
 int img_layer_pack(const char *upper_dir, int fd, vt_err *err);
+/* "./a//b/" -> "a/b", "/etc/x" -> "etc/x"; a ".." component is refused; "" is the root. */
+int img_clean_path(const char *in, char **out, vt_err *err);
 char *img_layer_dir(const struct img_store *s, const char *diff_id);
 /* Short link layers/l/<16 hex> -> ../<hex> (for mount option strings). */
 int img_layer_link(struct img_store *s, const char *diff_id, vt_err *err);

@@ -73,7 +73,7 @@ static ssize_t tar_read(struct archive *a, void *opaque, const void **out)
 }
 
 /* "./a//b/" -> "a/b", "/etc/x" -> "etc/x"; a ".." component is refused. "" is the layer's root. */
-static int clean_path(const char *in, char **out, vt_err *err)
+int img_clean_path(const char *in, char **out, vt_err *err)
 {
 	size_t len = strlen(in);
 	char *o = malloc(len + 1);
@@ -289,7 +289,7 @@ static int write_entry(struct unpack *u, struct archive_entry *e, const char *pa
 	if (link) {
 		cleanup_free char *target = NULL;
 		bool found;
-		if (clean_path(link, &target, err) < 0 || target_in_layer(u, target, &found, err) < 0)
+		if (img_clean_path(link, &target, err) < 0 || target_in_layer(u, target, &found, err) < 0)
 			return -1;
 		if (!found)
 			return link_from_lower(u, target, path, err);
@@ -309,7 +309,7 @@ static int write_entry(struct unpack *u, struct archive_entry *e, const char *pa
 static int unpack_entry(struct unpack *u, struct archive_entry *e, vt_err *err)
 {
 	cleanup_free char *path = NULL;
-	if (clean_path(archive_entry_pathname(e), &path, err) < 0)
+	if (img_clean_path(archive_entry_pathname(e), &path, err) < 0)
 		return -1;
 	if (!*path)
 		return 0; /* the layer's root: overlay takes the root's attributes from the upper dir */
