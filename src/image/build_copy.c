@@ -229,7 +229,10 @@ int build_copy_resolve(const struct build_copy *c, int ctxfd, struct copy_source
 			rc = vt_fail(err, "'%s' is excluded by the context's ignore file", s);
 		} else if (!rc) {
 			int fd = build_openat_in_root(ctxfd, rel, O_PATH, err);
-			rc = fd < 0 ? vt_err_prefix(err, "COPY source not in the build context") : add_source(out, rel, err);
+			if (fd < 0 && err && err->errnum == ENOENT)
+				rc = vt_fail(err, "'%s' is not in the build context %s", s, c->context_dir);
+			else
+				rc = fd < 0 ? -1 : add_source(out, rel, err);
 			if (fd >= 0)
 				close(fd);
 		}
