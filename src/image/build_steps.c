@@ -301,8 +301,7 @@ static int plan_copy(struct builder *b, const struct recipe_step *st, struct ste
 	if (!dest)
 		return vt_fail_errno(b->err, ENOMEM, "COPY");
 	free(p->words[p->n_words - 1]);
-	p->words[p->n_words - 1] = dest;
-	sbuf_addf(text, " (%s)", dest);
+	p->words[p->n_words - 1] = dest; /* the text keeps it as written: the parent's WorkingDir is in the key */
 	struct build_copy c = {
 		.context_dir = b->o->context_dir, .ignore = b->ignore, .sources = (const char *const *)p->words,
 		.n_sources = p->n_words - 1, .dest = dest, .dest_is_dir = dest[strlen(dest) - 1] == '/',
