@@ -211,11 +211,6 @@ static __attribute__((noreturn)) void init_main(struct create_ctx *c)
 		if (rt_hooks_run(&s->hooks, RT_HOOK_START_CONTAINER, json ? json : "{}", &err))
 			goto fail;
 	}
-	/* A caller that blocks signals while it waits (virtus build stops cleanly on SIGINT that way) must not
-	 * hand that mask to the container's program: execve keeps it. */
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
 	rt_process_exec(&s->process, &err);
 fail:
 	/* Nobody is listening on the sync socket any more: stderr is all that is left. */
