@@ -26,7 +26,7 @@ ARG UNUSED_DEFAULT=x
 ENV APP_DIR=/srv/app \
     QUOTED="two words"
 WORKDIR ${APP_DIR}
-RUN echo "marker-shell $GREETING $QUOTED" && pwd > /pwd.txt
+RUN echo "marker-shell $GREETING $QUOTED" && pwd > /pwd.txt && grep SigBlk /proc/self/status
 RUN ["/bin/echo", "marker-exec", "$GREETING"]
 COPY --chown=nobody:nogroup app.txt ./
 COPY src /opt/src/
@@ -71,6 +71,8 @@ else not_ok "the recipe builds" "rc=$BUILD_RC" "$(tail -5 "$WORK/err")"; fi
 checke "each step prints STEP i/n and ends with its id and time" \
 	'[ "$(grep -c "^STEP [0-9]*/18: " "$WORK/out")" = 18 ] && grep -qE "^--> [0-9a-f]{12} \([0-9]+\.[0-9]{2} s\)$" "$WORK/out"'
 check "RUN shell form ran, with the --build-arg and ENV values" grep -qx "marker-shell yo two words" "$WORK/out"
+check "RUN's process has no blocked signal (the build's own mask is not inherited)" \
+	grep -qE "^SigBlk:[[:space:]]+0+$" "$WORK/out"
 check "RUN exec form ran without a shell (no substitution)" grep -qx 'marker-exec $GREETING' "$WORK/out"
 checke "no warning: every --build-arg was used" '! grep -q warning "$WORK/out"'
 if [ "$(layer_file /pwd.txt)" = /srv/app ]; then ok "WORKDIR is the RUN's working directory (and created)"
