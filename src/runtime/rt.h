@@ -1,5 +1,6 @@
 /* virtus-runtime internals: the parsed config.json, the persisted container state, and the steps of the
- * container lifecycle. One header on purpose: the runtime is small and every file needs the same types. */
+ * container lifecycle. One header on purpose: the runtime is small and every file needs the same types.
+ * Code outside src/runtime/ includes runtime.h (the public part) instead. */
 #ifndef VIRTUS_RT_H
 #define VIRTUS_RT_H
 
@@ -10,6 +11,7 @@
 
 #include "lib/err.h"
 #include "lib/util.h"
+#include "runtime/runtime.h"
 
 #define RT_DEFAULT_ROOT "/run/virtus-runtime"
 #define RT_VERSION "0.1.0"
@@ -141,13 +143,10 @@ int rt_spec_parse_hooks(json_object *hooks, struct rt_hooks *out, vt_err *err);
 void rt_hooks_clear(struct rt_hooks *h);
 void rt_spec_free(struct rt_spec *spec);
 bool rt_spec_has_namespace(const struct rt_spec *spec, int flag, const char **path);
-/* The default config.json of `spec`. */
-json_object *rt_spec_default(void);
 
 /* Names <-> numbers (names.c). */
 int rt_cap_from_name(const char *name);   /* -1 if unknown */
 const char *rt_cap_name(int cap);
-int rt_signal_from_name(const char *s);   /* "TERM", "SIGTERM", "15"; -1 if unknown */
 int rt_rlimit_from_name(const char *name);
 int rt_namespace_from_name(const char *name); /* CLONE_NEW* or 0 */
 const char *rt_namespace_proc_name(int flag); /* "mnt", "pid", ... */
@@ -249,53 +248,7 @@ int rt_console_setup(int sock, vt_err *err);
 /* The other end: receive the pty master sent by rt_console_setup. */
 int rt_console_recv(int sock, vt_err *err);
 
-/* ---- commands (create.c, exec.c, commands.c) ---- */
-struct rt_globals {
-	const char *root;
-	bool debug;
-	bool systemd_cgroup;
-	vt_err *warning;  /* filled when a command succeeds with warnings (e.g. a poststart hook failed), one a line */
-};
-
-struct rt_create_opts {
-	const char *bundle;
-	const char *pid_file;
-	const char *console_socket;
-	bool no_pivot;
-	int preserve_fds;
-	bool detach;     /* run: return after start instead of waiting */
-	bool keep;       /* run: leave the stopped container for the caller to delete */
-	bool own_console; /* run: with process.terminal and no --console-socket, give the pty to the caller */
-};
-int rt_cmd_create(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, vt_err *err);
-int rt_cmd_start(const struct rt_globals *g, const char *id, vt_err *err);
-/* create + start + wait; *status is the container's exit status (128+n on signal). */
-int rt_cmd_run(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, int *status,
-	       vt_err *err);
-int rt_cmd_state(const struct rt_globals *g, const char *id, json_object **out, vt_err *err);
-int rt_cmd_kill(const struct rt_globals *g, const char *id, int sig, bool all, vt_err *err);
-int rt_cmd_delete(const struct rt_globals *g, const char *id, bool force, vt_err *err);
-int rt_cmd_pause(const struct rt_globals *g, const char *id, bool pause, vt_err *err);
-int rt_cmd_list(const struct rt_globals *g, json_object **out, vt_err *err);
-int rt_cmd_ps(const struct rt_globals *g, const char *id, pid_t **pids, size_t *n, vt_err *err);
-
-struct rt_exec_opts {
-	const char *process_file;
-	const char *console_socket;
-	const char *pid_file;
-	const char *cwd;
-	const char *user;        /* uid[:gid] */
-	const char **env;        /* extra KEY=VALUE */
-	size_t n_env;
-	const char **args;       /* when no --process */
-	size_t n_args;
-	bool tty, detach, no_new_privs;
-	int preserve_fds;
-	const char *apparmor;       /* --apparmor PROFILE */
-	const char *process_label;  /* --process-label LABEL */
-};
-int rt_cmd_exec(const struct rt_globals *g, const char *id, const struct rt_exec_opts *o, int *status,
-		vt_err *err);
+/* ---- commands: declared in runtime.h (the public header) ---- */
 
 /* Wait for our child pid, forwarding SIGINT/TERM/HUP/QUIT/USR1/USR2/WINCH to it; *exit_status is its
  * exit status or 128+signal. */
