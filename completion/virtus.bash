@@ -1,4 +1,4 @@
-# bash completion for virtus(1): commands, `vm run` options and their values.
+# bash completion for virtus(1): commands, `vm run` options and their values, `image` subcommands.
 # Installed by `make install` as $(PREFIX)/share/bash-completion/completions/virtus.
 
 _virtus_vm_run_options="--kernel --initrd --cmdline --cpus --memory --console --console-device --rng --disk
@@ -9,7 +9,7 @@ _virtus() {
 	local cmd=${COMP_WORDS[1]-} sub=${COMP_WORDS[2]-}
 	COMPREPLY=()
 	if [ "$COMP_CWORD" -eq 1 ]; then
-		mapfile -t COMPREPLY < <(compgen -W "vm build help version --help --version" -- "$cur")
+		mapfile -t COMPREPLY < <(compgen -W "vm image build help version --help --version" -- "$cur")
 		return
 	fi
 	case "$cmd" in
@@ -20,6 +20,7 @@ _virtus() {
 		esac
 		return ;;
 	vm) ;;
+	image) _virtus_image "$cur" "$prev" "$sub"; return ;;
 	build) _virtus_build "$cur" "$prev"; return ;;
 	*) return ;;
 	esac
@@ -60,6 +61,27 @@ _virtus_build() {
 	else
 		mapfile -t COMPREPLY < <(compgen -d -- "$cur")
 	fi
+}
+
+# `virtus image SUB ...`: the subcommands, then their options (files for import, load -i, save -o).
+_virtus_image() {
+	local cur=$1 prev=$2 sub=$3
+	if [ "$COMP_CWORD" -eq 2 ]; then
+		mapfile -t COMPREPLY < <(compgen -W "import ls tag load save rm history inspect --help" -- "$cur")
+		return
+	fi
+	case "$prev" in
+	-i|--input|-o|--output) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
+	--format) mapfile -t COMPREPLY < <(compgen -W "oci-archive docker-archive" -- "$cur"); return ;;
+	esac
+	case "$sub" in
+	import) mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
+	ls) mapfile -t COMPREPLY < <(compgen -W "--quiet --no-trunc --help" -- "$cur") ;;
+	load) mapfile -t COMPREPLY < <(compgen -W "--input --help" -- "$cur") ;;
+	save) mapfile -t COMPREPLY < <(compgen -W "--output --format --help" -- "$cur") ;;
+	history) mapfile -t COMPREPLY < <(compgen -W "--no-trunc --help" -- "$cur") ;;
+	*) mapfile -t COMPREPLY < <(compgen -W "--help" -- "$cur") ;;
+	esac
 }
 
 complete -o filenames -F _virtus virtus

@@ -11,6 +11,7 @@ static const char usage[] =
 	"\n"
 	"  vm run     boot a Linux kernel (or the default guest) in a KVM microVM\n"
 	"  vm probe   say whether this host's KVM can run guest kernels natively\n"
+	"  image      images: import, load, save, ls, tag, rm, history, inspect ('virtus image --help')\n"
 	"  build      build an image from a Containerfile ('virtus build --help')\n"
 	"  help [vm [run|probe]]  print the usage of a command\n"
 	"  version    print the version\n"

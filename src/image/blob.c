@@ -161,22 +161,28 @@ int img_blob_get(struct img_store *s, const char *digest, void **data, size_t *s
 	return 0;
 }
 
+json_object *img_json_parse(const void *data, size_t len)
+{
+	json_tokener *tok = json_tokener_new();
+	if (!tok || len > INT32_MAX) {
+		json_tokener_free(tok);
+		return NULL;
+	}
+	json_object *obj = json_tokener_parse_ex(tok, data, (int)len);
+	if (obj && json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(obj);
+		obj = NULL;
+	}
+	json_tokener_free(tok);
+	return obj;
+}
+
 int img_blob_get_json(struct img_store *s, const char *digest, json_object **out, vt_err *err)
 {
 	cleanup_free void *data = NULL;
 	size_t size;
 	if (img_blob_get(s, digest, &data, &size, err) < 0)
 		return -1;
-	json_tokener *tok = json_tokener_new();
-	if (!tok)
-		return vt_fail_errno(err, ENOMEM, "json");
-	json_object *obj = json_tokener_parse_ex(tok, data, (int)size);
-	bool ok = obj && json_tokener_get_error(tok) == json_tokener_success;
-	json_tokener_free(tok);
-	if (!ok) {
-		json_object_put(obj);
-		return vt_fail(err, "blob %s is not valid JSON", digest);
-	}
-	*out = obj;
-	return 0;
+	*out = img_json_parse(data, size);
+	return *out ? 0 : vt_fail(err, "blob %s is not valid JSON", digest);
 }

@@ -50,7 +50,7 @@ int img_index_load(struct img_store *s, json_object **out, vt_err *err)
 	size_t size;
 	if (!path || read_file(path, IMG_JSON_MAX, &data, &size, err) < 0)
 		return path ? -1 : vt_fail_errno(err, ENOMEM, "index");
-	json_object *idx = json_tokener_parse(data);
+	json_object *idx = img_json_parse(data, size);
 	json_object *m;
 	if (!idx || !json_object_object_get_ex(idx, "manifests", &m) || !json_object_is_type(m, json_type_array)) {
 		json_object_put(idx);

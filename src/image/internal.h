@@ -60,6 +60,8 @@ int img_blob_put(struct img_store *s, const void *data, size_t len, char digest[
 		 struct img_txn *txn, vt_err *err);
 int img_blob_put_json(struct img_store *s, json_object *obj, char digest[IMG_ID_LEN + 1], size_t *size,
 		      struct img_txn *txn, vt_err *err);
+/* Parse len bytes of JSON (not NUL-terminated); NULL if they are not one valid JSON text. */
+json_object *img_json_parse(const void *data, size_t len);
 /* Read a blob (checked against its digest) and parse it. */
 int img_blob_get_json(struct img_store *s, const char *digest, json_object **out, vt_err *err);
 int img_blob_get(struct img_store *s, const char *digest, void **data, size_t *size, vt_err *err);
@@ -121,7 +123,7 @@ int img_layer_pack(const char *upper_dir, int fd, vt_err *err);
 int img_clean_path(const char *in, char **out, vt_err *err);
 char *img_layer_dir(const struct img_store *s, const char *diff_id);
 /* Short link layers/l/<16 hex> -> ../<hex> (for mount option strings). */
-int img_layer_link(struct img_store *s, const char *diff_id, vt_err *err);
+int img_layer_link(struct img_store *s, const char *diff_id, struct img_txn *txn, vt_err *err);
 
 /* Image record helpers */
 int img_record_diff_ids(const struct img_record *r, char ***ids, size_t *n, vt_err *err);

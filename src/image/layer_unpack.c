@@ -422,7 +422,7 @@ static int publish(struct img_store *s, const char *tmp_dir, const char *blob_tm
 	}
 	if (img_blob_adopt(s, blob_tmp, diff_id, txn, err) < 0)
 		return -1;
-	return img_layer_link(s, diff_id, err);
+	return img_layer_link(s, diff_id, txn, err);
 }
 
 int img_layer_unpack(struct img_store *s, int fd, char *const *lowers, size_t n_lowers,
@@ -470,7 +470,7 @@ char *img_layer_dir(const struct img_store *s, const char *diff_id)
 	return hex ? img_path(s, "layers/%s", hex) : NULL;
 }
 
-int img_layer_link(struct img_store *s, const char *diff_id, vt_err *err)
+int img_layer_link(struct img_store *s, const char *diff_id, struct img_txn *txn, vt_err *err)
 {
 	const char *hex = img_digest_hex(diff_id);
 	cleanup_free char *link = hex ? img_path(s, "layers/l/%.16s", hex) : NULL;
@@ -478,7 +478,9 @@ int img_layer_link(struct img_store *s, const char *diff_id, vt_err *err)
 	snprintf(target, sizeof(target), "../%s", hex ? hex : "");
 	if (!link)
 		return vt_fail_errno(err, ENOMEM, "layer link");
-	if (symlink(target, link) < 0 && errno != EEXIST)
+	if (symlink(target, link) == 0)
+		return img_txn_add(txn, link) < 0 ? vt_fail_errno(err, ENOMEM, "layer link") : 0;
+	if (errno != EEXIST)
 		return vt_fail_errno(err, errno, "cannot create %s", link);
 	return 0;
 }
@@ -490,7 +492,7 @@ int img_layer_ensure(struct img_store *s, const char *diff_id, char *const *lowe
 	if (!dir || !blob)
 		return vt_fail(err, "bad diff id '%s'", diff_id);
 	if (access(dir, F_OK) == 0)
-		return img_layer_link(s, diff_id, err);
+		return img_layer_link(s, diff_id, NULL, err);
 	cleanup_close int fd = open(blob, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return vt_fail_errno(err, errno, "layer %s is missing from the store", diff_id);

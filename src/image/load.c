@@ -104,7 +104,7 @@ static int read_json(struct load *l, const char *rel, const char *want_digest, j
 			return vt_fail(err, "%s is corrupt: its digest is %s, not %s", rel, got, want_digest);
 		}
 	}
-	*out = json_tokener_parse(data);
+	*out = img_json_parse(data, size);
 	if (!*out) {
 		free(data);
 		return vt_fail(err, "%s is not valid JSON", rel);

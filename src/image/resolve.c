@@ -144,7 +144,7 @@ static char *lowerdir_option(struct img_store *s, const struct img_image *img, v
 		return o;
 	}
 	for (size_t i = img->n_layers; i-- > 0;) {
-		if (img_layer_link(s, img->diff_ids[i], err) < 0) {
+		if (img_layer_link(s, img->diff_ids[i], NULL, err) < 0) {
 			free(o);
 			return NULL;
 		}

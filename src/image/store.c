@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <glob.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,6 +76,61 @@ static int make_layout(struct img_store *s, vt_err *err)
 	return 0;
 }
 
+/* tmp/ holds what loads extract and saves compress, outside the exclusive lock: only a day-old entry is
+ * surely abandoned. */
+static void remove_old_tmp(struct img_store *s)
+{
+	cleanup_free char *pattern = img_path(s, "tmp/*");
+	glob_t g;
+	if (!pattern || glob(pattern, GLOB_NOSORT, NULL, &g) != 0)
+		return;
+	time_t day_ago = time(NULL) - 86400;
+	for (size_t k = 0; k < g.gl_pathc; k++) {
+		struct stat st;
+		if (lstat(g.gl_pathv[k], &st) == 0 && st.st_mtime < day_ago)
+			img_rm_rf(g.gl_pathv[k]);
+	}
+	globfree(&g);
+}
+
+/* Temp files of a command that died (a crash or a kill) under the exclusive lock: nobody else can be
+ * writing them now. (tmp/load-* is written before the lock is taken, so it is left alone.) */
+static void remove_stale(struct img_store *s)
+{
+	static const char *const globs[] = { "layers/.tmp-*", "layers/.rm-*", "image/blobs/.tmp-*",
+					     "image/index.json.tmp-*" };
+	for (size_t i = 0; i < ARRAY_SIZE(globs); i++) {
+		cleanup_free char *pattern = img_path(s, "%s", globs[i]);
+		glob_t g;
+		if (!pattern || glob(pattern, GLOB_NOSORT, NULL, &g) != 0)
+			continue;
+		for (size_t k = 0; k < g.gl_pathc; k++)
+			img_rm_rf(g.gl_pathv[k]);
+		globfree(&g);
+	}
+	remove_old_tmp(s);
+}
+
+/* Create the layout (a change: exclusive lock) and clear what a dead command left, when nobody holds the
+ * lock; when somebody does, the layout is there already unless its creator is still at it, so wait then. */
+static int tidy(struct img_store *s, vt_err *err)
+{
+	cleanup_free char *index = img_path(s, "image/index.json");
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (index && access(index, F_OK) == 0)
+			return 0;
+		if (img_store_lock(s, true, err) < 0)
+			return -1;
+	} else {
+		s->lock_depth = 1;
+		s->lock_exclusive = true;
+	}
+	remove_stale(s);
+	int rc = make_layout(s, err);
+	img_store_unlock(s);
+	return rc;
+}
+
 int img_store_open(const char *root, struct img_store **out, vt_err *err)
 {
 	if (mkdir_p(root, err) < 0)
@@ -96,13 +152,11 @@ int img_store_open(const char *root, struct img_store **out, vt_err *err)
 		img_store_close(s);
 		return -1;
 	}
-	/* Creating the layout is a change: take the lock for it. */
-	if (img_store_lock(s, true, err) < 0 || make_layout(s, err) < 0) {
+	if (tidy(s, err) < 0) {
 		vt_err_prefix(err, "image store %s", s->root);
 		img_store_close(s);
 		return -1;
 	}
-	img_store_unlock(s);
 	*out = s;
 	return 0;
 }

@@ -419,6 +419,68 @@ static void mount_of_64_layers(void **state)
 		free(ids[i]);
 }
 
+static void commit_adds_a_layer(void **state)
+{
+	NEED_ROOT();
+	struct fixture *f = *state;
+	const struct ent base_ents[] = { { "keep", S_IFREG | 0644, "k", false, 0, NULL, 0 },
+					 { "drop", S_IFREG | 0644, "d", false, 0, NULL, 0 } };
+	char layer[256], p[512];
+	vt_err err = { 0 };
+	assert_int_equal(unpack(f, base_ents, 2, false, NULL, 0, layer, &err), 0);
+	char diff[IMG_ID_LEN + 1], id[IMG_ID_LEN + 1];
+	snprintf(diff, sizeof(diff), "sha256:%s", strrchr(layer, '/') + 1);
+	char text[256];
+	snprintf(text, sizeof(text), "{\"config\":{\"Env\":[\"A=1\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"%s\"]}}",
+		 diff);
+	json_object *config = json_tokener_parse(text);
+	char *ids[] = { diff };
+	assert_int_equal(img_store_image(f->s, config, NULL, 0, ids, 1, "localhost/base:latest", id, NULL, &err), 0);
+	json_object_put(config);
+	struct img_image *base, *derived;
+	assert_int_equal(img_resolve(f->s, "base", &base, &err), 0);
+
+	char upper[256];
+	snprintf(upper, sizeof(upper), "%s/up", f->dir);
+	mkdir(upper, 0755);
+	snprintf(p, sizeof(p), "%s/new", upper);
+	FILE *fp = fopen(p, "w");
+	fputs("n", fp);
+	fclose(fp);
+	snprintf(p, sizeof(p), "%s/drop", upper);
+	assert_int_equal(mknod(p, S_IFCHR, makedev(0, 0)), 0);
+	json_object *newcfg = NULL;
+	assert_int_equal(json_object_deep_copy(base->config, &newcfg, NULL), 0);
+	json_object_object_del(newcfg, "history");
+	assert_int_equal(img_commit(f->s, base, upper, newcfg, "RUN make", "derived:1", id, &err), 0);
+	json_object_put(newcfg);
+	assert_int_equal(img_resolve(f->s, "derived:1", &derived, &err), 0);
+	assert_string_equal(derived->id, id);
+	assert_int_equal(derived->n_layers, 2);
+	assert_string_equal(derived->diff_ids[0], diff);
+	json_object *h = json_object_object_get(derived->config, "history");
+	assert_int_equal(json_object_array_length(h), 1);
+	assert_string_equal(json_object_get_string(json_object_object_get(json_object_array_get_idx(h, 0), "created_by")),
+			    "RUN make");
+	assert_non_null(strstr(json_object_to_json_string(derived->config), "A=1"));
+	file_is(derived->layer_dirs[1], "new", "n");
+	struct stat st = lstat_of(derived->layer_dirs[1], "drop");
+	assert_true(S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0));
+
+	/* a commit without an upper dir adds an empty-layer history entry and no layer */
+	json_object *again = NULL;
+	assert_int_equal(json_object_deep_copy(derived->config, &again, NULL), 0);
+	assert_int_equal(img_commit(f->s, derived, NULL, again, "ENV B=2", NULL, id, &err), 0);
+	json_object_put(again);
+	struct img_image *third;
+	assert_int_equal(img_resolve(f->s, id, &third, &err), 0);
+	assert_int_equal(third->n_layers, 2);
+	assert_int_equal(json_object_array_length(json_object_object_get(third->config, "history")), 2);
+	img_image_free(third);
+	img_image_free(derived);
+	img_image_free(base);
+}
+
 static void names_are_normalised(void **state)
 {
 	(void)state;
@@ -452,6 +514,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(broken_gzip_leaves_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(upper_dir_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(mount_of_64_layers, setup, teardown),
+		cmocka_unit_test_setup_teardown(commit_adds_a_layer, setup, teardown),
 		cmocka_unit_test(names_are_normalised),
 	};
 	return cmocka_run_group_tests_name("image_layer", tests, NULL, NULL);
