@@ -278,12 +278,12 @@ static int try_unpack(struct writer *w, const struct copy_entry *e, bool *done, 
 
 /* ---- visiting ---- */
 
-static int choose_target(struct writer *w, const struct copy_entry *e, vt_err *err)
+/* Where the source's "" goes: a directory's contents or an archive's go to dest itself; a file goes to
+ * DEST/NAME when dest ends with '/' or is a directory, else to dest. */
+static int choose_target(struct writer *w, const struct copy_entry *e, bool into_dest, vt_err *err)
 {
 	const char *dest = w->c->dest;
-	bool into = S_ISDIR(e->st.st_mode) || w->c->dest_is_dir || is_dir(dest);
-	if (S_ISDIR(e->st.st_mode) || (w->c->unpack_archives && S_ISREG(e->st.st_mode)))
-		into = false; /* the directory's contents, or an archive's, go to dest itself */
+	bool into = !into_dest && (w->c->dest_is_dir || is_dir(dest));
 	int n = into ? snprintf(w->target, sizeof(w->target), "%s%s%s", dest, dest[strlen(dest) - 1] == '/' ? "" : "/",
 				e->name)
 		     : snprintf(w->target, sizeof(w->target), "%s", dest);
@@ -295,11 +295,28 @@ static int choose_target(struct writer *w, const struct copy_entry *e, vt_err *e
 	return 0;
 }
 
+/* The source itself: ADD unpacks an archive (done: nothing more to write), else the target is chosen. */
+static int start_source(struct writer *w, const struct copy_entry *e, bool *done, vt_err *err)
+{
+	*done = false;
+	bool is_dir = S_ISDIR(e->st.st_mode);
+	if (w->c->unpack_archives && S_ISREG(e->st.st_mode)) {
+		if (choose_target(w, e, true, err) || try_unpack(w, e, done, err))
+			return -1;
+		if (*done)
+			return 0;
+	}
+	return choose_target(w, e, is_dir, err);
+}
+
 static int write_entry(void *arg, const struct copy_entry *e, vt_err *err)
 {
 	struct writer *w = arg;
-	if (!*e->sub && !e->post && choose_target(w, e, err))
+	bool done = false;
+	if (!*e->sub && !e->post && start_source(w, e, &done, err))
 		return -1;
+	if (done)
+		return 0;
 	char path[PATH_MAX];
 	if (snprintf(path, sizeof(path), "%s%s%s", strcmp(w->target, "/") ? w->target : "", *e->sub ? "/" : "",
 		     e->sub) >= (int)sizeof(path))
@@ -312,20 +329,6 @@ static int write_entry(void *arg, const struct copy_entry *e, vt_err *err)
 		return write_dir(w, path, e, err);
 	if (S_ISSOCK(e->st.st_mode))
 		return 0;
-	if (!*e->sub && S_ISREG(e->st.st_mode) && w->c->unpack_archives) {
-		bool done;
-		if (try_unpack(w, e, &done, err) || done)
-			return done ? 0 : -1;
-		/* Not an archive: the file goes into dest like COPY's (a directory if dest is one). */
-		w->target[0] = 0;
-		struct build_copy plain = *w->c;
-		plain.unpack_archives = false;
-		const struct build_copy *saved = w->c;
-		w->c = &plain;
-		int rc = write_entry(w, e, err);
-		w->c = saved;
-		return rc;
-	}
 	if ((!*e->sub && mkdir_parent(path, err)) || clear_path(path, err))
 		return -1;
 	if (write_node(w, path, e, err) && !(err->errnum == ENOENT && !mkdir_parent(path, err) &&

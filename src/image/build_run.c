@@ -151,14 +151,21 @@ static void remove_new_mount_points(const char *rootfs, const bool missing[])
 	}
 }
 
-static int container_pid(const struct rt_globals *g, const char *id, pid_t *pid, vt_err *err)
+/* The pid the runtime wrote at create time (the process may already have exited by now). */
+static int container_pid(const char *pid_file, pid_t *pid, vt_err *err)
 {
-	json_object *state;
-	if (rt_cmd_state(g, id, &state, err))
+	cleanup_free void *data = NULL;
+	size_t len;
+	uint64_t v;
+	if (read_file(pid_file, 64, &data, &len, err))
 		return -1;
-	*pid = (pid_t)json_object_get_int(json_object_object_get(state, "pid"));
-	json_object_put(state);
-	return *pid > 0 ? 0 : vt_fail(err, "the RUN container has no process");
+	char text[32];
+	snprintf(text, sizeof(text), "%.*s", (int)MIN(len, sizeof(text) - 1), (char *)data);
+	text[strcspn(text, "\n")] = 0;
+	if (parse_uint(text, 1, INT32_MAX, &v))
+		return vt_fail(err, "%s: not a pid", pid_file);
+	*pid = (pid_t)v;
+	return 0;
 }
 
 /* Wait for init (our child: the runtime made us its subreaper) or a stop signal, which kills the container. */
@@ -202,9 +209,10 @@ void build_run_tidy_upper(const struct build_run *r, const char *upper_dir)
 
 int build_run_step(struct build_run *r, int *status, bool *stopped, vt_err *err)
 {
-	char bundle[PATH_MAX], root[PATH_MAX], id[64];
+	char bundle[PATH_MAX], root[PATH_MAX], pid_file[PATH_MAX], id[64];
 	if (build_path(bundle, sizeof(bundle), err, "%s/bundle", r->work_dir) ||
-	    build_path(root, sizeof(root), err, "%s/run", r->work_dir))
+	    build_path(root, sizeof(root), err, "%s/run", r->work_dir) ||
+	    build_path(pid_file, sizeof(pid_file), err, "%s/pid", r->work_dir))
 		return -1;
 	snprintf(id, sizeof(id), "virtus-build-%d-%llx", (int)getpid(), (unsigned long long)now_ns());
 	*stopped = false;
@@ -216,12 +224,12 @@ int build_run_step(struct build_run *r, int *status, bool *stopped, vt_err *err)
 	if (write_bundle(r, bundle, err))
 		return -1;
 	struct rt_globals g = { .root = root };
-	struct rt_create_opts o = { .bundle = bundle, .detach = true };
+	struct rt_create_opts o = { .bundle = bundle, .pid_file = pid_file, .detach = true };
 	int ignored_status;
 	pid_t pid = 0;
 	int rc = rt_cmd_run(&g, id, &o, &ignored_status, err);
 	if (!rc)
-		rc = container_pid(&g, id, &pid, err);
+		rc = container_pid(pid_file, &pid, err);
 	if (!rc && wait_step(&g, id, pid, r->stop_fd, status, stopped))
 		rc = vt_fail_errno(err, errno, "waiting for the RUN container");
 	vt_err derr;

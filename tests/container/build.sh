@@ -143,18 +143,35 @@ build -t broken "$F"
 checke "a missing COPY source names the step and the file" \
 	'[ $BUILD_RC = 1 ] && grep -q "step 2/2 (Containerfile line 2): COPY missing.txt /x: .*missing.txt" "$WORK/err"'
 
-printf 'FROM busybox\nRUN sleep 30\n' >"$F/Containerfile"
+# A sleep of its own length: other tests running at the same time have their own sleeps.
+NAP=$((100000 + RANDOM))
+printf 'FROM busybox\nRUN sleep %s\n' "$NAP" >"$F/Containerfile"
 # virtus itself in the background (a backgrounded shell function would get the signal instead)
 "$VIRTUS" --root "$STORE" build -t broken "$F" >"$WORK/out" 2>"$WORK/err" &
 pid=$!
-for _ in $(seq 50); do grep -q "RUN sleep" "$WORK/out" && break; sleep 0.1; done
-sleep 0.5
+for _ in $(seq 50); do pgrep -x -f "sleep $NAP" >/dev/null && break; sleep 0.1; done
 kill -TERM "$pid"
 wait "$pid"
 rc=$?
-if [ "$rc" = 1 ] && grep -q "RUN sleep 30: interrupted" "$WORK/err" && ! pgrep -f "^sleep 30$" >/dev/null; then
+if [ "$rc" = 1 ] && grep -q "RUN sleep $NAP: interrupted" "$WORK/err" && ! pgrep -x -f "sleep $NAP" >/dev/null; then
 	ok "SIGTERM stops a RUN step: the container is killed, the build says so"
 else not_ok "SIGTERM stops the build" "rc=$rc" "$(cat "$WORK/err")"; fi
+
+# A build killed outright (SIGKILL: no cleanup) leaves its RUN container and directory; the next build
+# removes both.
+NAP=$((NAP + 1))
+printf 'FROM busybox\nRUN sleep %s\n' "$NAP" >"$F/Containerfile"
+"$VIRTUS" --root "$STORE" build -t broken "$F" >"$WORK/out" 2>"$WORK/err" &
+pid=$!
+for _ in $(seq 50); do pgrep -x -f "sleep $NAP" >/dev/null && break; sleep 0.1; done
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+left=$(ls "$STORE/build" | wc -l)
+printf 'FROM busybox\nENV A=1\n' >"$F/Containerfile"
+build "$F"
+if [ "$left" = 1 ] && [ "$BUILD_RC" = 0 ] && ! pgrep -x -f "sleep $NAP" >/dev/null && [ -z "$(ls -A "$STORE/build")" ]; then
+	ok "the next build removes what a killed build left (its RUN container and directory)"
+else not_ok "the next build cleans up after a killed one" "left=$left rc=$BUILD_RC" "$(pgrep -a -x -f "sleep $NAP")"; fi
 
 checke "v build without DIR is a usage error (status 2)" 'v build >/dev/null 2>&1; [ $? = 2 ]'
 checke "v build --help prints the usage" 'v build --help | grep -q "^usage: virtus build"'
