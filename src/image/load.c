@@ -177,6 +177,8 @@ static int store_one(struct load *l, json_object *config, const void *config_raw
 	if (n_ids != n_layers)
 		rc = vt_fail(err, "the manifest lists %zu layers, the config %zu", n_layers, n_ids);
 	dirs = calloc(n_ids + 1, sizeof(*dirs));
+	if (!dirs && rc == 0)
+		rc = vt_fail_errno(err, ENOMEM, "load");
 	for (size_t i = 0; rc == 0 && i < n_ids; i++) {
 		dirs[i] = img_layer_dir(l->s, ids[i]);
 		rc = load_layer(l, layer_paths[i], layer_digests ? layer_digests[i] : NULL, ids[i], dirs, i, err);
