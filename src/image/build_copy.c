@@ -119,7 +119,7 @@ int build_list_dir(int dirfd, char ***names, size_t *n, vt_err *err)
 		(*n)++;
 	}
 	closedir(d);
-	if (!rc)
+	if (!rc && *n > 1)
 		qsort(*names, *n, sizeof(char *), cmp_names);
 	return rc;
 }
