@@ -11,6 +11,7 @@
  * table. The temporary directory <store root>/build/<pid>-<time>/ is removed at the end; one left by a
  * build that was killed (its pid is gone) is removed, with any RUN container still in it, by the next build. */
 #include "image/build_internal.h"
+#include "image/internal.h"
 #include "lib/util.h"
 #include "runtime/rt.h"
 
@@ -285,6 +286,9 @@ static int setup(struct builder *b, char *recipe_path, size_t size)
 	struct stat st;
 	if (stat(b->o->context_dir, &st) || !S_ISDIR(st.st_mode))
 		return vt_fail(b->err, "the build context %s is not a directory", b->o->context_dir);
+	cleanup_free char *name = NULL; /* a bad -t is refused before any step runs */
+	if (b->o->name && img_normalize_name(b->o->name, &name, b->err))
+		return vt_err_prefix(b->err, "-t");
 	if (read_recipe(b, recipe_path, size) || parse_build_args(b))
 		return -1;
 	if (build_ignore_load(b->o->context_dir, &b->ignore, b->err))
