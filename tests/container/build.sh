@@ -173,6 +173,10 @@ if [ "$left" = 1 ] && [ "$BUILD_RC" = 0 ] && ! pgrep -x -f "sleep $NAP" >/dev/nu
 	ok "the next build removes what a killed build left (its RUN container and directory)"
 else not_ok "the next build cleans up after a killed one" "left=$left rc=$BUILD_RC" "$(pgrep -a -x -f "sleep $NAP")"; fi
 
+build -t "Bad Name!" "$F"
+checke "a bad -t name is refused before any step runs" \
+	'[ $BUILD_RC = 1 ] && grep -q "invalid image name" "$WORK/err" && ! grep -q "^STEP" "$WORK/out"'
+
 checke "v build without DIR is a usage error (status 2)" 'v build >/dev/null 2>&1; [ $? = 2 ]'
 checke "v build --help prints the usage" 'v build --help | grep -q "^usage: virtus build"'
 checke "nothing is mounted under the store" '[ "$(mounts_under_store)" = 0 ]'
