@@ -12,7 +12,7 @@ _virtus() {
 	local cmd=${COMP_WORDS[1]-} sub=${COMP_WORDS[2]-}
 	COMPREPLY=()
 	if [ "$COMP_CWORD" -eq 1 ]; then
-		mapfile -t COMPREPLY < <(compgen -W "vm image $_virtus_ctr_commands help version --help --version" -- "$cur")
+		mapfile -t COMPREPLY < <(compgen -W "vm image build $_virtus_ctr_commands help version --help --version" -- "$cur")
 		return
 	fi
 	case "$cmd" in
@@ -25,6 +25,7 @@ _virtus() {
 	vm) ;;
 	image) _virtus_image "$cur" "$prev" "$sub"; return ;;
 	run|ps|logs|exec|stop|kill|start|rm|pause|unpause|inspect|diff|commit) _virtus_ctr "$cur" "$prev" "$cmd"; return ;;
+	build) _virtus_build "$cur" "$prev"; return ;;
 	*) return ;;
 	esac
 	if [ "$COMP_CWORD" -eq 2 ]; then
@@ -50,6 +51,20 @@ _virtus_vm_run() {
 	esac
 	# shellcheck disable=SC2086
 	mapfile -t COMPREPLY < <(compgen -W "$(echo $_virtus_vm_run_options)" -- "$cur")
+}
+
+# virtus build: -f takes a file, -t and --build-arg a value, else options or the context directory.
+_virtus_build() {
+	local cur=$1 prev=$2
+	case "$prev" in
+	-f|--file) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
+	-t|--tag|--build-arg) return ;;
+	esac
+	if [[ $cur == -* ]]; then
+		mapfile -t COMPREPLY < <(compgen -W "--tag --file --build-arg --no-cache --help" -- "$cur")
+	else
+		mapfile -t COMPREPLY < <(compgen -d -- "$cur")
+	fi
 }
 
 # `virtus image SUB ...`: the subcommands, then their options (files for import, load -i, save -o).

@@ -12,6 +12,7 @@ static const char usage[] =
 	"  vm run     boot a Linux kernel (or the default guest) in a KVM microVM\n"
 	"  vm probe   say whether this host's KVM can run guest kernels natively\n"
 	"  image      images: import, load, save, ls, tag, rm, history, inspect ('virtus image --help')\n"
+	"  build      build an image from a Containerfile ('virtus build --help')\n"
 	"  run        run a command in a new container ('virtus run --help')\n"
 	"  ps         list containers\n"
 	"  logs       print what a detached container wrote\n"

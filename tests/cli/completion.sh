@@ -37,7 +37,7 @@ expect() {
 
 V=completion/virtus.bash R=completion/virtus-runtime.bash
 mkdir -p "$tmp/images" && : >"$tmp/images/disk.img" && : >"$tmp/kernel.bz"
-expect "virtus <TAB>: the commands" "--help --version commit diff exec help image inspect kill logs pause ps rm run start stop unpause version vm" $V _virtus virtus ""
+expect "virtus <TAB>: the commands" "--help --version build commit diff exec help image inspect kill logs pause ps rm run start stop unpause version vm" $V _virtus virtus ""
 expect "virtus run --n<TAB>: its options" "--name --network" $V _virtus virtus run --n
 expect "virtus run --network <TAB>: the modes" "bridge host none slirp" $V _virtus virtus run --network ""
 expect "virtus image <TAB>: the image commands" "--help history import inspect load ls rm save tag" $V _virtus virtus image ""
@@ -53,6 +53,9 @@ expect "virtus vm run --disk images/<TAB>" "images/disk.img" $V _virtus virtus v
 expect "virtus vm run --net <TAB>" "tap= user" $V _virtus virtus vm run --net ""
 expect "virtus vm run --cpus <TAB>: nothing to offer" "" $V _virtus virtus vm run --cpus ""
 expect "virtus vm probe <TAB>" "--help" $V _virtus virtus vm probe ""
+expect "virtus build --<TAB>" "--build-arg --file --help --no-cache --tag" $V _virtus virtus build --
+expect "virtus build -f ker<TAB>: a file" "kernel.bz" $V _virtus virtus build -f ker
+expect "virtus build -t x <TAB>: the context directory" "images" $V _virtus virtus build -t x ""
 
 options_in() { grep -oE -- '(^|[^a-zA-Z0-9-])--[a-z][a-z0-9-]*' | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u | tr '\n' ' ' | sed 's/ $//'; }
 want=$("$VIRTUS" vm run --help | options_in)
