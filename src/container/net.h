@@ -5,8 +5,9 @@
  *           publishing in the kernel with nftables (table "ip virtus", through libnftables, one batch per
  *           change; each container's rules carry the comment "virtus:<id>");
  *           containers of one host reach each other by address. The subnet is the bridge's own address: when
- *           virtus0 is missing it is made with $VIRTUS_SUBNET (default 10.88.0.0/16; the bridge takes the
- *           first address, 10.88.0.1), and an existing bridge's address is always used as it is.
+ *           virtus0 is missing it is made with $VIRTUS_SUBNET (default 10.99.0.0/16, not podman's 10.88.0.0/16
+ *           which its cni-podman0/podman0 bridge takes on the same host; the bridge takes the first address,
+ *           10.99.0.1), and an existing bridge's address is always used as it is.
  *           -p also answers connections the host makes to 127.0.0.1 (an output-hook DNAT, route_localnet=1 on
  *           virtus0 and masquerade of 127/8 leaving virtus0: kept in the kernel, no proxy process, for
  *           speed); packets from the bridge to 127/8 are dropped, so route_localnet opens nothing to the
