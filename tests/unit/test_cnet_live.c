@@ -212,10 +212,11 @@ static void host_address(char out[INET_ADDRSTRLEN])
 	freeifaddrs(ifa);
 }
 
-static void ctr_start(struct ctr *c, const char *name, const char *port_spec, bool expect_ok, vt_err *err)
+static void ctr_start_mode(struct ctr *c, enum cnet_mode mode, const char *name, const char *port_spec,
+			   bool expect_ok, vt_err *err)
 {
 	snprintf(c->id, sizeof(c->id), "cnetlive-%d-%s", (int)getpid(), name);
-	c->cfg = (struct cnet_config){ .mode = CNET_BRIDGE, .ports = c->ports };
+	c->cfg = (struct cnet_config){ .mode = mode, .ports = c->ports };
 	if (port_spec) {
 		assert_int_equal(cnet_parse_port(port_spec, &c->ports[0], err), 0);
 		c->cfg.n_ports = 1;
@@ -235,6 +236,32 @@ static void ctr_start(struct ctr *c, const char *name, const char *port_spec, bo
 	}
 	if (cnet_attach(store, c->id, &c->cfg, c->pid, &c->lease, err) < 0)
 		fail_msg("attach: %s", err->msg);
+}
+
+static void ctr_start(struct ctr *c, const char *name, const char *port_spec, bool expect_ok, vt_err *err)
+{
+	ctr_start_mode(c, CNET_BRIDGE, name, port_spec, expect_ok, err);
+}
+
+static bool port_free(unsigned port)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int one = 1; /* a connection in TIME_WAIT does not make the port taken */
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	bool ok = bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(s);
+	return ok;
+}
+
+static int listen_loopback(unsigned port)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(s, 4), 0);
+	return s;
 }
 
 static void ctr_stop(struct ctr *c)
@@ -398,6 +425,45 @@ static void gc_after_crash(void **state)
 	kill_ctr(a.pid);
 }
 
+/* slirp: -p on 127.0.0.1 and the host's address, the host's loopback out of reach unless asked for, and
+ * the host port free again after detach. */
+static void slirp_publish(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	vt_err err = { 0 };
+	struct ctr a;
+	char buf[128], host[INET_ADDRSTRLEN];
+	int lo = listen_loopback(28487);
+	ctr_start_mode(&a, CNET_SLIRP, "eta", "28486:80", true, &err);
+	assert_string_equal(a.lease.addr, "10.0.2.100");
+	assert_non_null(a.lease.slirp);
+	assert_false(port_free(28486));
+	assert_string_equal(fetch("127.0.0.1", 28486, buf, sizeof(buf)), "eta");
+	host_address(host);
+	if (host[0])
+		assert_string_equal(fetch(host, 28486, buf, sizeof(buf)), "eta");
+	/* 10.0.2.2 is the host, but not its loopback */
+	fetch_from(a.pid, "10.0.2.2", 28487, buf, sizeof(buf));
+	struct pollfd pfd = { .fd = lo, .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 200), 0);
+	ctr_stop(&a);
+	assert_true(port_free(28486));
+
+	struct ctr b;
+	snprintf(b.id, sizeof(b.id), "cnetlive-%d-iota", (int)getpid());
+	b.cfg = (struct cnet_config){ .mode = CNET_SLIRP, .host_loopback = true };
+	assert_int_equal(cnet_prepare(store, b.id, &b.cfg, &b.lease, &err), 0);
+	b.pid = spawn_ctr("iota");
+	if (cnet_attach(store, b.id, &b.cfg, b.pid, &b.lease, &err) < 0)
+		fail_msg("attach: %s", err.msg);
+	fetch_from(b.pid, "10.0.2.2", 28487, buf, sizeof(buf));
+	assert_int_equal(poll(&pfd, 1, 1000), 1); /* asked for: the connection arrives */
+	ctr_stop(&b);
+	close(lo);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -405,6 +471,7 @@ int main(void)
 		cmocka_unit_test(bridge_no_host_loopback),
 		cmocka_unit_test(taken_port_refused),
 		cmocka_unit_test(gc_after_crash),
+		cmocka_unit_test(slirp_publish),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
