@@ -1,15 +1,18 @@
-# bash completion for virtus(1): commands, `vm run` options and their values.
+# bash completion for virtus(1): commands, `vm run` options and their values, `image` subcommands, container
+# commands and their options.
 # Installed by `make install` as $(PREFIX)/share/bash-completion/completions/virtus.
 
 _virtus_vm_run_options="--kernel --initrd --cmdline --cpus --memory --console --console-device --rng --disk
 	--net --balloon --vsock --ksm --seccomp --jail --jail-uid --jail-gid --stats --help"
+
+_virtus_ctr_commands="run ps logs exec stop kill start rm pause unpause inspect diff commit"
 
 _virtus() {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
 	local cmd=${COMP_WORDS[1]-} sub=${COMP_WORDS[2]-}
 	COMPREPLY=()
 	if [ "$COMP_CWORD" -eq 1 ]; then
-		mapfile -t COMPREPLY < <(compgen -W "vm help version --help --version" -- "$cur")
+		mapfile -t COMPREPLY < <(compgen -W "vm image $_virtus_ctr_commands help version --help --version" -- "$cur")
 		return
 	fi
 	case "$cmd" in
@@ -20,6 +23,8 @@ _virtus() {
 		esac
 		return ;;
 	vm) ;;
+	image) _virtus_image "$cur" "$prev" "$sub"; return ;;
+	run|ps|logs|exec|stop|kill|start|rm|pause|unpause|inspect|diff|commit) _virtus_ctr "$cur" "$prev" "$cmd"; return ;;
 	*) return ;;
 	esac
 	if [ "$COMP_CWORD" -eq 2 ]; then
@@ -45,6 +50,50 @@ _virtus_vm_run() {
 	esac
 	# shellcheck disable=SC2086
 	mapfile -t COMPREPLY < <(compgen -W "$(echo $_virtus_vm_run_options)" -- "$cur")
+}
+
+# `virtus image SUB ...`: the subcommands, then their options (files for import, load -i, save -o).
+_virtus_image() {
+	local cur=$1 prev=$2 sub=$3
+	if [ "$COMP_CWORD" -eq 2 ]; then
+		mapfile -t COMPREPLY < <(compgen -W "import ls tag load save rm history inspect --help" -- "$cur")
+		return
+	fi
+	case "$prev" in
+	-i|--input|-o|--output) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
+	--format) mapfile -t COMPREPLY < <(compgen -W "oci-archive docker-archive" -- "$cur"); return ;;
+	esac
+	case "$sub" in
+	import) mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
+	ls) mapfile -t COMPREPLY < <(compgen -W "--quiet --no-trunc --help" -- "$cur") ;;
+	load) mapfile -t COMPREPLY < <(compgen -W "--input --help" -- "$cur") ;;
+	save) mapfile -t COMPREPLY < <(compgen -W "--output --format --help" -- "$cur") ;;
+	history) mapfile -t COMPREPLY < <(compgen -W "--no-trunc --help" -- "$cur") ;;
+	*) mapfile -t COMPREPLY < <(compgen -W "--help" -- "$cur") ;;
+	esac
+}
+
+# Container commands: option values where they are known, else the command's options.
+_virtus_ctr() {
+	local cur=$1 prev=$2 cmd=$3 opts="--help"
+	case "$prev" in
+	--network) mapfile -t COMPREPLY < <(compgen -W "bridge slirp none host" -- "$cur"); return ;;
+	--rootfs) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
+	-s|--signal) mapfile -t COMPREPLY < <(compgen -W "TERM KILL INT HUP QUIT USR1 USR2" -- "$cur"); return ;;
+	esac
+	case "$cmd" in
+	run) opts="--detach --name --rm --interactive --tty --env --workdir --user --volume --publish --network
+		--memory --cpus --pids-limit --entrypoint --rootfs --help" ;;
+	ps) opts="--all --quiet --help" ;;
+	logs) opts="--follow --help" ;;
+	exec) opts="--interactive --tty --env --workdir --user --help" ;;
+	stop) opts="--time --help" ;;
+	kill) opts="--signal --help" ;;
+	rm) opts="--force --help" ;;
+	esac
+	[[ $cur == -* ]] || return
+	# shellcheck disable=SC2086
+	mapfile -t COMPREPLY < <(compgen -W "$(echo $opts)" -- "$cur")
 }
 
 complete -o filenames -F _virtus virtus

@@ -30,6 +30,10 @@ struct img_store;
 int img_store_open(const char *root, struct img_store **out, vt_err *err);
 void img_store_close(struct img_store *s);
 const char *img_store_root(const struct img_store *s);
+/* Hold the store's lock across several calls (e.g. resolve, then record a container that pins the image):
+ * exclusive for changes, shared for readers. Calls nest; every call below takes what it needs itself. */
+int img_store_lock(struct img_store *s, bool exclusive, vt_err *err);
+void img_store_unlock(struct img_store *s);
 /* The root a command uses: the --root value if given, else $VIRTUS_ROOT, else IMG_DEFAULT_ROOT. */
 const char *img_default_root(const char *cli_root);
 
@@ -65,5 +69,37 @@ int img_inspect_json(struct img_store *s, const char *ref, json_object **out, vt
 
 /* Give an image one more name. */
 int img_tag(struct img_store *s, const char *ref, const char *new_name, vt_err *err);
+
+/* `virtus image import`: a root file system tarball (plain, gzip or zstd) becomes a one-layer image with the
+ * config podman import writes (platform, history, empty run config). name may be NULL. */
+int img_import(struct img_store *s, const char *tar_path, const char *name, char out_id[IMG_ID_LEN + 1],
+	       vt_err *err);
+
+/* `virtus image load`: an archive `podman save` (or `virtus image save`) wrote, oci-archive or docker-archive.
+ * Every digest is checked; on failure the store is unchanged. *names receives each loaded image's name (its
+ * id when it has none); free with img_strings_free. */
+int img_load(struct img_store *s, const char *archive_path, char ***names, size_t *n_names, vt_err *err);
+void img_strings_free(char **v, size_t n);
+
+enum img_archive_format { IMG_FORMAT_DOCKER_ARCHIVE, IMG_FORMAT_OCI_ARCHIVE };
+/* `virtus image save`: the image as an archive both podman and docker load (OCI layout + manifest.json);
+ * layers gzip-compressed. fmt picks whose metadata is primary. */
+int img_save(struct img_store *s, const char *ref, const char *out_path, enum img_archive_format fmt, vt_err *err);
+
+/* `virtus image ls`. */
+struct img_summary {
+	char id[IMG_ID_LEN + 1];
+	char **names; /* normalised names, may be none */
+	size_t n_names;
+	long long created; /* seconds since the epoch, 0 if unknown */
+	unsigned long long size; /* bytes of the uncompressed layers */
+};
+int img_list(struct img_store *s, struct img_summary **out, size_t *n, vt_err *err);
+void img_list_free(struct img_summary *l, size_t n);
+
+/* `virtus image rm`: a name of an image with several names is removed alone (untag); otherwise the image goes,
+ * refused while a container (containers/<id>/container.json "image_id") uses it, with layers no other image
+ * uses. *untagged tells which happened; removed_id receives the image's id. */
+int img_remove(struct img_store *s, const char *ref, bool *untagged, char removed_id[IMG_ID_LEN + 1], vt_err *err);
 
 #endif

@@ -273,7 +273,7 @@ static int drive_children(struct create_ctx *c, vt_err *err)
 		case RT_SYNC_READY:
 			return 0;
 		case RT_SYNC_ERROR:
-			return vt_fail(err, "%s", m.msg);
+			return rt_sync_error(err, &m);
 		default:
 			return vt_fail(err, "container setup: unexpected message %d", m.type);
 		}
@@ -486,6 +486,12 @@ int rt_cmd_create(const struct rt_globals *g, const char *id, const struct rt_cr
 	pid_t pid;
 	int master;
 	return create_container(g, id, o, &pid, &master, err);
+}
+
+int rt_cmd_create_owned(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, pid_t *init_pid,
+			int *master, vt_err *err)
+{
+	return create_container(g, id, o, init_pid, master, err);
 }
 
 int rt_cmd_run(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, int *status,

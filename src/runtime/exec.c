@@ -230,7 +230,7 @@ static int launch(struct exec_ctx *c, pid_t *pid, vt_err *err)
 	if (rt_sync_recv(c->sock, &m, &eof))
 		return 0; /* EOF: execve happened */
 	rt_reap(*pid);
-	return vt_fail(err, "%s", m.type == RT_SYNC_ERROR ? m.msg : "exec: unexpected message");
+	return m.type == RT_SYNC_ERROR ? rt_sync_error(err, &m) : vt_fail(err, "exec: unexpected message");
 }
 
 static void ctx_free(struct exec_ctx *c)

@@ -6,6 +6,7 @@
 #include "runtime/seccomp.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -198,6 +199,11 @@ int rt_process_exec(const struct rt_process *p, vt_err *err)
 			putenv((char *)p->env[i]);
 	if (!getenv("PATH"))
 		setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+	/* The mask survives execve: a caller that blocks signals to wait with a signalfd (virtus's container
+	 * monitor) must not hand the container a process deaf to SIGTERM. */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	execvp(p->args[0], (char *const *)p->args);
 	return vt_fail_errno(err, errno, "cannot execute '%s'", p->args[0]);
 }

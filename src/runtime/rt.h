@@ -268,6 +268,10 @@ struct rt_create_opts {
 	bool own_console; /* run: with process.terminal and no --console-socket, give the pty to the caller */
 };
 int rt_cmd_create(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, vt_err *err);
+/* create for a caller that owns the container: *init_pid is init (our child: we become a child subreaper), and
+ * with o->own_console and process.terminal *master is the pty's master (else -1), for the caller to close. */
+int rt_cmd_create_owned(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, pid_t *init_pid,
+			int *master, vt_err *err);
 int rt_cmd_start(const struct rt_globals *g, const char *id, vt_err *err);
 /* create + start + wait; *status is the container's exit status (128+n on signal). */
 int rt_cmd_run(const struct rt_globals *g, const char *id, const struct rt_create_opts *o, int *status,
@@ -330,6 +334,9 @@ int rt_sync_send(int fd, int type, int value, const char *msg);
 int rt_sync_recv(int fd, struct rt_sync_msg *m, vt_err *err);
 /* Receive and insist on one type; an RT_SYNC_ERROR from the child becomes err. */
 int rt_sync_expect(int fd, int type, struct rt_sync_msg *m, vt_err *err);
+/* An RT_SYNC_ERROR message as err (its value is the child's errno: ENOENT/EACCES for a missing or unrunnable
+ * process.args[0]). Returns -1. */
+int rt_sync_error(vt_err *err, const struct rt_sync_msg *m);
 /* Child side: report err to the parent and exit. */
 __attribute__((noreturn)) void rt_sync_die(int fd, const vt_err *err);
 /* The middle process of create and exec: wait for the runtime's go-ahead on child_sock, enter(ctx) the

@@ -41,10 +41,18 @@ int rt_sync_expect(int fd, int type, struct rt_sync_msg *m, vt_err *err)
 	if (rt_sync_recv(fd, m, err))
 		return -1;
 	if (m->type == RT_SYNC_ERROR)
-		return vt_fail(err, "%s", m->msg);
+		return rt_sync_error(err, m);
 	if (m->type != type)
 		return vt_fail(err, "container setup: unexpected message %d (wanted %d)", m->type, type);
 	return 0;
+}
+
+int rt_sync_error(vt_err *err, const struct rt_sync_msg *m)
+{
+	vt_fail(err, "%s", m->msg);
+	if (err)
+		err->errnum = m->value;
+	return -1;
 }
 
 void rt_sync_die(int fd, const vt_err *err)
@@ -129,8 +137,17 @@ static bool is_executable(const char *path)
 int rt_check_executable(const struct rt_process *p, vt_err *err)
 {
 	const char *name = p->args[0];
-	if (strchr(name, '/'))
-		return is_executable(name) ? 0 : vt_fail(err, "process.args[0]: '%s' is not an executable file", name);
+	if (strchr(name, '/')) {
+		if (is_executable(name))
+			return 0;
+		/* The errno tells the caller which: not found (ENOENT) or not runnable (EACCES), as a shell does. */
+		int e = access(name, F_OK) ? ENOENT : EACCES;
+		vt_fail(err, "process.args[0]: '%s' is not an executable file%s", name,
+			e == ENOENT ? " (it does not exist)" : "");
+		if (err)
+			err->errnum = e;
+		return -1;
+	}
 	const char *path = NULL;
 	for (size_t i = 0; p->env && p->env[i]; i++)
 		if (!strncmp(p->env[i], "PATH=", 5))
@@ -144,5 +161,8 @@ int rt_check_executable(const struct rt_process *p, vt_err *err)
 		if (full && is_executable(full))
 			return 0;
 	}
-	return vt_fail(err, "process.args[0]: executable '%s' not found in PATH %s", name, path);
+	vt_fail(err, "process.args[0]: executable '%s' not found in PATH %s", name, path);
+	if (err)
+		err->errnum = ENOENT;
+	return -1;
 }

@@ -37,7 +37,11 @@ expect() {
 
 V=completion/virtus.bash R=completion/virtus-runtime.bash
 mkdir -p "$tmp/images" && : >"$tmp/images/disk.img" && : >"$tmp/kernel.bz"
-expect "virtus <TAB>: the commands" "--help --version help version vm" $V _virtus virtus ""
+expect "virtus <TAB>: the commands" "--help --version commit diff exec help image inspect kill logs pause ps rm run start stop unpause version vm" $V _virtus virtus ""
+expect "virtus run --n<TAB>: its options" "--name --network" $V _virtus virtus run --n
+expect "virtus run --network <TAB>: the modes" "bridge host none slirp" $V _virtus virtus run --network ""
+expect "virtus image <TAB>: the image commands" "--help history import inspect load ls rm save tag" $V _virtus virtus image ""
+expect "virtus image save --format <TAB>" "docker-archive oci-archive" $V _virtus virtus image save --format ""
 expect "virtus v<TAB>" "version vm" $V _virtus virtus v
 expect "virtus vm <TAB>" "--help probe run" $V _virtus virtus vm ""
 expect "virtus help vm <TAB>" "probe run" $V _virtus virtus help vm ""

@@ -1,0 +1,233 @@
+/* The per-container monitor: the process that owns a running container. It creates the container with the
+ * runtime library, plumbs its network, starts it, reaps it, records how it ended, and cleans up after it.
+ * A session leader and child subreaper, so it outlives the command that forked it (`run -d`). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "container/ctr_int.h"
+#include "lib/util.h"
+#include "runtime/rt.h"
+
+static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+
+struct monitor {
+	struct ctr_launch *l;
+	struct rt_globals rt;
+	int sock;
+	pid_t init;
+	int master;   /* the container's pty, or -1 */
+	int log;      /* the log file (detached), or -1 */
+};
+
+static int send_msg(int sock, int type, int value, const char *text, int fd)
+{
+	struct ctr_msg m = { .type = type, .value = value };
+	if (text)
+		snprintf(m.msg, sizeof(m.msg), "%s", text);
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (fd >= 0) {
+		h.msg_control = cbuf;
+		h.msg_controllen = sizeof(cbuf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&h);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	return sendmsg(sock, &h, MSG_NOSIGNAL) == (ssize_t)sizeof(m) ? 0 : -1;
+}
+
+/* Detached: stdout and stderr go to the log, stdin is empty. Foreground: the caller's, stdin only with -i. */
+static int setup_stdio(struct monitor *mo, vt_err *err)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0)
+		return vt_fail_errno(err, errno, "/dev/null");
+	if (mo->l->detach || !mo->l->interactive)
+		dup2(null, 0);
+	close(null);
+	if (!mo->l->detach)
+		return 0;
+	cleanup_free char *path = ctr_path(mo->l->store, mo->l->id, "ctr.log");
+	mo->log = path ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+	if (mo->log < 0)
+		return vt_fail_errno(err, errno, "cannot open the container's log");
+	dup2(mo->log, 1);
+	dup2(mo->log, 2);
+	return 0;
+}
+
+struct started {
+	pid_t init, monitor;
+	unsigned long long monitor_start;
+	const char *addr;
+};
+
+static void set_running(json_object *rec, void *arg)
+{
+	const struct started *s = arg;
+	cleanup_free char *now = rt_now_rfc3339();
+	ctr_rec_set_str(rec, "State", "running");
+	ctr_rec_set_int(rec, "Pid", s->init);
+	ctr_rec_set_int(rec, "MonitorPid", s->monitor);
+	ctr_rec_set_int(rec, "MonitorStartTime", (long long)s->monitor_start);
+	ctr_rec_set_str(rec, "StartedAt", now);
+	ctr_rec_set_str(rec, "FinishedAt", "");
+	ctr_rec_set_int(rec, "ExitCode", 0);
+	ctr_rec_set_str(rec, "IPAddress", s->addr);
+}
+
+static void set_exited(json_object *rec, void *arg)
+{
+	cleanup_free char *now = rt_now_rfc3339();
+	ctr_rec_set_str(rec, "State", "exited");
+	ctr_rec_set_int(rec, "ExitCode", *(int *)arg);
+	ctr_rec_set_str(rec, "FinishedAt", now);
+	ctr_rec_set_int(rec, "Pid", 0);
+}
+
+/* Everything the monitor set up, in reverse: the runtime's container, the network, the rootfs mount. */
+static void teardown(struct monitor *mo)
+{
+	vt_err ignored;
+	rt_cmd_delete(&mo->rt, mo->l->id, true, &ignored);
+	cnet_detach(mo->l->store->root, mo->l->id, &mo->l->lease, &ignored);
+	ctr_unmount_rootfs(mo->l->store, mo->l->id);
+}
+
+static __attribute__((noreturn)) void fail_start(struct monitor *mo, vt_err *err)
+{
+	if (mo->init > 0) {
+		kill(mo->init, SIGKILL);
+		rt_reap(mo->init);
+	}
+	teardown(mo);
+	send_msg(mo->sock, CTR_MSG_ERROR, ctr_error_status(err), err->msg, -1);
+	_exit(CTR_EXIT_ERROR);
+}
+
+static int create_and_start(struct monitor *mo, vt_err *err)
+{
+	cleanup_free char *bundle = ctr_path(mo->l->store, mo->l->id, "bundle");
+	struct rt_create_opts co = { .bundle = bundle, .own_console = mo->l->tty };
+	if (!bundle)
+		return vt_fail_errno(err, ENOMEM, "bundle");
+	if (rt_cmd_create_owned(&mo->rt, mo->l->id, &co, &mo->init, &mo->master, err))
+		return -1;
+	/* Before start: the program's first look at its terminal must see the caller's size. */
+	struct winsize ws;
+	if (mo->master >= 0 && !mo->l->detach && !ioctl(0, TIOCGWINSZ, &ws))
+		ioctl(mo->master, TIOCSWINSZ, &ws);
+	if (cnet_attach(mo->l->store->root, mo->l->id, &mo->l->net, mo->init, &mo->l->lease, err))
+		return vt_err_prefix(err, "network");
+	if (rt_cmd_start(&mo->rt, mo->l->id, err))
+		return -1;
+	struct started s = { .init = mo->init, .monitor = getpid(), .addr = mo->l->lease.addr };
+	rt_proc_start_time(s.monitor, &s.monitor_start);
+	return ctr_record_update(mo->l->store, mo->l->id, set_running, &s, err);
+}
+
+/* Copy what the pty has to the log (detached with a terminal): the container must never block on it. */
+static bool drain(int from, int to)
+{
+	char buf[4096];
+	ssize_t n = read(from, buf, sizeof(buf));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return true;
+	return n > 0 && !write_all(to, buf, (size_t)n);
+}
+
+static void on_signal(struct monitor *mo, int sfd)
+{
+	struct signalfd_siginfo si;
+	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		/* The caller's terminal changed size: the container's pty follows (the kernel then signals it). */
+		if (si.ssi_signo == SIGWINCH && mo->master >= 0 && !mo->l->detach) {
+			struct winsize ws;
+			if (!ioctl(0, TIOCGWINSZ, &ws))
+				ioctl(mo->master, TIOCSWINSZ, &ws);
+			continue;
+		}
+		kill(mo->init, (int)si.ssi_signo);
+	}
+}
+
+/* Wait for init to end, forwarding signals and draining the pty; its exit status (128+n when killed). */
+static int wait_container(struct monitor *mo, int sfd)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, mo->init, 0);
+	bool pty = mo->master >= 0 && mo->l->detach;
+	if (pty)
+		fcntl(mo->master, F_SETFL, fcntl(mo->master, F_GETFL) | O_NONBLOCK);
+	while (pfd >= 0) {
+		struct pollfd p[3] = {
+			{ .fd = pfd, .events = POLLIN },
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = pty ? mo->master : -1, .events = POLLIN },
+		};
+		if (poll(p, 3, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			on_signal(mo, sfd);
+		if (p[2].revents && !drain(mo->master, mo->log))
+			pty = false;
+		if (p[0].revents)
+			break;
+	}
+	while (pty && drain(mo->master, mo->log))
+		;
+	if (pfd >= 0)
+		close(pfd);
+	int ws = rt_reap(mo->init);
+	if (ws < 0)
+		return 255;
+	return WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws);
+}
+
+static int block_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+		sigaddset(&set, forwarded[i]);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+void ctr_monitor_main(struct ctr_launch *l, int sock)
+{
+	struct monitor mo = { .l = l, .rt = { .root = l->store->run }, .sock = sock, .master = -1, .log = -1 };
+	vt_err err = { 0 };
+	setsid();
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	/* Blocked before the container exists: a Ctrl-C that arrives during create is forwarded, not lost. */
+	int sfd = block_signals();
+	if (sfd < 0) {
+		vt_fail_errno(&err, errno, "signalfd");
+		fail_start(&mo, &err);
+	}
+	if (setup_stdio(&mo, &err) || create_and_start(&mo, &err))
+		fail_start(&mo, &err);
+	/* Foreground with a terminal: the caller relays it; we keep a copy only to follow its window size. */
+	send_msg(sock, CTR_MSG_STARTED, mo.init, NULL, l->detach ? -1 : mo.master);
+	close(sock);
+	int status = wait_container(&mo, sfd);
+	ctr_record_update(l->store, l->id, set_exited, &status, &err);
+	teardown(&mo);
+	if (l->auto_remove)
+		ctr_remove_dir(l->store, l->id, &err);
+	_exit(status);
+}

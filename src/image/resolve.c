@@ -1,0 +1,192 @@
+/* Using an image: import a root file system tarball, resolve a reference, mount the layers as an overlay. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "image/internal.h"
+#include "lib/util.h"
+
+/* What podman import writes: the platform, the layer, a history entry, and an empty run config. */
+static json_object *import_config(const char *diff_id, const char *source)
+{
+	char now[40];
+	img_now_rfc3339(now);
+	json_object *c = json_object_new_object();
+	json_object_object_add(c, "created", json_object_new_string(now));
+	json_object_object_add(c, "architecture", json_object_new_string(img_host_arch()));
+	json_object_object_add(c, "os", json_object_new_string("linux"));
+	json_object_object_add(c, "config", json_object_new_object());
+	json_object *rootfs = json_object_new_object(), *ids = json_object_new_array();
+	json_object_object_add(rootfs, "type", json_object_new_string("layers"));
+	json_object_array_add(ids, json_object_new_string(diff_id));
+	json_object_object_add(rootfs, "diff_ids", ids);
+	json_object_object_add(c, "rootfs", rootfs);
+	json_object *h = json_object_new_object(), *history = json_object_new_array();
+	json_object_object_add(h, "created", json_object_new_string(now));
+	char by[PATH_MAX + 64];
+	snprintf(by, sizeof(by), "virtus image import %s", source);
+	json_object_object_add(h, "created_by", json_object_new_string(by));
+	json_object_object_add(h, "comment", json_object_new_string("imported from tarball"));
+	json_object_array_add(history, h);
+	json_object_object_add(c, "history", history);
+	return c;
+}
+
+static int import_locked(struct img_store *s, int fd, const char *tar_path, const char *name,
+			 char out_id[IMG_ID_LEN + 1], vt_err *err)
+{
+	struct img_txn txn = { 0 };
+	char diff_id[IMG_ID_LEN + 1], compressed[IMG_ID_LEN + 1];
+	if (img_layer_unpack(s, fd, NULL, 0, diff_id, compressed, &txn, err) < 0)
+		return vt_err_prefix(err, "importing %s", tar_path);
+	json_object *config = import_config(diff_id, tar_path);
+	char *ids[] = { diff_id };
+	int rc = img_store_image(s, config, NULL, 0, ids, 1, name, out_id, &txn, err);
+	json_object_put(config);
+	if (rc < 0)
+		img_txn_rollback(&txn);
+	else
+		img_txn_done(&txn);
+	return rc;
+}
+
+int img_import(struct img_store *s, const char *tar_path, const char *name, char out_id[IMG_ID_LEN + 1],
+	       vt_err *err)
+{
+	cleanup_free char *norm = NULL;
+	if (name && img_normalize_name(name, &norm, err) < 0)
+		return -1;
+	cleanup_close int fd = open(tar_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vt_fail_errno(err, errno, "cannot open %s", tar_path);
+	if (img_store_lock(s, true, err) < 0)
+		return -1;
+	int rc = import_locked(s, fd, tar_path, norm, out_id, err);
+	img_store_unlock(s);
+	return rc;
+}
+
+/* --- resolving --- */
+
+void img_image_free(struct img_image *img)
+{
+	if (!img)
+		return;
+	free(img->name);
+	json_object_put(img->config);
+	img_strv_free(img->layer_dirs, img->n_layers);
+	img_strv_free(img->diff_ids, img->n_layers);
+	free(img);
+}
+
+int img_record_to_image(struct img_store *s, const struct img_record *r, const char *name, struct img_image **out,
+			vt_err *err)
+{
+	struct img_image *img = calloc(1, sizeof(*img));
+	if (!img)
+		return vt_fail_errno(err, ENOMEM, "image");
+	snprintf(img->id, sizeof(img->id), "%s", r->id);
+	img->config = json_object_get(r->config);
+	if (img_record_diff_ids(r, &img->diff_ids, &img->n_layers, err) < 0) {
+		img_image_free(img);
+		return -1;
+	}
+	if ((name && !(img->name = strdup(name))) || !(img->layer_dirs = calloc(img->n_layers + 1, sizeof(char *)))) {
+		img_image_free(img);
+		return vt_fail_errno(err, ENOMEM, "image");
+	}
+	for (size_t i = 0; i < img->n_layers; i++) {
+		img->layer_dirs[i] = img_layer_dir(s, img->diff_ids[i]);
+		if (!img->layer_dirs[i] || img_layer_ensure(s, img->diff_ids[i], img->layer_dirs, i, err) < 0) {
+			img_image_free(img);
+			return -1;
+		}
+	}
+	*out = img;
+	return 0;
+}
+
+int img_resolve(struct img_store *s, const char *ref, struct img_image **out, vt_err *err)
+{
+	/* Exclusive: a layer that went missing is unpacked again here. */
+	if (img_store_lock(s, true, err) < 0)
+		return -1;
+	struct img_catalog c;
+	int rc = img_catalog_load(s, &c, err);
+	if (rc == 0) {
+		const char *matched = NULL;
+		struct img_record *r = img_catalog_find(&c, ref, &matched, err);
+		rc = r ? img_record_to_image(s, r, matched, out, err) : -1;
+		img_catalog_free(&c);
+	}
+	img_store_unlock(s);
+	return rc;
+}
+
+/* --- mounting --- */
+
+/* The lower dirs as short links relative to <root>/layers, top first: "l/<16 hex>:l/<16 hex>". */
+static char *lowerdir_option(struct img_store *s, const struct img_image *img, vt_err *err)
+{
+	size_t cap = img->n_layers * 20 + 16, len = 0;
+	char *o = malloc(cap);
+	if (!o) {
+		vt_fail_errno(err, ENOMEM, "mount options");
+		return NULL;
+	}
+	o[0] = '\0';
+	if (img->n_layers == 0) {
+		strcpy(o, ".empty");
+		return o;
+	}
+	for (size_t i = img->n_layers; i-- > 0;) {
+		if (img_layer_link(s, img->diff_ids[i], NULL, err) < 0) {
+			free(o);
+			return NULL;
+		}
+		len += (size_t)snprintf(o + len, cap - len, "%sl/%.16s", len ? ":" : "", img_digest_hex(img->diff_ids[i]));
+	}
+	return o;
+}
+
+static int mount_in_layers(struct img_store *s, const char *data, const char *target, vt_err *err)
+{
+	cleanup_free char *layers = img_path(s, "layers");
+	cleanup_free char *empty = img_path(s, "layers/.empty");
+	cleanup_close int old_cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!layers || !empty || old_cwd < 0)
+		return vt_fail_errno(err, errno ? errno : ENOMEM, "mount");
+	if (mkdir(empty, 0755) < 0 && errno != EEXIST)
+		return vt_fail_errno(err, errno, "cannot create %s", empty);
+	if (chdir(layers) < 0)
+		return vt_fail_errno(err, errno, "cannot enter %s", layers);
+	int rc = 0;
+	if (mount("overlay", target, "overlay", 0, data) < 0)
+		rc = vt_fail_errno(err, errno, "cannot mount the image's layers on %s", target);
+	if (fchdir(old_cwd) < 0 && rc == 0)
+		rc = vt_fail_errno(err, errno, "cannot return to the working directory");
+	return rc;
+}
+
+int img_mount(struct img_store *s, const struct img_image *img, const char *upper_dir, const char *work_dir,
+	      const char *target, vt_err *err)
+{
+	cleanup_free char *upper = realpath(upper_dir, NULL);
+	cleanup_free char *work = realpath(work_dir, NULL);
+	cleanup_free char *tgt = realpath(target, NULL);
+	if (!upper || !work || !tgt)
+		return vt_fail_errno(err, errno, "overlay directories (%s, %s, %s)", upper_dir, work_dir, target);
+	cleanup_free char *lower = lowerdir_option(s, img, err);
+	cleanup_free char *data = NULL;
+	if (!lower)
+		return -1;
+	if (asprintf(&data, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work) < 0)
+		return vt_fail_errno(err, ENOMEM, "mount options");
+	if (strlen(data) >= 4096)
+		return vt_fail(err, "image %s has too many layers to mount (%zu)", img->id, img->n_layers);
+	return mount_in_layers(s, data, tgt, err);
+}

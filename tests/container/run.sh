@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# virtus run: exit statuses, the flags that shape the container (-e -w -u -v --memory --pids-limit --cpus
+# --network), -it, --rootfs, --rm, signal forwarding, and bad inputs that must leave nothing behind.
+source "$(dirname "$0")/lib.bash"
+require_root
+
+ROOTFS=$WORK/rootfs
+busybox_rootfs "$ROOTFS"
+busybox_tar "$WORK/bb.tar"
+v image import "$WORK/bb.tar" bb >/dev/null || { echo "not ok 1 - image import"; exit 1; }
+cp -a "$ROOTFS" "$WORK/rootfs.orig"
+R=(--rm --network none)
+
+# What a container can leave behind: records, mounts under the store, runtime state, cgroups named by a container
+# id, monitor processes. Listed one a line; a test compares the lists before and after (other people's
+# containers may come and go in the host's cgroups meanwhile: only new entries count).
+leftovers() {
+	{
+		ls "$STORE/containers" 2>/dev/null | grep '^[0-9a-f]\{64\}$' | sed 's/^/record /'
+		grep -F " $STORE/" /proc/self/mounts | awk '{print "mount " $2}'
+		ls "$STORE/run" 2>/dev/null | sed 's/^/runtime /'
+		find /sys/fs/cgroup -maxdepth 3 -path '*/virtus/*' -type d -regextype egrep -regex '.*/[0-9a-f]{64}' 2>/dev/null
+	} | sort
+}
+# new_leftovers BEFORE: what is there now and was not before ("" when nothing).
+new_leftovers() { comm -13 <(echo "$1") <(leftovers) | grep . ; }
+BASE=$(leftovers)
+
+v run "${R[@]}" bb sh -c 'exit 7'
+check "the container's exit status is run's" test $? = 7
+v run "${R[@]}" --name k9 bb sleep 60 &
+pid=$!
+sleep 1
+v kill k9 >/dev/null
+wait $pid
+check "a container killed by SIGKILL: 137" test $? = 137
+
+out=$(v run "${R[@]}" -e FOO=bar -e BAZ -w /tmp -u nobody bb sh -c 'echo "$FOO/$BAZ/$(pwd)/$(id -u):$(id -g)"')
+check "-e, -w, -u nobody (name from the image's passwd): '$out'" test "$out" = "bar///tmp/65534:65534"
+out=$(BAZ=fromhost v run "${R[@]}" -e BAZ -u 1000:65534 bb sh -c 'echo "$BAZ $(id -u):$(id -g)"')
+check "-e KEY takes the caller's value; -u UID:GID: '$out'" test "$out" = "fromhost 1000:65534"
+out=$(v run "${R[@]}" bb hostname)
+check "the hostname is the short id (12 hex): '$out'" grep -qE '^[0-9a-f]{12}$' <<<"$out"
+
+v run "${R[@]}" -v "$WORK/vol/sub:/data" bb sh -c 'echo written > /data/f'
+check "-v creates the host dir and the container writes to it" grep -qx written "$WORK/vol/sub/f"
+v run "${R[@]}" -v "$WORK/vol/sub:/data:ro" bb sh -c 'cat /data/f && echo no > /data/g' >/dev/null 2>&1
+rc=$?
+check "-v :ro: readable, a write is refused (rc $rc)" test $rc != 0 -a ! -e "$WORK/vol/sub/g"
+
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+	mem=/sys/fs/cgroup/memory.max pids=/sys/fs/cgroup/pids.max cpu=/sys/fs/cgroup/cpu.max
+else
+	mem=/sys/fs/cgroup/memory/memory.limit_in_bytes pids=/sys/fs/cgroup/pids/pids.max
+	cpu=/sys/fs/cgroup/cpu/cpu.cfs_quota_us
+fi
+out=$(v run "${R[@]}" --memory 64M --pids-limit 20 --cpus 0.5 bb sh -c "cat $mem $pids $cpu" | tr '\n' ' ')
+check "--memory 64M, --pids-limit 20, --cpus 0.5 in the container's cgroup: '$out'" \
+	grep -qE '^67108864 20 (50000|50000 100000) $' <<<"$out"
+
+out=$(v run --rm --network none --rootfs "$ROOTFS" sh -c 'echo new > /newfile; rm /bin/vi; cat /newfile')
+check "--rootfs: the container sees its own changes" test "$out" = new
+check "--rootfs: the directory itself is never modified" diff -r --no-dereference "$ROOTFS" "$WORK/rootfs.orig"
+
+out=$(v run "${R[@]}" bb ls /sys/class/net | tr '\n' ' ')
+check "--network none: only lo ('$out')" test "$out" = "lo "
+out=$(v run --rm --network host bb readlink /proc/1/ns/net)
+check "--network host: the host's namespace" test "$out" = "$(readlink /proc/self/ns/net)"
+
+# script's stdin stays open meanwhile: its end of input would reach the container as ^D.
+out=$(sleep 2 | script -qec "stty rows 33 cols 77; $VIRTUS --root $STORE run -it ${R[*]} bb sh -c 'tty; stty size; exit 5'" /dev/null | tr -d '\r')
+rc=$?
+check "-it: a terminal with the caller's window size, status passed (rc $rc): $(echo $out)" \
+	eval 'grep -q "^/dev/pts/" <<<"$out" && grep -qx "33 77" <<<"$out" && test $rc = 5'
+
+# Not through v(): $! must be virtus itself.
+"$VIRTUS" --root "$STORE" run "${R[@]}" bb sh -c 'trap "exit 42" TERM; while :; do sleep 0.1; done' &
+pid=$!
+sleep 1
+kill -TERM $pid
+wait $pid
+check "a signal to a foreground run reaches the container" test $? = 42
+echo hello | v run "${R[@]}" -i bb cat >"$WORK/out"
+check "-i passes stdin" grep -qx hello "$WORK/out"
+check "without -i the container reads nothing" test -z "$(echo hello | v run "${R[@]}" bb cat)"
+
+check "--rm and successful runs leave nothing behind" test -z "$(new_leftovers "$BASE")"
+
+# Bad inputs: a clear message, the right status, nothing left.
+expect() { # NAME STATUS PATTERN ARGS...
+	local name=$1 want=$2 pat=$3 out rc
+	shift 3
+	out=$(v "$@" 2>&1)
+	rc=$?
+	if [ $rc = "$want" ] && grep -qiE "$pat" <<<"$out" && [ -z "$(new_leftovers "$BASE")" ]; then
+		ok "$name"
+	else
+		not_ok "$name" "rc $rc (want $want)" "$(head -3 <<<"$out")" "left behind: $(new_leftovers "$BASE" | head -5)"
+	fi
+}
+expect "unknown image: 125" 125 "nosuchimage" run "${R[@]}" nosuchimage true
+expect "command not found in the image: 127" 127 "not found" run "${R[@]}" bb nosuchcmd
+expect "a missing path: 127" 127 "not an executable" run "${R[@]}" bb /no/such
+expect "a command that is not executable: 126" 126 "not an executable" run "${R[@]}" bb /etc/passwd
+expect "bad --memory: 125" 125 "memory" run "${R[@]}" --memory lots bb true
+expect "bad --cpus: 125" 125 "cpus" run "${R[@]}" --cpus -1 bb true
+expect "bad -p: 125" 125 "port" run --rm -p 99999:80 bb true
+expect "relative -v: 125" 125 "absolute" run "${R[@]}" -v rel:/data bb true
+expect "unknown user: 125" 125 "nosuchuser" run "${R[@]}" -u nosuchuser bb true
+expect "bad --network: 125" 125 "network|mode" run --rm --network wifi bb true
+expect "unknown option: usage error 2" 2 "usage" run --frobnicate bb true
+expect "no image: usage" 125 "image" run
+expect "bad name: 125" 125 "name" run "${R[@]}" --name 'a b' bb true
+v run -d --network none --name taken bb sleep 30 >/dev/null
+BASE2=$(leftovers)
+out=$(v run "${R[@]}" --name taken bb true 2>&1)
+rc=$?
+check "a name in use: 125 naming the container, nothing left" \
+	eval '[ $rc = 125 ] && grep -q "already in use" <<<"$out" && [ -z "$(new_leftovers "$BASE2")" ]'
+v rm -f taken >/dev/null
+check "rm -f leaves nothing" test -z "$(new_leftovers "$BASE")"
+
+out=$(v run --help)
+check "run --help: usage on stdout, status 0" eval '[ $? = 0 ] && grep -q "^usage: virtus run" <<<"$out"'
+finish
