@@ -35,7 +35,8 @@
  * keeps the bound sockets in lease->port_fds as a reservation for the container's life (a DNAT'd port never
  * reaches them). They are close-on-exec: a monitor that is fork()ed from the CLI inherits them, and the CLI
  * then calls cnet_release_ports() on its own copy; a monitor that exec()s must clear FD_CLOEXEC and get the
- * numbers. cnet_detach closes them. For slirp, cnet_attach hands them over to libslirp's own listeners. */
+ * numbers. cnet_detach closes them. For slirp the ports are only checked in cnet_prepare (bound and closed):
+ * libslirp's own listeners take them at cnet_attach. */
 #ifndef VIRTUS_CONTAINER_NET_H
 #define VIRTUS_CONTAINER_NET_H
 
