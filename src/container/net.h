@@ -25,9 +25,9 @@
  *   cnet_detach   when the container stops or is removed: rules, links, address and slirp go. Idempotent.
  *   cnet_gc       at start of every run: removes what a crashed container left (rules/leases whose container
  *                 record is gone).
- * State: the bridge is host-wide, so address leases are too: /run/virtus/net/leases/<addr> (a tmpfs: a reboot
+ * State: the bridge is host-wide, so address leases are too: /run/virtus-net/leases/<addr> (a tmpfs: a reboot
  * ends every lease with its container), each naming the store root, the container id and the holder process
- * (the CLI after prepare, the monitor after attach), under the lock /run/virtus/net/lock. A lease whose
+ * (the CLI after prepare, the monitor after attach), under the lock /run/virtus-net/lock. A lease whose
  * container record (<store root>/containers/<id>) is gone and whose holder is dead is reclaimed by cnet_gc,
  * which also deletes that container's rules and veth. Nothing prints.
  *

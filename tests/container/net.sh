@@ -21,7 +21,7 @@ get() {
 	return 1
 }
 rules_of() { nft list table ip virtus 2>/dev/null | grep -c "virtus:$1\""; }
-leases_of() { grep -lx "$1" /run/virtus/net/leases/* 2>/dev/null | wc -l; }
+leases_of() { grep -lx "$1" /run/virtus-net/leases/* 2>/dev/null | wc -l; }
 site() { echo "echo site-$1 > /www/index.html && exec httpd -f -p 80 -h /www"; }
 
 for mode in bridge slirp; do
@@ -72,10 +72,10 @@ check "host: the host's links ($out)" test "$out" = "$(ip -o link | wc -l)"
 busybox nc -l -p $P3 >/dev/null 2>&1 &
 ncpid=$!
 sleep 0.2
-before="$(v ps -a -q | wc -l) $(ls /run/virtus/net/leases 2>/dev/null | wc -l)"
+before="$(v ps -a -q | wc -l) $(ls /run/virtus-net/leases 2>/dev/null | wc -l)"
 v run -d -p $P3:80 bb httpd -f -p 80 >"$WORK/err" 2>&1
 rc=$?
-after="$(v ps -a -q | wc -l) $(ls /run/virtus/net/leases 2>/dev/null | wc -l)"
+after="$(v ps -a -q | wc -l) $(ls /run/virtus-net/leases 2>/dev/null | wc -l)"
 check "a taken port fails the run (rc $rc): $(cat "$WORK/err")" \
 	sh -c "[ $rc != 0 ] && grep -q 'port $P3/tcp on 0.0.0.0 is already in use' '$WORK/err'"
 check "... and leaves no container nor lease ($before -> $after)" test "$before" = "$after"

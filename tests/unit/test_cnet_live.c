@@ -29,7 +29,7 @@
 
 #include "container/net.h"
 
-#define LEASE_DIR "/run/virtus/net/leases"
+#define LEASE_DIR "/run/virtus-net/leases"
 
 struct ctr {
 	char id[64];
