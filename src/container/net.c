@@ -71,6 +71,9 @@ int cnet_prepare(const char *store_root, const char *id, const struct cnet_confi
 		rc = cnet_bridge_prepare(store_root, id, out, err);
 		break;
 	case CNET_SLIRP:
+		/* Checked, not held: libslirp listens on the ports itself at attach, and copies of a held socket
+		 * would live on in the container's init until it execs. */
+		cnet_release_ports(out);
 		snprintf(out->addr, sizeof(out->addr), "%s", CNET_SLIRP_ADDR);
 		snprintf(out->gateway, sizeof(out->gateway), "%s", CNET_SLIRP_GW);
 		break;
@@ -108,8 +111,7 @@ int cnet_attach(const char *store_root, const char *id, const struct cnet_config
 		}
 		return 0;
 	case CNET_SLIRP:
-		/* libslirp binds the host ports itself: hand it the reservation. */
-		cnet_release_ports(lease);
+		cnet_release_ports(lease); /* (none are held: see prepare) */
 		if (loopback_up(pid, err) < 0)
 			return -1;
 		return cnet_slirp_start(pid, c, &lease->slirp, err);

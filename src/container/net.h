@@ -5,8 +5,9 @@
  *           publishing in the kernel with nftables (table "ip virtus", through libnftables, one batch per
  *           change; each container's rules carry the comment "virtus:<id>");
  *           containers of one host reach each other by address. The subnet is the bridge's own address: when
- *           virtus0 is missing it is made with $VIRTUS_SUBNET (default 10.88.0.0/16; the bridge takes the
- *           first address, 10.88.0.1), and an existing bridge's address is always used as it is.
+ *           virtus0 is missing it is made with $VIRTUS_SUBNET (default 10.99.0.0/16, not podman's 10.88.0.0/16
+ *           which its cni-podman0/podman0 bridge takes on the same host; the bridge takes the first address,
+ *           10.99.0.1), and an existing bridge's address is always used as it is.
  *           -p also answers connections the host makes to 127.0.0.1 (an output-hook DNAT, route_localnet=1 on
  *           virtus0 and masquerade of 127/8 leaving virtus0: kept in the kernel, no proxy process, for
  *           speed); packets from the bridge to 127/8 are dropped, so route_localnet opens nothing to the
@@ -24,9 +25,9 @@
  *   cnet_detach   when the container stops or is removed: rules, links, address and slirp go. Idempotent.
  *   cnet_gc       at start of every run: removes what a crashed container left (rules/leases whose container
  *                 record is gone).
- * State: the bridge is host-wide, so address leases are too: /run/virtus/net/leases/<addr> (a tmpfs: a reboot
+ * State: the bridge is host-wide, so address leases are too: /run/virtus-net/leases/<addr> (a tmpfs: a reboot
  * ends every lease with its container), each naming the store root, the container id and the holder process
- * (the CLI after prepare, the monitor after attach), under the lock /run/virtus/net/lock. A lease whose
+ * (the CLI after prepare, the monitor after attach), under the lock /run/virtus-net/lock. A lease whose
  * container record (<store root>/containers/<id>) is gone and whose holder is dead is reclaimed by cnet_gc,
  * which also deletes that container's rules and veth. Nothing prints.
  *
@@ -34,7 +35,8 @@
  * keeps the bound sockets in lease->port_fds as a reservation for the container's life (a DNAT'd port never
  * reaches them). They are close-on-exec: a monitor that is fork()ed from the CLI inherits them, and the CLI
  * then calls cnet_release_ports() on its own copy; a monitor that exec()s must clear FD_CLOEXEC and get the
- * numbers. cnet_detach closes them. For slirp, cnet_attach hands them over to libslirp's own listeners. */
+ * numbers. cnet_detach closes them. For slirp the ports are only checked in cnet_prepare (bound and closed):
+ * libslirp's own listeners take them at cnet_attach. */
 #ifndef VIRTUS_CONTAINER_NET_H
 #define VIRTUS_CONTAINER_NET_H
 

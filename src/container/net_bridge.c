@@ -10,7 +10,9 @@
 #include "container/net_int.h"
 #include "lib/util.h"
 
-#define SUBNET_DEFAULT "10.88.0.0/16"
+/* Not podman's 10.88.0.0/16: both tools live on one host (and the benchmarks run them side by side). */
+#define SUBNET_DEFAULT "10.99.0.0/16"
+#define LINK_WAIT_MS 3000
 
 static int parse_cidr(const char *s, struct in_addr *net, unsigned *prefix, vt_err *err)
 {
@@ -95,7 +97,7 @@ static int configure_inside(pid_t pid, struct in_addr addr, unsigned prefix, str
 	if (index <= 0)
 		return index < 0 ? -1 : vt_fail(err, "eth0 is missing in the container");
 	if (nl_addr_add(nl, index, addr, prefix, err) < 0 || nl_link_up(nl, "eth0", err) < 0 ||
-	    nl_route_default(nl, gw, err) < 0)
+	    nl_route_default(nl, gw, err) < 0 || nl_link_wait_running(nl, "eth0", LINK_WAIT_MS, err) < 0)
 		return -1;
 	return 0;
 }
@@ -118,6 +120,16 @@ static int make_veth(int nl, const char *id, pid_t pid, vt_err *err)
 	return 0;
 }
 
+static int wait_host_side(int nl, const char *id, vt_err *err)
+{
+	char host_end[16];
+	cnet_veth_name(id, host_end);
+	if (nl_link_wait_running(nl, host_end, LINK_WAIT_MS, err) < 0 ||
+	    nl_link_wait_running(nl, CNET_BRIDGE_NAME, LINK_WAIT_MS, err) < 0)
+		return -1;
+	return 0;
+}
+
 int cnet_bridge_attach(const char *store_root, const char *id, const struct cnet_config *c, pid_t pid,
 		       struct cnet_lease *lease, vt_err *err)
 {
@@ -131,7 +143,8 @@ int cnet_bridge_attach(const char *store_root, const char *id, const struct cnet
 		return -1;
 	cleanup_close int nl = nl_open(err);
 	if (nl < 0 || make_veth(nl, id, pid, err) < 0 || configure_inside(pid, addr, prefix, gw, err) < 0 ||
-	    cnet_nft_add_container(id, addr, gw, c, err) < 0 || cnet_lease_set_holder(id, err) < 0)
+	    wait_host_side(nl, id, err) < 0 || cnet_nft_add_container(id, addr, gw, c, err) < 0 ||
+	    cnet_lease_set_holder(id, err) < 0)
 		return vt_err_prefix(err, "container network");
 	return 0;
 }

@@ -19,6 +19,9 @@ int nl_open_in_pid_netns(pid_t pid, vt_err *err);
 /* The index of a link by name, 0 when there is none, -1 on error. */
 int nl_link_index(int nl, const char *name, vt_err *err);
 int nl_link_up(int nl, const char *name, vt_err *err);
+/* Wait until the kernel has made the link operational (its carrier is on and its queue attached): packets
+ * sent before are dropped, so the container's first connection would wait for a retransmission. */
+int nl_link_wait_running(int nl, const char *name, unsigned timeout_ms, vt_err *err);
 int nl_bridge_create(int nl, const char *name, vt_err *err);
 /* A veth pair: host_name in this namespace under master_index, peer_name in the namespace of netns_fd. */
 int nl_veth_create(int nl, const char *host_name, int master_index, const char *peer_name, int netns_fd,

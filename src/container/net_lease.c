@@ -1,4 +1,4 @@
-/* Address leases of the bridge: one file per address under /run/virtus/net/leases, made with O_EXCL under
+/* Address leases of the bridge: one file per address under /run/virtus-net/leases, made with O_EXCL under
  * one flock, holding "STORE_ROOT\nID\nPID STARTTIME\n". The holder (pid and its start time, so a reused pid
  * does not count) is who is responsible for the lease; see net.h for when one is reclaimed. */
 #include <arpa/inet.h>
@@ -15,8 +15,8 @@
 #include "container/net_int.h"
 #include "lib/util.h"
 
-#define RUN_DIR "/run/virtus"
-#define NET_DIR RUN_DIR "/net"
+/* Not under /run/virtus: that directory belongs to the VMM's jails (and must be empty when none runs). */
+#define NET_DIR "/run/virtus-net"
 #define LEASE_DIR NET_DIR "/leases"
 
 struct lease_rec {
@@ -54,7 +54,7 @@ static bool holder_alive(const struct lease_rec *r)
 
 static int lock_net_dir(vt_err *err)
 {
-	if ((mkdir(RUN_DIR, 0755) < 0 && errno != EEXIST) || (mkdir(NET_DIR, 0755) < 0 && errno != EEXIST) ||
+	if ((mkdir(NET_DIR, 0755) < 0 && errno != EEXIST) ||
 	    (mkdir(LEASE_DIR, 0755) < 0 && errno != EEXIST))
 		return vt_fail_errno(err, errno, "creating %s", LEASE_DIR);
 	int fd = open(NET_DIR "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);

@@ -87,6 +87,8 @@ static void append(char **buf, size_t *len, size_t *cap, const char *line)
 	*len += n;
 }
 
+static int delete_stale_port_rules(const struct cnet_config *c, vt_err *err);
+
 int cnet_nft_add_container(const char *id, struct in_addr addr, struct in_addr gw, const struct cnet_config *c,
 			   vt_err *err)
 {
@@ -119,6 +121,8 @@ int cnet_nft_add_container(const char *id, struct in_addr addr, struct in_addr g
 	}
 	if (len == 0)
 		return 0;
+	if (delete_stale_port_rules(c, err) < 0)
+		return -1;
 	return nft_run(batch, false, NULL, err);
 }
 
@@ -130,14 +134,13 @@ static bool chain_line(const char *line, char name[64])
 	return sscanf(line, "chain %63s {", name) == 1;
 }
 
-int cnet_nft_del_container(const char *id, vt_err *err)
+/* Delete every rule of the table whose listing line holds `needle` and, if not NULL, `also`. */
+static int delete_matching(const char *needle, const char *also, vt_err *err)
 {
 	cleanup_free char *list = NULL;
 	vt_err lerr;
 	if (nft_run("list table ip virtus", true, &list, &lerr) < 0)
 		return 0; /* no table: no rules */
-	char needle[300];
-	snprintf(needle, sizeof(needle), "comment \"virtus:%s\"", id);
 	cleanup_free char *batch = NULL;
 	size_t len = 0, cap = 0;
 	char chain[64] = "";
@@ -148,7 +151,7 @@ int cnet_nft_del_container(const char *id, vt_err *err)
 			continue;
 		}
 		const char *h = strstr(line, "# handle ");
-		if (!chain[0] || !h || !strstr(line, needle))
+		if (!chain[0] || !h || !strstr(line, needle) || (also && !strstr(line, also)))
 			continue;
 		char cmd[160];
 		snprintf(cmd, sizeof(cmd), "delete rule ip virtus %s handle %ld\n", chain, strtol(h + 9, NULL, 10));
@@ -157,4 +160,37 @@ int cnet_nft_del_container(const char *id, vt_err *err)
 	if (len == 0)
 		return 0;
 	return nft_run(batch, false, NULL, err);
+}
+
+int cnet_nft_del_container(const char *id, vt_err *err)
+{
+	char needle[300];
+	snprintf(needle, sizeof(needle), "comment \"virtus:%s\"", id);
+	return delete_matching(needle, NULL, err);
+}
+
+/* A host port that cnet_prepare could bind is held by no live bridged container (each holds its ports):
+ * a DNAT rule for it is a leftover of a container whose monitor died (its record may still exist), and
+ * would shadow the new container's rule. Binding all addresses proves the port free on every address; one
+ * address, on that address and for the all-address rules. */
+static int delete_stale_port_rules(const struct cnet_config *c, vt_err *err)
+{
+	for (size_t i = 0; i < c->n_ports; i++) {
+		const struct cnet_port *p = &c->ports[i];
+		const char *proto = p->udp ? "udp" : "tcp";
+		char needle[128];
+		snprintf(needle, sizeof(needle), "%s dport %u dnat to ", proto, p->host_port);
+		if (!p->host_addr[0]) {
+			if (delete_matching(needle, "comment \"virtus:", err) < 0)
+				return -1;
+			continue;
+		}
+		char local[192], addr[224];
+		snprintf(local, sizeof(local), "fib daddr type local %s", needle);
+		snprintf(addr, sizeof(addr), "ip daddr %s %s", p->host_addr, needle);
+		if (delete_matching(local, "comment \"virtus:", err) < 0 ||
+		    delete_matching(addr, "comment \"virtus:", err) < 0)
+			return -1;
+	}
+	return 0;
 }

@@ -21,6 +21,7 @@
 #include "lib/util.h"
 
 #define NL_BUF 8192
+#define OPER_UP 6 /* IF_OPER_UP of RFC 2863 (linux/if.h, which clashes with net/if.h) */
 
 struct nl_req {
 	struct nlmsghdr *h;
@@ -154,6 +155,44 @@ int nl_link_index(int nl, const char *name, vt_err *err)
 	if (rc < 0)
 		return vt_fail_errno(err, -rc, "looking up link %s", name);
 	return index;
+}
+
+struct oper_query {
+	int index;
+	uint8_t oper;
+};
+
+static void on_link_oper(struct nlmsghdr *h, void *opaque)
+{
+	struct oper_query *q = opaque;
+	if (h->nlmsg_type != RTM_NEWLINK)
+		return;
+	const struct ifinfomsg *ifi = NLMSG_DATA(h);
+	q->index = ifi->ifi_index;
+	int len = (int)IFLA_PAYLOAD(h);
+	for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+		if (a->rta_type == IFLA_OPERSTATE && RTA_PAYLOAD(a) >= 1)
+			q->oper = *(const uint8_t *)RTA_DATA(a);
+	}
+}
+
+int nl_link_wait_running(int nl, const char *name, unsigned timeout_ms, vt_err *err)
+{
+	for (unsigned waited = 0;; waited += 2) {
+		struct nl_req r;
+		struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+		req_init(&r, RTM_GETLINK, 0, &ifi, sizeof(ifi));
+		attr_str(&r, IFLA_IFNAME, name);
+		struct oper_query q = { 0 };
+		int rc = nl_talk(nl, &r, on_link_oper, &q);
+		if (rc < 0)
+			return vt_fail_errno(err, -rc, "looking up link %s", name);
+		if (q.oper == OPER_UP)
+			return 0;
+		if (waited >= timeout_ms)
+			return vt_fail(err, "link %s is not up after %u ms", name, timeout_ms);
+		usleep(2000);
+	}
 }
 
 int nl_link_up(int nl, const char *name, vt_err *err)

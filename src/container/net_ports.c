@@ -1,5 +1,5 @@
 /* Host ports of -p: bound here, in the CLI, so that a taken port fails the run before anything exists, and
- * kept bound (not listening) as the container's reservation: another program cannot take the port while the
+ * kept bound as the container's reservation: another program cannot take the port while the
  * container has it, and the kernel's DNAT sends the published traffic past these sockets to the container. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,6 +33,15 @@ static int bind_port(const struct cnet_port *p, vt_err *err)
 			return vt_fail(err, "port %u/%s on %s is already in use", p->host_port, proto, addr);
 		if (e == EADDRNOTAVAIL)
 			return vt_fail(err, "port %u/%s: %s is not an address of this host", p->host_port, proto, addr);
+		return vt_fail_errno(err, e, "port %u/%s on %s", p->host_port, proto, addr);
+	}
+	/* A bound TCP socket only conflicts with another bind when one of them listens (SO_REUSEADDR): listen,
+	 * so that the port is really held. Nothing is ever accepted: DNAT takes the traffic before it. */
+	if (!p->udp && listen(fd, 1) < 0) {
+		int e = errno;
+		close(fd);
+		if (e == EADDRINUSE)
+			return vt_fail(err, "port %u/%s on %s is already in use", p->host_port, proto, addr);
 		return vt_fail_errno(err, e, "port %u/%s on %s", p->host_port, proto, addr);
 	}
 	return fd;
