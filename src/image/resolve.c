@@ -129,6 +129,17 @@ int img_resolve(struct img_store *s, const char *ref, struct img_image **out, vt
 
 /* --- mounting --- */
 
+/* Does the same layer come again higher up? overlayfs refuses a directory listed twice (ELOOP), and the lower
+ * copy changes nothing: every entry it has (files, whiteouts, opaque markers) the higher copy has too, and the
+ * higher one wins. So an image with `COPY x; RUN rm x; COPY x` mounts without it. */
+static bool layer_is_repeated_above(const struct img_image *img, size_t i)
+{
+	for (size_t j = i + 1; j < img->n_layers; j++)
+		if (!strcmp(img->diff_ids[j], img->diff_ids[i]))
+			return true;
+	return false;
+}
+
 /* The lower dirs as short links relative to <root>/layers, top first: "l/<16 hex>:l/<16 hex>". */
 static char *lowerdir_option(struct img_store *s, const struct img_image *img, vt_err *err)
 {
@@ -144,6 +155,8 @@ static char *lowerdir_option(struct img_store *s, const struct img_image *img, v
 		return o;
 	}
 	for (size_t i = img->n_layers; i-- > 0;) {
+		if (layer_is_repeated_above(img, i))
+			continue;
 		if (img_layer_link(s, img->diff_ids[i], NULL, err) < 0) {
 			free(o);
 			return NULL;

@@ -177,6 +177,13 @@ build -t "Bad Name!" "$F"
 checke "a bad -t name is refused before any step runs" \
 	'[ $BUILD_RC = 1 ] && grep -q "invalid image name" "$WORK/err" && ! grep -q "^STEP" "$WORK/out"'
 
+# The same layer twice in one image (overlayfs refuses a directory listed twice): the higher copy is enough.
+echo again >"$F/x"
+printf 'FROM busybox\nCOPY x /x\nRUN rm /x\nCOPY x /x\nRUN cat /x\n' >"$F/Containerfile"
+build -t twice "$F"
+checke "an image with the same layer twice mounts (COPY x; RUN rm x; COPY x; RUN cat x)" \
+	'[ $BUILD_RC = 0 ] && grep -qx again "$WORK/out"'
+
 checke "v build without DIR is a usage error (status 2)" 'v build >/dev/null 2>&1; [ $? = 2 ]'
 checke "v build --help prints the usage" 'v build --help | grep -q "^usage: virtus build"'
 checke "nothing is mounted under the store" '[ "$(mounts_under_store)" = 0 ]'
