@@ -5,14 +5,16 @@
  *   container.json   its record (ctr_record_*): written atomically (temp + rename) under <id>/lock
  *   bundle/          the OCI bundle: config.json (ctr_build_spec), rootfs/ (the overlay mount point)
  *   upper/, work/    the overlay's writable layer and work dir: kept across restarts, read by diff and commit
- *   ctr.log          the container's stdout and stderr when it runs detached
+ *   ctr.log          the container's stdout and stderr (detached, or foreground without a terminal)
+ *   resolv.conf, hosts, hostname   its /etc files, bound over the rootfs's (written at each launch)
  * The runtime library (src/runtime) keeps its own state under <store root>/run, with the container's id.
  *
  * Life of a run (ctr_run, ctr_start):
  *   the CLI process     resolves the image, writes the record and the bundle, mounts the rootfs, reserves the
  *                       network (cnet_prepare), forks the monitor, then waits for its "started" message (-d)
  *                       or for its exit (foreground: the monitor's exit status is the container's);
- *   the monitor         setsid, child subreaper: rt create (stdio = the log file, or the caller's stdio),
+ *   the monitor         setsid, child subreaper: rt create (stdio = the log file; foreground without -t: the caller's
+ *                       stdio, stdout and stderr through pipes that it copies to the caller and the log),
  *                       cnet_attach, rt start, records "running", reaps the container, records the exit code,
  *                       rt delete, cnet_detach, unmounts the rootfs; with --rm removes the container.
  * Every failure before "started" undoes all of it: no record, mount, cgroup, netns or process is left.

@@ -41,6 +41,12 @@ int ctr_error_status(const vt_err *err);
 /* Load a record under the container's lock, apply fn, save it. */
 int ctr_record_update(const struct ctr_store *s, const char *id, void (*fn)(json_object *rec, void *arg), void *arg,
 		      vt_err *err);
+/* The bind mounts of the container's own /etc/resolv.conf, hosts and hostname (files in ctr_dir) into spec. */
+void ctr_etc_add_mounts(json_object *spec, const char *ctr_dir);
+/* Write those files for this launch: resolv.conf is the host's, less its nameservers on 127.0.0.0/8 unless
+ * the network is the host's (slirp: its DNS 10.0.2.3 when none remains; bridge and none: no nameserver
+ * then); hosts names localhost and the container's address (l->lease) with its hostname (the short id). */
+int ctr_etc_write(const struct ctr_launch *l, vt_err *err);
 /* Remove the container's directory and everything in it. */
 int ctr_remove_dir(const struct ctr_store *s, const char *id, vt_err *err);
 

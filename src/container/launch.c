@@ -173,6 +173,11 @@ int ctr_launch(struct ctr_launch *l, int *status, vt_err *err)
 	if (cnet_prepare(l->store->root, l->id, &l->net, &l->lease, err))
 		return -1;
 	int sv[2];
+	if (ctr_etc_write(l, err)) {
+		vt_err ignored;
+		cnet_detach(l->store->root, l->id, &l->lease, &ignored);
+		return -1;
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
 		cnet_release_ports(&l->lease);
 		return vt_fail_errno(err, errno, "socketpair");

@@ -27,7 +27,9 @@ struct monitor {
 	int sock;
 	pid_t init;
 	int master;   /* the container's pty, or -1 */
-	int log;      /* the log file (detached), or -1 */
+	int log;      /* the log file (detached, or foreground without a terminal), or -1 */
+	int tee[2];   /* foreground without a terminal: the read ends of the container's stdout and stderr */
+	int caller[2]; /* ... and the caller's stdout and stderr, where they are copied besides the log */
 };
 
 static int send_msg(int sock, int type, int value, const char *text, int fd)
@@ -50,7 +52,36 @@ static int send_msg(int sock, int type, int value, const char *text, int fd)
 	return sendmsg(sock, &h, MSG_NOSIGNAL) == (ssize_t)sizeof(m) ? 0 : -1;
 }
 
-/* Detached: stdout and stderr go to the log, stdin is empty. Foreground: the caller's, stdin only with -i. */
+static int open_log(struct monitor *mo, vt_err *err)
+{
+	cleanup_free char *path = ctr_path(mo->l->store, mo->l->id, "ctr.log");
+	mo->log = path ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+	if (mo->log < 0)
+		return vt_fail_errno(err, errno, "cannot open the container's log");
+	return 0;
+}
+
+/* Foreground without a terminal: the container writes into pipes that the monitor copies to the caller's
+ * stdout and stderr and to the log. */
+static int setup_tee(struct monitor *mo, vt_err *err)
+{
+	if (open_log(mo, err))
+		return -1;
+	for (int i = 0; i < 2; i++) {
+		int p[2];
+		if (pipe2(p, O_CLOEXEC))
+			return vt_fail_errno(err, errno, "pipe");
+		mo->caller[i] = fcntl(1 + i, F_DUPFD_CLOEXEC, 3);
+		dup2(p[1], 1 + i);
+		close(p[1]);
+		mo->tee[i] = p[0];
+		fcntl(p[0], F_SETFL, O_NONBLOCK);
+	}
+	return 0;
+}
+
+/* Detached: stdout and stderr go to the log, stdin is empty. Foreground: the caller's (copied to the log
+ * when there is no terminal), stdin only with -i. */
 static int setup_stdio(struct monitor *mo, vt_err *err)
 {
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -60,11 +91,9 @@ static int setup_stdio(struct monitor *mo, vt_err *err)
 		dup2(null, 0);
 	close(null);
 	if (!mo->l->detach)
-		return 0;
-	cleanup_free char *path = ctr_path(mo->l->store, mo->l->id, "ctr.log");
-	mo->log = path ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
-	if (mo->log < 0)
-		return vt_fail_errno(err, errno, "cannot open the container's log");
+		return mo->l->tty ? 0 : setup_tee(mo, err);
+	if (open_log(mo, err))
+		return -1;
 	dup2(mo->log, 1);
 	dup2(mo->log, 2);
 	return 0;
@@ -150,6 +179,23 @@ static bool drain(int from, int to)
 	return n > 0 && !write_all(to, buf, (size_t)n);
 }
 
+/* One read of the container's stdout or stderr, to the caller's and to the log; false at its end. */
+static bool copy_tee(struct monitor *mo, int i)
+{
+	char buf[16384];
+	ssize_t n = read(mo->tee[i], buf, sizeof(buf));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return errno == EINTR;
+	if (n <= 0) {
+		close(mo->tee[i]);
+		mo->tee[i] = -1;
+		return false;
+	}
+	write_all(mo->caller[i], buf, (size_t)n); /* a caller that stopped reading still gets a full log */
+	write_all(mo->log, buf, (size_t)n);
+	return true;
+}
+
 static void on_signal(struct monitor *mo, int sfd)
 {
 	struct signalfd_siginfo si;
@@ -173,13 +219,18 @@ static int wait_container(struct monitor *mo, int sfd)
 	if (pty)
 		fcntl(mo->master, F_SETFL, fcntl(mo->master, F_GETFL) | O_NONBLOCK);
 	while (pfd >= 0) {
-		struct pollfd p[3] = {
+		struct pollfd p[5] = {
 			{ .fd = pfd, .events = POLLIN },
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = pty ? mo->master : -1, .events = POLLIN },
+			{ .fd = mo->tee[0], .events = POLLIN },
+			{ .fd = mo->tee[1], .events = POLLIN },
 		};
-		if (poll(p, 3, -1) < 0 && errno != EINTR)
+		if (poll(p, 5, -1) < 0 && errno != EINTR)
 			break;
+		for (int i = 0; i < 2; i++)
+			if (p[3 + i].revents)
+				copy_tee(mo, i);
 		if (p[1].revents)
 			on_signal(mo, sfd);
 		if (p[2].revents && !drain(mo->master, mo->log))
@@ -189,12 +240,30 @@ static int wait_container(struct monitor *mo, int sfd)
 	}
 	while (pty && drain(mo->master, mo->log))
 		;
+	for (int i = 0; i < 2; i++)
+		while (mo->tee[i] >= 0 && copy_tee(mo, i))
+			;
 	if (pfd >= 0)
 		close(pfd);
 	int ws = rt_reap(mo->init);
 	if (ws < 0)
 		return 255;
 	return WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws);
+}
+
+/* The container has its copies: ours of the pipes' write ends go, so that their end is the container's.
+ * A caller that stops reading must not kill the monitor. */
+static void release_stdio(struct monitor *mo)
+{
+	if (mo->tee[0] < 0)
+		return;
+	signal(SIGPIPE, SIG_IGN);
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, 1);
+		dup2(null, 2);
+		close(null);
+	}
 }
 
 static int block_signals(void)
@@ -209,7 +278,8 @@ static int block_signals(void)
 
 void ctr_monitor_main(struct ctr_launch *l, int sock)
 {
-	struct monitor mo = { .l = l, .rt = { .root = l->store->run }, .sock = sock, .master = -1, .log = -1 };
+	struct monitor mo = { .l = l, .rt = { .root = l->store->run }, .sock = sock, .master = -1, .log = -1,
+			   .tee = { -1, -1 }, .caller = { -1, -1 } };
 	vt_err err = { 0 };
 	setsid();
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -221,6 +291,7 @@ void ctr_monitor_main(struct ctr_launch *l, int sock)
 	}
 	if (setup_stdio(&mo, &err) || create_and_start(&mo, &err))
 		fail_start(&mo, &err);
+	release_stdio(&mo);
 	/* Foreground with a terminal: the caller relays it; we keep a copy only to follow its window size. */
 	send_msg(sock, CTR_MSG_STARTED, mo.init, NULL, l->detach ? -1 : mo.master);
 	close(sock);

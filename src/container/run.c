@@ -206,6 +206,22 @@ static int make_volume_dirs(const struct ctr_run_opts *o, vt_err *err)
 	return 0;
 }
 
+/* The working directory is made when the image lacks it (as podman does), inside the rootfs, owned by root. */
+static int make_workdir(const char *rootfs, json_object *spec, vt_err *err)
+{
+	json_object *proc = NULL, *cwd = NULL;
+	if (!json_object_object_get_ex(spec, "process", &proc) || !json_object_object_get_ex(proc, "cwd", &cwd))
+		return 0;
+	cleanup_close int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return vt_fail_errno(err, errno, "cannot open %s", rootfs);
+	int fd = rt_rootfs_ensure(root, json_object_get_string(cwd), true, err);
+	if (fd < 0)
+		return vt_err_prefix(err, "working directory");
+	close(fd);
+	return 0;
+}
+
 static int write_bundle(const struct ctr_store *s, const char *id, const struct ctr_run_opts *o,
 			const struct base *b, vt_err *err)
 {
@@ -213,12 +229,16 @@ static int write_bundle(const struct ctr_store *s, const char *id, const struct 
 	cleanup_free char *path = ctr_path(s, id, "bundle/config.json");
 	char hostname[CTR_SHORT_ID_LEN + 1];
 	snprintf(hostname, sizeof(hostname), "%.12s", id);
+	cleanup_free char *dir = ctr_dir(s, id);
 	json_object *spec;
-	if (!rootfs || !path)
+	if (!rootfs || !path || !dir)
 		return vt_fail_errno(err, ENOMEM, "bundle");
 	if (ctr_build_spec(o, b->config, rootfs, hostname, &spec, err))
 		return -1;
-	int rc = rt_write_file_atomic(path, json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PRETTY), err);
+	ctr_etc_add_mounts(spec, dir);
+	int rc = make_workdir(rootfs, spec, err);
+	if (!rc)
+		rc = rt_write_file_atomic(path, json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PRETTY), err);
 	json_object_put(spec);
 	return rc;
 }

@@ -84,6 +84,64 @@ echo hello | v run "${R[@]}" -i bb cat >"$WORK/out"
 check "-i passes stdin" grep -qx hello "$WORK/out"
 check "without -i the container reads nothing" test -z "$(echo hello | v run "${R[@]}" bb cat)"
 
+# /etc/hosts, /etc/hostname, /etc/resolv.conf: the container's own files, bound over the image's.
+out=$(v run "${R[@]}" bb sh -c 'h=$(hostname); cat /etc/hostname; grep -c "^127.0.0.1[[:space:]]localhost $h$" /etc/hosts; grep -cx "::1[[:space:]]localhost" /etc/hosts' | tr '\n' ' ')
+check "none: /etc/hostname and /etc/hosts name localhost and the hostname: '$out'" \
+	grep -qE '^[0-9a-f]{12} 1 1 $' <<<"$out"
+out=$(v run --rm bb sh -c 'ip -4 -o addr show eth0 | awk "{print \$4}" | cut -d/ -f1; hostname; grep -v localhost /etc/hosts' | tr '\n' ' ')
+check "bridge: /etc/hosts maps the container's address to its hostname: '$out'" \
+	eval 'set -- $out; [ $# = 4 ] && [ "$1" = "$3" ] && [ "$2" = "$4" ]'
+out=$(v run --rm --network slirp bb sh -c 'grep -v localhost /etc/hosts')
+check "slirp: /etc/hosts has 10.0.2.100 and the hostname: '$out'" grep -qE '^10\.0\.2\.100[[:space:]]+[0-9a-f]{12}$' <<<"$out"
+
+# resolv.conf from a host file of our own (a private mount namespace binds it over the host's).
+with_resolv() { # CONTENT ARGS...: run virtus with that as the host's /etc/resolv.conf
+	printf "$1" >"$WORK/resolv.host"
+	shift
+	unshare --mount --propagation private sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' \
+		"$WORK/resolv.host" "$VIRTUS" --root "$STORE" "$@"
+}
+MIXED='search example.com\nnameserver 127.0.0.53\nnameserver 192.0.2.1\noptions edns0\n'
+out=$(with_resolv "$MIXED" run "${R[@]}" bb cat /etc/resolv.conf | tr '\n' ' ')
+check "resolv.conf: the host's, less its 127.0.0.0/8 nameservers: '$out'" \
+	test "$out" = "search example.com nameserver 192.0.2.1 options edns0 "
+out=$(with_resolv 'nameserver 127.0.0.53\nsearch lan\n' run --rm --network slirp bb cat /etc/resolv.conf | tr '\n' ' ')
+check "resolv.conf, slirp, only a loopback nameserver: slirp's DNS: '$out'" \
+	test "$out" = "search lan nameserver 10.0.2.3 "
+out=$(with_resolv 'nameserver 127.0.0.53\nsearch lan\n' run "${R[@]}" bb cat /etc/resolv.conf | tr '\n' ' ')
+check "resolv.conf, none, only a loopback nameserver: no nameserver: '$out'" test "$out" = "search lan "
+out=$(with_resolv 'nameserver 127.0.0.53\nsearch lan\n' run --rm --network host bb cat /etc/resolv.conf | tr '\n' ' ')
+check "resolv.conf, host network: the host's as it is: '$out'" test "$out" = "nameserver 127.0.0.53 search lan "
+
+cp -a "$WORK/rootfs.orig" "$WORK/rootfs-etc"
+echo "10.1.1.1 image-hosts" >"$WORK/rootfs-etc/etc/hosts"
+out=$(v run --network none --name etcw --rootfs "$WORK/rootfs-etc" sh -c 'echo 10.2.2.2 added >> /etc/hosts && echo x > /etc/resolv.conf && grep -c image-hosts /etc/hosts; grep -c added /etc/hosts; cat /etc/resolv.conf')
+etcw=$(v inspect etcw | jq -r '.[0].Id')
+check "/etc/hosts and resolv.conf are writable in the container, the image's never shows: $(echo $out)" \
+	test "$(echo $out)" = "0 1 x"
+check "the image's /etc/hosts and the upper dir are untouched" \
+	eval 'grep -qx "10.1.1.1 image-hosts" "$WORK/rootfs-etc/etc/hosts" && [ ! -e "$STORE/containers/$etcw/upper/etc/hosts" ]'
+v rm etcw >/dev/null
+
+out=$(v run "${R[@]}" -u nobody -w /made/here bb sh -c 'echo "$(pwd) $(stat -c %u:%g .)"')
+rc=$?
+check "-w to a directory the image lacks: made, owned by root (rc $rc): '$out'" test "$out" = "/made/here 0:0"
+
+# A foreground run: its output reaches the caller unchanged and stays in the log.
+out=$(v run --network none --name fg bb sh -c 'echo out; echo err >&2; exit 4' 2>"$WORK/fg.err")
+rc=$?
+check "foreground: stdout and stderr apart, status passed (rc $rc)" \
+	eval '[ "$out" = out ] && [ "$(cat "$WORK/fg.err")" = err ] && [ $rc = 4 ]'
+check "foreground: logs shows the output afterwards" test "$(v logs fg | sort | tr '\n' ' ')" = "err out "
+v rm fg >/dev/null
+sum=$(v run "${R[@]}" bb seq 1 200000 | md5sum)
+check "foreground: a large output arrives whole" test "$sum" = "$(seq 1 200000 | md5sum)"
+v run --network none --name fgh bb sh -c 'seq 1 200000; exit 3' | head -1 >/dev/null
+rc=${PIPESTATUS[0]}
+check "foreground: a caller that stops reading still gets the status ($rc) and a full log" \
+	eval '[ $rc = 3 ] && [ "$(v logs fgh | wc -l)" = 200000 ]'
+v rm fgh >/dev/null
+
 check "--rm and successful runs leave nothing behind" test -z "$(new_leftovers "$BASE")"
 
 # Bad inputs: a clear message, the right status, nothing left.
