@@ -15,6 +15,10 @@ struct cli_globals {
 	const char *root; /* the store root from --root, or NULL (then $VIRTUS_ROOT, then /var/lib/virtus) */
 };
 
+/* The image and container commands are in libvirtus-store.so (cli/store_loader.c loads it on first use):
+ * run the command `symbol` (cmd_image, cmd_build or cmd_container) from it. */
+int store_command(const char *symbol, const struct cli_globals *g, int argc, char **argv);
+
 /* Images (cli/image.c): `virtus image load|import|save|ls|rm|tag|history|inspect`. */
 int cmd_image(const struct cli_globals *g, int argc, char **argv);
 /* `virtus build` (cli/build.c). */

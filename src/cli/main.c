@@ -93,12 +93,12 @@ static int dispatch_store_command(const struct cli_globals *g, int argc, char **
 {
 	*found = true;
 	if (!strcmp(argv[0], "image"))
-		return cmd_image(g, argc, argv);
+		return store_command("cmd_image", g, argc, argv);
 	if (!strcmp(argv[0], "build"))
-		return cmd_build(g, argc, argv);
+		return store_command("cmd_build", g, argc, argv);
 	for (size_t i = 0; i < sizeof(container_commands) / sizeof(container_commands[0]); i++)
 		if (!strcmp(argv[0], container_commands[i]))
-			return cmd_container(g, argc, argv);
+			return store_command("cmd_container", g, argc, argv);
 	*found = false;
 	return 0;
 }

@@ -18,7 +18,7 @@ else not_ok "make install DESTDIR=... PREFIX=/usr" "$(tail -n 5 "$tmp/make.out")
 
 for f in bin/virtus bin/virtus-runtime share/man/man1/virtus.1 share/man/man8/virtus-runtime.8 \
 	share/bash-completion/completions/virtus share/bash-completion/completions/virtus-runtime \
-	lib/virtus/guest/vmlinux lib/virtus/guest/initramfs.cpio.gz; do
+	lib/virtus/guest/vmlinux lib/virtus/guest/initramfs.cpio.gz lib/virtus/libvirtus-store.so; do
 	if [ -f "$root/usr/$f" ]; then ok "installed: /usr/$f"; else not_ok "installed: /usr/$f"; fi
 done
 for f in bin/virtus bin/virtus-runtime; do
@@ -30,6 +30,16 @@ if [ -z "$stray" ]; then ok "nothing installed outside PREFIX"; else not_ok "not
 out=$("$root/usr/bin/virtus" vm run --help 2>&1); rc=$?
 if [ $rc -eq 0 ] && grep -q '^usage: virtus vm run' <<<"$out"; then ok "the installed virtus vm run --help works"
 else not_ok "the installed virtus vm run --help works" "status $rc: $(head -c 200 <<<"$out")"; fi
+# The image and container commands come from the installed lib/virtus/libvirtus-store.so (and only from
+# there: the build tree's copy is not next to the installed binary).
+out=$("$root/usr/bin/virtus" --root "$tmp/store" image ls 2>&1); rc=$?
+if [ $rc -eq 0 ] && grep -q '^REPOSITORY' <<<"$out"; then ok "the installed virtus loads its image commands from /usr/lib/virtus"
+else not_ok "the installed virtus loads its image commands from /usr/lib/virtus" "status $rc: $(head -c 300 <<<"$out")"; fi
+mv "$root/usr/lib/virtus/libvirtus-store.so" "$tmp/moved.so"
+out=$("$root/usr/bin/virtus" --root "$tmp/store" image ls 2>&1); rc=$?
+if [ $rc -eq 125 ] && grep -q 'need libvirtus-store.so' <<<"$out"; then ok "without libvirtus-store.so: a clear message and status 125"
+else not_ok "without libvirtus-store.so: a clear message and status 125" "status $rc: $(head -c 300 <<<"$out")"; fi
+mv "$tmp/moved.so" "$root/usr/lib/virtus/libvirtus-store.so"
 out=$("$root/usr/bin/virtus-runtime" --version 2>&1); rc=$?
 if [ $rc -eq 0 ]; then ok "the installed virtus-runtime --version works"; else not_ok "the installed virtus-runtime --version works" "status $rc: $out"; fi
 
