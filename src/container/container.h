@@ -5,7 +5,8 @@
  *   container.json   its record (ctr_record_*): written atomically (temp + rename) under <id>/lock
  *   bundle/          the OCI bundle: config.json (ctr_build_spec), rootfs/ (the overlay mount point)
  *   upper/, work/    the overlay's writable layer and work dir: kept across restarts, read by diff and commit
- *   ctr.log          the container's stdout and stderr (detached, or foreground without a terminal)
+ *   ctr.log          the container's stdout and stderr, detached or in the foreground (-t: the CLI copies
+ *                    what it relays from the pty)
  *   resolv.conf, hosts, hostname   its /etc files, bound over the rootfs's (written at each launch)
  * The runtime library (src/runtime) keeps its own state under <store root>/run, with the container's id.
  *

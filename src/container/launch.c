@@ -160,11 +160,15 @@ static void copy_window_size(int master)
 		ioctl(master, TIOCSWINSZ, &ws);
 }
 
-static int wait_foreground(pid_t monitor, int master, int *status)
+/* With a terminal the output is relayed here, and copied to the log (without, the monitor logs it). */
+static int wait_foreground(const struct ctr_launch *l, pid_t monitor, int master, int *status)
 {
-	if (master >= 0)
-		copy_window_size(master);
-	return master >= 0 ? rt_wait_relaying(monitor, master, status) : rt_wait_forwarding(monitor, status);
+	if (master < 0)
+		return rt_wait_forwarding(monitor, status);
+	copy_window_size(master);
+	cleanup_free char *path = ctr_path(l->store, l->id, "ctr.log");
+	cleanup_close int log = path ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+	return rt_wait_relaying_logged(monitor, master, log, status);
 }
 
 int ctr_launch(struct ctr_launch *l, int *status, vt_err *err)
@@ -212,7 +216,7 @@ int ctr_launch(struct ctr_launch *l, int *status, vt_err *err)
 		*status = 0;
 		return 0;
 	}
-	if (wait_foreground(pid, master, status))
+	if (wait_foreground(l, pid, master, status))
 		return vt_fail_errno(err, errno, "waiting for the container");
 	return 0;
 }

@@ -256,6 +256,8 @@ int rt_wait_forwarding(pid_t pid, int *exit_status);
 /* The same while relaying our stdin/stdout to a pty master (run with process.terminal and no
  * --console-socket); a terminal on our stdin is put in raw mode meanwhile. */
 int rt_wait_relaying(pid_t pid, int master, int *exit_status);
+/* The same, with the pty's output also appended to log. */
+int rt_wait_relaying_logged(pid_t pid, int master, int log, int *exit_status);
 /* waitpid for our child, retrying on EINTR; the wait status, or -1. */
 int rt_reap(pid_t pid);
 

@@ -30,13 +30,15 @@ static void forward_pending(int sfd, pid_t pid)
 		kill(pid, (int)si.ssi_signo);
 }
 
-/* Copy what is readable on `from` to `to`; false at EOF or error. */
-static bool pump(int from, int to)
+/* Copy what is readable on `from` to `to` (and to `copy` when it is not -1); false at EOF or error. */
+static bool pump(int from, int to, int copy)
 {
 	char buf[4096];
 	ssize_t n = read(from, buf, sizeof(buf));
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return true;
+	if (n > 0 && copy >= 0)
+		write_all(copy, buf, (size_t)n);
 	return n > 0 && !write_all(to, buf, (size_t)n);
 }
 
@@ -45,6 +47,7 @@ enum { POLL_PID, POLL_SIG, POLL_STDIN, POLL_PTY, POLL_N };
 struct waiter {
 	pid_t pid;
 	int master;        /* -1: no relay */
+	int log;           /* where the pty's output is copied too, or -1 */
 	bool stdin_open, pty_open;
 };
 
@@ -61,20 +64,20 @@ static bool wait_round(struct waiter *w, int pfd, int sfd)
 		return errno == EINTR;
 	if (p[POLL_SIG].revents)
 		forward_pending(sfd, w->pid);
-	if (p[POLL_STDIN].revents && !pump(0, w->master)) {
+	if (p[POLL_STDIN].revents && !pump(0, w->master, -1)) {
 		w->stdin_open = false;
 		write_all(w->master, "\x04", 1); /* end of input for the program reading the tty */
 	}
-	if (p[POLL_PTY].revents && !pump(w->master, 1))
+	if (p[POLL_PTY].revents && !pump(w->master, 1, w->log))
 		w->pty_open = false; /* EIO: every holder of the slave is gone */
 	if (!p[POLL_PID].revents)
 		return true;
-	while (w->pty_open && pump(w->master, 1)) /* the last output before the exit */
+	while (w->pty_open && pump(w->master, 1, w->log)) /* the last output before the exit */
 		;
 	return false;
 }
 
-static int wait_loop(pid_t pid, int master, int *exit_status)
+static int wait_loop(pid_t pid, int master, int log, int *exit_status)
 {
 	sigset_t set, old;
 	sigemptyset(&set);
@@ -83,7 +86,7 @@ static int wait_loop(pid_t pid, int master, int *exit_status)
 	sigprocmask(SIG_BLOCK, &set, &old);
 	int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	struct waiter w = { .pid = pid, .master = master, .stdin_open = master >= 0, .pty_open = master >= 0 };
+	struct waiter w = { .pid = pid, .master = master, .log = log, .stdin_open = master >= 0, .pty_open = master >= 0 };
 	if (master >= 0)
 		fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
 	while (sfd >= 0 && pfd >= 0 && wait_round(&w, pfd, sfd))
@@ -102,10 +105,15 @@ static int wait_loop(pid_t pid, int master, int *exit_status)
 
 int rt_wait_forwarding(pid_t pid, int *exit_status)
 {
-	return wait_loop(pid, -1, exit_status);
+	return wait_loop(pid, -1, -1, exit_status);
 }
 
 int rt_wait_relaying(pid_t pid, int master, int *exit_status)
+{
+	return rt_wait_relaying_logged(pid, master, -1, exit_status);
+}
+
+int rt_wait_relaying_logged(pid_t pid, int master, int log, int *exit_status)
 {
 	struct termios saved, raw;
 	bool tty = isatty(0) && !tcgetattr(0, &saved);
@@ -115,7 +123,7 @@ int rt_wait_relaying(pid_t pid, int master, int *exit_status)
 		cfmakeraw(&raw);
 		tcsetattr(0, TCSANOW, &raw);
 	}
-	int rc = wait_loop(pid, master, exit_status);
+	int rc = wait_loop(pid, master, log, exit_status);
 	if (tty)
 		tcsetattr(0, TCSANOW, &saved);
 	return rc;

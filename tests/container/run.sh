@@ -141,6 +141,11 @@ rc=${PIPESTATUS[0]}
 check "foreground: a caller that stops reading still gets the status ($rc) and a full log" \
 	eval '[ $rc = 3 ] && [ "$(v logs fgh | wc -l)" = 200000 ]'
 v rm fgh >/dev/null
+sleep 2 | script -qec "$VIRTUS --root $STORE run -t --network none --name fgt bb sh -c 'echo in-tty'" /dev/null >"$WORK/tty.out"
+out=$(v logs fgt | tr -d '\r')
+check "foreground with -t: relayed and in the log too: '$out'" \
+	eval '[ "$out" = in-tty ] && grep -q in-tty "$WORK/tty.out"'
+v rm fgt >/dev/null
 
 check "--rm and successful runs leave nothing behind" test -z "$(new_leftovers "$BASE")"
 
