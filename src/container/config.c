@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 
 #include "container/container.h"
+#include "image/image.h"
 #include "lib/util.h"
 #include "runtime/rt.h"
 
@@ -36,95 +37,6 @@ static json_object *strings_array(const char *const *v, size_t n)
 }
 
 /* ---------------- user lookup ---------------- */
-
-/* Open a file of the rootfs as if rootfs were "/": an absolute symlink (/etc/passwd -> /usr/...) stays inside. */
-static FILE *open_in_root(const char *rootfs, const char *path)
-{
-	cleanup_close int dir = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (dir < 0)
-		return NULL;
-	struct open_how how = { .flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
-	int fd = (int)syscall(SYS_openat2, dir, path, &how, sizeof(how));
-	if (fd < 0)
-		return NULL;
-	FILE *f = fdopen(fd, "r");
-	if (!f)
-		close(fd);
-	return f;
-}
-
-static void fclosep(FILE **f)
-{
-	if (*f)
-		fclose(*f);
-}
-
-/* Find the line of a passwd/group file whose field `key_field` (0 = name, 2 = id) is key; fields out. */
-static bool find_entry(const char *rootfs, const char *file, int key_field, const char *key, char *line,
-		       size_t len, char *fields[4])
-{
-	__attribute__((cleanup(fclosep))) FILE *f = rootfs ? open_in_root(rootfs, file) : NULL;
-	while (f && fgets(line, (int)len, f)) {
-		line[strcspn(line, "\n")] = 0;
-		char *save = NULL, *p = line;
-		int n = 0;
-		for (char *tok; n < 4 && (tok = strsep(&p, ":")); n++)
-			fields[n] = tok;
-		(void)save;
-		if (n >= 3 && !strcmp(fields[key_field], key))
-			return true;
-	}
-	return false;
-}
-
-static bool is_number(const char *s)
-{
-	return *s && strspn(s, "0123456789") == strlen(s);
-}
-
-static int resolve_group(const char *rootfs, const char *g, gid_t *gid, vt_err *err)
-{
-	uint64_t n;
-	if (is_number(g)) {
-		if (parse_uint(g, 0, UINT32_MAX - 1, &n))
-			return vt_fail(err, "group '%s' is out of range", g);
-		*gid = (gid_t)n;
-		return 0;
-	}
-	char line[1024], *f[4];
-	if (!find_entry(rootfs, "/etc/group", 0, g, line, sizeof(line), f) || parse_uint(f[2], 0, UINT32_MAX - 1, &n))
-		return vt_fail(err, "group '%s' not found in the container's /etc/group", g);
-	*gid = (gid_t)n;
-	return 0;
-}
-
-int ctr_resolve_user(const char *rootfs, const char *spec, uid_t *uid, gid_t *gid, vt_err *err)
-{
-	cleanup_free char *copy = strdup(spec);
-	if (!copy)
-		return vt_fail_errno(err, ENOMEM, "user");
-	char *group = strchr(copy, ':');
-	if (group)
-		*group++ = 0;
-	if (!*copy || (group && !*group))
-		return vt_fail(err, "user '%s': expected USER[:GROUP] (names or numbers)", spec);
-	char line[1024], *f[4];
-	uint64_t n;
-	bool found = find_entry(rootfs, "/etc/passwd", is_number(copy) ? 2 : 0, copy, line, sizeof(line), f);
-	if (is_number(copy)) {
-		if (parse_uint(copy, 0, UINT32_MAX - 1, &n))
-			return vt_fail(err, "user '%s' is out of range", copy);
-		*uid = (uid_t)n;
-	} else if (!found || parse_uint(f[2], 0, UINT32_MAX - 1, &n)) {
-		return vt_fail(err, "user '%s' not found in the container's /etc/passwd", copy);
-	} else {
-		*uid = (uid_t)n;
-	}
-	*gid = 0;
-	if (found && parse_uint(f[3], 0, UINT32_MAX - 1, &n) == 0)
-		*gid = (gid_t)n;
-	return group ? resolve_group(rootfs, group, gid, err) : 0;
-}
 
 /* ---------------- flags ---------------- */
 
@@ -272,7 +184,7 @@ static int build_user(const struct ctr_run_opts *o, json_object *img, const char
 		return 0;
 	uid_t uid;
 	gid_t gid;
-	if (ctr_resolve_user(rootfs, u, &uid, &gid, err))
+	if (img_resolve_user(rootfs, u, &uid, &gid, err))
 		return -1;
 	json_object *user = json_object_new_object();
 	json_object_object_add(user, "uid", json_object_new_int64(uid));

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "container/ctr_int.h"
+#include "image/image.h"
 #include "lib/util.h"
 #include "runtime/rt.h"
 
@@ -197,7 +198,7 @@ static int exec_user(const struct found *f, const char *user, char *out, size_t 
 	snprintf(root, sizeof(root), "/proc/%lld/root", ctr_rec_int(f->rec, "Pid"));
 	uid_t uid;
 	gid_t gid;
-	if (ctr_resolve_user(root, user, &uid, &gid, err))
+	if (img_resolve_user(root, user, &uid, &gid, err))
 		return -1;
 	snprintf(out, len, "%u:%u", uid, gid);
 	return 0;

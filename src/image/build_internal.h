@@ -31,7 +31,6 @@ void sbuf_free(struct sbuf *b);
 /* "USER[:GROUP]" (names or numbers) resolved inside root_dir (the mounted image; symlinks cannot leave it).
  * A user without a group takes the user's primary group. A number needs no entry; a name that is missing
  * is an error naming it. */
-int build_resolve_user(const char *root_dir, const char *spec, uid_t *uid, gid_t *gid, vt_err *err);
 
 /* ---- build_copy.c ---- */
 

@@ -503,7 +503,7 @@ static int exec_workdir(struct builder *b, json_object *config, const struct ste
 
 static int parse_chown(const char *rootfs, const char *spec, struct build_copy *c, vt_err *err)
 {
-	if (build_resolve_user(rootfs, spec, &c->uid, &c->gid, err))
+	if (img_resolve_user(rootfs, spec, &c->uid, &c->gid, err))
 		return vt_err_prefix(err, "--chown");
 	/* "--chown=USER" alone: docker uses the uid as the gid too. */
 	if (!strchr(spec, ':'))
@@ -582,7 +582,7 @@ static int exec_run(struct builder *b, const struct recipe_step *st, json_object
 	bool stopped = false;
 	r.rootfs = fs.rootfs;
 	if (!rc && user && *user)
-		rc = build_resolve_user(fs.rootfs, user, &r.uid, &r.gid, b->err) ? vt_err_prefix(b->err, "USER") : 0;
+		rc = img_resolve_user(fs.rootfs, user, &r.uid, &r.gid, b->err) ? vt_err_prefix(b->err, "USER") : 0;
 	if (!rc)
 		rc = build_run_step(&r, &status, &stopped, b->err);
 	if (!rc && stopped)

@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "lib/err.h"
 
@@ -68,6 +69,11 @@ int img_mount(struct img_store *s, const struct img_image *img, const char *uppe
 /* `virtus image inspect` / `virtus inspect IMAGE`: a JSON description (Id, RepoTags, Created, Config,
  * RootFS, History, Size) in the shape podman prints. */
 int img_inspect_json(struct img_store *s, const char *ref, json_object **out, vt_err *err);
+
+/* "name", "uid", "name:group", "uid:gid" -> numbers, looked up in root_dir's own /etc/passwd and /etc/group
+ * (opened with RESOLVE_IN_ROOT: never the host's files, never NSS). A user without a group gets its primary
+ * group, or 0 when a numeric uid has no entry. Used by `run -u`, `exec -u`, and build's USER and --chown. */
+int img_resolve_user(const char *root_dir, const char *spec, uid_t *uid, gid_t *gid, vt_err *err);
 
 /* Give an image one more name. */
 int img_tag(struct img_store *s, const char *ref, const char *new_name, vt_err *err);

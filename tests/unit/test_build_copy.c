@@ -158,37 +158,37 @@ static void test_resolve_user(void **state)
 	uid_t uid;
 	gid_t gid;
 	vt_err err = { 0 };
-	assert_int_equal(build_resolve_user(f->root, "nobody", &uid, &gid, &err), 0);
+	assert_int_equal(img_resolve_user(f->root, "nobody", &uid, &gid, &err), 0);
 	assert_int_equal(uid, 65534);
 	assert_int_equal(gid, 65534);
-	assert_int_equal(build_resolve_user(f->root, "app", &uid, &gid, &err), 0);
+	assert_int_equal(img_resolve_user(f->root, "app", &uid, &gid, &err), 0);
 	assert_int_equal(uid, 1000);
 	assert_int_equal(gid, 1001); /* the primary group from passwd */
-	assert_int_equal(build_resolve_user(f->root, "app:staff", &uid, &gid, &err), 0);
+	assert_int_equal(img_resolve_user(f->root, "app:staff", &uid, &gid, &err), 0);
 	assert_int_equal(gid, 50);
-	assert_int_equal(build_resolve_user(f->root, "1000", &uid, &gid, &err), 0);
+	assert_int_equal(img_resolve_user(f->root, "1000", &uid, &gid, &err), 0);
 	assert_int_equal(gid, 1001);
-	assert_int_equal(build_resolve_user(f->root, "4242:7", &uid, &gid, &err), 0);
+	assert_int_equal(img_resolve_user(f->root, "4242:7", &uid, &gid, &err), 0);
 	assert_int_equal(uid, 4242);
 	assert_int_equal(gid, 7);
-	assert_int_equal(build_resolve_user(f->root, "4242", &uid, &gid, &err), 0);
+	assert_int_equal(img_resolve_user(f->root, "4242", &uid, &gid, &err), 0);
 	assert_int_equal(gid, 0); /* no entry: group 0 */
 
-	assert_int_equal(build_resolve_user(f->root, "ghost", &uid, &gid, &err), -1);
-	assert_non_null(strstr(err.msg, "user 'ghost' is not in the image's /etc/passwd"));
-	assert_int_equal(build_resolve_user(f->root, "app:ghosts", &uid, &gid, &err), -1);
+	assert_int_equal(img_resolve_user(f->root, "ghost", &uid, &gid, &err), -1);
+	assert_non_null(strstr(err.msg, "user 'ghost' not found: it is not in the image's /etc/passwd"));
+	assert_int_equal(img_resolve_user(f->root, "app:ghosts", &uid, &gid, &err), -1);
 	assert_non_null(strstr(err.msg, "group 'ghosts'"));
-	assert_int_equal(build_resolve_user(f->root, "app:", &uid, &gid, &err), -1);
+	assert_int_equal(img_resolve_user(f->root, "app:", &uid, &gid, &err), -1);
 
 	/* An absolute symlink in the image resolves inside the image, never to the host's /etc/passwd. */
 	char path[256];
 	snprintf(path, sizeof(path), "%s/etc/passwd", f->root);
 	unlink(path);
 	assert_int_equal(symlink("/etc/passwd.image", path), 0);
-	assert_int_equal(build_resolve_user(f->root, "root", &uid, &gid, &err), -1);
+	assert_int_equal(img_resolve_user(f->root, "root", &uid, &gid, &err), -1);
 	assert_non_null(strstr(err.msg, "has no /etc/passwd"));
 	put(f->root, "etc/passwd.image", "root:x:7:8::/:/bin/sh\n");
-	assert_int_equal(build_resolve_user(f->root, "root", &uid, &gid, &err), 0);
+	assert_int_equal(img_resolve_user(f->root, "root", &uid, &gid, &err), 0);
 	assert_int_equal(uid, 7);
 	assert_int_equal(gid, 8);
 }

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "container/container.h"
+#include "image/image.h"
 #include "runtime/rt.h"
 
 /* A root file system with just /etc/passwd and /etc/group, passwd reached through an absolute symlink. */
@@ -186,20 +187,20 @@ static void users(void **state)
 	uid_t u;
 	gid_t g;
 	vt_err err;
-	assert_int_equal(ctr_resolve_user(*state, "1234", &u, &g, &err), 0);
+	assert_int_equal(img_resolve_user(*state, "1234", &u, &g, &err), 0);
 	assert_int_equal(u, 1234);
 	assert_int_equal(g, 0);
-	assert_int_equal(ctr_resolve_user(*state, "33", &u, &g, &err), 0); /* a known uid gets its group */
+	assert_int_equal(img_resolve_user(*state, "33", &u, &g, &err), 0); /* a known uid gets its group */
 	assert_int_equal(g, 34);
-	assert_int_equal(ctr_resolve_user(*state, "1:2", &u, &g, &err), 0);
+	assert_int_equal(img_resolve_user(*state, "1:2", &u, &g, &err), 0);
 	assert_int_equal(u, 1);
 	assert_int_equal(g, 2);
-	assert_int_equal(ctr_resolve_user(*state, "root:www-data", &u, &g, &err), 0);
+	assert_int_equal(img_resolve_user(*state, "root:www-data", &u, &g, &err), 0);
 	assert_int_equal(u, 0);
 	assert_int_equal(g, 34);
-	assert_int_equal(ctr_resolve_user(NULL, "www", &u, &g, &err), -1);
-	assert_int_equal(ctr_resolve_user(*state, "www:", &u, &g, &err), -1);
-	assert_int_equal(ctr_resolve_user(*state, ":1", &u, &g, &err), -1);
+	assert_int_equal(img_resolve_user(NULL, "www", &u, &g, &err), -1);
+	assert_int_equal(img_resolve_user(*state, "www:", &u, &g, &err), -1);
+	assert_int_equal(img_resolve_user(*state, ":1", &u, &g, &err), -1);
 }
 
 static void flag_parsers(void **state)

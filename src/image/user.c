@@ -1,7 +1,7 @@
-/* USER and COPY --chown: names looked up in the image's own /etc/passwd and /etc/group (never the host's, and
+/* img_resolve_user (image.h), for build's USER and COPY --chown and for run/exec -u: names looked up in the image's own /etc/passwd and /etc/group (never the host's, and
  * never through NSS, which would load the host's modules). The files are opened with RESOLVE_IN_ROOT, so a
  * symlink in the image cannot point the lookup at a host file. */
-#include "image/build_internal.h"
+#include "image/image.h"
 #include "lib/util.h"
 
 #include <errno.h>
@@ -13,6 +13,8 @@
 
 static FILE *open_in_root(const char *root_dir, const char *path)
 {
+	if (!root_dir) /* no root file system to look in (a caller without one): only numbers resolve */
+		return NULL;
 	cleanup_close int root = open(root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
 		return NULL;
@@ -70,14 +72,14 @@ static int resolve_group(const char *root_dir, const char *group, gid_t *gid, vt
 	}
 	int rc = lookup(root_dir, "/etc/group", 0, group, &id, NULL);
 	if (rc < 0)
-		return vt_fail(err, "group '%s': the image has no /etc/group (use a number)", group);
+		return vt_fail(err, "group '%s' not found: the image has no /etc/group (use a number)", group);
 	if (!rc)
-		return vt_fail(err, "group '%s' is not in the image's /etc/group", group);
+		return vt_fail(err, "group '%s' not found: it is not in the image's /etc/group", group);
 	*gid = (gid_t)id;
 	return 0;
 }
 
-int build_resolve_user(const char *root_dir, const char *spec, uid_t *uid, gid_t *gid, vt_err *err)
+int img_resolve_user(const char *root_dir, const char *spec, uid_t *uid, gid_t *gid, vt_err *err)
 {
 	cleanup_free char *user = strdup(spec);
 	if (!user)
@@ -98,9 +100,9 @@ int build_resolve_user(const char *root_dir, const char *spec, uid_t *uid, gid_t
 	} else {
 		int rc = lookup(root_dir, "/etc/passwd", 0, user, &id, &primary);
 		if (rc < 0)
-			return vt_fail(err, "user '%s': the image has no /etc/passwd (use a number)", user);
+			return vt_fail(err, "user '%s' not found: the image has no /etc/passwd (use a number)", user);
 		if (!rc)
-			return vt_fail(err, "user '%s' is not in the image's /etc/passwd", user);
+			return vt_fail(err, "user '%s' not found: it is not in the image's /etc/passwd", user);
 	}
 	*uid = (uid_t)id;
 	*gid = (gid_t)primary;
