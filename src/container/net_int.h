@@ -15,6 +15,10 @@
 /* ---- rtnetlink (net_nl.c): one NETLINK_ROUTE socket, bound to the network namespace it was made in. ---- */
 int nl_open(vt_err *err);
 /* A NETLINK_ROUTE socket inside the network namespace of pid (the calling thread enters it and comes back). */
+/* Move the calling thread into pid's network namespace; *home is the way back, for netns_return (which
+ * aborts if it cannot return: the thread must never go on in the wrong namespace). */
+int netns_enter_pid(pid_t pid, int *home, vt_err *err);
+void netns_return(int home);
 int nl_open_in_pid_netns(pid_t pid, vt_err *err);
 /* The index of a link by name, 0 when there is none, -1 on error. */
 int nl_link_index(int nl, const char *name, vt_err *err);

@@ -86,21 +86,37 @@ int nl_open(vt_err *err)
 	return fd;
 }
 
-int nl_open_in_pid_netns(pid_t pid, vt_err *err)
+int netns_enter_pid(pid_t pid, int *home, vt_err *err)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
 	cleanup_close int target = open(path, O_RDONLY | O_CLOEXEC);
 	if (target < 0)
 		return vt_fail_errno(err, errno, "opening %s", path);
-	cleanup_close int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (home < 0)
+	*home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (*home < 0)
 		return vt_fail_errno(err, errno, "opening /proc/thread-self/ns/net");
-	if (setns(target, CLONE_NEWNET) < 0)
+	if (setns(target, CLONE_NEWNET) < 0) {
+		close(*home);
 		return vt_fail_errno(err, errno, "entering the network namespace of pid %d", (int)pid);
-	int fd = nl_open(err);
+	}
+	return 0;
+}
+
+void netns_return(int home)
+{
 	if (setns(home, CLONE_NEWNET) < 0)
 		abort(); /* this thread would keep working in the container's namespace: never go on */
+	close(home);
+}
+
+int nl_open_in_pid_netns(pid_t pid, vt_err *err)
+{
+	int home;
+	if (netns_enter_pid(pid, &home, err) < 0)
+		return -1;
+	int fd = nl_open(err);
+	netns_return(home);
 	return fd;
 }
 

@@ -70,16 +70,9 @@ static void *reader(void *arg)
 /* Inside the namespace of pid: the tap and a netlink socket there. */
 static int open_tap_in(pid_t pid, int *tap, int *nl, vt_err *err)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
-	cleanup_close int target = open(path, O_RDONLY | O_CLOEXEC);
-	if (target < 0)
-		return vt_fail_errno(err, errno, "opening %s", path);
-	cleanup_close int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (home < 0)
-		return vt_fail_errno(err, errno, "opening /proc/thread-self/ns/net");
-	if (setns(target, CLONE_NEWNET) < 0)
-		return vt_fail_errno(err, errno, "entering the network namespace of pid %d", (int)pid);
+	int home;
+	if (netns_enter_pid(pid, &home, err) < 0)
+		return -1;
 	int rc = 0;
 	*tap = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI };
@@ -90,8 +83,7 @@ static int open_tap_in(pid_t pid, int *tap, int *nl, vt_err *err)
 		rc = vt_fail_errno(err, errno, "creating %s in the container", TAP_NAME);
 	else if ((*nl = nl_open(err)) < 0)
 		rc = -1;
-	if (setns(home, CLONE_NEWNET) < 0)
-		abort(); /* this thread would keep working in the container's namespace: never go on */
+	netns_return(home);
 	return rc;
 }
 
