@@ -22,7 +22,7 @@
 #define RX_CAP (AGENT_HDR_SIZE + AGENT_MAX_PAYLOAD)
 
 struct agent_conn {
-	int fd = -1;
+	int fd;
 	uint8_t *rx;           /* RX_CAP bytes */
 	size_t rx_len, rx_used; /* rx_used: the frame handed out by the last agent_recv, dropped on the next */
 	uint8_t *tx;
