@@ -60,7 +60,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 GUEST_SRC := $(wildcard tests/kvm/guests/*.S)
 GUEST_ELF := $(patsubst tests/kvm/guests/%.S,$(B)/tests/kvm/guests/%.elf,$(GUEST_SRC))
 
-PROGRAMS := $(B)/virtus
+PROGRAMS := $(B)/virtus $(B)/virtus-agent
 STORE_SO := $(B)/libvirtus-store.so
 ifneq ($(wildcard src/runtime/main.c),)
   PROGRAMS += $(B)/virtus-runtime
@@ -120,6 +120,17 @@ $(B)/tests/unit/%: $(B)/tests/unit/%.o $(LIBCTR) $(LIBRT) $(LIBVIRTUS)
 
 $(B)/tests/kvm/%: $(B)/tests/kvm/%.o $(LIBVIRTUS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka $(LDLIBS)
+
+# The VM-isolation agent: static, PID 1 of a guest, so always plain flags (no sanitizer runtime in a static
+# PID 1), its own objects under $(B)/agent/, libraries linked statically.
+AGENT_SRC    := $(wildcard guest/agent/*.c) $(RT_SRC) $(LIB_SRC)
+AGENT_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP $(PKG_CFLAGS)
+$(B)/agent/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(AGENT_CFLAGS) -c $< -o $@
+
+$(B)/virtus-agent: $(patsubst %.c,$(B)/agent/%.o,$(AGENT_SRC))
+	$(CC) -static -o $@ $^ -ljson-c -lseccomp -lpthread
 
 # Guests are built without sanitizers: they run inside the VM, not in this process.
 $(B)/tests/kvm/guests/%.elf: tests/kvm/guests/%.S tests/kvm/guests/guest.ld tests/kvm/guests/pvh_note.h
