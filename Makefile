@@ -81,7 +81,7 @@ GUEST       ?= build/guest
 .PHONY: all check unit clean guests tests install uninstall
 all: $(PROGRAMS) $(STORE_SO) tests
 
-tests: $(UNIT_BIN) $(KVMT_BIN) $(GUEST_ELF)
+tests: $(UNIT_BIN) $(KVMT_BIN) $(GUEST_ELF) $(B)/tests/agent/agent_driver
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -117,6 +117,9 @@ $(B)/virtus-runtime: $(call obj,src/runtime/main.c) $(LIBRT) $(LIBVIRTUS)
 
 $(B)/tests/unit/%: $(B)/tests/unit/%.o $(LIBCTR) $(LIBRT) $(LIBVIRTUS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CTR_LIBS) -lcmocka $(LDLIBS)
+
+$(B)/tests/agent/agent_driver: $(B)/tests/agent/agent_driver.o $(LIBCTR) $(LIBRT) $(LIBVIRTUS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CTR_LIBS) $(LDLIBS)
 
 $(B)/tests/kvm/%: $(B)/tests/kvm/%.o $(LIBVIRTUS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka $(LDLIBS)

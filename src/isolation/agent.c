@@ -21,13 +21,15 @@
 
 #define RX_CAP (AGENT_HDR_SIZE + AGENT_MAX_PAYLOAD)
 
+enum { PROC_NONE, PROC_ASKED, PROC_LIVE }; /* a refused create/exec frees the id again */
+
 struct agent_conn {
 	int fd;
 	uint8_t *rx;           /* RX_CAP bytes */
 	size_t rx_len, rx_used; /* rx_used: the frame handed out by the last agent_recv, dropped on the next */
 	uint8_t *tx;
 	size_t tx_len, tx_cap;
-	bool known[AGENT_MAX_PROCS]; /* processes the host asked for and that have not exited */
+	uint8_t known[AGENT_MAX_PROCS]; /* PROC_*: processes the host asked for and that have not exited */
 	bool closed;
 };
 
@@ -120,7 +122,7 @@ static int queue_with_stdio(struct agent_conn *c, uint16_t type, unsigned proc, 
 	int rc = queue_json(c, type, proc, msg, err);
 	json_object_put(msg);
 	if (!rc)
-		c->known[proc] = true;
+		c->known[proc] = PROC_ASKED;
 	return rc;
 }
 
@@ -265,13 +267,15 @@ static int control_event(struct agent_conn *c, const struct agent_hdr *h, const 
 		ev->kind = h->type == AGENT_MSG_CREATED ? AGENT_EV_CREATED : AGENT_EV_STARTED;
 		if (!int_member(o, "pid", 1, 0x3fffffff, &ev->pid))
 			rc = proto_error(c, err, "bad pid");
+		else
+			c->known[h->proc] = PROC_LIVE;
 		break;
 	case AGENT_MSG_EXIT:
 		ev->kind = AGENT_EV_EXIT;
 		if (!int_member(o, "status", 0, 255, &ev->status))
 			rc = proto_error(c, err, "bad exit status");
 		else
-			c->known[h->proc] = false;
+			c->known[h->proc] = PROC_NONE;
 		break;
 	case AGENT_MSG_ERROR:
 		ev->kind = AGENT_EV_ERROR;
@@ -279,6 +283,8 @@ static int control_event(struct agent_conn *c, const struct agent_hdr *h, const 
 			rc = proto_error(c, err, "error without a message");
 		else
 			sanitise(ev->text, sizeof(ev->text), json_object_get_string(msg));
+		if (c->known[h->proc] == PROC_ASKED)
+			c->known[h->proc] = PROC_NONE;
 		break;
 	default:
 		rc = proto_error(c, err, "unexpected message type");
