@@ -48,6 +48,19 @@ static void set_winsize(int master, int rows, int cols)
 		ioctl(master, TIOCSWINSZ, &ws);
 }
 
+/* The runtime sizes the pty before the program runs: an exec'd program's first look sees the right size. */
+static void set_console_size(json_object *process, const struct stdio_req *io)
+{
+	if (!io->tty || !io->rows || !io->cols) {
+		json_object_object_del(process, "consoleSize");
+		return;
+	}
+	json_object *cs = json_object_new_object();
+	json_object_object_add(cs, "height", json_object_new_int(io->rows));
+	json_object_object_add(cs, "width", json_object_new_int(io->cols));
+	json_object_object_add(process, "consoleSize", cs);
+}
+
 /* ---------------- stdio plumbing ---------------- */
 
 /* Pipes for a process without a terminal: child[] become its 0,1,2, ours go in *p. */
@@ -131,7 +144,7 @@ static void nonblocking(int fd)
 
 /* The host's spec made to fit the guest: our root, no bind mounts of host paths (already in the shared
  * tree), no network namespace (the VM's network is the container's), terminal as asked. */
-static int adapt_spec(const struct agent *a, json_object *spec, bool tty, vt_err *err)
+static int adapt_spec(const struct agent *a, json_object *spec, const struct stdio_req *io, vt_err *err)
 {
 	json_object *root, *process, *linux_, *v;
 	if (!json_object_is_type(spec, json_type_object))
@@ -141,7 +154,8 @@ static int adapt_spec(const struct agent *a, json_object *spec, bool tty, vt_err
 	root = json_object_new_object();
 	json_object_object_add(root, "path", json_object_new_string(a->rootfs));
 	json_object_object_add(spec, "root", root);
-	json_object_object_add(process, "terminal", json_object_new_boolean(tty));
+	json_object_object_add(process, "terminal", json_object_new_boolean(io->tty));
+	set_console_size(process, io);
 	if (json_object_object_get_ex(spec, "mounts", &v) && json_object_is_type(v, json_type_array)) {
 		json_object *kept = json_object_new_array();
 		for (size_t i = 0; i < json_object_array_length(v); i++) {
@@ -189,7 +203,7 @@ int proc_create(struct agent *a, json_object *msg, vt_err *err)
 		return vt_fail(err, "this connection already has a container");
 	if (parse_stdio(msg, &io, err))
 		return -1;
-	if (!json_object_object_get_ex(msg, "spec", &spec) || adapt_spec(a, spec, io.tty, err))
+	if (!json_object_object_get_ex(msg, "spec", &spec) || adapt_spec(a, spec, &io, err))
 		return vt_err_prefix(err, "create");
 	char id[32], bundle[400], config[450];
 	snprintf(id, sizeof(id), "ctr%u", ++a->seq);
@@ -299,6 +313,7 @@ int proc_exec(struct agent *a, unsigned id, json_object *msg, vt_err *err)
 	if (!json_object_object_get_ex(msg, "process", &process) || !json_object_is_type(process, json_type_object))
 		return vt_fail(err, "exec: \"process\" missing");
 	json_object_object_add(process, "terminal", json_object_new_boolean(io.tty));
+	set_console_size(process, &io);
 	char base[300], file[320], pid_file[320];
 	snprintf(base, sizeof(base), "%s/%s-exec%u", a->state, a->id, id);
 	snprintf(file, sizeof(file), "%s.json", base);

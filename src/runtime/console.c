@@ -61,7 +61,7 @@ int rt_console_recv(int sock, vt_err *err)
 	return fd;
 }
 
-int rt_console_setup(int sock, vt_err *err)
+int rt_console_setup(int sock, unsigned short rows, unsigned short cols, vt_err *err)
 {
 	cleanup_close int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (master < 0)
@@ -74,6 +74,9 @@ int rt_console_setup(int sock, vt_err *err)
 	cleanup_close int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (slave < 0)
 		return vt_fail_errno(err, errno, "cannot open %s", name);
+	struct winsize ws = { .ws_row = rows, .ws_col = cols };
+	if (rows && cols && ioctl(slave, TIOCSWINSZ, &ws))
+		return vt_fail_errno(err, errno, "process.consoleSize");
 	if (send_fd(sock, master, name, err))
 		return -1;
 	if (setsid() < 0 && errno != EPERM)

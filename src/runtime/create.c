@@ -182,7 +182,7 @@ static int setup_container(struct create_ctx *c, vt_err *err)
 		return vt_fail_errno(err, errno, "cannot enter the bundle %s", s->bundle);
 	if (rt_set_oom_score_adj(&s->process, err) || set_identity(s, err) || rt_rootfs_setup(s, &ro, err))
 		return -1;
-	if (c->console >= 0 && rt_console_setup(c->console, err))
+	if (c->console >= 0 && rt_console_setup(c->console, s->process.console_rows, s->process.console_cols, err))
 		return -1;
 	if (rt_check_executable(&s->process, err) || rt_process_setup(&s->process, c->seccomp, err))
 		return -1;

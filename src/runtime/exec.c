@@ -87,7 +87,7 @@ static __attribute__((noreturn)) void exec_child(struct exec_ctx *c)
 	struct rt_sync_msg m;
 	if (rt_sync_expect(c->child_sock, RT_SYNC_GO, &m, &err))
 		_exit(1);
-	if (c->console >= 0 && rt_console_setup(c->console, &err))
+	if (c->console >= 0 && rt_console_setup(c->console, c->proc.console_rows, c->proc.console_cols, &err))
 		rt_sync_die(c->child_sock, &err);
 	if (c->proc.has_oom_score_adj && rt_set_oom_score_adj(&c->proc, &err))
 		rt_sync_die(c->child_sock, &err);

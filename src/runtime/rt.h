@@ -70,6 +70,7 @@ enum { RT_CAP_BOUNDING, RT_CAP_EFFECTIVE, RT_CAP_INHERITABLE, RT_CAP_PERMITTED, 
 
 struct rt_process {
 	bool terminal;
+	unsigned short console_rows, console_cols; /* process.consoleSize; 0 = not given */
 	const char **args;  /* NULL-terminated */
 	const char **env;   /* NULL-terminated */
 	const char *cwd;
@@ -242,9 +243,9 @@ int rt_process_check_lsm(const struct rt_process *p, vt_err *err);
 
 /* ---- console (console.c) ---- */
 int rt_console_connect(const char *path, vt_err *err);
-/* Open a new pty in the current mount namespace, send the master over sock, make the slave our
- * controlling terminal and stdio. */
-int rt_console_setup(int sock, vt_err *err);
+/* Open a new pty in the current mount namespace (rows x cols when both are given), send the master over
+ * sock, make the slave our controlling terminal and stdio. */
+int rt_console_setup(int sock, unsigned short rows, unsigned short cols, vt_err *err);
 /* The other end: receive the pty master sent by rt_console_setup. */
 int rt_console_recv(int sock, vt_err *err);
 

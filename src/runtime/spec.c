@@ -219,6 +219,18 @@ void rt_process_clear(struct rt_process *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* process.consoleSize {height, width}: the pty's size before the process runs (no race with a later resize). */
+static int parse_console_size(json_object *o, const char *field, struct rt_process *p, vt_err *err)
+{
+	int64_t h = 0, w = 0;
+	bool has;
+	if (get_int(o, "height", field, 0, 65535, &h, &has, err) || get_int(o, "width", field, 0, 65535, &w, &has, err))
+		return -1;
+	p->console_rows = (unsigned short)h;
+	p->console_cols = (unsigned short)w;
+	return 0;
+}
+
 int rt_spec_parse_process(json_object *proc, const char *field, struct rt_process *p, vt_err *err)
 {
 	memset(p, 0, sizeof(*p));
@@ -254,6 +266,8 @@ int rt_spec_parse_process(json_object *proc, const char *field, struct rt_proces
 	if (get_field(proc, "capabilities", json_type_object, field, &o, err) || (o && parse_caps(o, field, p, err)))
 		goto fail;
 	if (get_field(proc, "rlimits", json_type_array, field, &o, err) || (o && parse_rlimits(o, field, p, err)))
+		goto fail;
+	if (get_field(proc, "consoleSize", json_type_object, field, &o, err) || (o && parse_console_size(o, field, p, err)))
 		goto fail;
 	return 0;
 fail:

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The VM-isolation agent without a VM: `virtus-agent --listen unix:` on a busybox rootfs, driven through the
+# host client (src/isolation/agent.h) by tests/agent/agent_driver, which prints the process's output and
+# exits with the status the agent reported. Covers output, exit codes, stdin, signals, exec beside init,
+# ptys and their size, a refused spec, env/cwd/user, shutdown.
+. "$(dirname "$0")/lib.bash"
+require_root
+build=$(dirname "$VIRTUS")
+AGENT=$build/virtus-agent
+DRIVER=$build/tests/agent/agent_driver
+for f in "$AGENT" "$DRIVER"; do
+	[ -x "$f" ] || { echo "not ok 1 - $f is not built"; exit 1; }
+done
+
+busybox_rootfs "$WORK/rootfs"
+mkdir -p "$WORK/rootfs/proc" "$WORK/rootfs/sys" "$WORK/rootfs/dev"
+SOCK=$WORK/agent.sock
+"$AGENT" --listen "unix:$SOCK" --rootfs "$WORK/rootfs" --state "$WORK/state" 2>"$WORK/agent.err" &
+agent_pid=$!
+for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
+
+# drive ARGS...: run the driver (bounded), $out = stdout, $errout = stderr, $rc = its exit status
+drive() {
+	out=$(timeout 30 "$DRIVER" "$SOCK" "$@" 2>"$WORK/drive.err"); rc=$?
+	errout=$(cat "$WORK/drive.err")
+}
+expect() { # NAME EXPECTED-OUT EXPECTED-RC
+	if [ "$out" = "$2" ] && [ "$rc" = "$3" ]; then ok "$1"; else
+		not_ok "$1" "out: $(printf %q "$out") rc: $rc (expected $(printf %q "$2") rc $3)" "stderr: $errout"; fi
+}
+
+drive -- echo hi
+expect "echo hi: stdout 'hi', exit 0" "hi" 0
+[ "$(timeout 30 "$DRIVER" "$SOCK" -- echo hi | od -An -c | tr -s ' ')" = " h i \n" ] &&
+	ok "echo hi: exactly 'hi\\n'" || not_ok "echo hi: exactly 'hi\\n'"
+
+drive -- sh -c 'exit 3'
+expect "exit 3 is status 3" "" 3
+
+drive -- sh -c 'echo out; echo err >&2'
+expect "stderr relayed apart from stdout" "out" 0
+[ "$errout" = "err" ] && ok "stderr is 'err'" || not_ok "stderr is 'err'" "got: $errout"
+
+drive --stdin $'line one\nline two\n' -- cat
+expect "stdin relayed to cat, EOF ends it" $'line one\nline two' 0
+
+drive -- cat
+expect "without stdin the process reads /dev/null" "" 0
+
+drive --no-pidns --term-after 300 -- sleep 100
+expect "SIGTERM to init sleep 100: 128+15" "" 143
+
+drive --exec --term-after 300 -- sleep 100
+expect "SIGTERM to an exec'd sleep 100: 128+15" "" 143
+
+drive --exec -- sh -c 'ps -o comm | grep -c sleep; echo $$'
+expect "exec beside the running init sees it" $'1\n'"$(echo "$out" | tail -n1)" 0
+
+drive --tty 33x101 -- sh -c 'tty; stty size'
+out=$(tr -d '\r' <<<"$out")
+if [[ $out =~ ^/dev/pts/[0-9]+$'\n'"33 101"$ ]] && [ "$rc" = 0 ]; then ok "init with a tty: /dev/pts/N, 33 rows x 101 cols"
+else not_ok "init with a tty" "out: $(printf %q "$out") rc $rc" "$errout"; fi
+
+drive --exec --tty 40x120 -- sh -c 'tty; stty size; exit 5'
+out=$(tr -d '\r' <<<"$out")
+if [[ $out =~ ^/dev/pts/[0-9]+$'\n'"40 120"$ ]] && [ "$rc" = 5 ]; then ok "exec with a tty: /dev/pts/N, 40x120, status 5"
+else not_ok "exec with a tty" "out: $(printf %q "$out") rc $rc" "$errout"; fi
+
+drive --bad-spec-first -- echo after
+expect "after a refused spec the same connection still runs a container" "after" 0
+grep -q '^refused: create: process.args' <<<"$errout" && ok "a malformed spec is refused with the runtime's reason" ||
+	not_ok "a malformed spec is refused" "$errout"
+
+drive --env FOO=bar --cwd /tmp --user 65534:65534 -- sh -c 'echo $FOO; pwd; id -u; id -g'
+expect "env, cwd and user from the spec" $'bar\n/tmp\n65534\n65534' 0
+
+drive --exec --env X=y --cwd /etc --user 65534:65534 -- sh -c 'echo $X $(pwd) $(id -u)'
+expect "env, cwd and user of an exec process" "y /etc 65534" 0
+
+drive -- /no/such/program
+[ "$rc" = 124 ] && grep -q "not an executable" <<<"$errout" && ok "a missing program is an error, not a crash" ||
+	not_ok "a missing program" "rc $rc: $errout"
+
+# A frame the agent cannot accept (oversize length): it drops the connection and keeps serving.
+python3 - "$SOCK" <<'PY' && ok "a garbage frame closes that connection" || not_ok "a garbage frame closes that connection"
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10)
+s.sendall(struct.pack('<IHH', 0x7fffffff, 1, 0))
+sys.exit(0 if s.recv(100) == b'' else 1)
+PY
+drive -- echo still
+expect "the agent still serves after a garbage frame" "still" 0
+
+kill -0 $agent_pid 2>/dev/null && ok "the agent is still running" || not_ok "the agent is still running" "$(cat "$WORK/agent.err")"
+timeout 10 "$DRIVER" "$SOCK" --shutdown && ok "shutdown closes the connection" || not_ok "shutdown"
+for _ in $(seq 50); do kill -0 $agent_pid 2>/dev/null || break; sleep 0.1; done
+if kill -0 $agent_pid 2>/dev/null; then kill $agent_pid; not_ok "the agent exits on shutdown"; else
+	wait $agent_pid; [ $? = 0 ] && ok "the agent exits 0 on shutdown" || not_ok "the agent exits 0 on shutdown"; fi
+[ -z "$(ls "$WORK/state/rt" 2>/dev/null)" ] && ok "no container left in the runtime's state" ||
+	not_ok "no container left" "$(ls "$WORK/state/rt")"
+finish
