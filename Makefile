@@ -133,7 +133,7 @@ $(B)/agent/%.o: %.c
 	$(CC) $(AGENT_CFLAGS) -c $< -o $@
 
 $(B)/virtus-agent: $(patsubst %.c,$(B)/agent/%.o,$(AGENT_SRC))
-	$(CC) -static -o $@ $^ -ljson-c -lseccomp -lpthread
+	$(CC) -static -Wl,--wrap=getpwuid -o $@ $^ -ljson-c -lseccomp -lpthread
 
 # Guests are built without sanitizers: they run inside the VM, not in this process.
 $(B)/tests/kvm/guests/%.elf: tests/kvm/guests/%.S tests/kvm/guests/guest.ld tests/kvm/guests/pvh_note.h

@@ -189,3 +189,15 @@ int main(int argc, char **argv)
 	agent_serve(&a, &err);
 	agent_fatal(&a, "%s", err.msg);
 }
+
+/* The runtime library's `list` names owners with getpwuid, which a static binary can only do through the
+ * host's NSS libraries; the agent never lists, and has no user database of its own: linked with
+ * -Wl,--wrap=getpwuid to this. */
+struct passwd;
+struct passwd *__wrap_getpwuid(uid_t uid);
+struct passwd *__wrap_getpwuid(uid_t uid)
+{
+	(void)uid;
+	errno = ENOENT;
+	return NULL;
+}
