@@ -19,7 +19,13 @@ struct aproc {
 	pid_t pid;
 	int in;         /* our end of its stdin (tty: a dup of the master), -1 when closed */
 	int out, err;   /* our ends of its stdout / stderr (tty: the master and -1) */
+	uint8_t *inbuf; /* stdin the process has not taken yet (bounded: AGENT_STDIN_MAX) */
+	size_t in_len;
+	bool in_eof;    /* close stdin once inbuf is written */
 };
+
+/* A process that does not read its stdin must not stall the agent: its input waits here, up to this. */
+#define AGENT_STDIN_MAX (1u << 20)
 
 struct agent {
 	bool pid1;
@@ -52,7 +58,9 @@ int proc_exec(struct agent *a, unsigned id, json_object *msg, vt_err *err);
 int proc_stdin(struct agent *a, unsigned id, const void *data, size_t len, vt_err *err);
 int proc_signal(struct agent *a, unsigned id, int sig, vt_err *err);
 int proc_resize(struct agent *a, unsigned id, unsigned rows, unsigned cols, vt_err *err);
-/* Output of process id's fd is readable: relay it; false once that stream ended. */
+/* Its stdin is writable: write what is queued. */
+void proc_stdin_ready(struct agent *a, unsigned id);
+/* Output of process id's fd is readable: relay it. */
 void proc_relay(struct agent *a, unsigned id, int fd);
 /* SIGCHLD: reap everything, report the exits of our processes. */
 void proc_reap(struct agent *a);

@@ -127,6 +127,7 @@ static void plumbing_restore(struct plumbing *pl)
 
 static void proc_free(struct aproc *p)
 {
+	free(p->inbuf);
 	closep(&p->in);
 	closep(&p->out);
 	closep(&p->err);
@@ -235,6 +236,7 @@ int proc_create(struct agent *a, json_object *msg, vt_err *err)
 		p->in = fcntl(master, F_DUPFD_CLOEXEC, 3);
 		set_winsize(master, io.rows, io.cols);
 	}
+	nonblocking(p->in);
 	nonblocking(p->out);
 	nonblocking(p->err);
 	p->used = true;
@@ -346,6 +348,7 @@ int proc_exec(struct agent *a, unsigned id, json_object *msg, vt_err *err)
 		p->in = fcntl(master, F_DUPFD_CLOEXEC, 3);
 		set_winsize(master, io.rows, io.cols);
 	}
+	nonblocking(p->in);
 	nonblocking(p->out);
 	nonblocking(p->err);
 	p->used = true;
@@ -365,23 +368,59 @@ static struct aproc *live(struct agent *a, unsigned id, vt_err *err)
 	return &a->procs[id];
 }
 
+/* Write what the process takes now; at the end of the queue, the EOF that was asked for. */
+static int stdin_push(struct aproc *p)
+{
+	while (p->in_len) {
+		ssize_t n = write(p->in, p->inbuf, p->in_len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0) {
+			p->in_len = 0; /* the process closed its stdin: what it did not read is lost, as with a pipe */
+			closep(&p->in);
+			return -1;
+		}
+		memmove(p->inbuf, p->inbuf + n, p->in_len - (size_t)n);
+		p->in_len -= (size_t)n;
+	}
+	if (p->in_eof) {
+		/* A terminal has no EOF of its own: the EOF character (VEOF, ^D) instead. */
+		if (p->tty && write(p->in, "\x04", 1) < 0 && errno == EAGAIN)
+			return 0;
+		closep(&p->in);
+		p->in_eof = false;
+	}
+	return 0;
+}
+
+void proc_stdin_ready(struct agent *a, unsigned id)
+{
+	if (id < AGENT_MAX_PROCS && a->procs[id].used && a->procs[id].in >= 0)
+		stdin_push(&a->procs[id]);
+}
+
 int proc_stdin(struct agent *a, unsigned id, const void *data, size_t len, vt_err *err)
 {
 	struct aproc *p = live(a, id, err);
 	if (!p)
 		return -1;
-	if (p->in < 0)
+	if (p->in < 0 || p->in_eof)
 		return len ? vt_fail(err, "process %u: stdin is closed", id) : 0;
 	if (!len) {
-		/* A terminal has no EOF of its own: send the EOF character (VEOF, ^D) instead. */
-		if (p->tty && write_all(p->in, "\x04", 1))
-			return vt_fail_errno(err, errno, "stdin");
-		closep(&p->in);
-		return 0;
+		p->in_eof = true;
+		return stdin_push(p) ? vt_fail(err, "process %u: stdin closed", id) : 0;
 	}
-	if (write_all(p->in, data, len))
-		return vt_fail_errno(err, errno, "process %u: stdin", id);
-	return 0;
+	if (p->in_len + len > AGENT_STDIN_MAX)
+		return vt_fail(err, "process %u: stdin backlog over %u bytes: input dropped", id, AGENT_STDIN_MAX);
+	uint8_t *b = realloc(p->inbuf, p->in_len + len);
+	if (!b)
+		return vt_fail_errno(err, ENOMEM, "stdin");
+	p->inbuf = b;
+	memcpy(b + p->in_len, data, len);
+	p->in_len += len;
+	return stdin_push(p) ? vt_fail(err, "process %u: stdin closed", id) : 0;
 }
 
 int proc_signal(struct agent *a, unsigned id, int sig, vt_err *err)

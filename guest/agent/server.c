@@ -201,12 +201,12 @@ static size_t poll_set(struct agent *a, struct pollfd *p, unsigned *who)
 		struct aproc *pr = &a->procs[i];
 		if (!pr->used)
 			continue;
-		int fds[2] = { pr->out, pr->err };
-		for (int k = 0; k < 2; k++) {
+		int fds[3] = { pr->out, pr->err, pr->in_len || pr->in_eof ? pr->in : -1 };
+		for (int k = 0; k < 3; k++) {
 			if (fds[k] < 0)
 				continue;
 			who[n] = i;
-			p[n++] = (struct pollfd){ .fd = fds[k], .events = POLLIN };
+			p[n++] = (struct pollfd){ .fd = fds[k], .events = k < 2 ? POLLIN : POLLOUT };
 		}
 	}
 	return n;
@@ -225,8 +225,8 @@ int agent_serve(struct agent *a, vt_err *err)
 		return vt_fail_errno(err, errno, "agent setup");
 	a->conn = -1;
 	for (;;) {
-		struct pollfd p[2 + 2 * AGENT_MAX_PROCS];
-		unsigned who[2 + 2 * AGENT_MAX_PROCS];
+		struct pollfd p[2 + 3 * AGENT_MAX_PROCS];
+		unsigned who[2 + 3 * AGENT_MAX_PROCS];
 		size_t n = poll_set(a, p, who);
 		if (poll(p, n, -1) < 0) {
 			if (errno == EINTR)
@@ -234,9 +234,12 @@ int agent_serve(struct agent *a, vt_err *err)
 			return vt_fail_errno(err, errno, "poll");
 		}
 		/* Output before exits: a process's last words go out before its exit status. */
-		for (size_t i = 2; i < n; i++)
-			if (p[i].revents)
+		for (size_t i = 2; i < n; i++) {
+			if (p[i].revents && p[i].events == POLLOUT)
+				proc_stdin_ready(a, who[i]);
+			else if (p[i].revents)
 				proc_relay(a, who[i], p[i].fd);
+		}
 		if (p[0].revents) {
 			struct signalfd_siginfo si;
 			while (read(a->sigfd, &si, sizeof(si)) > 0)

@@ -44,6 +44,12 @@ expect "stderr relayed apart from stdout" "out" 0
 drive --stdin $'line one\nline two\n' -- cat
 expect "stdin relayed to cat, EOF ends it" $'line one\nline two' 0
 
+big=$(head -c 100000 /dev/zero | tr '\0' x)
+drive --exec --stdin "$big" --term-after 500 -- sleep 100
+expect "stdin a process does not read never stalls the agent (SIGTERM still delivered)" "" 143
+drive --stdin "$big" -- wc -c
+expect "100000 bytes of stdin arrive whole" "100000" 0
+
 drive -- cat
 expect "without stdin the process reads /dev/null" "" 0
 
