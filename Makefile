@@ -60,7 +60,8 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 GUEST_SRC := $(wildcard tests/kvm/guests/*.S)
 GUEST_ELF := $(patsubst tests/kvm/guests/%.S,$(B)/tests/kvm/guests/%.elf,$(GUEST_SRC))
 
-PROGRAMS := $(B)/virtus $(B)/virtus-agent
+PROGRAMS := $(B)/virtus
+AGENT    := $(B)/virtus-agent
 STORE_SO := $(B)/libvirtus-store.so
 ifneq ($(wildcard src/runtime/main.c),)
   PROGRAMS += $(B)/virtus-runtime
@@ -79,7 +80,7 @@ STOREDIR    := $(PREFIX)/lib/virtus
 GUEST       ?= build/guest
 
 .PHONY: all check unit clean guests tests install uninstall
-all: $(PROGRAMS) $(STORE_SO) tests
+all: $(PROGRAMS) $(STORE_SO) $(AGENT) tests
 
 tests: $(UNIT_BIN) $(KVMT_BIN) $(GUEST_ELF) $(B)/tests/agent/agent_driver
 
@@ -144,10 +145,10 @@ $(B)/tests/kvm/guests/%.elf: tests/kvm/guests/%.S tests/kvm/guests/guest.ld test
 check: all
 	tests/run
 
-install: $(PROGRAMS) $(STORE_SO)
+install: $(PROGRAMS) $(STORE_SO) $(AGENT)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(BASHCOMPDIR)
 	install -m 755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
-	install -d $(DESTDIR)$(STOREDIR) && install -m 755 $(STORE_SO) $(DESTDIR)$(STOREDIR)/
+	install -d $(DESTDIR)$(STOREDIR) && install -m 755 $(STORE_SO) $(AGENT) $(DESTDIR)$(STOREDIR)/
 	install -m 644 docs/man/virtus.1 $(DESTDIR)$(MANDIR)/man1/virtus.1
 	install -m 644 docs/man/virtus-runtime.8 $(DESTDIR)$(MANDIR)/man8/virtus-runtime.8
 	install -m 644 completion/virtus.bash $(DESTDIR)$(BASHCOMPDIR)/virtus
@@ -168,7 +169,7 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/man1/virtus.1 $(DESTDIR)$(MANDIR)/man8/virtus-runtime.8
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/virtus $(DESTDIR)$(BASHCOMPDIR)/virtus-runtime
 	rm -rf $(DESTDIR)$(GUESTDIR)
-	rm -f $(DESTDIR)$(STOREDIR)/libvirtus-store.so
+	rm -f $(DESTDIR)$(STOREDIR)/libvirtus-store.so $(DESTDIR)$(STOREDIR)/virtus-agent
 	-rmdir $(DESTDIR)$(PREFIX)/lib/virtus 2>/dev/null
 
 clean:

@@ -18,10 +18,10 @@ else not_ok "make install DESTDIR=... PREFIX=/usr" "$(tail -n 5 "$tmp/make.out")
 
 for f in bin/virtus bin/virtus-runtime share/man/man1/virtus.1 share/man/man8/virtus-runtime.8 \
 	share/bash-completion/completions/virtus share/bash-completion/completions/virtus-runtime \
-	lib/virtus/guest/vmlinux lib/virtus/guest/initramfs.cpio.gz lib/virtus/libvirtus-store.so; do
+	lib/virtus/guest/vmlinux lib/virtus/guest/initramfs.cpio.gz lib/virtus/libvirtus-store.so lib/virtus/virtus-agent; do
 	if [ -f "$root/usr/$f" ]; then ok "installed: /usr/$f"; else not_ok "installed: /usr/$f"; fi
 done
-for f in bin/virtus bin/virtus-runtime; do
+for f in bin/virtus bin/virtus-runtime lib/virtus/virtus-agent; do
 	if [ -x "$root/usr/$f" ]; then ok "/usr/$f is executable"; else not_ok "/usr/$f is executable"; fi
 done
 stray=$(cd "$root" && find . -mindepth 1 -maxdepth 1 ! -name usr)
