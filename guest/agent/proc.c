@@ -143,6 +143,15 @@ static void nonblocking(int fd)
 
 /* ---------------- create / start ---------------- */
 
+/* A string member, "" when absent or of another type (the spec's own checks come later, in the runtime). */
+static const char *str_member(json_object *o, const char *key)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return "";
+	return json_object_get_string(v);
+}
+
 /* The host's spec made to fit the guest: our root, no bind mounts of host paths (already in the shared
  * tree), no network namespace (the VM's network is the container's), terminal as asked. */
 static int adapt_spec(const struct agent *a, json_object *spec, const struct stdio_req *io, vt_err *err)
@@ -160,16 +169,14 @@ static int adapt_spec(const struct agent *a, json_object *spec, const struct std
 	if (json_object_object_get_ex(spec, "mounts", &v) && json_object_is_type(v, json_type_array)) {
 		json_object *kept = json_object_new_array();
 		for (size_t i = 0; i < json_object_array_length(v); i++) {
-			json_object *m = json_object_array_get_idx(v, i), *t, *src;
-			bool bind = json_object_object_get_ex(m, "type", &t) && !strcmp(json_object_get_string(t), "bind");
-			json_object *opts;
+			json_object *m = json_object_array_get_idx(v, i), *opts;
+			bool bind = !strcmp(str_member(m, "type"), "bind");
 			if (json_object_object_get_ex(m, "options", &opts) && json_object_is_type(opts, json_type_array))
 				for (size_t k = 0; k < json_object_array_length(opts); k++) {
 					const char *o = json_object_get_string(json_object_array_get_idx(opts, k));
 					bind |= o && (!strcmp(o, "bind") || !strcmp(o, "rbind"));
 				}
-			bool host_path = json_object_object_get_ex(m, "source", &src) &&
-					 json_object_get_string(src)[0] == '/';
+			bool host_path = str_member(m, "source")[0] == '/';
 			if (!(bind && host_path))
 				json_object_array_add(kept, json_object_get(m));
 		}
@@ -179,8 +186,8 @@ static int adapt_spec(const struct agent *a, json_object *spec, const struct std
 	    json_object_object_get_ex(linux_, "namespaces", &v) && json_object_is_type(v, json_type_array)) {
 		json_object *kept = json_object_new_array();
 		for (size_t i = 0; i < json_object_array_length(v); i++) {
-			json_object *ns = json_object_array_get_idx(v, i), *t;
-			if (!json_object_object_get_ex(ns, "type", &t) || strcmp(json_object_get_string(t), "network"))
+			json_object *ns = json_object_array_get_idx(v, i);
+			if (strcmp(str_member(ns, "type"), "network"))
 				json_object_array_add(kept, json_object_get(ns));
 		}
 		json_object_object_add(linux_, "namespaces", kept);
