@@ -3,7 +3,8 @@
  * its exit status is the process's (the status the agent reported). tests/container/agent.sh asserts them.
  *
  *   agent_driver SOCK [--tty ROWSxCOLS] [--stdin TEXT] [--env K=V]... [--cwd DIR] [--user UID:GID]
- *                [--no-pidns] [--term-after MS] [--exec] [--bad-spec-first] -- ARGS...
+ *                [--no-pidns] [--term-after MS] [--exec] [--bad-spec-first] [--bind SRC:DST]
+ *                [--resize ROWSxCOLS] -- ARGS...
  *   agent_driver SOCK --shutdown
  * --exec runs ARGS beside an init `sleep 1000`; --bad-spec-first sends a create the runtime must refuse,
  * prints "refused: MESSAGE" on stderr and goes on with the real one on the same connection. */
@@ -24,9 +25,10 @@
 struct opts {
 	const char *sock;
 	struct agent_stdio io;
-	const char *stdin_text, *cwd, *user;
+	const char *stdin_text, *cwd, *user, *bind;
 	const char *env[16];
 	int n_env, term_after_ms;
+	unsigned resize_rows, resize_cols; /* --resize RxC: sent once the process started */
 	bool exec, bad_spec, no_pidns, shutdown;
 	char **args;
 };
@@ -54,6 +56,12 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->stdin_text = v, o->io.stdin_open = true, i++;
 		} else if (!strcmp(a, "--env") && o->n_env < 16) {
 			o->env[o->n_env++] = v, i++;
+		} else if (!strcmp(a, "--resize")) {
+			if (sscanf(v, "%ux%u", &o->resize_rows, &o->resize_cols) != 2)
+				die("--resize ROWSxCOLS", NULL);
+			i++;
+		} else if (!strcmp(a, "--bind")) {
+			o->bind = v, i++;
 		} else if (!strcmp(a, "--cwd")) {
 			o->cwd = v, i++;
 		} else if (!strcmp(a, "--user")) {
@@ -109,6 +117,18 @@ static json_object *spec_of(const struct opts *o, json_object *process)
 	json_object *spec = rt_spec_default(), *linux_, *ns;
 	json_object_object_add(spec, "process", process);
 	json_object_object_del(spec, "hostname");
+	const char *colon = o->bind ? strchr(o->bind, ':') : NULL;
+	json_object *mounts;
+	if (colon && json_object_object_get_ex(spec, "mounts", &mounts)) {
+		/* a host bind mount: the agent must drop it (in a VM the host has bound it into the shared tree) */
+		json_object *m = json_object_new_object();
+		json_object_object_add(m, "destination", json_object_new_string(colon + 1));
+		json_object_object_add(m, "type", json_object_new_string("bind"));
+		json_object_object_add(m, "source", json_object_new_string_len(o->bind, (int)(colon - o->bind)));
+		const char *opts[] = { "rbind", "ro" };
+		json_object_object_add(m, "options", strings(opts, 2));
+		json_object_array_add(mounts, m);
+	}
 	if (o->no_pidns && json_object_object_get_ex(spec, "linux", &linux_) &&
 	    json_object_object_get_ex(linux_, "namespaces", &ns)) {
 		json_object *kept = json_object_new_array();
@@ -287,6 +307,11 @@ int main(int argc, char **argv)
 		json_object_put(p);
 		flush_all(c);
 		expect(c, AGENT_EV_STARTED, target);
+	}
+	if (o.resize_rows) {
+		if (agent_send_resize(c, target, (unsigned short)o.resize_rows, (unsigned short)o.resize_cols, &err))
+			die("resize", &err);
+		flush_all(c);
 	}
 	send_stdin(c, &o, target);
 	int status = relay(c, &o, target);

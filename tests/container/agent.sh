@@ -59,8 +59,8 @@ expect "SIGTERM to init sleep 100: 128+15" "" 143
 drive --exec --term-after 300 -- sleep 100
 expect "SIGTERM to an exec'd sleep 100: 128+15" "" 143
 
-drive --exec -- sh -c 'ps -o comm | grep -c sleep; echo $$'
-expect "exec beside the running init sees it" $'1\n'"$(echo "$out" | tail -n1)" 0
+drive --exec -- sh -c 'ps -o pid,comm | grep -x " *1 sleep" | wc -l'
+expect "exec beside the running init: init (sleep) is pid 1 in its pid namespace" "1" 0
 
 drive --tty 33x101 -- sh -c 'tty; stty size'
 out=$(tr -d '\r' <<<"$out")
@@ -72,6 +72,10 @@ out=$(tr -d '\r' <<<"$out")
 if [[ $out =~ ^/dev/pts/[0-9]+$'\n'"40 120"$ ]] && [ "$rc" = 5 ]; then ok "exec with a tty: /dev/pts/N, 40x120, status 5"
 else not_ok "exec with a tty" "out: $(printf %q "$out") rc $rc" "$errout"; fi
 
+drive --exec --tty 40x120 --resize 25x70 -- sh -c 'sleep 0.5; stty size'
+out=$(tr -d '\r' <<<"$out")
+expect "resize reaches the process's pty" "25 70" 0
+
 drive --bad-spec-first -- echo after
 expect "after a refused spec the same connection still runs a container" "after" 0
 grep -q '^refused: create: process.args' <<<"$errout" && ok "a malformed spec is refused with the runtime's reason" ||
@@ -82,6 +86,14 @@ expect "env, cwd and user from the spec" $'bar\n/tmp\n65534\n65534' 0
 
 drive --exec --env X=y --cwd /etc --user 65534:65534 -- sh -c 'echo $X $(pwd) $(id -u)'
 expect "env, cwd and user of an exec process" "y /etc 65534" 0
+
+mkdir -p "$WORK/rootfs/mnt"
+drive --bind /etc:/mnt -- ls /mnt
+expect "a bind mount of a host path is dropped (the host binds it into the shared tree)" "" 0
+drive --bind /etc:/mnt -- sh -c 'readlink /proc/self/ns/net; readlink /proc/self/ns/uts'
+if [ "$(head -n1 <<<"$out")" = "$(readlink /proc/self/ns/net)" ] && [ "$(tail -n1 <<<"$out")" != "$(readlink /proc/self/ns/uts)" ]
+then ok "no network namespace of its own (the VM's network is the container's), the other namespaces kept"
+else not_ok "network namespace dropped, others kept" "$out"; fi
 
 drive -- /no/such/program
 [ "$rc" = 124 ] && grep -q "not an executable" <<<"$errout" && ok "a missing program is an error, not a crash" ||
