@@ -90,7 +90,8 @@ struct agent_event {
 };
 
 /* Read what is available and return at most one event in *ev. -1 (with err) on a protocol error: the
- * connection is then unusable. */
+ * connection is then unusable. Several events can arrive in one read and wait in the client's buffer, where
+ * poll() cannot see them: when agent_fd() is readable, call agent_recv until it returns AGENT_EV_NONE. */
 int agent_recv(struct agent_conn *c, struct agent_event *ev, vt_err *err);
 
 #endif
