@@ -494,8 +494,12 @@ int agent_connect_vsock(const char *vsock_path, unsigned port, int timeout_ms, s
 {
 	uint64_t deadline = now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000;
 	int fd = -1;
-	/* The guest may still be booting: retry until it listens. */
-	while (vsock_try(vsock_path, port, deadline, &fd, err)) {
+	/* The guest may still be booting: retry until it listens. A REQUEST the guest's vsock driver never saw
+	 * (not loaded yet) gets no answer at all, so one attempt waits at most a second. */
+	for (;;) {
+		uint64_t attempt = now_ns() + 1000000000ull;
+		if (!vsock_try(vsock_path, port, attempt < deadline ? attempt : deadline, &fd, err))
+			break;
 		if (!remaining_ms(deadline))
 			return vt_err_prefix(err, "agent not reachable");
 		struct timespec ts = { 0, 50 * 1000000 };

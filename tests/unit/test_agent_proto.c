@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -381,6 +383,72 @@ static void test_handshake_refusals(void **state)
 	close(sv[1]);
 }
 
+/* A fake VMM vsock socket: the first CONNECT is refused (closed: the guest is not listening yet), the second
+ * answered with "OK" and, in the same write, the agent's hello: the client must not eat past the line. */
+static void fake_vmm(int ls)
+{
+	char line[64];
+	for (int round = 0; round < 2; round++) {
+		int c = accept(ls, NULL, NULL);
+		ssize_t n = c < 0 ? -1 : read(c, line, sizeof(line) - 1);
+		if (n <= 0)
+			_exit(2);
+		line[n] = 0;
+		if (strcmp(line, "CONNECT 1024\n"))
+			_exit(3);
+		if (round == 0) {
+			close(c);
+			continue;
+		}
+		static const char hello[] = "{\"version\":1}";
+		uint8_t buf[64] = "OK 1024\n";
+		struct agent_hdr h = { .len = sizeof(hello) - 1, .type = AGENT_MSG_HELLO };
+		agent_hdr_encode(buf + 8, &h);
+		memcpy(buf + 8 + AGENT_HDR_SIZE, hello, h.len);
+		if (write_all(c, buf, 8 + AGENT_HDR_SIZE + h.len))
+			_exit(4);
+		uint8_t hdr[AGENT_HDR_SIZE];
+		struct agent_hdr got;
+		if (recv(c, hdr, sizeof(hdr), MSG_WAITALL) != sizeof(hdr) || !agent_hdr_decode(hdr, &got) ||
+		    got.type != AGENT_MSG_HELLO)
+			_exit(5);
+		_exit(0);
+	}
+	_exit(6);
+}
+
+static void test_connect_vsock(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/vt-agent-test.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s/vsock", dir);
+	vt_err err = { 0 };
+	struct agent_conn *c = NULL;
+	/* nobody there: an error within the timeout */
+	assert_int_equal(agent_connect_vsock(a.sun_path, AGENT_VSOCK_PORT, 300, &c, &err), -1);
+	assert_non_null(strstr(err.msg, "not reachable"));
+	int ls = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(ls, 4), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		fake_vmm(ls);
+	close(ls);
+	int rc = agent_connect_vsock(a.sun_path, AGENT_VSOCK_PORT, 5000, &c, &err);
+	if (rc)
+		fail_msg("connect: %s", err.msg);
+	int ws;
+	assert_int_equal(waitpid(pid, &ws, 0), pid);
+	assert_true(WIFEXITED(ws));
+	assert_int_equal(WEXITSTATUS(ws), 0);
+	agent_close(c);
+	unlink(a.sun_path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -404,6 +472,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refused_create_frees_the_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sends, setup, teardown),
 		cmocka_unit_test(test_handshake_refusals),
+		cmocka_unit_test(test_connect_vsock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
