@@ -155,7 +155,7 @@ install: $(PROGRAMS) $(STORE_SO) $(AGENT)
 	install -m 644 completion/virtus-runtime.bash $(DESTDIR)$(BASHCOMPDIR)/virtus-runtime
 	@if [ -r "$(GUEST)/initramfs.cpio.gz" ]; then \
 		install -d $(DESTDIR)$(GUESTDIR) && \
-		for f in vmlinux bzImage initramfs.cpio.gz kernel-version; do \
+		for f in vmlinux bzImage initramfs.cpio.gz agent-initrd.cpio kernel-version; do \
 			[ ! -r "$(GUEST)/$$f" ] || install -m 644 "$(GUEST)/$$f" $(DESTDIR)$(GUESTDIR)/$$f || exit 1; \
 		done; \
 		echo "install: the default guest from $(GUEST) in $(DESTDIR)$(GUESTDIR)"; \

@@ -93,12 +93,13 @@ _virtus_ctr() {
 	local cur=$1 prev=$2 cmd=$3 opts="--help"
 	case "$prev" in
 	--network) mapfile -t COMPREPLY < <(compgen -W "bridge slirp none host" -- "$cur"); return ;;
+	--isolation) mapfile -t COMPREPLY < <(compgen -W "container vm" -- "$cur"); return ;;
 	--rootfs) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
 	-s|--signal) mapfile -t COMPREPLY < <(compgen -W "TERM KILL INT HUP QUIT USR1 USR2" -- "$cur"); return ;;
 	esac
 	case "$cmd" in
 	run) opts="--detach --name --rm --interactive --tty --env --workdir --user --volume --publish --network
-		--memory --cpus --pids-limit --entrypoint --rootfs --help" ;;
+		--memory --cpus --pids-limit --entrypoint --rootfs --isolation --help" ;;
 	ps) opts="--all --quiet --help" ;;
 	logs) opts="--follow --help" ;;
 	exec) opts="--interactive --tty --env --workdir --user --help" ;;

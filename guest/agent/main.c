@@ -19,15 +19,18 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "isolation/vmbox.h"
 #include "lib/util.h"
 
-#define GUEST_ROOTFS "/run/virtus/rootfs"
+/* The host's shared tree (isolation/vmbox.h): rootfs/ is the container's root, m/N its bind mounts' sources. */
+#define GUEST_SHARE  VMBOX_GUEST_SHARE
+#define GUEST_ROOTFS VMBOX_GUEST_SHARE "/rootfs"
 #define GUEST_STATE  "/run/virtus/agent"
 
 void agent_power_off(void)
 {
 	sync();
-	umount2(GUEST_ROOTFS, MNT_DETACH);
+	umount2(GUEST_SHARE, MNT_DETACH);
 	reboot(RB_POWER_OFF);
 	for (;;)
 		pause();
@@ -121,9 +124,9 @@ static int pid1_setup(struct agent *a, vt_err *err)
 	if (rootfs_tag(tag, sizeof(tag), err))
 		return -1;
 	mkdir("/run/virtus", 0755);
-	mkdir(GUEST_ROOTFS, 0755);
+	mkdir(GUEST_SHARE, 0755);
 	mkdir(GUEST_STATE, 0700);
-	if (mount(tag, GUEST_ROOTFS, "virtiofs", 0, NULL))
+	if (mount(tag, GUEST_SHARE, "virtiofs", 0, NULL))
 		return vt_fail_errno(err, errno, "mount -t virtiofs %s", tag);
 	net_loopback_up(err); /* best effort: the net message does it again */
 	a->rootfs = GUEST_ROOTFS;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "isolation/vmbox.h"
 #include "isolation/agent_proto.h"
 #include "lib/util.h"
 #include "runtime/rt.h"
@@ -152,8 +153,8 @@ static const char *str_member(json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
-/* The host's spec made to fit the guest: our root, no bind mounts of host paths (already in the shared
- * tree), no network namespace (the VM's network is the container's), terminal as asked. */
+/* The host's spec made to fit the guest: our root, no bind mounts of host paths (those the container needs
+ * come with sources under the share: kept), no network namespace (the VM's network is the container's), terminal as asked. */
 static int adapt_spec(const struct agent *a, json_object *spec, const struct stdio_req *io, vt_err *err)
 {
 	json_object *root, *process, *linux_, *v;
@@ -176,7 +177,10 @@ static int adapt_spec(const struct agent *a, json_object *spec, const struct std
 					const char *o = json_object_get_string(json_object_array_get_idx(opts, k));
 					bind |= o && (!strcmp(o, "bind") || !strcmp(o, "rbind"));
 				}
-			bool host_path = str_member(m, "source")[0] == '/';
+			/* The host binds what the container needs into the share and points the source there. */
+			const char *source = str_member(m, "source");
+			bool host_path = source[0] == '/' &&
+					 strncmp(source, VMBOX_GUEST_SHARE "/", strlen(VMBOX_GUEST_SHARE) + 1);
 			if (!(bind && host_path))
 				json_object_array_add(kept, json_object_get(m));
 		}

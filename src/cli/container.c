@@ -73,9 +73,11 @@ static const char run_usage[] =
 	"      --pids-limit N      at most N processes\n"
 	"      --entrypoint CMD    replace the image's entrypoint\n"
 	"      --rootfs DIR        use DIR as the (read-only) root file system instead of an image\n"
+	"      --isolation LEVEL   container (default: namespaces on the host's kernel) or vm (a microVM of its\n"
+	"                          own, with its own kernel: the default guest's; needs /dev/kvm)\n"
 	"  -h, --help              print this help\n";
 
-enum { OPT_NAME = 256, OPT_RM, OPT_NETWORK, OPT_MEMORY, OPT_CPUS, OPT_PIDS, OPT_ROOTFS, OPT_ENTRYPOINT };
+enum { OPT_NAME = 256, OPT_RM, OPT_NETWORK, OPT_MEMORY, OPT_CPUS, OPT_PIDS, OPT_ROOTFS, OPT_ENTRYPOINT, OPT_ISOLATION };
 
 struct run_args {
 	struct ctr_run_opts o;
@@ -105,6 +107,11 @@ static int run_option(struct run_args *a, int c, const char *arg, vt_err *err)
 	case OPT_RM: o->auto_remove = true; return 0;
 	case OPT_ROOTFS: o->rootfs = arg; return 0;
 	case OPT_ENTRYPOINT: o->entrypoint = arg; return 0;
+	case OPT_ISOLATION:
+		if (strcmp(arg, "vm") && strcmp(arg, "container"))
+			return vt_fail(err, "--isolation '%s': expected container or vm", arg);
+		o->vm = !strcmp(arg, "vm");
+		return 0;
 	case OPT_NETWORK: return cnet_parse_mode(arg, &o->net.mode, err);
 	case OPT_MEMORY: return parse_size(arg, &o->memory, err) ? vt_err_prefix(err, "--memory") : 0;
 	case OPT_CPUS: return ctr_parse_cpus(arg, &o->cpu_quota, err);
@@ -143,7 +150,8 @@ static int parse_run(int argc, char **argv, struct run_args *a, vt_err *err)
 		{ "network", required_argument, NULL, OPT_NETWORK }, { "net", required_argument, NULL, OPT_NETWORK },
 		{ "memory", required_argument, NULL, OPT_MEMORY }, { "cpus", required_argument, NULL, OPT_CPUS },
 		{ "pids-limit", required_argument, NULL, OPT_PIDS }, { "rootfs", required_argument, NULL, OPT_ROOTFS },
-		{ "entrypoint", required_argument, NULL, OPT_ENTRYPOINT }, { 0 },
+		{ "entrypoint", required_argument, NULL, OPT_ENTRYPOINT },
+		{ "isolation", required_argument, NULL, OPT_ISOLATION }, { 0 },
 	};
 	int c;
 	a->o.net.mode = CNET_BRIDGE;
@@ -276,9 +284,9 @@ static void print_ps_line(json_object *rec, const char *id)
 	status_text(rec, status, sizeof(status));
 	ports_text(rec, ports, sizeof(ports));
 	human_duration(seconds_since(ctr_rec_str(rec, "Created")), created, sizeof(created));
-	const char *image = ctr_rec_str(rec, "ImageName");
-	printf("%-12.12s  %-24s  %-20s  %-18s  %-28s  %-20s  %s\n", id, *image ? image : ctr_rec_str(rec, "Rootfs"),
-	       cmd, strcat(created, " ago"), status, ports, ctr_rec_str(rec, "Name"));
+	const char *image = ctr_rec_str(rec, "ImageName"), *isolation = ctr_rec_str(rec, "Isolation");
+	printf("%-12.12s  %-24s  %-20s  %-18s  %-28s  %-20s  %-9s  %s\n", id, *image ? image : ctr_rec_str(rec, "Rootfs"),
+	       cmd, strcat(created, " ago"), status, ports, *isolation ? isolation : "container", ctr_rec_str(rec, "Name"));
 }
 
 static int cmd_ps(const struct cli_globals *g, int argc, char **argv)
@@ -305,8 +313,8 @@ static int cmd_ps(const struct cli_globals *g, int argc, char **argv)
 	if (ctr_store_init(&s, store_root(g), &err) || ctr_list(&s, &ids, &err))
 		return fail("ps", &err, CTR_EXIT_ERROR);
 	if (!quiet)
-		printf("%-12s  %-24s  %-20s  %-18s  %-28s  %-20s  %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED",
-		       "STATUS", "PORTS", "NAMES");
+		printf("%-12s  %-24s  %-20s  %-18s  %-28s  %-20s  %-9s  %s\n", "CONTAINER ID", "IMAGE", "COMMAND",
+		       "CREATED", "STATUS", "PORTS", "ISOLATION", "NAMES");
 	for (size_t i = 0; ids[i]; i++) {
 		json_object *rec;
 		if (ctr_record_load(&s, ids[i], &rec, NULL))

@@ -63,6 +63,9 @@ const char vm_run_usage[] =
 	"  --vsock CID,PATH add a virtio-vsock device (PCI), guest CID 3..4294967294: guest connections to host\n"
 	"                   (CID 2) port P reach the Unix socket PATH_P; host clients of the Unix socket PATH\n"
 	"                   (created mode 0600, removed at exit) send \"CONNECT P\\n\" to reach guest port P\n"
+	"  --fs tag=TAG,socket=PATH  add a virtio-fs device (PCI) served by the vhost-user backend listening on\n"
+	"                   PATH (e.g. /usr/lib/qemu/virtiofsd); the guest mounts it with mount -t virtiofs TAG.\n"
+	"                   Guest RAM is then a shared memfd the backend maps (up to 4 devices)\n"
 	"  --ksm            let the host's KSM merge identical guest pages (density; off by default because\n"
 	"                   merged pages let one VM learn about another's memory by timing its writes)\n"
 	"  --seccomp on|off|log  the VMM's own sandbox (default on): each of its threads (vCPUs, device loop,\n"
@@ -159,6 +162,33 @@ static int parse_vsock(char *arg, struct vm_config *cfg)
 	return -1;
 }
 
+/* --fs tag=TAG,socket=PATH */
+static int parse_fs(const char *arg, struct vm_config *cfg)
+{
+	char buf[512];
+	const char *tag = NULL, *sock = NULL;
+	if (cfg->nfs == VM_MAX_FS)
+		return usage_error("at most %s --fs devices", "4");
+	if (snprintf(buf, sizeof(buf), "%s", arg) >= (int)sizeof(buf))
+		return usage_error("--fs '%s' is too long", arg);
+	for (char *save, *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(item, "tag=", 4))
+			tag = item + 4;
+		else if (!strncmp(item, "socket=", 7))
+			sock = item + 7;
+		else
+			return usage_error("--fs: unknown item '%s' (want tag=TAG,socket=PATH)", item);
+	}
+	if (!tag || !*tag || strlen(tag) > 36)
+		return usage_error("--fs: tag= must be 1 to 36 bytes, in '%s'", arg);
+	if (!sock || !*sock || strlen(sock) >= sizeof(cfg->fs[0].socket))
+		return usage_error("--fs: socket= must be a Unix socket path of at most 107 bytes, in '%s'", arg);
+	struct vm_fs_config *f = &cfg->fs[cfg->nfs++];
+	snprintf(f->tag, sizeof(f->tag), "%s", tag);
+	snprintf(f->socket, sizeof(f->socket), "%s", sock);
+	return -1;
+}
+
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option longopts[] = {
@@ -168,6 +198,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "console-device", required_argument, NULL, 'd' }, { "balloon", required_argument, NULL, 'b' },
 		{ "disk", required_argument, NULL, 'D' }, { "net", required_argument, NULL, 'N' },
 		{ "vsock", required_argument, NULL, 'V' }, { "ksm", no_argument, NULL, 'K' },
+		{ "fs", required_argument, NULL, 'F' },
 		{ "seccomp", required_argument, NULL, 'S' }, { "jail", no_argument, NULL, 'J' },
 		{ "jail-uid", required_argument, NULL, 'U' }, { "jail-gid", required_argument, NULL, 'G' },
 		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { 0 },
@@ -210,6 +241,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case 'V':
 			if ((rc = parse_vsock(optarg, &o->cfg)) >= 0)
+				return rc;
+			break;
+		case 'F':
+			if ((rc = parse_fs(optarg, &o->cfg)) >= 0)
 				return rc;
 			break;
 		case 'N':

@@ -64,6 +64,7 @@ struct ctr_run_opts {
 	int64_t pids_limit;          /* 0 = no limit */
 	struct cnet_config net;
 	const char *const *port_specs; /* the -p texts, kept in the record */
+	bool vm;                     /* --isolation=vm: in a microVM of its own (the record's "Isolation") */
 };
 
 /* ---- the OCI config (config.c) ---- */

@@ -18,6 +18,9 @@ struct ctr_launch {
 	const char *id;
 	bool detach, tty, interactive;
 	bool auto_remove;
+	bool vm;                  /* --isolation=vm: the container runs in a microVM of its own (vm_monitor.c) */
+	uint64_t memory;          /* vm: the container's --memory (the VM's RAM is this plus a little) */
+	uint64_t cpu_quota;       /* vm: --cpus as microseconds per 100 ms (vCPUs: rounded up) */
 	struct cnet_config net;
 	struct cnet_port ports[CNET_MAX_PORTS];
 	struct cnet_lease lease;
@@ -25,6 +28,7 @@ struct ctr_launch {
 
 /* The child side of the fork: never returns. sock is the monitor's end of the pair. */
 __attribute__((noreturn)) void ctr_monitor_main(struct ctr_launch *l, int sock);
+__attribute__((noreturn)) void ctr_vm_monitor_main(struct ctr_launch *l, int sock);
 
 /* Fork the monitor for a container whose record and bundle exist and whose rootfs is mounted; wait for its
  * start. Detached: returns once the container runs. Foreground: waits for the container and fills *status.

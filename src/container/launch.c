@@ -129,6 +129,9 @@ int ctr_launch_from_record(struct ctr_launch *l, json_object *rec, vt_err *err)
 	l->net.n_ports = n;
 	l->auto_remove = json_object_get_boolean(json_object_object_get(rec, "AutoRemove"));
 	l->tty = json_object_get_boolean(json_object_object_get(rec, "Tty"));
+	l->vm = !strcmp(ctr_rec_str(rec, "Isolation"), "vm");
+	l->memory = (uint64_t)ctr_rec_int(rec, "Memory");
+	l->cpu_quota = (uint64_t)ctr_rec_int(rec, "CpuQuota");
 	return 0;
 }
 

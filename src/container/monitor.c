@@ -281,6 +281,8 @@ void ctr_monitor_main(struct ctr_launch *l, int sock)
 	struct monitor mo = { .l = l, .rt = { .root = l->store->run }, .sock = sock, .master = -1, .log = -1,
 			   .tee = { -1, -1 }, .caller = { -1, -1 } };
 	vt_err err = { 0 };
+	if (l->vm)
+		ctr_vm_monitor_main(l, sock);
 	setsid();
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	/* Blocked before the container exists: a Ctrl-C that arrives during create is forwarded, not lost. */

@@ -85,6 +85,11 @@ int cnet_attach(const char *store_root, const char *id, const struct cnet_config
 		struct cnet_lease *lease, vt_err *err);
 int cnet_detach(const char *store_root, const char *id, struct cnet_lease *lease, vt_err *err);
 int cnet_gc(const char *store_root, vt_err *err);
+/* VM isolation, bridge mode: instead of a veth, a persistent tap named as the veth's host end, on the bridge,
+ * with the container's rules; the VMM opens it by name and the guest's agent sets lease->addr/prefix and the
+ * route via lease->gateway on eth0. cnet_detach removes it like a veth. */
+int cnet_attach_tap(const char *store_root, const char *id, const struct cnet_config *c, struct cnet_lease *lease,
+		    char tap[16], unsigned *prefix, vt_err *err);
 /* The host end of a container's veth (bridge mode). */
 void cnet_veth_name(const char *id, char out[16]);
 /* Close the port reservation sockets held in this process (the CLI, after the monitor took its copies). */

@@ -2,9 +2,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "container/net_int.h"
@@ -157,5 +160,42 @@ int cnet_bridge_detach(const char *id, vt_err *err)
 	if (nl < 0 || cnet_nft_del_container(id, err) < 0 || nl_link_del(nl, host_end, err) < 0 ||
 	    cnet_lease_drop(id, err) < 0)
 		return vt_err_prefix(err, "removing the network of container %s", id);
+	return 0;
+}
+
+/* A persistent tap of that name, owned by nobody until the VMM opens it (TUNSETIFF on an existing device). */
+static int make_tap(const char *name, vt_err *err)
+{
+	cleanup_close int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return vt_fail_errno(err, errno, "/dev/net/tun");
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(fd, TUNSETIFF, &ifr) || ioctl(fd, TUNSETPERSIST, 1))
+		return vt_fail_errno(err, errno, "creating tap %s", name);
+	return 0;
+}
+
+int cnet_attach_tap(const char *store_root, const char *id, const struct cnet_config *c, struct cnet_lease *lease,
+		    char tap[16], unsigned *prefix, vt_err *err)
+{
+	(void)store_root;
+	struct in_addr subnet, gw, addr;
+	if (inet_pton(AF_INET, lease->addr, &addr) != 1)
+		return vt_fail(err, "container network: lease address '%s' is not an address", lease->addr);
+	if (bridge_setup(&subnet, prefix, &gw, err) < 0)
+		return -1;
+	cnet_veth_name(id, tap);
+	cleanup_close int nl = nl_open(err);
+	int master = nl < 0 ? -1 : nl_link_index(nl, CNET_BRIDGE_NAME, err);
+	if (master <= 0)
+		return master < 0 ? -1 : vt_fail(err, "bridge %s is missing", CNET_BRIDGE_NAME);
+	if (nl_link_del(nl, tap, err) < 0 || make_tap(tap, err) < 0 || nl_link_set_master(nl, tap, master, err) < 0 ||
+	    nl_link_up(nl, tap, err) < 0 || cnet_nft_add_container(id, addr, gw, c, err) < 0 ||
+	    cnet_lease_set_holder(id, err) < 0) {
+		vt_err ignored;
+		cnet_bridge_detach(id, &ignored);
+		return vt_err_prefix(err, "container network");
+	}
 	return 0;
 }

@@ -27,6 +27,7 @@ int nl_link_up(int nl, const char *name, vt_err *err);
  * sent before are dropped, so the container's first connection would wait for a retransmission. */
 int nl_link_wait_running(int nl, const char *name, unsigned timeout_ms, vt_err *err);
 int nl_bridge_create(int nl, const char *name, vt_err *err);
+int nl_link_set_master(int nl, const char *name, int master_index, vt_err *err);
 /* A veth pair: host_name in this namespace under master_index, peer_name in the namespace of netns_fd. */
 int nl_veth_create(int nl, const char *host_name, int master_index, const char *peer_name, int netns_fd,
 		   vt_err *err);

@@ -223,6 +223,20 @@ int nl_link_up(int nl, const char *name, vt_err *err)
 	return 0;
 }
 
+int nl_link_set_master(int nl, const char *name, int master_index, vt_err *err)
+{
+	struct nl_req r;
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+	req_init(&r, RTM_NEWLINK, 0, &ifi, sizeof(ifi));
+	attr_str(&r, IFLA_IFNAME, name);
+	uint32_t master = (uint32_t)master_index;
+	attr_put(&r, IFLA_MASTER, &master, sizeof(master));
+	int rc = nl_talk(nl, &r, NULL, NULL);
+	if (rc < 0)
+		return vt_fail_errno(err, -rc, "attaching link %s to its bridge", name);
+	return 0;
+}
+
 int nl_bridge_create(int nl, const char *name, vt_err *err)
 {
 	struct nl_req r;

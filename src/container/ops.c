@@ -66,11 +66,48 @@ static void set_state(json_object *rec, void *arg)
 	ctr_rec_set_str(rec, "State", arg);
 }
 
+/* ---- a VM-isolated container: its VMM (the record's Pid) stands for it; its monitor relays signals ---- */
+
+static bool is_vm(const struct found *f)
+{
+	return !strcmp(ctr_rec_str(f->rec, "Isolation"), "vm");
+}
+
+/* SIGKILL ends the VM (the monitor records 137); any other signal is queued to the monitor, which hands it
+ * to the agent for the container's init. */
+static int signal_vm(const struct found *f, int sig, vt_err *err)
+{
+	if (!ctr_monitor_alive(f->rec))
+		return vt_fail(err, "container %s: its monitor is gone", name_of(f));
+	pid_t vmm = (pid_t)ctr_rec_int(f->rec, "Pid");
+	if (sig == SIGKILL || sig == SIGSTOP || sig == SIGCONT)
+		return vmm > 0 && !kill(vmm, sig) ? 0 : vt_fail_errno(err, errno, "cannot signal the VM of %s", name_of(f));
+	union sigval v = { .sival_int = sig };
+	if (sigqueue((pid_t)ctr_rec_int(f->rec, "MonitorPid"), SIGRTMIN, v))
+		return vt_fail_errno(err, errno, "cannot signal the monitor of %s", name_of(f));
+	return 0;
+}
+
+static int signal_container(struct found *f, int sig, bool all, vt_err *err)
+{
+	if (is_vm(f))
+		return signal_vm(f, sig, err);
+	return rt_cmd_kill(&f->rt, f->id, sig, all, err);
+}
+
+/* Pause: a frozen cgroup, or a stopped VMM (every vCPU with it). */
+static int pause_container(struct found *f, bool pause, vt_err *err)
+{
+	if (is_vm(f))
+		return signal_vm(f, pause ? SIGSTOP : SIGCONT, err);
+	return rt_cmd_pause(&f->rt, f->id, pause, err);
+}
+
 static int thaw(struct found *f, vt_err *err)
 {
 	if (strcmp(ctr_status(f->rec), "paused"))
 		return 0;
-	if (rt_cmd_pause(&f->rt, f->id, false, err))
+	if (pause_container(f, false, err))
 		return -1;
 	return ctr_record_update(&f->s, f->id, set_state, "running", err);
 }
@@ -80,7 +117,7 @@ static int kill_all(struct found *f, vt_err *err)
 {
 	vt_err ignored;
 	thaw(f, &ignored); /* a frozen task (cgroup v1) does not die until thawed */
-	rt_cmd_kill(&f->rt, f->id, SIGKILL, true, &ignored);
+	signal_container(f, SIGKILL, true, &ignored);
 	if (wait_monitor(f, 15000))
 		return vt_fail(err, "container %s: its monitor did not finish after SIGKILL", name_of(f));
 	return 0;
@@ -93,7 +130,7 @@ static int stop_found(struct found *f, unsigned timeout_s, vt_err *err)
 	vt_err ignored;
 	if (thaw(f, err))
 		return -1;
-	rt_cmd_kill(&f->rt, f->id, SIGTERM, false, &ignored);
+	signal_container(f, SIGTERM, false, &ignored);
 	if (!wait_monitor(f, (int)timeout_s * 1000))
 		return 0;
 	return kill_all(f, err);
@@ -117,7 +154,7 @@ int ctr_kill(const char *root, const char *ref, int sig, vt_err *err)
 	int rc = 0;
 	if (strcmp(ctr_status(f.rec), "running"))
 		rc = vt_fail(err, "container %s is %s, not running", name_of(&f), ctr_status(f.rec));
-	else if (rt_cmd_kill(&f.rt, f.id, sig, false, err))
+	else if (signal_container(&f, sig, false, err))
 		rc = -1;
 	found_clear(&f);
 	return rc;
@@ -170,7 +207,7 @@ int ctr_pause(const char *root, const char *ref, bool pause, vt_err *err)
 	int rc = 0;
 	if (strcmp(ctr_status(f.rec), want))
 		rc = vt_fail(err, "container %s is %s, not %s", name_of(&f), ctr_status(f.rec), want);
-	else if (rt_cmd_pause(&f.rt, f.id, pause, err))
+	else if (pause_container(&f, pause, err))
 		rc = -1;
 	else
 		rc = ctr_record_update(&f.s, f.id, set_state, pause ? "paused" : "running", err);
@@ -255,6 +292,9 @@ static int exec_found(struct found *f, const struct ctr_exec_opts *o, int *statu
 	if (strcmp(ctr_status(f->rec), "running"))
 		return vt_fail(err, "container %s is %s: exec needs a running container", name_of(f),
 			       ctr_status(f->rec));
+	if (is_vm(f))
+		return vt_fail(err, "container %s runs in a VM (--isolation=vm): exec is not supported there yet",
+			       name_of(f));
 	char user[64];
 	struct rt_exec_opts eo = {
 		.cwd = o->workdir, .env = (const char **)o->env, .n_env = o->n_env, .args = (const char **)o->args,

@@ -138,6 +138,7 @@ static json_object *new_record(const char *id, const char *name, const struct ct
 	ctr_rec_set_str(rec, "Created", now);
 	ctr_rec_set_str(rec, "State", "created");
 	ctr_rec_set_str(rec, "Network", mode_name(o->net.mode));
+	ctr_rec_set_str(rec, "Isolation", o->vm ? "vm" : "container");
 	json_object_object_add(rec, "Ports", strings_json(o->port_specs, o->net.n_ports));
 	json_object_object_add(rec, "Volumes", volumes_json(o));
 	json_object_object_add(rec, "AutoRemove", json_object_new_boolean(o->auto_remove));
@@ -268,8 +269,12 @@ static int run_in_store(const struct ctr_store *s, const struct ctr_run_opts *o,
 		generate_name(id, name, sizeof(name));
 	if (check_name(name, err))
 		return -1;
+	if (o->vm && o->net.mode == CNET_HOST)
+		return vt_fail(err, "--network host cannot be used with --isolation=vm: the VM has a kernel and network of "
+			       "its own (use bridge, slirp or none)");
 	struct ctr_launch l = { .store = s, .id = id, .detach = o->detach, .tty = o->tty,
-				.interactive = o->interactive, .auto_remove = o->auto_remove, .net = o->net };
+				.interactive = o->interactive, .auto_remove = o->auto_remove, .net = o->net,
+				.vm = o->vm, .memory = o->memory, .cpu_quota = o->cpu_quota };
 	if (prepare_container(s, id, name, o, b, err) || ctr_launch(&l, status, err)) {
 		vt_err ignored;
 		/* A run that failed leaves nothing: not even the record (the monitor undid the rest). */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "lib/util.h"
 #include "vmm/layout.h"
@@ -19,6 +20,20 @@ static void layout_regions(struct guest_mem *m, uint8_t *base, uint64_t ram_size
 	m->ram_size = ram_size;
 }
 
+static int shared_fd(struct guest_mem *m, uint64_t ram_size, vt_err *err)
+{
+	m->fd = memfd_create("virtus-guest-ram", MFD_CLOEXEC);
+	if (m->fd < 0)
+		return vt_fail_errno(err, errno, "memfd_create for shared guest memory");
+	if (ftruncate(m->fd, (off_t)ram_size)) {
+		int e = errno;
+		gmem_free(m);
+		return vt_fail_errno(err, e, "cannot size shared guest memory to %llu MiB",
+				     (unsigned long long)(ram_size / MiB));
+	}
+	return 0;
+}
+
 int gmem_init(struct guest_mem *m, uint64_t ram_size, unsigned flags, vt_err *err)
 {
 	memset(m, 0, sizeof(*m));
@@ -28,10 +43,17 @@ int gmem_init(struct guest_mem *m, uint64_t ram_size, unsigned flags, vt_err *er
 		return vt_fail(err, "guest memory must be a multiple of 4 KiB");
 	if (ram_size > SIZE_MAX)
 		return vt_fail(err, "guest memory of %llu bytes cannot be mapped on this host", (unsigned long long)ram_size);
+	m->fd = -1;
+	if ((flags & GMEM_SHARED) && shared_fd(m, ram_size, err) < 0)
+		return -1;
 	/* No MAP_NORESERVE: the kernel's overcommit check is what tells "larger than this host can back". */
-	void *p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return vt_fail_errno(err, errno, "cannot map %llu MiB of guest memory", (unsigned long long)(ram_size / MiB));
+	void *p = m->fd >= 0 ? mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0)
+			     : mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		int e = errno;
+		gmem_free(m);
+		return vt_fail_errno(err, e, "cannot map %llu MiB of guest memory", (unsigned long long)(ram_size / MiB));
+	}
 	m->mapping = p;
 	m->mapping_size = ram_size;
 	if ((flags & GMEM_MERGEABLE) && madvise(p, ram_size, MADV_MERGEABLE) < 0) {
@@ -46,6 +68,7 @@ int gmem_init(struct guest_mem *m, uint64_t ram_size, unsigned flags, vt_err *er
 void gmem_init_fixed(struct guest_mem *m, void *hva, uint64_t ram_size)
 {
 	memset(m, 0, sizeof(*m));
+	m->fd = -1;
 	layout_regions(m, hva, ram_size);
 }
 
@@ -53,7 +76,10 @@ void gmem_free(struct guest_mem *m)
 {
 	if (m->mapping)
 		munmap(m->mapping, m->mapping_size);
+	if (m->fd > 0)
+		close(m->fd);
 	memset(m, 0, sizeof(*m));
+	m->fd = -1;
 }
 
 void *gmem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)

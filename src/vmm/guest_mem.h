@@ -22,11 +22,14 @@ struct guest_mem {
 	uint64_t ram_size;    /* total bytes of RAM */
 	void *mapping;        /* one host mapping backing every region */
 	size_t mapping_size;
+	int fd;               /* GMEM_SHARED: the memfd behind the mapping (offset = hva - mapping), else -1 */
 };
 
 /* GMEM_MERGEABLE: offer guest RAM to the host's KSM (MADV_MERGEABLE). Off unless asked for: merging pages
  * across VMs makes write timing reveal another guest's memory contents (a cross-VM side channel). */
 #define GMEM_MERGEABLE 1u
+/* GMEM_SHARED: RAM is a memfd mapped shared, so that another process (a vhost-user backend) can map it. */
+#define GMEM_SHARED 2u
 
 /* Map ram_size bytes of anonymous memory and lay it out below the MMIO hole and above 4 GiB. */
 int gmem_init(struct guest_mem *m, uint64_t ram_size, unsigned flags, vt_err *err);

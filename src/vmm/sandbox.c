@@ -58,7 +58,9 @@ static const char *const common_calls[] = {
 static const char *const vcpu_calls[] = {
 	/* Exits run the port/MMIO handlers: serial output, eventfd signals, the guest's PCI writes setting up
 	 * queues (eventfds for ioeventfd/irqfd) and resetting devices (a disk drains its requests). */
-	FILE_IO_CALLS, "io_uring_enter", "poll", "ppoll", "eventfd2", "close", "getrandom", NULL,
+	FILE_IO_CALLS, "io_uring_enter", "poll", "ppoll", "eventfd2", "close", "getrandom",
+	/* virtio-fs hands its rings to the vhost-user backend at DRIVER_OK and stops them at reset */
+	"sendmsg", "recvmsg", NULL,
 };
 static const char *const device_calls[] = {
 	"epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl", FILE_IO_CALLS, "io_uring_enter", "poll", "ppoll",

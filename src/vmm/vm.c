@@ -111,9 +111,10 @@ static void deny_pmu_msrs(struct vm *vm)
 		ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &f);
 }
 
-static int setup_memory(struct vm *vm, uint64_t size, bool mergeable, vt_err *err)
+static int setup_memory(struct vm *vm, uint64_t size, bool mergeable, bool shared, vt_err *err)
 {
-	if (gmem_init(&vm->mem, size, mergeable ? GMEM_MERGEABLE : 0, err) < 0)
+	unsigned flags = (mergeable ? GMEM_MERGEABLE : 0) | (shared ? GMEM_SHARED : 0);
+	if (gmem_init(&vm->mem, size, flags, err) < 0)
 		return -1;
 	for (unsigned i = 0; i < vm->mem.nregions; i++) {
 		const struct gmem_region *r = &vm->mem.region[i];
@@ -225,7 +226,7 @@ static int vm_build(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 		return vt_fail_errno(err, errno, "KVM_CREATE_VM");
 	if ((vm->stop_fd = eventfd(0, EFD_CLOEXEC)) < 0)
 		return vt_fail_errno(err, errno, "eventfd");
-	if (setup_irqchip(vm, err) < 0 || setup_memory(vm, cfg->mem_size, cfg->ksm, err) < 0)
+	if (setup_irqchip(vm, err) < 0 || setup_memory(vm, cfg->mem_size, cfg->ksm, cfg->nfs > 0, err) < 0)
 		return -1;
 	deny_pmu_msrs(vm);
 	if (setup_platform_devices(vm, cfg->console_out_fd, err) < 0 || vm_pci_setup(vm, cfg, err) < 0 ||

@@ -29,6 +29,7 @@ enum vm_exit {
 
 #define VM_MAX_DISKS 8
 #define VM_MAX_NETS 4
+#define VM_MAX_FS 4
 
 struct vm_config {
 	const char *kernel_path;
@@ -51,6 +52,8 @@ struct vm_config {
 	const char *net[VM_MAX_NETS];
 	uint64_t vsock_cid;       /* > 0: virtio-vsock with this guest CID, host side under vsock_path */
 	const char *vsock_path;
+	unsigned nfs;             /* virtio-fs devices served by vhost-user backends; guest RAM is then shared */
+	struct vm_fs_config { char tag[40]; char socket[108]; } fs[VM_MAX_FS];
 };
 
 #define VCPU_EXIT_REASONS 64

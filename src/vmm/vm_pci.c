@@ -2,6 +2,7 @@
 
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/console.h"
+#include "devices/virtio/fs.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/vsock.h"
 #include "lib/util.h"
@@ -66,6 +67,15 @@ static int add_vsock(struct vm *vm, uint64_t cid, const char *path, vt_err *err)
 	return evloop_watch(&vm->pci.loop, virtio_vsock_fd(vs), virtio_vsock_ready, vs, err);
 }
 
+/* virtio-fs, plus a watch on its backend's completion signals (call eventfds behind one epoll fd). */
+static int add_fs(struct vm *vm, const struct vm_fs_config *c, vt_err *err)
+{
+	struct virtio_device *fs;
+	if (virtio_fs_create(c->tag, c->socket, &vm->mem, &fs, err) < 0 || add_virtio(vm, fs, virtio_fs_destroy, err) < 0)
+		return -1;
+	return evloop_watch(&vm->pci.loop, virtio_fs_fd(fs), virtio_fs_ready, fs, err);
+}
+
 static int register_bus(struct vm *vm, vt_err *err)
 {
 	struct pci_bus *b = &vm->pci.bus;
@@ -108,7 +118,7 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
 	if (!cfg->rng && !cfg->virtio_console && !cfg->balloon_size && !cfg->ndisks && !cfg->nnets &&
-	    !cfg->vsock_cid)
+	    !cfg->vsock_cid && !cfg->nfs)
 		return 0;
 	p->enabled = true;
 	pci_bus_init(&p->bus, LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE, LAYOUT_PCI_ECAM);
@@ -135,6 +145,9 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 			return -1;
 	if (cfg->vsock_cid && add_vsock(vm, cfg->vsock_cid, cfg->vsock_path, err) < 0)
 		return -1;
+	for (unsigned i = 0; i < cfg->nfs; i++)
+		if (add_fs(vm, &cfg->fs[i], err) < 0)
+			return -1;
 	return 0;
 }
 

@@ -53,6 +53,25 @@ void virtio_mark_broken(struct virtio_device *d, const char *why)
 	virtio_config_changed(d);
 }
 
+void virtio_queue_get_info(const struct virtio_device *d, unsigned q, struct virtio_queue_info *out)
+{
+	const struct vpci_queue *vq = &d->transport->q[q];
+	*out = (struct virtio_queue_info){ .enabled = q < d->nqueues && vq->enabled, .size = vq->size, .desc = vq->desc,
+					   .driver = vq->driver, .device = vq->device, .kick_fd = vq->kick_fd };
+}
+
+void virtio_queue_signal(struct virtio_device *d, unsigned q)
+{
+	struct virtio_transport *t = d->transport;
+	pthread_mutex_lock(&t->lock);
+	if (q < d->nqueues && t->q[q].enabled && (t->status & VIRTIO_STATUS_DRIVER_OK)) {
+		t->isr |= ISR_QUEUE;
+		t->q[q].interrupts++;
+		send_vector(t, t->q[q].msix_vector);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
 /* ---- Common configuration ------------------------------------------------------------------------- */
 
 static uint64_t offered_features(const struct virtio_transport *t)
@@ -564,6 +583,8 @@ static int setup_kicks(struct virtio_transport *t, vt_err *err)
 			continue;
 		if ((q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 			return vt_fail_errno(err, errno, "%s: eventfd", t->dev->name);
+		if (t->dev->external_queues)
+			continue;
 		if (t->host.watch(t->host.watch_opaque, q->kick_fd, on_kick, q, err) < 0)
 			return -1;
 	}

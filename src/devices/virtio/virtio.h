@@ -23,6 +23,7 @@
 #define VIRTIO_ID_RNG      4
 #define VIRTIO_ID_BALLOON  5
 #define VIRTIO_ID_VSOCK    19
+#define VIRTIO_ID_FS       26
 
 /* Device-independent feature bits (virtio 1.x, 6). */
 #define VIRTIO_F_INDIRECT_DESC 28
@@ -66,6 +67,9 @@ struct virtio_device {
 	uint32_t config_len;              /* bytes of device config space, <= 4096 */
 	const struct virtio_device_ops *ops;
 	const char *name;                 /* "virtio-rng": diagnostics and --stats */
+	/* Another process serves the queues (vhost-user): the transport makes each queue's kick eventfd and
+	 * attaches it as an ioeventfd but never reads it, and never calls queue_notify. */
+	bool external_queues;
 
 	/* Filled by the transport. */
 	uint64_t negotiated;              /* valid once FEATURES_OK is set */
@@ -84,6 +88,17 @@ void virtio_mark_broken(struct virtio_device *d, const char *why);
 /* Whether queue q may be used now: DRIVER_OK, not NEEDS_RESET, the queue enabled with valid rings.
  * Call with the transport lock held (every op but config_* has it). */
 bool virtio_queue_live(const struct virtio_device *d, unsigned q);
+
+/* For a device with external_queues, at activate (transport lock held): queue q as the driver set it up. */
+struct virtio_queue_info {
+	bool enabled;
+	uint16_t size;
+	uint64_t desc, driver, device;    /* guest-physical addresses of the three parts of the split ring */
+	int kick_fd;                      /* where the guest's kicks arrive */
+};
+void virtio_queue_get_info(const struct virtio_device *d, unsigned q, struct virtio_queue_info *out);
+/* From any thread, without the lock held: interrupt the driver for queue q (a backend used it). */
+void virtio_queue_signal(struct virtio_device *d, unsigned q);
 
 /* Run queue_notify(q) again soon, on the event loop, after the other devices had their turn. */
 void virtio_queue_reschedule(struct virtio_device *d, unsigned q);
@@ -114,6 +129,7 @@ static inline bool virtio_has_feature(const struct virtio_device *d, unsigned bi
 }
 
 /* Devices. */
+/* virtio-fs served by a vhost-user backend (virtiofsd) at socket: see devices/virtio/fs.h. */
 int virtio_rng_create(struct virtio_device **out, vt_err *err);
 void virtio_rng_destroy(struct virtio_device *d);
 /* virtio-blk over a raw image (serial NULL: derived from the image). Its backend's completions arrive on

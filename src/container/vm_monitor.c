@@ -1,0 +1,630 @@
+/* The monitor of a VM-isolated container (--isolation=vm): the same job as monitor.c, but the container runs
+ * in a microVM of its own. The monitor starts the VM (isolation/vmbox.h: virtiofsd serving the container's
+ * rootfs, volumes and /etc files; the VMM booting the agent), hands the agent the container's config.json
+ * rewritten for the guest, relays stdio, forwards signals, and records how the container ended. The VMM
+ * process stands for the container on the host (the record's Pid). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "container/ctr_int.h"
+#include "isolation/agent.h"
+#include "isolation/vmbox.h"
+#include "lib/util.h"
+#include "runtime/rt.h"
+
+#define VM_BOOT_TIMEOUT_MS   120000  /* the nested test bed boots in ~10 s; a real host in well under 1 s */
+#define VM_CREATE_TIMEOUT_MS 60000
+#define VM_SHUTDOWN_MS       10000
+#define VM_RAM_DEFAULT       (256 * MiB)
+#define VM_RAM_OVERHEAD      (64 * MiB)  /* the guest kernel and the agent, on top of --memory */
+
+static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+
+struct vmon {
+	struct ctr_launch *l;
+	int sock;               /* to the command that forked us, until "started" */
+	struct vmbox box;
+	struct agent_conn *agent;
+	int vmm_pidfd, sfd;
+	int log;                /* ctr.log */
+	int out[2];             /* the caller's stdout and stderr (foreground without -t), or -1 */
+	int tty;                /* foreground -t: our end (the slave) of the pty whose master the caller relays */
+	int in;                 /* what feeds the container's stdin, or -1 */
+	bool exited;
+	int status;
+	struct vmbox_bind binds[VMBOX_MAX_BINDS];
+	size_t n_binds;
+	char share[PATH_MAX];
+};
+
+/* ---------------- the guest's config.json ---------------- */
+
+static bool is_bind(json_object *m)
+{
+	json_object *type, *opts;
+	if (json_object_object_get_ex(m, "type", &type) && !strcmp(json_object_get_string(type), "bind"))
+		return true;
+	if (!json_object_object_get_ex(m, "options", &opts))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(opts); i++) {
+		const char *o = json_object_get_string(json_object_array_get_idx(opts, i));
+		if (o && (!strcmp(o, "bind") || !strcmp(o, "rbind")))
+			return true;
+	}
+	return false;
+}
+
+static bool has_option(json_object *m, const char *want)
+{
+	json_object *opts;
+	if (!json_object_object_get_ex(m, "options", &opts))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(opts); i++) {
+		const char *o = json_object_get_string(json_object_array_get_idx(opts, i));
+		if (o && !strcmp(o, want))
+			return true;
+	}
+	return false;
+}
+
+/* Every bind mount's host source goes into the shared tree as m/N; the guest sees it under the share. */
+static int share_binds(struct vmon *mo, json_object *spec, vt_err *err)
+{
+	json_object *mounts;
+	if (!json_object_object_get_ex(spec, "mounts", &mounts))
+		return 0;
+	for (size_t i = 0; i < json_object_array_length(mounts); i++) {
+		json_object *m = json_object_array_get_idx(mounts, i), *src;
+		if (!is_bind(m) || !json_object_object_get_ex(m, "source", &src))
+			continue;
+		if (mo->n_binds == VMBOX_MAX_BINDS)
+			return vt_fail(err, "too many bind mounts for a VM (at most %d)", VMBOX_MAX_BINDS - 1);
+		struct vmbox_bind *b = &mo->binds[mo->n_binds++];
+		b->source = strdup(json_object_get_string(src)); /* the spec's string is replaced below */
+		if (!b->source)
+			return vt_fail_errno(err, ENOMEM, "mounts");
+		b->ro = has_option(m, "ro");
+		snprintf(b->target, sizeof(b->target), "m/%zu", i);
+		char guest[128];
+		snprintf(guest, sizeof(guest), "%s/%s", VMBOX_GUEST_SHARE, b->target);
+		json_object_object_add(m, "source", json_object_new_string(guest));
+	}
+	return 0;
+}
+
+/* The VM's network is the container's: no namespace of its own inside the guest. */
+static void drop_network_namespace(json_object *spec)
+{
+	json_object *linux_, *ns;
+	if (!json_object_object_get_ex(spec, "linux", &linux_) || !json_object_object_get_ex(linux_, "namespaces", &ns))
+		return;
+	for (size_t i = json_object_array_length(ns); i-- > 0;) {
+		json_object *type;
+		if (json_object_object_get_ex(json_object_array_get_idx(ns, i), "type", &type) &&
+		    !strcmp(json_object_get_string(type), "network"))
+			json_object_array_del_idx(ns, i, 1);
+	}
+}
+
+/* The bundle's config.json as the guest must see it: its root and every bind's source under the share. */
+static int guest_spec(struct vmon *mo, json_object **out, vt_err *err)
+{
+	cleanup_free char *path = ctr_path(mo->l->store, mo->l->id, "bundle/config.json");
+	json_object *spec = path ? json_object_from_file(path) : NULL;
+	if (!spec)
+		return vt_fail(err, "cannot read the container's config.json");
+	mo->binds[0] = (struct vmbox_bind){ .source = NULL, .target = "rootfs" };
+	mo->n_binds = 1;
+	if (share_binds(mo, spec, err)) {
+		json_object_put(spec);
+		return -1;
+	}
+	json_object *root = json_object_new_object();
+	json_object_object_add(root, "path", json_object_new_string(VMBOX_GUEST_SHARE "/rootfs"));
+	json_object_object_add(spec, "root", root);
+	drop_network_namespace(spec);
+	*out = spec;
+	return 0;
+}
+
+/* ---------------- network ---------------- */
+
+static int parse_net_addr(const char *addr, const char *gw, unsigned prefix, struct agent_net *n, vt_err *err)
+{
+	struct in_addr a, g;
+	if (inet_pton(AF_INET, addr, &a) != 1 || inet_pton(AF_INET, gw, &g) != 1)
+		return vt_fail(err, "container network: bad address %s via %s", addr, gw);
+	snprintf(n->ifname, sizeof(n->ifname), "eth0");
+	n->addr = ntohl(a.s_addr);
+	n->gateway = ntohl(g.s_addr);
+	n->prefix = prefix;
+	return 0;
+}
+
+/* -p for slirp: the VMM's own forwarders (libslirp), to the guest's fixed address. */
+static int slirp_spec(const struct cnet_config *c, char *out, size_t len, vt_err *err)
+{
+	size_t at = (size_t)snprintf(out, len, "user");
+	for (size_t i = 0; i < c->n_ports && at < len; i++) {
+		const struct cnet_port *p = &c->ports[i];
+		at += (size_t)snprintf(out + at, len - at, ",hostfwd=%s:%s%s%u-%s:%u", p->udp ? "udp" : "tcp",
+				       p->host_addr, *p->host_addr ? ":" : "0.0.0.0:", p->host_port, CNET_SLIRP_ADDR,
+				       p->ctr_port);
+	}
+	if (at >= len)
+		return vt_fail(err, "too many published ports");
+	return 0;
+}
+
+/* The VMM's --net spec and what the agent sets on eth0 (n->ifname empty: no network device). */
+static int vm_network(struct vmon *mo, char *spec, size_t len, struct agent_net *n, vt_err *err)
+{
+	struct ctr_launch *l = mo->l;
+	*n = (struct agent_net){ 0 };
+	*spec = 0;
+	switch (l->net.mode) {
+	case CNET_NONE:
+		return 0;
+	case CNET_HOST:
+		return vt_fail(err, "--network host cannot be used with --isolation=vm: the VM has its own kernel");
+	case CNET_SLIRP:
+		cnet_release_ports(&l->lease);
+		return slirp_spec(&l->net, spec, len, err) ||
+		       parse_net_addr(CNET_SLIRP_ADDR, CNET_SLIRP_GW, 24, n, err);
+	case CNET_BRIDGE: {
+		char tap[16];
+		unsigned prefix;
+		if (cnet_attach_tap(l->store->root, l->id, &l->net, &l->lease, tap, &prefix, err))
+			return -1;
+		snprintf(spec, len, "tap=%s", tap);
+		return parse_net_addr(l->lease.addr, l->lease.gateway, prefix, n, err);
+	}
+	}
+	return vt_fail(err, "unknown network mode");
+}
+
+/* ---------------- the record ---------------- */
+
+struct started {
+	pid_t vmm, monitor;
+	unsigned long long monitor_start;
+	const char *addr;
+};
+
+static void set_running(json_object *rec, void *arg)
+{
+	const struct started *s = arg;
+	cleanup_free char *now = rt_now_rfc3339();
+	ctr_rec_set_str(rec, "State", "running");
+	ctr_rec_set_int(rec, "Pid", s->vmm);
+	ctr_rec_set_int(rec, "MonitorPid", s->monitor);
+	ctr_rec_set_int(rec, "MonitorStartTime", (long long)s->monitor_start);
+	ctr_rec_set_str(rec, "StartedAt", now);
+	ctr_rec_set_str(rec, "FinishedAt", "");
+	ctr_rec_set_int(rec, "ExitCode", 0);
+	ctr_rec_set_str(rec, "IPAddress", s->addr);
+}
+
+static void set_exited(json_object *rec, void *arg)
+{
+	cleanup_free char *now = rt_now_rfc3339();
+	ctr_rec_set_str(rec, "State", "exited");
+	ctr_rec_set_int(rec, "ExitCode", *(int *)arg);
+	ctr_rec_set_str(rec, "FinishedAt", now);
+	ctr_rec_set_int(rec, "Pid", 0);
+}
+
+/* ---------------- talking to the command that forked us ---------------- */
+
+static int send_msg(int sock, int type, int value, const char *text, int fd)
+{
+	struct ctr_msg m = { .type = type, .value = value };
+	if (text)
+		snprintf(m.msg, sizeof(m.msg), "%s", text);
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (fd >= 0) {
+		h.msg_control = cbuf;
+		h.msg_controllen = sizeof(cbuf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&h);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	return sendmsg(sock, &h, MSG_NOSIGNAL) == (ssize_t)sizeof(m) ? 0 : -1;
+}
+
+static void teardown(struct vmon *mo)
+{
+	vt_err ignored;
+	if (mo->agent) {
+		agent_close(mo->agent);
+		mo->agent = NULL;
+	}
+	vmbox_stop(&mo->box);
+	cnet_detach(mo->l->store->root, mo->l->id, &mo->l->lease, &ignored);
+	ctr_unmount_rootfs(mo->l->store, mo->l->id);
+	if (*mo->share)
+		rmdir(mo->share);
+}
+
+static __attribute__((noreturn)) void fail_start(struct vmon *mo, vt_err *err)
+{
+	teardown(mo);
+	send_msg(mo->sock, CTR_MSG_ERROR, ctr_error_status(err), err->msg, -1);
+	_exit(CTR_EXIT_ERROR);
+}
+
+/* ---------------- stdio ---------------- */
+
+static int open_log(struct vmon *mo, vt_err *err)
+{
+	cleanup_free char *path = ctr_path(mo->l->store, mo->l->id, "ctr.log");
+	mo->log = path ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+	if (mo->log < 0)
+		return vt_fail_errno(err, errno, "cannot open the container's log");
+	return 0;
+}
+
+/* Foreground -t: a local pty whose master the caller relays as for a container; its slave is ours, raw
+ * (the guest's pty does the line editing), and our controlling terminal, so the caller's resizes reach us
+ * as SIGWINCH. */
+static int open_local_pty(struct vmon *mo, int *master, vt_err *err)
+{
+	*master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (*master < 0 || grantpt(*master) || unlockpt(*master))
+		return vt_fail_errno(err, errno, "cannot open a pseudo-terminal");
+	const char *name = ptsname(*master);
+	mo->tty = name ? open(name, O_RDWR | O_CLOEXEC) : -1;
+	if (mo->tty < 0)
+		return vt_fail_errno(err, errno, "cannot open the pseudo-terminal's slave");
+	ioctl(mo->tty, TIOCSCTTY, 0);
+	struct termios t;
+	if (!tcgetattr(mo->tty, &t)) {
+		cfmakeraw(&t);
+		tcsetattr(mo->tty, TCSANOW, &t);
+	}
+	struct winsize ws;
+	if (!ioctl(0, TIOCGWINSZ, &ws))
+		ioctl(*master, TIOCSWINSZ, &ws);
+	return 0;
+}
+
+static int setup_stdio(struct vmon *mo, int *master, vt_err *err)
+{
+	struct ctr_launch *l = mo->l;
+	*master = -1;
+	if (open_log(mo, err))
+		return -1;
+	if (!l->detach && l->tty) {
+		if (open_local_pty(mo, master, err))
+			return -1;
+		mo->in = mo->tty;
+	} else if (!l->detach) {
+		mo->out[0] = fcntl(1, F_DUPFD_CLOEXEC, 3);
+		mo->out[1] = fcntl(2, F_DUPFD_CLOEXEC, 3);
+		mo->in = l->interactive ? fcntl(0, F_DUPFD_CLOEXEC, 3) : -1;
+	}
+	if (mo->in >= 0)
+		fcntl(mo->in, F_SETFL, fcntl(mo->in, F_GETFL) | O_NONBLOCK);
+	/* Our own stdio no longer goes anywhere: a caller that stops reading must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		close(null);
+	}
+	return 0;
+}
+
+static void output(struct vmon *mo, int stream, const uint8_t *data, size_t len)
+{
+	if (mo->tty >= 0)
+		write_all(mo->tty, data, len);
+	else if (mo->out[stream] >= 0)
+		write_all(mo->out[stream], data, len);
+	write_all(mo->log, data, len);
+}
+
+/* ---------------- the agent ---------------- */
+
+static bool vmm_alive(const struct vmon *mo)
+{
+	struct pollfd p = { .fd = mo->vmm_pidfd, .events = POLLIN };
+	return poll(&p, 1, 0) == 0;
+}
+
+static int connect_agent(struct vmon *mo, vt_err *err)
+{
+	uint64_t deadline = now_ns() + (uint64_t)VM_BOOT_TIMEOUT_MS * 1000000ULL;
+	for (;;) {
+		vt_err why;
+		if (!agent_connect_vsock(mo->box.vsock, AGENT_VSOCK_PORT, 1000, &mo->agent, &why))
+			return 0;
+		if (!vmm_alive(mo))
+			return vt_fail(err, "the container's VM ended before its agent answered (see %s/vmm.log and "
+				       "console.log)", mo->box.dir);
+		if (now_ns() > deadline)
+			return vt_fail(err, "the container's VM did not answer within %d s: %s", VM_BOOT_TIMEOUT_MS / 1000,
+				       why.msg);
+		usleep(20000);
+	}
+}
+
+static int flush_agent(struct vmon *mo, vt_err *err)
+{
+	while (agent_pending(mo->agent)) {
+		if (agent_flush(mo->agent, err))
+			return -1;
+		if (!agent_pending(mo->agent))
+			break;
+		struct pollfd p = { .fd = agent_fd(mo->agent), .events = POLLOUT };
+		if (poll(&p, 1, 1000) < 0 && errno != EINTR)
+			return vt_fail_errno(err, errno, "poll");
+	}
+	return 0;
+}
+
+/* The next event from the agent before the deadline; output that arrives meanwhile is relayed. */
+static int await(struct vmon *mo, enum agent_event_kind want, int timeout_ms, struct agent_event *ev, vt_err *err)
+{
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+	for (;;) {
+		if (flush_agent(mo, err) || agent_recv(mo->agent, ev, err))
+			return -1;
+		if (ev->kind == want)
+			return 0;
+		if (ev->kind == AGENT_EV_ERROR)
+			return vt_fail(err, "%s", ev->text);
+		if (ev->kind == AGENT_EV_CLOSED)
+			return vt_fail(err, "the container's agent closed its connection");
+		if (ev->kind == AGENT_EV_STDOUT || ev->kind == AGENT_EV_STDERR)
+			output(mo, ev->kind == AGENT_EV_STDERR, ev->data, ev->len);
+		if (ev->kind == AGENT_EV_EXIT && want == AGENT_EV_STARTED) {
+			mo->exited = true; /* a process that ends at once: started and done */
+			mo->status = ev->status;
+			return 0;
+		}
+		if (ev->kind != AGENT_EV_NONE)
+			continue;
+		int left = (int)(((int64_t)deadline - (int64_t)now_ns()) / 1000000);
+		if (left <= 0)
+			return vt_fail(err, "the container's agent did not answer within %d s", timeout_ms / 1000);
+		struct pollfd p[2] = { { .fd = agent_fd(mo->agent), .events = POLLIN },
+				       { .fd = mo->vmm_pidfd, .events = POLLIN } };
+		if (poll(p, 2, left) < 0 && errno != EINTR)
+			return vt_fail_errno(err, errno, "poll");
+		if (p[1].revents && !p[0].revents)
+			return vt_fail(err, "the container's VM ended (see %s/vmm.log and console.log)", mo->box.dir);
+	}
+}
+
+static int create_and_start(struct vmon *mo, json_object *spec, const struct agent_net *net, vt_err *err)
+{
+	struct agent_event ev;
+	struct agent_stdio io = { .tty = mo->l->tty, .stdin_open = mo->in >= 0, .rows = 24, .cols = 80 };
+	struct winsize ws;
+	if (mo->tty >= 0 && !ioctl(mo->tty, TIOCGWINSZ, &ws) && ws.ws_row)
+		io.rows = ws.ws_row, io.cols = ws.ws_col;
+	if (connect_agent(mo, err) || (*net->ifname && agent_send_net(mo->agent, net, err)) ||
+	    agent_send_create(mo->agent, spec, &io, err) || await(mo, AGENT_EV_CREATED, VM_CREATE_TIMEOUT_MS, &ev, err) ||
+	    agent_send_start(mo->agent, err) || await(mo, AGENT_EV_STARTED, VM_CREATE_TIMEOUT_MS, &ev, err))
+		return -1;
+	struct started s = { .vmm = mo->box.vmm, .monitor = getpid(), .addr = mo->l->lease.addr };
+	rt_proc_start_time(s.monitor, &s.monitor_start);
+	return ctr_record_update(mo->l->store, mo->l->id, set_running, &s, err);
+}
+
+/* ---------------- running ---------------- */
+
+static void on_signal(struct vmon *mo)
+{
+	struct signalfd_siginfo si;
+	vt_err ignored;
+	while (read(mo->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		int sig = (int)si.ssi_signo;
+		if (sig == SIGWINCH) {
+			struct winsize ws;
+			if (mo->tty >= 0 && !ioctl(mo->tty, TIOCGWINSZ, &ws))
+				agent_send_resize(mo->agent, AGENT_INIT_PROC, ws.ws_row, ws.ws_col, &ignored);
+			continue;
+		}
+		if (sig == SIGRTMIN) /* `virtus kill`: the signal to send is the value queued with it */
+			sig = si.ssi_int;
+		if (sig > 0 && sig < SIGRTMIN)
+			agent_send_signal(mo->agent, AGENT_INIT_PROC, sig, &ignored);
+	}
+}
+
+static void relay_stdin(struct vmon *mo)
+{
+	uint8_t buf[16384];
+	vt_err ignored;
+	ssize_t n = read(mo->in, buf, sizeof(buf));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		if (mo->tty < 0) /* a terminal's reader never sees EOF; a pipe's does */
+			agent_send_stdin(mo->agent, AGENT_INIT_PROC, NULL, 0, &ignored);
+		mo->in = -1;
+		return;
+	}
+	agent_send_stdin(mo->agent, AGENT_INIT_PROC, buf, (size_t)n, &ignored);
+}
+
+/* Events until the agent reports init's end; false when the connection or the VM failed. */
+static bool take_events(struct vmon *mo)
+{
+	struct agent_event ev;
+	vt_err err;
+	for (;;) {
+		if (agent_recv(mo->agent, &ev, &err))
+			return false;
+		switch (ev.kind) {
+		case AGENT_EV_NONE:
+			return true;
+		case AGENT_EV_STDOUT:
+		case AGENT_EV_STDERR:
+			output(mo, ev.kind == AGENT_EV_STDERR, ev.data, ev.len);
+			break;
+		case AGENT_EV_EXIT:
+			if (ev.proc == AGENT_INIT_PROC) {
+				mo->exited = true;
+				mo->status = ev.status;
+				return true;
+			}
+			break;
+		case AGENT_EV_CLOSED:
+			return false;
+		default:
+			break;
+		}
+	}
+}
+
+/* How the VM's end reads as the container's status when init's own was never reported. */
+static int vmm_death_status(struct vmon *mo)
+{
+	siginfo_t si = { 0 };
+	if (waitid(P_PIDFD, (id_t)mo->vmm_pidfd, &si, WEXITED | WNOWAIT | WNOHANG) || !si.si_pid)
+		return 255;
+	return si.si_code == CLD_EXITED ? 255 : 128 + si.si_status;
+}
+
+static void wait_container(struct vmon *mo)
+{
+	vt_err ignored;
+	while (!mo->exited) {
+		struct pollfd p[4] = {
+			{ .fd = agent_fd(mo->agent), .events = POLLIN | (agent_pending(mo->agent) ? POLLOUT : 0) },
+			{ .fd = mo->vmm_pidfd, .events = POLLIN },
+			{ .fd = mo->sfd, .events = POLLIN },
+			{ .fd = agent_pending(mo->agent) ? -1 : mo->in, .events = POLLIN },
+		};
+		if (poll(p, 4, -1) < 0 && errno != EINTR)
+			break;
+		if (p[2].revents)
+			on_signal(mo);
+		if (p[3].revents)
+			relay_stdin(mo);
+		if ((p[0].revents & POLLOUT) && agent_flush(mo->agent, &ignored))
+			break;
+		if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && !take_events(mo))
+			break;
+		if (p[1].revents && !mo->exited) {
+			take_events(mo); /* what the agent said before the VM went */
+			break;
+		}
+	}
+	if (!mo->exited)
+		mo->status = vmm_death_status(mo);
+}
+
+/* The container ended: let the guest power off (its file systems synced), else end it. */
+static void shutdown_vm(struct vmon *mo)
+{
+	vt_err ignored;
+	if (vmm_alive(mo) && mo->agent && !agent_send_shutdown(mo->agent, &ignored) && !flush_agent(mo, &ignored)) {
+		struct pollfd p = { .fd = mo->vmm_pidfd, .events = POLLIN };
+		poll(&p, 1, VM_SHUTDOWN_MS);
+	}
+}
+
+static int block_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+		sigaddset(&set, forwarded[i]);
+	sigaddset(&set, SIGRTMIN);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+static uint64_t vm_memory(const struct ctr_launch *l)
+{
+	return l->memory ? l->memory + VM_RAM_OVERHEAD : VM_RAM_DEFAULT;
+}
+
+static unsigned vm_cpus(const struct ctr_launch *l)
+{
+	return l->cpu_quota ? (unsigned)((l->cpu_quota + 99999) / 100000) : 1;
+}
+
+static int start_vm(struct vmon *mo, json_object *spec, vt_err *err)
+{
+	char net_spec[2048], name[CTR_SHORT_ID_LEN + 1];
+	struct agent_net net;
+	cleanup_free char *dir = ctr_dir(mo->l->store, mo->l->id);
+	cleanup_free char *rootfs = ctr_path(mo->l->store, mo->l->id, "bundle/rootfs");
+	if (!dir || !rootfs)
+		return vt_fail_errno(err, ENOMEM, "vm");
+	snprintf(mo->share, sizeof(mo->share), "%s/vm-share", dir);
+	if (mkdir(mo->share, 0700) && errno != EEXIST) {
+		vt_fail_errno(err, errno, "cannot create %s", mo->share);
+		*mo->share = 0;
+		return -1;
+	}
+	mo->binds[0].source = rootfs;
+	snprintf(name, sizeof(name), "%.12s", mo->l->id);
+	if (vm_network(mo, net_spec, sizeof(net_spec), &net, err))
+		return -1;
+	struct vmbox_config c = { .name = name, .share = mo->share, .binds = mo->binds, .n_binds = mo->n_binds,
+				  .log_dir = dir, .cpus = vm_cpus(mo->l), .memory = vm_memory(mo->l),
+				  .net = *net_spec ? net_spec : NULL };
+	if (vmbox_start(&c, &mo->box, err))
+		return -1;
+	mo->vmm_pidfd = (int)syscall(SYS_pidfd_open, mo->box.vmm, 0);
+	if (mo->vmm_pidfd < 0)
+		return vt_fail_errno(err, errno, "pidfd_open");
+	return create_and_start(mo, spec, &net, err);
+}
+
+void ctr_vm_monitor_main(struct ctr_launch *l, int sock)
+{
+	struct vmon mo = { .l = l, .sock = sock, .box = { .vmm = -1, .fsd = -1 }, .vmm_pidfd = -1, .log = -1,
+			   .out = { -1, -1 }, .tty = -1, .in = -1 };
+	vt_err err = { 0 };
+	json_object *spec = NULL;
+	int master = -1;
+	setsid();
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	mo.sfd = block_signals();
+	if (mo.sfd < 0) {
+		vt_fail_errno(&err, errno, "signalfd");
+		fail_start(&mo, &err);
+	}
+	if (setup_stdio(&mo, &master, &err) || guest_spec(&mo, &spec, &err) || start_vm(&mo, spec, &err))
+		fail_start(&mo, &err);
+	send_msg(sock, CTR_MSG_STARTED, mo.box.vmm, NULL, master);
+	close(sock);
+	if (master >= 0)
+		close(master);
+	wait_container(&mo);
+	shutdown_vm(&mo);
+	json_object_put(spec);
+	ctr_record_update(l->store, l->id, set_exited, &mo.status, &err);
+	teardown(&mo);
+	if (l->auto_remove)
+		ctr_remove_dir(l->store, l->id, &err);
+	_exit(mo.status);
+}

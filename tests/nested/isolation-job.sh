@@ -1,0 +1,91 @@
+# Job run inside the nested bed's L1 by tests/suite-isolation: VM-isolated containers (virtus run
+# --isolation=vm) from a busybox image. Prints "iso NAME VALUE" lines the suite checks; every virtus run has
+# a time limit, so a hung guest costs one check, not the suite.
+export VIRTUS_ROOT=/var/lib/virtus
+limit=${ISO_LIMIT:-120}
+say() { echo "iso $*"; }
+mkdir -p "$VIRTUS_ROOT" && mount -t tmpfs tmpfs "$VIRTUS_ROOT"
+
+leftovers() { # what a finished container must not leave: VM socket dirs, helper processes, mounts
+	vmdirs=$(ls /run/virtus-vm 2>/dev/null | wc -l)
+	procs=$(ps -o args | grep -c -e '^/usr/lib/qemu/virtiofsd' -e '^virtus vm run' -e '^virtiofsd')
+	mounts=$(grep -c -e "$VIRTUS_ROOT/containers" /proc/mounts)
+	echo "$vmdirs dirs, $procs processes, $mounts mounts"
+}
+
+wait_log() { # wait_log NAME TEXT: until the container's log has TEXT (60 s)
+	i=0
+	while [ $i -lt 600 ]; do
+		virtus logs "$1" 2>/dev/null | grep -q "$2" && return 0
+		i=$((i + 1)); sleep 0.1
+	done
+	return 1
+}
+
+# A small image: busybox, a passwd with an unprivileged user.
+img=/tmp/img
+mkdir -p $img/bin $img/etc $img/tmp $img/proc $img/sys $img/dev $img/root
+cp /bin/busybox $img/bin/busybox
+for a in sh echo cat ls touch id pwd env nproc awk grep sleep ip uname mount trap true; do ln -sf busybox $img/bin/$a; done
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >$img/etc/passwd
+printf 'root:x:0:\nnogroup:x:65534:\n' >$img/etc/group
+(cd $img && tar -cf /tmp/img.tar .)
+virtus image import /tmp/img.tar bb:1 >/dev/null 2>/tmp/import.err
+say import-status $?
+sed 's/^/iso import-err /' /tmp/import.err | head -n 3
+
+# 1. Foreground: output, exit status, the VM's own kernel (vCPUs, RAM), stdin, -v, -e, -w, -u.
+mkdir -p /tmp/vol && echo from-host >/tmp/vol/in
+echo piped-in | timeout $limit virtus run -i --rm --isolation=vm --network none --cpus 1 --memory 64M \
+	-v /tmp/vol:/data -e FOO=bar-env -w /data bb:1 \
+	sh -c 'echo hello-vm; echo nproc $(nproc); echo memtotal $(awk "/MemTotal/ {print \$2}" /proc/meminfo);
+	       echo stdin $(cat); echo vol $(cat in); echo env $FOO; echo cwd $(pwd); echo from-guest >out;
+	       echo pid1 $(cat /proc/1/comm); exit 7' >/tmp/run1.out 2>/tmp/run1.err
+say run1-status $?
+sed 's/^/iso run1-out /' /tmp/run1.out
+sed 's/^/iso run1-err /' /tmp/run1.err | head -n 5
+say vol-back "$(cat /tmp/vol/out 2>/dev/null)"
+say run1-left "$(leftovers)"
+say run1-ctrs "$(virtus ps -a -q | wc -l)"
+say host-nproc "$(nproc)"
+
+# 2. Detached: ps, logs, diff, a signal through the agent, rm; user networking.
+timeout $limit virtus run -d --isolation=vm --network slirp --name iso1 -u nobody bb:1 \
+	sh -c 'trap "echo got-term; exit 42" TERM; echo started uid=$(id -u);
+	       ip -4 addr show eth0 | grep -o "inet [0-9./]*"; touch /tmp/newfile; while true; do sleep 1; done' \
+	>/tmp/run2.id 2>/tmp/run2.err
+say run2-status $?
+sed 's/^/iso run2-err /' /tmp/run2.err | head -n 5
+wait_log iso1 started; say run2-started $?
+virtus logs iso1 | sed 's/^/iso run2-log /'
+say run2-ps "$(virtus ps | grep iso1 | grep -o -w -e vm -e container)"
+say run2-diff "$(virtus diff iso1 | grep newfile)"
+virtus kill -s TERM iso1; say run2-kill-status $?
+i=0; while [ $i -lt 300 ] && virtus ps | grep -q iso1; do i=$((i + 1)); sleep 0.1; done
+say run2-exit "$(virtus inspect iso1 | grep -o '"ExitCode": [0-9]*' | head -n1)"
+wait_log iso1 got-term; say run2-got-term $?
+virtus rm iso1; say run2-rm-status $?
+say run2-left "$(leftovers)"
+
+# 3. The VMM killed from the host: the container is reported exited (137), everything released.
+timeout $limit virtus run -d --isolation=vm --network none --name iso2 bb:1 sh -c 'echo up; sleep 1000' \
+	>/dev/null 2>/tmp/run3.err
+say run3-status $?
+wait_log iso2 up; say run3-up $?
+vmm=$(virtus inspect iso2 | sed -n 's/.*"Pid": \([0-9]*\).*/\1/p' | head -n1)
+say run3-vmm-comm "$(cat /proc/$vmm/comm 2>/dev/null)"
+kill -9 "$vmm"
+i=0; while [ $i -lt 300 ] && virtus ps | grep -q iso2; do i=$((i + 1)); sleep 0.1; done
+say run3-exit "$(virtus inspect iso2 | grep -o '"ExitCode": [0-9]*' | head -n1)"
+virtus rm iso2
+say run3-left "$(leftovers)"
+
+# 4. Bad input: a command that does not exist in the image (127), and --network host (refused, 125).
+timeout $limit virtus run --rm --isolation=vm --network none bb:1 /nonexistent >/dev/null 2>/tmp/run4.err
+say run4-status $?
+sed 's/^/iso run4-err /' /tmp/run4.err | head -n 3
+virtus run --rm --isolation=vm --network host bb:1 true 2>/tmp/run5.err
+say run5-status $?
+sed 's/^/iso run5-err /' /tmp/run5.err | head -n 3
+say final-left "$(leftovers)"
+say final-ctrs "$(virtus ps -a -q | wc -l)"
