@@ -54,6 +54,18 @@ void agent_fatal(const struct agent *a, const char *fmt, ...)
 
 /* ---------------- PID 1 setup ---------------- */
 
+/* The initramfs (rootfs) can never be pivot_root()ed away, which the runtime does for every container: move
+ * to a tmpfs root first, as switch_root does (the agent needs no file of the initramfs once its modules are
+ * loaded; its own text stays mapped). */
+static int leave_initramfs(vt_err *err)
+{
+	mkdir("/.root", 0755);
+	if (mount("tmpfs", "/.root", "tmpfs", MS_NOSUID, "mode=0755") || chdir("/.root") ||
+	    mount(".", "/", NULL, MS_MOVE, NULL) || chroot(".") || chdir("/"))
+		return vt_fail_errno(err, errno, "cannot move to a tmpfs root");
+	return 0;
+}
+
 static int mount_basics(vt_err *err)
 {
 	static const struct { const char *src, *dst, *type, *opts; } m[] = {
@@ -96,10 +108,13 @@ static void load_modules(void)
 /* virtus.rootfs=TAG from the kernel command line. */
 static int rootfs_tag(char *tag, size_t cap, vt_err *err)
 {
-	cleanup_free char *cmdline = NULL;
-	size_t n;
-	if (read_file("/proc/cmdline", 4096, (void **)&cmdline, &n, err))
-		return -1;
+	char cmdline[4096] = "";
+	FILE *f = fopen("/proc/cmdline", "re"); /* not read_file: /proc files have no size to go by */
+	if (!f)
+		return vt_fail_errno(err, errno, "/proc/cmdline");
+	if (!fgets(cmdline, sizeof(cmdline), f))
+		cmdline[0] = 0;
+	fclose(f);
 	for (char *save, *w = strtok_r(cmdline, " \n", &save); w; w = strtok_r(NULL, " \n", &save))
 		if (!strncmp(w, "virtus.rootfs=", 14) && strlen(w + 14) < cap && w[14]) {
 			strcpy(tag, w + 14);
@@ -111,7 +126,8 @@ static int rootfs_tag(char *tag, size_t cap, vt_err *err)
 static int pid1_setup(struct agent *a, vt_err *err)
 {
 	char tag[64];
-	if (mount_basics(err))
+	load_modules(); /* from the initramfs, before leaving it */
+	if (leave_initramfs(err) || mount_basics(err))
 		return -1;
 	int con = open("/dev/console", O_RDWR | O_NOCTTY);
 	if (con >= 0) {
@@ -120,7 +136,6 @@ static int pid1_setup(struct agent *a, vt_err *err)
 		if (con > 2)
 			close(con);
 	}
-	load_modules();
 	if (rootfs_tag(tag, sizeof(tag), err))
 		return -1;
 	mkdir("/run/virtus", 0755);

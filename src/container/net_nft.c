@@ -11,10 +11,13 @@
  * (atomic, so two runs at once are harmless). Every rule of a container carries the comment "virtus:<id>",
  * which is how cnet_detach and cnet_gc find exactly that container's rules (by their handles). */
 #include <arpa/inet.h>
+#include <linux/netlink.h>
 #include <nftables/libnftables.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "container/net_int.h"
 #include "lib/util.h"
@@ -27,9 +30,22 @@ static void nft_freep(struct nft_ctx **c)
 		nft_ctx_free(*c);
 }
 
+/* libnftables exit()s the whole process when the kernel has no nf_tables netlink family (mnl.c): ask the
+ * kernel first. */
+static bool nft_available(void)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 /* Run one batch; list_out (if not NULL) receives the output text (malloc'd). */
 static int nft_run(const char *batch, bool handles, char **list_out, vt_err *err)
 {
+	if (!nft_available())
+		return vt_fail(err, "nftables: this kernel has no nf_tables (load the module: modprobe nf_tables)");
 	__attribute__((cleanup(nft_freep))) struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
 	if (!ctx)
 		return vt_fail(err, "nftables: cannot create a context");
@@ -166,6 +182,8 @@ int cnet_nft_del_container(const char *id, vt_err *err)
 {
 	char needle[300];
 	snprintf(needle, sizeof(needle), "comment \"virtus:%s\"", id);
+	if (!nft_available())
+		return 0; /* no nf_tables: no rule can exist */
 	return delete_matching(needle, NULL, err);
 }
 

@@ -347,6 +347,30 @@ static void output(struct vmon *mo, int stream, const uint8_t *data, size_t len)
 
 /* ---------------- the agent ---------------- */
 
+/* The last non-empty line of the container's FILE (vmm.log, console.log): what a failed start says. */
+static void last_line(const struct vmon *mo, const char *file, char *out, size_t len)
+{
+	cleanup_free char *path = ctr_path(mo->l->store, mo->l->id, file);
+	FILE *f = path ? fopen(path, "re") : NULL;
+	char line[200];
+	snprintf(out, len, "(nothing)");
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\r\n")] = 0;
+		if (*line)
+			snprintf(out, len, "%s", line);
+	}
+	if (f)
+		fclose(f);
+}
+
+static int vm_ended(const struct vmon *mo, const char *when, vt_err *err)
+{
+	char vmm[256], console[256]; /* lines are cut at 199 bytes */
+	last_line(mo, "vmm.log", vmm, sizeof(vmm));
+	last_line(mo, "console.log", console, sizeof(console));
+	return vt_fail(err, "the container's VM ended %s; the VMM said: %s; the guest's console: %s", when, vmm, console);
+}
+
 static bool vmm_alive(const struct vmon *mo)
 {
 	struct pollfd p = { .fd = mo->vmm_pidfd, .events = POLLIN };
@@ -361,8 +385,7 @@ static int connect_agent(struct vmon *mo, vt_err *err)
 		if (!agent_connect_vsock(mo->box.vsock, AGENT_VSOCK_PORT, 1000, &mo->agent, &why))
 			return 0;
 		if (!vmm_alive(mo))
-			return vt_fail(err, "the container's VM ended before its agent answered (see %s/vmm.log and "
-				       "console.log)", mo->box.dir);
+			return vm_ended(mo, "before its agent answered", err);
 		if (now_ns() > deadline)
 			return vt_fail(err, "the container's VM did not answer within %d s: %s", VM_BOOT_TIMEOUT_MS / 1000,
 				       why.msg);
@@ -414,7 +437,7 @@ static int await(struct vmon *mo, enum agent_event_kind want, int timeout_ms, st
 		if (poll(p, 2, left) < 0 && errno != EINTR)
 			return vt_fail_errno(err, errno, "poll");
 		if (p[1].revents && !p[0].revents)
-			return vt_fail(err, "the container's VM ended (see %s/vmm.log and console.log)", mo->box.dir);
+			return vm_ended(mo, "while the container was being created", err);
 	}
 }
 
