@@ -524,11 +524,16 @@ static bool take_events(struct vmon *mo)
 	}
 }
 
-/* How the VM's end reads as the container's status when init's own was never reported. */
+/* How the VM's end reads as the container's status when init's own was never reported: 128+n when the VMM
+ * was killed by signal n (kill -9 of it: 137), else 255. The agent's connection can close a moment before the
+ * VMM is gone: give it a few seconds, then end it (a guest whose agent stopped answering). */
 static int vmm_death_status(struct vmon *mo)
 {
+	struct pollfd p = { .fd = mo->vmm_pidfd, .events = POLLIN };
+	if (poll(&p, 1, VM_SHUTDOWN_MS) == 0)
+		kill(mo->box.vmm, SIGKILL), poll(&p, 1, -1);
 	siginfo_t si = { 0 };
-	if (waitid(P_PIDFD, (id_t)mo->vmm_pidfd, &si, WEXITED | WNOWAIT | WNOHANG) || !si.si_pid)
+	if (waitid(P_PID, (id_t)mo->box.vmm, &si, WEXITED | WNOWAIT | WNOHANG) || !si.si_pid)
 		return 255;
 	return si.si_code == CLD_EXITED ? 255 : 128 + si.si_status;
 }

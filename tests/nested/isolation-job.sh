@@ -24,7 +24,7 @@ wait_log() { # wait_log NAME TEXT: until the container's log has TEXT (60 s)
 
 # A small image: busybox, a passwd with an unprivileged user.
 img=/tmp/img
-mkdir -p $img/bin $img/etc $img/tmp $img/proc $img/sys $img/dev $img/root
+mkdir -p $img/bin $img/etc $img/tmp $img/proc $img/sys $img/dev $img/root && chmod 1777 $img/tmp
 cp /bin/busybox $img/bin/busybox
 for a in sh echo cat ls touch id pwd env nproc awk grep sleep ip uname mount trap true; do ln -sf busybox $img/bin/$a; done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >$img/etc/passwd
@@ -57,6 +57,7 @@ timeout $limit virtus run -d --isolation=vm --network slirp --name iso1 -u nobod
 say run2-status $?
 sed 's/^/iso run2-err /' /tmp/run2.err | head -n 5
 wait_log iso1 started; say run2-started $?
+wait_log iso1 inet
 virtus logs iso1 | sed 's/^/iso run2-log /'
 say run2-ps "$(virtus ps | grep iso1 | grep -o -w -e vm -e container)"
 say run2-diff "$(virtus diff iso1 | grep newfile)"
