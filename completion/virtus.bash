@@ -3,7 +3,7 @@
 # Installed by `make install` as $(PREFIX)/share/bash-completion/completions/virtus.
 
 _virtus_vm_run_options="--kernel --initrd --cmdline --cpus --memory --console --console-device --rng --disk
-	--net --balloon --vsock --ksm --seccomp --jail --jail-uid --jail-gid --stats --help"
+	--net --balloon --vsock --fs --ksm --seccomp --jail --jail-uid --jail-gid --stats --help"
 
 _virtus_ctr_commands="run ps logs exec stop kill start rm pause unpause inspect diff commit"
 
@@ -47,7 +47,7 @@ _virtus_vm_run() {
 	--console-device) mapfile -t COMPREPLY < <(compgen -W "serial virtio" -- "$cur"); return ;;
 	--net) mapfile -t COMPREPLY < <(compgen -W "user tap=" -- "$cur"); return ;;
 	--seccomp) mapfile -t COMPREPLY < <(compgen -W "on off log" -- "$cur"); return ;;
-	--cmdline|--cpus|--memory|--balloon|--vsock|--jail-uid|--jail-gid) return ;;
+	--cmdline|--cpus|--memory|--balloon|--vsock|--fs|--jail-uid|--jail-gid) return ;;
 	esac
 	# shellcheck disable=SC2086
 	mapfile -t COMPREPLY < <(compgen -W "$(echo $_virtus_vm_run_options)" -- "$cur")
