@@ -127,7 +127,7 @@ $(B)/tests/kvm/%: $(B)/tests/kvm/%.o $(LIBVIRTUS)
 
 # The VM-isolation agent: static, PID 1 of a guest, so always plain flags (no sanitizer runtime in a static
 # PID 1), its own objects under $(B)/agent/, libraries linked statically.
-AGENT_SRC    := $(wildcard guest/agent/*.c) $(RT_SRC) $(LIB_SRC)
+AGENT_SRC    := $(wildcard guest/agent/*.c) src/isolation/agent_json.c $(RT_SRC) $(LIB_SRC)
 AGENT_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP $(PKG_CFLAGS)
 $(B)/agent/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -142,6 +142,21 @@ static void nonblocking(int fd)
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
+/* The process is made: its stdio (with a terminal, the pty's master both ways) becomes non-blocking. */
+static void proc_take_stdio(struct aproc *p, const struct stdio_req *io, int master)
+{
+	if (io->tty) {
+		p->out = master;
+		p->in = fcntl(master, F_DUPFD_CLOEXEC, 3);
+		set_winsize(master, io->rows, io->cols);
+	}
+	nonblocking(p->in);
+	nonblocking(p->out);
+	nonblocking(p->err);
+	p->used = true;
+	p->tty = io->tty;
+}
+
 /* ---------------- create / start ---------------- */
 
 /* A string member, "" when absent or of another type (the spec's own checks come later, in the runtime). */
@@ -242,16 +257,7 @@ int proc_create(struct agent *a, json_object *msg, vt_err *err)
 		proc_free(p);
 		return vt_err_prefix(err, "create");
 	}
-	if (io.tty) {
-		p->out = master;
-		p->in = fcntl(master, F_DUPFD_CLOEXEC, 3);
-		set_winsize(master, io.rows, io.cols);
-	}
-	nonblocking(p->in);
-	nonblocking(p->out);
-	nonblocking(p->err);
-	p->used = true;
-	p->tty = io.tty;
+	proc_take_stdio(p, &io, master);
 	snprintf(a->id, sizeof(a->id), "%s", id);
 	json_object *r = json_object_new_object();
 	json_object_object_add(r, "pid", json_object_new_int(p->pid));
@@ -354,16 +360,7 @@ int proc_exec(struct agent *a, unsigned id, json_object *msg, vt_err *err)
 		proc_free(p);
 		return vt_err_prefix(err, "exec");
 	}
-	if (io.tty) {
-		p->out = master;
-		p->in = fcntl(master, F_DUPFD_CLOEXEC, 3);
-		set_winsize(master, io.rows, io.cols);
-	}
-	nonblocking(p->in);
-	nonblocking(p->out);
-	nonblocking(p->err);
-	p->used = true;
-	p->tty = io.tty;
+	proc_take_stdio(p, &io, master);
 	send_started(a, id);
 	return 0;
 }

@@ -55,20 +55,6 @@ static void drop_connection(struct agent *a)
 	a->hello_done = false;
 }
 
-static json_object *parse_object(const uint8_t *p, size_t len)
-{
-	json_tokener *tok = json_tokener_new();
-	if (!tok)
-		return NULL;
-	json_object *o = json_tokener_parse_ex(tok, (const char *)p, (int)len);
-	bool complete = json_tokener_get_error(tok) == json_tokener_success && json_tokener_get_parse_end(tok) == len;
-	json_tokener_free(tok);
-	if (!o || !complete || !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
-}
 
 static int int_member(json_object *o, const char *key, int min, int max, int *out, vt_err *err)
 {
@@ -164,7 +150,7 @@ static int handle_frames(struct agent *a)
 		}
 		if (agent_msg_is_raw(h.type))
 			return -1;
-		json_object *o = parse_object(p, h.len);
+		json_object *o = agent_parse_object(p, h.len);
 		int rc = o ? control(a, &h, o) : -1;
 		json_object_put(o);
 		if (rc)

@@ -26,6 +26,18 @@ struct ctr_launch {
 	struct cnet_lease lease;
 };
 
+/* What both monitors (monitor.c, vm_monitor.c) share: the message to the command that forked them (with
+ * the pty's master as SCM_RIGHTS when fd >= 0), and the record updates for "running" (arg: struct
+ * ctr_started; pid is the container's init, or the VMM for a VM) and "exited" (arg: int, the exit code). */
+struct ctr_started {
+	pid_t pid, monitor;
+	unsigned long long monitor_start;
+	const char *addr;
+};
+int ctr_monitor_send(int sock, int type, int value, const char *text, int fd);
+void ctr_rec_set_running(json_object *rec, void *arg);
+void ctr_rec_set_exited(json_object *rec, void *arg);
+
 /* The child side of the fork: never returns. sock is the monitor's end of the pair. */
 __attribute__((noreturn)) void ctr_monitor_main(struct ctr_launch *l, int sock);
 __attribute__((noreturn)) void ctr_vm_monitor_main(struct ctr_launch *l, int sock);

@@ -135,6 +135,51 @@ int ctr_launch_from_record(struct ctr_launch *l, json_object *rec, vt_err *err)
 	return 0;
 }
 
+/* ---------------- shared by the two monitors (monitor.c, vm_monitor.c) ---------------- */
+
+int ctr_monitor_send(int sock, int type, int value, const char *text, int fd)
+{
+	struct ctr_msg m = { .type = type, .value = value };
+	if (text)
+		snprintf(m.msg, sizeof(m.msg), "%s", text);
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (fd >= 0) {
+		h.msg_control = cbuf;
+		h.msg_controllen = sizeof(cbuf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&h);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	return sendmsg(sock, &h, MSG_NOSIGNAL) == (ssize_t)sizeof(m) ? 0 : -1;
+}
+
+void ctr_rec_set_running(json_object *rec, void *arg)
+{
+	const struct ctr_started *s = arg;
+	cleanup_free char *now = rt_now_rfc3339();
+	ctr_rec_set_str(rec, "State", "running");
+	ctr_rec_set_int(rec, "Pid", s->pid);
+	ctr_rec_set_int(rec, "MonitorPid", s->monitor);
+	ctr_rec_set_int(rec, "MonitorStartTime", (long long)s->monitor_start);
+	ctr_rec_set_str(rec, "StartedAt", now);
+	ctr_rec_set_str(rec, "FinishedAt", "");
+	ctr_rec_set_int(rec, "ExitCode", 0);
+	ctr_rec_set_str(rec, "IPAddress", s->addr);
+}
+
+void ctr_rec_set_exited(json_object *rec, void *arg)
+{
+	cleanup_free char *now = rt_now_rfc3339();
+	ctr_rec_set_str(rec, "State", "exited");
+	ctr_rec_set_int(rec, "ExitCode", *(int *)arg);
+	ctr_rec_set_str(rec, "FinishedAt", now);
+	ctr_rec_set_int(rec, "Pid", 0);
+}
+
 /* ---------------- talking to the monitor ---------------- */
 
 static int recv_msg(int sock, struct ctr_msg *m, int *fd)

@@ -32,26 +32,6 @@ struct monitor {
 	int caller[2]; /* ... and the caller's stdout and stderr, where they are copied besides the log */
 };
 
-static int send_msg(int sock, int type, int value, const char *text, int fd)
-{
-	struct ctr_msg m = { .type = type, .value = value };
-	if (text)
-		snprintf(m.msg, sizeof(m.msg), "%s", text);
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
-	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (fd >= 0) {
-		h.msg_control = cbuf;
-		h.msg_controllen = sizeof(cbuf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&h);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	return sendmsg(sock, &h, MSG_NOSIGNAL) == (ssize_t)sizeof(m) ? 0 : -1;
-}
-
 static int open_log(struct monitor *mo, vt_err *err)
 {
 	cleanup_free char *path = ctr_path(mo->l->store, mo->l->id, "ctr.log");
@@ -99,35 +79,6 @@ static int setup_stdio(struct monitor *mo, vt_err *err)
 	return 0;
 }
 
-struct started {
-	pid_t init, monitor;
-	unsigned long long monitor_start;
-	const char *addr;
-};
-
-static void set_running(json_object *rec, void *arg)
-{
-	const struct started *s = arg;
-	cleanup_free char *now = rt_now_rfc3339();
-	ctr_rec_set_str(rec, "State", "running");
-	ctr_rec_set_int(rec, "Pid", s->init);
-	ctr_rec_set_int(rec, "MonitorPid", s->monitor);
-	ctr_rec_set_int(rec, "MonitorStartTime", (long long)s->monitor_start);
-	ctr_rec_set_str(rec, "StartedAt", now);
-	ctr_rec_set_str(rec, "FinishedAt", "");
-	ctr_rec_set_int(rec, "ExitCode", 0);
-	ctr_rec_set_str(rec, "IPAddress", s->addr);
-}
-
-static void set_exited(json_object *rec, void *arg)
-{
-	cleanup_free char *now = rt_now_rfc3339();
-	ctr_rec_set_str(rec, "State", "exited");
-	ctr_rec_set_int(rec, "ExitCode", *(int *)arg);
-	ctr_rec_set_str(rec, "FinishedAt", now);
-	ctr_rec_set_int(rec, "Pid", 0);
-}
-
 /* Everything the monitor set up, in reverse: the runtime's container, the network, the rootfs mount. */
 static void teardown(struct monitor *mo)
 {
@@ -144,7 +95,7 @@ static __attribute__((noreturn)) void fail_start(struct monitor *mo, vt_err *err
 		rt_reap(mo->init);
 	}
 	teardown(mo);
-	send_msg(mo->sock, CTR_MSG_ERROR, ctr_error_status(err), err->msg, -1);
+	ctr_monitor_send(mo->sock, CTR_MSG_ERROR, ctr_error_status(err), err->msg, -1);
 	_exit(CTR_EXIT_ERROR);
 }
 
@@ -164,9 +115,9 @@ static int create_and_start(struct monitor *mo, vt_err *err)
 		return vt_err_prefix(err, "network");
 	if (rt_cmd_start(&mo->rt, mo->l->id, err))
 		return -1;
-	struct started s = { .init = mo->init, .monitor = getpid(), .addr = mo->l->lease.addr };
+	struct ctr_started s = { .pid = mo->init, .monitor = getpid(), .addr = mo->l->lease.addr };
 	rt_proc_start_time(s.monitor, &s.monitor_start);
-	return ctr_record_update(mo->l->store, mo->l->id, set_running, &s, err);
+	return ctr_record_update(mo->l->store, mo->l->id, ctr_rec_set_running, &s, err);
 }
 
 /* Copy what the pty has to the log (detached with a terminal): the container must never block on it. */
@@ -295,10 +246,10 @@ void ctr_monitor_main(struct ctr_launch *l, int sock)
 		fail_start(&mo, &err);
 	release_stdio(&mo);
 	/* Foreground with a terminal: the caller relays it; we keep a copy only to follow its window size. */
-	send_msg(sock, CTR_MSG_STARTED, mo.init, NULL, l->detach ? -1 : mo.master);
+	ctr_monitor_send(sock, CTR_MSG_STARTED, mo.init, NULL, l->detach ? -1 : mo.master);
 	close(sock);
 	int status = wait_container(&mo, sfd);
-	ctr_record_update(l->store, l->id, set_exited, &status, &err);
+	ctr_record_update(l->store, l->id, ctr_rec_set_exited, &status, &err);
 	teardown(&mo);
 	if (l->auto_remove)
 		ctr_remove_dir(l->store, l->id, &err);

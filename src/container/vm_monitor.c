@@ -198,58 +198,7 @@ static int vm_network(struct vmon *mo, char *spec, size_t len, struct agent_net 
 	return vt_fail(err, "unknown network mode");
 }
 
-/* ---------------- the record ---------------- */
-
-struct started {
-	pid_t vmm, monitor;
-	unsigned long long monitor_start;
-	const char *addr;
-};
-
-static void set_running(json_object *rec, void *arg)
-{
-	const struct started *s = arg;
-	cleanup_free char *now = rt_now_rfc3339();
-	ctr_rec_set_str(rec, "State", "running");
-	ctr_rec_set_int(rec, "Pid", s->vmm);
-	ctr_rec_set_int(rec, "MonitorPid", s->monitor);
-	ctr_rec_set_int(rec, "MonitorStartTime", (long long)s->monitor_start);
-	ctr_rec_set_str(rec, "StartedAt", now);
-	ctr_rec_set_str(rec, "FinishedAt", "");
-	ctr_rec_set_int(rec, "ExitCode", 0);
-	ctr_rec_set_str(rec, "IPAddress", s->addr);
-}
-
-static void set_exited(json_object *rec, void *arg)
-{
-	cleanup_free char *now = rt_now_rfc3339();
-	ctr_rec_set_str(rec, "State", "exited");
-	ctr_rec_set_int(rec, "ExitCode", *(int *)arg);
-	ctr_rec_set_str(rec, "FinishedAt", now);
-	ctr_rec_set_int(rec, "Pid", 0);
-}
-
-/* ---------------- talking to the command that forked us ---------------- */
-
-static int send_msg(int sock, int type, int value, const char *text, int fd)
-{
-	struct ctr_msg m = { .type = type, .value = value };
-	if (text)
-		snprintf(m.msg, sizeof(m.msg), "%s", text);
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
-	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (fd >= 0) {
-		h.msg_control = cbuf;
-		h.msg_controllen = sizeof(cbuf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&h);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	return sendmsg(sock, &h, MSG_NOSIGNAL) == (ssize_t)sizeof(m) ? 0 : -1;
-}
+/* ---------------- ending ---------------- */
 
 static void teardown(struct vmon *mo)
 {
@@ -268,7 +217,7 @@ static void teardown(struct vmon *mo)
 static __attribute__((noreturn)) void fail_start(struct vmon *mo, vt_err *err)
 {
 	teardown(mo);
-	send_msg(mo->sock, CTR_MSG_ERROR, ctr_error_status(err), err->msg, -1);
+	ctr_monitor_send(mo->sock, CTR_MSG_ERROR, ctr_error_status(err), err->msg, -1);
 	_exit(CTR_EXIT_ERROR);
 }
 
@@ -452,9 +401,9 @@ static int create_and_start(struct vmon *mo, json_object *spec, const struct age
 	    agent_send_create(mo->agent, spec, &io, err) || await(mo, AGENT_EV_CREATED, VM_CREATE_TIMEOUT_MS, &ev, err) ||
 	    agent_send_start(mo->agent, err) || await(mo, AGENT_EV_STARTED, VM_CREATE_TIMEOUT_MS, &ev, err))
 		return -1;
-	struct started s = { .vmm = mo->box.vmm, .monitor = getpid(), .addr = mo->l->lease.addr };
+	struct ctr_started s = { .pid = mo->box.vmm, .monitor = getpid(), .addr = mo->l->lease.addr };
 	rt_proc_start_time(s.monitor, &s.monitor_start);
-	return ctr_record_update(mo->l->store, mo->l->id, set_running, &s, err);
+	return ctr_record_update(mo->l->store, mo->l->id, ctr_rec_set_running, &s, err);
 }
 
 /* ---------------- running ---------------- */
@@ -643,14 +592,14 @@ void ctr_vm_monitor_main(struct ctr_launch *l, int sock)
 	}
 	if (setup_stdio(&mo, &master, &err) || guest_spec(&mo, &spec, &err) || start_vm(&mo, spec, &err))
 		fail_start(&mo, &err);
-	send_msg(sock, CTR_MSG_STARTED, mo.box.vmm, NULL, master);
+	ctr_monitor_send(sock, CTR_MSG_STARTED, mo.box.vmm, NULL, master);
 	close(sock);
 	if (master >= 0)
 		close(master);
 	wait_container(&mo);
 	shutdown_vm(&mo);
 	json_object_put(spec);
-	ctr_record_update(l->store, l->id, set_exited, &mo.status, &err);
+	ctr_record_update(l->store, l->id, ctr_rec_set_exited, &mo.status, &err);
 	teardown(&mo);
 	if (l->auto_remove)
 		ctr_remove_dir(l->store, l->id, &err);

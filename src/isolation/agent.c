@@ -237,26 +237,11 @@ static void sanitise(char *out, size_t cap, const char *in)
 	out[i] = 0;
 }
 
-/* The payload as one complete JSON object, or NULL. */
-static json_object *parse_object(const uint8_t *p, size_t len)
-{
-	json_tokener *tok = json_tokener_new();
-	if (!tok)
-		return NULL;
-	json_object *o = json_tokener_parse_ex(tok, (const char *)p, (int)len);
-	bool complete = json_tokener_get_error(tok) == json_tokener_success && json_tokener_get_parse_end(tok) == len;
-	json_tokener_free(tok);
-	if (!o || !complete || !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
-}
 
 static int control_event(struct agent_conn *c, const struct agent_hdr *h, const uint8_t *p,
 			 struct agent_event *ev, vt_err *err)
 {
-	json_object *o = parse_object(p, h->len);
+	json_object *o = agent_parse_object(p, h->len);
 	if (!o)
 		return proto_error(c, err, "malformed JSON payload");
 	int rc = 0;
@@ -377,7 +362,7 @@ static int await_hello(struct agent_conn *c, uint64_t deadline, vt_err *err)
 			return -1;
 		if (have) {
 			int version;
-			json_object *o = h.type == AGENT_MSG_HELLO ? parse_object(c->rx + AGENT_HDR_SIZE, h.len) : NULL;
+			json_object *o = h.type == AGENT_MSG_HELLO ? agent_parse_object(c->rx + AGENT_HDR_SIZE, h.len) : NULL;
 			bool ok = o && int_member(o, "version", 0, 65535, &version);
 			json_object_put(o);
 			if (!ok)

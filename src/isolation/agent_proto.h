@@ -6,7 +6,9 @@
 #ifndef VIRTUS_ISOLATION_AGENT_PROTO_H
 #define VIRTUS_ISOLATION_AGENT_PROTO_H
 
+#include <json-c/json.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define AGENT_PROTO_VERSION 1
@@ -65,5 +67,8 @@ static inline bool agent_msg_is_raw(uint16_t type)
 {
 	return type == AGENT_MSG_STDIN || type == AGENT_MSG_STDOUT || type == AGENT_MSG_STDERR;
 }
+
+/* A control payload as one complete JSON object (nothing after it, no NUL inside), or NULL. */
+json_object *agent_parse_object(const uint8_t *p, size_t len);
 
 #endif
