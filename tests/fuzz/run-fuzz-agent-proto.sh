@@ -9,7 +9,7 @@ out=build-fuzz
 mkdir -p "$out/corpus-agent-proto"
 clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror $(pkg-config --cflags json-c) \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-o "$out/fuzz_agent_proto" tests/fuzz/fuzz_agent_proto.c src/isolation/agent.c src/lib/util.c src/lib/err.c \
+	-o "$out/fuzz_agent_proto" tests/fuzz/fuzz_agent_proto.c src/isolation/agent.c src/isolation/agent_json.c src/lib/util.c src/lib/err.c \
 	$(pkg-config --libs json-c)
 # frame TYPE PROC PAYLOAD: one frame (little-endian header)
 frame() {
