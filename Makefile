@@ -30,10 +30,12 @@ LDFLAGS += $(SANFLAGS)
 LDLIBS  += -lpthread
 # libslirp is not linked: src/net/slirp.c dlopen()s libslirp.so.0 (package libslirp0) for `--net user` only,
 # so VMs without user networking do not pay for it and glib. libslirp-dev still provides its header.
+# libmicrohttpd is not linked either: src/api/http_server.c dlopen()s libmicrohttpd.so.12 (libmicrohttpd12)
+# when a VM's API server starts (it brings gnutls and eight more libraries); libmicrohttpd-dev gives the header.
 
 # Sources: the VMM core library, the container runtime library, and the programs.
 LIB_SRC  := $(wildcard src/lib/*.c)
-VMM_SRC  := $(wildcard src/vmm/*.c src/vmm/boot/*.c src/devices/*.c src/devices/virtio/*.c src/block/*.c src/net/*.c)
+VMM_SRC  := $(wildcard src/vmm/*.c src/vmm/boot/*.c src/devices/*.c src/devices/virtio/*.c src/block/*.c src/net/*.c src/api/*.c)
 RT_SRC   := $(filter-out src/runtime/main.c,$(wildcard src/runtime/*.c))
 CTR_SRC  := $(wildcard src/image/*.c src/container/*.c src/isolation/*.c)
 # The image, build and container commands (and the libraries only they need: libarchive, libcrypto,
