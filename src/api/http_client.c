@@ -228,7 +228,9 @@ static int read_more(int fd, struct reply_buf *b, uint64_t deadline_ns, const ch
 			b->len += (size_t)n;
 			return 1;
 		}
-		if (n == 0)
+		/* ECONNRESET: a server that closed with part of our request unread (it answered early). Whatever it
+		 * sent was read before this; the framing checks decide whether that was a whole response. */
+		if (n == 0 || errno == ECONNRESET)
 			return 0;
 		if (errno == EINTR)
 			continue;
