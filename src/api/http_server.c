@@ -314,7 +314,9 @@ static void remove_socket(const struct api_server *s)
 
 static int start_daemon(struct api_server *s, int listen_fd, vt_err *err)
 {
-	s->daemon = s->mhd.start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, on_request, s,
+	/* No Date header: it would read /etc/localtime on the first reply, after the VMM's seccomp filter is in
+	 * place, and a local control socket's client has the same clock. */
+	s->daemon = s->mhd.start_daemon(MHD_USE_EPOLL | MHD_USE_SUPPRESS_DATE_NO_CLOCK, 0, NULL, NULL, on_request, s,
 					MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
 					MHD_OPTION_CONNECTION_LIMIT, API_MAX_CONNECTIONS,
 					MHD_OPTION_CONNECTION_TIMEOUT, API_CONNECTION_TIMEOUT_S,
@@ -375,9 +377,25 @@ int api_server_timeout_ms(const struct api_server *s)
 	return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
+static unsigned connections(const struct api_server *s)
+{
+	const union MHD_DaemonInfo *info = s->mhd.get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	return info ? info->num_connections : 0;
+}
+
+/* At the connection limit MHD takes its listening socket out of the epoll set, and puts it back at the start
+ * of the run after one that closed a connection. A caller that then polls with no timeout (MHD asks for
+ * none) would never see a new client: so run again as long as a run closed connections. */
 void api_server_dispatch(struct api_server *s)
 {
-	s->mhd.run(s->daemon);
+	unsigned before = connections(s);
+	for (unsigned i = 0; i <= API_MAX_CONNECTIONS; i++) {
+		s->mhd.run(s->daemon);
+		unsigned after = connections(s);
+		if (after >= before)
+			break;
+		before = after;
+	}
 }
 
 void api_server_stop(struct api_server *s)
