@@ -54,19 +54,26 @@ static int wait_fd(int fd, short events, uint64_t deadline_ns)
 	}
 }
 
-static int connect_api(const char *path, vt_err *err)
+/* A blocking connect() to a Unix socket whose backlog is full waits with no limit (a server at its connection
+ * limit stops accepting), so connect without blocking: that fails at once with EAGAIN, retried until the
+ * deadline. */
+static int connect_api(const char *path, uint64_t deadline_ns, vt_err *err)
 {
 	struct sockaddr_un addr;
 	if (api_unix_addr(path, &addr, err))
 		return -1;
-	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return vt_fail_errno(err, errno, "socket");
-	/* A Unix connect completes or fails at once (a full backlog is EAGAIN only for non-blocking sockets). */
-	if (connect(fd, (const struct sockaddr *)&addr, sizeof(addr)) < 0)
-		return vt_fail_errno(err, errno, "no VM API at %s", path);
-	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
-		return vt_fail_errno(err, errno, "API socket %s", path);
+	while (connect(fd, (const struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return vt_fail_errno(err, errno, "no VM API at %s", path);
+		if (ms_left(deadline_ns) == 0)
+			return vt_fail(err, "VM API at %s: timed out connecting (its queue of connections is full)", path);
+		usleep(10000);
+	}
 	return steal_fd(fd);
 }
 
@@ -288,7 +295,7 @@ int api_call(const char *path, const char *method, const char *uri, const char *
 	size_t req_len = 0;
 	if (format_request(method, uri, body, &req, &req_len, err))
 		return -1;
-	cleanup_close int fd = connect_api(path, err);
+	cleanup_close int fd = connect_api(path, deadline_ns, err);
 	if (fd < 0 || send_request(fd, req, req_len, deadline_ns, path, err))
 		return -1;
 	struct reply_buf b = { 0 };

@@ -487,6 +487,42 @@ static void missing_socket_is_no_vm_api(void **state)
 	assert_non_null(strstr(err.msg, "invalid API request line"));
 }
 
+static void full_backlog_times_out(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/virtus-api-XXXXXX", path[96];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/full.sock", dir);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(l, 0), 0);
+	/* a server that never accepts: fill its queue */
+	int queued[4], n = 0;
+	for (; n < 4; n++) {
+		queued[n] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (connect(queued[n], (struct sockaddr *)&a, sizeof(a)) < 0) {
+			assert_int_equal(errno, EAGAIN);
+			close(queued[n]);
+			break;
+		}
+	}
+	assert_true(n < 4);
+	int status = 0;
+	char *reply = NULL;
+	vt_err err = { 0 };
+	uint64_t t0 = now_ns();
+	assert_int_equal(api_call(path, "GET", "/", NULL, 300, &status, &reply, &err), -1);
+	assert_true(now_ns() - t0 < 2000000000ULL);
+	assert_non_null(strstr(err.msg, "timed out connecting"));
+	for (int i = 0; i < n; i++)
+		close(queued[i]);
+	close(l);
+	unlink(path);
+	rmdir(dir);
+}
+
 struct fake_case {
 	const char *response;
 	size_t filler;           /* bytes of 'x' sent after the response text */
@@ -629,6 +665,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(live_socket_is_refused, setup, teardown),
 		cmocka_unit_test(stale_socket_is_replaced_and_stop_removes_it),
 		cmocka_unit_test(missing_socket_is_no_vm_api),
+		cmocka_unit_test(full_backlog_times_out),
 		cmocka_unit_test(client_takes_good_responses),
 		cmocka_unit_test(client_refuses_bad_responses),
 	};
