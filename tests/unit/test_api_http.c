@@ -407,6 +407,35 @@ static void many_idle_connections_then_a_call(void **state)
 	}
 }
 
+/* Driven from this thread alone: no connection, no timeout; a half-sent request asks for a wake-up within the
+ * 10 s connection timeout, which closes it. */
+static void idle_connection_sets_the_timeout(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/virtus-api-XXXXXX", path[96];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/t.sock", dir);
+	struct recorder rec = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct api_server *s = NULL;
+	vt_err err = { 0 };
+	assert_int_equal(api_server_start(path, handler, &rec, &s, &err), 0);
+	assert_int_equal(api_server_timeout_ms(s), -1);
+	int fd = raw_connect(path);
+	const char half[] = "PUT /x HTTP/1.1\r\nHost: x\r\nContent-Le";
+	assert_int_equal(write(fd, half, sizeof(half) - 1), (ssize_t)sizeof(half) - 1);
+	for (int i = 0; i < 5; i++) {
+		struct pollfd p = { .fd = api_server_poll_fd(s), .events = POLLIN };
+		poll(&p, 1, 50);
+		api_server_dispatch(s);
+	}
+	int t = api_server_timeout_ms(s);
+	assert_in_range(t, 9000, 10000);
+	assert_int_equal(rec.calls, 0);
+	close(fd);
+	api_server_stop(s);
+	rmdir(dir);
+}
+
 static void socket_is_private(void **state)
 {
 	struct fixture *f = *state;
@@ -661,6 +690,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(invalid_handler_status_is_500, setup, teardown),
 		cmocka_unit_test_setup_teardown(half_sent_request_blocks_nobody, setup, teardown),
 		cmocka_unit_test_setup_teardown(many_idle_connections_then_a_call, setup, teardown),
+		cmocka_unit_test(idle_connection_sets_the_timeout),
 		cmocka_unit_test_setup_teardown(socket_is_private, setup, teardown),
 		cmocka_unit_test_setup_teardown(live_socket_is_refused, setup, teardown),
 		cmocka_unit_test(stale_socket_is_replaced_and_stop_removes_it),
