@@ -333,6 +333,10 @@ void *vcpu_thread(void *arg)
 	v->self = pthread_self();
 	__atomic_store_n(&v->self_published, true, __ATOMIC_SEQ_CST);
 	while (!__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST)) {
+		if (__atomic_load_n(&vm->pause.requested, __ATOMIC_SEQ_CST)) {
+			vcpu_park(v);
+			continue;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;

@@ -235,6 +235,50 @@ static void stop_from_host(void **state)
 	vm_destroy(vm);
 }
 
+static uint32_t spin_counter(struct vm *vm)
+{
+	uint32_t v;
+	assert_int_equal(gmem_read(&vm->mem, 0x7f00, &v, sizeof(v)), 0);
+	return __atomic_load_n(&v, __ATOMIC_RELAXED);
+}
+
+/* Waits up to 2 s for the spinning guest's counter to move past `past`. */
+static bool counter_moves_past(struct vm *vm, uint32_t past)
+{
+	for (int i = 0; i < 200; i++, usleep(10000))
+		if (spin_counter(vm) != past)
+			return true;
+	return false;
+}
+
+static void pause_freezes_and_resume_continues(void **state)
+{
+	(void)state;
+	/* vCPU 0 counts; vCPU 1 waits in the kernel for a SIPI that never comes: both must park. */
+	struct vm *vm = make_vm("spin", 2, NULL, NULL);
+	vt_err err;
+	assert_int_equal(vm_start(vm, &err), 0);
+	assert_true(counter_moves_past(vm, 0));
+	assert_false(vm_is_paused(vm));
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(vm_pause(vm, &err), 0);
+		assert_true(vm_is_paused(vm));
+		assert_int_equal(vm_pause(vm, &err), 0); /* idempotent */
+		uint32_t frozen = spin_counter(vm);
+		usleep(50000);
+		assert_int_equal(spin_counter(vm), frozen);
+		vm_resume(vm);
+		assert_true(counter_moves_past(vm, frozen));
+		assert_false(vm_is_paused(vm));
+	}
+	/* A stop ends a paused VM. */
+	assert_int_equal(vm_pause(vm, &err), 0);
+	vm_request_stop(vm, VM_EXIT_INTERRUPTED);
+	assert_int_equal(vm_wait(vm), VM_EXIT_INTERRUPTED);
+	assert_int_not_equal(vm_pause(vm, &err), 0);
+	vm_destroy(vm);
+}
+
 static int check_kvm(void **state)
 {
 	(void)state;
@@ -261,6 +305,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(smp_vcpus_all_run),
 		cmocka_unit_test(two_vms_in_one_process),
 		cmocka_unit_test(stop_from_host),
+		cmocka_unit_test(pause_freezes_and_resume_continues),
 	};
 	return cmocka_run_group_tests_name("kvm", tests, check_kvm, NULL);
 }
