@@ -35,6 +35,7 @@
 /* Platform I/O ports. */
 #define PORT_COM1             0x3f8
 #define IRQ_COM1              4
+#define GSI_POWER_BUTTON      5           /* the Generic Event Device's interrupt (ACPI power button) */
 #define PORT_I8042_DATA       0x60
 #define PORT_I8042_CMD        0x64
 #define PORT_ACPI_SLEEP_CTL   0x600

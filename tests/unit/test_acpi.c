@@ -525,6 +525,7 @@ static void test_tables_iasl_disassembles(void **state)
 	if (system("command -v iasl >/dev/null 2>&1") != 0)
 		fail_msg("iasl not found: install acpica-tools (scripts/deps does)");
 	struct acpi_config cfg = pci_config(4);
+	cfg.power_button_gsi = 5;
 	struct image img;
 	build(&img, &cfg);
 	const char *names[] = { "dsdt", "facp", "apic", "mcfg", "xsdt" };
@@ -540,6 +541,11 @@ static void test_tables_iasl_disassembles(void **state)
 	         "! grep -qi -e error -e warning -e invalid *.dsl log && "
 	         "grep -q 'Name (\\\\_S5, Package' dsdt.dsl && grep -q 'EisaId (\"PNP0501\")' dsdt.dsl && "
 	         "grep -q 'EisaId (\"PNP0A08\")' dsdt.dsl && grep -q 'Hardware Reduced (V5) : 1' facp.dsl && "
+	         /* the power button: a GED whose edge interrupt at GSI 5 runs _EVT, which notifies PWRB */
+	         "grep -q 'EisaId (\"PNP0C0C\")' dsdt.dsl && grep -q '_HID, \"ACPI0013\"' dsdt.dsl && "
+	         "grep -q 'Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive' dsdt.dsl && "
+	         "grep -qx ' *0x00000005,' dsdt.dsl && grep -q 'Method (_EVT, 1, NotSerialized)' dsdt.dsl && "
+	         "grep -q 'Notify (\\\\_SB.PWRB, 0x80)' dsdt.dsl && "
 	         "[ $(grep -c 'Processor Enabled : 1' apic.dsl) -eq 4 ] && grep -q 'Base Address : 00000000E0000000' mcfg.dsl",
 	         dir);
 	int rc = system(cmd);
@@ -751,6 +757,12 @@ static void test_rejects_bad_configs(void **state)
 	cfg = base_config(1);
 	cfg.com1_irq = 16;
 	expect_config_error(&cfg, "IRQ 16");
+	cfg = base_config(1);
+	cfg.power_button_gsi = cfg.com1_irq;
+	expect_config_error(&cfg, "power button GSI");
+	cfg = base_config(1);
+	cfg.power_button_gsi = 24;
+	expect_config_error(&cfg, "power button GSI 24");
 	cfg = base_config(1);
 	cfg.lapic_addr = 0x100000000ULL;
 	expect_config_error(&cfg, "4 GiB");

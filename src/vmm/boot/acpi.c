@@ -319,6 +319,22 @@ size_t aml_package_begin(struct acpi_buf *b, uint8_t nelems)
 	return at;
 }
 
+size_t aml_method_begin(struct acpi_buf *b, const char *path, uint8_t nargs)
+{
+	acpi_put8(b, AML_METHOD_OP);
+	size_t at = b->len;
+	aml_name(b, path);
+	acpi_put8(b, nargs & 7); /* MethodFlags: ArgCount in bits 0-2, NotSerialized, SyncLevel 0 */
+	return at;
+}
+
+void aml_notify(struct acpi_buf *b, const char *path, uint64_t value)
+{
+	acpi_put8(b, AML_NOTIFY_OP);
+	aml_name(b, path);
+	aml_integer(b, value);
+}
+
 size_t aml_buffer_begin(struct acpi_buf *b)
 {
 	acpi_put8(b, AML_BUFFER_OP);
@@ -349,6 +365,9 @@ void aml_buffer_end(struct acpi_buf *b, size_t at)
 #define RES_DWORD_ADDR   0x87
 #define RES_WORD_ADDR    0x88
 #define RES_QWORD_ADDR   0x8a
+#define RES_EXT_IRQ      0x89
+#define RES_EXT_IRQ_CONSUMER 0x01
+#define RES_EXT_IRQ_EDGE     0x02
 #define RES_TYPE_MEMORY  0
 #define RES_TYPE_IO      1
 #define RES_TYPE_BUS     2
@@ -425,6 +444,15 @@ void acpi_res_mem64(struct acpi_buf *b, bool producer, uint64_t base, uint64_t s
 	acpi_put64(b, size);
 }
 
+void acpi_res_ext_irq_edge(struct acpi_buf *b, uint32_t gsi)
+{
+	acpi_put8(b, RES_EXT_IRQ);
+	acpi_put16(b, 6);    /* flags, count, one 32-bit interrupt number */
+	acpi_put8(b, RES_EXT_IRQ_CONSUMER | RES_EXT_IRQ_EDGE); /* active high, exclusive, not wake capable */
+	acpi_put8(b, 1);
+	acpi_put32(b, gsi);
+}
+
 void acpi_res_end_tag(struct acpi_buf *b)
 {
 	acpi_put8(b, RES_END_TAG);
@@ -452,6 +480,34 @@ static void dsdt_com1(struct acpi_buf *b, const struct acpi_config *cfg)
 	acpi_res_irq(b, (uint16_t)(1u << cfg->com1_irq));
 	acpi_res_end_tag(b);
 	aml_buffer_end(b, crs);
+	aml_end(b, dev);
+}
+
+/* Device(PWRB) is the button; GED0's interrupt calls its _EVT with the GSI, and _EVT notifies PWRB. */
+static void dsdt_power_button(struct acpi_buf *b, const struct acpi_config *cfg)
+{
+	if (!cfg->power_button_gsi)
+		return;
+	size_t dev = aml_device_begin(b, "PWRB");
+	aml_name_decl(b, "_HID");
+	aml_eisaid(b, "PNP0C0C");
+	aml_name_decl(b, "_UID");
+	aml_integer(b, 0);
+	aml_end(b, dev);
+
+	dev = aml_device_begin(b, "GED0");
+	aml_name_decl(b, "_HID");
+	aml_string(b, "ACPI0013");
+	aml_name_decl(b, "_UID");
+	aml_integer(b, 0);
+	aml_name_decl(b, "_CRS");
+	size_t crs = aml_buffer_begin(b);
+	acpi_res_ext_irq_edge(b, cfg->power_button_gsi);
+	acpi_res_end_tag(b);
+	aml_buffer_end(b, crs);
+	size_t evt = aml_method_begin(b, "_EVT", 1);
+	aml_notify(b, "\\_SB_.PWRB", 0x80); /* "button pressed" (ACPI 6.0 table 5-176) */
+	aml_end(b, evt);
 	aml_end(b, dev);
 }
 
@@ -509,7 +565,7 @@ static void dsdt_ecam_reservation(struct acpi_buf *b, const struct acpi_config *
 }
 
 typedef void (*dsdt_device_fn)(struct acpi_buf *b, const struct acpi_config *cfg);
-static const dsdt_device_fn dsdt_sb_devices[] = { dsdt_com1, dsdt_pci_host, dsdt_ecam_reservation };
+static const dsdt_device_fn dsdt_sb_devices[] = { dsdt_com1, dsdt_power_button, dsdt_pci_host, dsdt_ecam_reservation };
 
 /* \_S5: the soft-off sleep type. Linux offers ACPI poweroff only if it exists; in hardware-reduced
  * mode it writes (SLP_TYPa << 2) | SLP_EN to the sleep control register. */
@@ -764,6 +820,10 @@ static int check_port_config(const struct acpi_config *cfg, vt_err *err)
 		return vt_fail(err, "ACPI: reset port must be set");
 	if (cfg->com1_port && cfg->com1_irq > 15)
 		return vt_fail(err, "ACPI: COM1 IRQ %u is not an ISA IRQ (0..15)", cfg->com1_irq);
+	if (cfg->power_button_gsi && (cfg->power_button_gsi > 23 || (cfg->com1_port && cfg->power_button_gsi == cfg->com1_irq) ||
+				      cfg->power_button_gsi == 2))
+		return vt_fail(err, "ACPI: power button GSI %u is not a free IOAPIC pin (1..23, not COM1's, not 2)",
+			       cfg->power_button_gsi);
 	return 0;
 }
 

@@ -26,6 +26,11 @@ struct acpi_config {
 	uint8_t  reset_value;
 	uint16_t com1_port;      /* 0x3f8: described in the DSDT as PNP0501 with its IRQ; 0 = no serial device */
 	uint8_t  com1_irq;       /* 4; an ISA IRQ, 0..15 */
+	/* The power button: with power_button_gsi != 0 the DSDT has \_SB.PWRB (PNP0C0C) and a Generic Event
+	 * Device \_SB.GED0 (ACPI0013) whose interrupt (this GSI, edge, active high) runs its _EVT, which
+	 * notifies PWRB with 0x80 (pressed). A hardware-reduced platform has no fixed power button: this
+	 * is how it signals one (ACPI 6.0 section 5.6.9). */
+	uint8_t  power_button_gsi;
 
 	/* PCI Express (optional). With ecam_base != 0 the tables gain an MCFG (segment 0, buses
 	 * pci_bus_start..pci_bus_end, base = address of bus 0's config space as the MCFG defines it),
@@ -105,6 +110,8 @@ void acpi_put_gas(struct acpi_buf *b, uint8_t space, uint8_t bit_width, uint8_t 
 #define AML_SCOPE_OP     0x10
 #define AML_BUFFER_OP    0x11
 #define AML_PACKAGE_OP   0x12
+#define AML_METHOD_OP    0x14
+#define AML_NOTIFY_OP    0x86
 #define AML_EXT_OP       0x5b
 #define AML_DEVICE_OP    0x82 /* after AML_EXT_OP */
 #define AML_ROOT_CHAR    '\\'
@@ -127,6 +134,10 @@ void aml_name_decl(struct acpi_buf *b, const char *path);
 size_t aml_scope_begin(struct acpi_buf *b, const char *path);
 size_t aml_device_begin(struct acpi_buf *b, const char *path);
 size_t aml_package_begin(struct acpi_buf *b, uint8_t nelems);
+/* Method(path, nargs, NotSerialized) { ...contents... }: close with aml_end. */
+size_t aml_method_begin(struct acpi_buf *b, const char *path, uint8_t nargs);
+/* Notify(path, value) */
+void aml_notify(struct acpi_buf *b, const char *path, uint64_t value);
 void aml_end(struct acpi_buf *b, size_t at);
 /* Buffer whose declared size is that of its contents (as ResourceTemplate produces): close it
  * with aml_buffer_end, which inserts the BufferSize as well as the PkgLength. */
@@ -136,6 +147,8 @@ void aml_buffer_end(struct acpi_buf *b, size_t at);
 /* Resource descriptors for _CRS (ACPI 6.0 section 6.4). End a template with acpi_res_end_tag. */
 void acpi_res_io(struct acpi_buf *b, uint16_t min, uint16_t max, uint8_t align, uint8_t len);
 void acpi_res_irq(struct acpi_buf *b, uint16_t irq_mask); /* IRQNoFlags: edge, active high */
+/* Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) { gsi }: the extended interrupt descriptor */
+void acpi_res_ext_irq_edge(struct acpi_buf *b, uint32_t gsi);
 void acpi_res_bus_range(struct acpi_buf *b, uint16_t min, uint16_t max); /* WordBusNumber, producer */
 void acpi_res_io_window(struct acpi_buf *b, uint16_t base, uint32_t size); /* WordIO, producer */
 void acpi_res_mem32(struct acpi_buf *b, bool producer, uint32_t base, uint32_t size); /* DWordMemory */
