@@ -3,7 +3,8 @@
 # Installed by `make install` as $(PREFIX)/share/bash-completion/completions/virtus.
 
 _virtus_vm_run_options="--kernel --initrd --cmdline --cpus --memory --console --console-device --rng --disk
-	--net --balloon --vsock --fs --ksm --seccomp --jail --jail-uid --jail-gid --stats --help"
+	--net --balloon --vsock --fs --ksm --seccomp --jail --jail-uid --jail-gid --stats --detach --name --api-socket --stop-timeout --help"
+_virtus_vm_verbs="run probe ls info pause resume kill stop console logs api"
 
 _virtus_ctr_commands="run ps logs exec stop kill start rm pause unpause inspect diff commit"
 
@@ -19,7 +20,7 @@ _virtus() {
 	help)
 		case $COMP_CWORD in
 		2) mapfile -t COMPREPLY < <(compgen -W "vm" -- "$cur") ;;
-		3) [ "$sub" = vm ] && mapfile -t COMPREPLY < <(compgen -W "run probe" -- "$cur") ;;
+		3) [ "$sub" = vm ] && mapfile -t COMPREPLY < <(compgen -W "run probe ls" -- "$cur") ;;
 		esac
 		return ;;
 	vm) ;;
@@ -29,12 +30,22 @@ _virtus() {
 	*) return ;;
 	esac
 	if [ "$COMP_CWORD" -eq 2 ]; then
-		mapfile -t COMPREPLY < <(compgen -W "run probe --help" -- "$cur")
+		mapfile -t COMPREPLY < <(compgen -W "$_virtus_vm_verbs --help" -- "$cur")
 		return
 	fi
 	case "$sub" in
-	probe) mapfile -t COMPREPLY < <(compgen -W "--help" -- "$cur") ;;
+	probe|ls) mapfile -t COMPREPLY < <(compgen -W "--help" -- "$cur") ;;
 	run) _virtus_vm_run "$cur" "$prev" ;;
+	info|pause|resume|kill|stop|console|logs|api)
+		# the first argument is a VM's name (info may take --json first)
+		if [ "$COMP_CWORD" -eq 3 ] || { [ "$sub" = info ] && [ "$prev" = --json ]; }; then
+			local names
+			names=$(ls "${VIRTUS_VM_RUN_DIR:-/run/virtus-vms}" 2>/dev/null)
+			[ "$sub" = info ] && [ "$COMP_CWORD" -eq 3 ] && names="$names --json"
+			mapfile -t COMPREPLY < <(compgen -W "$names" -- "$cur")
+		elif [ "$sub" = api ] && [ "$COMP_CWORD" -eq 4 ]; then
+			mapfile -t COMPREPLY < <(compgen -W "GET PUT PATCH" -- "$cur")
+		fi ;;
 	esac
 }
 
@@ -47,7 +58,8 @@ _virtus_vm_run() {
 	--console-device) mapfile -t COMPREPLY < <(compgen -W "serial virtio" -- "$cur"); return ;;
 	--net) mapfile -t COMPREPLY < <(compgen -W "user tap=" -- "$cur"); return ;;
 	--seccomp) mapfile -t COMPREPLY < <(compgen -W "on off log" -- "$cur"); return ;;
-	--cmdline|--cpus|--memory|--balloon|--vsock|--fs|--jail-uid|--jail-gid) return ;;
+	--api-socket) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
+	--cmdline|--cpus|--memory|--balloon|--vsock|--fs|--jail-uid|--jail-gid|--name|--stop-timeout) return ;;
 	esac
 	# shellcheck disable=SC2086
 	mapfile -t COMPREPLY < <(compgen -W "$(echo $_virtus_vm_run_options)" -- "$cur")

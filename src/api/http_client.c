@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "api/http.h"
-#include "api/unix_addr.h"
+#include "lib/unixsock.h"
 #include "lib/util.h"
 
 #define REPLY_HEAD_MAX (16 * 1024)
@@ -60,7 +60,7 @@ static int wait_fd(int fd, short events, uint64_t deadline_ns)
 static int connect_api(const char *path, uint64_t deadline_ns, vt_err *err)
 {
 	struct sockaddr_un addr;
-	if (api_unix_addr(path, &addr, err))
+	if (unix_socket_addr(path, &addr, err))
 		return -1;
 	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)

@@ -26,7 +26,7 @@
 #include <microhttpd.h>
 
 #include "api/http.h"
-#include "api/unix_addr.h"
+#include "lib/unixsock.h"
 #include "lib/util.h"
 
 #define MHD_LIBRARY "libmicrohttpd.so.12"
@@ -55,8 +55,6 @@ struct api_server {
 	api_handler_fn handler;
 	void *opaque;
 	char *path;
-	dev_t sock_dev;               /* the socket file we made, so that stop never unlinks a successor's */
-	ino_t sock_ino;
 };
 
 /* One request being received (MHD's per-request pointer). */
@@ -256,60 +254,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 
 /* ---- the socket --------------------------------------------------------------------------------------- */
 
-/* Whatever is at path may be replaced only if it is a socket nobody listens on. */
-static int clear_stale_socket(const char *path, const struct sockaddr_un *addr, vt_err *err)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : vt_fail_errno(err, errno, "cannot look at %s", path);
-	if (!S_ISSOCK(st.st_mode))
-		return vt_fail(err, "%s exists and is not a socket: not replacing it", path);
-	cleanup_close int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (probe < 0)
-		return vt_fail_errno(err, errno, "socket");
-	if (connect(probe, (const struct sockaddr *)addr, sizeof(*addr)) == 0)
-		return vt_fail(err, "API socket %s is in use (another VM serves it)", path);
-	if (errno != ECONNREFUSED)
-		return vt_fail_errno(err, errno, "cannot probe the API socket %s", path);
-	if (unlink(path) < 0 && errno != ENOENT)
-		return vt_fail_errno(err, errno, "cannot remove the stale API socket %s", path);
-	return 0;
-}
-
-/* A listening socket at path, mode 0600. Permissions are set before listen(): until then a connect() is
- * refused anyway, so no client ever reaches a socket with the umask's mode. */
-static int listen_unix(const char *path, struct api_server *s, vt_err *err)
-{
-	struct sockaddr_un addr;
-	if (api_unix_addr(path, &addr, err) || clear_stale_socket(path, &addr, err))
-		return -1;
-	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return vt_fail_errno(err, errno, "socket");
-	if (bind(fd, (const struct sockaddr *)&addr, sizeof(addr)) < 0)
-		return vt_fail_errno(err, errno, "cannot bind the API socket %s", path);
-	struct stat st;
-	if (chmod(path, 0600) < 0 || lstat(path, &st) < 0) {
-		int e = errno;
-		unlink(path);
-		return vt_fail_errno(err, e, "cannot set the mode of the API socket %s", path);
-	}
-	if (listen(fd, (int)API_MAX_CONNECTIONS) < 0) {
-		int e = errno;
-		unlink(path);
-		return vt_fail_errno(err, e, "cannot listen on the API socket %s", path);
-	}
-	s->sock_dev = st.st_dev;
-	s->sock_ino = st.st_ino;
-	return steal_fd(fd);
-}
-
-/* Unlink path only if it is still the socket this server made. */
+/* Unlinked by path, without looking first: the VMM's confined main thread may unlink but not stat a path. */
 static void remove_socket(const struct api_server *s)
 {
-	struct stat st;
-	if (lstat(s->path, &st) == 0 && st.st_dev == s->sock_dev && st.st_ino == s->sock_ino)
-		unlink(s->path);
+	unlink(s->path);
 }
 
 static int start_daemon(struct api_server *s, int listen_fd, vt_err *err)
@@ -345,7 +293,7 @@ int api_server_start(const char *path, api_handler_fn fn, void *opaque, struct a
 		api_server_stop(s);
 		return -1;
 	}
-	int fd = listen_unix(path, s, err);
+	int fd = unix_listen(path, (int)API_MAX_CONNECTIONS, err);
 	if (fd < 0) {
 		api_server_stop(s);
 		return -1;

@@ -4,11 +4,14 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "vmm/boot/boot.h"
 #include "vmm/vm.h"
 
 #define EXIT_USAGE 2
+#define VIRTUS_VERSION "0.1.0"
 
 /* Options given before the command: `virtus --root DIR run ...`. */
 struct cli_globals {
@@ -28,8 +31,10 @@ int cmd_build(const struct cli_globals *g, int argc, char **argv);
 int cmd_container(const struct cli_globals *g, int argc, char **argv);
 
 int cmd_vm_run(int argc, char **argv);
+/* `virtus vm ls|info|pause|resume|kill|console|logs` (vm_manage.c), argv[0] the verb; -1 if it is none. */
+int cmd_vm_manage(int argc, char **argv);
 /* Usage texts of the commands (stdout for --help, stderr after a usage error). */
-extern const char vm_run_usage[], vm_probe_usage[];
+extern const char vm_run_usage[], vm_probe_usage[], vm_manage_usage[];
 
 /* What `vm run` settles before opening /dev/kvm (vm_preflight.c). */
 struct vm_preflight {
@@ -44,9 +49,12 @@ int vm_preflight(struct vm_config *cfg, bool console_discarded, struct vm_prefli
 void vm_preflight_free(struct vm_preflight *pf);
 int cmd_vm_probe(int argc, char **argv);
 
-/* Forward host input to the guest's serial port until the VM stops; handles the escape sequence
- * (Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A) and SIGINT/SIGTERM/SIGHUP (blocked by the caller). */
-void console_pump(struct vm *vm, int in_fd, int sig_fd);
+/* The console's escape sequence: Ctrl-A x quits (or detaches), Ctrl-A Ctrl-A sends Ctrl-A. Filters n input
+ * bytes into out (room for 2n): false when the user typed Ctrl-A x. */
+struct escape_state {
+	bool pending;
+};
+bool console_escape_filter(struct escape_state *st, const uint8_t *in, size_t n, uint8_t *out, size_t *out_n);
 
 /* Raw mode for an interactive terminal; restore with the saved state. */
 struct term_state {

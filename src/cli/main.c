@@ -4,7 +4,6 @@
 
 #include "cli/cli.h"
 
-#define VIRTUS_VERSION "0.1.0"
 
 static const char usage[] =
 	"usage: virtus [-h|--help] [--version] [--root DIR] <command> [options]\n"
@@ -26,7 +25,7 @@ static const char usage[] =
 	"  inspect    describe containers or images as JSON\n"
 	"  diff       list a container's file changes\n"
 	"  commit     make an image of a container's changes\n"
-	"  help [vm [run|probe]]  print the usage of a command\n"
+	"  help [vm [run|probe|ls]]  print the usage of a command\n"
 	"  version    print the version\n"
 	"\n"
 	"'virtus vm run --help' describes the options.\n";
@@ -35,7 +34,15 @@ static const char vm_usage[] =
 	"usage: virtus vm <command> [options]\n"
 	"\n"
 	"  run      boot a Linux kernel (or the default guest) in a KVM microVM ('virtus vm run --help')\n"
-	"  probe    say whether this host's KVM can run guest kernels natively\n";
+	"  probe    say whether this host's KVM can run guest kernels natively\n"
+	"  ls       the VMs of this host\n"
+	"  info     a VM's state and configuration\n"
+	"  pause, resume, kill   a VM's vCPUs stopped where they are, going on again; the VM ended\n"
+	"  stop     the guest asked to power off (ACPI power button), killed after a timeout\n"
+	"  console  attach to a detached VM's console\n"
+	"  logs     a detached VM's console output\n"
+	"  api      one request to a VM's API\n"
+	"('virtus vm ls --help' describes ls to api.)\n";
 
 static bool is_help(const char *arg)
 {
@@ -48,7 +55,16 @@ static int unknown(const char *what, const char *text)
 	return EXIT_USAGE;
 }
 
-/* `virtus help [vm [run|probe]]`: the usage of that command, on stdout. */
+static bool is_manage_verb(const char *verb)
+{
+	static const char *const verbs[] = { "ls", "info", "pause", "resume", "kill", "stop", "console", "logs", "api" };
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (!strcmp(verb, verbs[i]))
+			return true;
+	return false;
+}
+
+/* `virtus help [vm [run|probe|ls...]]`: the usage of that command, on stdout. */
 static int cmd_help(int argc, char **argv)
 {
 	const char *text = usage;
@@ -60,6 +76,8 @@ static int cmd_help(int argc, char **argv)
 		text = vm_run_usage;
 	else if (argc >= 3 && !strcmp(argv[2], "probe"))
 		text = vm_probe_usage;
+	else if (argc >= 3 && is_manage_verb(argv[2]))
+		text = vm_manage_usage;
 	else if (argc >= 3)
 		return unknown(argv[2], vm_usage);
 	fputs(text, stdout);
@@ -80,6 +98,9 @@ static int cmd_vm(int argc, char **argv)
 		return cmd_vm_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "probe"))
 		return cmd_vm_probe(argc - 1, argv + 1);
+	int rc = cmd_vm_manage(argc - 1, argv + 1);
+	if (rc >= 0)
+		return rc;
 	fprintf(stderr, "virtus: unknown command 'vm %s'\n%s", argv[1], vm_usage);
 	return EXIT_USAGE;
 }

@@ -9,9 +9,13 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "api/vm_api.h"
 #include "cli/cli.h"
+#include "cli/vm_control.h"
+#include "cli/vm_state.h"
 #include "devices/virtio/balloon.h"
 #include "lib/util.h"
 #include "devices/virtio/vsock.h"
@@ -21,6 +25,7 @@
 #include "vmm/sandbox.h"
 
 #define DEFAULT_MEMORY (512 * MiB)
+#define DEFAULT_STOP_TIMEOUT_S 10
 #define MAX_CPUS 255 /* xAPIC IDs; KVM's own limit on this host is checked when the VM is made */
 
 const char vm_run_usage[] =
@@ -28,7 +33,7 @@ const char vm_run_usage[] =
 	"                     [--console stdio|none|FILE] [--console-device serial|virtio] [--rng]\n"
 	"                     [--disk PATH[,ro][,id=NAME]]... [--net SPEC]... [--balloon SIZE[,stats=S]]\n"
 	"                     [--vsock CID,PATH] [--ksm] [--seccomp on|off|log] [--jail [--jail-uid N] [--jail-gid N]]\n"
-	"                     [--stats]\n"
+	"                     [--stats] [-d] [--name NAME] [--api-socket PATH] [--stop-timeout SECS]\n"
 	"       virtus vm run -h|--help\n"
 	"\n"
 	"Boots a Linux bzImage or PVH ELF vmlinux (detected from the file). Without --kernel, boots the\n"
@@ -80,6 +85,14 @@ const char vm_run_usage[] =
 	"                   over vsock must be writable by that uid. Nothing is left behind at exit\n"
 	"  --jail-uid N, --jail-gid N  the jail's unprivileged ids (default 65534, never 0)\n"
 	"  --stats          print VM exit counters when the VM ends\n"
+	"  -d, --detach     run in the background: print the VM's name once it runs and return; the console\n"
+	"                   goes to a log (virtus vm logs) and to 'virtus vm console NAME'\n"
+	"  --name NAME      the VM's name for the 'virtus vm' commands (default vm-XXXXXX, random); letters,\n"
+	"                   digits, '_', '.', '-', at most 63\n"
+	"  --api-socket PATH  serve the VM API (HTTP/JSON, Firecracker's endpoints; docs/api.md) on the Unix\n"
+	"                   socket PATH instead of the VM's directory under /run/virtus-vms/NAME\n"
+	"  --stop-timeout SECS  SIGTERM presses the guest's ACPI power button and stops the VM SECS later if the\n"
+	"                   guest has not powered off by then (default 10; 0: SIGTERM stops the VM at once)\n"
 	"  -h, --help       print this help\n"
 	"On the console, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"Exit status: 0 guest powered off, 3 guest rebooted, 4 guest crashed, 1 VMM error, 2 usage error,\n"
@@ -87,6 +100,13 @@ const char vm_run_usage[] =
 
 struct run_opts {
 	struct vm_config cfg;
+	bool detach;
+	const char *name;           /* --name, or a random one */
+	char random_name[16];
+	const char *api_socket;     /* --api-socket, or NULL for the VM directory's */
+	struct vm_state state;      /* the VM's directory (vm_state.h) */
+	int ready_fd;               /* detached: the parent waits for a byte here, -1 otherwise */
+	unsigned stop_timeout_s;    /* --stop-timeout */
 	enum sandbox_mode sandbox;
 	bool jail;
 	struct jail_config jail_cfg;
@@ -196,13 +216,15 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "kernel", required_argument, NULL, 'k' }, { "initrd", required_argument, NULL, 'i' },
 		{ "cmdline", required_argument, NULL, 'c' }, { "cpus", required_argument, NULL, 'n' },
 		{ "memory", required_argument, NULL, 'm' }, { "console", required_argument, NULL, 'o' },
-		{ "console-device", required_argument, NULL, 'd' }, { "balloon", required_argument, NULL, 'b' },
+		{ "console-device", required_argument, NULL, 'C' }, { "balloon", required_argument, NULL, 'b' },
 		{ "disk", required_argument, NULL, 'D' }, { "net", required_argument, NULL, 'N' },
 		{ "vsock", required_argument, NULL, 'V' }, { "ksm", no_argument, NULL, 'K' },
 		{ "fs", required_argument, NULL, 'F' },
 		{ "seccomp", required_argument, NULL, 'S' }, { "jail", no_argument, NULL, 'J' },
 		{ "jail-uid", required_argument, NULL, 'U' }, { "jail-gid", required_argument, NULL, 'G' },
-		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { 0 },
+		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' },
+		{ "detach", no_argument, NULL, 'd' }, { "name", required_argument, NULL, 'A' },
+		{ "api-socket", required_argument, NULL, 'P' }, { "stop-timeout", required_argument, NULL, 'T' }, { 0 },
 	};
 	uint64_t n;
 	struct net_opts net;
@@ -210,8 +232,26 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	int c, rc;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+hd", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'd':
+			o->detach = true;
+			break;
+		case 'A':
+			if (vm_state_check_name(optarg, &err) < 0)
+				return usage_error("--name: %s", err.msg);
+			o->name = optarg;
+			break;
+		case 'T':
+			if (parse_uint(optarg, 0, 3600, &n) < 0)
+				return usage_error("--stop-timeout wants seconds from 0 to 3600, got '%s'", optarg);
+			o->stop_timeout_s = (unsigned)n;
+			break;
+		case 'P':
+			if (!*optarg || strlen(optarg) >= VM_SOCKET_PATH_MAX)
+				return usage_error("--api-socket wants a path of 1 to 107 bytes, got '%s'", optarg);
+			o->api_socket = optarg;
+			break;
 		case 'k': o->cfg.kernel_path = optarg; break;
 		case 'i': o->cfg.initrd_path = optarg; break;
 		case 'c': {
@@ -227,7 +267,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case 's': o->stats = true; break;
 		case 'r': o->cfg.rng = true; break;
 		case 'K': o->cfg.ksm = true; break;
-		case 'd':
+		case 'C':
 			if (strcmp(optarg, "serial") && strcmp(optarg, "virtio"))
 				return usage_error("--console-device wants serial or virtio, got '%s'", optarg);
 			o->cfg.virtio_console = !strcmp(optarg, "virtio");
@@ -292,6 +332,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (o->cfg.balloon_size >= o->cfg.mem_size)
 		return usage_error("--balloon must be smaller than --memory (%s)", "guest RAM");
+	if (o->detach && o->console)
+		return usage_error("-d keeps the console in the VM's log and on 'virtus vm console'; drop --console %s", o->console);
 	return -1; /* parsed: go on */
 }
 
@@ -366,34 +408,84 @@ static int report_end(enum vm_exit why)
 	return (int)why;
 }
 
+/* What a running VM holds besides the VM itself: its console's fds, the detached console and the API. */
+struct vm_session {
+	struct console_fds con;
+	struct console_hub hub;     /* detached only (hub.out_rd >= 0) */
+	struct vm_api api_ctx;
+	struct api_server *api;
+	struct vm *vm;
+};
+
+static int open_session_console(struct run_opts *o, struct vm_session *s, vt_err *err)
+{
+	s->hub = (struct console_hub){ .out_rd = -1, .log_fd = -1, .listen_fd = -1, .client_fd = -1 };
+	if (!o->detach)
+		return open_console(o->console, &s->con, err);
+	char path[PATH_MAX + 16];
+	s->con = (struct console_fds){ .in_fd = -1, .out_fd = -1 };
+	snprintf(path, sizeof(path), "%s/console.log", o->state.dir);
+	return console_hub_open(&s->hub, path, o->state.console_socket, &s->con.out_fd, err);
+}
+
+static void close_session(struct vm_session *s, bool remove_created)
+{
+	api_server_stop(s->api);
+	s->api = NULL;
+	console_hub_close(&s->hub);
+	close_console(&s->con, remove_created);
+}
+
+static int start_api(struct run_opts *o, struct vm_session *s, vt_err *err)
+{
+	s->api_ctx = (struct vm_api){ .vm = s->vm, .cfg = &o->cfg, .id = o->state.name, .version = VIRTUS_VERSION,
+				      .started = o->state.started };
+	return api_server_start(o->state.api_socket, vm_api_handle, &s->api_ctx, &s->api, err);
+}
+
 /* Arguments and files are checked before KVM is opened and the console file is opened last. The sandbox's
  * filters are compiled before vm_create (which starts the I/O workers and the libslirp thread, and they
- * confine themselves), and the jail closes once everything the VM needs is open. */
-static int prepare_vm(struct run_opts *o, struct jail *jail, struct console_fds *con, struct vm **vm)
+ * confine themselves); the API and console sockets listen, and the jail closes, once everything the VM
+ * needs is open. */
+static int prepare_vm(struct run_opts *o, struct jail *jail, struct vm_session *s)
 {
 	vt_err err;
-	if (open_console(o->console, con, &err) < 0)
+	if (open_session_console(o, s, &err) < 0) {
+		close_session(s, true);
 		return fprintf(stderr, "virtus: %s\n", err.msg), -1;
-	o->cfg.console_out_fd = con->out_fd;
+	}
+	o->cfg.console_out_fd = s->con.out_fd;
 	o->cfg.diag = stderr;
 	struct sandbox_ids ids = { o->jail_cfg.uid, o->jail_cfg.gid };
 	if (sandbox_prepare(o->sandbox, vm_thread_roles(&o->cfg), jail ? &ids : NULL, &err) < 0 ||
-	    vm_create(&o->cfg, vm, &err) < 0 || truncate_console(con, o->console, &err) < 0 ||
-	    (jail && jail_enter(jail, &err) < 0)) {
-		if (*vm)
-			vm_destroy(*vm), *vm = NULL;
-		close_console(con, true);
+	    vm_create(&o->cfg, &s->vm, &err) < 0 || truncate_console(&s->con, o->console, &err) < 0 ||
+	    start_api(o, s, &err) < 0 || (jail && jail_enter(jail, &err) < 0)) {
+		if (s->vm)
+			vm_destroy(s->vm), s->vm = NULL;
+		close_session(s, true);
 		return fprintf(stderr, "virtus: %s\n", err.msg), -1;
 	}
 	return 0;
 }
 
+/* A detached VM runs: tell the waiting parent. */
+static void report_ready(struct run_opts *o)
+{
+	if (o->ready_fd < 0)
+		return;
+	if (write(o->ready_fd, "R", 1) < 0) {
+		/* the parent is gone; the VM runs on */
+	}
+	close(o->ready_fd);
+	o->ready_fd = -1;
+}
+
 static int run_vm(struct run_opts *o, struct jail *jail)
 {
-	struct console_fds con;
-	struct vm *vm = NULL;
-	if (prepare_vm(o, jail, &con, &vm) < 0)
+	struct vm_session s = { .api = NULL, .vm = NULL };
+	if (prepare_vm(o, jail, &s) < 0)
 		return VM_EXIT_ERROR;
+	struct vm *vm = s.vm;
 	/* The kernel is in guest memory now: its file image (51 MB for the default vmlinux) would otherwise stay
 	 * resident for the VM's whole life. */
 	vm_preflight_free(o->pf);
@@ -401,23 +493,29 @@ static int run_vm(struct run_opts *o, struct jail *jail)
 	sigset_t set;
 	int sig_fd = block_host_signals(&set);
 	struct term_state term = { 0 };
-	if (con.in_fd == STDIN_FILENO)
+	if (s.con.in_fd == STDIN_FILENO)
 		term_raw(&term, STDIN_FILENO);
 	enum vm_exit why = VM_EXIT_ERROR;
 	vt_err err;
 	if (vm_start(vm, &err) < 0) {
 		fprintf(stderr, "virtus: %s\n", err.msg);
 	} else {
+		report_ready(o);
 		sandbox_enter_main(); /* every VMM thread exists now */
-		console_pump(vm, con.in_fd, sig_fd);
+		struct vm_control ctl = { .vm = vm, .sig_fd = sig_fd, .in_fd = s.con.in_fd, .escape_quits = true,
+					  .stop_timeout_s = o->stop_timeout_s,
+					  .api = s.api, .hub = s.hub.out_rd >= 0 ? &s.hub : NULL };
+		vm_control_loop(&ctl);
 		why = vm_wait(vm);
+		if (ctl.hub)
+			console_hub_flush(ctl.hub);
 	}
 	term_restore(&term);
 	if (o->stats)
 		vm_print_stats(vm, stderr);
 	vm_destroy(vm);
 	close(sig_fd);
-	close_console(&con, false);
+	close_session(&s, false);
 	return report_end(why);
 }
 
@@ -455,11 +553,74 @@ static int plan_jail(struct run_opts *o, vt_err *err)
 	return 0;
 }
 
+/* -d: the child's messages go to the VM's vmm.log from the start; the parent waits until the VM runs (a
+ * byte on the ready pipe), prints the name and returns, or, when the pipe ends without it, shows vmm.log
+ * and returns the child's exit status. The child goes on in its own session. */
+static int detach(struct run_opts *o, bool *in_child)
+{
+	char log_path[PATH_MAX + 16];
+	snprintf(log_path, sizeof(log_path), "%s/vmm.log", o->state.dir);
+	int ready[2];
+	*in_child = false;
+	int log_fd = open(log_path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	if (log_fd < 0 || pipe2(ready, O_CLOEXEC) < 0)
+		return fprintf(stderr, "virtus: %s: %s\n", log_path, strerror(errno)), VM_EXIT_ERROR;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		return fprintf(stderr, "virtus: fork: %s\n", strerror(errno)), VM_EXIT_ERROR;
+	if (pid == 0) {
+		close(ready[0]);
+		setsid();
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		dup2(null, STDIN_FILENO), dup2(null, STDOUT_FILENO), dup2(log_fd, STDERR_FILENO);
+		close(null), close(log_fd);
+		o->ready_fd = ready[1];
+		*in_child = true;
+		return 0;
+	}
+	close(ready[1]);
+	char byte;
+	ssize_t n;
+	while ((n = read(ready[0], &byte, 1)) < 0 && errno == EINTR)
+		;
+	close(ready[0]);
+	if (n == 1) {
+		close(log_fd);
+		printf("%s\n", o->state.name);
+		return 0;
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	char buf[4096];
+	for (off_t off = 0; (n = pread(log_fd, buf, sizeof(buf), off)) > 0; off += n)
+		write_all(STDERR_FILENO, buf, (size_t)n);
+	close(log_fd);
+	return WIFEXITED(status) && WEXITSTATUS(status) ? WEXITSTATUS(status) : VM_EXIT_ERROR;
+}
+
+static int run_registered(struct run_opts *o)
+{
+	vt_err err;
+	int rc;
+	if (vm_state_publish(&o->state, &err) < 0)
+		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
+	if (!o->jail) {
+		rc = run_vm(o, NULL);
+	} else if (plan_jail(o, &err) < 0 || (rc = jail_run(&o->jail_cfg, run_jailed_vm, o, &err)) < 0) {
+		fprintf(stderr, "virtus: %s\n", err.msg);
+		rc = VM_EXIT_ERROR;
+	}
+	return rc;
+}
+
 int cmd_vm_run(int argc, char **argv)
 {
 	struct run_opts o = {
 		.cfg = { .ncpus = 1, .mem_size = DEFAULT_MEMORY, .console_out_fd = -1 }, .sandbox = SANDBOX_DEFAULT,
-		.jail_cfg = { .uid = JAIL_DEFAULT_ID, .gid = JAIL_DEFAULT_ID },
+		.jail_cfg = { .uid = JAIL_DEFAULT_ID, .gid = JAIL_DEFAULT_ID }, .ready_fd = -1,
+		.stop_timeout_s = DEFAULT_STOP_TIMEOUT_S,
 	};
 	int rc = parse_args(argc, argv, &o);
 	if (rc >= 0)
@@ -472,12 +633,25 @@ int cmd_vm_run(int argc, char **argv)
 		vm_preflight_free(&pf);
 		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
 	}
-	if (!o.jail) {
-		rc = run_vm(&o, NULL);
-	} else if (plan_jail(&o, &err) < 0 || (rc = jail_run(&o.jail_cfg, run_jailed_vm, &o, &err)) < 0) {
-		fprintf(stderr, "virtus: %s\n", err.msg);
-		rc = VM_EXIT_ERROR;
+	if (!o.name) {
+		vm_state_random_name(o.random_name, sizeof(o.random_name));
+		o.name = o.random_name;
 	}
+	if (vm_state_create(o.name, o.api_socket, o.detach, &o.state, &err) < 0) {
+		vm_preflight_free(&pf);
+		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
+	}
+	bool in_child = true;
+	if (o.detach && ((rc = detach(&o, &in_child)) != 0 || !in_child)) {
+		if (rc && !in_child && access(o.state.dir, F_OK) == 0 && !vm_state_alive(&o.state))
+			vm_state_remove(&o.state); /* fork failed, or the child died before cleaning up */
+		vm_preflight_free(&pf);
+		return rc; /* the parent: the child owns the VM's directory now */
+	}
+	rc = run_registered(&o);
+	vm_state_remove(&o.state);
+	if (o.api_socket)
+		unlink(o.api_socket); /* a jailed VMM cannot reach it to remove it */
 	vm_preflight_free(&pf);
 	return rc;
 }

@@ -19,7 +19,7 @@ int read_file(const char *path, size_t max_size, void **data, size_t *size, vt_e
 	if ((uint64_t)st.st_size > max_size)
 		return vt_fail(err, "%s is too large (%lld bytes, limit %zu)", path, (long long)st.st_size, max_size);
 	size_t len = (size_t)st.st_size;
-	cleanup_free char *buf = malloc(len ? len : 1);
+	cleanup_free char *buf = malloc(len + 1); /* NUL-terminated: text can be parsed in place */
 	if (!buf)
 		return vt_fail_errno(err, ENOMEM, "reading %s", path);
 	size_t done = 0;
@@ -33,6 +33,7 @@ int read_file(const char *path, size_t max_size, void **data, size_t *size, vt_e
 			return vt_fail(err, "%s shrank while being read", path);
 		done += (size_t)n;
 	}
+	buf[len] = '\0';
 	*data = steal_ptr(buf);
 	*size = len;
 	return 0;

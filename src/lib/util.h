@@ -29,7 +29,7 @@ static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
 #define steal_ptr(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
 #define steal_fd(fd) ({ int _t = (fd); (fd) = -1; _t; })
 
-/* Read a whole regular file (at most max_size bytes) into a malloc'd buffer. */
+/* Read a whole regular file (at most max_size bytes) into a malloc'd buffer, with a NUL after its size bytes. */
 int read_file(const char *path, size_t max_size, void **data, size_t *size, vt_err *err);
 
 /* Parse "512M", "2G", "4096K", "123" (bytes) into bytes. Rejects junk, overflow and zero. */

@@ -72,10 +72,15 @@ static const char *const slirp_calls[] = {
 	SOCKET_CALLS, NULL,
 };
 static const char *const main_calls[] = {
-	/* console pump (signalfd, stdin, stop eventfd), teardown (closing fds, the vsock socket's path,
+	/* control loop (signalfd, stdin, stop eventfd), teardown (closing fds, the vsock socket's path,
 	 * libslirp's cleanup closing its sockets) */
 	"read", "readv", "writev", "poll", "ppoll", "close", "unlink", "unlinkat", "fcntl", "shutdown",
-	"io_uring_enter", "epoll_ctl", "getrandom", NULL,
+	"io_uring_enter", "epoll_ctl", "getrandom",
+	/* the VM API (libmicrohttpd on its epoll fd) and a detached VM's console socket and log */
+	"epoll_wait", "epoll_pwait", "accept", "accept4", "recvfrom", "sendto", "recvmsg", "sendmsg", "setsockopt",
+	"getsockopt", "getsockname", "pread64", "pwrite64", "ftruncate",
+	/* the VM's directory (its known files by name, then the directory) when the VM ends */
+	"rmdir", NULL,
 };
 
 /* ioctl requests, by role (0 ends a list) */

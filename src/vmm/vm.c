@@ -71,6 +71,15 @@ static void set_irq_line(void *opaque, int level)
 	ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
 }
 
+void vm_press_power_button(struct vm *vm)
+{
+	/* an edge: the Generic Event Device's _EVT runs once per rising edge */
+	struct kvm_irq_level irq = { .irq = GSI_POWER_BUTTON, .level = 1 };
+	ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
+	irq.level = 0;
+	ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
+}
+
 static void platform_event(void *opaque, enum platform_event ev)
 {
 	vm_request_stop(opaque, ev == PLATFORM_POWEROFF ? VM_EXIT_POWEROFF : VM_EXIT_RESET);
@@ -150,6 +159,7 @@ static int setup_acpi(struct vm *vm, uint64_t *rsdp, vt_err *err)
 		.reset_value = I8042_CMD_RESET,
 		.com1_port = PORT_COM1,
 		.com1_irq = IRQ_COM1,
+		.power_button_gsi = GSI_POWER_BUTTON,
 	};
 	vm_pci_describe(vm, &cfg);
 	uint8_t *buf = gmem_ptr(&vm->mem, LAYOUT_ACPI_START, LAYOUT_ACPI_SIZE);
@@ -265,6 +275,12 @@ int vm_create(const struct vm_config *cfg, struct vm **out, vt_err *err)
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
 	vm->exit = VM_RUNNING;
 	vm->diag = cfg->diag;
+	pthread_mutex_init(&vm->pause.lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&vm->pause.changed, &ca);
+	pthread_condattr_destroy(&ca);
 	if (vm_build(vm, cfg, err) < 0) {
 		vm_destroy(vm);
 		return -1;
@@ -326,6 +342,9 @@ void vm_request_stop(struct vm *vm, enum vm_exit why)
 		if (__atomic_load_n(&v->self_published, __ATOMIC_SEQ_CST) && !pthread_equal(v->self, pthread_self()))
 			pthread_kill(v->self, SIGUSR1);
 	}
+	pthread_mutex_lock(&vm->pause.lock); /* wake paused vCPUs (and a pausing controller) to end */
+	pthread_cond_broadcast(&vm->pause.changed);
+	pthread_mutex_unlock(&vm->pause.lock);
 	uint64_t one = 1;
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 		/* eventfd writes only fail on counter overflow; the stop flag is already set */
@@ -386,6 +405,8 @@ void vm_destroy(struct vm *vm)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
+	pthread_cond_destroy(&vm->pause.changed);
+	pthread_mutex_destroy(&vm->pause.lock);
 	free(vm);
 }
 

@@ -88,6 +88,12 @@ struct vm {
 	uint64_t create_ns;       /* vm_create entered */
 	uint64_t start_ns;        /* vCPU threads started */
 	uint64_t first_exit_ns;   /* the guest's first exit to userspace (atomic; 0 until then) */
+	struct vm_pause {
+		pthread_mutex_t lock;
+		pthread_cond_t changed;   /* a vCPU parked or left, a resume, a stop */
+		bool requested;           /* written under lock, read atomically by vCPU threads */
+		unsigned parked;          /* vCPU threads waiting in their park (under lock) */
+	} pause;
 };
 
 /* The kinds of thread a VM built from cfg runs (1 << enum thread_role, lib/thread_role.h): the sandbox
@@ -101,6 +107,17 @@ int vm_add_mmio(struct vm *vm, uint64_t addr, uint64_t len, io_handler_fn fn, vo
 int vm_start(struct vm *vm, vt_err *err);
 /* Ask every vCPU to stop; the first reason recorded wins. Safe from any thread. */
 void vm_request_stop(struct vm *vm, enum vm_exit why);
+/* Pause: every vCPU stops at its next exit and waits; returns once all wait (devices keep running: queued
+ * I/O completes, a pause does not lose it). Idempotent. Resume lets them go on. One controlling thread
+ * calls these (the VMM's main thread); a stop wakes a paused VM to end it. */
+int vm_pause(struct vm *vm, vt_err *err);
+void vm_resume(struct vm *vm);
+bool vm_is_paused(struct vm *vm);
+/* Called by a vCPU thread when a pause is requested: waits until resumed or stopped. */
+void vcpu_park(struct vcpu *v);
+/* Press the ACPI power button (a Generic Event Device interrupt): a guest with ACPI button support (Linux:
+ * the button driver, then systemd-logind or acpid) shuts down and powers off. Safe from any thread. */
+void vm_press_power_button(struct vm *vm);
 /* Block until the VM stops, join the vCPU threads, return why it stopped. */
 enum vm_exit vm_wait(struct vm *vm);
 void vm_destroy(struct vm *vm);

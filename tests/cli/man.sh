@@ -43,7 +43,7 @@ compare() {
 	fi
 }
 
-virtus_help=$( { "$VIRTUS" --help; "$VIRTUS" vm run --help; "$VIRTUS" vm probe --help; "$VIRTUS" build --help
+virtus_help=$( { "$VIRTUS" --help; "$VIRTUS" vm run --help; "$VIRTUS" vm probe --help; "$VIRTUS" vm ls --help; "$VIRTUS" build --help
 	for c in import ls tag load save rm history inspect; do "$VIRTUS" image $c --help; done
 	for c in run ps logs exec stop kill start rm pause unpause inspect diff commit; do "$VIRTUS" $c --help; done
 	} | options_in)

@@ -31,7 +31,7 @@ synopsis() {
 }
 synopsis "virtus vm run" "## virtus vm run" "$("$VIRTUS" vm run --help | options_in)"
 synopsis "virtus-runtime" "## virtus-runtime" "$("$VIRTUS_RUNTIME" --help | options_in)"
-extra=$(comm -13 <("$VIRTUS" vm run --help | options_in) <(block_after "## virtus vm run" | options_in) | tr '\n' ' ')
+extra=$(comm -13 <( { "$VIRTUS" vm run --help; "$VIRTUS" vm ls --help; } | options_in) <(block_after "## virtus vm run" | options_in) | tr '\n' ' ')
 if [ -z "$extra" ]; then ok "virtus vm run: the README synopsis names no option the program lacks"
 else not_ok "virtus vm run: the README synopsis names options the program lacks: $extra"; fi
 echo "1..$n"

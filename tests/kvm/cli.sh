@@ -47,13 +47,19 @@ if [ $rc -eq 0 ] && [ "$out" = "echo> abcq" ]; then ok "piped stdin reaches the 
 out=$( (printf 'a\001\001b'; sleep 1; printf '\001xzzz') | timeout 20 "$VIRTUS" vm run --kernel "$G/echo.elf" 2>"$tmp/err"); rc=$?
 if [ $rc -eq 130 ] && [ "$out" = "$(printf 'echo> a\001b')" ]; then ok "Ctrl-A Ctrl-A sends Ctrl-A, Ctrl-A x quits (status 130)"; else not_ok "escape sequence" "status $rc, output '$(printf '%q' "$out")'"; fi
 # $! of a pipeline is its last command: virtus itself (no pkill needed; busybox, in the bed's L1, has none).
-sleep 20 | "$VIRTUS" vm run --kernel "$G/echo.elf" >"$tmp/term.out" 2>&1 & pid=$!
-( sleep 30; kill -KILL $pid ) 2>/dev/null & watchdog=$!
-for _ in $(seq 100); do grep -q 'echo>' "$tmp/term.out" 2>/dev/null && break; sleep 0.1; done # the guest runs
-kill -TERM $pid
-wait $pid; rc=$?
-kill $watchdog 2>/dev/null
-if [ $rc -eq 130 ]; then ok "SIGTERM stops the VM (status 130)"; else not_ok "SIGTERM stops the VM" "status $rc"; fi
+# SIGTERM presses the power button; this guest has no ACPI, so the VM stops after --stop-timeout.
+sigterm_case() { # NAME STOP_TIMEOUT STDERR_REGEX
+	sleep 20 | "$VIRTUS" vm run --kernel "$G/echo.elf" --stop-timeout "$2" >"$tmp/term.out" 2>&1 & pid=$!
+	( sleep 30; kill -KILL $pid ) 2>/dev/null & watchdog=$!
+	for _ in $(seq 100); do grep -q 'echo>' "$tmp/term.out" 2>/dev/null && break; sleep 0.1; done # the guest runs
+	kill -TERM $pid
+	wait $pid; rc=$?
+	kill $watchdog 2>/dev/null
+	if [ $rc -eq 130 ] && grep -Eq "$3" "$tmp/term.out"; then ok "$1"; else not_ok "$1" "status $rc: $(cat "$tmp/term.out")"; fi
+}
+sigterm_case "SIGTERM with --stop-timeout 1: power button, then the VM stops (status 130)" 1 'did not power off within 1 s'
+sigterm_case "SIGTERM with --stop-timeout 0 stops the VM at once (status 130)" 0 'stopped from the host'
+if ! grep -q 'power button' "$tmp/term.out"; then ok "--stop-timeout 0: no power button"; else not_ok "--stop-timeout 0: no power button" "$(cat "$tmp/term.out")"; fi
 
 run_case "--balloon SIZE,stats=S: --stats has a guest statistics section (empty for a guest without a driver)" 0 'hello from the guest' 'virtio-balloon: guest memory statistics: 0 updates' -- vm run --kernel "$G/hello.elf" --balloon 4M,stats=1 --stats
 

@@ -245,4 +245,39 @@ echo "vsock-l1-got-a $(md5sum </tmp/vs/got-a | cut -c1-32)"
 echo "vsock-l1-got-b $(md5sum </tmp/vs/got-b | cut -c1-32)"
 rm -f /tmp/v.sock_6000
 echo "vsock-l1-path-left $([ -e /tmp/v.sock ] && echo yes || echo no)"
+
+# A managed VM (virtus vm run -d, pause, resume, stop) with the Debian kernel. The guest counts: each turn
+# writes "mg-count N" at the start of its disk, then prints it. While paused the count must not move; after
+# resume it goes on (no reboot: the same boot keeps counting); `vm stop` presses the ACPI power button, the
+# guest's init shuts down (kills the counter, syncs, powers off) and the disk holds the last count printed.
+# A console client records the output to the end (the VM's directory, with its log, goes when it ends).
+mkdir -p /tmp/mg && dd if=/dev/zero of=/tmp/mg/disk.img bs=1M count=1 2>/dev/null
+export VIRTUS_VM_RUN_DIR=/tmp/mg/vms
+mg_cmd='i=0; while true; do i=$((i+1)); echo mg-count $i | dd of=/dev/vda conv=notrunc 2>/dev/null; echo mg-count $i; sleep 0.3; done'
+timeout 120 virtus vm run -d --name mg1 --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --memory 256M \
+	--disk /tmp/mg/disk.img --cmdline "$base_cmdline virtus.init=\"run:$mg_cmd\"" >/tmp/mg/run.out 2>&1
+echo "mg-run-status $? $(head -c 200 /tmp/mg/run.out | tr '\n' ' ')"
+sleep 100 | timeout 200 virtus vm console mg1 >/tmp/mg/console 2>&1 &
+mg_last() { virtus vm logs mg1 2>/dev/null | tr -d '\r' | sed -n 's/^mg-count //p' | tail -n1; }
+mg_wait() { # mg_wait SECONDS MIN: until the count reaches MIN
+	i=0
+	while [ "$(mg_last)" -lt "$2" ] 2>/dev/null || [ -z "$(mg_last)" ]; do
+		[ $i -ge $(($1 * 5)) ] && return 1
+		i=$((i + 1)); sleep 0.2
+	done
+}
+mg_wait 90 3; echo "mg-counting $(mg_last)"
+virtus vm pause mg1; echo "mg-pause-status $?"
+echo "mg-state-paused $(virtus vm api mg1 GET / | sed -n 's/.*"state": *"\([A-Za-z]*\)".*/\1/p')"
+sleep 1; a=$(mg_last); sleep 3; b=$(mg_last)
+echo "mg-paused $a $b"
+virtus vm resume mg1; echo "mg-resume-status $?"
+mg_wait 30 $((b + 3)); echo "mg-resumed $(mg_last) after $b"
+echo "mg-boots $(virtus vm logs mg1 | grep -c 'virtus-guest: ready')"
+virtus vm stop -t 60 mg1 2>/tmp/mg/stop.err; echo "mg-stop-status $? $(head -c 200 /tmp/mg/stop.err | tr '\n' ' ')"
+sleep 1
+echo "mg-console-shutdown $(tr -d '\r' </tmp/mg/console | grep -c 'power button: shutting down')"
+echo "mg-console-last $(tr -d '\r' </tmp/mg/console | sed -n 's/^mg-count //p' | tail -n1)"
+echo "mg-disk $(head -c 32 /tmp/mg/disk.img | tr -d '\000' | sed -n 's/^mg-count //p' | head -n1)"
+echo "mg-left $(ls /tmp/mg/vms 2>/dev/null | wc -l)"
 exit 0

@@ -1,0 +1,290 @@
+/* The VM API's routes (contract in vm_api.h). Every answer is JSON; every error is a status with
+ * {"fault_message": "..."} naming what was wrong, as Firecracker answers. */
+#include "api/vm_api.h"
+
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/util.h"
+
+#define MiB_SHIFT 20
+
+static void reply_json(struct api_reply *r, int status, json_object *o)
+{
+	r->status = status;
+	r->body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
+__attribute__((format(printf, 3, 4)))
+static void fault(struct api_reply *r, int status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "fault_message", json_object_new_string(msg));
+	reply_json(r, status, o);
+}
+
+const char *vm_api_state(struct vm *vm)
+{
+	if (__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST))
+		return "Stopping";
+	return vm_is_paused(vm) ? "Paused" : "Running";
+}
+
+/* ---- GET ------------------------------------------------------------------------------------------------ */
+
+static void get_instance_info(struct vm_api *a, struct api_reply *r)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "app_name", json_object_new_string("virtus"));
+	json_object_object_add(o, "id", json_object_new_string(a->id));
+	json_object_object_add(o, "state", json_object_new_string(vm_api_state(a->vm)));
+	json_object_object_add(o, "vmm_version", json_object_new_string(a->version));
+	/* virtus addition: when the VM started (Unix time) */
+	json_object_object_add(o, "started", json_object_new_int64(a->started));
+	reply_json(r, 200, o);
+}
+
+static json_object *machine_config(const struct vm_config *c)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "vcpu_count", json_object_new_int((int)c->ncpus));
+	json_object_object_add(o, "mem_size_mib", json_object_new_int64((int64_t)(c->mem_size >> MiB_SHIFT)));
+	json_object_object_add(o, "smt", json_object_new_boolean(false));
+	json_object_object_add(o, "track_dirty_pages", json_object_new_boolean(false));
+	return o;
+}
+
+static json_object *string_or_null(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *boot_source(const struct vm_config *c)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "kernel_image_path", string_or_null(c->kernel_path));
+	json_object_object_add(o, "initrd_path", string_or_null(c->initrd_path));
+	json_object_object_add(o, "boot_args", string_or_null(c->cmdline));
+	return o;
+}
+
+static json_object *drives(const struct vm_config *c)
+{
+	json_object *a = json_object_new_array();
+	for (unsigned i = 0; i < c->ndisks; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "vd%c", 'a' + i);
+		json_object *d = json_object_new_object();
+		json_object_object_add(d, "drive_id", json_object_new_string(c->disk[i].serial ? c->disk[i].serial : id));
+		json_object_object_add(d, "path_on_host", json_object_new_string(c->disk[i].path));
+		json_object_object_add(d, "is_root_device", json_object_new_boolean(false));
+		json_object_object_add(d, "is_read_only", json_object_new_boolean(c->disk[i].readonly));
+		json_object_array_add(a, d);
+	}
+	return a;
+}
+
+static json_object *network_interfaces(const struct vm_config *c)
+{
+	json_object *a = json_object_new_array();
+	for (unsigned i = 0; i < c->nnets; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "eth%u", i);
+		json_object *n = json_object_new_object();
+		json_object_object_add(n, "iface_id", json_object_new_string(id));
+		if (!strncmp(c->net[i], "tap=", 4))
+			json_object_object_add(n, "host_dev_name", json_object_new_string(c->net[i] + 4));
+		else
+			json_object_object_add(n, "virtus_net", json_object_new_string(c->net[i]));
+		json_object_array_add(a, n);
+	}
+	return a;
+}
+
+static void get_vm_config(struct vm_api *a, struct api_reply *r)
+{
+	const struct vm_config *c = a->cfg;
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "boot-source", boot_source(c));
+	json_object_object_add(o, "machine-config", machine_config(c));
+	json_object_object_add(o, "drives", drives(c));
+	json_object_object_add(o, "network-interfaces", network_interfaces(c));
+	if (c->vsock_cid) {
+		json_object *v = json_object_new_object();
+		json_object_object_add(v, "guest_cid", json_object_new_int64((int64_t)c->vsock_cid));
+		json_object_object_add(v, "uds_path", json_object_new_string(c->vsock_path));
+		json_object_object_add(o, "vsock", v);
+	}
+	if (c->balloon_size) {
+		json_object *b = json_object_new_object();
+		json_object_object_add(b, "amount_mib", json_object_new_int64((int64_t)(c->balloon_size >> MiB_SHIFT)));
+		json_object_object_add(b, "deflate_on_oom", json_object_new_boolean(false));
+		json_object_object_add(b, "stats_polling_interval_s", json_object_new_int((int)c->balloon_stats_s));
+		json_object_object_add(o, "balloon", b);
+	}
+	reply_json(r, 200, o);
+}
+
+/* ---- Bodies ------------------------------------------------------------------------------------------- */
+
+/* The request's JSON object, or NULL after answering 400. */
+static json_object *parse_body(const struct api_request *req, struct api_reply *r)
+{
+	enum json_tokener_error jerr;
+	json_object *o = json_tokener_parse_verbose(req->body, &jerr);
+	if (!o) {
+		fault(r, 400, "the request body is not JSON: %s", json_tokener_error_desc(jerr));
+		return NULL;
+	}
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		fault(r, 400, "the request body must be a JSON object");
+		return NULL;
+	}
+	return o;
+}
+
+/* The string member `key` of o, or NULL after answering 400 naming it. */
+static const char *string_field(json_object *o, const char *key, const char *expected, struct api_reply *r)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(o, key, &v)) {
+		fault(r, 400, "%s: missing; expected %s", key, expected);
+		return NULL;
+	}
+	if (!json_object_is_type(v, json_type_string)) {
+		fault(r, 400, "%s: must be a string, one of %s", key, expected);
+		return NULL;
+	}
+	return json_object_get_string(v);
+}
+
+/* Members other than the known ones are an error (a typo must not pass as "done"). */
+static bool only_fields(json_object *o, const char *const *known, struct api_reply *r)
+{
+	json_object_object_foreach(o, key, val) {
+		(void)val;
+		bool ok = false;
+		for (const char *const *k = known; *k && !ok; k++)
+			ok = !strcmp(key, *k);
+		if (!ok) {
+			fault(r, 400, "%s: unknown field", key);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ---- Changes -------------------------------------------------------------------------------------------- */
+
+static void patch_vm(struct vm_api *a, const struct api_request *req, struct api_reply *r)
+{
+	static const char *const known[] = { "state", NULL };
+	json_object *o = parse_body(req, r);
+	if (!o)
+		return;
+	const char *state = string_field(o, "state", "\"Paused\" or \"Resumed\"", r);
+	vt_err err;
+	if (!state || !only_fields(o, known, r)) {
+		/* answered */
+	} else if (__atomic_load_n(&a->vm->stopping, __ATOMIC_SEQ_CST)) {
+		fault(r, 400, "the VM is stopping");
+	} else if (!strcmp(state, "Paused")) {
+		if (vm_pause(a->vm, &err) < 0)
+			fault(r, 500, "%s", err.msg);
+		else
+			r->status = 204;
+	} else if (!strcmp(state, "Resumed")) {
+		vm_resume(a->vm);
+		r->status = 204;
+	} else {
+		fault(r, 400, "state: '%s' is not \"Paused\" or \"Resumed\"", state);
+	}
+	json_object_put(o);
+}
+
+static void put_actions(struct vm_api *a, const struct api_request *req, struct api_reply *r)
+{
+	static const char *const known[] = { "action_type", NULL };
+	json_object *o = parse_body(req, r);
+	if (!o)
+		return;
+	const char *action = string_field(o, "action_type", "\"SendCtrlAltDel\", \"PowerButton\" or \"Kill\"", r);
+	if (!action || !only_fields(o, known, r)) {
+		/* answered */
+	} else if (!strcmp(action, "InstanceStart")) {
+		fault(r, 400, "action_type InstanceStart: the microVM is already running");
+	} else if (!strcmp(action, "Kill")) {
+		vm_request_stop(a->vm, VM_EXIT_INTERRUPTED);
+		r->status = 204;
+	} else if (!strcmp(action, "SendCtrlAltDel") || !strcmp(action, "PowerButton")) {
+		/* Firecracker's clean shutdown; this machine has no keyboard: its power button means the same */
+		vm_press_power_button(a->vm);
+		r->status = 204;
+	} else if (!strcmp(action, "FlushMetrics")) {
+		fault(r, 400, "action_type FlushMetrics: this VM has no metrics sink");
+	} else {
+		fault(r, 400, "action_type: '%s' is not SendCtrlAltDel, PowerButton, Kill or InstanceStart", action);
+	}
+	json_object_put(o);
+}
+
+/* ---- Routing -------------------------------------------------------------------------------------------- */
+
+static bool is(const struct api_request *req, const char *method, const char *path)
+{
+	return !strcmp(req->method, method) && !strcmp(req->path, path);
+}
+
+/* The pre-boot resources exist (Firecracker's clients PUT them) but only before the VM starts. */
+static bool pre_boot_resource(const char *path)
+{
+	static const char *const exact[] = { "/boot-source", "/machine-config", "/vsock", "/balloon", "/logger",
+					     "/metrics", "/mmds/config", "/entropy", NULL };
+	static const char *const prefix[] = { "/drives/", "/network-interfaces/", NULL };
+	for (const char *const *p = exact; *p; p++)
+		if (!strcmp(path, *p))
+			return true;
+	for (const char *const *p = prefix; *p; p++)
+		if (!strncmp(path, *p, strlen(*p)) && path[strlen(*p)])
+			return true;
+	return false;
+}
+
+static bool known_path(const char *path)
+{
+	return !strcmp(path, "/") || !strcmp(path, "/vm") || !strcmp(path, "/vm/config") ||
+	       !strcmp(path, "/actions") || pre_boot_resource(path);
+}
+
+void vm_api_handle(void *opaque, const struct api_request *req, struct api_reply *r)
+{
+	struct vm_api *a = opaque;
+	if (is(req, "GET", "/"))
+		get_instance_info(a, r);
+	else if (is(req, "GET", "/vm/config"))
+		get_vm_config(a, r);
+	else if (is(req, "GET", "/machine-config"))
+		reply_json(r, 200, machine_config(a->cfg));
+	else if (is(req, "PATCH", "/vm"))
+		patch_vm(a, req, r);
+	else if (is(req, "PUT", "/actions"))
+		put_actions(a, req, r);
+	else if ((!strcmp(req->method, "PUT") || !strcmp(req->method, "PATCH")) && pre_boot_resource(req->path))
+		fault(r, 400, "%s %s: the operation is not supported after starting the microVM", req->method, req->path);
+	else if (known_path(req->path))
+		fault(r, 405, "%s is not a method of %s", req->method, req->path);
+	else
+		fault(r, 404, "no resource %s", req->path);
+}

@@ -1,0 +1,422 @@
+/* `virtus vm ls|info|pause|resume|kill|console|logs`: clients of each VM's API (api/http.h) and of its
+ * directory (vm_state.h). */
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/http.h"
+#include "cli/cli.h"
+#include "cli/vm_state.h"
+#include "lib/termsafe.h"
+#include "lib/unixsock.h"
+#include "lib/util.h"
+
+#define API_TIMEOUT_MS 5000
+#define KILL_WAIT_MS 5000
+
+const char vm_manage_usage[] =
+	"usage: virtus vm ls\n"
+	"       virtus vm info [--json] NAME\n"
+	"       virtus vm pause NAME | resume NAME | kill NAME\n"
+	"       virtus vm stop [-t SECS] NAME\n"
+	"       virtus vm console NAME\n"
+	"       virtus vm logs NAME\n"
+	"       virtus vm api NAME METHOD PATH [JSON]\n"
+	"\n"
+	"  ls       the VMs of this host: name, state, vCPUs, memory, uptime, pid, API socket\n"
+	"  info     a VM's state and configuration (--json: as the API gives them)\n"
+	"  pause    stop the VM's vCPUs where they are (its devices finish what is in flight); resume goes on\n"
+	"  kill     end the VM now (no shutdown in the guest)\n"
+	"  stop     press the guest's ACPI power button and wait for it to power off; after SECS (-t, default\n"
+	"           10) end it as kill does\n"
+	"  console  attach to a detached VM's console; Ctrl-A x detaches and leaves the VM running,\n"
+	"           Ctrl-A Ctrl-A sends Ctrl-A\n"
+	"  logs     what a detached VM's console printed (the latest 1 MiB at most)\n"
+	"  api      one request to the VM's API (docs/api.md), e.g. 'virtus vm api web1 GET /vm/config': the\n"
+	"           answer's body on stdout; status 0 for a 2xx answer, else 1 with the HTTP status on stderr\n";
+
+static int fail(const char *what, const vt_err *err)
+{
+	fprintf(stderr, "virtus: %s%s%s\n", what ? what : "", what ? ": " : "", err->msg);
+	return 1;
+}
+
+/* One API request to VM `name`; a non-2xx answer is an error carrying the VM's fault_message. The reply
+ * body (JSON) is returned in *out when out is not NULL. */
+static int vm_request(const struct vm_state *st, const char *method, const char *uri, const char *body,
+		      json_object **out, vt_err *err)
+{
+	int status;
+	cleanup_free char *reply = NULL;
+	if (out)
+		*out = NULL;
+	if (api_call(st->api_socket, method, uri, body, API_TIMEOUT_MS, &status, &reply, err) < 0)
+		return -1;
+	json_object *o = *reply ? json_tokener_parse(reply) : NULL;
+	if (status < 200 || status > 299) {
+		json_object *m;
+		const char *msg = o && json_object_object_get_ex(o, "fault_message", &m) ? json_object_get_string(m) : reply;
+		vt_fail(err, "VM '%s' answered %d: %s", st->name, status, msg);
+		json_object_put(o);
+		return -1;
+	}
+	if (out)
+		*out = o;
+	else
+		json_object_put(o);
+	return 0;
+}
+
+static const char *get_str(json_object *o, const char *key)
+{
+	json_object *v;
+	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "-";
+}
+
+static int64_t get_int(json_object *o, const char *key)
+{
+	json_object *v;
+	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
+}
+
+static void format_uptime(long long started, char *out, size_t len)
+{
+	long long s = (long long)time(NULL) - started;
+	if (started <= 0 || s < 0)
+		snprintf(out, len, "-");
+	else if (s < 120)
+		snprintf(out, len, "%llds", s);
+	else if (s < 7200)
+		snprintf(out, len, "%lldm", s / 60);
+	else if (s < 172800)
+		snprintf(out, len, "%lldh", s / 3600);
+	else
+		snprintf(out, len, "%lldd", s / 86400);
+}
+
+/* One line of `vm ls`; a VM whose VMM is gone is removed instead (false). */
+static bool list_one(const char *name)
+{
+	struct vm_state st;
+	vt_err err;
+	if (vm_state_load(name, &st, &err) < 0)
+		return false; /* starting (no vm.json yet) or removed meanwhile */
+	if (!vm_state_alive(&st)) {
+		vm_state_remove(&st);
+		return false;
+	}
+	json_object *info = NULL, *mc = NULL;
+	const char *state = "unresponsive";
+	if (vm_request(&st, "GET", "/", NULL, &info, &err) == 0) {
+		state = get_str(info, "state");
+		vm_request(&st, "GET", "/machine-config", NULL, &mc, &err);
+	}
+	char uptime[24], mem[24];
+	format_uptime(st.started, uptime, sizeof(uptime));
+	snprintf(mem, sizeof(mem), "%lldM", (long long)get_int(mc, "mem_size_mib"));
+	printf("%-20s %-12s %4lld %8s %7s %8d  %s\n", st.name, state, (long long)get_int(mc, "vcpu_count"),
+	       mc ? mem : "-", uptime, (int)st.pid, st.api_socket);
+	json_object_put(info);
+	json_object_put(mc);
+	return true;
+}
+
+static int vm_ls(int argc, char **argv)
+{
+	(void)argv;
+	if (argc > 1)
+		return fprintf(stderr, "virtus vm ls: unexpected argument '%s'\n", argv[1]), EXIT_USAGE;
+	char **names;
+	size_t n;
+	vt_err err;
+	if (vm_state_list(&names, &n, &err) < 0)
+		return fail(NULL, &err);
+	printf("%-20s %-12s %4s %8s %7s %8s  %s\n", "NAME", "STATE", "CPUS", "MEMORY", "UPTIME", "PID", "API");
+	for (size_t i = 0; i < n; i++)
+		list_one(names[i]);
+	vm_state_free_names(names, n);
+	return 0;
+}
+
+/* The single NAME argument of a verb, loaded; the exit status on failure, -1 when loaded. */
+static int load_named(int argc, char **argv, int first, struct vm_state *st)
+{
+	vt_err err;
+	if (argc - first != 1)
+		return fprintf(stderr, "virtus vm %s: expected one VM name\n%s", argv[0], vm_manage_usage), EXIT_USAGE;
+	if (vm_state_load(argv[first], st, &err) < 0)
+		return fail(NULL, &err);
+	if (!vm_state_alive(st)) {
+		vm_state_remove(st);
+		return fprintf(stderr, "virtus: VM '%s' is no longer running\n", st->name), 1;
+	}
+	return -1;
+}
+
+static int vm_pause_resume(int argc, char **argv, bool pause)
+{
+	struct vm_state st;
+	vt_err err;
+	int rc = load_named(argc, argv, 1, &st);
+	if (rc >= 0)
+		return rc;
+	const char *body = pause ? "{\"state\":\"Paused\"}" : "{\"state\":\"Resumed\"}";
+	if (vm_request(&st, "PATCH", "/vm", body, NULL, &err) < 0)
+		return fail(NULL, &err);
+	return 0;
+}
+
+static bool wait_gone(const struct vm_state *st, int ms)
+{
+	for (int waited = 0; waited < ms; waited += 20) {
+		if (!vm_state_alive(st))
+			return true;
+		usleep(20000);
+	}
+	return !vm_state_alive(st);
+}
+
+/* Through the API; a VMM that does not answer, or does not end, gets SIGKILL. */
+static int vm_kill(int argc, char **argv)
+{
+	struct vm_state st;
+	vt_err err;
+	int rc = load_named(argc, argv, 1, &st);
+	if (rc >= 0)
+		return rc;
+	if (vm_request(&st, "PUT", "/actions", "{\"action_type\":\"Kill\"}", NULL, &err) < 0)
+		fprintf(stderr, "virtus: %s; sending SIGKILL to its VMM (pid %d)\n", err.msg, (int)st.pid);
+	else if (wait_gone(&st, KILL_WAIT_MS))
+		return 0;
+	if (kill(st.pid, SIGKILL) < 0 && errno != ESRCH)
+		return fprintf(stderr, "virtus: cannot kill pid %d: %s\n", (int)st.pid, strerror(errno)), 1;
+	wait_gone(&st, KILL_WAIT_MS);
+	vm_state_remove(&st);
+	return 0;
+}
+
+static int vm_stop(int argc, char **argv)
+{
+	uint64_t secs = 10;
+	int first = 1;
+	if (argc > 2 && !strcmp(argv[1], "-t")) {
+		if (parse_uint(argv[2], 0, 3600, &secs) < 0)
+			return fprintf(stderr, "virtus vm stop: -t wants seconds from 0 to 3600, got '%s'\n", argv[2]), EXIT_USAGE;
+		first = 3;
+	}
+	struct vm_state st;
+	vt_err err;
+	int rc = load_named(argc, argv, first, &st);
+	if (rc >= 0)
+		return rc;
+	if (vm_request(&st, "PUT", "/actions", "{\"action_type\":\"PowerButton\"}", NULL, &err) < 0)
+		return fail(NULL, &err);
+	if (wait_gone(&st, (int)secs * 1000))
+		return 0;
+	fprintf(stderr, "virtus: VM '%s' did not power off within %llu s: killing it\n", st.name, (unsigned long long)secs);
+	char *kill_argv[] = { "kill", st.name };
+	return vm_kill(2, kill_argv);
+}
+
+static void print_info(const struct vm_state *st, json_object *info, json_object *cfg)
+{
+	json_object *mc = NULL, *boot = NULL, *drives = NULL, *nets = NULL, *vsock = NULL;
+	json_object_object_get_ex(cfg, "machine-config", &mc);
+	json_object_object_get_ex(cfg, "boot-source", &boot);
+	json_object_object_get_ex(cfg, "drives", &drives);
+	json_object_object_get_ex(cfg, "network-interfaces", &nets);
+	json_object_object_get_ex(cfg, "vsock", &vsock);
+	char uptime[24];
+	format_uptime(st->started, uptime, sizeof(uptime));
+	printf("name:     %s\nstate:    %s\npid:      %d\nuptime:   %s\napi:      %s\n", st->name, get_str(info, "state"),
+	       (int)st->pid, uptime, st->api_socket);
+	if (st->console_socket[0])
+		printf("console:  %s\n", st->console_socket);
+	printf("vcpus:    %lld\nmemory:   %lld MiB\nkernel:   %s\ncmdline:  %s\n", (long long)get_int(mc, "vcpu_count"),
+	       (long long)get_int(mc, "mem_size_mib"), get_str(boot, "kernel_image_path"), get_str(boot, "boot_args"));
+	for (size_t i = 0; drives && i < json_object_array_length(drives); i++) {
+		json_object *d = json_object_array_get_idx(drives, i);
+		printf("disk:     %s %s%s\n", get_str(d, "drive_id"), get_str(d, "path_on_host"),
+		       json_object_get_boolean(json_object_object_get(d, "is_read_only")) ? " (read-only)" : "");
+	}
+	for (size_t i = 0; nets && i < json_object_array_length(nets); i++) {
+		json_object *n = json_object_array_get_idx(nets, i), *v;
+		printf("net:      %s %s\n", get_str(n, "iface_id"),
+		       json_object_object_get_ex(n, "host_dev_name", &v) ? json_object_get_string(v) : get_str(n, "virtus_net"));
+	}
+	if (vsock)
+		printf("vsock:    cid %lld, %s\n", (long long)get_int(vsock, "guest_cid"), get_str(vsock, "uds_path"));
+}
+
+static int vm_info(int argc, char **argv)
+{
+	bool as_json = argc > 1 && !strcmp(argv[1], "--json");
+	struct vm_state st;
+	vt_err err;
+	int rc = load_named(argc, argv, as_json ? 2 : 1, &st);
+	if (rc >= 0)
+		return rc;
+	json_object *info, *cfg;
+	if (vm_request(&st, "GET", "/", NULL, &info, &err) < 0)
+		return fail(NULL, &err);
+	if (vm_request(&st, "GET", "/vm/config", NULL, &cfg, &err) < 0) {
+		json_object_put(info);
+		return fail(NULL, &err);
+	}
+	if (as_json) {
+		json_object *all = json_object_new_object();
+		json_object_object_add(all, "instance", info);
+		json_object_object_add(all, "config", cfg);
+		json_object_object_add(all, "pid", json_object_new_int(st.pid));
+		json_object_object_add(all, "started", json_object_new_int64(st.started));
+		printf("%s\n", json_object_to_json_string_ext(all, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(all);
+		return 0;
+	}
+	print_info(&st, info, cfg);
+	json_object_put(info);
+	json_object_put(cfg);
+	return 0;
+}
+
+static int vm_logs(int argc, char **argv)
+{
+	vt_err err;
+	struct vm_state st;
+	if (argc != 2)
+		return fprintf(stderr, "virtus vm logs: expected one VM name\n%s", vm_manage_usage), EXIT_USAGE;
+	if (vm_state_load(argv[1], &st, &err) < 0)
+		return fail(NULL, &err);
+	if (!st.detached)
+		return fprintf(stderr, "virtus: VM '%s' is not detached: its console is the terminal or file it was started with\n",
+			       st.name), 1;
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/console.log", st.dir);
+	cleanup_free void *data = NULL;
+	size_t size;
+	if (read_file(path, 4 << 20, &data, &size, &err) < 0)
+		return fail(NULL, &err);
+	struct console_sink out;
+	console_sink_init(&out, STDOUT_FILENO);
+	console_sink_write(&out, data, size);
+	return 0;
+}
+
+/* Relay between the terminal and the console socket until Ctrl-A x or the VM ends. */
+static int relay_console(int sock, const char *name)
+{
+	struct console_sink out;
+	struct escape_state esc = { false };
+	struct term_state term = { 0 };
+	console_sink_init(&out, STDOUT_FILENO);
+	if (isatty(STDIN_FILENO))
+		fprintf(stderr, "virtus: attached to %s's console; Ctrl-A x detaches\r\n", name);
+	term_raw(&term, STDIN_FILENO);
+	int in_fd = STDIN_FILENO, rc = 0;
+	for (;;) {
+		struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = in_fd, .events = POLLIN } };
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = 1;
+			break;
+		}
+		uint8_t buf[4096], fwd[2 * sizeof(buf)];
+		if (p[0].revents) {
+			ssize_t n = read(sock, buf, sizeof(buf));
+			if (n <= 0)
+				break; /* the VM ended */
+			console_sink_write(&out, buf, (size_t)n);
+		}
+		if (in_fd >= 0 && p[1].revents) {
+			ssize_t n = read(in_fd, buf, sizeof(buf));
+			size_t fwd_n = 0;
+			if (n <= 0) {
+				in_fd = -1; /* end of input: keep showing output */
+				continue;
+			}
+			bool go_on = console_escape_filter(&esc, buf, (size_t)n, fwd, &fwd_n);
+			if (fwd_n && write_all(sock, fwd, fwd_n) < 0)
+				break;
+			if (!go_on)
+				break;
+		}
+	}
+	term_restore(&term);
+	return rc;
+}
+
+static int vm_console(int argc, char **argv)
+{
+	struct vm_state st;
+	vt_err err;
+	int rc = load_named(argc, argv, 1, &st);
+	if (rc >= 0)
+		return rc;
+	if (!st.console_socket[0])
+		return fprintf(stderr, "virtus: VM '%s' is not detached: its console is on the terminal or file it was "
+				       "started with\n", st.name), 1;
+	int sock = unix_connect(st.console_socket, &err);
+	if (sock < 0)
+		return fail(NULL, &err);
+	signal(SIGPIPE, SIG_IGN);
+	rc = relay_console(sock, st.name);
+	close(sock);
+	return rc;
+}
+
+static int vm_api(int argc, char **argv)
+{
+	if (argc != 4 && argc != 5)
+		return fprintf(stderr, "virtus vm api: expected NAME METHOD PATH [JSON]\n%s", vm_manage_usage), EXIT_USAGE;
+	struct vm_state st;
+	vt_err err;
+	char *name_only[] = { argv[0], argv[1] };
+	int rc = load_named(2, name_only, 1, &st);
+	if (rc >= 0)
+		return rc;
+	int status;
+	cleanup_free char *reply = NULL;
+	if (api_call(st.api_socket, argv[2], argv[3], argc == 5 ? argv[4] : NULL, API_TIMEOUT_MS, &status, &reply, &err) < 0)
+		return fail(NULL, &err);
+	if (*reply)
+		printf("%s\n", reply);
+	if (status >= 200 && status <= 299)
+		return 0;
+	fprintf(stderr, "virtus: HTTP %d\n", status);
+	return 1;
+}
+
+int cmd_vm_manage(int argc, char **argv)
+{
+	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		fputs(vm_manage_usage, stdout);
+		return 0;
+	}
+	const char *verb = argv[0];
+	if (!strcmp(verb, "ls"))
+		return vm_ls(argc, argv);
+	if (!strcmp(verb, "info"))
+		return vm_info(argc, argv);
+	if (!strcmp(verb, "pause") || !strcmp(verb, "resume"))
+		return vm_pause_resume(argc, argv, !strcmp(verb, "pause"));
+	if (!strcmp(verb, "kill"))
+		return vm_kill(argc, argv);
+	if (!strcmp(verb, "stop"))
+		return vm_stop(argc, argv);
+	if (!strcmp(verb, "console"))
+		return vm_console(argc, argv);
+	if (!strcmp(verb, "logs"))
+		return vm_logs(argc, argv);
+	if (!strcmp(verb, "api"))
+		return vm_api(argc, argv);
+	return -1;
+}

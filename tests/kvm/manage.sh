@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Managed VMs with tiny guests: `vm run -d`, `vm ls`, `info`, `pause`/`resume` (the guest's console stops
+# and goes on growing), `console` (input reaches the guest, Ctrl-A x detaches and the VM runs on), `logs`,
+# `kill`, the API's answers to good and bad requests (`vm api`), a foreground VM's --api-socket, a stale
+# VM directory, and that nothing is left behind.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+VIRTUS=${VIRTUS:-build-asan/virtus}
+G=${GUESTS:-$(dirname "$VIRTUS")/tests/kvm/guests}
+tmp=$(mktemp -d)
+export VIRTUS_VM_RUN_DIR=$tmp/vms
+cleanup() {
+	for d in "$VIRTUS_VM_RUN_DIR"/*/; do
+		[ -r "$d/vm.json" ] || continue
+		pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$d/vm.json")
+		[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+# shellcheck source=../lib/tap.bash
+. tests/lib/tap.bash
+
+v() { timeout -s KILL 30 "$VIRTUS" "$@"; }
+log_size() { stat -c %s "$VIRTUS_VM_RUN_DIR/$1/console.log" 2>/dev/null || echo 0; }
+wait_for() { # wait_for SECONDS COMMAND...: until the command succeeds
+	local i
+	for i in $(seq $(($1 * 10))); do "${@:2}" && return 0; sleep 0.1; done
+	return 1
+}
+grows() { local a; a=$(log_size "$1"); sleep "${2:-0.5}"; [ "$(log_size "$1")" -gt "$a" ]; }
+
+# Detached start: prints the name, returns 0, the VM runs.
+out=$(v vm run -d --name t1 --kernel "$G/tick.elf" --cpus 2 --memory 64M 2>"$tmp/err"); rc=$?
+if [ $rc -eq 0 ] && [ "$out" = t1 ]; then ok "vm run -d prints the name and returns 0"; else not_ok "vm run -d" "status $rc, out '$out'" "$(cat "$tmp/err")"; fi
+if wait_for 20 grows t1; then ok "the detached VM's console goes to its log"; else not_ok "the detached VM's console goes to its log" "$(log_size t1) bytes"; fi
+
+v vm ls >"$tmp/ls" 2>&1
+if grep -qE '^t1 +Running +2 +64M +[0-9]+s +[0-9]+  .*/t1/api.sock$' "$tmp/ls"; then ok "vm ls: name, state, vCPUs, memory, uptime, pid, API socket"; else not_ok "vm ls" "$(cat "$tmp/ls")"; fi
+v vm info t1 >"$tmp/info" 2>&1
+if grep -q '^state: *Running' "$tmp/info" && grep -q '^vcpus: *2' "$tmp/info" && grep -q "^kernel: *.*tick.elf" "$tmp/info"; then
+	ok "vm info: state and configuration"; else not_ok "vm info" "$(cat "$tmp/info")"; fi
+v vm info --json t1 >"$tmp/infoj" 2>&1
+if grep -q '"mem_size_mib": *64' "$tmp/infoj" && grep -q '"state": *"Running"' "$tmp/infoj"; then ok "vm info --json: the API's objects"; else not_ok "vm info --json" "$(head -c 400 "$tmp/infoj")"; fi
+
+# Pause: the console stops growing (once what was in flight is logged); resume: it grows again.
+v vm pause t1 2>"$tmp/err"; rc=$?
+sleep 0.5
+a=$(log_size t1); sleep 1.5; b=$(log_size t1)
+state=$(v vm api t1 GET / | sed -n 's/.*"state": *"\([A-Za-z]*\)".*/\1/p')
+if [ $rc -eq 0 ] && [ "$a" = "$b" ] && [ "$state" = Paused ]; then ok "vm pause: the guest stops (console $a -> $b bytes in 1.5 s), state Paused"
+else not_ok "vm pause" "status $rc $(cat "$tmp/err")" "console $a -> $b bytes" "state '$state'"; fi
+v vm pause t1; rc=$?
+if [ $rc -eq 0 ]; then ok "vm pause of a paused VM succeeds (idempotent)"; else not_ok "vm pause twice" "status $rc"; fi
+v vm resume t1; rc=$?
+if [ $rc -eq 0 ] && wait_for 10 grows t1; then ok "vm resume: the guest goes on"; else not_ok "vm resume" "status $rc, console $(log_size t1) bytes"; fi
+
+# Console: input reaches the guest (it echoes <c>), Ctrl-A x detaches, the VM runs on.
+(sleep 1; printf 'k'; sleep 2; printf '\001x') | v vm console t1 >"$tmp/con" 2>"$tmp/conerr"; rc=$?
+if [ $rc -eq 0 ] && grep -q '<k>' "$tmp/con"; then ok "vm console: input reaches the guest, output comes back"; else not_ok "vm console" "status $rc" "$(head -c 300 "$tmp/con")" "$(cat "$tmp/conerr")"; fi
+if wait_for 5 grows t1; then ok "vm console: Ctrl-A x detaches, the VM runs on"; else not_ok "the VM runs on after detach"; fi
+if v vm logs t1 | grep -q '<k>'; then ok "vm logs: the console's output"; else not_ok "vm logs"; fi
+(sleep 5) | v vm console t1 >/dev/null 2>&1 & first=$!
+sleep 1
+out=$(v vm console t1 </dev/null 2>&1)
+kill $first 2>/dev/null; wait $first 2>/dev/null
+if echo "$out" | grep -q 'attached elsewhere'; then ok "vm console: a second client is refused while one is attached"; else not_ok "second console client" "$out"; fi
+
+# The API: Firecracker's shapes, and a clear fault for every bad request, changing nothing.
+api_case() { # NAME WANT_STATUS BODY_REGEX METHOD PATH [JSON]
+	local name=$1 want=$2 pat=$3; shift 3
+	out=$(v vm api t1 "$@" 2>"$tmp/apierr"); local rc=$?
+	if [ $rc -eq "$want" ] && echo "$out" | grep -qE -- "$pat"; then ok "API: $name"; else not_ok "API: $name" "status $rc: $out $(cat "$tmp/apierr")"; fi
+}
+api_case "GET / is Firecracker's InstanceInfo" 0 '"app_name": *"virtus".*"id": *"t1".*"state": *"Running"' GET /
+api_case "GET /vm/config has machine-config" 0 '"machine-config": *\{ *"vcpu_count": *2' GET /vm/config
+api_case "GET /machine-config" 0 '"mem_size_mib": *64' GET /machine-config
+api_case "malformed JSON: 400 saying so" 1 '"fault_message": *"the request body is not JSON' PATCH /vm '{"state":'
+api_case "a wrong state: 400 naming the field" 1 'state: .Sleeping. is not' PATCH /vm '{"state":"Sleeping"}'
+api_case "a missing field: 400 naming it" 1 'state: missing' PATCH /vm '{}'
+api_case "an unknown field: 400 naming it" 1 'statee: unknown field' PATCH /vm '{"state":"Paused","statee":1}'
+api_case "an unknown path: 404" 1 'no resource /nope' GET /nope
+api_case "a wrong method: 405" 1 'DELETE is not a method of /vm' DELETE /vm
+api_case "a pre-boot resource after start: 400" 1 'not supported after starting' PUT /machine-config '{"vcpu_count":1}'
+api_case "InstanceStart on a running VM: 400" 1 'already running' PUT /actions '{"action_type":"InstanceStart"}'
+api_case "an unknown action: 400" 1 'action_type: .Reboot. is not' PUT /actions '{"action_type":"Reboot"}'
+if wait_for 5 grows t1; then ok "API: after the bad requests the VM still runs"; else not_ok "the VM runs after bad requests"; fi
+
+# Names: a second VM of a running VM's name is refused, an unknown name is an error.
+out=$(v vm run -d --name t1 --kernel "$G/tick.elf" 2>&1); rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q "a VM named 't1' is already running"; then ok "a second VM named t1 is refused"; else not_ok "second t1" "status $rc: $out"; fi
+out=$(v vm pause nosuch 2>&1); rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q "no VM named 'nosuch'"; then ok "an unknown VM name is an error"; else not_ok "unknown VM" "status $rc: $out"; fi
+
+# Kill: the VMM ends, its directory goes.
+pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$VIRTUS_VM_RUN_DIR/t1/vm.json")
+v vm kill t1; rc=$?
+if [ $rc -eq 0 ] && ! kill -0 "$pid" 2>/dev/null && [ ! -e "$VIRTUS_VM_RUN_DIR/t1" ]; then ok "vm kill: the VMM ends and its directory is gone"
+else not_ok "vm kill" "status $rc, pid $pid alive: $(kill -0 "$pid" 2>/dev/null && echo yes)" "$(ls "$VIRTUS_VM_RUN_DIR" 2>&1)"; fi
+
+# A foreground VM serves the API too: on --api-socket; a Kill through it ends the run with status 130.
+sleep 30 | "$VIRTUS" vm run --name fg --api-socket "$tmp/fg.sock" --kernel "$G/tick.elf" >"$tmp/fg.out" 2>&1 & fgpid=$!
+wait_for 20 test -S "$tmp/fg.sock"
+out=$(v vm api fg GET / 2>&1)
+if echo "$out" | grep -q '"id": *"fg"'; then ok "a foreground VM answers on --api-socket"; else not_ok "foreground --api-socket" "$out"; fi
+v vm kill fg; wait $fgpid; rc=$?
+if [ $rc -eq 130 ] && [ ! -e "$tmp/fg.sock" ] && [ ! -e "$VIRTUS_VM_RUN_DIR/fg" ]; then ok "a Kill through the API ends the foreground run (130), its sockets gone"
+else not_ok "foreground kill" "status $rc" "$(ls -la "$tmp" "$VIRTUS_VM_RUN_DIR" 2>&1)"; fi
+
+# A VMM killed with SIGKILL leaves a stale directory: vm ls drops it, the name is free again.
+v vm run -d --name t2 --kernel "$G/tick.elf" >/dev/null 2>&1
+pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$VIRTUS_VM_RUN_DIR/t2/vm.json" 2>/dev/null)
+kill -9 "$pid" 2>/dev/null; wait_for 5 sh -c "! kill -0 $pid 2>/dev/null"
+v vm ls >"$tmp/ls"
+if ! grep -q '^t2 ' "$tmp/ls" && [ ! -e "$VIRTUS_VM_RUN_DIR/t2" ]; then ok "vm ls removes a dead VM's directory"; else not_ok "stale t2" "$(cat "$tmp/ls")"; fi
+out=$(v vm run -d --name t2 --kernel "$G/tick.elf" 2>&1); rc=$?
+if [ $rc -eq 0 ] && [ "$out" = t2 ]; then ok "the name of a dead VM can be used again"; else not_ok "reuse t2" "status $rc: $out"; fi
+v vm kill t2
+
+# A detached VM that cannot start: the error shows, nothing is left.
+out=$(v vm run -d --name t3 --kernel "$G/hello.elf" --vsock "3,$tmp/nodir/v.sock" 2>&1); rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q 'nodir' && [ ! -e "$VIRTUS_VM_RUN_DIR/t3" ]; then ok "a detached VM that cannot start: its error, status 1, nothing left"
+else not_ok "detached failure" "status $rc: $out" "$(ls "$VIRTUS_VM_RUN_DIR" 2>&1)"; fi
+# A detached VM whose guest powers off removes its directory.
+v vm run -d --name t4 --kernel "$G/hello.elf" >/dev/null 2>&1
+if wait_for 10 test ! -e "$VIRTUS_VM_RUN_DIR/t4"; then ok "a detached VM that powers off leaves nothing behind"; else not_ok "t4 left" "$(ls -la "$VIRTUS_VM_RUN_DIR/t4" 2>&1)"; fi
+
+left=$(ls "$VIRTUS_VM_RUN_DIR" 2>/dev/null | wc -l)
+if [ "$left" = 0 ]; then ok "at the end: no VM directory left"; else not_ok "VM directories left" "$(ls "$VIRTUS_VM_RUN_DIR")"; fi
+echo "1..$n"
