@@ -35,7 +35,7 @@ LDLIBS  += -lpthread
 
 # Sources: the VMM core library, the container runtime library, and the programs.
 LIB_SRC  := $(wildcard src/lib/*.c)
-VMM_SRC  := $(wildcard src/vmm/*.c src/vmm/boot/*.c src/devices/*.c src/devices/virtio/*.c src/block/*.c src/net/*.c src/api/*.c)
+VMM_SRC  := $(wildcard src/vmm/*.c src/vmm/boot/*.c src/vmm/state/*.c src/devices/*.c src/devices/virtio/*.c src/block/*.c src/net/*.c src/api/*.c)
 RT_SRC   := $(filter-out src/runtime/main.c,$(wildcard src/runtime/*.c))
 CTR_SRC  := $(wildcard src/image/*.c src/container/*.c src/isolation/*.c)
 # The image, build and container commands (and the libraries only they need: libarchive, libcrypto,

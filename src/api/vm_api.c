@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lib/util.h"
+#include "vmm/state/snapshot.h"
 
 #define MiB_SHIFT 20
 
@@ -240,6 +241,47 @@ static void put_actions(struct vm_api *a, const struct api_request *req, struct 
 	json_object_put(o);
 }
 
+/* The string member key of o if present (NULL if absent); false after answering 400 for a wrong type. */
+static bool optional_string(json_object *o, const char *key, const char **out, struct api_reply *r)
+{
+	json_object *v;
+	*out = NULL;
+	if (!json_object_object_get_ex(o, key, &v))
+		return true;
+	if (!json_object_is_type(v, json_type_string)) {
+		fault(r, 400, "%s: must be a string", key);
+		return false;
+	}
+	*out = json_object_get_string(v);
+	return true;
+}
+
+/* Firecracker's SnapshotCreateParams: a full snapshot of a paused VM into two new files. */
+static void put_snapshot_create(struct vm_api *a, const struct api_request *req, struct api_reply *r)
+{
+	static const char *const known[] = { "snapshot_path", "mem_file_path", "snapshot_type", "version", NULL };
+	json_object *o = parse_body(req, r);
+	if (!o)
+		return;
+	const char *state = string_field(o, "snapshot_path", "a path for the state file", r), *mem = NULL, *type = NULL;
+	vt_err err;
+	if (!state || !(mem = string_field(o, "mem_file_path", "a path for the memory file", r)) ||
+	    !optional_string(o, "snapshot_type", &type, r) || !only_fields(o, known, r)) {
+		/* answered */
+	} else if (type && strcmp(type, "Full")) {
+		fault(r, 400, "snapshot_type: '%s' is not supported (only \"Full\")", type);
+	} else if (!vm_is_paused(a->vm)) {
+		fault(r, 400, "the VM must be paused first (PATCH /vm {\"state\": \"Paused\"})");
+	} else if (vm_snapshot_supported(a->vm, &err) < 0) {
+		fault(r, 400, "%s", err.msg);
+	} else if (vm_snapshot_save(a->vm, state, mem, &err) < 0) {
+		fault(r, strstr(err.msg, "cannot create") ? 400 : 500, "%s", err.msg);
+	} else {
+		r->status = 204;
+	}
+	json_object_put(o);
+}
+
 /* ---- Routing -------------------------------------------------------------------------------------------- */
 
 static bool is(const struct api_request *req, const char *method, const char *path)
@@ -265,7 +307,8 @@ static bool pre_boot_resource(const char *path)
 static bool known_path(const char *path)
 {
 	return !strcmp(path, "/") || !strcmp(path, "/vm") || !strcmp(path, "/vm/config") ||
-	       !strcmp(path, "/actions") || pre_boot_resource(path);
+	       !strcmp(path, "/actions") || !strcmp(path, "/snapshot/create") || !strcmp(path, "/snapshot/load") ||
+	       pre_boot_resource(path);
 }
 
 void vm_api_handle(void *opaque, const struct api_request *req, struct api_reply *r)
@@ -281,6 +324,10 @@ void vm_api_handle(void *opaque, const struct api_request *req, struct api_reply
 		patch_vm(a, req, r);
 	else if (is(req, "PUT", "/actions"))
 		put_actions(a, req, r);
+	else if (is(req, "PUT", "/snapshot/create"))
+		put_snapshot_create(a, req, r);
+	else if (is(req, "PUT", "/snapshot/load"))
+		fault(r, 400, "PUT /snapshot/load: the microVM is already running (restore with virtus vm run --restore DIR)");
 	else if ((!strcmp(req->method, "PUT") || !strcmp(req->method, "PATCH")) && pre_boot_resource(req->path))
 		fault(r, 400, "%s %s: the operation is not supported after starting the microVM", req->method, req->path);
 	else if (known_path(req->path))

@@ -39,6 +39,7 @@ static const char vm_usage[] =
 	"  info     a VM's state and configuration\n"
 	"  pause, resume, kill   a VM's vCPUs stopped where they are, going on again; the VM ended\n"
 	"  stop     the guest asked to power off (ACPI power button), killed after a timeout\n"
+	"  snapshot a checkpoint of a VM ('virtus vm run --restore DIR' continues it)\n"
 	"  console  attach to a detached VM's console\n"
 	"  logs     a detached VM's console output\n"
 	"  api      one request to a VM's API\n"
@@ -57,7 +58,7 @@ static int unknown(const char *what, const char *text)
 
 static bool is_manage_verb(const char *verb)
 {
-	static const char *const verbs[] = { "ls", "info", "pause", "resume", "kill", "stop", "console", "logs", "api" };
+	static const char *const verbs[] = { "ls", "info", "pause", "resume", "kill", "stop", "snapshot", "console", "logs", "api" };
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		if (!strcmp(verb, verbs[i]))
 			return true;

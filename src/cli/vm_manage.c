@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +29,7 @@ const char vm_manage_usage[] =
 	"       virtus vm info [--json] NAME\n"
 	"       virtus vm pause NAME | resume NAME | kill NAME\n"
 	"       virtus vm stop [-t SECS] NAME\n"
+	"       virtus vm snapshot [--stop] NAME DIR\n"
 	"       virtus vm console NAME\n"
 	"       virtus vm logs NAME\n"
 	"       virtus vm api NAME METHOD PATH [JSON]\n"
@@ -37,6 +40,9 @@ const char vm_manage_usage[] =
 	"  kill     end the VM now (no shutdown in the guest)\n"
 	"  stop     press the guest's ACPI power button and wait for it to power off; after SECS (-t, default\n"
 	"           10) end it as kill does\n"
+	"  snapshot a checkpoint of the VM in the new directory DIR (its vCPUs, devices and memory: DIR/state,\n"
+	"           DIR/memory, where zero pages take no space); the VM is paused meanwhile and goes on after\n"
+	"           (--stop: ends); 'virtus vm run --restore DIR' continues it\n"
 	"  console  attach to a detached VM's console; Ctrl-A x detaches and leaves the VM running,\n"
 	"           Ctrl-A Ctrl-A sends Ctrl-A\n"
 	"  logs     what a detached VM's console printed (the latest 1 MiB at most)\n"
@@ -226,6 +232,63 @@ static int vm_stop(int argc, char **argv)
 	return vm_kill(2, kill_argv);
 }
 
+static long long file_blocks_bytes(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (long long)st.st_blocks * 512 : -1;
+}
+
+/* Paused for the snapshot, then as it was (or killed with --stop); DIR is new and is removed on failure. */
+static int vm_snapshot(int argc, char **argv)
+{
+	bool stop = argc > 1 && !strcmp(argv[1], "--stop");
+	int first = stop ? 2 : 1;
+	if (argc - first != 2)
+		return fprintf(stderr, "virtus vm snapshot: expected [--stop] NAME DIR\n%s", vm_manage_usage), EXIT_USAGE;
+	const char *dir_arg = argv[first + 1];
+	struct vm_state st;
+	vt_err err;
+	char *name_only[] = { argv[0], argv[first] };
+	int rc = load_named(2, name_only, 1, &st);
+	if (rc >= 0)
+		return rc;
+	if (mkdir(dir_arg, 0700) < 0)
+		return fprintf(stderr, "virtus: snapshot directory %s: %s%s\n", dir_arg, strerror(errno),
+			       errno == EEXIST ? " (a snapshot goes into a new directory)" : ""), 1;
+	char dir[PATH_MAX], body[3 * PATH_MAX];
+	if (!realpath(dir_arg, dir) || (size_t)snprintf(body, sizeof(body),
+		"{\"snapshot_type\":\"Full\",\"snapshot_path\":\"%s/state\",\"mem_file_path\":\"%s/memory\"}", dir, dir) >= sizeof(body) ||
+	    strpbrk(dir, "\"\\")) {
+		rmdir(dir_arg);
+		return fprintf(stderr, "virtus: snapshot directory %s: its path cannot be used\n", dir_arg), 1;
+	}
+	json_object *info = NULL;
+	bool was_paused = vm_request(&st, "GET", "/", NULL, &info, &err) == 0 && !strcmp(get_str(info, "state"), "Paused");
+	json_object_put(info);
+	rc = 0;
+	if (vm_request(&st, "PATCH", "/vm", "{\"state\":\"Paused\"}", NULL, &err) < 0 ||
+	    vm_request(&st, "PUT", "/snapshot/create", body, NULL, &err) < 0) {
+		fprintf(stderr, "virtus: %s\n", err.msg);
+		rmdir(dir);
+		rc = 1;
+	}
+	if (rc == 0 && stop) {
+		char *kill_argv[] = { "kill", st.name };
+		rc = vm_kill(2, kill_argv);
+	} else if (!was_paused && vm_request(&st, "PATCH", "/vm", "{\"state\":\"Resumed\"}", NULL, &err) < 0) {
+		fprintf(stderr, "virtus: %s\n", err.msg);
+		rc = 1;
+	}
+	if (rc == 0) {
+		char state_path[PATH_MAX + 8], mem_path[PATH_MAX + 8];
+		snprintf(state_path, sizeof(state_path), "%s/state", dir);
+		snprintf(mem_path, sizeof(mem_path), "%s/memory", dir);
+		printf("%s: state %lld KiB, memory %lld MiB on disk\n", dir, file_blocks_bytes(state_path) >> 10,
+		       file_blocks_bytes(mem_path) >> 20);
+	}
+	return rc;
+}
+
 static void print_info(const struct vm_state *st, json_object *info, json_object *cfg)
 {
 	json_object *mc = NULL, *boot = NULL, *drives = NULL, *nets = NULL, *vsock = NULL;
@@ -412,6 +475,8 @@ int cmd_vm_manage(int argc, char **argv)
 		return vm_kill(argc, argv);
 	if (!strcmp(verb, "stop"))
 		return vm_stop(argc, argv);
+	if (!strcmp(verb, "snapshot"))
+		return vm_snapshot(argc, argv);
 	if (!strcmp(verb, "console"))
 		return vm_console(argc, argv);
 	if (!strcmp(verb, "logs"))

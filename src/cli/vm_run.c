@@ -23,6 +23,7 @@
 #include "vmm/layout.h"
 #include "vmm/jail.h"
 #include "vmm/sandbox.h"
+#include "vmm/state/snapshot.h"
 
 #define DEFAULT_MEMORY (512 * MiB)
 #define DEFAULT_STOP_TIMEOUT_S 10
@@ -34,6 +35,7 @@ const char vm_run_usage[] =
 	"                     [--disk PATH[,ro][,id=NAME]]... [--net SPEC]... [--balloon SIZE[,stats=S]]\n"
 	"                     [--vsock CID,PATH] [--ksm] [--seccomp on|off|log] [--jail [--jail-uid N] [--jail-gid N]]\n"
 	"                     [--stats] [-d] [--name NAME] [--api-socket PATH] [--stop-timeout SECS]\n"
+	"                     [--restore DIR]\n"
 	"       virtus vm run -h|--help\n"
 	"\n"
 	"Boots a Linux bzImage or PVH ELF vmlinux (detected from the file). Without --kernel, boots the\n"
@@ -91,6 +93,9 @@ const char vm_run_usage[] =
 	"                   digits, '_', '.', '-', at most 63\n"
 	"  --api-socket PATH  serve the VM API (HTTP/JSON, Firecracker's endpoints; docs/api.md) on the Unix\n"
 	"                   socket PATH instead of the VM's directory under /run/virtus-vms/NAME\n"
+	"  --restore DIR    continue the VM a snapshot holds ('virtus vm snapshot'): its vCPUs, memory (mapped\n"
+	"                   from DIR/memory, read as the guest touches it) and devices; --cpus and --memory, if\n"
+	"                   given, must be the snapshot's; no --kernel, --initrd, --cmdline or devices\n"
 	"  --stop-timeout SECS  SIGTERM presses the guest's ACPI power button and stops the VM SECS later if the\n"
 	"                   guest has not powered off by then (default 10; 0: SIGTERM stops the VM at once)\n"
 	"  -h, --help       print this help\n"
@@ -107,6 +112,9 @@ struct run_opts {
 	struct vm_state state;      /* the VM's directory (vm_state.h) */
 	int ready_fd;               /* detached: the parent waits for a byte here, -1 otherwise */
 	unsigned stop_timeout_s;    /* --stop-timeout */
+	const char *restore_dir;    /* --restore */
+	char restore_state[PATH_MAX], restore_mem[PATH_MAX];
+	bool cpus_given, memory_given;
 	enum sandbox_mode sandbox;
 	bool jail;
 	struct jail_config jail_cfg;
@@ -224,7 +232,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "jail-uid", required_argument, NULL, 'U' }, { "jail-gid", required_argument, NULL, 'G' },
 		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' },
 		{ "detach", no_argument, NULL, 'd' }, { "name", required_argument, NULL, 'A' },
-		{ "api-socket", required_argument, NULL, 'P' }, { "stop-timeout", required_argument, NULL, 'T' }, { 0 },
+		{ "api-socket", required_argument, NULL, 'P' }, { "stop-timeout", required_argument, NULL, 'T' },
+		{ "restore", required_argument, NULL, 'R' }, { 0 },
 	};
 	uint64_t n;
 	struct net_opts net;
@@ -241,6 +250,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			if (vm_state_check_name(optarg, &err) < 0)
 				return usage_error("--name: %s", err.msg);
 			o->name = optarg;
+			break;
+		case 'R':
+			o->restore_dir = optarg;
 			break;
 		case 'T':
 			if (parse_uint(optarg, 0, 3600, &n) < 0)
@@ -317,12 +329,14 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			if (n < 1 || n > MAX_CPUS)
 				return usage_error("--cpus must be from 1 to 255, got '%s'", optarg);
 			o->cfg.ncpus = (unsigned)n;
+			o->cpus_given = true;
 			break;
 		case 'm':
 			if (parse_size(optarg, &o->cfg.mem_size, &err) < 0)
 				return usage_error("--memory: %s", err.msg);
 			if (o->cfg.mem_size < VM_MIN_MEMORY || o->cfg.mem_size % 4096)
 				return usage_error("--memory must be at least 4M and a multiple of 4K, got '%s'", optarg);
+			o->memory_given = true;
 			break;
 		case '?':
 			return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
@@ -332,6 +346,13 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (o->cfg.balloon_size >= o->cfg.mem_size)
 		return usage_error("--balloon must be smaller than --memory (%s)", "guest RAM");
+	if (o->restore_dir && (o->cfg.kernel_path || o->cfg.initrd_path || o->cfg.cmdline))
+		return usage_error("--restore continues the snapshot's kernel: drop %s",
+				   o->cfg.kernel_path ? "--kernel" : o->cfg.initrd_path ? "--initrd" : "--cmdline");
+	if (o->restore_dir && (o->cfg.ndisks || o->cfg.nnets || o->cfg.vsock_cid || o->cfg.nfs || o->cfg.rng ||
+			       o->cfg.balloon_size || o->cfg.virtio_console))
+		return usage_error("--restore builds the snapshot's devices; drop the device options (%s)",
+				   "--disk, --net, --vsock, --fs, --rng, --balloon, --console-device");
 	if (o->detach && o->console)
 		return usage_error("-d keeps the console in the VM's log and on 'virtus vm console'; drop --console %s", o->console);
 	return -1; /* parsed: go on */
@@ -458,7 +479,9 @@ static int prepare_vm(struct run_opts *o, struct jail *jail, struct vm_session *
 	o->cfg.diag = stderr;
 	struct sandbox_ids ids = { o->jail_cfg.uid, o->jail_cfg.gid };
 	if (sandbox_prepare(o->sandbox, vm_thread_roles(&o->cfg), jail ? &ids : NULL, &err) < 0 ||
-	    vm_create(&o->cfg, &s->vm, &err) < 0 || truncate_console(&s->con, o->console, &err) < 0 ||
+	    vm_create(&o->cfg, &s->vm, &err) < 0 ||
+	    (o->restore_dir && vm_snapshot_restore(s->vm, o->restore_state, &err) < 0) ||
+	    truncate_console(&s->con, o->console, &err) < 0 ||
 	    start_api(o, s, &err) < 0 || (jail && jail_enter(jail, &err) < 0)) {
 		if (s->vm)
 			vm_destroy(s->vm), s->vm = NULL;
@@ -553,6 +576,26 @@ static int plan_jail(struct run_opts *o, vt_err *err)
 	return 0;
 }
 
+/* --restore DIR: the machine comes from the snapshot; what the command line says of it must agree. */
+static int plan_restore(struct run_opts *o, vt_err *err)
+{
+	struct snapshot_machine m;
+	snprintf(o->restore_state, sizeof(o->restore_state), "%s/state", o->restore_dir);
+	snprintf(o->restore_mem, sizeof(o->restore_mem), "%s/memory", o->restore_dir);
+	if (vm_snapshot_read_machine(o->restore_state, &m, err) < 0)
+		return vt_err_prefix(err, "--restore %s", o->restore_dir);
+	if (o->cpus_given && o->cfg.ncpus != m.ncpus)
+		return vt_fail(err, "--restore %s: the snapshot's VM has %u vCPUs, --cpus says %u", o->restore_dir, m.ncpus,
+			       o->cfg.ncpus);
+	if (o->memory_given && o->cfg.mem_size != m.mem_size)
+		return vt_fail(err, "--restore %s: the snapshot's VM has %llu MiB, --memory says %llu MiB", o->restore_dir,
+			       (unsigned long long)(m.mem_size >> 20), (unsigned long long)(o->cfg.mem_size >> 20));
+	o->cfg.ncpus = m.ncpus;
+	o->cfg.mem_size = m.mem_size;
+	o->cfg.restore_mem_path = o->restore_mem;
+	return 0;
+}
+
 /* -d: the child's messages go to the VM's vmm.log from the start; the parent waits until the VM runs (a
  * byte on the ready pipe), prints the name and returns, or, when the pipe ends without it, shows vmm.log
  * and returns the child's exit status. The child goes on in its own session. */
@@ -625,11 +668,11 @@ int cmd_vm_run(int argc, char **argv)
 	int rc = parse_args(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
-	struct vm_preflight pf;
+	struct vm_preflight pf = { .kernel = NULL };
 	vt_err err;
 	bool discarded = o.console && !strcmp(o.console, "none");
 	o.pf = &pf;
-	if (vm_preflight(&o.cfg, discarded, &pf, &err) < 0) {
+	if (o.restore_dir ? plan_restore(&o, &err) < 0 : vm_preflight(&o.cfg, discarded, &pf, &err) < 0) {
 		vm_preflight_free(&pf);
 		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
 	}

@@ -2,7 +2,19 @@
 
 #include <string.h>
 
+#include "lib/state_file.h"
 #include "lib/util.h"
+
+#define UART_STATE_VERSION 1
+
+static void update_irq(struct uart8250 *u);
+
+/* The registers and the receive FIFO, as the guest sees them; the IRQ line's level follows from them. */
+struct uart_state {
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr, thre_pending;
+	uint32_t rx_head, rx_count;
+	uint8_t rx[UART_RX_FIFO];
+};
 
 void uart_init(struct uart8250 *u, int out_fd, irq_line_fn set_irq, void *irq_opaque)
 {
@@ -13,6 +25,35 @@ void uart_init(struct uart8250 *u, int out_fd, irq_line_fn set_irq, void *irq_op
 	u->irq_opaque = irq_opaque;
 	u->lcr = 0x03;           /* 8N1, as firmware would leave it */
 	u->mcr = 0x08;           /* OUT2 */
+}
+
+int uart_state_save(struct uart8250 *u, struct state_writer *w)
+{
+	struct uart_state st = { 0 };
+	pthread_mutex_lock(&u->lock);
+	st = (struct uart_state){ .ier = u->ier, .lcr = u->lcr, .mcr = u->mcr, .scr = u->scr, .dll = u->dll, .dlm = u->dlm,
+				  .fcr = u->fcr, .thre_pending = u->thre_pending, .rx_head = u->rx_head, .rx_count = u->rx_count };
+	memcpy(st.rx, u->rx, sizeof(st.rx));
+	pthread_mutex_unlock(&u->lock);
+	state_put(w, "serial", UART_STATE_VERSION, &st, sizeof(st));
+	return 0;
+}
+
+int uart_state_load(struct uart8250 *u, const struct state_reader *r, vt_err *err)
+{
+	struct uart_state st;
+	if (state_get(r, "serial", UART_STATE_VERSION, &st, sizeof(st), err) < 0)
+		return -1;
+	if (st.rx_head >= UART_RX_FIFO || st.rx_count > UART_RX_FIFO)
+		return vt_fail(err, "snapshot section serial: receive FIFO position out of range");
+	pthread_mutex_lock(&u->lock);
+	u->ier = st.ier, u->lcr = st.lcr, u->mcr = st.mcr, u->scr = st.scr, u->dll = st.dll, u->dlm = st.dlm;
+	u->fcr = st.fcr, u->thre_pending = st.thre_pending != 0;
+	u->rx_head = st.rx_head, u->rx_count = st.rx_count;
+	memcpy(u->rx, st.rx, sizeof(u->rx));
+	update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
 }
 
 void uart_destroy(struct uart8250 *u)

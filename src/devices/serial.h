@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/err.h"
 #include "lib/termsafe.h"
 
 #define UART_RX_FIFO 256
@@ -30,6 +31,11 @@ struct uart8250 {
 
 void uart_init(struct uart8250 *u, int out_fd, irq_line_fn set_irq, void *irq_opaque);
 void uart_destroy(struct uart8250 *u);
+/* Snapshot section "serial" (lib/state_file.h): registers and receive FIFO. */
+struct state_writer;
+struct state_reader;
+int uart_state_save(struct uart8250 *u, struct state_writer *w);
+int uart_state_load(struct uart8250 *u, const struct state_reader *r, vt_err *err);
 /* Bus handler for the 8 registers. */
 void uart_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 /* Queue host input; returns how many bytes fit. */

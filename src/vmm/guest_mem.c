@@ -1,8 +1,10 @@
 #include "vmm/guest_mem.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/util.h"
@@ -54,6 +56,32 @@ int gmem_init(struct guest_mem *m, uint64_t ram_size, unsigned flags, vt_err *er
 		gmem_free(m);
 		return vt_fail_errno(err, e, "cannot map %llu MiB of guest memory", (unsigned long long)(ram_size / MiB));
 	}
+	m->mapping = p;
+	m->mapping_size = ram_size;
+	if ((flags & GMEM_MERGEABLE) && madvise(p, ram_size, MADV_MERGEABLE) < 0) {
+		int e = errno;
+		gmem_free(m);
+		return vt_fail_errno(err, e, "--ksm: this kernel cannot merge guest memory (no KSM?)");
+	}
+	layout_regions(m, p, ram_size);
+	return 0;
+}
+
+int gmem_init_file(struct guest_mem *m, uint64_t ram_size, const char *path, unsigned flags, vt_err *err)
+{
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	if (flags & GMEM_SHARED)
+		return vt_fail(err, "a VM with shared memory (virtio-fs) cannot be restored from a memory file");
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vt_fail_errno(err, errno, "cannot open the memory file %s", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != ram_size)
+		return vt_fail(err, "%s is not a memory file of %llu MiB", path, (unsigned long long)(ram_size / MiB));
+	void *p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED)
+		return vt_fail_errno(err, errno, "cannot map %s", path);
 	m->mapping = p;
 	m->mapping_size = ram_size;
 	if ((flags & GMEM_MERGEABLE) && madvise(p, ram_size, MADV_MERGEABLE) < 0) {

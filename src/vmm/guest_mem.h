@@ -33,6 +33,10 @@ struct guest_mem {
 
 /* Map ram_size bytes of anonymous memory and lay it out below the MMIO hole and above 4 GiB. */
 int gmem_init(struct guest_mem *m, uint64_t ram_size, unsigned flags, vt_err *err);
+/* Guest RAM from a snapshot's memory file (ram_size bytes, the regions in order), mapped privately: pages
+ * are read from the file when first touched, and the guest's writes never reach it. GMEM_SHARED is refused
+ * (a vhost-user backend needs a memfd). */
+int gmem_init_file(struct guest_mem *m, uint64_t ram_size, const char *path, unsigned flags, vt_err *err);
 /* Describe existing host memory as guest RAM (tests: fake guest memory). */
 void gmem_init_fixed(struct guest_mem *m, void *hva, uint64_t ram_size);
 void gmem_free(struct guest_mem *m);

@@ -3,6 +3,7 @@
  * SIGUSR1 for one inside), so a vCPU halted in the kernel parks too. */
 #include <errno.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <time.h>
 
 #include "vmm/vm.h"
@@ -67,6 +68,11 @@ bool vm_is_paused(struct vm *vm)
 void vcpu_park(struct vcpu *v)
 {
 	struct vm *vm = v->vm;
+	/* An exit to userspace may leave KVM an instruction to finish (a port read's data): a KVM_RUN with
+	 * immediate_exit completes it without running the guest, so the state a snapshot reads is whole. */
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	while (ioctl(v->fd, KVM_RUN, 0) == 0)
+		;
 	pthread_mutex_lock(&vm->pause.lock);
 	vm->pause.parked++;
 	pthread_cond_broadcast(&vm->pause.changed);

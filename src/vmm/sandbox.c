@@ -80,7 +80,9 @@ static const char *const main_calls[] = {
 	"epoll_wait", "epoll_pwait", "accept", "accept4", "recvfrom", "sendto", "recvmsg", "sendmsg", "setsockopt",
 	"getsockopt", "getsockname", "pread64", "pwrite64", "ftruncate",
 	/* the VM's directory (its known files by name, then the directory) when the VM ends */
-	"rmdir", NULL,
+	"rmdir",
+	/* a snapshot's files (created new only: see allow_special) */
+	"fsync", "fdatasync", NULL,
 };
 
 /* ioctl requests, by role (0 ends a list) */
@@ -92,7 +94,11 @@ static const unsigned long device_ioctls[] = { KVM_IRQ_LINE, KVM_SIGNAL_MSI, TUN
 static const unsigned long slirp_ioctls[] = { FIONREAD, FIONBIO, 0 };
 static const unsigned long main_ioctls[] = {
 	TCGETS, TCSETS, TCSETSW, TCSETSF, KVM_IRQ_LINE, KVM_SIGNAL_MSI, KVM_IRQFD, KVM_IOEVENTFD,
-	KVM_SET_GSI_ROUTING, TUNSETOFFLOAD, FIONREAD, 0,
+	KVM_SET_GSI_ROUTING, TUNSETOFFLOAD, FIONREAD,
+	/* a snapshot reads the machine's state (vmm/state/) */
+	KVM_GET_CLOCK, KVM_GET_PIT2, KVM_GET_IRQCHIP, KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_XSAVE, KVM_GET_XSAVE2,
+	KVM_GET_XCRS, KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE, KVM_GET_DEBUGREGS, KVM_GET_MSRS,
+	KVM_GET_MSR_INDEX_LIST, KVM_CHECK_EXTENSION, 0,
 };
 
 struct role_policy {
@@ -100,10 +106,11 @@ struct role_policy {
 	const unsigned long *ioctls;
 	bool inet_sockets;    /* socket() for AF_UNIX, AF_INET, AF_INET6 */
 	bool read_only_open;  /* openat() without write/create flags: libslirp reads /etc/resolv.conf */
+	bool create_new_open; /* openat() with O_CREAT|O_EXCL only: a snapshot's new files, never an existing one */
 };
 
 static const struct role_policy policies[THREAD_ROLES] = {
-	[THREAD_MAIN] = { main_calls, main_ioctls, false, false },
+	[THREAD_MAIN] = { main_calls, main_ioctls, false, false, true },
 	[THREAD_VCPU] = { vcpu_calls, vcpu_ioctls, false, false },
 	/* libslirp's input runs on the device thread: a guest's TCP SYN makes a host socket there */
 	[THREAD_DEVICE] = { device_calls, device_ioctls, true, true },
@@ -189,6 +196,11 @@ static int allow_special(scmp_filter_ctx ctx, const struct role_policy *p, vt_er
 	for (size_t i = 0; p->inet_sockets && i < ARRAY_SIZE(families); i++) {
 		struct scmp_arg_cmp fam = SCMP_A0_64(SCMP_CMP_EQ, (uint64_t)families[i]);
 		if (add_rule(ctx, "socket", 1, &fam, err) < 0)
+			return -1;
+	}
+	if (p->create_new_open) {
+		struct scmp_arg_cmp excl = SCMP_A2_64(SCMP_CMP_MASKED_EQ, O_CREAT | O_EXCL, O_CREAT | O_EXCL);
+		if (add_rule(ctx, "openat", 1, &excl, err) < 0)
 			return -1;
 	}
 	if (p->read_only_open) {

@@ -120,10 +120,13 @@ static void deny_pmu_msrs(struct vm *vm)
 		ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &f);
 }
 
-static int setup_memory(struct vm *vm, uint64_t size, bool mergeable, bool shared, vt_err *err)
+static int setup_memory(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 {
-	unsigned flags = (mergeable ? GMEM_MERGEABLE : 0) | (shared ? GMEM_SHARED : 0);
-	if (gmem_init(&vm->mem, size, flags, err) < 0)
+	uint64_t size = cfg->mem_size;
+	unsigned flags = (cfg->ksm ? GMEM_MERGEABLE : 0) | (cfg->nfs > 0 ? GMEM_SHARED : 0);
+	int rc = cfg->restore_mem_path ? gmem_init_file(&vm->mem, size, cfg->restore_mem_path, flags, err)
+				       : gmem_init(&vm->mem, size, flags, err);
+	if (rc < 0)
 		return -1;
 	for (unsigned i = 0; i < vm->mem.nregions; i++) {
 		const struct gmem_region *r = &vm->mem.region[i];
@@ -213,7 +216,7 @@ static int validate_config(const struct vm_config *cfg, unsigned max_vcpus, vt_e
 		return vt_fail(err, "--cpus %u exceeds this host's KVM limit of %u vCPUs", cfg->ncpus, max_vcpus);
 	if (cfg->ncpus > 255)
 		return vt_fail(err, "--cpus %u exceeds virtus' limit of 255 vCPUs (xAPIC)", cfg->ncpus);
-	if (!cfg->kernel_path && !cfg->kernel_data)
+	if (!cfg->kernel_path && !cfg->kernel_data && !cfg->restore_mem_path)
 		return vt_fail(err, "no kernel given");
 	return 0;
 }
@@ -236,11 +239,11 @@ static int vm_build(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 		return vt_fail_errno(err, errno, "KVM_CREATE_VM");
 	if ((vm->stop_fd = eventfd(0, EFD_CLOEXEC)) < 0)
 		return vt_fail_errno(err, errno, "eventfd");
-	if (setup_irqchip(vm, err) < 0 || setup_memory(vm, cfg->mem_size, cfg->ksm, cfg->nfs > 0, err) < 0)
+	if (setup_irqchip(vm, err) < 0 || setup_memory(vm, cfg, err) < 0)
 		return -1;
 	deny_pmu_msrs(vm);
 	if (setup_platform_devices(vm, cfg->console_out_fd, err) < 0 || vm_pci_setup(vm, cfg, err) < 0 ||
-	    load_kernel(vm, cfg, err) < 0)
+	    (!cfg->restore_mem_path && load_kernel(vm, cfg, err) < 0))
 		return -1;
 	vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
@@ -250,6 +253,8 @@ static int vm_build(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		if (vcpu_create(vm, i, err) < 0)
 			return -1;
+	if (cfg->restore_mem_path)
+		return 0; /* the snapshot's state replaces the boot state (vm_snapshot_restore) */
 	return vcpu_setup_boot_regs(&vm->vcpus[0], &vm->boot, err);
 }
 

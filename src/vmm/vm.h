@@ -54,6 +54,7 @@ struct vm_config {
 	const char *vsock_path;
 	unsigned nfs;             /* virtio-fs devices served by vhost-user backends; guest RAM is then shared */
 	struct vm_fs_config { char tag[40]; char socket[108]; } fs[VM_MAX_FS];
+	const char *restore_mem_path; /* a snapshot's memory file: RAM maps it privately, no kernel is loaded */
 };
 
 #define VCPU_EXIT_REASONS 64

@@ -86,6 +86,20 @@ api_case "InstanceStart on a running VM: 400" 1 'already running' PUT /actions '
 api_case "an unknown action: 400" 1 'action_type: .Reboot. is not' PUT /actions '{"action_type":"Reboot"}'
 if wait_for 5 grows t1; then ok "API: after the bad requests the VM still runs"; else not_ok "the VM runs after bad requests"; fi
 
+# Snapshot: the VM goes on; the directory holds the state and a sparse memory file.
+v vm snapshot t1 "$tmp/snap1" >"$tmp/snap.out" 2>&1; rc=$?
+mem_bytes=$(stat -c %s "$tmp/snap1/memory" 2>/dev/null); mem_blocks=$(stat -c %b "$tmp/snap1/memory" 2>/dev/null)
+if [ $rc -eq 0 ] && [ -s "$tmp/snap1/state" ] && [ "$mem_bytes" = $((64 << 20)) ] && [ "$((mem_blocks * 512))" -lt $((8 << 20)) ]; then
+	ok "vm snapshot: state and a sparse memory file of 64 MiB ($((mem_blocks / 2)) KiB on disk)"
+else not_ok "vm snapshot" "status $rc: $(cat "$tmp/snap.out")" "memory ${mem_bytes:-none} bytes, ${mem_blocks:-none} blocks"; fi
+state=$(v vm api t1 GET / | sed -n 's/.*"state": *"\([A-Za-z]*\)".*/\1/p')
+if [ "$state" = Running ] && wait_for 5 grows t1; then ok "vm snapshot: the VM runs on after it"; else not_ok "running after snapshot" "state '$state'"; fi
+out=$(v vm snapshot t1 "$tmp/snap1" 2>&1); rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q 'new directory'; then ok "vm snapshot into an existing directory is refused"; else not_ok "snapshot into existing dir" "status $rc: $out"; fi
+api_case "PUT /snapshot/create of a running VM: 400" 1 'must be paused' PUT /snapshot/create "{\"snapshot_path\":\"$tmp/x.state\",\"mem_file_path\":\"$tmp/x.mem\"}"
+api_case "PUT /snapshot/create: a Diff snapshot is refused" 1 "snapshot_type: 'Diff' is not supported" PUT /snapshot/create "{\"snapshot_type\":\"Diff\",\"snapshot_path\":\"$tmp/x.state\",\"mem_file_path\":\"$tmp/x.mem\"}"
+if [ ! -e "$tmp/x.state" ] && [ ! -e "$tmp/x.mem" ]; then ok "refused snapshots leave no files"; else not_ok "refused snapshots left files"; fi
+
 # Names: a second VM of a running VM's name is refused, an unknown name is an error.
 out=$(v vm run -d --name t1 --kernel "$G/tick.elf" 2>&1); rc=$?
 if [ $rc -eq 1 ] && echo "$out" | grep -q "a VM named 't1' is already running"; then ok "a second VM named t1 is refused"; else not_ok "second t1" "status $rc: $out"; fi
@@ -97,6 +111,39 @@ pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$VIRTUS_VM_RUN_DIR/t1/vm.json")
 v vm kill t1; rc=$?
 if [ $rc -eq 0 ] && ! kill -0 "$pid" 2>/dev/null && [ ! -e "$VIRTUS_VM_RUN_DIR/t1" ]; then ok "vm kill: the VMM ends and its directory is gone"
 else not_ok "vm kill" "status $rc, pid $pid alive: $(kill -0 "$pid" 2>/dev/null && echo yes)" "$(ls "$VIRTUS_VM_RUN_DIR" 2>&1)"; fi
+
+# Restore: a snapshot taken with --stop (the VM ends) continues in a new VMM: the console goes on without a
+# new boot banner; the machine's shape comes from the snapshot and a --cpus that differs is refused.
+v vm run -d --name t5 --kernel "$G/tick.elf" --cpus 2 --memory 32M >/dev/null 2>&1
+wait_for 20 grows t5
+v vm snapshot --stop t5 "$tmp/snap5" >"$tmp/snap.out" 2>&1; rc=$?
+if [ $rc -eq 0 ] && [ ! -e "$VIRTUS_VM_RUN_DIR/t5" ]; then ok "vm snapshot --stop: the snapshot is taken and the VM ends"; else not_ok "snapshot --stop" "status $rc: $(cat "$tmp/snap.out")"; fi
+out=$(v vm run -d --name t5r --restore "$tmp/snap5" 2>&1); rc=$?
+if [ $rc -eq 0 ] && [ "$out" = t5r ] && wait_for 20 grows t5r; then ok "vm run --restore: the restored VM runs (its console grows)"; else not_ok "restore" "status $rc: $out"; fi
+sleep 1
+banners=$(v vm logs t5r | grep -c 'tick: start')
+if [ "$banners" = 0 ]; then ok "vm run --restore: the guest goes on where it was (no boot banner)"; else not_ok "restored guest rebooted" "$banners banners"; fi
+v vm info t5r >"$tmp/info"
+if grep -q '^vcpus: *2' "$tmp/info" && grep -q '^memory: *32 MiB' "$tmp/info"; then ok "vm run --restore: the snapshot's 2 vCPUs and 32 MiB"; else not_ok "restored shape" "$(cat "$tmp/info")"; fi
+(sleep 1; printf 'r'; sleep 2; printf '\001x') | v vm console t5r >"$tmp/con" 2>&1
+if grep -q '<r>' "$tmp/con"; then ok "vm run --restore: the restored serial port takes input"; else not_ok "restored console input" "$(head -c 200 "$tmp/con")"; fi
+v vm kill t5r
+out=$(v vm run --restore "$tmp/snap5" --cpus 1 2>&1); rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q 'has 2 vCPUs, --cpus says 1'; then ok "vm run --restore with another --cpus is refused"; else not_ok "restore --cpus mismatch" "status $rc: $out"; fi
+out=$(v vm run --restore "$tmp/snap5" --kernel "$G/tick.elf" 2>&1); rc=$?
+if [ $rc -eq 2 ] && echo "$out" | grep -q 'drop --kernel'; then ok "vm run --restore with --kernel is a usage error"; else not_ok "restore --kernel" "status $rc: $out"; fi
+mkdir -p "$tmp/notsnap" && echo junk >"$tmp/notsnap/state"
+out=$(v vm run --restore "$tmp/notsnap" 2>&1); rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q 'not a virtus snapshot state file'; then ok "vm run --restore of a directory that is no snapshot: a clear error"; else not_ok "restore junk" "status $rc: $out"; fi
+head -c 100 "$tmp/snap5/state" >"$tmp/notsnap/state"
+out=$(v vm run --restore "$tmp/notsnap" 2>&1); rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q 'cut short'; then ok "vm run --restore of a truncated state file: a clear error"; else not_ok "restore truncated" "status $rc: $out"; fi
+v vm run -d --name t6 --kernel "$G/tick.elf" --rng >/dev/null 2>&1
+out=$(v vm snapshot t6 "$tmp/snap6" 2>&1); rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q 'PCI devices' && [ ! -e "$tmp/snap6" ] && wait_for 5 grows t6; then
+	ok "vm snapshot of a VM with virtio devices: refused with the reason, no directory, the VM runs on"
+else not_ok "snapshot with PCI" "status $rc: $out"; fi
+v vm kill t6
 
 # A foreground VM serves the API too: on --api-socket; a Kill through it ends the run with status 130.
 sleep 30 | "$VIRTUS" vm run --name fg --api-socket "$tmp/fg.sock" --kernel "$G/tick.elf" >"$tmp/fg.out" 2>&1 & fgpid=$!

@@ -280,4 +280,28 @@ echo "mg-console-shutdown $(tr -d '\r' </tmp/mg/console | grep -c 'power button:
 echo "mg-console-last $(tr -d '\r' </tmp/mg/console | sed -n 's/^mg-count //p' | tail -n1)"
 echo "mg-disk $(head -c 32 /tmp/mg/disk.img | tr -d '\000' | sed -n 's/^mg-count //p' | head -n1)"
 echo "mg-left $(ls /tmp/mg/vms 2>/dev/null | wc -l)"
+
+# Snapshot, kill, restore with the Debian kernel: the guest counts with its uptime; the snapshot is taken
+# with --stop (the VMM ends), a new VMM restores it. The count must go on from where it was (no reboot: no
+# second readiness line) and the uptime must neither go backwards nor jump over the time between.
+sn_cmd='i=0; while true; do i=$((i+1)); echo sn-count $i $(cut -d. -f1 /proc/uptime); sleep 0.3; done'
+timeout 120 virtus vm run -d --name sn1 --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --memory 256M \
+	--cmdline "$base_cmdline virtus.init=\"run:$sn_cmd\"" >/tmp/mg/sn-run.out 2>&1
+echo "sn-run-status $?"
+sleep 100 | timeout 200 virtus vm console sn1 >/tmp/mg/sn-console 2>&1 &
+sn_last() { virtus vm logs "$1" 2>/dev/null | tr -d '\r' | sed -n 's/^sn-count //p' | tail -n1; }
+i=0; until [ "$(sn_last sn1 | cut -d' ' -f1)" -ge 3 ] 2>/dev/null || [ $i -ge 450 ]; do i=$((i + 1)); sleep 0.2; done
+timeout 120 virtus vm snapshot --stop sn1 /tmp/mg/snap >/tmp/mg/snap.out 2>&1
+echo "sn-snapshot-status $? $(tr '\n' ' ' </tmp/mg/snap.out)"
+sleep 1
+echo "sn-before $(tr -d '\r' </tmp/mg/sn-console | sed -n 's/^sn-count //p' | tail -n1)"
+sleep 3
+timeout 60 virtus vm run -d --name sn2 --restore /tmp/mg/snap >/tmp/mg/sn-restore.out 2>&1
+echo "sn-restore-status $? $(tr '\n' ' ' </tmp/mg/sn-restore.out)"
+i=0; until [ "$(virtus vm logs sn2 2>/dev/null | grep -c '^sn-count')" -ge 3 ] || [ $i -ge 150 ]; do i=$((i + 1)); sleep 0.2; done
+echo "sn-after $(virtus vm logs sn2 | tr -d '\r' | sed -n 's/^sn-count //p' | head -n1)"
+echo "sn-after-boots $(virtus vm logs sn2 | grep -c 'virtus-guest: ready')"
+echo "sn-memory-kb $(du -k /tmp/mg/snap/memory | cut -f1) of $(($(stat -c %s /tmp/mg/snap/memory) / 1024))"
+timeout 60 virtus vm stop -t 30 sn2; echo "sn-stop-status $?"
+echo "sn-left $(ls /tmp/mg/vms 2>/dev/null | wc -l)"
 exit 0

@@ -1,0 +1,202 @@
+/* Snapshot and restore of a VM (contract in snapshot.h). */
+#include "vmm/state/snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "lib/util.h"
+
+#define MACHINE_VERSION 1
+#define CLOCK_VERSION 1
+#define IRQCHIP_VERSION 1
+#define PIT_VERSION 1
+#define MEMORY_VERSION 1
+#define PAGE 4096
+
+/* What the memory file holds: the RAM regions one after the other, in guest-physical order. */
+struct memory_section {
+	uint64_t ram_size;
+	uint64_t page_size;
+};
+
+int vm_snapshot_supported(const struct vm *vm, vt_err *err)
+{
+	if (vm->pci.enabled)
+		return vt_fail(err, "this VM has PCI devices (virtio: disks, network, vsock, rng, balloon, console or fs), "
+				    "whose state snapshots do not hold yet; a VM with the serial console only can be snapshotted");
+	return 0;
+}
+
+/* ---- Memory: runs of non-zero pages written where they belong, zero pages left as holes ------------- */
+
+static bool page_is_zero(const uint8_t *p)
+{
+	static const uint8_t zero[PAGE];
+	return !memcmp(p, zero, PAGE);
+}
+
+static int write_memory(const struct guest_mem *m, const char *path, vt_err *err)
+{
+	cleanup_close int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return vt_fail_errno(err, errno, "cannot create %s", path);
+	uint64_t file_off = 0;
+	for (unsigned i = 0; i < m->nregions; i++) {
+		const struct gmem_region *r = &m->region[i];
+		for (uint64_t off = 0; off < r->size;) {
+			if (page_is_zero(r->hva + off)) {
+				off += PAGE;
+				continue;
+			}
+			uint64_t end = off + PAGE;
+			while (end < r->size && !page_is_zero(r->hva + end))
+				end += PAGE;
+			for (uint64_t done = off; done < end;) {
+				ssize_t n = pwrite(fd, r->hva + done, end - done, (off_t)(file_off + done));
+				if (n < 0 && errno == EINTR)
+					continue;
+				if (n <= 0)
+					return vt_fail_errno(err, n < 0 ? errno : EIO, "writing %s", path);
+				done += (uint64_t)n;
+			}
+			off = end;
+		}
+		file_off += r->size;
+	}
+	if (ftruncate(fd, (off_t)file_off) < 0 || fdatasync(fd) < 0)
+		return vt_fail_errno(err, errno, "finishing %s", path);
+	return 0;
+}
+
+/* ---- The VM-wide parts ------------------------------------------------------------------------------ */
+
+static int save_machine(struct vm *vm, struct state_writer *w, vt_err *err)
+{
+	struct snapshot_machine mach = { .ncpus = vm->ncpus, .mem_size = vm->mem.ram_size };
+	struct memory_section mem = { .ram_size = vm->mem.ram_size, .page_size = PAGE };
+	struct kvm_clock_data clock = { 0 };
+	struct kvm_pit_state2 pit;
+	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
+		return vt_fail_errno(err, errno, "KVM_GET_CLOCK");
+	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0)
+		return vt_fail_errno(err, errno, "KVM_GET_PIT2");
+	state_put(w, "machine", MACHINE_VERSION, &mach, sizeof(mach));
+	state_put(w, "memory", MEMORY_VERSION, &mem, sizeof(mem));
+	/* only the clock value: the flags and host time of the reading mean nothing to another process */
+	state_put(w, "clock", CLOCK_VERSION, &clock.clock, sizeof(clock.clock));
+	for (uint32_t chip = 0; chip < 3; chip++) { /* PIC master, PIC slave, IOAPIC */
+		struct kvm_irqchip c = { .chip_id = chip };
+		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &c) < 0)
+			return vt_fail_errno(err, errno, "KVM_GET_IRQCHIP %u", chip);
+		char name[16];
+		snprintf(name, sizeof(name), "irqchip%u", chip);
+		state_put(w, name, IRQCHIP_VERSION, &c, sizeof(c));
+	}
+	state_put(w, "pit", PIT_VERSION, &pit, sizeof(pit));
+	return 0;
+}
+
+static int load_machine(struct vm *vm, const struct state_reader *r, vt_err *err)
+{
+	struct kvm_pit_state2 pit;
+	for (uint32_t chip = 0; chip < 3; chip++) {
+		struct kvm_irqchip c;
+		char name[16];
+		snprintf(name, sizeof(name), "irqchip%u", chip);
+		if (state_get(r, name, IRQCHIP_VERSION, &c, sizeof(c), err) < 0)
+			return -1;
+		if (c.chip_id != chip)
+			return vt_fail(err, "snapshot section %s describes chip %u", name, c.chip_id);
+		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &c) < 0)
+			return vt_fail_errno(err, errno, "KVM_SET_IRQCHIP %u", chip);
+	}
+	if (state_get(r, "pit", PIT_VERSION, &pit, sizeof(pit), err) < 0)
+		return -1;
+	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0)
+		return vt_fail_errno(err, errno, "KVM_SET_PIT2");
+	return 0;
+}
+
+/* Last, after the vCPUs' TSCs: the guest's clock goes on from where the snapshot stopped it, never
+ * backwards and without a jump over the time the snapshot lay on disk (an NTP client catches up). */
+static int load_clock(struct vm *vm, const struct state_reader *r, vt_err *err)
+{
+	struct kvm_clock_data clock = { 0 };
+	if (state_get(r, "clock", CLOCK_VERSION, &clock.clock, sizeof(clock.clock), err) < 0)
+		return -1;
+	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0)
+		return vt_fail_errno(err, errno, "KVM_SET_CLOCK");
+	return 0;
+}
+
+/* ---- Whole VM --------------------------------------------------------------------------------------- */
+
+int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path, vt_err *err)
+{
+	if (vm_snapshot_supported(vm, err) < 0)
+		return -1;
+	if (!vm_is_paused(vm))
+		return vt_fail(err, "the VM must be paused for a snapshot");
+	struct state_writer w;
+	if (state_writer_open(&w, state_path, err) < 0)
+		return -1;
+	int rc = save_machine(vm, &w, err);
+	for (unsigned i = 0; rc == 0 && i < vm->ncpus; i++)
+		rc = vcpu_state_save(&vm->vcpus[i], &w, err);
+	if (rc == 0)
+		rc = uart_state_save(&vm->uart, &w);
+	if (rc < 0) {
+		state_writer_abort(&w);
+	} else if ((rc = state_writer_finish(&w, err)) == 0) {
+		rc = write_memory(&vm->mem, mem_path, err);
+		if (rc < 0)
+			unlink(mem_path);
+	}
+	if (rc < 0)
+		unlink(state_path);
+	return rc;
+}
+
+int vm_snapshot_read_machine(const char *state_path, struct snapshot_machine *m, vt_err *err)
+{
+	struct state_reader r;
+	if (state_reader_open(&r, state_path, err) < 0)
+		return -1;
+	int rc = state_get(&r, "machine", MACHINE_VERSION, m, sizeof(*m), err);
+	state_reader_close(&r);
+	return rc;
+}
+
+int vm_snapshot_restore(struct vm *vm, const char *state_path, vt_err *err)
+{
+	struct state_reader r;
+	struct snapshot_machine mach;
+	struct memory_section mem;
+	if (state_reader_open(&r, state_path, err) < 0)
+		return -1;
+	int rc = -1;
+	if (state_get(&r, "machine", MACHINE_VERSION, &mach, sizeof(mach), err) < 0 ||
+	    state_get(&r, "memory", MEMORY_VERSION, &mem, sizeof(mem), err) < 0)
+		goto out;
+	if (mach.ncpus != vm->ncpus || mach.mem_size != vm->mem.ram_size || mem.ram_size != vm->mem.ram_size) {
+		vt_fail(err, "the snapshot is of a machine with %u vCPUs and %llu MiB, this one has %u and %llu MiB",
+			mach.ncpus, (unsigned long long)(mach.mem_size >> 20), vm->ncpus,
+			(unsigned long long)(vm->mem.ram_size >> 20));
+		goto out;
+	}
+	if (vm_snapshot_supported(vm, err) < 0 || load_machine(vm, &r, err) < 0)
+		goto out;
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (vcpu_state_load(&vm->vcpus[i], &r, err) < 0)
+			goto out;
+	if (uart_state_load(&vm->uart, &r, err) < 0 || load_clock(vm, &r, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	state_reader_close(&r);
+	return rc;
+}

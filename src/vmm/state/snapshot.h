@@ -1,0 +1,31 @@
+/* Snapshot and restore of a whole VM (docs/snapshot.md): the state file (state_file.h) holds the machine's
+ * shape, the clock, the interrupt controllers and PIT, every vCPU and every device; guest memory is a
+ * separate file (sparse: zero pages are holes) that a restore maps privately, so a large guest resumes at
+ * once and reads its pages from the file as it touches them. Each part saves and loads its own sections;
+ * a part without them cannot be snapshotted and says so before anything is written. */
+#ifndef VIRTUS_SNAPSHOT_H
+#define VIRTUS_SNAPSHOT_H
+
+#include "lib/state_file.h"
+#include "vmm/vm.h"
+
+/* The machine a snapshot was taken of: a restore builds the same one. */
+struct snapshot_machine {
+	uint32_t ncpus;
+	uint32_t flags;          /* reserved, 0 */
+	uint64_t mem_size;
+};
+
+/* Whether vm can be snapshotted (every device has its state sections); an error names the one that has not. */
+int vm_snapshot_supported(const struct vm *vm, vt_err *err);
+/* Write the state file and the memory file (neither may exist). The VM must be paused. */
+int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path, vt_err *err);
+/* The machine a state file describes (for building the VM to restore into). */
+int vm_snapshot_read_machine(const char *state_path, struct snapshot_machine *m, vt_err *err);
+/* Load every part's state into vm, built with cfg->restore_mem_path from the same machine, not started. */
+int vm_snapshot_restore(struct vm *vm, const char *state_path, vt_err *err);
+
+int vcpu_state_save(struct vcpu *v, struct state_writer *w, vt_err *err);
+int vcpu_state_load(struct vcpu *v, const struct state_reader *r, vt_err *err);
+
+#endif
