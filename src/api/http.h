@@ -45,6 +45,8 @@ struct api_server;
  * a body over API_BODY_MAX (413), a body whose Content-Type is given and is not application/json (415).
  * Connections: at most 32, each closed after 10 s without progress. */
 int api_server_start(const char *path, api_handler_fn fn, void *opaque, struct api_server **out, vt_err *err);
+/* Hand later requests to fn (a VM configured through the API, once started, gets the running VM's routes). */
+void api_server_set_handler(struct api_server *s, api_handler_fn fn, void *opaque);
 int api_server_poll_fd(const struct api_server *s);    /* poll for POLLIN, then call dispatch */
 int api_server_timeout_ms(const struct api_server *s); /* -1: none; for the caller's poll timeout */
 void api_server_dispatch(struct api_server *s);        /* MHD_run: never blocks */

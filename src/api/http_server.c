@@ -279,6 +279,12 @@ static int start_daemon(struct api_server *s, int listen_fd, vt_err *err)
 	return 0;
 }
 
+void api_server_set_handler(struct api_server *s, api_handler_fn fn, void *opaque)
+{
+	s->handler = fn;
+	s->opaque = opaque;
+}
+
 int api_server_start(const char *path, api_handler_fn fn, void *opaque, struct api_server **out, vt_err *err)
 {
 	struct api_server *s = calloc(1, sizeof(*s));

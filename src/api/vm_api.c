@@ -15,15 +15,14 @@
 
 #define MiB_SHIFT 20
 
-static void reply_json(struct api_reply *r, int status, json_object *o)
+void vm_api_reply_json(struct api_reply *r, int status, json_object *o)
 {
 	r->status = status;
 	r->body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
 
-__attribute__((format(printf, 3, 4)))
-static void fault(struct api_reply *r, int status, const char *fmt, ...)
+void vm_api_fault(struct api_reply *r, int status, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -32,7 +31,7 @@ static void fault(struct api_reply *r, int status, const char *fmt, ...)
 	va_end(ap);
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "fault_message", json_object_new_string(msg));
-	reply_json(r, status, o);
+	vm_api_reply_json(r, status, o);
 }
 
 const char *vm_api_state(struct vm *vm)
@@ -53,7 +52,7 @@ static void get_instance_info(struct vm_api *a, struct api_reply *r)
 	json_object_object_add(o, "vmm_version", json_object_new_string(a->version));
 	/* virtus addition: when the VM started (Unix time) */
 	json_object_object_add(o, "started", json_object_new_int64(a->started));
-	reply_json(r, 200, o);
+	vm_api_reply_json(r, 200, o);
 }
 
 static json_object *machine_config(const struct vm_config *c)
@@ -89,7 +88,7 @@ static json_object *drives(const struct vm_config *c)
 		json_object *d = json_object_new_object();
 		json_object_object_add(d, "drive_id", json_object_new_string(c->disk[i].serial ? c->disk[i].serial : id));
 		json_object_object_add(d, "path_on_host", json_object_new_string(c->disk[i].path));
-		json_object_object_add(d, "is_root_device", json_object_new_boolean(false));
+		json_object_object_add(d, "is_root_device", json_object_new_boolean(c->disk[i].root_device));
 		json_object_object_add(d, "is_read_only", json_object_new_boolean(c->disk[i].readonly));
 		json_object_array_add(a, d);
 	}
@@ -104,18 +103,20 @@ static json_object *network_interfaces(const struct vm_config *c)
 		snprintf(id, sizeof(id), "eth%u", i);
 		json_object *n = json_object_new_object();
 		json_object_object_add(n, "iface_id", json_object_new_string(id));
-		if (!strncmp(c->net[i], "tap=", 4))
-			json_object_object_add(n, "host_dev_name", json_object_new_string(c->net[i] + 4));
-		else
+		if (!strncmp(c->net[i], "tap=", 4)) {
+			const char *name = c->net[i] + 4, *comma = strchr(name, ','), *mac = strstr(name, ",mac=");
+			json_object_object_add(n, "host_dev_name", json_object_new_string_len(name, comma ? (int)(comma - name) : (int)strlen(name)));
+			if (mac)
+				json_object_object_add(n, "guest_mac", json_object_new_string_len(mac + 5, (int)strcspn(mac + 5, ",")));
+		} else
 			json_object_object_add(n, "virtus_net", json_object_new_string(c->net[i]));
 		json_object_array_add(a, n);
 	}
 	return a;
 }
 
-static void get_vm_config(struct vm_api *a, struct api_reply *r)
+json_object *vm_api_config_json(const struct vm_config *c)
 {
-	const struct vm_config *c = a->cfg;
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "boot-source", boot_source(c));
 	json_object_object_add(o, "machine-config", machine_config(c));
@@ -134,45 +135,45 @@ static void get_vm_config(struct vm_api *a, struct api_reply *r)
 		json_object_object_add(b, "stats_polling_interval_s", json_object_new_int((int)c->balloon_stats_s));
 		json_object_object_add(o, "balloon", b);
 	}
-	reply_json(r, 200, o);
+	return o;
 }
 
 /* ---- Bodies ------------------------------------------------------------------------------------------- */
 
 /* The request's JSON object, or NULL after answering 400. */
-static json_object *parse_body(const struct api_request *req, struct api_reply *r)
+json_object *vm_api_parse_body(const struct api_request *req, struct api_reply *r)
 {
 	enum json_tokener_error jerr;
 	json_object *o = json_tokener_parse_verbose(req->body, &jerr);
 	if (!o) {
-		fault(r, 400, "the request body is not JSON: %s", json_tokener_error_desc(jerr));
+		vm_api_fault(r, 400, "the request body is not JSON: %s", json_tokener_error_desc(jerr));
 		return NULL;
 	}
 	if (!json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
-		fault(r, 400, "the request body must be a JSON object");
+		vm_api_fault(r, 400, "the request body must be a JSON object");
 		return NULL;
 	}
 	return o;
 }
 
 /* The string member `key` of o, or NULL after answering 400 naming it. */
-static const char *string_field(json_object *o, const char *key, const char *expected, struct api_reply *r)
+const char *vm_api_string_field(json_object *o, const char *key, const char *expected, struct api_reply *r)
 {
 	json_object *v;
 	if (!json_object_object_get_ex(o, key, &v)) {
-		fault(r, 400, "%s: missing; expected %s", key, expected);
+		vm_api_fault(r, 400, "%s: missing; expected %s", key, expected);
 		return NULL;
 	}
 	if (!json_object_is_type(v, json_type_string)) {
-		fault(r, 400, "%s: must be a string, one of %s", key, expected);
+		vm_api_fault(r, 400, "%s: must be a string, one of %s", key, expected);
 		return NULL;
 	}
 	return json_object_get_string(v);
 }
 
 /* Members other than the known ones are an error (a typo must not pass as "done"). */
-static bool only_fields(json_object *o, const char *const *known, struct api_reply *r)
+bool vm_api_only_fields(json_object *o, const char *const *known, struct api_reply *r)
 {
 	json_object_object_foreach(o, key, val) {
 		(void)val;
@@ -180,7 +181,7 @@ static bool only_fields(json_object *o, const char *const *known, struct api_rep
 		for (const char *const *k = known; *k && !ok; k++)
 			ok = !strcmp(key, *k);
 		if (!ok) {
-			fault(r, 400, "%s: unknown field", key);
+			vm_api_fault(r, 400, "%s: unknown field", key);
 			return false;
 		}
 	}
@@ -192,25 +193,25 @@ static bool only_fields(json_object *o, const char *const *known, struct api_rep
 static void patch_vm(struct vm_api *a, const struct api_request *req, struct api_reply *r)
 {
 	static const char *const known[] = { "state", NULL };
-	json_object *o = parse_body(req, r);
+	json_object *o = vm_api_parse_body(req, r);
 	if (!o)
 		return;
-	const char *state = string_field(o, "state", "\"Paused\" or \"Resumed\"", r);
+	const char *state = vm_api_string_field(o, "state", "\"Paused\" or \"Resumed\"", r);
 	vt_err err;
-	if (!state || !only_fields(o, known, r)) {
+	if (!state || !vm_api_only_fields(o, known, r)) {
 		/* answered */
 	} else if (__atomic_load_n(&a->vm->stopping, __ATOMIC_SEQ_CST)) {
-		fault(r, 400, "the VM is stopping");
+		vm_api_fault(r, 400, "the VM is stopping");
 	} else if (!strcmp(state, "Paused")) {
 		if (vm_pause(a->vm, &err) < 0)
-			fault(r, 500, "%s", err.msg);
+			vm_api_fault(r, 500, "%s", err.msg);
 		else
 			r->status = 204;
 	} else if (!strcmp(state, "Resumed")) {
 		vm_resume(a->vm);
 		r->status = 204;
 	} else {
-		fault(r, 400, "state: '%s' is not \"Paused\" or \"Resumed\"", state);
+		vm_api_fault(r, 400, "state: '%s' is not \"Paused\" or \"Resumed\"", state);
 	}
 	json_object_put(o);
 }
@@ -218,14 +219,14 @@ static void patch_vm(struct vm_api *a, const struct api_request *req, struct api
 static void put_actions(struct vm_api *a, const struct api_request *req, struct api_reply *r)
 {
 	static const char *const known[] = { "action_type", NULL };
-	json_object *o = parse_body(req, r);
+	json_object *o = vm_api_parse_body(req, r);
 	if (!o)
 		return;
-	const char *action = string_field(o, "action_type", "\"SendCtrlAltDel\", \"PowerButton\" or \"Kill\"", r);
-	if (!action || !only_fields(o, known, r)) {
+	const char *action = vm_api_string_field(o, "action_type", "\"SendCtrlAltDel\", \"PowerButton\" or \"Kill\"", r);
+	if (!action || !vm_api_only_fields(o, known, r)) {
 		/* answered */
 	} else if (!strcmp(action, "InstanceStart")) {
-		fault(r, 400, "action_type InstanceStart: the microVM is already running");
+		vm_api_fault(r, 400, "action_type InstanceStart: the microVM is already running");
 	} else if (!strcmp(action, "Kill")) {
 		vm_request_stop(a->vm, VM_EXIT_INTERRUPTED);
 		r->status = 204;
@@ -234,22 +235,22 @@ static void put_actions(struct vm_api *a, const struct api_request *req, struct 
 		vm_press_power_button(a->vm);
 		r->status = 204;
 	} else if (!strcmp(action, "FlushMetrics")) {
-		fault(r, 400, "action_type FlushMetrics: this VM has no metrics sink");
+		vm_api_fault(r, 400, "action_type FlushMetrics: this VM has no metrics sink");
 	} else {
-		fault(r, 400, "action_type: '%s' is not SendCtrlAltDel, PowerButton, Kill or InstanceStart", action);
+		vm_api_fault(r, 400, "action_type: '%s' is not SendCtrlAltDel, PowerButton, Kill or InstanceStart", action);
 	}
 	json_object_put(o);
 }
 
 /* The string member key of o if present (NULL if absent); false after answering 400 for a wrong type. */
-static bool optional_string(json_object *o, const char *key, const char **out, struct api_reply *r)
+bool vm_api_optional_string(json_object *o, const char *key, const char **out, struct api_reply *r)
 {
 	json_object *v;
 	*out = NULL;
 	if (!json_object_object_get_ex(o, key, &v))
 		return true;
 	if (!json_object_is_type(v, json_type_string)) {
-		fault(r, 400, "%s: must be a string", key);
+		vm_api_fault(r, 400, "%s: must be a string", key);
 		return false;
 	}
 	*out = json_object_get_string(v);
@@ -260,22 +261,22 @@ static bool optional_string(json_object *o, const char *key, const char **out, s
 static void put_snapshot_create(struct vm_api *a, const struct api_request *req, struct api_reply *r)
 {
 	static const char *const known[] = { "snapshot_path", "mem_file_path", "snapshot_type", "version", NULL };
-	json_object *o = parse_body(req, r);
+	json_object *o = vm_api_parse_body(req, r);
 	if (!o)
 		return;
-	const char *state = string_field(o, "snapshot_path", "a path for the state file", r), *mem = NULL, *type = NULL;
+	const char *state = vm_api_string_field(o, "snapshot_path", "a path for the state file", r), *mem = NULL, *type = NULL;
 	vt_err err;
-	if (!state || !(mem = string_field(o, "mem_file_path", "a path for the memory file", r)) ||
-	    !optional_string(o, "snapshot_type", &type, r) || !only_fields(o, known, r)) {
+	if (!state || !(mem = vm_api_string_field(o, "mem_file_path", "a path for the memory file", r)) ||
+	    !vm_api_optional_string(o, "snapshot_type", &type, r) || !vm_api_only_fields(o, known, r)) {
 		/* answered */
 	} else if (type && strcmp(type, "Full")) {
-		fault(r, 400, "snapshot_type: '%s' is not supported (only \"Full\")", type);
+		vm_api_fault(r, 400, "snapshot_type: '%s' is not supported (only \"Full\")", type);
 	} else if (!vm_is_paused(a->vm)) {
-		fault(r, 400, "the VM must be paused first (PATCH /vm {\"state\": \"Paused\"})");
+		vm_api_fault(r, 400, "the VM must be paused first (PATCH /vm {\"state\": \"Paused\"})");
 	} else if (vm_snapshot_supported(a->vm, &err) < 0) {
-		fault(r, 400, "%s", err.msg);
+		vm_api_fault(r, 400, "%s", err.msg);
 	} else if (vm_snapshot_save(a->vm, state, mem, &err) < 0) {
-		fault(r, strstr(err.msg, "cannot create") ? 400 : 500, "%s", err.msg);
+		vm_api_fault(r, strstr(err.msg, "cannot create") ? 400 : 500, "%s", err.msg);
 	} else {
 		r->status = 204;
 	}
@@ -284,13 +285,13 @@ static void put_snapshot_create(struct vm_api *a, const struct api_request *req,
 
 /* ---- Routing -------------------------------------------------------------------------------------------- */
 
-static bool is(const struct api_request *req, const char *method, const char *path)
+bool vm_api_is(const struct api_request *req, const char *method, const char *path)
 {
 	return !strcmp(req->method, method) && !strcmp(req->path, path);
 }
 
 /* The pre-boot resources exist (Firecracker's clients PUT them) but only before the VM starts. */
-static bool pre_boot_resource(const char *path)
+bool vm_api_pre_boot_resource(const char *path)
 {
 	static const char *const exact[] = { "/boot-source", "/machine-config", "/vsock", "/balloon", "/logger",
 					     "/metrics", "/mmds/config", "/entropy", NULL };
@@ -308,30 +309,30 @@ static bool known_path(const char *path)
 {
 	return !strcmp(path, "/") || !strcmp(path, "/vm") || !strcmp(path, "/vm/config") ||
 	       !strcmp(path, "/actions") || !strcmp(path, "/snapshot/create") || !strcmp(path, "/snapshot/load") ||
-	       pre_boot_resource(path);
+	       vm_api_pre_boot_resource(path);
 }
 
 void vm_api_handle(void *opaque, const struct api_request *req, struct api_reply *r)
 {
 	struct vm_api *a = opaque;
-	if (is(req, "GET", "/"))
+	if (vm_api_is(req, "GET", "/"))
 		get_instance_info(a, r);
-	else if (is(req, "GET", "/vm/config"))
-		get_vm_config(a, r);
-	else if (is(req, "GET", "/machine-config"))
-		reply_json(r, 200, machine_config(a->cfg));
-	else if (is(req, "PATCH", "/vm"))
+	else if (vm_api_is(req, "GET", "/vm/config"))
+		vm_api_reply_json(r, 200, vm_api_config_json(a->cfg));
+	else if (vm_api_is(req, "GET", "/machine-config"))
+		vm_api_reply_json(r, 200, machine_config(a->cfg));
+	else if (vm_api_is(req, "PATCH", "/vm"))
 		patch_vm(a, req, r);
-	else if (is(req, "PUT", "/actions"))
+	else if (vm_api_is(req, "PUT", "/actions"))
 		put_actions(a, req, r);
-	else if (is(req, "PUT", "/snapshot/create"))
+	else if (vm_api_is(req, "PUT", "/snapshot/create"))
 		put_snapshot_create(a, req, r);
-	else if (is(req, "PUT", "/snapshot/load"))
-		fault(r, 400, "PUT /snapshot/load: the microVM is already running (restore with virtus vm run --restore DIR)");
-	else if ((!strcmp(req->method, "PUT") || !strcmp(req->method, "PATCH")) && pre_boot_resource(req->path))
-		fault(r, 400, "%s %s: the operation is not supported after starting the microVM", req->method, req->path);
+	else if (vm_api_is(req, "PUT", "/snapshot/load"))
+		vm_api_fault(r, 400, "PUT /snapshot/load: the microVM is already running (restore with virtus vm run --restore DIR)");
+	else if ((!strcmp(req->method, "PUT") || !strcmp(req->method, "PATCH")) && vm_api_pre_boot_resource(req->path))
+		vm_api_fault(r, 400, "%s %s: the operation is not supported after starting the microVM", req->method, req->path);
 	else if (known_path(req->path))
-		fault(r, 405, "%s is not a method of %s", req->method, req->path);
+		vm_api_fault(r, 405, "%s is not a method of %s", req->method, req->path);
 	else
-		fault(r, 404, "no resource %s", req->path);
+		vm_api_fault(r, 404, "no resource %s", req->path);
 }

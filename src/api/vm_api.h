@@ -3,6 +3,9 @@
 #ifndef VIRTUS_API_VM_API_H
 #define VIRTUS_API_VM_API_H
 
+#include <json-c/json.h>
+#include <stdbool.h>
+
 #include "api/http.h"
 #include "vmm/vm.h"
 
@@ -19,5 +22,20 @@ void vm_api_handle(void *opaque, const struct api_request *req, struct api_reply
 
 /* "Running", "Paused" or "Stopping". */
 const char *vm_api_state(struct vm *vm);
+
+/* Firecracker's full VM configuration object (GET /vm/config) of cfg. */
+json_object *vm_api_config_json(const struct vm_config *cfg);
+
+/* Helpers the routes share (api/preboot.c too). Each one that fails has answered the request. */
+void vm_api_reply_json(struct api_reply *r, int status, json_object *o); /* takes o */
+__attribute__((format(printf, 3, 4)))
+void vm_api_fault(struct api_reply *r, int status, const char *fmt, ...);
+json_object *vm_api_parse_body(const struct api_request *req, struct api_reply *r); /* an object, or NULL */
+const char *vm_api_string_field(json_object *o, const char *key, const char *expected, struct api_reply *r);
+bool vm_api_optional_string(json_object *o, const char *key, const char **out, struct api_reply *r);
+bool vm_api_only_fields(json_object *o, const char *const *known, struct api_reply *r);
+bool vm_api_is(const struct api_request *req, const char *method, const char *path);
+/* Firecracker's pre-boot resources: /boot-source, /machine-config, /drives/ID, ... */
+bool vm_api_pre_boot_resource(const char *path);
 
 #endif

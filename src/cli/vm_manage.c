@@ -205,6 +205,7 @@ static int vm_kill(int argc, char **argv)
 	if (kill(st.pid, SIGKILL) < 0 && errno != ESRCH)
 		return fprintf(stderr, "virtus: cannot kill pid %d: %s\n", (int)st.pid, strerror(errno)), 1;
 	wait_gone(&st, KILL_WAIT_MS);
+	unlink(st.api_socket); /* an --api-socket outside the VM's directory: nobody serves it now */
 	vm_state_remove(&st);
 	return 0;
 }

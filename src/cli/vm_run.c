@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "api/preboot.h"
 #include "api/vm_api.h"
 #include "cli/cli.h"
 #include "cli/vm_control.h"
@@ -92,7 +94,9 @@ const char vm_run_usage[] =
 	"  --name NAME      the VM's name for the 'virtus vm' commands (default vm-XXXXXX, random); letters,\n"
 	"                   digits, '_', '.', '-', at most 63\n"
 	"  --api-socket PATH  serve the VM API (HTTP/JSON, Firecracker's endpoints; docs/api.md) on the Unix\n"
-	"                   socket PATH instead of the VM's directory under /run/virtus-vms/NAME\n"
+	"                   socket PATH instead of the VM's directory under /run/virtus-vms/NAME. Without\n"
+	"                   --kernel, the VM waits to be configured and started through the API (PUT\n"
+	"                   /boot-source, /machine-config, /drives/ID, ..., then PUT /actions InstanceStart)\n"
 	"  --restore DIR    continue the VM a snapshot holds ('virtus vm snapshot'): its vCPUs, memory (mapped\n"
 	"                   from DIR/memory, read as the guest touches it) and devices; --cpus and --memory, if\n"
 	"                   given, must be the snapshot's; no --kernel, --initrd, --cmdline or devices\n"
@@ -113,6 +117,7 @@ struct run_opts {
 	int ready_fd;               /* detached: the parent waits for a byte here, -1 otherwise */
 	unsigned stop_timeout_s;    /* --stop-timeout */
 	const char *restore_dir;    /* --restore */
+	bool preboot;               /* --api-socket without --kernel: configured and started through the API */
 	char restore_state[PATH_MAX], restore_mem[PATH_MAX];
 	bool cpus_given, memory_given;
 	enum sandbox_mode sandbox;
@@ -435,6 +440,8 @@ struct vm_session {
 	struct console_hub hub;     /* detached only (hub.out_rd >= 0) */
 	struct vm_api api_ctx;
 	struct api_server *api;
+	struct preboot preboot;     /* configured through the API (o->preboot) */
+	struct term_state term;
 	struct vm *vm;
 };
 
@@ -449,18 +456,30 @@ static int open_session_console(struct run_opts *o, struct vm_session *s, vt_err
 	return console_hub_open(&s->hub, path, o->state.console_socket, &s->con.out_fd, err);
 }
 
-static void close_session(struct vm_session *s, bool remove_created)
+/* The VM and its console; the API goes too unless it serves a configuration that may start again. */
+static void close_session(struct vm_session *s, bool remove_created, bool keep_api)
 {
-	api_server_stop(s->api);
-	s->api = NULL;
+	term_restore(&s->term);
+	if (s->vm)
+		vm_destroy(s->vm), s->vm = NULL;
+	if (!keep_api) {
+		api_server_stop(s->api);
+		s->api = NULL;
+	}
 	console_hub_close(&s->hub);
 	close_console(&s->con, remove_created);
+	s->con = (struct console_fds){ .in_fd = -1, .out_fd = -1 };
 }
 
+/* The running VM's routes: on a new server, or on the one that served its configuration. */
 static int start_api(struct run_opts *o, struct vm_session *s, vt_err *err)
 {
 	s->api_ctx = (struct vm_api){ .vm = s->vm, .cfg = &o->cfg, .id = o->state.name, .version = VIRTUS_VERSION,
 				      .started = o->state.started };
+	if (s->api) {
+		api_server_set_handler(s->api, vm_api_handle, &s->api_ctx);
+		return 0;
+	}
 	return api_server_start(o->state.api_socket, vm_api_handle, &s->api_ctx, &s->api, err);
 }
 
@@ -468,30 +487,38 @@ static int start_api(struct run_opts *o, struct vm_session *s, vt_err *err)
  * filters are compiled before vm_create (which starts the I/O workers and the libslirp thread, and they
  * confine themselves); the API and console sockets listen, and the jail closes, once everything the VM
  * needs is open. */
-static int prepare_vm(struct run_opts *o, struct jail *jail, struct vm_session *s)
+static int prepare_vm(struct run_opts *o, struct jail *jail, struct vm_session *s, vt_err *err)
 {
-	vt_err err;
-	if (open_session_console(o, s, &err) < 0) {
-		close_session(s, true);
-		return fprintf(stderr, "virtus: %s\n", err.msg), -1;
-	}
+	if (open_session_console(o, s, err) < 0)
+		return -1;
 	o->cfg.console_out_fd = s->con.out_fd;
 	o->cfg.diag = stderr;
 	struct sandbox_ids ids = { o->jail_cfg.uid, o->jail_cfg.gid };
-	if (sandbox_prepare(o->sandbox, vm_thread_roles(&o->cfg), jail ? &ids : NULL, &err) < 0 ||
-	    vm_create(&o->cfg, &s->vm, &err) < 0 ||
-	    (o->restore_dir && vm_snapshot_restore(s->vm, o->restore_state, &err) < 0) ||
-	    truncate_console(&s->con, o->console, &err) < 0 ||
-	    start_api(o, s, &err) < 0 || (jail && jail_enter(jail, &err) < 0)) {
-		if (s->vm)
-			vm_destroy(s->vm), s->vm = NULL;
-		close_session(s, true);
-		return fprintf(stderr, "virtus: %s\n", err.msg), -1;
-	}
+	/* configured through the API, the filters of every role were prepared before the first start */
+	if ((!o->preboot && sandbox_prepare(o->sandbox, vm_thread_roles(&o->cfg), jail ? &ids : NULL, err) < 0) ||
+	    vm_create(&o->cfg, &s->vm, err) < 0 ||
+	    (o->restore_dir && vm_snapshot_restore(s->vm, o->restore_state, err) < 0) ||
+	    truncate_console(&s->con, o->console, err) < 0 ||
+	    start_api(o, s, err) < 0 || (jail && jail_enter(jail, err) < 0))
+		return -1;
 	return 0;
 }
 
-/* A detached VM runs: tell the waiting parent. */
+/* Build and start the VM: once this returns 0 its vCPUs run. */
+static int launch_vm(struct run_opts *o, struct jail *jail, struct vm_session *s, vt_err *err)
+{
+	if (prepare_vm(o, jail, s, err) < 0)
+		return -1;
+	/* The kernel is in guest memory now: its file image (51 MB for the default vmlinux) would otherwise stay
+	 * resident for the VM's whole life. */
+	vm_preflight_free(o->pf);
+	o->cfg.kernel_data = NULL;
+	if (s->con.in_fd == STDIN_FILENO)
+		term_raw(&s->term, STDIN_FILENO);
+	return vm_start(s->vm, err);
+}
+
+/* A detached VM runs (or, configured through the API, its API listens): tell the waiting parent. */
 static void report_ready(struct run_opts *o)
 {
 	if (o->ready_fd < 0)
@@ -503,42 +530,83 @@ static void report_ready(struct run_opts *o)
 	o->ready_fd = -1;
 }
 
+struct preboot_run {
+	struct run_opts *o;
+	struct vm_session *s;
+};
+
+/* InstanceStart: what `vm run` checks before opening /dev/kvm, then the launch. A failure leaves the VM
+ * unstarted (and the API serving its configuration). */
+static int preboot_start(void *opaque, vt_err *err)
+{
+	struct preboot_run *pr = opaque;
+	struct run_opts *o = pr->o;
+	vm_preflight_free(o->pf);
+	if (vm_preflight(&o->cfg, o->console && !strcmp(o->console, "none"), o->pf, err) < 0 ||
+	    launch_vm(o, NULL, pr->s, err) < 0) {
+		close_session(pr->s, true, true);
+		return -1;
+	}
+	return 0;
+}
+
+/* Serve the pre-boot API until InstanceStart has started the VM (0) or a signal ends the wait (-1). */
+static int wait_for_start(struct run_opts *o, struct vm_session *s, int sig_fd)
+{
+	vt_err err;
+	struct preboot_run pr = { o, s };
+	preboot_init(&s->preboot, &o->cfg, o->state.name, VIRTUS_VERSION, preboot_start, &pr);
+	if (sandbox_prepare(o->sandbox, ~0u >> (32 - THREAD_ROLES), NULL, &err) < 0 ||
+	    api_server_start(o->state.api_socket, preboot_handle, &s->preboot, &s->api, &err) < 0)
+		return fprintf(stderr, "virtus: %s\n", err.msg), -1;
+	fprintf(stderr, "virtus: waiting for the VM's configuration on %s (PUT /boot-source, then PUT /actions "
+			"InstanceStart; docs/api.md)\n", o->state.api_socket);
+	report_ready(o);
+	while (!s->preboot.started) {
+		struct pollfd p[2] = { { .fd = sig_fd, .events = POLLIN }, { .fd = api_server_poll_fd(s->api), .events = POLLIN } };
+		if (poll(p, 2, api_server_timeout_ms(s->api)) < 0 && errno != EINTR)
+			return -1;
+		if (p[0].revents) {
+			fprintf(stderr, "virtus: stopped from the host before the VM was started\n");
+			return -2;
+		}
+		api_server_dispatch(s->api);
+		if (s->preboot.killed)
+			return -2;
+	}
+	return 0;
+}
+
 static int run_vm(struct run_opts *o, struct jail *jail)
 {
-	struct vm_session s = { .api = NULL, .vm = NULL };
-	if (prepare_vm(o, jail, &s) < 0)
-		return VM_EXIT_ERROR;
-	struct vm *vm = s.vm;
-	/* The kernel is in guest memory now: its file image (51 MB for the default vmlinux) would otherwise stay
-	 * resident for the VM's whole life. */
-	vm_preflight_free(o->pf);
-	o->cfg.kernel_data = NULL;
+	struct vm_session s = { .api = NULL, .vm = NULL, .con = { .in_fd = -1, .out_fd = -1 },
+				.hub = { .out_rd = -1, .log_fd = -1, .listen_fd = -1, .client_fd = -1 } };
 	sigset_t set;
 	int sig_fd = block_host_signals(&set);
-	struct term_state term = { 0 };
-	if (s.con.in_fd == STDIN_FILENO)
-		term_raw(&term, STDIN_FILENO);
-	enum vm_exit why = VM_EXIT_ERROR;
 	vt_err err;
-	if (vm_start(vm, &err) < 0) {
-		fprintf(stderr, "virtus: %s\n", err.msg);
-	} else {
-		report_ready(o);
-		sandbox_enter_main(); /* every VMM thread exists now */
-		struct vm_control ctl = { .vm = vm, .sig_fd = sig_fd, .in_fd = s.con.in_fd, .escape_quits = true,
-					  .stop_timeout_s = o->stop_timeout_s,
-					  .api = s.api, .hub = s.hub.out_rd >= 0 ? &s.hub : NULL };
-		vm_control_loop(&ctl);
-		why = vm_wait(vm);
-		if (ctl.hub)
-			console_hub_flush(ctl.hub);
+	int rc = o->preboot ? wait_for_start(o, &s, sig_fd) : launch_vm(o, jail, &s, &err);
+	if (rc < 0) {
+		if (!o->preboot)
+			fprintf(stderr, "virtus: %s\n", err.msg);
+		bool started = s.vm && __atomic_load_n(&s.vm->start_ns, __ATOMIC_RELAXED);
+		close_session(&s, !started, false);
+		close(sig_fd);
+		return rc == -2 ? VM_EXIT_INTERRUPTED : VM_EXIT_ERROR;
 	}
-	term_restore(&term);
+	report_ready(o);
+	sandbox_enter_main(); /* every VMM thread exists now */
+	struct vm_control ctl = { .vm = s.vm, .sig_fd = sig_fd, .in_fd = s.con.in_fd, .escape_quits = true,
+				  .stop_timeout_s = o->stop_timeout_s, .api = s.api,
+				  .hub = s.hub.out_rd >= 0 ? &s.hub : NULL };
+	vm_control_loop(&ctl);
+	enum vm_exit why = vm_wait(s.vm);
+	if (ctl.hub)
+		console_hub_flush(ctl.hub);
+	term_restore(&s.term);
 	if (o->stats)
-		vm_print_stats(vm, stderr);
-	vm_destroy(vm);
+		vm_print_stats(s.vm, stderr);
+	close_session(&s, false, false);
 	close(sig_fd);
-	close_session(&s, false);
 	return report_end(why);
 }
 
@@ -672,7 +740,13 @@ int cmd_vm_run(int argc, char **argv)
 	vt_err err;
 	bool discarded = o.console && !strcmp(o.console, "none");
 	o.pf = &pf;
-	if (o.restore_dir ? plan_restore(&o, &err) < 0 : vm_preflight(&o.cfg, discarded, &pf, &err) < 0) {
+	o.preboot = o.api_socket && !o.cfg.kernel_path && !o.restore_dir;
+	if (o.preboot && o.jail)
+		return usage_error("--jail needs the VM configured on the command line (--kernel ...), not through "
+				   "the API (%s)", "--api-socket without --kernel");
+	if (o.preboot) {
+		/* checked at InstanceStart, when the API has given the configuration */
+	} else if (o.restore_dir ? plan_restore(&o, &err) < 0 : vm_preflight(&o.cfg, discarded, &pf, &err) < 0) {
 		vm_preflight_free(&pf);
 		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;
 	}

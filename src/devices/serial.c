@@ -51,6 +51,10 @@ int uart_state_load(struct uart8250 *u, const struct state_reader *r, vt_err *er
 	u->fcr = st.fcr, u->thre_pending = st.thre_pending != 0;
 	u->rx_head = st.rx_head, u->rx_count = st.rx_count;
 	memcpy(u->rx, st.rx, sizeof(u->rx));
+	/* The interrupt line follows the registers: drive it whatever the restored interrupt controller says
+	 * (a line left high with nothing pending makes the guest's driver see an interrupt nobody raised, and
+	 * Linux then turns the port's IRQ off). */
+	u->irq_level = -1;
 	update_irq(u);
 	pthread_mutex_unlock(&u->lock);
 	return 0;

@@ -48,7 +48,7 @@ static int clear_stale(const char *path, const struct sockaddr_un *a, vt_err *er
 	if (probe < 0)
 		return vt_fail_errno(err, errno, "socket");
 	if (connect(probe, (const struct sockaddr *)a, sizeof(*a)) == 0)
-		return vt_fail(err, "%s is in use by a running process", path);
+		return vt_fail(err, "%s is in use by a running program", path);
 	if (errno != ECONNREFUSED)
 		return vt_fail_errno(err, errno, "cannot probe the socket %s", path);
 	if (unlink(path) < 0 && errno != ENOENT)

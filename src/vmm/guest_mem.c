@@ -22,6 +22,20 @@ static void layout_regions(struct guest_mem *m, uint8_t *base, uint64_t ram_size
 	m->ram_size = ram_size;
 }
 
+/* Guest RAM is the mapping p from now on (freed with m); offered to KSM if asked. */
+static int adopt_mapping(struct guest_mem *m, void *p, uint64_t ram_size, unsigned flags, vt_err *err)
+{
+	m->mapping = p;
+	m->mapping_size = ram_size;
+	if ((flags & GMEM_MERGEABLE) && madvise(p, ram_size, MADV_MERGEABLE) < 0) {
+		int e = errno;
+		gmem_free(m);
+		return vt_fail_errno(err, e, "--ksm: this kernel cannot merge guest memory (no KSM?)");
+	}
+	layout_regions(m, p, ram_size);
+	return 0;
+}
+
 static int shared_fd(struct guest_mem *m, uint64_t ram_size, vt_err *err)
 {
 	m->fd = memfd_create("virtus-guest-ram", MFD_CLOEXEC);
@@ -56,15 +70,7 @@ int gmem_init(struct guest_mem *m, uint64_t ram_size, unsigned flags, vt_err *er
 		gmem_free(m);
 		return vt_fail_errno(err, e, "cannot map %llu MiB of guest memory", (unsigned long long)(ram_size / MiB));
 	}
-	m->mapping = p;
-	m->mapping_size = ram_size;
-	if ((flags & GMEM_MERGEABLE) && madvise(p, ram_size, MADV_MERGEABLE) < 0) {
-		int e = errno;
-		gmem_free(m);
-		return vt_fail_errno(err, e, "--ksm: this kernel cannot merge guest memory (no KSM?)");
-	}
-	layout_regions(m, p, ram_size);
-	return 0;
+	return adopt_mapping(m, p, ram_size, flags, err);
 }
 
 int gmem_init_file(struct guest_mem *m, uint64_t ram_size, const char *path, unsigned flags, vt_err *err)
@@ -82,15 +88,7 @@ int gmem_init_file(struct guest_mem *m, uint64_t ram_size, const char *path, uns
 	void *p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
 	if (p == MAP_FAILED)
 		return vt_fail_errno(err, errno, "cannot map %s", path);
-	m->mapping = p;
-	m->mapping_size = ram_size;
-	if ((flags & GMEM_MERGEABLE) && madvise(p, ram_size, MADV_MERGEABLE) < 0) {
-		int e = errno;
-		gmem_free(m);
-		return vt_fail_errno(err, e, "--ksm: this kernel cannot merge guest memory (no KSM?)");
-	}
-	layout_regions(m, p, ram_size);
-	return 0;
+	return adopt_mapping(m, p, ram_size, flags, err);
 }
 
 void gmem_init_fixed(struct guest_mem *m, void *hva, uint64_t ram_size)

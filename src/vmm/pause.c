@@ -2,27 +2,12 @@
  * resume or a stop. The kick is the same as a stop's (immediate_exit for a thread about to enter KVM_RUN,
  * SIGUSR1 for one inside), so a vCPU halted in the kernel parks too. */
 #include <errno.h>
-#include <signal.h>
 #include <sys/ioctl.h>
 #include <time.h>
 
 #include "vmm/vm.h"
 
 #define PAUSE_REKICK_NS (100 * 1000 * 1000) /* a lost kick is re-sent: a pause must never hang */
-
-static void kick_vcpus(struct vm *vm)
-{
-	for (unsigned i = 0; i < vm->ncpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-		if (v->run)
-			__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	}
-	for (unsigned i = 0; i < vm->ncpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-		if (__atomic_load_n(&v->self_published, __ATOMIC_SEQ_CST))
-			pthread_kill(v->self, SIGUSR1);
-	}
-}
 
 static bool stopping(struct vm *vm)
 {
@@ -34,7 +19,7 @@ int vm_pause(struct vm *vm, vt_err *err)
 	pthread_mutex_lock(&vm->pause.lock);
 	__atomic_store_n(&vm->pause.requested, true, __ATOMIC_SEQ_CST);
 	while (vm->pause.parked < vm->ncpus && !stopping(vm)) {
-		kick_vcpus(vm);
+		vm_kick_vcpus(vm);
 		struct timespec deadline;
 		clock_gettime(CLOCK_MONOTONIC, &deadline);
 		deadline.tv_nsec += PAUSE_REKICK_NS;

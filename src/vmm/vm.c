@@ -328,15 +328,11 @@ int vm_start(struct vm *vm, vt_err *err)
 	return 0;
 }
 
-void vm_request_stop(struct vm *vm, enum vm_exit why)
+/* Every vCPU thread publishes itself, then checks `stopping` (or a pause), then enters KVM_RUN. A thread not
+ * yet published will see the flag; a published one is inside or about to enter KVM_RUN: immediate_exit
+ * covers "about to", the signal covers "inside". */
+void vm_kick_vcpus(struct vm *vm)
 {
-	int expected = VM_RUNNING;
-	__atomic_compare_exchange_n(&vm->exit, &expected, (int)why, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-	if (__atomic_exchange_n(&vm->stopping, true, __ATOMIC_SEQ_CST))
-		return;
-	/* Every vCPU thread publishes itself, then checks `stopping`, then enters KVM_RUN. A thread not yet
-	 * published will see `stopping`; a published one is inside or about to enter KVM_RUN: immediate_exit
-	 * covers "about to", the signal covers "inside". */
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 		if (v->run)
@@ -347,6 +343,15 @@ void vm_request_stop(struct vm *vm, enum vm_exit why)
 		if (__atomic_load_n(&v->self_published, __ATOMIC_SEQ_CST) && !pthread_equal(v->self, pthread_self()))
 			pthread_kill(v->self, SIGUSR1);
 	}
+}
+
+void vm_request_stop(struct vm *vm, enum vm_exit why)
+{
+	int expected = VM_RUNNING;
+	__atomic_compare_exchange_n(&vm->exit, &expected, (int)why, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	if (__atomic_exchange_n(&vm->stopping, true, __ATOMIC_SEQ_CST))
+		return;
+	vm_kick_vcpus(vm);
 	pthread_mutex_lock(&vm->pause.lock); /* wake paused vCPUs (and a pausing controller) to end */
 	pthread_cond_broadcast(&vm->pause.changed);
 	pthread_mutex_unlock(&vm->pause.lock);

@@ -47,7 +47,12 @@ struct vm_config {
 	uint64_t balloon_size;    /* > 0: virtio-balloon asking the guest for this many bytes at start */
 	unsigned balloon_stats_s; /* > 0: its statistics queue, refreshed every this many seconds */
 	unsigned ndisks;          /* virtio-blk devices on PCI, disk[0..ndisks) */
-	struct vm_disk_config { const char *path; bool readonly; const char *serial; } disk[VM_MAX_DISKS];
+	struct vm_disk_config {
+		const char *path;
+		bool readonly;
+		const char *serial;
+		bool root_device;     /* the API's is_root_device: informational (the guest's cmdline picks its root) */
+	} disk[VM_MAX_DISKS];
 	unsigned nnets;           /* virtio-net devices on PCI, one per --net spec (net/net_opts.h) */
 	const char *net[VM_MAX_NETS];
 	uint64_t vsock_cid;       /* > 0: virtio-vsock with this guest CID, host side under vsock_path */
@@ -108,6 +113,8 @@ int vm_add_mmio(struct vm *vm, uint64_t addr, uint64_t len, io_handler_fn fn, vo
 int vm_start(struct vm *vm, vt_err *err);
 /* Ask every vCPU to stop; the first reason recorded wins. Safe from any thread. */
 void vm_request_stop(struct vm *vm, enum vm_exit why);
+/* Make every vCPU leave KVM_RUN (after setting the flag that tells it why). */
+void vm_kick_vcpus(struct vm *vm);
 /* Pause: every vCPU stops at its next exit and waits; returns once all wait (devices keep running: queued
  * I/O completes, a pause does not lose it). Idempotent. Resume lets them go on. One controlling thread
  * calls these (the VMM's main thread); a stop wakes a paused VM to end it. */

@@ -10,8 +10,4 @@ for t in build-asan/tests/kvm/test_*; do
 done
 KVM_SMP_RUNS=10 VIRTUS=build-asan/virtus VSOCK_TOOL=/work/vsock bash tests/kvm/cli.sh | sed -E "s/^(not ok|ok) ([0-9]+) - /\1 \2 - cli.sh: /"
 VIRTUS=build-asan/virtus bash tests/kvm/manage.sh | sed -E "s/^(not ok|ok) ([0-9]+) - /\1 \2 - manage.sh: /"
-# Again with the release build: an AddressSanitizer build's seccomp filters only log (vmm/sandbox.h), this
-# one's stop the VMM on a call its lists lack.
-VIRTUS=build/virtus GUESTS=build-asan/tests/kvm/guests bash tests/kvm/manage.sh |
-	sed -E "s/^(not ok|ok) ([0-9]+) - /\1 \2 - manage.sh (release build, seccomp enforced): /"
 echo "kvm-bed: done"

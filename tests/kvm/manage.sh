@@ -145,6 +145,23 @@ if [ $rc -eq 1 ] && echo "$out" | grep -q 'PCI devices' && [ ! -e "$tmp/snap6" ]
 else not_ok "snapshot with PCI" "status $rc: $out"; fi
 v vm kill t6
 
+# A VM configured and started through the API (Firecracker's way): --api-socket without --kernel.
+out=$(v vm run -d --name pre --api-socket "$tmp/pre.sock" 2>&1); rc=$?
+v vm api pre PUT /boot-source "{\"kernel_image_path\":\"$PWD/$G/tick.elf\"}" >/dev/null &&
+	v vm api pre PUT /machine-config '{"vcpu_count":2,"mem_size_mib":32}' >/dev/null
+cfg_rc=$?
+v vm api pre PUT /actions '{"action_type":"InstanceStart"}' >"$tmp/start.out" 2>&1; start_rc=$?
+state=$(v vm api pre GET / | sed -n 's/.*"state": *"\([A-Za-z ]*\)".*/\1/p')
+if [ $rc -eq 0 ] && [ $cfg_rc -eq 0 ] && [ $start_rc -eq 0 ] && [ "$state" = Running ] && wait_for 20 grows pre; then
+	ok "configured through the API, InstanceStart starts the VM (state Running, console grows)"
+else not_ok "pre-boot start" "run $rc, configure $cfg_rc, start $start_rc: $(cat "$tmp/start.out")" "state '$state'"; fi
+v vm info pre >"$tmp/info"
+if grep -q '^vcpus: *2' "$tmp/info" && grep -q '^memory: *32 MiB' "$tmp/info"; then ok "the started VM has the configured 2 vCPUs and 32 MiB"; else not_ok "pre-boot shape" "$(cat "$tmp/info")"; fi
+out=$(v vm api pre PUT /actions '{"action_type":"InstanceStart"}' 2>&1); rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q 'already running'; then ok "a second InstanceStart: 400, already running"; else not_ok "second InstanceStart" "status $rc: $out"; fi
+v vm kill pre
+if [ ! -e "$tmp/pre.sock" ] && [ ! -e "$VIRTUS_VM_RUN_DIR/pre" ]; then ok "the API-started VM killed: nothing left"; else not_ok "pre left" "$(ls -la "$tmp/pre.sock" "$VIRTUS_VM_RUN_DIR/pre" 2>&1)"; fi
+
 # A foreground VM serves the API too: on --api-socket; a Kill through it ends the run with status 130.
 sleep 30 | "$VIRTUS" vm run --name fg --api-socket "$tmp/fg.sock" --kernel "$G/tick.elf" >"$tmp/fg.out" 2>&1 & fgpid=$!
 wait_for 20 test -S "$tmp/fg.sock"

@@ -26,6 +26,7 @@
 
 #include "devices/virtio/pci.h"
 #include "lib/iov.h"
+#include "lib/unixsock.h"
 #include "lib/util.h"
 
 #define VSOCK_QUEUE_SIZE   256
@@ -802,46 +803,13 @@ int vsock_check_path(const char *path, vt_err *err)
 	return 0;
 }
 
-/* PATH may be replaced only if it is a socket nobody listens on (left by a crashed run). */
-static int clear_stale_socket(const char *path, const struct sockaddr_un *sa, vt_err *err)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : vt_fail_errno(err, errno, "--vsock: %s", path);
-	if (!S_ISSOCK(st.st_mode))
-		return vt_fail(err, "--vsock: %s exists and is not a socket; not touching it", path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return vt_fail_errno(err, errno, "--vsock: socket");
-	int rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	int e = errno;
-	close(fd);
-	if (rc == 0)
-		return vt_fail(err, "--vsock: %s is in use by a running program", path);
-	if (e != ECONNREFUSED)
-		return vt_fail_errno(err, e, "--vsock: %s", path);
-	if (unlink(path) < 0)
-		return vt_fail_errno(err, errno, "--vsock: removing stale socket %s", path);
-	return 0;
-}
-
+/* PATH may be replaced only if it is a socket nobody listens on (left by a crashed run): lib/unixsock. */
 static int vsock_listen(struct vsock *v, vt_err *err)
 {
-	struct sockaddr_un sa;
-	if (vsock_check_path(v->path, err) < 0 || unix_addr(&sa, v->path, 0, false) < 0)
+	if (vsock_check_path(v->path, err) < 0)
 		return -1;
-	if (clear_stale_socket(v->path, &sa, err) < 0)
-		return -1;
-	v->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (v->listen_fd < 0)
-		return vt_fail_errno(err, errno, "--vsock: socket");
-	if (bind(v->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return vt_fail_errno(err, errno, "--vsock: binding %s", v->path);
-	if (chmod(v->path, 0600) < 0 || listen(v->listen_fd, 64) < 0) {
-		vt_fail_errno(err, errno, "--vsock: %s", v->path);
-		unlink(v->path);
-		return -1;
-	}
+	if ((v->listen_fd = unix_listen(v->path, 64, err)) < 0)
+		return vt_err_prefix(err, "--vsock");
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
 	if (epoll_ctl(v->epfd, EPOLL_CTL_ADD, v->listen_fd, &ev) < 0) {
 		vt_fail_errno(err, errno, "--vsock: epoll");
