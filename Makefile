@@ -37,7 +37,8 @@ LDLIBS  += -lpthread
 LIB_SRC  := $(wildcard src/lib/*.c)
 VMM_SRC  := $(wildcard src/vmm/*.c src/vmm/boot/*.c src/vmm/state/*.c src/devices/*.c src/devices/virtio/*.c src/block/*.c src/net/*.c src/api/*.c)
 RT_SRC   := $(filter-out src/runtime/main.c,$(wildcard src/runtime/*.c))
-CTR_SRC  := $(wildcard src/image/*.c src/container/*.c src/isolation/*.c)
+# (a VM-isolated container's VMM is a managed VM: isolation/vmbox.c cleans its directory, cli/vm_state.c)
+CTR_SRC  := $(wildcard src/image/*.c src/container/*.c src/isolation/*.c) src/cli/vm_state.c
 # The image, build and container commands (and the libraries only they need: libarchive, libcrypto,
 # libnftables and theirs) live in a shared object that virtus dlopen()s on the first such command: linked into
 # virtus itself, those libraries cost every `virtus vm run` ~15 ms of start-up on this kind of host.

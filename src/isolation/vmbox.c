@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "isolation/vmbox.h"
+#include "cli/vm_state.h"
 #include "lib/util.h"
 
 #define FS_SOCKET "fs.sock"
@@ -241,8 +242,8 @@ static pid_t start_vmm(const struct vmbox_config *c, const struct vmbox *b, cons
 		 c->cmdline_extra ? c->cmdline_extra : "");
 	char *argv[32] = { "virtus", "vm", "run", "--kernel", kernel, "--initrd", initrd, "--cmdline", cmdline,
 			   "--cpus", cpus, "--memory", mem, "--console", console, "--vsock", vsock,
-			   "--fs", fs };
-	unsigned n = 19;
+			   "--fs", fs, "--name", (char *)b->vm_name };
+	unsigned n = 21;
 	if (c->net) {
 		argv[n++] = "--net";
 		argv[n++] = (char *)c->net;
@@ -255,6 +256,7 @@ int vmbox_start(const struct vmbox_config *c, struct vmbox *b, vt_err *err)
 {
 	*b = (struct vmbox){ .vmm = -1, .fsd = -1 };
 	char fs_path[PATH_MAX];
+	snprintf(b->vm_name, sizeof(b->vm_name), "ctr-%.12s", c->name);
 	if (make_dir(b, c->name, err))
 		return -1;
 	cleanup_close int lfd = listen_fs(b, fs_path, err);
@@ -277,10 +279,21 @@ static int end(pid_t *pid)
 	return ws;
 }
 
+/* The VMM's own directory under the VM run root (`virtus vm ls` shows the container's VM): it removes it at
+ * a clean exit, not after SIGKILL. */
+static void remove_vm_state(const struct vmbox *b)
+{
+	struct vm_state st;
+	vt_err ignored;
+	if (*b->vm_name && vm_state_load(b->vm_name, &st, &ignored) == 0 && !vm_state_alive(&st))
+		vm_state_remove(&st);
+}
+
 int vmbox_stop(struct vmbox *b)
 {
 	int ws = end(&b->vmm);
 	end(&b->fsd);
+	remove_vm_state(b);
 	if (*b->dir) {
 		char path[PATH_MAX + 16];
 		snprintf(path, sizeof(path), "%s/%s", b->dir, FS_SOCKET);

@@ -50,6 +50,7 @@ struct vmbox {
 	pid_t vmm, fsd;
 	char dir[PATH_MAX];       /* the socket directory */
 	char vsock[PATH_MAX];     /* the agent's vsock socket (CONNECT AGENT_VSOCK_PORT) */
+	char vm_name[24];         /* the VMM's --name: ctr-<first 12 of the container's name> */
 };
 
 /* The default guest's kernel and the agent's initramfs: checked before anything starts. */

@@ -9,7 +9,7 @@ out=build-fuzz
 mkdir -p "$out/corpus-vsock"
 clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-o "$out/fuzz_vsock" tests/fuzz/fuzz_vsock.c src/devices/virtio/vsock.c src/lib/iov.c src/lib/util.c src/lib/err.c
+	-o "$out/fuzz_vsock" tests/fuzz/fuzz_vsock.c src/devices/virtio/vsock.c src/lib/iov.c src/lib/util.c src/lib/err.c src/lib/unixsock.c
 # Seeds: flags (15: plausible addresses, type, port 5000, len), nsegs-1, segment length codes, header bytes
 # (44: src_cid 3, dst_cid 2, ports, len, type 1, op, flags, buf_alloc 65536, fwd_cnt) and payload.
 hdr() { # hdr OP FLAGS: a 44-byte header from guest port 1 to host port 5000

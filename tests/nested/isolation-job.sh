@@ -6,8 +6,9 @@ limit=${ISO_LIMIT:-120}
 say() { echo "iso $*"; }
 mkdir -p "$VIRTUS_ROOT" && mount -t tmpfs tmpfs "$VIRTUS_ROOT"
 
-leftovers() { # what a finished container must not leave: VM socket dirs, helper processes, mounts
-	vmdirs=$(ls /run/virtus-vm 2>/dev/null | wc -l)
+leftovers() { # what a finished container must not leave: VM socket dirs, the VMM's own VM directory
+	# (virtus vm ls), helper processes, mounts
+	vmdirs=$(( $(ls /run/virtus-vm 2>/dev/null | wc -l) + $(ls /run/virtus-vms 2>/dev/null | wc -l) ))
 	procs=$(ps -o args | grep -c -e '^/usr/lib/qemu/virtiofsd' -e '^virtus vm run' -e '^virtiofsd')
 	mounts=$(grep -c -e "$VIRTUS_ROOT/containers" /proc/mounts)
 	echo "$vmdirs dirs, $procs processes, $mounts mounts"
@@ -60,6 +61,7 @@ wait_log iso1 started; say run2-started $?
 wait_log iso1 inet
 virtus logs iso1 | sed 's/^/iso run2-log /'
 say run2-ps "$(virtus ps | grep iso1 | grep -o -w -e vm -e container)"
+say run2-vmls "$(virtus vm ls | awk '$1 ~ /^ctr-/ { print $2 }')"
 say run2-diff "$(virtus diff iso1 | grep newfile)"
 virtus kill -s TERM iso1; say run2-kill-status $?
 i=0; while [ $i -lt 300 ] && virtus ps | grep -q iso1; do i=$((i + 1)); sleep 0.1; done
