@@ -129,8 +129,9 @@ $(B)/tests/kvm/%: $(B)/tests/kvm/%.o $(LIBVIRTUS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka $(LDLIBS)
 
 # The VM-isolation agent: static, PID 1 of a guest, so always plain flags (no sanitizer runtime in a static
-# PID 1), its own objects under $(B)/agent/, libraries linked statically.
-AGENT_SRC    := $(wildcard guest/agent/*.c) src/isolation/agent_json.c $(RT_SRC) $(LIB_SRC)
+# PID 1), its own objects under $(B)/agent/, libraries linked statically (without the socket URLs, whose
+# name lookup a static glibc cannot do).
+AGENT_SRC    := $(wildcard guest/agent/*.c) src/isolation/agent_json.c $(RT_SRC) $(filter-out src/lib/sock_url.c,$(LIB_SRC))
 AGENT_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP $(PKG_CFLAGS)
 $(B)/agent/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -3,8 +3,8 @@
 # Installed by `make install` as $(PREFIX)/share/bash-completion/completions/virtus.
 
 _virtus_vm_run_options="--kernel --initrd --cmdline --cpus --memory --console --console-device --rng --disk
-	--net --balloon --vsock --fs --ksm --seccomp --jail --jail-uid --jail-gid --stats --detach --name --api-socket --stop-timeout --restore --help"
-_virtus_vm_verbs="run probe ls info pause resume kill stop snapshot console logs api"
+	--net --balloon --vsock --fs --ksm --seccomp --jail --jail-uid --jail-gid --stats --detach --name --api-socket --stop-timeout --restore --incoming --help"
+_virtus_vm_verbs="run probe ls info pause resume kill stop snapshot migrate console logs api"
 
 _virtus_ctr_commands="run ps logs exec stop kill start rm pause unpause inspect diff commit"
 
@@ -36,7 +36,7 @@ _virtus() {
 	case "$sub" in
 	probe|ls) mapfile -t COMPREPLY < <(compgen -W "--help" -- "$cur") ;;
 	run) _virtus_vm_run "$cur" "$prev" ;;
-	info|pause|resume|kill|stop|snapshot|console|logs|api)
+	info|pause|resume|kill|stop|snapshot|migrate|console|logs|api)
 		# the first argument is a VM's name (info may take --json first)
 		if [ "$COMP_CWORD" -eq 3 ] || { [ "$sub" = info ] && [ "$prev" = --json ]; }; then
 			local names
@@ -59,7 +59,7 @@ _virtus_vm_run() {
 	--net) mapfile -t COMPREPLY < <(compgen -W "user tap=" -- "$cur"); return ;;
 	--seccomp) mapfile -t COMPREPLY < <(compgen -W "on off log" -- "$cur"); return ;;
 	--api-socket|--restore) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-	--cmdline|--cpus|--memory|--balloon|--vsock|--fs|--jail-uid|--jail-gid|--name|--stop-timeout) return ;;
+	--cmdline|--cpus|--memory|--balloon|--vsock|--fs|--jail-uid|--jail-gid|--name|--stop-timeout|--incoming) return ;;
 	esac
 	# shellcheck disable=SC2086
 	mapfile -t COMPREPLY < <(compgen -W "$(echo $_virtus_vm_run_options)" -- "$cur")

@@ -13,35 +13,20 @@
 #define MiB_SHIFT 20
 
 void preboot_init(struct preboot *p, struct vm_config *cfg, const char *id, const char *version,
-		  int (*start)(void *opaque, vt_err *err), void *start_opaque)
+		  int (*start)(void *opaque, vt_err *err),
+		  int (*load)(void *opaque, const char *state_path, const char *mem_path, bool resume, vt_err *err),
+		  void *start_opaque)
 {
 	memset(p, 0, sizeof(*p));
 	p->cfg = cfg;
 	p->id = id;
 	p->version = version;
 	p->start = start;
+	p->load = load;
 	p->start_opaque = start_opaque;
 }
 
 /* ---- Field readers: each one that fails has answered 400 naming the field -------------------------- */
-
-static bool int_field(json_object *o, const char *key, bool required, int64_t min, int64_t max, int64_t *out,
-		      struct api_reply *r)
-{
-	json_object *v;
-	if (!json_object_object_get_ex(o, key, &v)) {
-		if (required)
-			vm_api_fault(r, 400, "%s: missing; expected a whole number from %lld to %lld", key, (long long)min,
-				     (long long)max);
-		return !required;
-	}
-	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < min || json_object_get_int64(v) > max) {
-		vm_api_fault(r, 400, "%s: expected a whole number from %lld to %lld", key, (long long)min, (long long)max);
-		return false;
-	}
-	*out = json_object_get_int64(v);
-	return true;
-}
 
 static bool bool_field(json_object *o, const char *key, bool *out, struct api_reply *r)
 {
@@ -112,7 +97,8 @@ static void put_machine_config(struct preboot *p, json_object *o, struct api_rep
 	static const char *const known[] = { "vcpu_count", "mem_size_mib", "smt", "track_dirty_pages", "cpu_template", NULL };
 	int64_t cpus = p->cfg->ncpus, mib = (int64_t)(p->cfg->mem_size >> MiB_SHIFT);
 	bool smt = false, dirty = false;
-	if (!int_field(o, "vcpu_count", true, 1, 255, &cpus, r) || !int_field(o, "mem_size_mib", true, 4, 1 << 22, &mib, r) ||
+	if (!vm_api_int_field(o, "vcpu_count", true, 1, 255, &cpus, r) ||
+	    !vm_api_int_field(o, "mem_size_mib", true, 4, 1 << 22, &mib, r) ||
 	    !bool_field(o, "smt", &smt, r) || !bool_field(o, "track_dirty_pages", &dirty, r) ||
 	    !vm_api_only_fields(o, known, r))
 		return;
@@ -189,7 +175,7 @@ static void put_vsock(struct preboot *p, json_object *o, struct api_reply *r)
 	int64_t cid;
 	const char *uds = NULL;
 	vt_err err;
-	if (!int_field(o, "guest_cid", true, VSOCK_CID_MIN, (int64_t)VSOCK_CID_MAX, &cid, r) ||
+	if (!vm_api_int_field(o, "guest_cid", true, VSOCK_CID_MIN, (int64_t)VSOCK_CID_MAX, &cid, r) ||
 	    !(uds = vm_api_string_field(o, "uds_path", "the host socket's path", r)) || !vm_api_only_fields(o, known, r))
 		return;
 	if (vsock_check_path(uds, &err) < 0) {
@@ -207,8 +193,8 @@ static void put_balloon(struct preboot *p, json_object *o, struct api_reply *r)
 	static const char *const known[] = { "amount_mib", "deflate_on_oom", "stats_polling_interval_s", NULL };
 	int64_t mib, stats = VBALLOON_STATS_DEFAULT_SECONDS;
 	bool deflate = false;
-	if (!int_field(o, "amount_mib", true, 0, 1 << 22, &mib, r) || !bool_field(o, "deflate_on_oom", &deflate, r) ||
-	    !int_field(o, "stats_polling_interval_s", false, 0, 3600, &stats, r) || !vm_api_only_fields(o, known, r))
+	if (!vm_api_int_field(o, "amount_mib", true, 0, 1 << 22, &mib, r) || !bool_field(o, "deflate_on_oom", &deflate, r) ||
+	    !vm_api_int_field(o, "stats_polling_interval_s", false, 0, 3600, &stats, r) || !vm_api_only_fields(o, known, r))
 		return;
 	if (deflate) {
 		vm_api_fault(r, 400, "deflate_on_oom: not supported by virtus");
@@ -269,6 +255,53 @@ static void put_actions(struct preboot *p, json_object *o, struct api_reply *r)
 	r->status = 204;
 }
 
+/* Firecracker's LoadSnapshot: {"snapshot_path", "mem_backend": {"backend_path", "backend_type": "File"} (or
+ * the older "mem_file_path"), "enable_diff_snapshots": false, "resume_vm"}. The devices are the snapshot's,
+ * but a kind configured here (drives, network interfaces, vsock) replaces the snapshot's host side. */
+static void put_snapshot_load(struct preboot *p, json_object *o, struct api_reply *r)
+{
+	static const char *const known[] = { "snapshot_path", "mem_backend", "mem_file_path", "enable_diff_snapshots",
+					     "resume_vm", "network_overrides", NULL };
+	static const char *const backend_known[] = { "backend_path", "backend_type", NULL };
+	const char *state = vm_api_string_field(o, "snapshot_path", "the state file's path", r), *mem = NULL, *type = NULL;
+	json_object *backend = NULL;
+	bool diff = false, resume = false;
+	vt_err err;
+	if (!state || !vm_api_only_fields(o, known, r) || !bool_field(o, "enable_diff_snapshots", &diff, r) ||
+	    !bool_field(o, "resume_vm", &resume, r))
+		return;
+	if (json_object_object_get_ex(o, "network_overrides", NULL)) {
+		vm_api_fault(r, 400, "network_overrides: not supported (PUT /network-interfaces/ID first instead)");
+		return;
+	}
+	if (json_object_object_get_ex(o, "mem_backend", &backend)) {
+		if (!json_object_is_type(backend, json_type_object)) {
+			vm_api_fault(r, 400, "mem_backend: must be an object");
+			return;
+		}
+		if (!(mem = vm_api_string_field(backend, "backend_path", "the memory file's path", r)) ||
+		    !vm_api_optional_string(backend, "backend_type", &type, r) || !vm_api_only_fields(backend, backend_known, r))
+			return;
+		if (type && strcmp(type, "File")) {
+			vm_api_fault(r, 400, "mem_backend.backend_type: '%s' is not supported (only \"File\")", type);
+			return;
+		}
+	} else if (!(mem = vm_api_string_field(o, "mem_file_path", "the memory file's path (or mem_backend)", r))) {
+		return;
+	}
+	if (diff) {
+		vm_api_fault(r, 400, "enable_diff_snapshots: not supported by virtus");
+		return;
+	}
+	apply_lists(p);
+	if (p->load(p->start_opaque, state, mem, resume, &err) < 0) {
+		vm_api_fault(r, 400, "PUT /snapshot/load: %s", err.msg);
+		return;
+	}
+	p->started = true;
+	r->status = 204;
+}
+
 static void get_instance_info(struct preboot *p, struct api_reply *r)
 {
 	json_object *o = json_object_new_object();
@@ -300,7 +333,7 @@ void preboot_handle(void *opaque, const struct api_request *req, struct api_repl
 	}
 	bool put = !strcmp(req->method, "PUT");
 	const char *path = req->path;
-	if (!put || (!vm_api_pre_boot_resource(path) && strcmp(path, "/actions"))) {
+	if (!put || (!vm_api_pre_boot_resource(path) && strcmp(path, "/actions") && strcmp(path, "/snapshot/load"))) {
 		vm_api_fault(r, !strcmp(path, "/vm") || !strcmp(path, "/snapshot/create") ? 400 : 404,
 			     "%s %s: not available before the microVM starts", req->method, path);
 		return;
@@ -322,6 +355,8 @@ void preboot_handle(void *opaque, const struct api_request *req, struct api_repl
 		put_balloon(p, o, r);
 	else if (!strcmp(path, "/actions"))
 		put_actions(p, o, r);
+	else if (!strcmp(path, "/snapshot/load"))
+		put_snapshot_load(p, o, r);
 	else
 		vm_api_fault(r, 400, "%s: not supported by virtus", path);
 	json_object_put(o);

@@ -2,14 +2,19 @@
  * {"fault_message": "..."} naming what was wrong, as Firecracker answers. */
 #include "api/vm_api.h"
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include "api/vm_devices.h"
+#include "lib/sock_url.h"
 #include "lib/util.h"
 #include "vmm/state/snapshot.h"
 
@@ -242,6 +247,24 @@ static void put_actions(struct vm_api *a, const struct api_request *req, struct 
 	json_object_put(o);
 }
 
+bool vm_api_int_field(json_object *o, const char *key, bool required, int64_t min, int64_t max, int64_t *out,
+		      struct api_reply *r)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(o, key, &v)) {
+		if (required)
+			vm_api_fault(r, 400, "%s: missing; expected a whole number from %lld to %lld", key, (long long)min,
+				     (long long)max);
+		return !required;
+	}
+	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < min || json_object_get_int64(v) > max) {
+		vm_api_fault(r, 400, "%s: expected a whole number from %lld to %lld", key, (long long)min, (long long)max);
+		return false;
+	}
+	*out = json_object_get_int64(v);
+	return true;
+}
+
 /* The string member key of o if present (NULL if absent); false after answering 400 for a wrong type. */
 bool vm_api_optional_string(json_object *o, const char *key, const char **out, struct api_reply *r)
 {
@@ -265,6 +288,7 @@ static void put_snapshot_create(struct vm_api *a, const struct api_request *req,
 	if (!o)
 		return;
 	const char *state = vm_api_string_field(o, "snapshot_path", "a path for the state file", r), *mem = NULL, *type = NULL;
+	char *config = NULL;
 	vt_err err;
 	if (!state || !(mem = vm_api_string_field(o, "mem_file_path", "a path for the memory file", r)) ||
 	    !vm_api_optional_string(o, "snapshot_type", &type, r) || !vm_api_only_fields(o, known, r)) {
@@ -275,9 +299,149 @@ static void put_snapshot_create(struct vm_api *a, const struct api_request *req,
 		vm_api_fault(r, 400, "the VM must be paused first (PATCH /vm {\"state\": \"Paused\"})");
 	} else if (vm_snapshot_supported(a->vm, &err) < 0) {
 		vm_api_fault(r, 400, "%s", err.msg);
-	} else if (vm_snapshot_save(a->vm, state, mem, &err) < 0) {
+	} else if (!(config = vm_devices_to_json(a->cfg))) {
+		vm_api_fault(r, 500, "out of memory");
+	} else if (vm_snapshot_save(a->vm, state, mem, config, &err) < 0) {
 		vm_api_fault(r, strstr(err.msg, "cannot create") ? 400 : 500, "%s", err.msg);
 	} else {
+		r->status = 204;
+	}
+	free(config);
+	json_object_put(o);
+}
+
+/* ---- Migration (a virtus extension in Firecracker's style) ----------------------------------------------- */
+
+#define MIGRATION_CONNECT_MS 10000
+#define MIGRATION_SEND_TIMEOUT_S 30
+
+/* A destination that stops reading fails the migration instead of holding the VMM's control loop. */
+static int connect_destination(const char *url, vt_err *err)
+{
+	int fd = sock_url_connect(url, MIGRATION_CONNECT_MS, true, err);
+	struct timeval tv = { .tv_sec = MIGRATION_SEND_TIMEOUT_S };
+	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+		close(fd);
+		return vt_fail_errno(err, errno, "the connection to %s", url);
+	}
+	return fd;
+}
+
+static bool migration_running(const struct vm_api *a)
+{
+	struct migration_progress p;
+	if (!a->migration)
+		return false;
+	migration_out_progress(a->migration, &p);
+	return p.phase == MIGRATION_ACTIVE || p.phase == MIGRATION_COMPLETED;
+}
+
+/* {"destination_url": "tcp:ADDR:PORT" | "unix:PATH", "downtime_ms": 300}: starts sending; GET /migrate follows. */
+static void put_migrate(struct vm_api *a, const struct api_request *req, struct api_reply *r)
+{
+	static const char *const known[] = { "destination_url", "downtime_ms", NULL };
+	json_object *o = vm_api_parse_body(req, r);
+	if (!o)
+		return;
+	const char *url = vm_api_string_field(o, "destination_url", "tcp:ADDR:PORT or unix:PATH", r);
+	int64_t downtime = MIGRATION_DEFAULT_DOWNTIME_MS;
+	char *config = NULL;
+	vt_err err;
+	int fd;
+	if (!url || !vm_api_int_field(o, "downtime_ms", false, 1, MIGRATION_MAX_DOWNTIME_MS, &downtime, r) ||
+	    !vm_api_only_fields(o, known, r)) {
+		/* answered */
+	} else if (strlen(url) >= sizeof(a->migration_url)) {
+		vm_api_fault(r, 400, "destination_url: longer than %zu bytes", sizeof(a->migration_url) - 1);
+	} else if (__atomic_load_n(&a->vm->stopping, __ATOMIC_SEQ_CST)) {
+		vm_api_fault(r, 400, "the VM is stopping");
+	} else if (migration_running(a)) {
+		vm_api_fault(r, 409, "a migration is already running (GET /migrate)");
+	} else if (vm_snapshot_supported(a->vm, &err) < 0) {
+		vm_api_fault(r, 400, "this VM cannot be migrated: %s", err.msg);
+	} else if (!(config = vm_devices_to_json(a->cfg))) {
+		vm_api_fault(r, 500, "out of memory");
+	} else if ((fd = connect_destination(url, &err)) < 0) {
+		vm_api_fault(r, 400, "destination_url: %s", err.msg);
+	} else {
+		migration_out_free(a->migration);
+		a->migration = NULL;
+		a->migration_end_reported = false;
+		if (migration_out_start(a->vm, fd, (unsigned)downtime, config, &a->migration, &err) < 0) {
+			vm_api_fault(r, 500, "%s", err.msg);
+		} else {
+			snprintf(a->migration_url, sizeof(a->migration_url), "%s", url);
+			r->status = 204;
+		}
+	}
+	free(config);
+	json_object_put(o);
+}
+
+static void add_mib(json_object *o, const char *key, uint64_t bytes)
+{
+	char text[32]; /* one decimal, as written: a double would print 75.599999999999994 */
+	double mib = (double)(bytes * 10 / MiB) / 10;
+	snprintf(text, sizeof(text), "%.1f", mib);
+	json_object_object_add(o, key, json_object_new_double_s(mib, text));
+}
+
+static void get_migrate(struct vm_api *a, struct api_reply *r)
+{
+	struct migration_progress p = { .phase = MIGRATION_NONE };
+	json_object *o = json_object_new_object();
+	if (a->migration)
+		migration_out_progress(a->migration, &p);
+	json_object_object_add(o, "state", json_object_new_string(migration_phase_name(p.phase)));
+	if (p.phase != MIGRATION_NONE) {
+		json_object_object_add(o, "destination_url", json_object_new_string(a->migration_url));
+		json_object_object_add(o, "pass", json_object_new_int((int)p.pass));
+		add_mib(o, "ram_mib", p.ram_bytes);
+		add_mib(o, "sent_mib", p.sent_bytes);
+		add_mib(o, "remaining_mib", p.remaining_bytes);
+		add_mib(o, "dirty_mib_per_s", p.dirty_bytes_s);
+		add_mib(o, "bandwidth_mib_per_s", p.bandwidth_bytes_s);
+		json_object_object_add(o, "total_ms", json_object_new_int64((int64_t)p.total_ms));
+	}
+	if (p.phase == MIGRATION_COMPLETED)
+		json_object_object_add(o, "downtime_ms", json_object_new_int64((int64_t)p.downtime_ms));
+	if (p.phase == MIGRATION_FAILED)
+		json_object_object_add(o, "error", json_object_new_string(p.error));
+	if (p.phase == MIGRATION_COMPLETED || p.phase == MIGRATION_FAILED)
+		a->migration_end_reported = true;
+	vm_api_reply_json(r, 200, o);
+}
+
+/* ---- A VMM waiting for a migration ------------------------------------------------------------------------ */
+
+void vm_api_waiting_handle(void *opaque, const struct api_request *req, struct api_reply *r)
+{
+	struct vm_api_waiting *w = opaque;
+	if (vm_api_is(req, "GET", "/")) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "app_name", json_object_new_string("virtus"));
+		json_object_object_add(o, "id", json_object_new_string(w->id));
+		json_object_object_add(o, "state", json_object_new_string("Waiting for migration"));
+		json_object_object_add(o, "vmm_version", json_object_new_string(w->version));
+		vm_api_reply_json(r, 200, o);
+		return;
+	}
+	if (!vm_api_is(req, "PUT", "/actions")) {
+		vm_api_fault(r, 400, "%s %s: the VM has not arrived yet (it waits for a migration on %s)", req->method,
+			     req->path, w->url);
+		return;
+	}
+	static const char *const known[] = { "action_type", NULL };
+	json_object *o = vm_api_parse_body(req, r);
+	if (!o)
+		return;
+	const char *action = vm_api_string_field(o, "action_type", "\"Kill\"", r);
+	if (!action || !vm_api_only_fields(o, known, r)) {
+		/* answered */
+	} else if (strcmp(action, "Kill")) {
+		vm_api_fault(r, 400, "action_type %s: the VM has not arrived yet; only Kill ends the wait", action);
+	} else {
+		w->killed = true;
 		r->status = 204;
 	}
 	json_object_put(o);
@@ -309,6 +473,7 @@ static bool known_path(const char *path)
 {
 	return !strcmp(path, "/") || !strcmp(path, "/vm") || !strcmp(path, "/vm/config") ||
 	       !strcmp(path, "/actions") || !strcmp(path, "/snapshot/create") || !strcmp(path, "/snapshot/load") ||
+	       !strcmp(path, "/migrate") ||
 	       vm_api_pre_boot_resource(path);
 }
 
@@ -327,6 +492,10 @@ void vm_api_handle(void *opaque, const struct api_request *req, struct api_reply
 		put_actions(a, req, r);
 	else if (vm_api_is(req, "PUT", "/snapshot/create"))
 		put_snapshot_create(a, req, r);
+	else if (vm_api_is(req, "PUT", "/migrate"))
+		put_migrate(a, req, r);
+	else if (vm_api_is(req, "GET", "/migrate"))
+		get_migrate(a, r);
 	else if (vm_api_is(req, "PUT", "/snapshot/load"))
 		vm_api_fault(r, 400, "PUT /snapshot/load: the microVM is already running (restore with virtus vm run --restore DIR)");
 	else if ((!strcmp(req->method, "PUT") || !strcmp(req->method, "PATCH")) && vm_api_pre_boot_resource(req->path))

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "api/http.h"
+#include "vmm/state/migration.h"
 #include "vmm/vm.h"
 
 struct vm_api {
@@ -15,10 +16,23 @@ struct vm_api {
 	const char *id;              /* its name */
 	const char *version;         /* virtus's version */
 	long long started;           /* wall clock, seconds */
+	/* PUT /migrate: the running or last migration (the control loop steps it), where it goes, and whether
+	 * GET /migrate has told a client how it ended (a completed source ends once it has, or soon after) */
+	struct migration_out *migration;
+	char migration_url[160];
+	bool migration_end_reported;
 };
 
 /* An api_handler_fn; opaque is a struct vm_api. */
 void vm_api_handle(void *opaque, const struct api_request *req, struct api_reply *reply);
+
+/* A VMM waiting for a migration (vm run --incoming): GET / says so ("Waiting for migration"), PUT /actions
+ * Kill ends the wait, anything else is refused until the VM has arrived. An api_handler_fn. */
+struct vm_api_waiting {
+	const char *id, *version, *url;
+	bool killed;
+};
+void vm_api_waiting_handle(void *opaque, const struct api_request *req, struct api_reply *reply);
 
 /* "Running", "Paused" or "Stopping". */
 const char *vm_api_state(struct vm *vm);
@@ -33,6 +47,9 @@ void vm_api_fault(struct api_reply *r, int status, const char *fmt, ...);
 json_object *vm_api_parse_body(const struct api_request *req, struct api_reply *r); /* an object, or NULL */
 const char *vm_api_string_field(json_object *o, const char *key, const char *expected, struct api_reply *r);
 bool vm_api_optional_string(json_object *o, const char *key, const char **out, struct api_reply *r);
+/* The integer member key in [min, max] (absent: fine unless required, *out untouched). */
+bool vm_api_int_field(json_object *o, const char *key, bool required, int64_t min, int64_t max, int64_t *out,
+		      struct api_reply *r);
 bool vm_api_only_fields(json_object *o, const char *const *known, struct api_reply *r);
 bool vm_api_is(const struct api_request *req, const char *method, const char *path);
 /* Firecracker's pre-boot resources: /boot-source, /machine-config, /drives/ID, ... */

@@ -27,6 +27,7 @@ struct blk {
 	unsigned pool_threads;
 	unsigned inflight;            /* submitted, callback not yet run */
 	char serial[BLK_SERIAL_MAX + 1];
+	char *path;                   /* for messages */
 	const struct blk_engine_ops *ops;
 	void *engine;                 /* engine-private state */
 	struct blk_fifo immediate;    /* decided at submit (invalid, empty): completed at the next poll */

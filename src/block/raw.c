@@ -160,6 +160,7 @@ static void blk_free(struct blk *b)
 	if (b->efd >= 0)
 		close(b->efd);
 	free(b->zeroes);
+	free(b->path);
 	free(b);
 }
 
@@ -175,7 +176,9 @@ static int open_image(struct blk *b, const char *path, const struct blk_opts *o,
 	struct stat st;
 	if (fstat(b->fd, &st) < 0)
 		return vt_fail_errno(err, errno, "%s: cannot stat", path);
-	if (check_file_type(path, &st, err) < 0 || lock_image(b->fd, path, o->readonly, err) < 0)
+	if (!(b->path = strdup(path)))
+		return vt_fail_errno(err, ENOMEM, "%s", path);
+	if (check_file_type(path, &st, err) < 0 || (!o->defer_lock && lock_image(b->fd, path, o->readonly, err) < 0))
 		return -1;
 	int fl = fcntl(b->fd, F_GETFL);
 	if (fl < 0 || fcntl(b->fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
@@ -217,6 +220,19 @@ int blk_open(const char *path, bool readonly, struct blk **out, vt_err *err)
 {
 	struct blk_opts o = { .readonly = readonly };
 	return blk_open_opts(path, &o, out, err);
+}
+
+int blk_lock(struct blk *b, vt_err *err)
+{
+	return lock_image(b->fd, b->path, b->readonly, err);
+}
+
+void blk_unlock(struct blk *b)
+{
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+	if (fcntl(b->fd, F_OFD_SETLK, &fl) < 0) {
+		/* only for a bad fd: nothing is held then */
+	}
 }
 
 void blk_close(struct blk *b)

@@ -59,12 +59,18 @@ struct blk_opts {
 	const char *serial;           /* NULL: derived from the image's device and inode */
 	unsigned queue_depth;         /* 0: 128 */
 	unsigned pool_threads;        /* 0: 4 */
+	bool defer_lock;              /* no lock until blk_lock: a migration's destination, while the source has it */
 };
 
 /* Open a raw image file (regular files only) and take an advisory lock on it: exclusive for read-write,
  * shared for read-only, so two VMMs never write one image. */
 int blk_open(const char *path, bool readonly, struct blk **out, vt_err *err);
 int blk_open_opts(const char *path, const struct blk_opts *opts, struct blk **out, vt_err *err);
+
+/* Take the advisory lock (after defer_lock or blk_unlock), or give it up: a migration hands an image from
+ * the source to the destination. */
+int blk_lock(struct blk *b, vt_err *err);
+void blk_unlock(struct blk *b);
 
 /* Wait for every request in flight, run their callbacks, then release everything. NULL is fine. */
 void blk_close(struct blk *b);

@@ -137,7 +137,32 @@ static void deliver(struct vm *vm, struct pending_input *p)
 	p->len -= sent;
 }
 
-enum { P_STOP, P_SIG, P_API, P_IN, P_HUB_OUT, P_HUB_LISTEN, P_HUB_CLIENT, P_COUNT };
+enum { P_STOP, P_SIG, P_API, P_IN, P_HUB_OUT, P_HUB_LISTEN, P_HUB_CLIENT, P_MIGRATION, P_COUNT };
+
+static struct migration_out *active_migration(const struct vm_control *c)
+{
+	struct migration_progress p;
+	if (!c->api_ctx || !c->api_ctx->migration)
+		return NULL;
+	migration_out_progress(c->api_ctx->migration, &p);
+	return p.phase == MIGRATION_ACTIVE ? c->api_ctx->migration : NULL;
+}
+
+/* A migration went as far as it could this step. Completed: the guest runs at the destination; this VMM
+ * ends once a client has read the outcome (or MIGRATED_LINGER_MS later). */
+static void migration_stepped(struct vm_control *c, uint64_t *migrated_ns)
+{
+	struct migration_progress p;
+	migration_out_progress(c->api_ctx->migration, &p);
+	if (p.phase == MIGRATION_COMPLETED && !*migrated_ns) {
+		fprintf(stderr, "virtus: migrated to %s (%llu ms, %llu ms paused)\n", c->api_ctx->migration_url,
+			(unsigned long long)p.total_ms, (unsigned long long)p.downtime_ms);
+		*migrated_ns = now_ns();
+	} else if (p.phase == MIGRATION_FAILED) {
+		fprintf(stderr, "virtus: migration to %s failed, the VM goes on here: %s\n", c->api_ctx->migration_url,
+			p.error);
+	}
+}
 
 static void fill_pollset(const struct vm_control *c, const struct pending_input *p, struct pollfd *fds)
 {
@@ -150,6 +175,8 @@ static void fill_pollset(const struct vm_control *c, const struct pending_input 
 	fds[P_HUB_OUT] = (struct pollfd){ .fd = h ? h->out_rd : -1, .events = POLLIN };
 	fds[P_HUB_LISTEN] = (struct pollfd){ .fd = h ? h->listen_fd : -1, .events = POLLIN };
 	fds[P_HUB_CLIENT] = (struct pollfd){ .fd = h && room ? h->client_fd : -1, .events = POLLIN };
+	struct migration_out *m = active_migration(c);
+	fds[P_MIGRATION] = (struct pollfd){ .fd = m ? migration_out_fd(m) : -1, .events = POLLOUT };
 }
 
 static int min_timeout(int a, int b)
@@ -157,11 +184,14 @@ static int min_timeout(int a, int b)
 	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
-static int poll_timeout(const struct vm_control *c, const struct pending_input *p, uint64_t stop_deadline_ns)
+static int poll_timeout(const struct vm_control *c, const struct pending_input *p, uint64_t stop_deadline_ns,
+			uint64_t migrated_ns)
 {
 	int t = c->api ? api_server_timeout_ms(c->api) : -1;
 	if (p->len)
 		t = min_timeout(t, RETRY_INPUT_MS);
+	if (migrated_ns)
+		t = min_timeout(t, 50); /* until a client has asked, or the linger is over */
 	if (stop_deadline_ns) {
 		uint64_t now = now_ns();
 		t = min_timeout(t, now >= stop_deadline_ns ? 0 : (int)((stop_deadline_ns - now) / 1000000 + 1));
@@ -213,10 +243,11 @@ void vm_control_loop(struct vm_control *c)
 	struct escape_state esc = { false };
 	struct pending_input pending = { .len = 0 };
 	uint64_t stop_deadline = 0; /* a graceful stop's, after SIGTERM */
+	uint64_t migrated = 0;      /* when a migration completed */
 	for (;;) {
 		struct pollfd fds[P_COUNT];
 		fill_pollset(c, &pending, fds);
-		if (poll(fds, P_COUNT, poll_timeout(c, &pending, stop_deadline)) < 0 && errno != EINTR) {
+		if (poll(fds, P_COUNT, poll_timeout(c, &pending, stop_deadline, migrated)) < 0 && errno != EINTR) {
 			vm_request_stop(c->vm, VM_EXIT_ERROR);
 			return;
 		}
@@ -230,6 +261,12 @@ void vm_control_loop(struct vm_control *c)
 		}
 		if (c->api)
 			api_server_dispatch(c->api); /* requests, and the timeouts of idle or half-sent connections */
+		if (fds[P_MIGRATION].revents && migration_out_step(c->api_ctx->migration))
+			migration_stepped(c, &migrated);
+		if (migrated && (c->api_ctx->migration_end_reported || now_ns() - migrated >= MIGRATED_LINGER_MS * 1000000ULL)) {
+			vm_request_stop(c->vm, VM_EXIT_POWEROFF);
+			return;
+		}
 		bool quit = false;
 		if (fds[P_IN].revents && !read_input(c->in_fd, &pending, c->escape_quits ? &esc : NULL, &quit))
 			c->in_fd = -1; /* end of input: keep running, stop listening */

@@ -1,6 +1,7 @@
 /* The VMM's control loop: the main thread of `virtus vm run` once the guest runs. It serves, in one
  * poll loop and never blocking on any of them: host signals, the foreground console's input, the VM API
- * (api/http.h), and a detached VM's console (its log and an attached `virtus vm console`). */
+ * (api/http.h), a migration the API started (a step each time its socket takes more), and a detached VM's
+ * console (its log and an attached `virtus vm console`). */
 #ifndef VIRTUS_CLI_VM_CONTROL_H
 #define VIRTUS_CLI_VM_CONTROL_H
 
@@ -9,6 +10,7 @@
 #include <stdint.h>
 
 #include "api/http.h"
+#include "api/vm_api.h"
 #include "vmm/vm.h"
 
 #define CONSOLE_LOG_MAX (1 << 20) /* console.log keeps its newer half beyond this */
@@ -35,8 +37,12 @@ struct vm_control {
 	bool escape_quits;          /* Ctrl-A x on in_fd stops the VM */
 	unsigned stop_timeout_s;    /* SIGTERM presses the power button and stops the VM this long after; 0: at once */
 	struct api_server *api;     /* NULL: no API */
+	struct vm_api *api_ctx;     /* its routes' state: a migration it started is stepped here */
 	struct console_hub *hub;    /* NULL: not detached */
 };
+
+/* How long a migrated VM's VMM waits for a client to learn the outcome (GET /migrate) before it ends. */
+#define MIGRATED_LINGER_MS 3000
 
 /* Run until the VM stops. SIGTERM asks the guest to power off (the ACPI power button) and stops the VM
  * stop_timeout_s later if it has not; a second SIGTERM, SIGINT, SIGHUP and SIGQUIT stop it at once. */

@@ -17,6 +17,7 @@
 #include "api/http.h"
 #include "cli/cli.h"
 #include "cli/vm_state.h"
+#include "lib/sock_url.h"
 #include "lib/termsafe.h"
 #include "lib/unixsock.h"
 #include "lib/util.h"
@@ -30,6 +31,7 @@ const char vm_manage_usage[] =
 	"       virtus vm pause NAME | resume NAME | kill NAME\n"
 	"       virtus vm stop [-t SECS] NAME\n"
 	"       virtus vm snapshot [--stop] NAME DIR\n"
+	"       virtus vm migrate [--downtime MS] NAME tcp:HOST:PORT|unix:PATH\n"
 	"       virtus vm console NAME\n"
 	"       virtus vm logs NAME\n"
 	"       virtus vm api NAME METHOD PATH [JSON]\n"
@@ -43,6 +45,11 @@ const char vm_manage_usage[] =
 	"  snapshot a checkpoint of the VM in the new directory DIR (its vCPUs, devices and memory: DIR/state,\n"
 	"           DIR/memory, where zero pages take no space); the VM is paused meanwhile and goes on after\n"
 	"           (--stop: ends); 'virtus vm run --restore DIR' continues it\n"
+	"  migrate  move the running VM, live, to a 'virtus vm run --incoming URL' waiting at URL (disks must be\n"
+	"           at the same paths there, or given to --incoming): memory is copied while the guest runs,\n"
+	"           then the guest pauses for at most about --downtime MS (default 300) while the rest and\n"
+	"           the device state move; progress on stderr. On success the VM ends here; on any failure\n"
+	"           it goes on here\n"
 	"  console  attach to a detached VM's console; Ctrl-A x detaches and leaves the VM running,\n"
 	"           Ctrl-A Ctrl-A sends Ctrl-A\n"
 	"  logs     what a detached VM's console printed (the latest 1 MiB at most)\n"
@@ -237,6 +244,90 @@ static long long file_blocks_bytes(const char *path)
 {
 	struct stat st;
 	return stat(path, &st) == 0 ? (long long)st.st_blocks * 512 : -1;
+}
+
+/* URL for the VMM, which runs elsewhere (its own working directory) and resolves no names. */
+static int migration_url(const char *arg, char *out, size_t len, vt_err *err)
+{
+	char cwd[PATH_MAX];
+	if (!strncmp(arg, "unix:", 5) && arg[5] && arg[5] != '/') {
+		if (!getcwd(cwd, sizeof(cwd)) || (size_t)snprintf(out, len, "unix:%s/%s", cwd, arg + 5) >= len)
+			return vt_fail(err, "'%s': its absolute path is too long", arg);
+	} else if (sock_url_resolve(arg, out, len, err) < 0) {
+		return -1;
+	}
+	if (strpbrk(out, "\"\\"))
+		return vt_fail(err, "'%s': quotes and backslashes cannot be sent", arg);
+	return 0;
+}
+
+static void print_migration(json_object *p, unsigned *shown_pass)
+{
+	unsigned pass = (unsigned)get_int(p, "pass");
+	if (pass == *shown_pass)
+		return;
+	*shown_pass = pass;
+	fprintf(stderr, "pass %u: %s of %s MiB sent; %s MiB dirty at the end of the last pass (dirtied at %s MiB/s, "
+			"sent at %s MiB/s)\n", pass, get_str(p, "sent_mib"), get_str(p, "ram_mib"),
+		get_str(p, "remaining_mib"), get_str(p, "dirty_mib_per_s"), get_str(p, "bandwidth_mib_per_s"));
+}
+
+/* Follow GET /migrate until the migration ends; its exit status. */
+static int follow_migration(const struct vm_state *st, const char *url)
+{
+	unsigned shown_pass = 0;
+	vt_err err;
+	for (;;) {
+		json_object *p = NULL;
+		if (vm_request(st, "GET", "/migrate", NULL, &p, &err) < 0)
+			return fprintf(stderr, "virtus: the VM's VMM stopped answering while migrating (%s); see 'virtus vm "
+					       "ls' here and at the destination\n", err.msg), 1;
+		const char *state = get_str(p, "state");
+		int rc = -1;
+		if (!strcmp(state, "completed")) {
+			printf("%s migrated to %s in %lld ms (paused %lld ms; %s MiB sent in %lld passes)\n", st->name, url,
+			       (long long)get_int(p, "total_ms"), (long long)get_int(p, "downtime_ms"), get_str(p, "sent_mib"),
+			       (long long)get_int(p, "pass"));
+			rc = 0;
+		} else if (!strcmp(state, "failed")) {
+			fprintf(stderr, "virtus: migrating %s to %s failed; it goes on here: %s\n", st->name, url,
+				get_str(p, "error"));
+			rc = 1;
+		} else {
+			print_migration(p, &shown_pass);
+		}
+		json_object_put(p);
+		if (rc >= 0)
+			return rc;
+		usleep(100000);
+	}
+}
+
+static int vm_migrate(int argc, char **argv)
+{
+	uint64_t downtime = 300;
+	int first = 1;
+	if (argc > 2 && !strcmp(argv[1], "--downtime")) {
+		if (parse_uint(argv[2], 1, 60000, &downtime) < 0)
+			return fprintf(stderr, "virtus vm migrate: --downtime wants milliseconds from 1 to 60000, got '%s'\n",
+				       argv[2]), EXIT_USAGE;
+		first = 3;
+	}
+	if (argc - first != 2)
+		return fprintf(stderr, "virtus vm migrate: expected [--downtime MS] NAME URL\n%s", vm_manage_usage), EXIT_USAGE;
+	struct vm_state st;
+	vt_err err;
+	char url[160], body[256];
+	char *name_only[] = { argv[0], argv[first] };
+	int rc = load_named(2, name_only, 1, &st);
+	if (rc >= 0)
+		return rc;
+	if (migration_url(argv[first + 1], url, sizeof(url), &err) < 0)
+		return fail("vm migrate", &err);
+	snprintf(body, sizeof(body), "{\"destination_url\":\"%s\",\"downtime_ms\":%llu}", url, (unsigned long long)downtime);
+	if (vm_request(&st, "PUT", "/migrate", body, NULL, &err) < 0)
+		return fail(NULL, &err);
+	return follow_migration(&st, argv[first + 1]);
 }
 
 /* Paused for the snapshot, then as it was (or killed with --stop); DIR is new and is removed on failure. */
@@ -478,6 +569,8 @@ int cmd_vm_manage(int argc, char **argv)
 		return vm_stop(argc, argv);
 	if (!strcmp(verb, "snapshot"))
 		return vm_snapshot(argc, argv);
+	if (!strcmp(verb, "migrate"))
+		return vm_migrate(argc, argv);
 	if (!strcmp(verb, "console"))
 		return vm_console(argc, argv);
 	if (!strcmp(verb, "logs"))

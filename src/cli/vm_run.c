@@ -9,22 +9,27 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "api/preboot.h"
 #include "api/vm_api.h"
+#include "api/vm_devices.h"
 #include "cli/cli.h"
 #include "cli/vm_control.h"
 #include "cli/vm_state.h"
 #include "devices/virtio/balloon.h"
+#include "lib/sock_url.h"
 #include "lib/util.h"
 #include "devices/virtio/vsock.h"
 #include "net/net_opts.h"
 #include "vmm/layout.h"
 #include "vmm/jail.h"
 #include "vmm/sandbox.h"
+#include "vmm/state/migration.h"
 #include "vmm/state/snapshot.h"
 
 #define DEFAULT_MEMORY (512 * MiB)
@@ -37,7 +42,7 @@ const char vm_run_usage[] =
 	"                     [--disk PATH[,ro][,id=NAME]]... [--net SPEC]... [--balloon SIZE[,stats=S]]\n"
 	"                     [--vsock CID,PATH] [--ksm] [--seccomp on|off|log] [--jail [--jail-uid N] [--jail-gid N]]\n"
 	"                     [--stats] [-d] [--name NAME] [--api-socket PATH] [--stop-timeout SECS]\n"
-	"                     [--restore DIR]\n"
+	"                     [--restore DIR | --incoming tcp:HOST:PORT|unix:PATH]\n"
 	"       virtus vm run -h|--help\n"
 	"\n"
 	"Boots a Linux bzImage or PVH ELF vmlinux (detected from the file). Without --kernel, boots the\n"
@@ -99,7 +104,11 @@ const char vm_run_usage[] =
 	"                   /boot-source, /machine-config, /drives/ID, ..., then PUT /actions InstanceStart)\n"
 	"  --restore DIR    continue the VM a snapshot holds ('virtus vm snapshot'): its vCPUs, memory (mapped\n"
 	"                   from DIR/memory, read as the guest touches it) and devices; --cpus and --memory, if\n"
-	"                   given, must be the snapshot's; no --kernel, --initrd, --cmdline or devices\n"
+	"                   given, must be the snapshot's; no --kernel, --initrd or --cmdline. Device options\n"
+	"                   replace the snapshot's of their kind (--disk, --net, --vsock: the host side may\n"
+	"                   differ); the devices must still be the snapshot's\n"
+	"  --incoming tcp:HOST:PORT|unix:PATH  wait there for a live migration ('virtus vm migrate') and run\n"
+	"                   the VM it brings; device options as for --restore (with -d: returns once listening)\n"
 	"  --stop-timeout SECS  SIGTERM presses the guest's ACPI power button and stops the VM SECS later if the\n"
 	"                   guest has not powered off by then (default 10; 0: SIGTERM stops the VM at once)\n"
 	"  -h, --help       print this help\n"
@@ -117,7 +126,10 @@ struct run_opts {
 	int ready_fd;               /* detached: the parent waits for a byte here, -1 otherwise */
 	unsigned stop_timeout_s;    /* --stop-timeout */
 	const char *restore_dir;    /* --restore */
+	const char *incoming;       /* --incoming URL */
+	struct vm_devices_store devstore; /* the devices a snapshot or migration describes */
 	bool preboot;               /* --api-socket without --kernel: configured and started through the API */
+	bool start_paused;          /* PUT /snapshot/load without resume_vm */
 	char restore_state[PATH_MAX], restore_mem[PATH_MAX];
 	bool cpus_given, memory_given;
 	enum sandbox_mode sandbox;
@@ -238,7 +250,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' },
 		{ "detach", no_argument, NULL, 'd' }, { "name", required_argument, NULL, 'A' },
 		{ "api-socket", required_argument, NULL, 'P' }, { "stop-timeout", required_argument, NULL, 'T' },
-		{ "restore", required_argument, NULL, 'R' }, { 0 },
+		{ "restore", required_argument, NULL, 'R' }, { "incoming", required_argument, NULL, 'I' }, { 0 },
 	};
 	uint64_t n;
 	struct net_opts net;
@@ -258,6 +270,11 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case 'R':
 			o->restore_dir = optarg;
+			break;
+		case 'I':
+			if (strncmp(optarg, "tcp:", 4) && strncmp(optarg, "unix:", 5))
+				return usage_error("--incoming '%s': expected tcp:HOST:PORT or unix:PATH", optarg);
+			o->incoming = optarg;
 			break;
 		case 'T':
 			if (parse_uint(optarg, 0, 3600, &n) < 0)
@@ -351,13 +368,14 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (o->cfg.balloon_size >= o->cfg.mem_size)
 		return usage_error("--balloon must be smaller than --memory (%s)", "guest RAM");
-	if (o->restore_dir && (o->cfg.kernel_path || o->cfg.initrd_path || o->cfg.cmdline))
-		return usage_error("--restore continues the snapshot's kernel: drop %s",
-				   o->cfg.kernel_path ? "--kernel" : o->cfg.initrd_path ? "--initrd" : "--cmdline");
-	if (o->restore_dir && (o->cfg.ndisks || o->cfg.nnets || o->cfg.vsock_cid || o->cfg.nfs || o->cfg.rng ||
-			       o->cfg.balloon_size || o->cfg.virtio_console))
-		return usage_error("--restore builds the snapshot's devices; drop the device options (%s)",
-				   "--disk, --net, --vsock, --fs, --rng, --balloon, --console-device");
+	const char *from = o->restore_dir ? "--restore" : o->incoming ? "--incoming" : NULL;
+	if (o->restore_dir && o->incoming)
+		return usage_error("--restore and --incoming both bring a VM: give one (%s)", "a snapshot or a migration");
+	if (from && (o->cfg.kernel_path || o->cfg.initrd_path || o->cfg.cmdline))
+		return fprintf(stderr, "virtus vm run: %s continues the source's kernel: drop %s\n", from,
+			       o->cfg.kernel_path ? "--kernel" : o->cfg.initrd_path ? "--initrd" : "--cmdline"), EXIT_USAGE;
+	if (from && o->cfg.nfs)
+		return fprintf(stderr, "virtus vm run: %s: virtio-fs (--fs) cannot be snapshotted or migrated\n", from), EXIT_USAGE;
 	if (o->detach && o->console)
 		return usage_error("-d keeps the console in the VM's log and on 'virtus vm console'; drop --console %s", o->console);
 	return -1; /* parsed: go on */
@@ -441,6 +459,7 @@ struct vm_session {
 	struct vm_api api_ctx;
 	struct api_server *api;
 	struct preboot preboot;     /* configured through the API (o->preboot) */
+	struct vm_api_waiting waiting; /* waiting for a migration (o->incoming) */
 	struct term_state term;
 	struct vm *vm;
 };
@@ -504,18 +523,61 @@ static int prepare_vm(struct run_opts *o, struct jail *jail, struct vm_session *
 	return 0;
 }
 
-/* Build and start the VM: once this returns 0 its vCPUs run. */
-static int launch_vm(struct run_opts *o, struct jail *jail, struct vm_session *s, vt_err *err)
+/* Start a VM prepare_vm built: once this returns 0 its vCPUs run. */
+static int start_prepared(struct run_opts *o, struct vm_session *s, vt_err *err)
 {
-	if (prepare_vm(o, jail, s, err) < 0)
-		return -1;
 	/* The kernel is in guest memory now: its file image (51 MB for the default vmlinux) would otherwise stay
 	 * resident for the VM's whole life. */
 	vm_preflight_free(o->pf);
 	o->cfg.kernel_data = NULL;
 	if (s->con.in_fd == STDIN_FILENO)
 		term_raw(&s->term, STDIN_FILENO);
+	if (o->start_paused)
+		vm_pause_at_start(s->vm);
 	return vm_start(s->vm, err);
+}
+
+/* Build and start the VM: once this returns 0 its vCPUs run. */
+static int launch_vm(struct run_opts *o, struct jail *jail, struct vm_session *s, vt_err *err)
+{
+	return prepare_vm(o, jail, s, err) < 0 ? -1 : start_prepared(o, s, err);
+}
+
+/* A VM from a snapshot or a migration: the machine is the source's, and what the command line says of it
+ * must agree; the devices the command line does not give are the source's (api/vm_devices.h). */
+static int adopt_machine(struct run_opts *o, const char *from, const struct snapshot_machine *m, const char *config,
+			 vt_err *err)
+{
+	if (o->cpus_given && o->cfg.ncpus != m->ncpus)
+		return vt_fail(err, "%s: the source VM has %u vCPUs, --cpus says %u", from, m->ncpus, o->cfg.ncpus);
+	if (o->memory_given && o->cfg.mem_size != m->mem_size)
+		return vt_fail(err, "%s: the source VM has %llu MiB, --memory says %llu MiB", from,
+			       (unsigned long long)(m->mem_size >> 20), (unsigned long long)(o->cfg.mem_size >> 20));
+	if (!m->ncpus || m->ncpus > MAX_CPUS || m->mem_size < VM_MIN_MEMORY || m->mem_size % 4096)
+		return vt_fail(err, "%s: the source VM's machine (%u vCPUs, %llu bytes) is not one virtus builds", from,
+			       m->ncpus, (unsigned long long)m->mem_size);
+	o->cfg.ncpus = m->ncpus;
+	o->cfg.mem_size = m->mem_size;
+	if (vm_devices_from_json(config, &o->cfg, &o->devstore, err) < 0)
+		return vt_err_prefix(err, "%s", from);
+	return 0;
+}
+
+/* --restore DIR: the snapshot's machine and devices. */
+static int plan_restore(struct run_opts *o, vt_err *err)
+{
+	struct snapshot_machine m;
+	char *config;
+	snprintf(o->restore_state, sizeof(o->restore_state), "%s/state", o->restore_dir);
+	snprintf(o->restore_mem, sizeof(o->restore_mem), "%s/memory", o->restore_dir);
+	if (vm_snapshot_read_machine(o->restore_state, &m, &config, err) < 0)
+		return vt_err_prefix(err, "--restore %s", o->restore_dir);
+	char from[PATH_MAX + 16];
+	snprintf(from, sizeof(from), "--restore %s", o->restore_dir);
+	int rc = adopt_machine(o, from, &m, config, err);
+	free(config);
+	o->cfg.restore_mem_path = o->restore_mem;
+	return rc;
 }
 
 /* A detached VM runs (or, configured through the API, its API listens): tell the waiting parent. */
@@ -550,12 +612,40 @@ static int preboot_start(void *opaque, vt_err *err)
 	return 0;
 }
 
+/* PUT /snapshot/load: as --restore with these files; a failure leaves the VM unstarted and configurable. */
+static int preboot_load(void *opaque, const char *state, const char *mem, bool resume, vt_err *err)
+{
+	struct preboot_run *pr = opaque;
+	struct run_opts *o = pr->o;
+	struct snapshot_machine m;
+	char *config;
+	struct vm_config before = o->cfg;
+	if ((size_t)snprintf(o->restore_state, sizeof(o->restore_state), "%s", state) >= sizeof(o->restore_state) ||
+	    (size_t)snprintf(o->restore_mem, sizeof(o->restore_mem), "%s", mem) >= sizeof(o->restore_mem))
+		return vt_fail(err, "a path is too long");
+	if (vm_snapshot_read_machine(o->restore_state, &m, &config, err) < 0)
+		return -1;
+	int rc = adopt_machine(o, "the snapshot", &m, config, err);
+	free(config);
+	o->cfg.restore_mem_path = o->restore_mem;
+	o->restore_dir = o->restore_state;
+	o->start_paused = !resume;
+	if (rc == 0 && (rc = launch_vm(o, NULL, pr->s, err)) < 0)
+		close_session(pr->s, true, true);
+	if (rc < 0) {
+		o->cfg = before;
+		o->restore_dir = NULL;
+		o->start_paused = false;
+	}
+	return rc;
+}
+
 /* Serve the pre-boot API until InstanceStart has started the VM (0) or a signal ends the wait (-1). */
 static int wait_for_start(struct run_opts *o, struct vm_session *s, int sig_fd)
 {
 	vt_err err;
 	struct preboot_run pr = { o, s };
-	preboot_init(&s->preboot, &o->cfg, o->state.name, VIRTUS_VERSION, preboot_start, &pr);
+	preboot_init(&s->preboot, &o->cfg, o->state.name, VIRTUS_VERSION, preboot_start, preboot_load, &pr);
 	if (sandbox_prepare(o->sandbox, ~0u >> (32 - THREAD_ROLES), NULL, &err) < 0 ||
 	    api_server_start(o->state.api_socket, preboot_handle, &s->preboot, &s->api, &err) < 0)
 		return fprintf(stderr, "virtus: %s\n", err.msg), -1;
@@ -577,6 +667,89 @@ static int wait_for_start(struct run_opts *o, struct vm_session *s, int sig_fd)
 	return 0;
 }
 
+
+/* The source's connection, or -2 when a host signal or a Kill through the API ended the wait. */
+static int accept_migration(struct run_opts *o, struct vm_session *s, int lfd, int sig_fd, vt_err *err)
+{
+	struct vm_api_waiting *waiting = &s->waiting;
+	*waiting = (struct vm_api_waiting){ .id = o->state.name, .version = VIRTUS_VERSION, .url = o->incoming };
+	if (api_server_start(o->state.api_socket, vm_api_waiting_handle, waiting, &s->api, err) < 0)
+		return -1;
+	for (;;) {
+		struct pollfd p[3] = { { .fd = sig_fd, .events = POLLIN }, { .fd = lfd, .events = POLLIN },
+				       { .fd = api_server_poll_fd(s->api), .events = POLLIN } };
+		if (poll(p, 3, api_server_timeout_ms(s->api)) < 0 && errno != EINTR)
+			return vt_fail_errno(err, errno, "poll");
+		api_server_dispatch(s->api);
+		if (p[0].revents || waiting->killed) {
+			fprintf(stderr, "virtus: stopped before a migration arrived\n");
+			return -2;
+		}
+		if (!p[1].revents)
+			continue;
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			struct timeval tv = { .tv_sec = MIGRATION_ANSWER_S };
+			int flags = fcntl(fd, F_GETFL);
+			if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0 ||
+			    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+				close(fd);
+				return vt_fail_errno(err, errno, "the migration's connection");
+			}
+			return fd;
+		}
+		if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+			return vt_fail_errno(err, errno, "accepting the migration on %s", "--incoming");
+	}
+}
+
+/* Everything the stream brings, into a VM built from its machine and configuration. */
+static int receive_stream(struct run_opts *o, struct vm_session *s, int fd, vt_err *err)
+{
+	struct snapshot_machine m;
+	char *config = NULL;
+	char from[PATH_MAX + 16];
+	snprintf(from, sizeof(from), "--incoming %s", o->incoming);
+	int rc = migration_in_machine(fd, &m, &config, err);
+	if (rc == 0)
+		rc = adopt_machine(o, from, &m, config, err);
+	free(config);
+	o->cfg.incoming = true;
+	if (rc == 0)
+		rc = prepare_vm(o, NULL, s, err);
+	if (rc == 0)
+		rc = migration_in_receive(s->vm, fd, err);
+	return rc;
+}
+
+/* --incoming: listen, take one migration, build and load the VM it brings, and start it once the source has
+ * let it go. Returns as launch_vm does, or -2 when a host signal ended the wait. */
+static int receive_vm(struct run_opts *o, struct vm_session *s, int sig_fd, vt_err *err)
+{
+	int lfd = sock_url_listen(o->incoming, err);
+	if (lfd < 0)
+		return -1;
+	fprintf(stderr, "virtus: waiting for a migration on %s ('virtus vm migrate NAME %s' on the source)\n",
+		o->incoming, o->incoming);
+	report_ready(o);
+	int fd = accept_migration(o, s, lfd, sig_fd, err);
+	close(lfd);
+	if (!strncmp(o->incoming, "unix:", 5))
+		unlink(o->incoming + 5);
+	if (fd < 0)
+		return fd;
+	int rc = receive_stream(o, s, fd, err);
+	if (rc < 0)
+		migration_in_refuse(fd, err); /* the source resumes */
+	else
+		rc = migration_in_commit(s->vm, fd, err);
+	close(fd);
+	if (rc < 0)
+		return -1;
+	fprintf(stderr, "virtus: the migration arrived; the VM runs here\n");
+	return start_prepared(o, s, err);
+}
+
 static int run_vm(struct run_opts *o, struct jail *jail)
 {
 	struct vm_session s = { .api = NULL, .vm = NULL, .con = { .in_fd = -1, .out_fd = -1 },
@@ -584,9 +757,10 @@ static int run_vm(struct run_opts *o, struct jail *jail)
 	sigset_t set;
 	int sig_fd = block_host_signals(&set);
 	vt_err err;
-	int rc = o->preboot ? wait_for_start(o, &s, sig_fd) : launch_vm(o, jail, &s, &err);
+	int rc = o->preboot ? wait_for_start(o, &s, sig_fd)
+		 : o->incoming ? receive_vm(o, &s, sig_fd, &err) : launch_vm(o, jail, &s, &err);
 	if (rc < 0) {
-		if (!o->preboot)
+		if (!o->preboot && rc != -2)
 			fprintf(stderr, "virtus: %s\n", err.msg);
 		bool started = s.vm && __atomic_load_n(&s.vm->start_ns, __ATOMIC_RELAXED);
 		close_session(&s, !started, false);
@@ -596,10 +770,11 @@ static int run_vm(struct run_opts *o, struct jail *jail)
 	report_ready(o);
 	sandbox_enter_main(); /* every VMM thread exists now */
 	struct vm_control ctl = { .vm = s.vm, .sig_fd = sig_fd, .in_fd = s.con.in_fd, .escape_quits = true,
-				  .stop_timeout_s = o->stop_timeout_s, .api = s.api,
+				  .stop_timeout_s = o->stop_timeout_s, .api = s.api, .api_ctx = s.api ? &s.api_ctx : NULL,
 				  .hub = s.hub.out_rd >= 0 ? &s.hub : NULL };
 	vm_control_loop(&ctl);
 	enum vm_exit why = vm_wait(s.vm);
+	migration_out_free(s.api_ctx.migration);
 	if (ctl.hub)
 		console_hub_flush(ctl.hub);
 	term_restore(&s.term);
@@ -644,25 +819,6 @@ static int plan_jail(struct run_opts *o, vt_err *err)
 	return 0;
 }
 
-/* --restore DIR: the machine comes from the snapshot; what the command line says of it must agree. */
-static int plan_restore(struct run_opts *o, vt_err *err)
-{
-	struct snapshot_machine m;
-	snprintf(o->restore_state, sizeof(o->restore_state), "%s/state", o->restore_dir);
-	snprintf(o->restore_mem, sizeof(o->restore_mem), "%s/memory", o->restore_dir);
-	if (vm_snapshot_read_machine(o->restore_state, &m, err) < 0)
-		return vt_err_prefix(err, "--restore %s", o->restore_dir);
-	if (o->cpus_given && o->cfg.ncpus != m.ncpus)
-		return vt_fail(err, "--restore %s: the snapshot's VM has %u vCPUs, --cpus says %u", o->restore_dir, m.ncpus,
-			       o->cfg.ncpus);
-	if (o->memory_given && o->cfg.mem_size != m.mem_size)
-		return vt_fail(err, "--restore %s: the snapshot's VM has %llu MiB, --memory says %llu MiB", o->restore_dir,
-			       (unsigned long long)(m.mem_size >> 20), (unsigned long long)(o->cfg.mem_size >> 20));
-	o->cfg.ncpus = m.ncpus;
-	o->cfg.mem_size = m.mem_size;
-	o->cfg.restore_mem_path = o->restore_mem;
-	return 0;
-}
 
 /* -d: the child's messages go to the VM's vmm.log from the start; the parent waits until the VM runs (a
  * byte on the ready pipe), prints the name and returns, or, when the pipe ends without it, shows vmm.log
@@ -740,12 +896,14 @@ int cmd_vm_run(int argc, char **argv)
 	vt_err err;
 	bool discarded = o.console && !strcmp(o.console, "none");
 	o.pf = &pf;
-	o.preboot = o.api_socket && !o.cfg.kernel_path && !o.restore_dir;
+	o.preboot = o.api_socket && !o.cfg.kernel_path && !o.restore_dir && !o.incoming;
 	if (o.preboot && o.jail)
 		return usage_error("--jail needs the VM configured on the command line (--kernel ...), not through "
 				   "the API (%s)", "--api-socket without --kernel");
-	if (o.preboot) {
-		/* checked at InstanceStart, when the API has given the configuration */
+	if (o.incoming && o.jail)
+		return usage_error("--incoming with --jail is not supported yet (%s)", "the jail's network namespace");
+	if (o.preboot || o.incoming) {
+		/* checked at InstanceStart, or when the migration has said what the VM is */
 	} else if (o.restore_dir ? plan_restore(&o, &err) < 0 : vm_preflight(&o.cfg, discarded, &pf, &err) < 0) {
 		vm_preflight_free(&pf);
 		return fprintf(stderr, "virtus: %s\n", err.msg), VM_EXIT_ERROR;

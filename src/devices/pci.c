@@ -429,3 +429,56 @@ void msix_notify(struct msix *m, unsigned v)
 		m->ops->signal(m->opaque, v);
 	pthread_mutex_unlock(&m->lock);
 }
+
+/* ---- Snapshot state ------------------------------------------------------------------------------------ */
+
+void pci_function_state_get(const struct pci_device *d, struct msix *m, struct pci_function_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	memcpy(s->cfg, d->cfg, sizeof(s->cfg));
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+		s->bar_addr[i] = d->bar[i].addr;
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	memcpy(s->msix_table, m->table, sizeof(s->msix_table));
+	s->msix_pending = m->pending;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* A saved function is this one if its identity (ids, class, subsystem) is, and each BAR address is one this
+ * function's BAR could have been given: aligned to its size, or 0 where it has no BAR. */
+static int check_function_state(const struct pci_device *d, const struct pci_function_state *s, vt_err *err)
+{
+	static const unsigned identity[][2] = { { PCI_VENDOR_ID, 4 }, { PCI_REVISION_ID, 4 }, { PCI_SUBSYS_VENDOR, 4 } };
+	for (size_t i = 0; i < ARRAY_SIZE(identity); i++)
+		if (memcmp(d->cfg + identity[i][0], s->cfg + identity[i][0], identity[i][1]))
+			return vt_fail(err, "%s: the snapshot holds a different PCI function (%04x:%04x)", d->name,
+				       pci_get(s->cfg + PCI_VENDOR_ID, 2), pci_get(s->cfg + PCI_DEVICE_ID, 2));
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		uint64_t size = d->bar[i].size;
+		if (size ? s->bar_addr[i] % size : s->bar_addr[i] != 0)
+			return vt_fail(err, "%s: BAR %u address 0x%llx in the snapshot does not fit the BAR", d->name, i,
+				       (unsigned long long)s->bar_addr[i]);
+	}
+	return 0;
+}
+
+int pci_function_state_set(struct pci_device *d, struct msix *m, const struct pci_function_state *s, vt_err *err)
+{
+	if (check_function_state(d, s, err) < 0)
+		return -1;
+	memcpy(d->cfg, s->cfg, sizeof(d->cfg));
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+		d->bar[i].addr = s->bar_addr[i];
+	if (m) {
+		pthread_mutex_lock(&m->lock);
+		memcpy(m->table, s->msix_table, sizeof(m->table));
+		m->pending = s->msix_pending & (m->nvectors < 64 ? (1ULL << m->nvectors) - 1 : ~0ULL);
+		for (unsigned v = 0; v < m->nvectors; v++)
+			update_route(m, v);
+		pthread_mutex_unlock(&m->lock);
+	}
+	tell_bars(d);
+	return 0;
+}

@@ -166,4 +166,18 @@ void msix_notify(struct msix *m, unsigned v);
 void msix_control_written(struct msix *m);
 bool msix_enabled(struct msix *m);
 
+/* ---- Snapshot state of a function: config space, BAR addresses, MSI-X table and pending bits ---------- */
+struct pci_function_state {
+	uint8_t cfg[PCI_CFG_SIZE];
+	uint64_t bar_addr[PCI_NUM_BARS];
+	uint8_t msix_table[MSIX_MAX_VECTORS * MSIX_ENTRY_SIZE];
+	uint64_t msix_pending;
+};
+
+/* m: the function's MSI-X (NULL if it has none). */
+void pci_function_state_get(const struct pci_device *d, struct msix *m, struct pci_function_state *s);
+/* Put a saved state into a function built the same way (identity and BAR sizes are checked): the BARs move
+ * (the device's bar_moved hook runs) and every MSI-X route is programmed again. Before the VM runs. */
+int pci_function_state_set(struct pci_device *d, struct msix *m, const struct pci_function_state *s, vt_err *err);
+
 #endif

@@ -48,10 +48,37 @@ static uint64_t get_le64(const uint8_t *p)
 	return v;
 }
 
+static void buffer_bytes(struct state_writer *w, const void *data, uint64_t len)
+{
+	if (w->len + len > STATE_FILE_MAX) {
+		w->failed = true;
+		vt_fail(&w->err, "the snapshot state exceeds %u MiB", STATE_FILE_MAX >> 20);
+		return;
+	}
+	if (w->len + len > w->cap) {
+		size_t cap = MAX(w->cap * 2, (size_t)(w->len + len));
+		uint8_t *b = realloc(w->buf, cap);
+		if (!b) {
+			w->failed = true;
+			vt_fail_errno(&w->err, ENOMEM, "the snapshot state");
+			return;
+		}
+		w->buf = b, w->cap = cap;
+	}
+	if (len)
+		memcpy(w->buf + w->len, data, len);
+	w->len += len;
+	w->off += len;
+}
+
 static void writer_bytes(struct state_writer *w, const void *data, uint64_t len)
 {
 	if (w->failed)
 		return;
+	if (w->fd < 0) {
+		buffer_bytes(w, data, len);
+		return;
+	}
 	if (write_all(w->fd, data, len) < 0) {
 		w->failed = true;
 		vt_fail_errno(&w->err, errno, "writing the snapshot state");
@@ -60,16 +87,39 @@ static void writer_bytes(struct state_writer *w, const void *data, uint64_t len)
 	w->off += len;
 }
 
+static void write_header(struct state_writer *w)
+{
+	uint8_t h[HEADER_LEN] = { 0 };
+	memcpy(h, MAGIC, 8);
+	put_le32(h + 8, STATE_FORMAT_VERSION);
+	writer_bytes(w, h, sizeof(h));
+}
+
 int state_writer_open(struct state_writer *w, const char *path, vt_err *err)
 {
 	*w = (struct state_writer){ .fd = -1 };
 	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (w->fd < 0)
 		return vt_fail_errno(err, errno, "cannot create %s", path);
-	uint8_t h[HEADER_LEN] = { 0 };
-	memcpy(h, MAGIC, 8);
-	put_le32(h + 8, STATE_FORMAT_VERSION);
-	writer_bytes(w, h, sizeof(h));
+	write_header(w);
+	return 0;
+}
+
+void state_writer_open_memory(struct state_writer *w)
+{
+	*w = (struct state_writer){ .fd = -1 };
+	write_header(w);
+}
+
+int state_writer_take(struct state_writer *w, uint8_t **data, size_t *len, vt_err *err)
+{
+	state_put(w, END_NAME, 1, NULL, 0);
+	if (w->failed) {
+		state_writer_abort(w);
+		return vt_fail(err, "%s", w->err.msg);
+	}
+	*data = w->buf, *len = w->len;
+	w->buf = NULL;
 	return 0;
 }
 
@@ -109,6 +159,8 @@ void state_writer_abort(struct state_writer *w)
 	if (w->fd >= 0)
 		close(w->fd);
 	w->fd = -1;
+	free(w->buf);
+	w->buf = NULL;
 }
 
 static int parse_sections(struct state_reader *r, const char *path, vt_err *err)
@@ -144,11 +196,17 @@ static int parse_sections(struct state_reader *r, const char *path, vt_err *err)
 
 int state_reader_open(struct state_reader *r, const char *path, vt_err *err)
 {
-	*r = (struct state_reader){ 0 };
 	void *data;
-	if (read_file(path, STATE_FILE_MAX, &data, &r->size, err) < 0)
+	size_t size;
+	*r = (struct state_reader){ 0 };
+	if (read_file(path, STATE_FILE_MAX, &data, &size, err) < 0)
 		return -1;
-	r->file = data;
+	return state_reader_open_memory(r, data, size, path, err);
+}
+
+int state_reader_open_memory(struct state_reader *r, void *data, size_t size, const char *path, vt_err *err)
+{
+	*r = (struct state_reader){ .file = data, .size = size };
 	if (r->size < HEADER_LEN || memcmp(r->file, MAGIC, 8)) {
 		state_reader_close(r);
 		return vt_fail(err, "%s is not a virtus snapshot state file", path);

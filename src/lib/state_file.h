@@ -23,7 +23,9 @@
 #define STATE_FILE_MAX (64u << 20)
 
 struct state_writer {
-	int fd;
+	int fd;                 /* -1: into buf (state_writer_open_memory) */
+	uint8_t *buf;
+	size_t len, cap;
 	uint64_t off;
 	bool failed;
 	vt_err err;      /* the first failure, reported by state_writer_finish */
@@ -31,6 +33,9 @@ struct state_writer {
 
 /* Create path (it must not exist) and write the header. */
 int state_writer_open(struct state_writer *w, const char *path, vt_err *err);
+/* The same into memory (migration sends it): state_writer_take ends it and hands over the bytes (free()). */
+void state_writer_open_memory(struct state_writer *w);
+int state_writer_take(struct state_writer *w, uint8_t **data, size_t *len, vt_err *err);
 /* Append a section; a failure is remembered and reported by finish (so a save is a plain list of puts). */
 void state_put(struct state_writer *w, const char *name, uint32_t version, const void *data, uint64_t len);
 /* Write the end section, flush to disk, close; 0 only if every put succeeded. */
@@ -54,6 +59,8 @@ struct state_reader {
 
 /* Read and check the whole file: header, format version, every section's bounds, the end section. */
 int state_reader_open(struct state_reader *r, const char *path, vt_err *err);
+/* The same for bytes in memory (malloc()ed; the reader owns them, also on failure); what names them in errors. */
+int state_reader_open_memory(struct state_reader *r, void *data, size_t size, const char *what, vt_err *err);
 /* Copy the section `name` into out: it must exist with this version and exactly len bytes. */
 int state_get(const struct state_reader *r, const char *name, uint32_t version, void *out, uint64_t len, vt_err *err);
 /* The section `name` of this version and any length, or NULL with err set. */

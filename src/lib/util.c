@@ -94,6 +94,23 @@ int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+int read_all(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	while (len) {
+		ssize_t n = read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			errno = ECONNRESET;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 uint64_t now_ns(void)
 {
 	struct timespec ts;

@@ -39,6 +39,9 @@ int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* Write all of buf, retrying on EINTR and short writes. */
 int write_all(int fd, const void *buf, size_t len);
+/* Read exactly len bytes, retrying on EINTR and short reads; -1 with errno set (ECONNRESET: the end came
+ * first). */
+int read_all(int fd, void *buf, size_t len);
 
 /* Monotonic time in nanoseconds. */
 uint64_t now_ns(void);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -104,6 +105,7 @@ void gmem_free(struct guest_mem *m)
 		munmap(m->mapping, m->mapping_size);
 	if (m->fd > 0)
 		close(m->fd);
+	free(m->user_dirty);
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
 }
@@ -139,6 +141,30 @@ int gmem_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_
 		return -1;
 	memcpy(p, src, len);
 	return 0;
+}
+
+int64_t gmem_ram_offset(const struct guest_mem *m, uint64_t gpa)
+{
+	uint64_t base = 0;
+	for (unsigned i = 0; i < m->nregions; i++) {
+		const struct gmem_region *r = &m->region[i];
+		if (gpa >= r->gpa && gpa - r->gpa < r->size)
+			return (int64_t)(base + (gpa - r->gpa));
+		base += r->size;
+	}
+	return -1;
+}
+
+void gmem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	if (!__atomic_load_n(&m->track_user_writes, __ATOMIC_ACQUIRE) || !len)
+		return;
+	uint64_t *bits = m->user_dirty;
+	int64_t off = gmem_ram_offset(m, gpa);
+	if (off < 0 || len > m->ram_size - (uint64_t)off)
+		return; /* the accessors refused it already: nothing was written */
+	for (uint64_t p = (uint64_t)off >> 12; p <= ((uint64_t)off + len - 1) >> 12; p++)
+		__atomic_fetch_or(&bits[p / 64], 1ULL << (p % 64), __ATOMIC_RELAXED);
 }
 
 uint64_t gmem_low_end(const struct guest_mem *m)

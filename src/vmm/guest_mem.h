@@ -3,6 +3,7 @@
 #ifndef VIRTUS_GUEST_MEM_H
 #define VIRTUS_GUEST_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,12 @@ struct guest_mem {
 	void *mapping;        /* one host mapping backing every region */
 	size_t mapping_size;
 	int fd;               /* GMEM_SHARED: the memfd behind the mapping (offset = hva - mapping), else -1 */
+	/* For a migration: one bit per 4 KiB page of RAM (in RAM order, the regions one after the other) that the
+	 * VMM itself wrote, which KVM's dirty log cannot see (devices), while track_user_writes is set (atomic).
+	 * Allocated by the first migration, freed with the memory (a device may still be marking when the
+	 * tracking stops). */
+	uint64_t *user_dirty;
+	bool track_user_writes;
 };
 
 /* GMEM_MERGEABLE: offer guest RAM to the host's KSM (MADV_MERGEABLE). Off unless asked for: merging pages
@@ -47,6 +54,11 @@ void *gmem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 /* Copy in or out; -1 if the range is not wholly guest RAM. */
 int gmem_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len);
 int gmem_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len);
+
+/* The VMM (a device) wrote [gpa, gpa+len): mark its pages for a running migration. Cheap when none runs. */
+void gmem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+/* Where gpa is in RAM order (the offset a memory file and a migration use); -1 if it is not RAM. */
+int64_t gmem_ram_offset(const struct guest_mem *m, uint64_t gpa);
 
 /* End of RAM below the MMIO hole. */
 uint64_t gmem_low_end(const struct guest_mem *m);

@@ -34,6 +34,11 @@ int vm_pause(struct vm *vm, vt_err *err)
 	return 0;
 }
 
+void vm_pause_at_start(struct vm *vm)
+{
+	__atomic_store_n(&vm->pause.requested, true, __ATOMIC_SEQ_CST);
+}
+
 void vm_resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->pause.lock);

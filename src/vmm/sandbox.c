@@ -82,7 +82,9 @@ static const char *const main_calls[] = {
 	/* the VM's directory (its known files by name, then the directory) when the VM ends */
 	"rmdir",
 	/* a snapshot's files (created new only: see allow_special) */
-	"fsync", "fdatasync", NULL,
+	"fsync", "fdatasync",
+	/* a migration's connection to its destination (socket: AF_UNIX, AF_INET and AF_INET6 only) */
+	"connect", NULL,
 };
 
 /* ioctl requests, by role (0 ends a list) */
@@ -98,7 +100,9 @@ static const unsigned long main_ioctls[] = {
 	/* a snapshot reads the machine's state (vmm/state/) */
 	KVM_GET_CLOCK, KVM_GET_PIT2, KVM_GET_IRQCHIP, KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_XSAVE, KVM_GET_XSAVE2,
 	KVM_GET_XCRS, KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE, KVM_GET_DEBUGREGS, KVM_GET_MSRS,
-	KVM_GET_MSR_INDEX_LIST, KVM_CHECK_EXTENSION, 0,
+	KVM_GET_MSR_INDEX_LIST, KVM_CHECK_EXTENSION,
+	/* a live migration logs the guest's dirty pages (the slots are set again with the log flag) */
+	KVM_SET_USER_MEMORY_REGION, KVM_GET_DIRTY_LOG, 0,
 };
 
 struct role_policy {
@@ -110,7 +114,7 @@ struct role_policy {
 };
 
 static const struct role_policy policies[THREAD_ROLES] = {
-	[THREAD_MAIN] = { main_calls, main_ioctls, false, false, true },
+	[THREAD_MAIN] = { main_calls, main_ioctls, true, false, true },
 	[THREAD_VCPU] = { vcpu_calls, vcpu_ioctls, false, false },
 	/* libslirp's input runs on the device thread: a guest's TCP SYN makes a host socket there */
 	[THREAD_DEVICE] = { device_calls, device_ioctls, true, true },

@@ -216,7 +216,7 @@ static int validate_config(const struct vm_config *cfg, unsigned max_vcpus, vt_e
 		return vt_fail(err, "--cpus %u exceeds this host's KVM limit of %u vCPUs", cfg->ncpus, max_vcpus);
 	if (cfg->ncpus > 255)
 		return vt_fail(err, "--cpus %u exceeds virtus' limit of 255 vCPUs (xAPIC)", cfg->ncpus);
-	if (!cfg->kernel_path && !cfg->kernel_data && !cfg->restore_mem_path)
+	if (!cfg->kernel_path && !cfg->kernel_data && !cfg->restore_mem_path && !cfg->incoming)
 		return vt_fail(err, "no kernel given");
 	return 0;
 }
@@ -243,7 +243,7 @@ static int vm_build(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 		return -1;
 	deny_pmu_msrs(vm);
 	if (setup_platform_devices(vm, cfg->console_out_fd, err) < 0 || vm_pci_setup(vm, cfg, err) < 0 ||
-	    (!cfg->restore_mem_path && load_kernel(vm, cfg, err) < 0))
+	    (!cfg->restore_mem_path && !cfg->incoming && load_kernel(vm, cfg, err) < 0))
 		return -1;
 	vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
@@ -253,8 +253,8 @@ static int vm_build(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		if (vcpu_create(vm, i, err) < 0)
 			return -1;
-	if (cfg->restore_mem_path)
-		return 0; /* the snapshot's state replaces the boot state (vm_snapshot_restore) */
+	if (cfg->restore_mem_path || cfg->incoming)
+		return 0; /* the snapshot's or migration's state replaces the boot state (vm_snapshot_load_state) */
 	return vcpu_setup_boot_regs(&vm->vcpus[0], &vm->boot, err);
 }
 

@@ -60,6 +60,7 @@ struct vm_config {
 	unsigned nfs;             /* virtio-fs devices served by vhost-user backends; guest RAM is then shared */
 	struct vm_fs_config { char tag[40]; char socket[108]; } fs[VM_MAX_FS];
 	const char *restore_mem_path; /* a snapshot's memory file: RAM maps it privately, no kernel is loaded */
+	bool incoming;            /* memory and state arrive by migration: no kernel is loaded */
 };
 
 #define VCPU_EXIT_REASONS 64
@@ -121,6 +122,8 @@ void vm_kick_vcpus(struct vm *vm);
 int vm_pause(struct vm *vm, vt_err *err);
 void vm_resume(struct vm *vm);
 bool vm_is_paused(struct vm *vm);
+/* Before vm_start: the vCPUs park before they run the guest (a restore that is not to resume yet). */
+void vm_pause_at_start(struct vm *vm);
 /* Called by a vCPU thread when a pause is requested: waits until resumed or stopped. */
 void vcpu_park(struct vcpu *v);
 /* Press the ACPI power button (a Generic Event Device interrupt): a guest with ACPI button support (Linux:

@@ -1,10 +1,13 @@
 #include "vmm/vm_pci.h"
 
+#include <time.h>
+
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/console.h"
 #include "devices/virtio/fs.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/vsock.h"
+#include "lib/state_file.h"
 #include "lib/util.h"
 #include "vmm/boot/acpi.h"
 #include "vmm/layout.h"
@@ -86,10 +89,11 @@ static int register_bus(struct vm *vm, vt_err *err)
 	return 0;
 }
 
-static int add_disk(struct vm *vm, const struct vm_disk_config *c, vt_err *err)
+/* incoming: the image's lock is taken when the migration hands the VM over (vm_pci_lock_disks). */
+static int add_disk(struct vm *vm, const struct vm_disk_config *c, bool incoming, vt_err *err)
 {
 	struct virtio_device *blk;
-	if (virtio_blk_create(c->path, c->readonly, c->serial, &blk, err) < 0)
+	if (virtio_blk_create_unlocked(c->path, c->readonly, c->serial, incoming, &blk, err) < 0)
 		return vt_err_prefix(err, "--disk");
 	if (add_virtio(vm, blk, virtio_blk_destroy, err) < 0)
 		return -1;
@@ -141,7 +145,7 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 	if (cfg->balloon_size && add_balloon(vm, cfg, err) < 0)
 		return -1;
 	for (unsigned i = 0; i < cfg->ndisks; i++)
-		if (add_disk(vm, &cfg->disk[i], err) < 0)
+		if (add_disk(vm, &cfg->disk[i], cfg->incoming, err) < 0)
 			return -1;
 	if (cfg->vsock_cid && add_vsock(vm, cfg->vsock_cid, cfg->vsock_path, err) < 0)
 		return -1;
@@ -201,4 +205,151 @@ void vm_pci_print_stats(const struct vm *vm, FILE *f)
 		virtio_balloon_print_stats(vm->pci.balloon, f);
 	if (vm->pci.vsock)
 		virtio_vsock_print_stats(vm->pci.vsock, f);
+}
+
+/* ---- Snapshot ----------------------------------------------------------------------------------------- */
+
+#define PCI_LIST_VERSION 1
+
+/* Section "pci": which virtio device is where, so that a restore into other devices says what differs. */
+struct pci_list {
+	uint32_t n, pad;
+	uint16_t id[VM_PCI_MAX_VIRTIO];
+};
+
+int vm_pci_snapshot_supported(const struct vm *vm, vt_err *err)
+{
+	for (unsigned i = 0; i < vm->pci.n; i++)
+		if (vm->pci.virtio[i].dev->snapshot_refusal)
+			return vt_fail(err, "%s", vm->pci.virtio[i].dev->snapshot_refusal);
+	return 0;
+}
+
+static void lock_all(struct vm_pci *p)
+{
+	for (unsigned i = 0; i < p->n; i++)
+		virtio_pci_lock(p->virtio[i].t);
+}
+
+void vm_pci_thaw(struct vm *vm)
+{
+	struct vm_pci *p = &vm->pci;
+	for (unsigned i = p->n; i-- > 0;)
+		virtio_pci_unlock(p->virtio[i].t);
+}
+
+static bool all_quiesced(struct vm_pci *p)
+{
+	for (unsigned i = 0; i < p->n; i++)
+		if (!virtio_pci_quiesced(p->virtio[i].t))
+			return false;
+	return true;
+}
+
+int vm_pci_freeze(struct vm *vm, vt_err *err)
+{
+	struct vm_pci *p = &vm->pci;
+	for (unsigned waited = 0;; waited++) {
+		lock_all(p);
+		if (all_quiesced(p))
+			return 0;
+		vm_pci_thaw(vm);
+		if (waited == VM_PCI_QUIESCE_MS)
+			return vt_fail(err, "a device's requests did not complete within %d s (a disk's storage stalls?)",
+				       VM_PCI_QUIESCE_MS / 1000);
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL);
+	}
+}
+
+int vm_pci_lock_disks(struct vm *vm, vt_err *err)
+{
+	for (unsigned i = 0; i < vm->pci.n; i++)
+		if (vm->pci.virtio[i].dev->id == VIRTIO_ID_BLOCK && virtio_blk_lock(vm->pci.virtio[i].dev, err) < 0)
+			return -1;
+	return 0;
+}
+
+void vm_pci_unlock_disks(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->pci.n; i++)
+		if (vm->pci.virtio[i].dev->id == VIRTIO_ID_BLOCK)
+			virtio_blk_unlock(vm->pci.virtio[i].dev);
+}
+
+void vm_pci_retire(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->pci.n; i++)
+		virtio_pci_retire(vm->pci.virtio[i].t);
+}
+
+static void section_name(char *buf, size_t len, unsigned i)
+{
+	snprintf(buf, len, "pci%u", i);
+}
+
+int vm_pci_state_save(struct vm *vm, struct state_writer *w, vt_err *err)
+{
+	struct vm_pci *p = &vm->pci;
+	struct pci_list list = { .n = p->n };
+	for (unsigned i = 0; i < p->n; i++)
+		list.id[i] = p->virtio[i].dev->id;
+	state_put(w, "pci", PCI_LIST_VERSION, &list, sizeof(list));
+	for (unsigned i = 0; i < p->n; i++) {
+		char name[STATE_NAME_MAX + 1];
+		section_name(name, sizeof(name), i);
+		if (virtio_pci_state_save(p->virtio[i].t, w, name, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static const char *id_name(uint16_t id)
+{
+	switch (id) {
+	case VIRTIO_ID_NET: return "virtio-net";
+	case VIRTIO_ID_BLOCK: return "virtio-blk";
+	case VIRTIO_ID_CONSOLE: return "virtio-console";
+	case VIRTIO_ID_RNG: return "virtio-rng";
+	case VIRTIO_ID_BALLOON: return "virtio-balloon";
+	case VIRTIO_ID_VSOCK: return "virtio-vsock";
+	case VIRTIO_ID_FS: return "virtio-fs";
+	}
+	return "an unknown device";
+}
+
+/* The devices, in order, must be the snapshot's: same kinds in the same places. */
+static int check_list(const struct vm_pci *p, const struct pci_list *list, vt_err *err)
+{
+	if (list->n > VM_PCI_MAX_VIRTIO)
+		return vt_fail(err, "snapshot section pci: %u devices", list->n);
+	for (unsigned i = 0; i < MAX(list->n, p->n); i++) {
+		if (i >= list->n)
+			return vt_fail(err, "this VM has more devices than the snapshot's: %s is not in it (the snapshot's "
+					    "VM had %u virtio devices)", p->virtio[i].dev->name, list->n);
+		if (i >= p->n)
+			return vt_fail(err, "the snapshot's VM had %s as its virtio device %u, which this VM lacks (give "
+					    "the options the snapshot's VM was started with: --disk, --net, --vsock, --rng, ...)",
+				       id_name(list->id[i]), i + 1);
+		if (list->id[i] != p->virtio[i].dev->id)
+			return vt_fail(err, "the snapshot's VM had %s as its virtio device %u, this VM has %s (the same "
+					    "device options must be given in the same order)", id_name(list->id[i]), i + 1,
+				       p->virtio[i].dev->name);
+	}
+	return 0;
+}
+
+int vm_pci_state_load(struct vm *vm, const struct state_reader *r, vt_err *err)
+{
+	struct vm_pci *p = &vm->pci;
+	struct pci_list list;
+	if (state_get(r, "pci", PCI_LIST_VERSION, &list, sizeof(list), err) < 0 || check_list(p, &list, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < p->n; i++) {
+		char name[STATE_NAME_MAX + 1];
+		section_name(name, sizeof(name), i);
+		if (virtio_pci_state_load(p->virtio[i].t, r, name, err) < 0)
+			return vt_err_prefix(err, "%s", p->virtio[i].dev->name);
+	}
+	return 0;
 }

@@ -44,4 +44,26 @@ int vm_pci_start(struct vm *vm, vt_err *err);
 void vm_pci_destroy(struct vm *vm);
 void vm_pci_print_stats(const struct vm *vm, FILE *f);
 
+/* Snapshot of the PCI side (docs/snapshot.md): section "pci" lists the devices, "pciN" and "pciN.dev" hold
+ * device N's transport and own state. */
+struct state_writer;
+struct state_reader;
+/* Whether every device can be snapshotted; an error names the one that cannot and why. */
+int vm_pci_snapshot_supported(const struct vm *vm, vt_err *err);
+/* Hold every device still for a save: waits (devices running, up to VM_PCI_QUIESCE_MS) until none holds a
+ * request in flight, then returns with every device's lock held, until vm_pci_thaw. */
+#define VM_PCI_QUIESCE_MS 10000
+int vm_pci_freeze(struct vm *vm, vt_err *err);
+void vm_pci_thaw(struct vm *vm);
+int vm_pci_state_save(struct vm *vm, struct state_writer *w, vt_err *err);   /* frozen */
+/* After a completed migration, frozen: the destination owns the rings; a request still queued here must
+ * never run (it would run twice: a disk write after the destination's newer one). */
+void vm_pci_retire(struct vm *vm);
+/* The disk images' locks, handed over by a migration: the source lets go just before the destination
+ * may run the guest, which takes them then (its disks were opened without). */
+int vm_pci_lock_disks(struct vm *vm, vt_err *err);
+void vm_pci_unlock_disks(struct vm *vm);
+/* Into devices just built from the same configuration, before the VM runs. */
+int vm_pci_state_load(struct vm *vm, const struct state_reader *r, vt_err *err);
+
 #endif

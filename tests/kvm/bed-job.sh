@@ -9,5 +9,5 @@ for t in build-asan/tests/kvm/test_*; do
 	"$t" | sed -E "s/^(not ok|ok) ([0-9]+) - /\1 \2 - $(basename "$t"): /"
 done
 KVM_SMP_RUNS=10 VIRTUS=build-asan/virtus VSOCK_TOOL=/work/vsock bash tests/kvm/cli.sh | sed -E "s/^(not ok|ok) ([0-9]+) - /\1 \2 - cli.sh: /"
-VIRTUS=build-asan/virtus bash tests/kvm/manage.sh | sed -E "s/^(not ok|ok) ([0-9]+) - /\1 \2 - manage.sh: /"
+VIRTUS=build-asan/virtus VSOCK_TOOL=/work/vsock bash tests/kvm/manage.sh | sed -E "s/^(not ok|ok) ([0-9]+) - /\1 \2 - manage.sh: /"
 echo "kvm-bed: done"

@@ -281,27 +281,85 @@ echo "mg-console-last $(tr -d '\r' </tmp/mg/console | sed -n 's/^mg-count //p' |
 echo "mg-disk $(head -c 32 /tmp/mg/disk.img | tr -d '\000' | sed -n 's/^mg-count //p' | head -n1)"
 echo "mg-left $(ls /tmp/mg/vms 2>/dev/null | wc -l)"
 
-# Snapshot, kill, restore with the Debian kernel: the guest counts with its uptime; the snapshot is taken
-# with --stop (the VMM ends), a new VMM restores it. The count must go on from where it was (no reboot: no
-# second readiness line) and the uptime must neither go backwards nor jump over the time between.
-sn_cmd='i=0; while true; do i=$((i+1)); echo sn-count $i $(cut -d. -f1 /proc/uptime); sleep 0.3; done'
+# Snapshot, kill, restore with the Debian kernel and every kind of snapshottable device: the guest counts
+# with its uptime and 16 bytes from /dev/hwrng, and writes the count to its disk (fsync); it serves
+# "sn-vsock-hello" on vsock port 5000 and holds a connection L1 made to port 5001. The snapshot is taken
+# with --stop (the VMM ends), a new VMM restores it with the snapshot's devices (its vsock socket elsewhere). The
+# count must go on from where it was (no reboot: no second readiness line), the uptime must neither go
+# backwards nor jump over the time between, the disk and the rng keep working, the held vsock connection is
+# reset (the transport-reset event) and a new one is served. A restore whose disk is read-only (another
+# device than the snapshot's) is refused.
+sn_cmd='(sleep 600 | { vsock listen 5001 >/dev/null 2>&1; echo sn-held-ended $?; }) & (while true; do echo sn-vsock-hello | vsock listen 5000 2>/dev/null; done) & i=0; while true; do i=$((i+1)); echo sn-count $i $(cut -d. -f1 /proc/uptime) $(head -c 16 /dev/hwrng | wc -c); echo sn-disk $i | dd of=/dev/vda conv=notrunc,fsync 2>/dev/null; sleep 0.3; done'
+dd if=/dev/zero of=/tmp/mg/sn-disk.img bs=1M count=1 2>/dev/null
 timeout 120 virtus vm run -d --name sn1 --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --memory 256M \
+	--rng --net user --disk /tmp/mg/sn-disk.img --vsock 3,/tmp/mg/sn1.sock \
 	--cmdline "$base_cmdline virtus.init=\"run:$sn_cmd\"" >/tmp/mg/sn-run.out 2>&1
-echo "sn-run-status $?"
+echo "sn-run-status $? $(head -c 300 /tmp/mg/sn-run.out | tr '\n' ' ')"
 sleep 100 | timeout 200 virtus vm console sn1 >/tmp/mg/sn-console 2>&1 &
 sn_last() { virtus vm logs "$1" 2>/dev/null | tr -d '\r' | sed -n 's/^sn-count //p' | tail -n1; }
 i=0; until [ "$(sn_last sn1 | cut -d' ' -f1)" -ge 3 ] 2>/dev/null || [ $i -ge 450 ]; do i=$((i + 1)); sleep 0.2; done
+sleep 200 | timeout 100 ./vsock unix-connect /tmp/mg/sn1.sock "CONNECT 5001" >/dev/null 2>/tmp/mg/sn-held.err &
+sleep 2
+echo "sn-held-before $(head -n1 /tmp/mg/sn-held.err | cut -d' ' -f1) $(virtus vm logs sn1 | grep -c '^sn-held-ended')"
 timeout 120 virtus vm snapshot --stop sn1 /tmp/mg/snap >/tmp/mg/snap.out 2>&1
 echo "sn-snapshot-status $? $(tr '\n' ' ' </tmp/mg/snap.out)"
 sleep 1
 echo "sn-before $(tr -d '\r' </tmp/mg/sn-console | sed -n 's/^sn-count //p' | tail -n1)"
-sleep 3
-timeout 60 virtus vm run -d --name sn2 --restore /tmp/mg/snap >/tmp/mg/sn-restore.out 2>&1
+timeout 60 virtus vm run -d --name sn3 --restore /tmp/mg/snap --disk /tmp/mg/sn-disk.img,ro \
+	--vsock 3,/tmp/mg/sn3.sock >/tmp/mg/sn-bad.out 2>&1
+echo "sn-readonly-disk-status $? $(ls /tmp/mg/vms | grep -c sn3) $(tr '\n' ' ' </tmp/mg/sn-bad.out)"
+sleep 2
+# the other devices (rng, net, the disk) come from the snapshot
+timeout 60 virtus vm run -d --name sn2 --restore /tmp/mg/snap --vsock 3,/tmp/mg/sn2.sock >/tmp/mg/sn-restore.out 2>&1
 echo "sn-restore-status $? $(tr '\n' ' ' </tmp/mg/sn-restore.out)"
 i=0; until [ "$(virtus vm logs sn2 2>/dev/null | grep -c '^sn-count')" -ge 3 ] || [ $i -ge 150 ]; do i=$((i + 1)); sleep 0.2; done
 echo "sn-after $(virtus vm logs sn2 | tr -d '\r' | sed -n 's/^sn-count //p' | head -n1)"
+echo "sn-after-last $(sn_last sn2)"
 echo "sn-after-boots $(virtus vm logs sn2 | grep -c 'virtus-guest: ready')"
+echo "sn-held-after $(virtus vm logs sn2 | tr -d '\r' | sed -n 's/^sn-held-ended //p' | head -n1)"
+for i in 1 2 3 4 5; do
+	timeout 10 ./vsock unix-connect /tmp/mg/sn2.sock "CONNECT 5000" </dev/null >/tmp/mg/sn-hello 2>/dev/null && break
+	sleep 0.5
+done
+echo "sn-vsock-new $(head -n1 /tmp/mg/sn-hello)"
 echo "sn-memory-kb $(du -k /tmp/mg/snap/memory | cut -f1) of $(($(stat -c %s /tmp/mg/snap/memory) / 1024))"
 timeout 60 virtus vm stop -t 30 sn2; echo "sn-stop-status $?"
+echo "sn-disk-after $(head -c 32 /tmp/mg/sn-disk.img | tr -d '\000' | sed -n 's/^sn-disk //p' | head -n1)"
 echo "sn-left $(ls /tmp/mg/vms 2>/dev/null | wc -l)"
+# Live migration between two virtus processes with the Debian kernel and every kind of migratable device:
+# the guest counts with 16 bytes from /dev/hwrng, writes the count to its disk, keeps 8 MiB of random bytes
+# whose md5 it prints each turn (memory must arrive intact) and dirties 4 MiB more each turn (so the pre-copy
+# has pages to chase); it serves vsock port 5000 and holds an L1 connection on 5001. The destination waits
+# with --incoming and only its own vsock socket (the other devices come with the stream).
+mi_cmd='head -c 8388608 /dev/urandom >/tmp/keep; (sleep 600 | { vsock listen 5001 >/dev/null 2>&1; echo mi-held-ended $?; }) & (while true; do echo mi-vsock-hello | vsock listen 5000 2>/dev/null; done) & i=0; while true; do i=$((i+1)); echo mi-count $i $(head -c 16 /dev/hwrng | wc -c) $(md5sum </tmp/keep | cut -c1-8); echo mi-disk $i | dd of=/dev/vda conv=notrunc,fsync 2>/dev/null; head -c 4194304 /dev/urandom >/tmp/dirty; sleep 0.3; done'
+dd if=/dev/zero of=/tmp/mg/mi-disk.img bs=1M count=1 2>/dev/null
+timeout 120 virtus vm run -d --name mi1 --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --memory 256M \
+	--rng --net user --disk /tmp/mg/mi-disk.img --vsock 3,/tmp/mg/mi1.sock \
+	--cmdline "$base_cmdline virtus.init=\"run:$mi_cmd\"" >/tmp/mg/mi-run.out 2>&1
+echo "mi-run-status $? $(head -c 300 /tmp/mg/mi-run.out | tr '\n' ' ')"
+mi_last() { virtus vm logs "$1" 2>/dev/null | tr -d '\r' | sed -n 's/^mi-count //p' | tail -n1; }
+i=0; until [ "$(mi_last mi1 | cut -d' ' -f1)" -ge 3 ] 2>/dev/null || [ $i -ge 450 ]; do i=$((i + 1)); sleep 0.2; done
+echo "mi-before $(mi_last mi1)"
+sleep 200 | timeout 100 ./vsock unix-connect /tmp/mg/mi1.sock "CONNECT 5001" >/dev/null 2>/tmp/mg/mi-held.err &
+sleep 1
+timeout 60 virtus vm run -d --name mi2 --incoming unix:/tmp/mg/mi.sock --vsock 3,/tmp/mg/mi2.sock >/tmp/mg/mi-in.out 2>&1
+echo "mi-incoming-status $? $(tr '\n' ' ' </tmp/mg/mi-in.out)"
+timeout 200 virtus vm migrate mi1 unix:/tmp/mg/mi.sock >/tmp/mg/mi.out 2>/tmp/mg/mi.err
+echo "mi-migrate-status $? $(tr '\n' ' ' </tmp/mg/mi.out) $(tail -n 3 /tmp/mg/mi.err | tr '\n' ' ')"
+echo "mi-migrate-line $(sed -n 's/.* in \([0-9]*\) ms (paused \([0-9]*\) ms; \([0-9.]*\) MiB sent in \([0-9]*\) passes).*/\1 \2 \3 \4/p' /tmp/mg/mi.out)"
+sleep 1
+echo "mi-source-left $(ls /tmp/mg/vms | grep -c '^mi1$')"
+i=0; until [ "$(virtus vm logs mi2 2>/dev/null | grep -c '^mi-count')" -ge 3 ] || [ $i -ge 150 ]; do i=$((i + 1)); sleep 0.2; done
+echo "mi-after $(virtus vm logs mi2 | tr -d '\r' | sed -n 's/^mi-count //p' | head -n1)"
+echo "mi-after-last $(mi_last mi2)"
+echo "mi-after-boots $(virtus vm logs mi2 | grep -c 'virtus-guest: ready')"
+echo "mi-held-after $(virtus vm logs mi2 | tr -d '\r' | sed -n 's/^mi-held-ended //p' | head -n1)"
+for i in 1 2 3 4 5; do
+	timeout 10 ./vsock unix-connect /tmp/mg/mi2.sock "CONNECT 5000" </dev/null >/tmp/mg/mi-hello 2>/dev/null && break
+	sleep 0.5
+done
+echo "mi-vsock-new $(head -n1 /tmp/mg/mi-hello)"
+timeout 60 virtus vm stop -t 30 mi2; echo "mi-stop-status $?"
+echo "mi-disk-after $(head -c 32 /tmp/mg/mi-disk.img | tr -d '\000' | sed -n 's/^mi-disk //p' | head -n1)"
+echo "mi-left $(ls /tmp/mg/vms 2>/dev/null | wc -l)"
 exit 0

@@ -66,6 +66,40 @@ static void round_trip(void **state)
 	state_reader_close(&r);
 }
 
+/* The in-memory writer and reader (migration) make and read the same bytes as the file ones. */
+static void memory_round_trip_matches_the_file(void **state)
+{
+	(void)state;
+	write_sample();
+	struct state_writer w;
+	uint8_t *data;
+	size_t len;
+	vt_err err;
+	state_writer_open_memory(&w);
+	uint32_t a = 0x11223344;
+	state_put(&w, "alpha", 1, &a, sizeof(a));
+	state_put(&w, "beta", 2, "hello", 5);
+	state_put(&w, "empty", 1, NULL, 0);
+	assert_int_equal(state_writer_take(&w, &data, &len, &err), 0);
+	void *file;
+	size_t file_len;
+	assert_int_equal(read_file(path, STATE_FILE_MAX, &file, &file_len, &err), 0);
+	assert_int_equal(len, file_len);
+	assert_memory_equal(data, file, len);
+	free(file);
+	struct state_reader r;
+	char b[5];
+	assert_int_equal(state_reader_open_memory(&r, data, len, "the stream", &err), 0);
+	assert_int_equal(state_get(&r, "beta", 2, b, sizeof(b), &err), 0);
+	assert_memory_equal(b, "hello", 5);
+	state_reader_close(&r);
+	uint8_t *junk = malloc(8);
+	assert_non_null(junk);
+	memcpy(junk, "VIRTUSXX", 8);
+	assert_int_equal(state_reader_open_memory(&r, junk, 8, "the stream", &err), -1);
+	assert_non_null(strstr(err.msg, "the stream is not a virtus snapshot state file"));
+}
+
 static void wrong_version_length_or_name_is_refused(void **state)
 {
 	(void)state;
@@ -145,6 +179,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(round_trip),
+		cmocka_unit_test(memory_round_trip_matches_the_file),
 		cmocka_unit_test(wrong_version_length_or_name_is_refused),
 		cmocka_unit_test(existing_file_is_not_overwritten),
 		cmocka_unit_test(damaged_files_are_refused),

@@ -23,6 +23,7 @@
 
 #include "devices/virtio/pci.h"
 #include "lib/iov.h"
+#include "lib/state_file.h"
 #include "lib/util.h"
 
 #define VBALLOON_QUEUE_SIZE 128
@@ -220,9 +221,46 @@ static void vb_reset(struct virtio_device *d)
 	to_vb(d)->stats_held = false;
 }
 
+#define VB_STATE_VERSION 1
+
+struct vb_state {
+	uint32_t num_pages, actual, actual_max;
+	uint16_t stats_head;
+	uint8_t stats_held, pad;
+};
+
+/* The target and what the guest has given, and the statistics buffer the device holds (its head). */
+static void vb_state_save(struct virtio_device *d, struct state_writer *w, const char *name)
+{
+	struct vballoon *b = to_vb(d);
+	struct vb_state s = {
+		.num_pages = __atomic_load_n(&b->num_pages, __ATOMIC_RELAXED), .actual = __atomic_load_n(&b->actual, __ATOMIC_RELAXED),
+		.actual_max = __atomic_load_n(&b->actual_max, __ATOMIC_RELAXED), .stats_head = b->stats_head,
+		.stats_held = b->stats_held,
+	};
+	state_put(w, name, VB_STATE_VERSION, &s, sizeof(s));
+}
+
+static int vb_state_load(struct virtio_device *d, const struct state_reader *r, const char *name, vt_err *err)
+{
+	struct vballoon *b = to_vb(d);
+	struct vb_state s;
+	if (state_get(r, name, VB_STATE_VERSION, &s, sizeof(s), err) < 0)
+		return -1;
+	if (s.stats_held && (b->stats_fd < 0 || s.stats_head >= d->vq[VBALLOON_STATSQ].size))
+		return vt_fail(err, "snapshot section %s: a statistics buffer this balloon cannot hold", name);
+	__atomic_store_n(&b->num_pages, s.num_pages, __ATOMIC_RELAXED);
+	__atomic_store_n(&b->actual, s.actual, __ATOMIC_RELAXED);
+	__atomic_store_n(&b->actual_max, s.actual_max, __ATOMIC_RELAXED);
+	b->stats_head = s.stats_head;
+	b->stats_held = s.stats_held;
+	return 0;
+}
+
 static const struct virtio_device_ops vb_ops = {
 	.config_read = vb_config_read, .config_write = vb_config_write,
 	.reset = vb_reset, .queue_notify = vb_queue_notify,
+	.state_save = vb_state_save, .state_load = vb_state_load,
 };
 
 int virtio_balloon_create(struct virtio_device **out, const struct guest_mem *mem, uint64_t target_bytes,

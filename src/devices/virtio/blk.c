@@ -165,10 +165,19 @@ static void blk_reset(struct virtio_device *d)
 	memset(b->in_flight, 0, sizeof(b->in_flight));
 }
 
+/* A snapshot waits for the backend's requests: their completions are written into guest memory. */
+static bool blk_quiesced(struct virtio_device *d)
+{
+	return virtio_blk_in_flight(d) == 0;
+}
+
 static const struct virtio_device_ops blk_ops = {
 	.config_read = blk_config_read,
 	.reset = blk_reset,
 	.queue_notify = blk_queue_notify,
+	.state_save = virtio_stateless_save,
+	.state_load = virtio_stateless_load,
+	.quiesced = blk_quiesced,
 };
 
 void virtio_blk_complete(void *dev)
@@ -198,12 +207,28 @@ int virtio_blk_eventfd(const struct virtio_device *d)
 	return blk_eventfd(((const struct vblk_dev *)d)->disk);
 }
 
+int virtio_blk_lock(struct virtio_device *d, vt_err *err)
+{
+	return blk_lock(((struct vblk_dev *)d)->disk, err);
+}
+
+void virtio_blk_unlock(struct virtio_device *d)
+{
+	blk_unlock(((struct vblk_dev *)d)->disk);
+}
+
 int virtio_blk_create(const char *path, bool readonly, const char *serial, struct virtio_device **out, vt_err *err)
+{
+	return virtio_blk_create_unlocked(path, readonly, serial, false, out, err);
+}
+
+int virtio_blk_create_unlocked(const char *path, bool readonly, const char *serial, bool unlocked,
+			       struct virtio_device **out, vt_err *err)
 {
 	struct vblk_dev *b = calloc(1, sizeof(*b));
 	if (!b)
 		return vt_fail_errno(err, ENOMEM, "virtio-blk");
-	struct blk_opts o = { .readonly = readonly, .serial = serial };
+	struct blk_opts o = { .readonly = readonly, .serial = serial, .defer_lock = unlocked };
 	if (blk_open_opts(path, &o, &b->disk, err) < 0) {
 		free(b);
 		return -1;

@@ -158,7 +158,11 @@ static void vcon_reset(struct virtio_device *d)
 	to_vcon(d)->guest_spoke = false; /* held input stays held for the next driver */
 }
 
-static const struct virtio_device_ops vcon_ops = { .reset = vcon_reset, .queue_notify = vcon_queue_notify };
+/* Host input not yet given to the guest is not part of a snapshot: like keys typed while it was down. */
+static const struct virtio_device_ops vcon_ops = {
+	.reset = vcon_reset, .queue_notify = vcon_queue_notify,
+	.state_save = virtio_stateless_save, .state_load = virtio_stateless_load,
+};
 
 int virtio_console_create(struct virtio_device **out, int out_fd, vt_err *err)
 {

@@ -167,7 +167,9 @@ int virtio_fs_create(const char *tag, const char *socket_path, const struct gues
 	memcpy(f->config.tag, tag, len);
 	f->config.num_request_queues = FS_QUEUES - 1;
 	f->dev = (struct virtio_device){ .id = VIRTIO_ID_FS, .nqueues = FS_QUEUES, .config_len = sizeof(f->config),
-					 .ops = &fs_ops, .name = "virtio-fs", .external_queues = true };
+					 .ops = &fs_ops, .name = "virtio-fs", .external_queues = true,
+					 .snapshot_refusal = "virtio-fs (--fs): its state is in virtiofsd, which cannot be "
+							     "snapshotted" };
 	for (unsigned q = 0; q < FS_QUEUES; q++)
 		f->dev.queue_max[q] = VIRTIO_FS_QUEUE_SIZE;
 	if (make_call_fds(f, err) || vhu_connect(&f->vu, socket_path, err)) {

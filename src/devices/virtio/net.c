@@ -514,11 +514,14 @@ void virtio_net_print_stats(struct virtio_device *d, FILE *f)
 		(unsigned long long)s->rx_no_driver);
 }
 
+/* A frame the backend gave but the guest has not got is not part of a snapshot: the network lost it. */
 static const struct virtio_device_ops net_ops = {
 	.config_read = net_config_read,
 	.queue_notify = net_queue_notify,
 	.activate = net_activate,
 	.reset = net_reset,
+	.state_save = virtio_stateless_save,
+	.state_load = virtio_stateless_load,
 };
 
 /* ---- Lifecycle ------------------------------------------------------------------------------------ */

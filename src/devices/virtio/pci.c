@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "lib/state_file.h"
 #include "lib/util.h"
 
 #define VIRTIO_PCI_VENDOR   0x1af4
@@ -548,6 +549,8 @@ static int check_device(const struct virtio_device *dev, vt_err *err)
 			return vt_fail(err, "%s: queue %u size %u is not a power of two", dev->name, i, dev->queue_max[i]);
 	if (!dev->ops || !dev->ops->queue_notify)
 		return vt_fail(err, "%s: no queue_notify handler", dev->name);
+	if (!dev->snapshot_refusal && (!dev->ops->state_save || !dev->ops->state_load))
+		return vt_fail(err, "%s: neither snapshot state handlers nor a reason why it has none", dev->name);
 	return 0;
 }
 
@@ -630,6 +633,191 @@ void virtio_pci_destroy(struct virtio_transport *t)
 		msix_destroy(&t->msix);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
+}
+
+/* ---- Snapshot state ------------------------------------------------------------------------------------ */
+
+#define TRANSPORT_STATE_VERSION 1
+
+struct queue_state {
+	uint64_t desc, driver, device;
+	uint16_t size, msix_vector;
+	uint16_t last_avail, used_idx, signalled_used;
+	uint8_t enabled, signalled_valid, broken;
+	uint8_t pad[5];
+};
+
+struct transport_state {
+	struct pci_function_state pci;
+	uint32_t device_id, nqueues;      /* what the device is: checked, not loaded */
+	uint64_t offered;
+	uint64_t driver_features, negotiated;
+	uint32_t dfselect, gfselect;
+	uint16_t config_vector, queue_select;
+	uint8_t status, config_generation, isr, pad;
+	struct queue_state q[VIRTIO_MAX_QUEUES];
+};
+
+void virtio_stateless_save(struct virtio_device *d, struct state_writer *w, const char *name)
+{
+	(void)d, (void)w, (void)name;
+}
+
+int virtio_stateless_load(struct virtio_device *d, const struct state_reader *r, const char *name, vt_err *err)
+{
+	(void)d, (void)r, (void)name, (void)err;
+	return 0;
+}
+
+void virtio_pci_lock(struct virtio_transport *t)
+{
+	pthread_mutex_lock(&t->lock);
+}
+
+void virtio_pci_unlock(struct virtio_transport *t)
+{
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool virtio_pci_quiesced(struct virtio_transport *t)
+{
+	return !t->dev->ops->quiesced || t->dev->ops->quiesced(t->dev);
+}
+
+static void save_queue(const struct vpci_queue *q, const struct virtq *vq, struct queue_state *s)
+{
+	*s = (struct queue_state){
+		.desc = q->desc, .driver = q->driver, .device = q->device, .size = q->size, .msix_vector = q->msix_vector,
+		.last_avail = vq->last_avail, .used_idx = vq->used_idx, .signalled_used = vq->signalled_used,
+		.enabled = q->enabled, .signalled_valid = vq->signalled_valid, .broken = vq->broken,
+	};
+}
+
+/* A zeroed state for device d (NULL with err if d cannot be snapshotted) and the name of its own section. */
+static struct transport_state *new_state(const struct virtio_device *d, const char *name, char *dev_name, vt_err *err)
+{
+	if (d->snapshot_refusal)
+		return vt_fail(err, "%s", d->snapshot_refusal), NULL;
+	struct transport_state *s = calloc(1, sizeof(*s));
+	if (!s)
+		return vt_fail_errno(err, ENOMEM, "%s state", d->name), NULL;
+	snprintf(dev_name, STATE_NAME_MAX + 1, "%s.dev", name);
+	return s;
+}
+
+int virtio_pci_state_save(struct virtio_transport *t, struct state_writer *w, const char *name, vt_err *err)
+{
+	struct virtio_device *d = t->dev;
+	char dev_name[STATE_NAME_MAX + 1];
+	struct transport_state *s = new_state(d, name, dev_name, err);
+	if (!s)
+		return -1;
+	s->device_id = d->id, s->nqueues = d->nqueues, s->offered = offered_features(t);
+	s->driver_features = t->driver_features, s->negotiated = d->negotiated;
+	s->dfselect = t->dfselect, s->gfselect = t->gfselect;
+	s->config_vector = t->config_vector, s->queue_select = t->queue_select;
+	s->status = t->status, s->config_generation = t->config_generation, s->isr = t->isr;
+	pci_function_state_get(&t->pci, &t->msix, &s->pci);
+	for (unsigned i = 0; i < d->nqueues; i++)
+		save_queue(&t->q[i], &t->vq[i], &s->q[i]);
+	d->ops->state_save(d, w, dev_name);
+	state_put(w, name, TRANSPORT_STATE_VERSION, s, sizeof(*s));
+	free(s);
+	return 0;
+}
+
+static int check_transport_state(const struct virtio_transport *t, const struct transport_state *s, const char *name,
+				  vt_err *err)
+{
+	const struct virtio_device *d = t->dev;
+	if (s->device_id != d->id || s->nqueues != d->nqueues)
+		return vt_fail(err, "snapshot section %s: the snapshot has virtio device %u with %u queues there, this VM "
+				    "has %s with %u", name, s->device_id, s->nqueues, d->name, d->nqueues);
+	if (s->offered != offered_features(t))
+		return vt_fail(err, "snapshot section %s: the snapshot's %s offered features 0x%llx, this one offers 0x%llx "
+				    "(its options differ: read-only, offloads, ...)", name, d->name,
+			       (unsigned long long)s->offered, (unsigned long long)offered_features(t));
+	if ((s->driver_features & ~s->offered) || (s->negotiated & ~s->offered))
+		return vt_fail(err, "snapshot section %s: negotiated features that were not offered", name);
+	for (unsigned i = 0; i < d->nqueues; i++) {
+		const struct queue_state *q = &s->q[i];
+		if (!q->size || q->size > d->queue_max[i] || (q->size & (q->size - 1)))
+			return vt_fail(err, "snapshot section %s: queue %u has size %u", name, i, q->size);
+	}
+	return 0;
+}
+
+static void load_queue(struct virtio_transport *t, unsigned i, const struct queue_state *s)
+{
+	struct vpci_queue *q = &t->q[i];
+	q->size = s->size;
+	q->msix_vector = checked_vector(t, s->msix_vector);
+	q->desc = s->desc, q->driver = s->driver, q->device = s->device;
+	if (!s->enabled)
+		return;
+	enable_queue(t, i); /* checks the rings against guest memory again, as the driver's enable did */
+	struct virtq *vq = &t->vq[i];
+	vq->last_avail = s->last_avail;
+	vq->used_idx = s->used_idx;
+	vq->signalled_used = s->signalled_used;
+	vq->signalled_valid = s->signalled_valid;
+	vq->broken |= s->broken != 0;
+}
+
+/* An active device goes on as after DRIVER_OK; a spurious interrupt per queue covers one that was still
+ * on its way when the state was taken (a driver finds nothing new and returns). */
+static void resume_device(struct virtio_transport *t)
+{
+	if (!(t->status & VIRTIO_STATUS_DRIVER_OK) || (t->status & VIRTIO_STATUS_NEEDS_RESET))
+		return;
+	if (t->dev->ops->activate && t->dev->ops->activate(t->dev) < 0) {
+		virtio_mark_broken(t->dev, "device activation failed");
+		return;
+	}
+	for (unsigned i = 0; i < t->dev->nqueues; i++)
+		if (t->q[i].enabled)
+			virtio_queue_interrupt(t->dev, i, true);
+	kick_enabled_queues(t);
+}
+
+int virtio_pci_state_load(struct virtio_transport *t, const struct state_reader *r, const char *name, vt_err *err)
+{
+	struct virtio_device *d = t->dev;
+	char dev_name[STATE_NAME_MAX + 1];
+	struct transport_state *s = new_state(d, name, dev_name, err);
+	if (!s)
+		return -1;
+	int rc = -1;
+	pthread_mutex_lock(&t->lock);
+	if (state_get(r, name, TRANSPORT_STATE_VERSION, s, sizeof(*s), err) < 0 || check_transport_state(t, s, name, err) < 0)
+		goto out;
+	reset_device(t);
+	if (pci_function_state_set(&t->pci, &t->msix, &s->pci, err) < 0)
+		goto out;
+	t->dfselect = s->dfselect, t->gfselect = s->gfselect;
+	t->driver_features = s->driver_features;
+	d->negotiated = s->negotiated;
+	t->config_vector = checked_vector(t, s->config_vector);
+	t->queue_select = s->queue_select;
+	t->status = s->status, t->config_generation = s->config_generation, t->isr = s->isr;
+	for (unsigned i = 0; i < d->nqueues; i++)
+		load_queue(t, i, &s->q[i]);
+	if (d->ops->state_load(d, r, dev_name, err) < 0)
+		goto out;
+	resume_device(t);
+	rc = 0;
+out:
+	if (rc < 0)
+		reset_device(t);
+	pthread_mutex_unlock(&t->lock);
+	free(s);
+	return rc;
+}
+
+void virtio_pci_retire(struct virtio_transport *t)
+{
+	for (unsigned i = 0; i < t->dev->nqueues; i++)
+		virtq_disable(&t->vq[i]);
 }
 
 void virtio_pci_print_stats(struct virtio_transport *t, FILE *f)

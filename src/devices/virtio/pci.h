@@ -107,6 +107,24 @@ int virtio_pci_create(struct virtio_device *dev, const struct guest_mem *mem, co
 void virtio_pci_destroy(struct virtio_transport *t);
 void virtio_pci_print_stats(struct virtio_transport *t, FILE *f);
 
+/* Snapshot (docs/snapshot.md): the transport's state is section `name` (the PCI function, feature
+ * negotiation, status, every queue's configuration and ring positions), the device's own is `name`.dev.
+ * Save with the VM paused and the lock held (below). Load into a transport built from the same device
+ * configuration (id, queues and offered features are checked) before the VM runs; an active device is
+ * activated again and its queues looked at, as after DRIVER_OK.
+ *
+ * A save holds every device's lock (virtio_pci_lock) from the check that each is quiesced until guest memory
+ * is written too: the device thread then cannot move a ring between the state and the memory it describes. */
+struct state_writer;
+struct state_reader;
+void virtio_pci_lock(struct virtio_transport *t);
+void virtio_pci_unlock(struct virtio_transport *t);
+bool virtio_pci_quiesced(struct virtio_transport *t);   /* lock held */
+int virtio_pci_state_save(struct virtio_transport *t, struct state_writer *w, const char *name, vt_err *err); /* lock held */
+int virtio_pci_state_load(struct virtio_transport *t, const struct state_reader *r, const char *name, vt_err *err);
+/* The guest now runs elsewhere (a migration completed): never touch its rings again. Lock held. */
+void virtio_pci_retire(struct virtio_transport *t);
+
 /* The BAR handler (also reachable as t->pci.ops->bar_io); exposed for tests. */
 void virtio_pci_bar_io(void *t, uint64_t addr, uint8_t *data, uint32_t len, bool is_write);
 

@@ -124,6 +124,11 @@ static int add_segment(struct walk *w, const struct desc *d)
 {
 	struct virtq_chain *c = w->chain;
 	bool writable = d->flags & VIRTQ_DESC_F_WRITE;
+	if (!c) { /* a walk that only marks what the device wrote (mark_device_writes) */
+		if (writable)
+			gmem_mark_dirty(w->q->mem, d->addr, d->len);
+		return 0;
+	}
 	if (d->len == 0 || d->addr + d->len < d->addr)
 		return -1;
 	if (!writable && w->seen_writable)
@@ -217,10 +222,25 @@ int virtq_pop(struct virtq *q, struct virtq_chain *chain)
 	return 1;
 }
 
+/* While a migration runs, what the device wrote into guest memory must be sent again (KVM's dirty log sees
+ * only the guest's writes): the used ring, and with a head the chain's writable buffers, walked again from
+ * the descriptors as they are now (a guest that changed them only loses its own data). */
+static void mark_device_writes(struct virtq *q, int head)
+{
+	if (!__atomic_load_n(&q->mem->track_user_writes, __ATOMIC_RELAXED))
+		return;
+	gmem_mark_dirty(q->mem, q->used_gpa, used_bytes(q->size));
+	if (head >= 0) {
+		struct walk w = { .q = q };
+		walk_table(&w, q->desc_hva, q->size, (uint16_t)head, false);
+	}
+}
+
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
 {
 	if (!virtq_usable(q))
 		return;
+	mark_device_writes(q, head);
 	uint64_t off = used_entry_off(q, q->used_idx);
 	store32(q->used_hva, off, head);
 	store32(q->used_hva, off + 4, written);
@@ -234,6 +254,7 @@ void virtq_fill(struct virtq *q, unsigned i, uint16_t head, uint32_t written)
 {
 	if (!virtq_usable(q))
 		return;
+	mark_device_writes(q, head);
 	uint64_t off = used_entry_off(q, (uint16_t)(q->used_idx + i));
 	store32(q->used_hva, off, head);
 	store32(q->used_hva, off + 4, written);
@@ -274,6 +295,7 @@ bool virtq_enable_notify(struct virtq *q, bool enable)
 {
 	if (!virtq_usable(q))
 		return false;
+	mark_device_writes(q, -1);
 	if (q->event_idx) {
 		/* Disabling needs no write: the driver notifies at most once more, when it passes the
 		 * avail_event we last wrote. */

@@ -44,7 +44,9 @@ static void rng_queue_notify(struct virtio_device *d, unsigned q)
 		virtio_queue_interrupt(d, q, false);
 }
 
-static const struct virtio_device_ops rng_ops = { .queue_notify = rng_queue_notify };
+static const struct virtio_device_ops rng_ops = {
+	.queue_notify = rng_queue_notify, .state_save = virtio_stateless_save, .state_load = virtio_stateless_load,
+};
 
 int virtio_rng_create(struct virtio_device **out, vt_err *err)
 {

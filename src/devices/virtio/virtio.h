@@ -41,6 +41,8 @@
 #define VIRTIO_MAX_QUEUES 8
 
 struct virtio_device;
+struct state_writer;
+struct state_reader;
 
 struct virtio_device_ops {
 	/* Device-specific configuration space (virtio 1.x, 4.1.4.6), offset within it; the transport has
@@ -54,6 +56,19 @@ struct virtio_device_ops {
 	void (*reset)(struct virtio_device *d);
 	/* Queue q was kicked (ioeventfd or a trapped notify write): consume it. Runs on the event loop. */
 	void (*queue_notify)(struct virtio_device *d, unsigned q);
+
+	/* Snapshot (docs/snapshot.md). Every device has both, or says in snapshot_refusal why it cannot be
+	 * snapshotted: virtio_pci_create refuses a device with neither, so a new device cannot forget its state.
+	 * state_save writes the device's own state (beyond the transport's: rings, features, status) as section
+	 * `name`, with the transport lock held and the VM paused; it may give back chains it holds unused
+	 * (virtq_unpop). state_load reads it into a device just built the same way, after the transport's state
+	 * and before activate; it may use its queues (vsock's transport-reset event). virtio_stateless_save/load
+	 * are for devices whose state is all in the transport and their rings. */
+	void (*state_save)(struct virtio_device *d, struct state_writer *w, const char *name);
+	int (*state_load)(struct virtio_device *d, const struct state_reader *r, const char *name, vt_err *err);
+	/* Whether the device holds no request its state cannot describe (virtio-blk: requests in the backend).
+	 * A snapshot waits, devices running, until every device says so. Optional: absent means always. */
+	bool (*quiesced)(struct virtio_device *d);
 };
 
 struct virtio_transport;
@@ -67,6 +82,7 @@ struct virtio_device {
 	uint32_t config_len;              /* bytes of device config space, <= 4096 */
 	const struct virtio_device_ops *ops;
 	const char *name;                 /* "virtio-rng": diagnostics and --stats */
+	const char *snapshot_refusal;     /* why this device cannot be snapshotted (instead of state ops) */
 	/* Another process serves the queues (vhost-user): the transport makes each queue's kick eventfd and
 	 * attaches it as an ioeventfd but never reads it, and never calls queue_notify. */
 	bool external_queues;
@@ -123,6 +139,9 @@ static inline struct virtio_pass virtio_pass_begin(struct virtio_device *d, unsi
 /* 1: *chain is the next chain. 0: the pass is over. -1: a malformed chain; the device is marked broken. */
 int virtio_pass_pop(struct virtio_pass *p, struct virtq_chain *chain);
 
+void virtio_stateless_save(struct virtio_device *d, struct state_writer *w, const char *name);
+int virtio_stateless_load(struct virtio_device *d, const struct state_reader *r, const char *name, vt_err *err);
+
 static inline bool virtio_has_feature(const struct virtio_device *d, unsigned bit)
 {
 	return d->negotiated & (1ULL << bit);
@@ -135,6 +154,12 @@ void virtio_rng_destroy(struct virtio_device *d);
 /* virtio-blk over a raw image (serial NULL: derived from the image). Its backend's completions arrive on
  * virtio_blk_eventfd(): call virtio_blk_complete(dev) on the event loop when it is readable. */
 int virtio_blk_create(const char *path, bool readonly, const char *serial, struct virtio_device **out, vt_err *err);
+/* The same, with the image's lock left for virtio_blk_lock when unlocked (a migration's destination opens the
+ * image while the source still holds it); virtio_blk_unlock gives it up (the source, once the guest is gone). */
+int virtio_blk_create_unlocked(const char *path, bool readonly, const char *serial, bool unlocked,
+			       struct virtio_device **out, vt_err *err);
+int virtio_blk_lock(struct virtio_device *d, vt_err *err);
+void virtio_blk_unlock(struct virtio_device *d);
 void virtio_blk_destroy(struct virtio_device *d);
 int virtio_blk_eventfd(const struct virtio_device *d);
 void virtio_blk_complete(void *dev);

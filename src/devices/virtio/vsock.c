@@ -1,5 +1,6 @@
-/* virtio-vsock, hybrid style (see vsock.h). Stream sockets only; the event queue stays unused (its one event,
- * TRANSPORT_RESET, matters only after migration).
+/* virtio-vsock, hybrid style (see vsock.h). Stream sockets only; the event queue carries its one event,
+ * TRANSPORT_RESET, once after a restore: the connections' host ends stayed with the process that took the
+ * snapshot, and the driver then resets its sockets and reads the (perhaps new) guest CID.
  *
  * Data paths. Guest -> host: an RW packet's payload is written straight from guest memory to the host socket;
  * what the socket does not take waits in the connection's buffer (at most VSOCK_BUF_ALLOC, the credit the
@@ -13,6 +14,7 @@
  * them whenever the guest has rx buffers. Nothing grows with what the guest sends. */
 #include "devices/virtio/vsock.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -26,6 +28,7 @@
 
 #include "devices/virtio/pci.h"
 #include "lib/iov.h"
+#include "lib/state_file.h"
 #include "lib/unixsock.h"
 #include "lib/util.h"
 
@@ -786,10 +789,42 @@ static void vsock_config_read(struct virtio_device *d, uint32_t off, uint8_t *da
 	memcpy(data, cfg + off, len);
 }
 
+/* Connections are not part of a snapshot (their host sockets cannot be); an rx buffer the device holds
+ * unused goes back to the ring, where the snapshot's ring positions find it. */
+static void vsock_state_save(struct virtio_device *d, struct state_writer *w, const char *name)
+{
+	struct vsock *v = to_vsock(d);
+	(void)w, (void)name;
+	if (v->rx_held) {
+		virtq_unpop(&d->vq[VSOCK_RXQ], 1);
+		v->rx_held = false;
+	}
+}
+
+#define VSOCK_EVENT_TRANSPORT_RESET 0
+
+/* virtio 1.x 5.10.6.7: a transport reset event in the driver's next event buffer. A driver without one
+ * posted keeps its old connections until they time out; it is not an error of the snapshot. */
+static int vsock_state_load(struct virtio_device *d, const struct state_reader *r, const char *name, vt_err *err)
+{
+	struct vsock *v = to_vsock(d);
+	(void)r, (void)name, (void)err;
+	if (!virtio_queue_live(d, VSOCK_EVQ) || virtq_pop(&d->vq[VSOCK_EVQ], v->chain) != 1)
+		return 0;
+	uint32_t id = htole32(VSOCK_EVENT_TRANSPORT_RESET);
+	size_t n = iov_from_buf(v->chain->iov + v->chain->nread, v->chain->nwrite, 0, &id, sizeof(id));
+	virtq_push(&d->vq[VSOCK_EVQ], v->chain->head, (uint32_t)n);
+	virtio_queue_interrupt(d, VSOCK_EVQ, true);
+	v->stats.transport_resets++;
+	return 0;
+}
+
 static const struct virtio_device_ops vsock_ops = {
 	.config_read = vsock_config_read,
 	.reset = vsock_reset,
 	.queue_notify = vsock_queue_notify,
+	.state_save = vsock_state_save,
+	.state_load = vsock_state_load,
 };
 
 int vsock_check_path(const char *path, vt_err *err)
@@ -901,7 +936,7 @@ void virtio_vsock_print_stats(struct virtio_device *d, FILE *f)
 {
 	const struct vsock_stats *s = &to_vsock(d)->stats;
 	fprintf(f, "virtio-vsock: connections %" PRIu64 " from guest, %" PRIu64 " from host; bytes %" PRIu64
-		" to host, %" PRIu64 " to guest; %" PRIu64 " RSTs sent, %" PRIu64 " bad packets\n",
-		s->conns_from_guest, s->conns_from_host, s->bytes_to_host, s->bytes_to_guest, s->rsts_sent,
-		s->bad_packets);
+		" to host, %" PRIu64 " to guest; %" PRIu64 " RSTs sent, %" PRIu64 " bad packets, %" PRIu64
+		" transport resets\n", s->conns_from_guest, s->conns_from_host, s->bytes_to_host, s->bytes_to_guest,
+		s->rsts_sent, s->bad_packets, s->transport_resets);
 }

@@ -50,6 +50,7 @@ _Static_assert(sizeof(struct vsock_hdr) == 44, "virtio-vsock header is 44 bytes"
 
 struct vsock_stats {
 	uint64_t conns_from_guest, conns_from_host, bytes_to_host, bytes_to_guest, rsts_sent, bad_packets;
+	uint64_t transport_resets;       /* events sent after a restore */
 };
 
 /* Check PATH for use as --vsock's socket path (length with the "_P" suffix). */

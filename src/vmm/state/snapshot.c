@@ -10,11 +10,12 @@
 
 #include "lib/util.h"
 
-#define MACHINE_VERSION 1
+#define MACHINE_VERSION 2 /* 2: devices on PCI (section pci) */
 #define CLOCK_VERSION 1
 #define IRQCHIP_VERSION 1
 #define PIT_VERSION 1
 #define MEMORY_VERSION 1
+#define CONFIG_VERSION 1
 #define PAGE 4096
 
 /* What the memory file holds: the RAM regions one after the other, in guest-physical order. */
@@ -25,10 +26,7 @@ struct memory_section {
 
 int vm_snapshot_supported(const struct vm *vm, vt_err *err)
 {
-	if (vm->pci.enabled)
-		return vt_fail(err, "this VM has PCI devices (virtio: disks, network, vsock, rng, balloon, console or fs), "
-				    "whose state snapshots do not hold yet; a VM with the serial console only can be snapshotted");
-	return 0;
+	return vm_pci_snapshot_supported(vm, err);
 }
 
 /* ---- Memory: runs of non-zero pages written where they belong, zero pages left as holes ------------- */
@@ -135,68 +133,89 @@ static int load_clock(struct vm *vm, const struct state_reader *r, vt_err *err)
 
 /* ---- Whole VM --------------------------------------------------------------------------------------- */
 
-int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path, vt_err *err)
+int vm_snapshot_save_state(struct vm *vm, struct state_writer *w, vt_err *err)
+{
+	int rc = save_machine(vm, w, err);
+	for (unsigned i = 0; rc == 0 && i < vm->ncpus; i++)
+		rc = vcpu_state_save(&vm->vcpus[i], w, err);
+	if (rc == 0)
+		rc = uart_state_save(&vm->uart, w);
+	if (rc == 0)
+		rc = vm_pci_state_save(vm, w, err);
+	return rc;
+}
+
+int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path, const char *config, vt_err *err)
 {
 	if (vm_snapshot_supported(vm, err) < 0)
 		return -1;
 	if (!vm_is_paused(vm))
 		return vt_fail(err, "the VM must be paused for a snapshot");
 	struct state_writer w;
-	if (state_writer_open(&w, state_path, err) < 0)
+	if (vm_pci_freeze(vm, err) < 0)
 		return -1;
-	int rc = save_machine(vm, &w, err);
-	for (unsigned i = 0; rc == 0 && i < vm->ncpus; i++)
-		rc = vcpu_state_save(&vm->vcpus[i], &w, err);
-	if (rc == 0)
-		rc = uart_state_save(&vm->uart, &w);
-	if (rc < 0) {
-		state_writer_abort(&w);
-	} else if ((rc = state_writer_finish(&w, err)) == 0) {
-		rc = write_memory(&vm->mem, mem_path, err);
+	int rc = state_writer_open(&w, state_path, err);
+	if (rc == 0) {
+		state_put(&w, "config", CONFIG_VERSION, config, strlen(config) + 1);
+		rc = vm_snapshot_save_state(vm, &w, err);
+		if (rc < 0) {
+			state_writer_abort(&w);
+		} else if ((rc = state_writer_finish(&w, err)) == 0) {
+			/* still frozen: no device writes guest memory while it is copied */
+			rc = write_memory(&vm->mem, mem_path, err);
+			if (rc < 0)
+				unlink(mem_path);
+		}
 		if (rc < 0)
-			unlink(mem_path);
+			unlink(state_path);
 	}
-	if (rc < 0)
-		unlink(state_path);
+	vm_pci_thaw(vm);
 	return rc;
 }
 
-int vm_snapshot_read_machine(const char *state_path, struct snapshot_machine *m, vt_err *err)
+int vm_snapshot_read_machine(const char *state_path, struct snapshot_machine *m, char **config, vt_err *err)
 {
 	struct state_reader r;
+	const struct state_section *s;
+	*config = NULL;
 	if (state_reader_open(&r, state_path, err) < 0)
 		return -1;
 	int rc = state_get(&r, "machine", MACHINE_VERSION, m, sizeof(*m), err);
+	if (rc == 0 && !(s = state_find(&r, "config", CONFIG_VERSION, err)))
+		rc = -1;
+	else if (rc == 0 && (!s->len || s->data[s->len - 1] || !(*config = strdup((const char *)s->data))))
+		rc = vt_fail(err, "%s: its config section is not a string", state_path);
 	state_reader_close(&r);
 	return rc;
+}
+
+int vm_snapshot_load_state(struct vm *vm, const struct state_reader *r, vt_err *err)
+{
+	struct snapshot_machine mach;
+	struct memory_section mem;
+	if (state_get(r, "machine", MACHINE_VERSION, &mach, sizeof(mach), err) < 0 ||
+	    state_get(r, "memory", MEMORY_VERSION, &mem, sizeof(mem), err) < 0)
+		return -1;
+	if (mach.ncpus != vm->ncpus || mach.mem_size != vm->mem.ram_size || mem.ram_size != vm->mem.ram_size)
+		return vt_fail(err, "the snapshot is of a machine with %u vCPUs and %llu MiB, this one has %u and %llu MiB",
+			       mach.ncpus, (unsigned long long)(mach.mem_size >> 20), vm->ncpus,
+			       (unsigned long long)(vm->mem.ram_size >> 20));
+	if (vm_snapshot_supported(vm, err) < 0 || load_machine(vm, r, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (vcpu_state_load(&vm->vcpus[i], r, err) < 0)
+			return -1;
+	if (uart_state_load(&vm->uart, r, err) < 0 || vm_pci_state_load(vm, r, err) < 0 || load_clock(vm, r, err) < 0)
+		return -1;
+	return 0;
 }
 
 int vm_snapshot_restore(struct vm *vm, const char *state_path, vt_err *err)
 {
 	struct state_reader r;
-	struct snapshot_machine mach;
-	struct memory_section mem;
 	if (state_reader_open(&r, state_path, err) < 0)
 		return -1;
-	int rc = -1;
-	if (state_get(&r, "machine", MACHINE_VERSION, &mach, sizeof(mach), err) < 0 ||
-	    state_get(&r, "memory", MEMORY_VERSION, &mem, sizeof(mem), err) < 0)
-		goto out;
-	if (mach.ncpus != vm->ncpus || mach.mem_size != vm->mem.ram_size || mem.ram_size != vm->mem.ram_size) {
-		vt_fail(err, "the snapshot is of a machine with %u vCPUs and %llu MiB, this one has %u and %llu MiB",
-			mach.ncpus, (unsigned long long)(mach.mem_size >> 20), vm->ncpus,
-			(unsigned long long)(vm->mem.ram_size >> 20));
-		goto out;
-	}
-	if (vm_snapshot_supported(vm, err) < 0 || load_machine(vm, &r, err) < 0)
-		goto out;
-	for (unsigned i = 0; i < vm->ncpus; i++)
-		if (vcpu_state_load(&vm->vcpus[i], &r, err) < 0)
-			goto out;
-	if (uart_state_load(&vm->uart, &r, err) < 0 || load_clock(vm, &r, err) < 0)
-		goto out;
-	rc = 0;
-out:
+	int rc = vm_snapshot_load_state(vm, &r, err);
 	state_reader_close(&r);
 	return rc;
 }

@@ -18,12 +18,19 @@ struct snapshot_machine {
 
 /* Whether vm can be snapshotted (every device has its state sections); an error names the one that has not. */
 int vm_snapshot_supported(const struct vm *vm, vt_err *err);
-/* Write the state file and the memory file (neither may exist). The VM must be paused. */
-int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path, vt_err *err);
-/* The machine a state file describes (for building the VM to restore into). */
-int vm_snapshot_read_machine(const char *state_path, struct snapshot_machine *m, vt_err *err);
+/* Write the state file and the memory file (neither may exist). The VM must be paused. config: the VM's
+ * devices as the caller describes them (api/vm_devices.h), kept as section "config" for the restore. */
+int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path, const char *config, vt_err *err);
+/* The machine a state file describes (for building the VM to restore into), and its devices' configuration
+ * (malloc()ed text). */
+int vm_snapshot_read_machine(const char *state_path, struct snapshot_machine *m, char **config, vt_err *err);
 /* Load every part's state into vm, built with cfg->restore_mem_path from the same machine, not started. */
 int vm_snapshot_restore(struct vm *vm, const char *state_path, vt_err *err);
+
+/* The state alone (no memory file), into any writer / from any reader: migration sends it. Save: the VM
+ * paused and its devices frozen (vm_pci_freeze). Load: as vm_snapshot_restore. */
+int vm_snapshot_save_state(struct vm *vm, struct state_writer *w, vt_err *err);
+int vm_snapshot_load_state(struct vm *vm, const struct state_reader *r, vt_err *err);
 
 int vcpu_state_save(struct vcpu *v, struct state_writer *w, vt_err *err);
 int vcpu_state_load(struct vcpu *v, const struct state_reader *r, vt_err *err);

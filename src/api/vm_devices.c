@@ -1,0 +1,152 @@
+/* A VM's devices as JSON (contract in vm_devices.h). */
+#include "api/vm_devices.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "devices/virtio/vsock.h"
+#include "lib/util.h"
+
+char *vm_devices_to_json(const struct vm_config *c)
+{
+	json_object *o = json_object_new_object(), *disks = json_object_new_array(), *nets = json_object_new_array();
+	json_object_object_add(o, "rng", json_object_new_boolean(c->rng));
+	json_object_object_add(o, "virtio_console", json_object_new_boolean(c->virtio_console));
+	json_object_object_add(o, "balloon_mib", json_object_new_int64((int64_t)(c->balloon_size / MiB)));
+	json_object_object_add(o, "balloon_stats_s", json_object_new_int((int)c->balloon_stats_s));
+	for (unsigned i = 0; i < c->ndisks; i++) {
+		json_object *d = json_object_new_object();
+		json_object_object_add(d, "path", json_object_new_string(c->disk[i].path));
+		json_object_object_add(d, "readonly", json_object_new_boolean(c->disk[i].readonly));
+		if (c->disk[i].serial)
+			json_object_object_add(d, "serial", json_object_new_string(c->disk[i].serial));
+		json_object_array_add(disks, d);
+	}
+	json_object_object_add(o, "disks", disks);
+	for (unsigned i = 0; i < c->nnets; i++)
+		json_object_array_add(nets, json_object_new_string(c->net[i]));
+	json_object_object_add(o, "nets", nets);
+	if (c->vsock_cid) {
+		json_object *v = json_object_new_object();
+		json_object_object_add(v, "cid", json_object_new_int64((int64_t)c->vsock_cid));
+		json_object_object_add(v, "path", json_object_new_string(c->vsock_path));
+		json_object_object_add(o, "vsock", v);
+	}
+	char *text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return text;
+}
+
+/* ---- Reading: every member checked, a missing one means "none" ------------------------------------------ */
+
+static json_object *member(json_object *o, const char *key, json_type type, bool *bad)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(o, key, &v))
+		return NULL;
+	if (!json_object_is_type(v, type)) {
+		*bad = true;
+		return NULL;
+	}
+	return v;
+}
+
+static int copy(const char *what, json_object *s, char *out, size_t len, vt_err *err)
+{
+	if (!s || !json_object_is_type(s, json_type_string) || !json_object_get_string_len(s) ||
+	    (size_t)json_object_get_string_len(s) >= len)
+		return vt_fail(err, "the source's configuration: %s is missing, not a string or too long", what);
+	memcpy(out, json_object_get_string(s), (size_t)json_object_get_string_len(s) + 1);
+	return 0;
+}
+
+static int read_disks(json_object *a, struct vm_config *c, struct vm_devices_store *st, vt_err *err)
+{
+	size_t n = json_object_array_length(a);
+	if (n > VM_MAX_DISKS)
+		return vt_fail(err, "the source's configuration has %zu disks (at most %d)", n, VM_MAX_DISKS);
+	for (size_t i = 0; i < n; i++) {
+		json_object *d = json_object_array_get_idx(a, i), *path, *ro, *serial;
+		if (!json_object_is_type(d, json_type_object) || !json_object_object_get_ex(d, "path", &path) ||
+		    copy("a disk's path", path, st->disk_path[i], sizeof(st->disk_path[i]), err) < 0)
+			return vt_fail(err, "the source's configuration: disk %zu is malformed", i + 1);
+		c->disk[i] = (struct vm_disk_config){ .path = st->disk_path[i] };
+		if (json_object_object_get_ex(d, "readonly", &ro))
+			c->disk[i].readonly = json_object_get_boolean(ro);
+		if (json_object_object_get_ex(d, "serial", &serial)) {
+			if (copy("a disk's serial", serial, st->disk_serial[i], sizeof(st->disk_serial[i]), err) < 0)
+				return -1;
+			c->disk[i].serial = st->disk_serial[i];
+		}
+	}
+	c->ndisks = (unsigned)n;
+	return 0;
+}
+
+static int read_nets(json_object *a, struct vm_config *c, struct vm_devices_store *st, vt_err *err)
+{
+	size_t n = json_object_array_length(a);
+	if (n > VM_MAX_NETS)
+		return vt_fail(err, "the source's configuration has %zu network interfaces (at most %d)", n, VM_MAX_NETS);
+	for (size_t i = 0; i < n; i++) {
+		if (copy("a network interface", json_object_array_get_idx(a, i), st->net[i], sizeof(st->net[i]), err) < 0)
+			return -1;
+		c->net[i] = st->net[i];
+	}
+	c->nnets = (unsigned)n;
+	return 0;
+}
+
+static int read_vsock(json_object *v, struct vm_config *c, struct vm_devices_store *st, vt_err *err)
+{
+	json_object *cid, *path;
+	if (!json_object_object_get_ex(v, "cid", &cid) || !json_object_is_type(cid, json_type_int) ||
+	    json_object_get_int64(cid) < VSOCK_CID_MIN || (uint64_t)json_object_get_int64(cid) > VSOCK_CID_MAX ||
+	    !json_object_object_get_ex(v, "path", &path) ||
+	    copy("the vsock socket's path", path, st->vsock_path, sizeof(st->vsock_path), err) < 0)
+		return vt_fail(err, "the source's configuration: its vsock is malformed");
+	c->vsock_cid = (uint64_t)json_object_get_int64(cid);
+	c->vsock_path = st->vsock_path;
+	return 0;
+}
+
+static int read_devices(json_object *o, struct vm_config *c, struct vm_devices_store *st, vt_err *err)
+{
+	bool bad = false;
+	json_object *rng = member(o, "rng", json_type_boolean, &bad), *con = member(o, "virtio_console", json_type_boolean, &bad);
+	json_object *mib = member(o, "balloon_mib", json_type_int, &bad), *stats = member(o, "balloon_stats_s", json_type_int, &bad);
+	json_object *disks = member(o, "disks", json_type_array, &bad), *nets = member(o, "nets", json_type_array, &bad);
+	json_object *vsock = member(o, "vsock", json_type_object, &bad);
+	if (bad)
+		return vt_fail(err, "the source's configuration has a member of the wrong type");
+	if (!c->rng && rng)
+		c->rng = json_object_get_boolean(rng);
+	if (!c->virtio_console && con)
+		c->virtio_console = json_object_get_boolean(con);
+	if (!c->balloon_size && mib) {
+		int64_t m = json_object_get_int64(mib), s = stats ? json_object_get_int64(stats) : 0;
+		if (m < 0 || m > (1 << 22) || s < 0 || s > 3600)
+			return vt_fail(err, "the source's configuration: its balloon is out of range");
+		c->balloon_size = (uint64_t)m * MiB;
+		c->balloon_stats_s = (unsigned)s;
+	}
+	if ((!c->ndisks && disks && read_disks(disks, c, st, err) < 0) ||
+	    (!c->nnets && nets && read_nets(nets, c, st, err) < 0) ||
+	    (!c->vsock_cid && vsock && read_vsock(vsock, c, st, err) < 0))
+		return -1;
+	return 0;
+}
+
+int vm_devices_from_json(const char *text, struct vm_config *c, struct vm_devices_store *st, vt_err *err)
+{
+	enum json_tokener_error jerr;
+	json_object *o = json_tokener_parse_verbose(text, &jerr);
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return vt_fail(err, "the source's configuration is not a JSON object");
+	}
+	int rc = read_devices(o, c, st, err);
+	json_object_put(o);
+	return rc;
+}

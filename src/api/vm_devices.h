@@ -1,0 +1,32 @@
+/* The device half of a VM's configuration as JSON, carried by a snapshot (its "config" section) and by a
+ * migration stream, so that `vm run --restore DIR` and `vm run --incoming URL` build the source's devices
+ * without being told. The command line still chooses the host side: a class of devices it gives (disks,
+ * network interfaces, vsock, rng, balloon, console device) replaces the source's class entirely; the others
+ * come from the source. The device state then checks that the result is the source's machine.
+ *
+ *   {"rng": true, "virtio_console": false, "balloon_mib": 0, "balloon_stats_s": 0,
+ *    "disks": [{"path": "/img", "readonly": false, "serial": "vda"}], "nets": ["user"],
+ *    "vsock": {"cid": 3, "path": "/run/v.sock"}} */
+#ifndef VIRTUS_API_VM_DEVICES_H
+#define VIRTUS_API_VM_DEVICES_H
+
+#include <limits.h>
+
+#include "lib/err.h"
+#include "vmm/vm.h"
+
+/* What the configuration's strings point into once read. */
+struct vm_devices_store {
+	char disk_path[VM_MAX_DISKS][PATH_MAX];
+	char disk_serial[VM_MAX_DISKS][32];
+	char net[VM_MAX_NETS][256];
+	char vsock_path[108];
+};
+
+/* cfg's devices as JSON text (malloc()ed), NULL if out of memory. */
+char *vm_devices_to_json(const struct vm_config *cfg);
+/* Fill each class of devices cfg has none of from text (strings copied into store). An error names the
+ * field that is malformed. */
+int vm_devices_from_json(const char *text, struct vm_config *cfg, struct vm_devices_store *store, vt_err *err);
+
+#endif

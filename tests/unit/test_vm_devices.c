@@ -1,0 +1,147 @@
+/* The device configuration that travels with snapshots and migrations (api/vm_devices.h), and the socket
+ * URLs migration uses (lib/sock_url.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "api/vm_devices.h"
+#include "lib/sock_url.h"
+#include "lib/util.h"
+
+static struct vm_config source(void)
+{
+	return (struct vm_config){
+		.rng = true, .balloon_size = 16 * MiB, .balloon_stats_s = 5, .ndisks = 2,
+		.disk = { { .path = "/img/a", .serial = "root" }, { .path = "/img/b", .readonly = true } },
+		.nnets = 1, .net = { "user,hostfwd=tcp:127.0.0.1:8080-:80" }, .vsock_cid = 7, .vsock_path = "/run/v.sock",
+	};
+}
+
+static void everything_travels(void **state)
+{
+	(void)state;
+	struct vm_config src = source(), dst = { .ncpus = 1 };
+	struct vm_devices_store st;
+	vt_err err;
+	char *text = vm_devices_to_json(&src);
+	assert_non_null(text);
+	assert_int_equal(vm_devices_from_json(text, &dst, &st, &err), 0);
+	free(text);
+	assert_true(dst.rng);
+	assert_false(dst.virtio_console);
+	assert_int_equal(dst.balloon_size, 16 * MiB);
+	assert_int_equal(dst.balloon_stats_s, 5);
+	assert_int_equal(dst.ndisks, 2);
+	assert_string_equal(dst.disk[0].path, "/img/a");
+	assert_string_equal(dst.disk[0].serial, "root");
+	assert_false(dst.disk[0].readonly);
+	assert_true(dst.disk[1].readonly);
+	assert_null(dst.disk[1].serial);
+	assert_int_equal(dst.nnets, 1);
+	assert_string_equal(dst.net[0], "user,hostfwd=tcp:127.0.0.1:8080-:80");
+	assert_int_equal(dst.vsock_cid, 7);
+	assert_string_equal(dst.vsock_path, "/run/v.sock");
+}
+
+/* A class the command line gives replaces the source's; the others still come from the source. */
+static void the_command_line_replaces_a_class(void **state)
+{
+	(void)state;
+	struct vm_config src = source();
+	struct vm_config dst = { .ndisks = 1, .disk = { { .path = "/elsewhere/a" } }, .vsock_cid = 9, .vsock_path = "/x.sock" };
+	struct vm_devices_store st;
+	vt_err err;
+	char *text = vm_devices_to_json(&src);
+	assert_int_equal(vm_devices_from_json(text, &dst, &st, &err), 0);
+	free(text);
+	assert_int_equal(dst.ndisks, 1);
+	assert_string_equal(dst.disk[0].path, "/elsewhere/a");
+	assert_int_equal(dst.vsock_cid, 9);
+	assert_string_equal(dst.vsock_path, "/x.sock");
+	assert_int_equal(dst.nnets, 1); /* not given: the source's */
+	assert_true(dst.rng);
+}
+
+static void malformed_configurations_are_refused(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"[]", "not json", "{\"rng\": 1}", "{\"disks\": {}}", "{\"disks\": [{\"readonly\": true}]}",
+		"{\"disks\": [{\"path\": \"\"}]}", "{\"nets\": [1]}", "{\"vsock\": {\"cid\": 2, \"path\": \"/v\"}}",
+		"{\"vsock\": {\"cid\": 3}}", "{\"balloon_mib\": -1}",
+		"{\"disks\": [{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},"
+		"{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"}]}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct vm_config dst = { .ncpus = 1 };
+		struct vm_devices_store st;
+		vt_err err;
+		if (vm_devices_from_json(bad[i], &dst, &st, &err) != -1)
+			fail_msg("accepted: %s", bad[i]);
+		assert_non_null(strstr(err.msg, "the source's configuration"));
+	}
+}
+
+static void urls_are_checked(void **state)
+{
+	(void)state;
+	char out[128];
+	vt_err err;
+	assert_int_equal(sock_url_resolve("unix:/run/m.sock", out, sizeof(out), &err), 0);
+	assert_string_equal(out, "unix:/run/m.sock");
+	assert_int_equal(sock_url_resolve("tcp:10.1.2.3:7000", out, sizeof(out), &err), 0);
+	assert_string_equal(out, "tcp:10.1.2.3:7000");
+	assert_int_equal(sock_url_resolve("tcp:[::1]:7000", out, sizeof(out), &err), 0);
+	assert_string_equal(out, "tcp:[::1]:7000");
+	static const char *const bad[] = { "ftp:x", "tcp:1.2.3.4", "tcp:1.2.3.4:0", "tcp:1.2.3.4:70000", "tcp::80", "unix:" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (sock_url_resolve(bad[i], out, sizeof(out), &err) != -1)
+			fail_msg("accepted: %s", bad[i]);
+	assert_int_equal(sock_url_connect("tcp:no.such.host:80", 100, true, &err), -1);
+	assert_non_null(strstr(err.msg, "is not an IP address"));
+}
+
+/* Listen and connect over a Unix socket and TCP on the loopback; nobody listening is an error naming it. */
+static void listen_and_connect(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/virtus-url-XXXXXX", url[64];
+	vt_err err;
+	assert_non_null(mkdtemp(dir));
+	snprintf(url, sizeof(url), "unix:%s/s", dir);
+	int l = sock_url_listen(url, &err);
+	assert_true(l >= 0);
+	int c = sock_url_connect(url, 1000, true, &err);
+	assert_true(c >= 0);
+	close(c), close(l);
+	unlink(url + 5);
+	assert_int_equal(sock_url_connect(url, 1000, true, &err), -1);
+	assert_non_null(strstr(err.msg, "cannot connect"));
+	rmdir(dir);
+	int port = 20000 + (int)(getpid() % 20000);
+	snprintf(url, sizeof(url), "tcp:127.0.0.1:%d", port);
+	l = sock_url_listen(url, &err);
+	assert_true(l >= 0);
+	c = sock_url_connect(url, 1000, true, &err);
+	assert_true(c >= 0);
+	close(c), close(l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(everything_travels),
+		cmocka_unit_test(the_command_line_replaces_a_class),
+		cmocka_unit_test(malformed_configurations_are_refused),
+		cmocka_unit_test(urls_are_checked),
+		cmocka_unit_test(listen_and_connect),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
