@@ -13,7 +13,7 @@ corpus=$out/corpus-$dev
 log=$out/fuzz_$dev.log
 mkdir -p "$corpus"
 src=(tests/fuzz/fuzz_"$dev".c "$dev_src" src/devices/virtio/pci.c src/devices/virtio/pass.c src/devices/pci.c src/devices/virtio/queue.c
-	src/vmm/guest_mem.c src/lib/iov.c src/lib/err.c src/lib/termsafe.c src/lib/util.c)
+	src/lib/state_file.c src/vmm/guest_mem.c src/lib/iov.c src/lib/err.c src/lib/termsafe.c src/lib/util.c)
 clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-o "$out/fuzz_$dev" "${src[@]}" "$@" -lpthread

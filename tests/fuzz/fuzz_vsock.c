@@ -22,6 +22,7 @@
 /* Without a transport the device never touches a queue: these are never reached. */
 int virtq_pop(struct virtq *q, struct virtq_chain *c) { (void)q, (void)c; abort(); }
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written) { (void)q, (void)head, (void)written; abort(); }
+void virtq_unpop(struct virtq *q, unsigned n) { (void)q, (void)n; abort(); }
 bool virtq_enable_notify(struct virtq *q, bool enable) { (void)q, (void)enable; abort(); }
 void virtio_queue_interrupt(struct virtio_device *d, unsigned q, bool force) { (void)d, (void)q, (void)force; abort(); }
 void virtio_mark_broken(struct virtio_device *d, const char *why) { (void)d, (void)why; abort(); }

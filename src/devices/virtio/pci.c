@@ -658,17 +658,6 @@ struct transport_state {
 	struct queue_state q[VIRTIO_MAX_QUEUES];
 };
 
-void virtio_stateless_save(struct virtio_device *d, struct state_writer *w, const char *name)
-{
-	(void)d, (void)w, (void)name;
-}
-
-int virtio_stateless_load(struct virtio_device *d, const struct state_reader *r, const char *name, vt_err *err)
-{
-	(void)d, (void)r, (void)name, (void)err;
-	return 0;
-}
-
 void virtio_pci_lock(struct virtio_transport *t)
 {
 	pthread_mutex_lock(&t->lock);
