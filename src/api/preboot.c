@@ -304,12 +304,7 @@ static void put_snapshot_load(struct preboot *p, json_object *o, struct api_repl
 
 static void get_instance_info(struct preboot *p, struct api_reply *r)
 {
-	json_object *o = json_object_new_object();
-	json_object_object_add(o, "app_name", json_object_new_string("virtus"));
-	json_object_object_add(o, "id", json_object_new_string(p->id));
-	json_object_object_add(o, "state", json_object_new_string("Not started"));
-	json_object_object_add(o, "vmm_version", json_object_new_string(p->version));
-	vm_api_reply_json(r, 200, o);
+	vm_api_reply_json(r, 200, vm_api_instance_info(p->id, "Not started", p->version));
 }
 
 void preboot_handle(void *opaque, const struct api_request *req, struct api_reply *r)

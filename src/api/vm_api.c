@@ -48,13 +48,19 @@ const char *vm_api_state(struct vm *vm)
 
 /* ---- GET ------------------------------------------------------------------------------------------------ */
 
-static void get_instance_info(struct vm_api *a, struct api_reply *r)
+json_object *vm_api_instance_info(const char *id, const char *state, const char *version)
 {
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "app_name", json_object_new_string("virtus"));
-	json_object_object_add(o, "id", json_object_new_string(a->id));
-	json_object_object_add(o, "state", json_object_new_string(vm_api_state(a->vm)));
-	json_object_object_add(o, "vmm_version", json_object_new_string(a->version));
+	json_object_object_add(o, "id", json_object_new_string(id));
+	json_object_object_add(o, "state", json_object_new_string(state));
+	json_object_object_add(o, "vmm_version", json_object_new_string(version));
+	return o;
+}
+
+static void get_instance_info(struct vm_api *a, struct api_reply *r)
+{
+	json_object *o = vm_api_instance_info(a->id, vm_api_state(a->vm), a->version);
 	/* virtus addition: when the VM started (Unix time) */
 	json_object_object_add(o, "started", json_object_new_int64(a->started));
 	vm_api_reply_json(r, 200, o);
@@ -418,12 +424,7 @@ void vm_api_waiting_handle(void *opaque, const struct api_request *req, struct a
 {
 	struct vm_api_waiting *w = opaque;
 	if (vm_api_is(req, "GET", "/")) {
-		json_object *o = json_object_new_object();
-		json_object_object_add(o, "app_name", json_object_new_string("virtus"));
-		json_object_object_add(o, "id", json_object_new_string(w->id));
-		json_object_object_add(o, "state", json_object_new_string("Waiting for migration"));
-		json_object_object_add(o, "vmm_version", json_object_new_string(w->version));
-		vm_api_reply_json(r, 200, o);
+		vm_api_reply_json(r, 200, vm_api_instance_info(w->id, "Waiting for migration", w->version));
 		return;
 	}
 	if (!vm_api_is(req, "PUT", "/actions")) {

@@ -34,6 +34,9 @@ struct vm_api_waiting {
 };
 void vm_api_waiting_handle(void *opaque, const struct api_request *req, struct api_reply *reply);
 
+/* Firecracker's InstanceInfo (GET /): app_name, id, state, vmm_version. */
+json_object *vm_api_instance_info(const char *id, const char *state, const char *version);
+
 /* "Running", "Paused" or "Stopping". */
 const char *vm_api_state(struct vm *vm);
 
