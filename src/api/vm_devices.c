@@ -21,6 +21,8 @@ char *vm_devices_to_json(const struct vm_config *c)
 		json_object_object_add(d, "readonly", json_object_new_boolean(c->disk[i].readonly));
 		if (c->disk[i].serial)
 			json_object_object_add(d, "serial", json_object_new_string(c->disk[i].serial));
+		if (c->disk[i].format != BLK_FORMAT_AUTO)
+			json_object_object_add(d, "format", json_object_new_string(blk_format_name(c->disk[i].format)));
 		json_object_array_add(disks, d);
 	}
 	json_object_object_add(o, "disks", disks);
@@ -67,7 +69,7 @@ static int read_disks(json_object *a, struct vm_config *c, struct vm_devices_sto
 	if (n > VM_MAX_DISKS)
 		return vt_fail(err, "the source's configuration has %zu disks (at most %d)", n, VM_MAX_DISKS);
 	for (size_t i = 0; i < n; i++) {
-		json_object *d = json_object_array_get_idx(a, i), *path, *ro, *serial;
+		json_object *d = json_object_array_get_idx(a, i), *path, *ro, *serial, *fmt;
 		if (!json_object_is_type(d, json_type_object) || !json_object_object_get_ex(d, "path", &path) ||
 		    copy("a disk's path", path, st->disk_path[i], sizeof(st->disk_path[i]), err) < 0)
 			return vt_fail(err, "the source's configuration: disk %zu is malformed", i + 1);
@@ -78,6 +80,12 @@ static int read_disks(json_object *a, struct vm_config *c, struct vm_devices_sto
 			if (copy("a disk's serial", serial, st->disk_serial[i], sizeof(st->disk_serial[i]), err) < 0)
 				return -1;
 			c->disk[i].serial = st->disk_serial[i];
+		}
+		if (json_object_object_get_ex(d, "format", &fmt)) {
+			const char *f = json_object_get_string(fmt);
+			if (!f || (strcmp(f, "raw") && strcmp(f, "qcow2")))
+				return vt_fail(err, "the source's configuration: disk %zu has an unknown format", i + 1);
+			c->disk[i].format = !strcmp(f, "raw") ? BLK_FORMAT_RAW : BLK_FORMAT_QCOW2;
 		}
 	}
 	c->ndisks = (unsigned)n;

@@ -2,6 +2,7 @@
 #ifndef VIRTUS_BLOCK_ENGINE_H
 #define VIRTUS_BLOCK_ENGINE_H
 
+#include "block/qcow2.h"
 #include "block/raw.h"
 
 struct blk_engine_ops {
@@ -32,6 +33,9 @@ struct blk {
 	void *engine;                 /* engine-private state */
 	struct blk_fifo immediate;    /* decided at submit (invalid, empty): completed at the next poll */
 	void *zeroes;                 /* BLK_ZERO_BUF bytes of zeroes for the write-zeroes fallback */
+	struct qcow2 *qcow2;          /* NULL: a raw image, sectors map 1:1 to the file */
+	bool overlay;
+	bool guard_magic;             /* a raw image found by probing: see open_format in raw.c */
 };
 
 #define BLK_ZERO_BUF (64 * 1024)

@@ -5,11 +5,13 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 
 #include "block/engine.h"
+#include "lib/iov.h"
 #include "lib/util.h"
 
 #define BLK_DEFAULT_DEPTH   128
@@ -27,6 +29,11 @@
 static const struct blk_engine_ops *engine_ops(enum blk_engine e)
 {
 	return e == BLK_ENGINE_POOL ? &blk_pool_ops : &blk_uring_ops;
+}
+
+const char *blk_format_name(enum blk_format f)
+{
+	return f == BLK_FORMAT_QCOW2 ? "qcow2" : f == BLK_FORMAT_RAW ? "raw" : "auto";
 }
 
 const char *blk_engine_name(enum blk_engine e)
@@ -155,6 +162,7 @@ static struct blk *blk_alloc(const struct blk_opts *o)
 
 static void blk_free(struct blk *b)
 {
+	qcow2_close(b->qcow2);
 	if (b->fd >= 0)
 		close(b->fd);
 	if (b->efd >= 0)
@@ -164,12 +172,75 @@ static void blk_free(struct blk *b)
 	free(b);
 }
 
+/* An unnamed file for a throwaway overlay: in $TMPDIR, else /var/tmp (not /tmp, often RAM), else /tmp. It
+ * vanishes with its last descriptor, so nothing is left behind. */
+static int open_unnamed_file(const char **dir)
+{
+	const char *env = getenv("TMPDIR");
+	const char *const dirs[] = { env && *env ? env : "/var/tmp", "/tmp" };
+	int fd = -1;
+	for (size_t i = 0; i < ARRAY_SIZE(dirs) && fd < 0; i++) {
+		*dir = dirs[i];
+		fd = open(dirs[i], O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != ENOENT)
+			break;      /* a directory that exists but refuses (permissions, no O_TMPFILE): say so */
+	}
+	return fd;
+}
+
+/* A throwaway qcow2 overlay over the image at b->fd (opened read-only). */
+static int open_overlay(struct blk *b, const char *path, bool base_is_qcow2, vt_err *err)
+{
+	const char *dir;
+	char *base = realpath(path, NULL);
+	if (!base)
+		return vt_fail_errno(err, errno, "%s", path);
+	int fd = open_unnamed_file(&dir), r = -1;
+	struct qcow2_create_opts o = { .backing = base, .backing_fmt = base_is_qcow2 ? "qcow2" : "raw" };
+	if (fd < 0)
+		vt_fail_errno(err, errno, "%s: cannot create an overlay in %s", path, dir);
+	else if (qcow2_format_fd(fd, path, &o, err) == 0 && qcow2_open(fd, base, false, &b->qcow2, err) == 0)
+		r = 0;
+	free(base);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		return vt_err_prefix(err, "overlay");
+	}
+	close(b->fd);             /* the overlay holds the image open (read-only, shared lock) itself */
+	b->fd = fd;
+	b->overlay = true;
+	b->sectors = qcow2_size(b->qcow2) / BLK_SECTOR_SIZE;
+	return 0;
+}
+
+static int open_format(struct blk *b, const char *path, const struct blk_opts *o, vt_err *err)
+{
+	bool qcow2 = qcow2_has_magic(b->fd);
+	if (o->format == BLK_FORMAT_QCOW2 && !qcow2)
+		return vt_fail(err, "%s: not a qcow2 image (format=qcow2 was given)", path);
+	if (o->format == BLK_FORMAT_RAW)
+		qcow2 = false;
+	/* A guessed raw image must not become a qcow2 one because its guest wrote the magic into sector 0:
+	 * that image would name any file on the host as its backing file at the next start. */
+	b->guard_magic = o->format == BLK_FORMAT_AUTO && !qcow2 && !o->overlay;
+	if (o->overlay)
+		return open_overlay(b, path, qcow2, err);
+	if (!qcow2)
+		return 0;
+	if (qcow2_open(b->fd, path, o->readonly, &b->qcow2, err) < 0)
+		return -1;
+	b->sectors = qcow2_size(b->qcow2) / BLK_SECTOR_SIZE;
+	return 0;
+}
+
 static int open_image(struct blk *b, const char *path, const struct blk_opts *o, vt_err *err)
 {
+	bool readonly = o->readonly || o->overlay;
 	/* O_NONBLOCK: opening a FIFO must not hang before the type check refuses it. */
-	b->fd = open(path, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	b->fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (b->fd < 0) {
-		if (errno == EROFS || (errno == EACCES && !o->readonly))
+		if (errno == EROFS || (errno == EACCES && !readonly))
 			return vt_fail_errno(err, errno, "%s: cannot open for writing (add ,ro for a read-only disk)", path);
 		return vt_fail_errno(err, errno, "%s: cannot open disk image", path);
 	}
@@ -178,13 +249,15 @@ static int open_image(struct blk *b, const char *path, const struct blk_opts *o,
 		return vt_fail_errno(err, errno, "%s: cannot stat", path);
 	if (!(b->path = strdup(path)))
 		return vt_fail_errno(err, ENOMEM, "%s", path);
-	if (check_file_type(path, &st, err) < 0 || (!o->defer_lock && lock_image(b->fd, path, o->readonly, err) < 0))
+	if (check_file_type(path, &st, err) < 0 || (!o->defer_lock && lock_image(b->fd, path, readonly, err) < 0))
 		return -1;
 	int fl = fcntl(b->fd, F_GETFL);
 	if (fl < 0 || fcntl(b->fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
 		return vt_fail_errno(err, errno, "%s: cannot clear O_NONBLOCK", path);
 	b->sectors = (uint64_t)st.st_size / BLK_SECTOR_SIZE;   /* a partial last sector is not exposed */
-	return set_serial(b, o->serial, &st, err);
+	if (set_serial(b, o->serial, &st, err) < 0)
+		return -1;
+	return open_format(b, path, o, err);
 }
 
 static int start_engine(struct blk *b, enum blk_engine want, vt_err *err)
@@ -192,6 +265,8 @@ static int start_engine(struct blk *b, enum blk_engine want, vt_err *err)
 	b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (b->efd < 0)
 		return vt_fail_errno(err, errno, "cannot create eventfd");
+	if (b->qcow2)
+		want = BLK_ENGINE_POOL;  /* the cluster mapping runs on the workers */
 	b->ops = engine_ops(want);
 	if (b->ops->start(b, err) == 0)
 		return 0;
@@ -205,6 +280,10 @@ int blk_open_opts(const char *path, const struct blk_opts *o, struct blk **out, 
 {
 	if (check_opts(o, err) < 0)
 		return -1;
+	if (o->overlay && o->readonly)
+		return vt_fail(err, "%s: a disk is either read-only or has an overlay, not both", path);
+	if (o->overlay && o->defer_lock)
+		return vt_fail(err, "%s: a throwaway overlay cannot be handed over by a migration", path);
 	struct blk *b = blk_alloc(o);
 	if (!b)
 		return vt_fail_errno(err, ENOMEM, "%s: cannot allocate disk", path);
@@ -222,13 +301,18 @@ int blk_open(const char *path, bool readonly, struct blk **out, vt_err *err)
 	return blk_open_opts(path, &o, out, err);
 }
 
+/* A qcow2 image was written by the process that had it: its tables are read again. */
 int blk_lock(struct blk *b, vt_err *err)
 {
-	return lock_image(b->fd, b->path, b->readonly, err);
+	if (lock_image(b->fd, b->path, b->readonly, err) < 0)
+		return -1;
+	return b->qcow2 ? qcow2_reload(b->qcow2, err) : 0;
 }
 
 void blk_unlock(struct blk *b)
 {
+	if (b->qcow2)
+		qcow2_release(b->qcow2);
 	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
 	if (fcntl(b->fd, F_OFD_SETLK, &fl) < 0) {
 		/* only for a bad fd: nothing is held then */
@@ -251,6 +335,8 @@ uint64_t blk_sectors(const struct blk *b) { return b->sectors; }
 bool blk_readonly(const struct blk *b) { return b->readonly; }
 const char *blk_serial(const struct blk *b) { return b->serial; }
 enum blk_engine blk_engine_used(const struct blk *b) { return b->ops->kind; }
+enum blk_format blk_format_used(const struct blk *b) { return b->qcow2 ? BLK_FORMAT_QCOW2 : BLK_FORMAT_RAW; }
+bool blk_is_overlay(const struct blk *b) { return b->overlay; }
 int blk_eventfd(const struct blk *b) { return b->efd; }
 unsigned blk_inflight(const struct blk *b) { return b->inflight; }
 
@@ -275,6 +361,15 @@ static int64_t iov_bytes(const struct blk_req *r)
 	return total % BLK_SECTOR_SIZE ? -1 : (int64_t)total;
 }
 
+/* A write of qcow2's magic to the first sector of a guessed raw image (see open_format). */
+static bool writes_magic(const struct blk *b, const struct blk_req *r)
+{
+	static const uint8_t magic[4] = { 'Q', 'F', 'I', 0xfb };
+	uint8_t head[4];
+	return b->guard_magic && r->sector == 0 && iov_to_buf(r->iov, r->niov, 0, head, 4) == 4 &&
+	       !memcmp(head, magic, 4);
+}
+
 /* 0: submit; 1: nothing to do, succeeds; -errno: fails. */
 static int validate(const struct blk *b, struct blk_req *r)
 {
@@ -289,6 +384,8 @@ static int validate(const struct blk *b, struct blk_req *r)
 		if (len < 0)
 			return -EINVAL;
 		r->len = (size_t)len;
+		if (r->op == BLK_OP_WRITE && writes_magic(b, r))
+			return -EPERM;
 		return range_ok(b, r->sector, (uint64_t)len / BLK_SECTOR_SIZE) ? 0 : -ERANGE;
 	case BLK_OP_FLUSH:
 		return 0;

@@ -28,6 +28,9 @@ enum blk_status { BLK_S_OK = 0, BLK_S_IOERR = 1, BLK_S_UNSUPP = 2 };
 
 enum blk_engine { BLK_ENGINE_DEFAULT, BLK_ENGINE_URING, BLK_ENGINE_POOL };
 
+/* AUTO: qcow2 if the file starts with qcow2's magic, else raw. A stated format is never guessed. */
+enum blk_format { BLK_FORMAT_AUTO, BLK_FORMAT_RAW, BLK_FORMAT_QCOW2 };
+
 struct blk;
 struct blk_req;
 
@@ -60,10 +63,14 @@ struct blk_opts {
 	unsigned queue_depth;         /* 0: 128 */
 	unsigned pool_threads;        /* 0: 4 */
 	bool defer_lock;              /* no lock until blk_lock: a migration's destination, while the source has it */
+	enum blk_format format;
+	bool overlay;                 /* writes go to a throwaway qcow2 overlay (deleted at close); the image is
+	                               * opened read-only and never written */
 };
 
-/* Open a raw image file (regular files only) and take an advisory lock on it: exclusive for read-write,
- * shared for read-only, so two VMMs never write one image. */
+/* Open a disk image (a regular file, raw or qcow2: block/qcow2.h) and take an advisory lock on it:
+ * exclusive for read-write, shared for read-only, so two VMMs never write one image. qcow2 images run on
+ * the worker pool (the cluster mapping is done on the worker threads). */
 int blk_open(const char *path, bool readonly, struct blk **out, vt_err *err);
 int blk_open_opts(const char *path, const struct blk_opts *opts, struct blk **out, vt_err *err);
 
@@ -79,6 +86,9 @@ uint64_t blk_sectors(const struct blk *b);
 bool blk_readonly(const struct blk *b);
 const char *blk_serial(const struct blk *b);     /* NUL-terminated, at most BLK_SERIAL_MAX bytes */
 enum blk_engine blk_engine_used(const struct blk *b);
+enum blk_format blk_format_used(const struct blk *b);          /* RAW or QCOW2 */
+const char *blk_format_name(enum blk_format f);
+bool blk_is_overlay(const struct blk *b);
 const char *blk_engine_name(enum blk_engine e);
 
 /* Queue a request. Bad requests (out of range, write to a read-only disk, misaligned length) are not

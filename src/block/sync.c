@@ -108,8 +108,27 @@ static int64_t zero_range(struct blk *b, struct blk_req *r)
 	return blk_fallocate_fallback(b, r, mode, res);
 }
 
+/* qcow2: the image maps guest offsets to its clusters (block/qcow2.h). */
+static int64_t exec_qcow2(struct blk *b, struct blk_req *r)
+{
+	uint64_t off = r->sector * BLK_SECTOR_SIZE;
+	switch (r->op) {
+	case BLK_OP_READ:
+	case BLK_OP_WRITE:
+		return qcow2_io(b->qcow2, r->op == BLK_OP_WRITE, r->iov, r->niov, off, r->len);
+	case BLK_OP_FLUSH:
+		return qcow2_flush(b->qcow2);
+	case BLK_OP_DISCARD:
+	case BLK_OP_WRITE_ZEROES:
+		return qcow2_zero(b->qcow2, off, (uint64_t)r->nsectors * BLK_SECTOR_SIZE, r->op == BLK_OP_DISCARD);
+	}
+	return -EINVAL;
+}
+
 int64_t blk_exec_sync(struct blk *b, struct blk_req *r)
 {
+	if (b->qcow2)
+		return exec_qcow2(b, r);
 	switch (r->op) {
 	case BLK_OP_READ:
 		return transfer(b->fd, r, false);

@@ -39,7 +39,7 @@
 const char vm_run_usage[] =
 	"usage: virtus vm run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
 	"                     [--console stdio|none|FILE] [--console-device serial|virtio] [--rng]\n"
-	"                     [--disk PATH[,ro][,id=NAME]]... [--net SPEC]... [--balloon SIZE[,stats=S]]\n"
+	"                     [--disk PATH[,ro][,id=NAME][,format=F][,overlay]]... [--net SPEC]... [--balloon SIZE[,stats=S]]\n"
 	"                     [--vsock CID,PATH] [--ksm] [--seccomp on|off|log] [--jail [--jail-uid N] [--jail-gid N]]\n"
 	"                     [--stats] [-d] [--name NAME] [--api-socket PATH] [--stop-timeout SECS]\n"
 	"                     [--restore DIR | --incoming tcp:HOST:PORT|unix:PATH]\n"
@@ -63,8 +63,10 @@ const char vm_run_usage[] =
 	"                   start; the pages the guest gives back are returned to the host. The guest reports its\n"
 	"                   memory statistics every S seconds (default 5, 0: off); --stats prints the latest\n"
 	"                   values when the VM ends\n"
-	"  --disk PATH[,ro][,id=NAME]  add a virtio-blk disk (PCI) over a raw image; ro: read-only; id: its serial\n"
-	"                   (up to 8 disks, the first is /dev/vda)\n"
+	"  --disk PATH[,ro][,id=NAME][,format=raw|qcow2][,overlay]  add a virtio-blk disk (PCI) over a raw or qcow2\n"
+	"                   image (format probed unless given; qcow2 backing files are followed); ro: read-only;\n"
+	"                   id: its serial; overlay: writes go to a throwaway qcow2 overlay, the image is never\n"
+	"                   written (up to 8 disks, the first is /dev/vda)\n"
 	"  --net user[,hostfwd=tcp:[ADDR:]HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=52:54:00:XX:XX:XX][,host-loopback=on]\n"
 	"                   virtio-net with user-mode networking (libslirp: NAT, DHCP, DNS on 10.0.2.0/24);\n"
 	"                   hostfwd binds 127.0.0.1 unless ADDR is given; host-loopback=on lets the guest reach\n"
@@ -150,7 +152,8 @@ static int usage_error(const char *fmt, const char *arg)
 	return EXIT_USAGE;
 }
 
-/* "PATH[,ro][,id=NAME]", split in place (argv outlives the VM). -1 if good, else the exit status. */
+/* "PATH[,ro][,id=NAME][,format=raw|qcow2][,overlay]", split in place (argv outlives the VM). -1 if good,
+ * else the exit status. */
 static int parse_disk(char *arg, struct vm_config *cfg)
 {
 	if (cfg->ndisks == VM_MAX_DISKS)
@@ -158,15 +161,23 @@ static int parse_disk(char *arg, struct vm_config *cfg)
 	struct vm_disk_config *d = &cfg->disk[cfg->ndisks];
 	*d = (struct vm_disk_config){ .path = strsep(&arg, ",") };
 	if (!*d->path)
-		return usage_error("--disk wants PATH[,ro][,id=NAME], got '%s'", d->path);
+		return usage_error("--disk wants PATH[,ro][,id=NAME][,format=raw|qcow2][,overlay], got '%s'", d->path);
 	for (char *opt; (opt = strsep(&arg, ",")) != NULL;) {
 		if (!strcmp(opt, "ro"))
 			d->readonly = true;
 		else if (!strncmp(opt, "id=", 3) && opt[3])
 			d->serial = opt + 3;
+		else if (!strcmp(opt, "format=raw"))
+			d->format = BLK_FORMAT_RAW;
+		else if (!strcmp(opt, "format=qcow2"))
+			d->format = BLK_FORMAT_QCOW2;
+		else if (!strcmp(opt, "overlay"))
+			d->overlay = true;
 		else
-			return usage_error("--disk: unknown option '%s' (expected ro or id=NAME)", opt);
+			return usage_error("--disk: unknown option '%s' (expected ro, id=NAME, format=raw|qcow2 or overlay)", opt);
 	}
+	if (d->readonly && d->overlay)
+		return usage_error("--disk %s: ro and overlay exclude each other (an overlay is what takes the writes)", d->path);
 	cfg->ndisks++;
 	return -1;
 }

@@ -58,3 +58,19 @@ unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t l
 	}
 	return k;
 }
+
+size_t iov_zero(const struct iovec *iov, unsigned n, uint64_t off, size_t len)
+{
+	struct iovec part[64];
+	size_t zeroed = 0;
+	while (zeroed < len) {
+		unsigned k = iov_slice(iov, n, off + zeroed, len - zeroed, part, 64);
+		if (k == 0)
+			break;
+		for (unsigned i = 0; i < k; i++) {
+			memset(part[i].iov_base, 0, part[i].iov_len);
+			zeroed += part[i].iov_len;
+		}
+	}
+	return zeroed;
+}

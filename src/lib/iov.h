@@ -13,6 +13,8 @@ uint64_t iov_total(const struct iovec *iov, unsigned n);
 size_t iov_to_buf(const struct iovec *iov, unsigned n, uint64_t off, void *buf, size_t len);
 /* Copy up to len bytes of buf into iov[] starting at its byte off; returns the bytes copied. */
 size_t iov_from_buf(const struct iovec *iov, unsigned n, uint64_t off, const void *buf, size_t len);
+/* Zero up to len bytes of iov[] starting at its byte off; returns the bytes zeroed. */
+size_t iov_zero(const struct iovec *iov, unsigned n, uint64_t off, size_t len);
 /* The bytes [off, off + len) of iov[] (or as many as exist) as a new list in out[], at most max entries;
  * returns its count. No data is copied: out[] points into the same buffers. */
 unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t len, struct iovec *out, unsigned max);

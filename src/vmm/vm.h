@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "block/raw.h"
 #include "devices/bus.h"
 #include "devices/platform.h"
 #include "devices/serial.h"
@@ -51,6 +52,8 @@ struct vm_config {
 		const char *path;
 		bool readonly;
 		const char *serial;
+		enum blk_format format;   /* AUTO: probed */
+		bool overlay;         /* writes go to a throwaway qcow2 overlay, the image is never written */
 		bool root_device;     /* the API's is_root_device: informational (the guest's cmdline picks its root) */
 	} disk[VM_MAX_DISKS];
 	unsigned nnets;           /* virtio-net devices on PCI, one per --net spec (net/net_opts.h) */

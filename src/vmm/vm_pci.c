@@ -93,7 +93,9 @@ static int register_bus(struct vm *vm, vt_err *err)
 static int add_disk(struct vm *vm, const struct vm_disk_config *c, bool incoming, vt_err *err)
 {
 	struct virtio_device *blk;
-	if (virtio_blk_create_unlocked(c->path, c->readonly, c->serial, incoming, &blk, err) < 0)
+	struct blk_opts o = { .readonly = c->readonly, .serial = c->serial, .defer_lock = incoming,
+			      .format = c->format, .overlay = c->overlay };
+	if (virtio_blk_create_opts(c->path, &o, &blk, err) < 0)
 		return vt_err_prefix(err, "--disk");
 	if (add_virtio(vm, blk, virtio_blk_destroy, err) < 0)
 		return -1;

@@ -147,6 +147,26 @@ if [ -f blkverify.img ]; then
 	virtus_run virtus-blkverify --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --cpus 1 --memory 256M \
 		--disk blkverify.img,ro --cmdline "$base_cmdline virtus.init=\"run:blkbench verify /dev/vda --qd 1 --count 2000 --seed 1; echo blkverify-qd1-status \$?; blkbench verify /dev/vda --qd 8 --count 2000 --seed 2; echo blkverify-qd8-status \$?\""
 fi
+# qcow2 (--disk IMAGE.qcow2), one L2 boot: vda is site.qcow2, an overlay qemu-img made over base.qcow2 (an
+# ext4 file system with hello.txt, made by tests/suite-nested); the guest reads the base's file, writes an
+# 8 MiB file, writes and deletes 4 MiB and runs fstrim. vdb is base.qcow2 again with a throwaway overlay,
+# written by the guest. Then L1 checks the images with qemu-img, e2fsck and debugfs (shipped by the suite).
+if [ -f base.qcow2 ] && [ -f site.qcow2 ]; then
+	mkdir -p q && mount -t tmpfs tmpfs q && cp base.qcow2 site.qcow2 q/
+	echo "q-base-md5-before $(md5sum <q/base.qcow2 | cut -d' ' -f1)"
+	virtus_run virtus-qcow2 --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --cpus 1 --memory 256M \
+		--disk q/site.qcow2 --disk q/base.qcow2,overlay \
+		--cmdline "$base_cmdline virtus.init=\"run:mkdir -p /a /b; mount -t ext4 /dev/vda /a && echo q-hello \$(cat /a/hello.txt); head -c 8388608 /dev/urandom >/a/new.bin; echo q-new-md5 \$(md5sum </a/new.bin | cut -c1-32); dd if=/dev/urandom of=/a/gone.bin bs=1M count=4 2>/dev/null; sync; rm /a/gone.bin; sync; fstrim /a; echo q-fstrim-status \$?; umount /a; echo q-umount-status \$?; mount -t ext4 /dev/vdb /b && echo overlay-only >/b/ov.txt && sync && echo q-overlay-read \$(cat /b/ov.txt); umount /b\""
+	echo "q-check-status $(qemu-img check -q q/site.qcow2 >/tmp/q-check 2>&1; echo $?)"
+	head -n 5 /tmp/q-check
+	qemu-img convert -O raw q/site.qcow2 /tmp/site.raw
+	echo "q-fsck-status $(e2fsck -fn /tmp/site.raw >/dev/null 2>&1; echo $?)"
+	echo "q-l1-new-md5 $(debugfs -R 'cat /new.bin' /tmp/site.raw 2>/dev/null | md5sum | cut -d' ' -f1)"
+	echo "q-site-kb $(du -k q/site.qcow2 | cut -f1)"
+	echo "q-base-md5-after $(md5sum <q/base.qcow2 | cut -d' ' -f1)"
+	rm -f /tmp/site.raw
+	umount q
+fi
 # virtio-net with user networking (--net user): the guest leases an address by DHCP, fetches a file from an
 # HTTP server in L1 (10.0.2.2 is L1's loopback through slirp), and serves a page that L1 fetches through a
 # port forward. One boot; every check prints one "net-..." marker line.

@@ -219,17 +219,17 @@ void virtio_blk_unlock(struct virtio_device *d)
 
 int virtio_blk_create(const char *path, bool readonly, const char *serial, struct virtio_device **out, vt_err *err)
 {
-	return virtio_blk_create_unlocked(path, readonly, serial, false, out, err);
+	struct blk_opts o = { .readonly = readonly, .serial = serial };
+	return virtio_blk_create_opts(path, &o, out, err);
 }
 
-int virtio_blk_create_unlocked(const char *path, bool readonly, const char *serial, bool unlocked,
-			       struct virtio_device **out, vt_err *err)
+int virtio_blk_create_opts(const char *path, const struct blk_opts *o, struct virtio_device **out, vt_err *err)
 {
+	bool readonly = o->readonly;
 	struct vblk_dev *b = calloc(1, sizeof(*b));
 	if (!b)
 		return vt_fail_errno(err, ENOMEM, "virtio-blk");
-	struct blk_opts o = { .readonly = readonly, .serial = serial, .defer_lock = unlocked };
-	if (blk_open_opts(path, &o, &b->disk, err) < 0) {
+	if (blk_open_opts(path, o, &b->disk, err) < 0) {
 		free(b);
 		return -1;
 	}
@@ -246,6 +246,9 @@ int virtio_blk_create_unlocked(const char *path, bool readonly, const char *seri
 	d->config_len = CFG_LEN;
 	d->ops = &blk_ops;
 	d->name = "virtio-blk";
+	if (blk_is_overlay(b->disk))
+		d->snapshot_refusal = "a disk with a throwaway overlay (--disk PATH,overlay): its writes live only "
+				      "in this VMM";
 	*out = d;
 	return 0;
 }

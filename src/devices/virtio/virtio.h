@@ -151,13 +151,15 @@ static inline bool virtio_has_feature(const struct virtio_device *d, unsigned bi
 /* virtio-fs served by a vhost-user backend (virtiofsd) at socket: see devices/virtio/fs.h. */
 int virtio_rng_create(struct virtio_device **out, vt_err *err);
 void virtio_rng_destroy(struct virtio_device *d);
-/* virtio-blk over a raw image (serial NULL: derived from the image). Its backend's completions arrive on
- * virtio_blk_eventfd(): call virtio_blk_complete(dev) on the event loop when it is readable. */
+/* virtio-blk over a raw or qcow2 image (serial NULL: derived from the image). Its backend's completions
+ * arrive on virtio_blk_eventfd(): call virtio_blk_complete(dev) on the event loop when it is readable. */
 int virtio_blk_create(const char *path, bool readonly, const char *serial, struct virtio_device **out, vt_err *err);
-/* The same, with the image's lock left for virtio_blk_lock when unlocked (a migration's destination opens the
- * image while the source still holds it); virtio_blk_unlock gives it up (the source, once the guest is gone). */
-int virtio_blk_create_unlocked(const char *path, bool readonly, const char *serial, bool unlocked,
-			       struct virtio_device **out, vt_err *err);
+/* The same with every option of the block layer (block/raw.h). With defer_lock the image's lock waits for
+ * virtio_blk_lock (a migration's destination opens the image while the source still holds it);
+ * virtio_blk_unlock gives it up (the source, once the guest is gone). A disk with a throwaway overlay
+ * refuses snapshots and migration. */
+struct blk_opts;
+int virtio_blk_create_opts(const char *path, const struct blk_opts *o, struct virtio_device **out, vt_err *err);
 int virtio_blk_lock(struct virtio_device *d, vt_err *err);
 void virtio_blk_unlock(struct virtio_device *d);
 void virtio_blk_destroy(struct virtio_device *d);
