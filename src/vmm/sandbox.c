@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <linux/filter.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
@@ -395,6 +396,10 @@ int sandbox_prepare(enum sandbox_mode mode, unsigned roles, const struct sandbox
 	load_syscall_names();
 	if (install_reporter(err) < 0)
 		return -1;
+	/* glibc gives each new thread an arena of its own; past eight it sizes the limit from the CPU count,
+	 * which it reads from /sys (openat) on whichever thread gets there first: a qcow2 disk's I/O worker,
+	 * allocating a cluster buffer, was stopped for that. A fixed limit means malloc never opens a file. */
+	mallopt(M_ARENA_MAX, 8);
 	sandbox.test_violation_role = test_violation_role();
 	sandbox.mode = mode;
 	thread_role_set_hook(confine);
