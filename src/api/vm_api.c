@@ -14,9 +14,11 @@
 #include <unistd.h>
 
 #include "api/vm_devices.h"
+#include "devices/virtio/virtio.h"
 #include "lib/sock_url.h"
 #include "lib/util.h"
 #include "vmm/state/snapshot.h"
+#include "vmm/vm_pci.h"
 
 #define MiB_SHIFT 20
 
@@ -286,7 +288,37 @@ bool vm_api_optional_string(json_object *o, const char *key, const char **out, s
 	return true;
 }
 
-/* Firecracker's SnapshotCreateParams: a full snapshot of a paused VM into two new files. */
+/* The configuration a snapshot keeps: each frozen disk names the file that keeps it and its serial (the
+ * overlay a restore makes is another file, whose derived serial would differ). */
+static char *snapshot_config(struct vm_api *a, char layers[][32])
+{
+	struct vm_config c = *a->cfg;
+	for (unsigned k = 0; k < c.ndisks; k++) {
+		if (!vm_snapshot_disk_layer(a->vm, k, layers[k], sizeof(layers[k])))
+			continue;
+		c.disk[k].layer = layers[k];
+		c.disk[k].format = BLK_FORMAT_QCOW2;
+		if (!c.disk[k].serial)
+			c.disk[k].serial = virtio_blk_serial(vm_pci_disk(a->vm, k));
+	}
+	return vm_devices_to_json(&c);
+}
+
+/* After a snapshot the VM's disks are the new overlays (qcow2): a later snapshot or migration says so. */
+static void disks_checkpointed(struct vm_api *a)
+{
+	for (unsigned k = 0; k < a->cfg->ndisks; k++) {
+		struct virtio_device *d = vm_pci_disk(a->vm, k);
+		if (d && virtio_blk_format(d) == BLK_FORMAT_QCOW2 && a->cfg->disk[k].format != BLK_FORMAT_QCOW2) {
+			a->cfg->disk[k].format = BLK_FORMAT_QCOW2;
+			if (!a->cfg->disk[k].serial)
+				a->cfg->disk[k].serial = virtio_blk_serial(d);
+		}
+	}
+}
+
+/* Firecracker's SnapshotCreateParams: a full snapshot of a paused VM into two new files (and, a virtus
+ * extension, its writable disks frozen beside the state file). */
 static void put_snapshot_create(struct vm_api *a, const struct api_request *req, struct api_reply *r)
 {
 	static const char *const known[] = { "snapshot_path", "mem_file_path", "snapshot_type", "version", NULL };
@@ -294,7 +326,7 @@ static void put_snapshot_create(struct vm_api *a, const struct api_request *req,
 	if (!o)
 		return;
 	const char *state = vm_api_string_field(o, "snapshot_path", "a path for the state file", r), *mem = NULL, *type = NULL;
-	char *config = NULL;
+	char *config = NULL, layers[VM_MAX_DISKS][32];
 	vt_err err;
 	if (!state || !(mem = vm_api_string_field(o, "mem_file_path", "a path for the memory file", r)) ||
 	    !vm_api_optional_string(o, "snapshot_type", &type, r) || !vm_api_only_fields(o, known, r)) {
@@ -305,11 +337,12 @@ static void put_snapshot_create(struct vm_api *a, const struct api_request *req,
 		vm_api_fault(r, 400, "the VM must be paused first (PATCH /vm {\"state\": \"Paused\"})");
 	} else if (vm_snapshot_supported(a->vm, &err) < 0) {
 		vm_api_fault(r, 400, "%s", err.msg);
-	} else if (!(config = vm_devices_to_json(a->cfg))) {
+	} else if (!(config = snapshot_config(a, layers))) {
 		vm_api_fault(r, 500, "out of memory");
 	} else if (vm_snapshot_save(a->vm, state, mem, config, &err) < 0) {
-		vm_api_fault(r, strstr(err.msg, "cannot create") ? 400 : 500, "%s", err.msg);
+		vm_api_fault(r, strstr(err.msg, "cannot create") || strstr(err.msg, "absolute") ? 400 : 500, "%s", err.msg);
 	} else {
+		disks_checkpointed(a);
 		r->status = 204;
 	}
 	free(config);

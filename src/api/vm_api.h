@@ -12,7 +12,7 @@
 
 struct vm_api {
 	struct vm *vm;               /* the running VM */
-	const struct vm_config *cfg; /* what it was built from */
+	struct vm_config *cfg;       /* what it was built from (a snapshot's disk checkpoints change its disks) */
 	const char *id;              /* its name */
 	const char *version;         /* virtus's version */
 	long long started;           /* wall clock, seconds */

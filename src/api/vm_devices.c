@@ -23,6 +23,8 @@ char *vm_devices_to_json(const struct vm_config *c)
 			json_object_object_add(d, "serial", json_object_new_string(c->disk[i].serial));
 		if (c->disk[i].format != BLK_FORMAT_AUTO)
 			json_object_object_add(d, "format", json_object_new_string(blk_format_name(c->disk[i].format)));
+		if (c->disk[i].layer)
+			json_object_object_add(d, "layer", json_object_new_string(c->disk[i].layer));
 		json_object_array_add(disks, d);
 	}
 	json_object_object_add(o, "disks", disks);
@@ -69,7 +71,7 @@ static int read_disks(json_object *a, struct vm_config *c, struct vm_devices_sto
 	if (n > VM_MAX_DISKS)
 		return vt_fail(err, "the source's configuration has %zu disks (at most %d)", n, VM_MAX_DISKS);
 	for (size_t i = 0; i < n; i++) {
-		json_object *d = json_object_array_get_idx(a, i), *path, *ro, *serial, *fmt;
+		json_object *d = json_object_array_get_idx(a, i), *path, *ro, *serial, *fmt, *layer;
 		if (!json_object_is_type(d, json_type_object) || !json_object_object_get_ex(d, "path", &path) ||
 		    copy("a disk's path", path, st->disk_path[i], sizeof(st->disk_path[i]), err) < 0)
 			return vt_fail(err, "the source's configuration: disk %zu is malformed", i + 1);
@@ -86,6 +88,15 @@ static int read_disks(json_object *a, struct vm_config *c, struct vm_devices_sto
 			if (!f || (strcmp(f, "raw") && strcmp(f, "qcow2")))
 				return vt_fail(err, "the source's configuration: disk %zu has an unknown format", i + 1);
 			c->disk[i].format = !strcmp(f, "raw") ? BLK_FORMAT_RAW : BLK_FORMAT_QCOW2;
+		}
+		if (json_object_object_get_ex(d, "layer", &layer)) {
+			/* a file in the snapshot's directory, nothing else */
+			if (copy("a disk's layer", layer, st->disk_layer[i], sizeof(st->disk_layer[i]), err) < 0)
+				return -1;
+			if (strchr(st->disk_layer[i], '/') || st->disk_layer[i][0] == '.')
+				return vt_fail(err, "the source's configuration: disk %zu's layer '%s' is not a plain file name",
+					       i + 1, st->disk_layer[i]);
+			c->disk[i].layer = st->disk_layer[i];
 		}
 	}
 	c->ndisks = (unsigned)n;

@@ -5,7 +5,8 @@
  * come from the source. The device state then checks that the result is the source's machine.
  *
  *   {"rng": true, "virtio_console": false, "balloon_mib": 0, "balloon_stats_s": 0,
- *    "disks": [{"path": "/img", "readonly": false, "serial": "vda"}], "nets": ["user"],
+ *    "disks": [{"path": "/img", "readonly": false, "serial": "vda", "format": "qcow2", "layer": "disk0.raw"}],
+ *    "nets": ["user"],
  *    "vsock": {"cid": 3, "path": "/run/v.sock"}} */
 #ifndef VIRTUS_API_VM_DEVICES_H
 #define VIRTUS_API_VM_DEVICES_H
@@ -19,6 +20,7 @@
 struct vm_devices_store {
 	char disk_path[VM_MAX_DISKS][PATH_MAX];
 	char disk_serial[VM_MAX_DISKS][32];
+	char disk_layer[VM_MAX_DISKS][64];
 	char net[VM_MAX_NETS][256];
 	char vsock_path[108];
 };

@@ -36,6 +36,7 @@ struct blk {
 	struct qcow2 *qcow2;          /* NULL: a raw image, sectors map 1:1 to the file */
 	bool overlay;
 	bool guard_magic;             /* a raw image found by probing: see open_format in raw.c */
+	bool guard_before_checkpoint; /* guard_magic before blk_checkpoint, for blk_checkpoint_undo */
 };
 
 #define BLK_ZERO_BUF (64 * 1024)

@@ -123,7 +123,8 @@ struct chain {                    /* the files above, to refuse loops */
 	unsigned n;
 };
 
-static int open_image(int fd, const char *path, bool readonly, struct chain *ch, struct qcow2 **out, vt_err *err);
+static int open_image(int fd, const char *path, bool readonly, struct chain *ch, const struct qcow2_below *below,
+		      struct qcow2 **out, vt_err *err);
 
 /* ---- Small helpers ---- */
 
@@ -1075,7 +1076,7 @@ static int open_backing(struct qcow2 *q, const char *fmt, struct chain *ch, vt_e
 			vt_fail(err, "%s: backing file %s is named qcow2 but is not a qcow2 image", q->path, full);
 		else if (!strcmp(fmt, "raw") || !is_qcow2)
 			q->backing_fd = fd, q->backing_size = (uint64_t)st.st_size, fd = -1, r = 0;
-		else if (open_image(fd, full, true, ch, &q->backing, err) == 0)
+		else if (open_image(fd, full, true, ch, NULL, &q->backing, err) == 0)
 			q->backing_size = q->backing->size, fd = -1, r = 0;
 	}
 	if (fd >= 0)
@@ -1193,7 +1194,23 @@ static int setup_caches(struct qcow2 *q, vt_err *err)
 	return 0;
 }
 
-static int open_image(int fd, const char *path, bool readonly, struct chain *ch, struct qcow2 **out, vt_err *err)
+/* What lies below, already open, becomes the image's backing file (qcow2_open_over). */
+static int adopt_below(struct qcow2 *q, const struct qcow2_below *below, vt_err *err)
+{
+	if (!q->backing_name)
+		return vt_fail(err, "%s: the new image names no backing file", q->path);
+	if (below->image) {
+		qcow2_release(below->image);  /* exact on disk from now on: nothing writes it any more */
+		below->image->readonly = true;
+		q->backing = below->image, q->backing_size = below->image->size;
+	} else {
+		q->backing_fd = below->fd, q->backing_size = below->raw_size;
+	}
+	return 0;
+}
+
+static int open_image(int fd, const char *path, bool readonly, struct chain *ch, const struct qcow2_below *below,
+		      struct qcow2 **out, vt_err *err)
 {
 	struct qcow2 *q = calloc(1, sizeof(*q));
 	if (!q)
@@ -1214,7 +1231,7 @@ static int open_image(int fd, const char *path, bool readonly, struct chain *ch,
 	else if (read_metadata(q, &hd, fmt, sizeof(fmt), err) == 0 && setup_caches(q, err) == 0 &&
 		 clear_autoclear(q, &hd, err) == 0) {
 		ch->dev[ch->n] = st.st_dev, ch->ino[ch->n] = st.st_ino, ch->n++;
-		r = q->backing_name ? open_backing(q, fmt, ch, err) : 0;
+		r = below ? adopt_below(q, below, err) : q->backing_name ? open_backing(q, fmt, ch, err) : 0;
 		ch->n--;
 	}
 	if (r < 0) {
@@ -1229,7 +1246,24 @@ static int open_image(int fd, const char *path, bool readonly, struct chain *ch,
 int qcow2_open(int fd, const char *path, bool readonly, struct qcow2 **out, vt_err *err)
 {
 	struct chain ch = { .n = 0 };
-	return open_image(fd, path, readonly, &ch, out, err);
+	return open_image(fd, path, readonly, &ch, NULL, out, err);
+}
+
+int qcow2_open_over(int fd, const char *path, const struct qcow2_below *below, struct qcow2 **out, vt_err *err)
+{
+	struct chain ch = { .n = 0 };
+	return open_image(fd, path, false, &ch, below, out, err);
+}
+
+void qcow2_take_below(struct qcow2 *q, struct qcow2_below *below)
+{
+	*below = (struct qcow2_below){ .fd = q->backing ? q->backing->fd : q->backing_fd, .image = q->backing,
+				       .raw_size = q->backing_size };
+	if (q->backing)
+		q->backing->readonly = false;
+	q->backing = NULL;
+	q->backing_fd = -1;
+	qcow2_close(q);
 }
 
 bool qcow2_has_magic(int fd)
@@ -1335,7 +1369,8 @@ int qcow2_format_fd(int fd, const char *path, const struct qcow2_create_opts *o,
 	if (o->backing && (strlen(o->backing) > MAX_BACKING_NAME || names_protocol(o->backing)))
 		return vt_fail(err, "%s: '%s' cannot be a backing file name", path, o->backing);
 	uint64_t bsize = 0;
-	if (o->backing && backing_size_and_format(path, o->backing, &fmt, &bsize, err) < 0)
+	/* with both stated the backing file is not opened (a sandboxed VMM cannot) */
+	if (o->backing && !(fmt && size) && backing_size_and_format(path, o->backing, &fmt, &bsize, err) < 0)
 		return -1;
 	if (!size)
 		size = bsize;

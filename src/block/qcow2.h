@@ -37,6 +37,22 @@ bool qcow2_has_magic(int fd);
  * the file or too large; for writing also images marked corrupt or dirty (lazy refcounts). */
 int qcow2_open(int fd, const char *path, bool readonly, struct qcow2 **out, vt_err *err);
 
+/* An image that is already open, put under a new one by qcow2_open_over: its descriptor, and its qcow2
+ * image on that descriptor (NULL: a raw file of raw_size bytes). */
+struct qcow2_below {
+	int fd;
+	struct qcow2 *image;
+	uint64_t raw_size;
+};
+
+/* Open the new image on fd (read-write), which names a backing file, over below instead of opening that
+ * file: a checkpoint freezes a disk's image under a new overlay without opening anything by name. The new
+ * image owns below from then on (closes it and its descriptor); below's image becomes read-only, its
+ * reserve given back. */
+int qcow2_open_over(int fd, const char *path, const struct qcow2_below *below, struct qcow2 **out, vt_err *err);
+/* Undo qcow2_open_over: below is handed back (its image writable again) and q is closed. */
+void qcow2_take_below(struct qcow2 *q, struct qcow2_below *below);
+
 /* Give back reserved clusters (refcounts of clusters never used back to 0) and free everything; the fd
  * stays open. NULL is fine. */
 void qcow2_close(struct qcow2 *q);

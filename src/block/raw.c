@@ -411,6 +411,12 @@ void blk_submit(struct blk *b, struct blk_req *r)
 		blk_signal(b);
 		return;
 	}
+	if (b->qcow2 && b->ops->kind == BLK_ENGINE_URING) {
+		r->res = blk_exec_sync(b, r);   /* a raw disk became a qcow2 overlay (blk_checkpoint) */
+		blk_fifo_push(&b->immediate, r);
+		blk_signal(b);
+		return;
+	}
 	b->ops->submit(b, r);
 }
 

@@ -79,6 +79,20 @@ int blk_open_opts(const char *path, const struct blk_opts *opts, struct blk **ou
 int blk_lock(struct blk *b, vt_err *err);
 void blk_unlock(struct blk *b);
 
+/* A checkpoint of a writable disk with nothing in flight: its image, as it is now, keeps a second name,
+ * layer_path (a hard link: on the image's file system), and the disk goes on in a new qcow2 overlay at its
+ * own path whose backing file is layer_path (absolute). Works in a sandboxed VMM (nothing opened
+ * by name). A raw disk on io_uring runs its overlay's requests on the owner thread from then on (the
+ * worker pool cannot be started in a sandbox). On failure the disk goes on as before, nothing is left. */
+int blk_checkpoint(struct blk *b, const char *layer_path, vt_err *err);
+/* Undo the checkpoint just made (nothing written since): the image gets its path back from layer_path. */
+int blk_checkpoint_undo(struct blk *b, const char *layer_path, vt_err *err);
+
+/* A restore of a checkpoint: path becomes a new qcow2 overlay over layer (absolute; the image a
+ * checkpoint kept), replacing what path was: the disk's writes since the checkpoint are dropped (earlier
+ * checkpoints keep theirs). Refused while a VMM has path open for writing. */
+int blk_restore_layer(const char *path, const char *layer, vt_err *err);
+
 /* Wait for every request in flight, run their callbacks, then release everything. NULL is fine. */
 void blk_close(struct blk *b);
 

@@ -1,5 +1,6 @@
 /* `virtus vm ls|info|pause|resume|kill|console|logs`: clients of each VM's API (api/http.h) and of its
  * directory (vm_state.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
@@ -43,8 +44,9 @@ const char vm_manage_usage[] =
 	"  stop     press the guest's ACPI power button and wait for it to power off; after SECS (-t, default\n"
 	"           10) end it as kill does\n"
 	"  snapshot a checkpoint of the VM in the new directory DIR (its vCPUs, devices and memory: DIR/state,\n"
-	"           DIR/memory, where zero pages take no space); the VM is paused meanwhile and goes on after\n"
-	"           (--stop: ends); 'virtus vm run --restore DIR' continues it\n"
+	"           DIR/memory, where zero pages take no space; each writable disk's image as it is, DIR/diskK.*,\n"
+	"           while the VM goes on in a new qcow2 overlay at the disk's path); the VM is paused meanwhile and\n"
+	"           goes on after (--stop: ends); 'virtus vm run --restore DIR' continues it, its disks put back\n"
 	"  migrate  move the running VM, live, to a 'virtus vm run --incoming URL' waiting at URL (disks must be\n"
 	"           at the same paths there, or given to --incoming): memory is copied while the guest runs,\n"
 	"           then the guest pauses for at most about --downtime MS (default 300) while the rest and\n"
@@ -330,6 +332,18 @@ static int vm_migrate(int argc, char **argv)
 	return follow_migration(&st, argv[first + 1]);
 }
 
+/* The disks the snapshot froze (DIR/diskK.*: the VMM's checkpoint names them so). */
+static void print_frozen_disks(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		if (!strncmp(e->d_name, "disk", 4))
+			printf("%s/%s: a disk as it was (the disk's path is now a qcow2 overlay over it)\n", dir, e->d_name);
+	if (d)
+		closedir(d);
+}
+
 /* Paused for the snapshot, then as it was (or killed with --stop); DIR is new and is removed on failure. */
 static int vm_snapshot(int argc, char **argv)
 {
@@ -377,6 +391,7 @@ static int vm_snapshot(int argc, char **argv)
 		snprintf(mem_path, sizeof(mem_path), "%s/memory", dir);
 		printf("%s: state %lld KiB, memory %lld MiB on disk\n", dir, file_blocks_bytes(state_path) >> 10,
 		       file_blocks_bytes(mem_path) >> 20);
+		print_frozen_disks(dir);
 	}
 	return rc;
 }

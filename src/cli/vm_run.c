@@ -574,6 +574,29 @@ static int adopt_machine(struct run_opts *o, const char *from, const struct snap
 	return 0;
 }
 
+/* The snapshot's disks go back to the checkpoint: each becomes a new overlay over the image the snapshot
+ * kept in its directory (only disks that come from the snapshot; a --disk given now is the user's). */
+static int restore_disk_layers(struct vm_config *cfg, const char *dir, vt_err *err)
+{
+	char real[PATH_MAX], layer[PATH_MAX + 72];
+	bool any = false;
+	for (unsigned k = 0; k < cfg->ndisks; k++)
+		any |= cfg->disk[k].layer != NULL;
+	if (!any)
+		return 0;
+	if (!realpath(dir, real))
+		return vt_fail_errno(err, errno, "%s", dir);
+	for (unsigned k = 0; k < cfg->ndisks; k++) {
+		if (!cfg->disk[k].layer)
+			continue;
+		snprintf(layer, sizeof(layer), "%s/%s", real, cfg->disk[k].layer);
+		if (blk_restore_layer(cfg->disk[k].path, layer, err) < 0)
+			return vt_err_prefix(err, "disk %u", k + 1);
+		cfg->disk[k].layer = NULL;
+	}
+	return 0;
+}
+
 /* --restore DIR: the snapshot's machine and devices. */
 static int plan_restore(struct run_opts *o, vt_err *err)
 {
@@ -588,6 +611,8 @@ static int plan_restore(struct run_opts *o, vt_err *err)
 	int rc = adopt_machine(o, from, &m, config, err);
 	free(config);
 	o->cfg.restore_mem_path = o->restore_mem;
+	if (rc == 0 && restore_disk_layers(&o->cfg, o->restore_dir, err) < 0)
+		return vt_err_prefix(err, "%s", from);
 	return rc;
 }
 
@@ -638,6 +663,10 @@ static int preboot_load(void *opaque, const char *state, const char *mem, bool r
 		return -1;
 	int rc = adopt_machine(o, "the snapshot", &m, config, err);
 	free(config);
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", state);
+	if (rc == 0)
+		rc = restore_disk_layers(&o->cfg, dirname(dir), err);
 	o->cfg.restore_mem_path = o->restore_mem;
 	o->restore_dir = o->restore_state;
 	o->start_paused = !resume;

@@ -82,8 +82,9 @@ static const char *const main_calls[] = {
 	"getsockopt", "getsockname", "pread64", "pwrite64", "ftruncate",
 	/* the VM's directory (its known files by name, then the directory) when the VM ends */
 	"rmdir",
-	/* a snapshot's files (created new only: see allow_special) */
-	"fsync", "fdatasync",
+	/* a snapshot's files (created new only: see allow_special); its disk checkpoints link each image under
+	 * a second name and rename a new overlay over its path (block/checkpoint.c) */
+	"fsync", "fdatasync", "fallocate", "linkat", "rename", "renameat", "renameat2",
 	/* a migration's connection to its destination (socket: AF_UNIX, AF_INET and AF_INET6 only) */
 	"connect", NULL,
 };

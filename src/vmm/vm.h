@@ -54,6 +54,8 @@ struct vm_config {
 		const char *serial;
 		enum blk_format format;   /* AUTO: probed */
 		bool overlay;         /* writes go to a throwaway qcow2 overlay, the image is never written */
+		const char *layer;    /* in a snapshot's configuration: the file in its directory that keeps the
+		                       * disk as it was (vm_snapshot_disk_layer); NULL: none */
 		bool root_device;     /* the API's is_root_device: informational (the guest's cmdline picks its root) */
 	} disk[VM_MAX_DISKS];
 	unsigned nnets;           /* virtio-net devices on PCI, one per --net spec (net/net_opts.h) */

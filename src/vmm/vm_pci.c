@@ -272,6 +272,14 @@ int vm_pci_lock_disks(struct vm *vm, vt_err *err)
 	return 0;
 }
 
+struct virtio_device *vm_pci_disk(struct vm *vm, unsigned k)
+{
+	for (unsigned i = 0; i < vm->pci.n; i++)
+		if (vm->pci.virtio[i].dev->id == VIRTIO_ID_BLOCK && k-- == 0)
+			return vm->pci.virtio[i].dev;
+	return NULL;
+}
+
 void vm_pci_unlock_disks(struct vm *vm)
 {
 	for (unsigned i = 0; i < vm->pci.n; i++)

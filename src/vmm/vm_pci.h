@@ -62,6 +62,8 @@ void vm_pci_retire(struct vm *vm);
 /* The disk images' locks, handed over by a migration: the source lets go just before the destination
  * may run the guest, which takes them then (its disks were opened without). */
 int vm_pci_lock_disks(struct vm *vm, vt_err *err);
+/* The k-th disk (--disk order) as a virtio device; NULL past the last. */
+struct virtio_device *vm_pci_disk(struct vm *vm, unsigned k);
 void vm_pci_unlock_disks(struct vm *vm);
 /* Into devices just built from the same configuration, before the VM runs. */
 int vm_pci_state_load(struct vm *vm, const struct state_reader *r, vt_err *err);

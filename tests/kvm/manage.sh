@@ -164,6 +164,44 @@ v vm kill ld
 out=$(v vm run --restore "$tmp/snap6" --balloon 4M 2>&1); rc=$?
 if [ $rc -eq 1 ] && echo "$out" | grep -q 'virtio-balloon'; then ok "vm run --restore with another device: refused naming it"; else not_ok "restore with another device" "status $rc: $out"; fi
 
+# Disk checkpoints: a snapshot freezes a writable disk in DIR (a hard link) and the VM goes on in a new qcow2
+# overlay at the disk's path; a second snapshot chains; a restore is refused while the VM holds the disk,
+# and once it is gone puts the disk back as an overlay over the first checkpoint's layer.
+backing_of() { head -c 4096 "$1" | tr '\000' '\n' | grep -ao "$tmp/snap7.*" | head -n1; }
+head -c 1048576 /dev/urandom >"$tmp/d7.img"
+ino=$(stat -c %i "$tmp/d7.img")
+v vm run -d --name t7 --kernel "$G/tick.elf" --memory 32M --disk "$tmp/d7.img" >/dev/null 2>&1
+wait_for 20 grows t7
+v vm pause t7
+out=$(v vm api t7 PUT /snapshot/create '{"snapshot_path":"rel7.state","mem_file_path":"rel7.mem"}' 2>&1); rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q 'must be absolute' && [ "$(head -c 4 "$tmp/d7.img" | od -An -c | tr -d ' ')" != 'QFI373' ] &&
+   [ "$(ls "$tmp" | grep -c -e '^d7.img.checkpoint-' -e 'rel7')" = 0 ]; then
+	ok "API: a snapshot of a VM with a writable disk needs an absolute path (400); the disk and files are left as they were"
+else not_ok "snapshot relative path" "status $rc: $out"; fi
+v vm resume t7
+out=$(v vm snapshot t7 "$tmp/snap7" 2>&1); rc=$?
+if [ $rc -eq 0 ] && [ "$(stat -c %i "$tmp/snap7/disk0.raw" 2>/dev/null)" = "$ino" ] && [ "$(head -c 3 "$tmp/d7.img")" = QFI ] &&
+   [ "$(backing_of "$tmp/d7.img")" = "$tmp/snap7/disk0.raw" ] && wait_for 5 grows t7; then
+	ok "vm snapshot: the raw disk is kept as DIR/disk0.raw (the same file), the VM runs on in a qcow2 overlay over it"
+else not_ok "disk checkpoint" "status $rc: $out" "$(ls "$tmp/snap7" 2>&1)" "backing '$(backing_of "$tmp/d7.img")'"; fi
+out=$(v vm snapshot t7 "$tmp/snap7b" 2>&1); rc=$?
+if [ $rc -eq 0 ] && [ "$(backing_of "$tmp/snap7b/disk0.qcow2")" = "$tmp/snap7/disk0.raw" ] &&
+   [ "$(backing_of "$tmp/d7.img")" = "$tmp/snap7b/disk0.qcow2" ]; then
+	ok "vm snapshot again: the overlay is frozen as DIR/disk0.qcow2, the chain grows by one"
+else not_ok "second disk checkpoint" "status $rc: $out" "backing '$(backing_of "$tmp/d7.img")'"; fi
+out=$(v vm run -d --name t7r --restore "$tmp/snap7" 2>&1); rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q 'in use by a running VM' && [ ! -e "$VIRTUS_VM_RUN_DIR/t7r" ] &&
+   [ "$(backing_of "$tmp/d7.img")" = "$tmp/snap7b/disk0.qcow2" ]; then
+	ok "vm run --restore while the VM holds the disk: refused, the disk untouched, nothing left"
+else not_ok "restore over a disk in use" "status $rc: $out"; fi
+v vm kill t7
+out=$(v vm run -d --name t7r --restore "$tmp/snap7" 2>&1); rc=$?
+if [ $rc -eq 0 ] && wait_for 20 grows t7r && [ "$(backing_of "$tmp/d7.img")" = "$tmp/snap7/disk0.raw" ] &&
+   [ "$(stat -c %i "$tmp/snap7/disk0.raw")" = "$ino" ] && [ "$(backing_of "$tmp/snap7b/disk0.qcow2")" = "$tmp/snap7/disk0.raw" ]; then
+	ok "vm run --restore: the disk becomes a new overlay over the checkpoint's layer, the other checkpoint kept"
+else not_ok "restore with a disk checkpoint" "status $rc: $out" "backing '$(backing_of "$tmp/d7.img")'"; fi
+v vm kill t7r
+
 # Live migration between two VMMs: the tick guest (2 vCPUs, rng on PCI) moves to a VMM waiting with
 # --incoming; the source ends, the destination's console goes on without a new boot and takes input. Then
 # over TCP, and the failures: nobody listening, a destination that refuses the machine (the source goes on).

@@ -344,8 +344,57 @@ done
 echo "sn-vsock-new $(head -n1 /tmp/mg/sn-hello)"
 echo "sn-memory-kb $(du -k /tmp/mg/snap/memory | cut -f1) of $(($(stat -c %s /tmp/mg/snap/memory) / 1024))"
 timeout 60 virtus vm stop -t 30 sn2; echo "sn-stop-status $?"
-echo "sn-disk-after $(head -c 32 /tmp/mg/sn-disk.img | tr -d '\000' | sed -n 's/^sn-disk //p' | head -n1)"
+# the snapshot froze the disk (/tmp/mg/snap/disk0.raw); the restored guest wrote into a new qcow2 overlay
+qemu-img convert -O raw /tmp/mg/sn-disk.img /tmp/mg/sn-disk.raw
+echo "sn-disk-after $(head -c 32 /tmp/mg/sn-disk.raw | tr -d '\000' | sed -n 's/^sn-disk //p' | head -n1)"
+echo "sn-disk-chain $(qemu-img info /tmp/mg/sn-disk.img | sed -n 's/^backing file: //p') $(qemu-img info /tmp/mg/sn-disk.img | sed -n 's/^file format: //p')"
 echo "sn-left $(ls /tmp/mg/vms 2>/dev/null | wc -l)"
+rm -f /tmp/mg/sn-disk.raw
+# A checkpoint that covers the disk (qcow2, ext4): the guest writes A.txt and waits on vsock port 5002;
+# `vm snapshot` (the VM goes on) freezes the disk; "go" makes the guest delete A and write B; the VM is
+# killed. Restoring the snapshot must bring back the disk of the checkpoint with the memory of it: "check"
+# makes the restored guest list its files and unmount, then L1 finds A and not B on the disk, and e2fsck
+# finds it clean; the checkpoint's layer is not written by the restored VM.
+mkdir -p /tmp/ck && cp base.qcow2 /tmp/ck/ck.qcow2
+ck_cmd='mkdir -p /a; mount -t ext4 /dev/vda /a && echo ck-A >/a/A.txt && sync && echo ck-a-written; while true; do c=$(vsock listen 5002 </dev/null 2>/dev/null); case $c in go*) rm /a/A.txt; echo ck-B >/a/B.txt; sync; echo ck-b-written;; check*) echo ck-files $(cd /a && ls *.txt); umount /a; echo ck-umount $?;; esac; done'
+ck_wait() { # ck_wait VM LINE: until the VM's log has LINE (30 s)
+	i=0; until virtus vm logs "$1" 2>/dev/null | tr -d '\r' | grep -q "^$2" || [ $i -ge 150 ]; do i=$((i + 1)); sleep 0.2; done
+}
+ck_send() { # ck_send SOCKET WORD: to the guest's port 5002
+	for i in 1 2 3 4 5; do
+		echo "$2" | timeout 10 ./vsock unix-connect "$1" "CONNECT 5002" >/dev/null 2>&1 && return 0
+		sleep 0.5
+	done
+	return 1
+}
+timeout 120 virtus vm run -d --name ck1 --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --memory 256M \
+	--disk /tmp/ck/ck.qcow2 --vsock 3,/tmp/ck/ck1.sock --cmdline "$base_cmdline virtus.init=\"run:$ck_cmd\"" >/tmp/ck/run.out 2>&1
+echo "ck-run-status $? $(head -c 300 /tmp/ck/run.out | tr '\n' ' ')"
+ck_wait ck1 ck-a-written
+timeout 60 virtus vm snapshot ck1 /tmp/ck/snap >/tmp/ck/snap.out 2>&1
+echo "ck-snapshot-status $? $(tr '\n' ' ' </tmp/ck/snap.out)"
+echo "ck-snap-files $(ls /tmp/ck/snap | tr '\n' ' ')"
+ck_send /tmp/ck/ck1.sock go; ck_wait ck1 ck-b-written
+echo "ck-b-written $(virtus vm logs ck1 | tr -d '\r' | grep -c '^ck-b-written')"
+timeout 30 virtus vm kill ck1 >/dev/null 2>&1; sleep 1
+echo "ck-chain $(qemu-img info /tmp/ck/ck.qcow2 | sed -n 's/^backing file: //p')"
+qemu-img convert -O raw /tmp/ck/ck.qcow2 /tmp/ck/killed.raw && e2fsck -fy /tmp/ck/killed.raw >/dev/null 2>&1
+echo "ck-killed-files $(debugfs -R 'ls /' /tmp/ck/killed.raw 2>/dev/null | tr -s ' \n' '\n\n' | grep '\.txt$' | sort | tr '\n' ' ' | sed 's/ $//')"
+rm -f /tmp/ck/killed.raw
+echo "ck-layer-md5-before $(md5sum </tmp/ck/snap/disk0.qcow2 | cut -d' ' -f1)"
+timeout 60 virtus vm run -d --name ck2 --restore /tmp/ck/snap --vsock 3,/tmp/ck/ck2.sock >/tmp/ck/restore.out 2>&1
+echo "ck-restore-status $? $(tr '\n' ' ' </tmp/ck/restore.out)"
+ck_send /tmp/ck/ck2.sock check; ck_wait ck2 ck-umount
+echo "ck-guest $(virtus vm logs ck2 | tr -d '\r' | sed -n 's/^ck-files //p' | tail -n1) umount $(virtus vm logs ck2 | tr -d '\r' | sed -n 's/^ck-umount //p' | tail -n1)"
+timeout 30 virtus vm kill ck2 >/dev/null 2>&1; sleep 1
+qemu-img convert -O raw /tmp/ck/ck.qcow2 /tmp/ck/restored.raw
+echo "ck-fsck-status $(e2fsck -fn /tmp/ck/restored.raw >/tmp/ck/fsck.out 2>&1; echo $?)"
+head -n 5 /tmp/ck/fsck.out
+echo "ck-disk-files $(debugfs -R 'ls /' /tmp/ck/restored.raw 2>/dev/null | tr -s ' \n' '\n\n' | grep '\.txt$' | sort | tr '\n' ' ' | sed 's/ $//')"
+echo "ck-disk-a $(debugfs -R 'cat /A.txt' /tmp/ck/restored.raw 2>/dev/null)"
+echo "ck-layer-md5-after $(md5sum </tmp/ck/snap/disk0.qcow2 | cut -d' ' -f1)"
+echo "ck-left $(ls /tmp/mg/vms 2>/dev/null | wc -l) $(ls /tmp/ck | grep -c -e checkpoint- -e restore-)"
+rm -rf /tmp/ck
 # Live migration between two virtus processes with the Debian kernel and every kind of migratable device:
 # the guest counts with 16 bytes from /dev/hwrng, writes the count to its disk, keeps 8 MiB of random bytes
 # whose md5 it prints each turn (memory must arrive intact) and dirties 4 MiB more each turn (so the pre-copy

@@ -628,6 +628,148 @@ static void block_layer_detects_format_and_overlays(void **state)
 	assert_non_null(strstr(err.msg, "read-only or has an overlay"));
 }
 
+/* One request through the block layer, waited for; returns its status. */
+static void rw_done(struct blk_req *req, enum blk_status status, size_t bytes)
+{
+	(void)bytes;
+	*(int *)req->opaque = (int)status;
+}
+
+static int blk_rw(struct blk *b, bool write, void *buf, size_t len, uint64_t off)
+{
+	struct iovec v = { buf, len };
+	int status = -1;
+	struct blk_req r = { .op = write ? BLK_OP_WRITE : BLK_OP_READ, .sector = off / 512, .iov = &v, .niov = 1,
+			     .done = rw_done, .opaque = &status };
+	blk_submit(b, &r);
+	blk_kick(b);
+	while (status < 0)
+		blk_wait_completions(b);
+	return status;
+}
+
+static void blk_write_tag(struct blk *b, uint8_t *shadow, uint64_t off, size_t len, unsigned tag)
+{
+	fill(shadow + off, len, tag);
+	assert_int_equal(blk_rw(b, true, shadow + off, len, off), BLK_S_OK);
+}
+
+static void assert_blk_content(struct blk *b, const uint8_t *shadow, size_t size)
+{
+	uint8_t *got = malloc(size);
+	assert_non_null(got);
+	assert_int_equal(blk_rw(b, false, got, size, 0), BLK_S_OK);
+	assert_memory_equal(got, shadow, size);
+	free(got);
+}
+
+/* path (of format fmt) holds exactly shadow: compared by qemu-img against a raw copy. */
+static void assert_image_is(const char *path, const char *fmt, const uint8_t *shadow, size_t size)
+{
+	char *ref = img("expect.raw");
+	write_shadow_file(ref, shadow, size);
+	assert_int_equal(sh("qemu-img compare -q -f %s -F raw %s %s", fmt, path, ref), 0);
+}
+
+/* The same while a disk holds the image (qemu-img refuses any image with a lock on it, -U or not): read
+ * through a second, read-only block device. */
+static void assert_held_image_is(const char *path, enum blk_format fmt, const uint8_t *shadow, size_t size)
+{
+	vt_err err;
+	struct blk *b;
+	struct blk_opts o = { .readonly = true, .format = fmt };
+	if (blk_open_opts(path, &o, &b, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(blk_sectors(b) * 512, size);
+	assert_blk_content(b, shadow, size);
+	blk_close(b);
+}
+
+/* A snapshot's disk checkpoint (blk_checkpoint), on a raw and on a qcow2 disk: the image keeps its content
+ * under the layer's name while the disk goes on in a qcow2 overlay at its path (qemu-img sees the chain and
+ * checks it clean); a second checkpoint chains; a restore makes the path an overlay over a layer again
+ * (the later writes gone, other layers untouched) and is refused while a disk has the image open; a failed
+ * checkpoint and an undo leave the disk as it was, with nothing left behind. */
+static void checkpoint_freezes_the_image(const char *fmt)
+{
+	const size_t size = 2 * MIB;
+	uint8_t *shadow = malloc(size), *at_first = malloc(size), *at_second = malloc(size);
+	assert_non_null(shadow), assert_non_null(at_first), assert_non_null(at_second);
+	char disk[256], layer1[256], layer2[256], layer3[256];
+	snprintf(disk, sizeof(disk), "%s/ck-%s.img", dir, fmt);
+	snprintf(layer1, sizeof(layer1), "%s/ck1-%s", dir, fmt);
+	snprintf(layer2, sizeof(layer2), "%s/ck2-%s", dir, fmt);
+	snprintf(layer3, sizeof(layer3), "%s/ck3-%s", dir, fmt);
+	fill(shadow, size, 1);
+	write_shadow_file(img("ck-start.raw"), shadow, size);
+	assert_int_equal(sh("qemu-img convert -f raw -O %s %s %s", fmt, img("ck-start.raw"), disk), 0);
+	vt_err err;
+	struct blk *b;
+	struct blk_opts o = { .format = BLK_FORMAT_AUTO };
+	enum blk_format ffmt = !strcmp(fmt, "raw") ? BLK_FORMAT_RAW : BLK_FORMAT_QCOW2;
+	assert_int_equal(blk_open_opts(disk, &o, &b, &err), 0);
+	blk_write_tag(b, shadow, 64 * 1024, 128 * 1024, 2);
+	memcpy(at_first, shadow, size);
+
+	if (blk_checkpoint(b, layer1, &err) < 0)
+		fail_msg("checkpoint: %s", err.msg);
+	assert_int_equal(blk_format_used(b), BLK_FORMAT_QCOW2);
+	blk_write_tag(b, shadow, 1 * MIB, 300 * 1024, 3);
+	assert_blk_content(b, shadow, size);
+	assert_held_image_is(layer1, ffmt, at_first, size);
+
+	memcpy(at_second, shadow, size);
+	if (blk_checkpoint(b, layer2, &err) < 0)
+		fail_msg("second checkpoint: %s", err.msg);
+	blk_write_tag(b, shadow, 0, 4096, 4);
+	assert_blk_content(b, shadow, size);
+
+	/* failures: a relative layer, a layer nowhere; an undo */
+	assert_int_equal(blk_checkpoint(b, "rel/layer", &err), -1);
+	assert_non_null(strstr(err.msg, "absolute"));
+	assert_int_equal(blk_checkpoint(b, img("no/such/dir/layer"), &err), -1);
+	assert_non_null(strstr(err.msg, "cannot keep the image"));
+	assert_int_equal(blk_checkpoint(b, layer3, &err), 0);
+	assert_int_equal(blk_checkpoint_undo(b, layer3, &err), 0);
+	assert_int_equal(access(layer3, F_OK), -1);
+	blk_write_tag(b, shadow, 512 * 1024, 4096, 5);
+	assert_blk_content(b, shadow, size);
+	assert_int_equal(sh("ls %s | grep -q -e checkpoint- -e restore-", dir), 1);
+
+	assert_int_equal(blk_restore_layer(disk, layer1, &err), -1);     /* b has it open */
+	assert_non_null(strstr(err.msg, "in use"));
+	blk_close(b);
+	assert_image_is(disk, "qcow2", shadow, size);
+	assert_int_equal(sh("qemu-img check -q %s", disk), 0);
+	assert_int_equal(sh("qemu-img info %s | grep -q '^backing file: %s$'", disk, layer2), 0);
+	assert_int_equal(sh("qemu-img info %s | grep -q '^backing file: %s$'", layer2, layer1), 0);
+	assert_image_is(layer1, fmt, at_first, size);
+	assert_image_is(layer2, "qcow2", at_second, size);
+
+	if (blk_restore_layer(disk, layer1, &err) < 0)
+		fail_msg("restore: %s", err.msg);
+	assert_image_is(disk, "qcow2", at_first, size);
+	assert_image_is(layer1, fmt, at_first, size);
+	assert_image_is(layer2, "qcow2", at_second, size);
+	assert_int_equal(blk_open_opts(disk, &o, &b, &err), 0);          /* and it runs again */
+	assert_blk_content(b, at_first, size);
+	blk_close(b);
+	assert_int_equal(sh("ls %s | grep -q -e checkpoint- -e restore-", dir), 1);
+	free(shadow), free(at_first), free(at_second);
+}
+
+static void checkpoint_of_a_raw_disk(void **state)
+{
+	(void)state;
+	checkpoint_freezes_the_image("raw");
+}
+
+static void checkpoint_of_a_qcow2_disk(void **state)
+{
+	(void)state;
+	checkpoint_freezes_the_image("qcow2");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -644,6 +786,8 @@ int main(void)
 		cmocka_unit_test(hostile_backing_files_are_refused),
 		cmocka_unit_test(hostile_tables_give_io_errors),
 		cmocka_unit_test(block_layer_detects_format_and_overlays),
+		cmocka_unit_test(checkpoint_of_a_raw_disk),
+		cmocka_unit_test(checkpoint_of_a_qcow2_disk),
 	};
 	return cmocka_run_group_tests_name("qcow2", tests, setup, teardown);
 }

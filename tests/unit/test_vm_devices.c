@@ -18,8 +18,9 @@
 static struct vm_config source(void)
 {
 	return (struct vm_config){
-		.rng = true, .balloon_size = 16 * MiB, .balloon_stats_s = 5, .ndisks = 2,
-		.disk = { { .path = "/img/a", .serial = "root" }, { .path = "/img/b", .readonly = true, .format = BLK_FORMAT_RAW } },
+		.rng = true, .balloon_size = 16 * MiB, .balloon_stats_s = 5, .ndisks = 3,
+		.disk = { { .path = "/img/a", .serial = "root", .format = BLK_FORMAT_QCOW2, .layer = "disk0.raw" },
+			  { .path = "/img/b", .readonly = true, .format = BLK_FORMAT_RAW }, { .path = "/img/c" } },
 		.nnets = 1, .net = { "user,hostfwd=tcp:127.0.0.1:8080-:80" }, .vsock_cid = 7, .vsock_path = "/run/v.sock",
 	};
 }
@@ -38,14 +39,17 @@ static void everything_travels(void **state)
 	assert_false(dst.virtio_console);
 	assert_int_equal(dst.balloon_size, 16 * MiB);
 	assert_int_equal(dst.balloon_stats_s, 5);
-	assert_int_equal(dst.ndisks, 2);
+	assert_int_equal(dst.ndisks, 3);
 	assert_string_equal(dst.disk[0].path, "/img/a");
 	assert_string_equal(dst.disk[0].serial, "root");
 	assert_false(dst.disk[0].readonly);
 	assert_true(dst.disk[1].readonly);
 	assert_null(dst.disk[1].serial);
-	assert_int_equal(dst.disk[0].format, BLK_FORMAT_AUTO);    /* probed again, as at the source */
-	assert_int_equal(dst.disk[1].format, BLK_FORMAT_RAW);     /* a stated format stays stated */
+	assert_int_equal(dst.disk[0].format, BLK_FORMAT_QCOW2);   /* a stated format stays stated */
+	assert_int_equal(dst.disk[1].format, BLK_FORMAT_RAW);
+	assert_string_equal(dst.disk[0].layer, "disk0.raw");      /* a snapshot's frozen image */
+	assert_null(dst.disk[1].layer);
+	assert_int_equal(dst.disk[2].format, BLK_FORMAT_AUTO);    /* probed again, as at the source */
 	assert_int_equal(dst.nnets, 1);
 	assert_string_equal(dst.net[0], "user,hostfwd=tcp:127.0.0.1:8080-:80");
 	assert_int_equal(dst.vsock_cid, 7);
@@ -78,6 +82,8 @@ static void malformed_configurations_are_refused(void **state)
 		"[]", "not json", "{\"rng\": 1}", "{\"disks\": {}}", "{\"disks\": [{\"readonly\": true}]}",
 		"{\"disks\": [{\"path\": \"\"}]}", "{\"nets\": [1]}", "{\"vsock\": {\"cid\": 2, \"path\": \"/v\"}}",
 		"{\"vsock\": {\"cid\": 3}}", "{\"balloon_mib\": -1}", "{\"disks\": [{\"path\": \"a\", \"format\": \"vmdk\"}]}",
+		"{\"disks\": [{\"path\": \"a\", \"layer\": \"../../etc/x\"}]}", "{\"disks\": [{\"path\": \"a\", \"layer\": \"..\"}]}",
+		"{\"disks\": [{\"path\": \"a\", \"layer\": \"d/x\"}]}", "{\"disks\": [{\"path\": \"a\", \"layer\": 3}]}",
 		"{\"disks\": [{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},"
 		"{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"}]}",
 	};

@@ -217,6 +217,33 @@ void virtio_blk_unlock(struct virtio_device *d)
 	blk_unlock(((struct vblk_dev *)d)->disk);
 }
 
+/* The VM is frozen (vm_pci_freeze holds the transport's lock): the device thread's completion poll waits. */
+int virtio_blk_checkpoint(struct virtio_device *d, const char *layer_path, vt_err *err)
+{
+	return blk_checkpoint(to_vblk(d)->disk, layer_path, err);
+}
+
+int virtio_blk_checkpoint_undo(struct virtio_device *d, const char *layer_path, vt_err *err)
+{
+	return blk_checkpoint_undo(to_vblk(d)->disk, layer_path, err);
+}
+
+bool virtio_blk_writable_image(const struct virtio_device *d)
+{
+	const struct blk *disk = ((const struct vblk_dev *)d)->disk;
+	return !blk_readonly(disk) && !blk_is_overlay(disk);
+}
+
+const char *virtio_blk_serial(const struct virtio_device *d)
+{
+	return blk_serial(((const struct vblk_dev *)d)->disk);
+}
+
+enum blk_format virtio_blk_format(const struct virtio_device *d)
+{
+	return blk_format_used(((const struct vblk_dev *)d)->disk);
+}
+
 int virtio_blk_create(const char *path, bool readonly, const char *serial, struct virtio_device **out, vt_err *err)
 {
 	struct blk_opts o = { .readonly = readonly, .serial = serial };

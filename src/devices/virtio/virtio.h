@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "block/raw.h"
 #include "devices/virtio/queue.h"
 #include "lib/err.h"
 
@@ -163,6 +164,12 @@ int virtio_blk_create_opts(const char *path, const struct blk_opts *o, struct vi
 int virtio_blk_lock(struct virtio_device *d, vt_err *err);
 void virtio_blk_unlock(struct virtio_device *d);
 void virtio_blk_destroy(struct virtio_device *d);
+/* A disk checkpoint (blk_checkpoint in block/raw.h), for a snapshot of a paused VM whose devices are frozen. */
+int virtio_blk_checkpoint(struct virtio_device *d, const char *layer_path, vt_err *err);
+int virtio_blk_checkpoint_undo(struct virtio_device *d, const char *layer_path, vt_err *err);
+bool virtio_blk_writable_image(const struct virtio_device *d);   /* what a checkpoint freezes */
+const char *virtio_blk_serial(const struct virtio_device *d);
+enum blk_format virtio_blk_format(const struct virtio_device *d);
 int virtio_blk_eventfd(const struct virtio_device *d);
 void virtio_blk_complete(void *dev);
 /* Requests the device holds in flight (at most the queue size: a head posted again while in flight is a

@@ -3,12 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "devices/virtio/virtio.h"
 #include "lib/util.h"
+#include "vmm/vm_pci.h"
 
 #define MACHINE_VERSION 2 /* 2: devices on PCI (section pci) */
 #define CLOCK_VERSION 1
@@ -145,6 +148,43 @@ int vm_snapshot_save_state(struct vm *vm, struct state_writer *w, vt_err *err)
 	return rc;
 }
 
+/* ---- Disks: frozen in the snapshot's directory, the VM going on in new overlays ------------------------ */
+
+bool vm_snapshot_disk_layer(struct vm *vm, unsigned k, char *name, size_t len)
+{
+	struct virtio_device *d = vm_pci_disk(vm, k);
+	if (!d || !virtio_blk_writable_image(d))
+		return false;
+	snprintf(name, len, "disk%u.%s", k, blk_format_name(virtio_blk_format(d)));
+	return true;
+}
+
+/* Every layer's path is named before the first disk changes format (the name says the format). */
+static int checkpoint_disks(struct vm *vm, const char *state_path, vt_err *err)
+{
+	const char *slash = strrchr(state_path, '/');
+	char name[32], path[VM_MAX_DISKS][PATH_MAX];
+	bool frozen[VM_MAX_DISKS] = { false };
+	unsigned n = 0;
+	for (; n < VM_MAX_DISKS && vm_pci_disk(vm, n); n++) {
+		frozen[n] = vm_snapshot_disk_layer(vm, n, name, sizeof(name));
+		snprintf(path[n], sizeof(path[n]), "%.*s/%s", slash ? (int)(slash - state_path) : 0, state_path, name);
+		if (frozen[n] && state_path[0] != '/')
+			return vt_fail(err, "the snapshot's path must be absolute: its disks' overlays name their backing files");
+	}
+	for (unsigned k = 0; k < n; k++) {
+		if (!frozen[k] || virtio_blk_checkpoint(vm_pci_disk(vm, k), path[k], err) == 0)
+			continue;
+		while (k-- > 0)
+			if (frozen[k])
+				virtio_blk_checkpoint_undo(vm_pci_disk(vm, k), path[k], &(vt_err){ 0 });
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- Whole VM (file) -------------------------------------------------------------------------------- */
+
 int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path, const char *config, vt_err *err)
 {
 	if (vm_snapshot_supported(vm, err) < 0)
@@ -163,6 +203,8 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 		} else if ((rc = state_writer_finish(&w, err)) == 0) {
 			/* still frozen: no device writes guest memory while it is copied */
 			rc = write_memory(&vm->mem, mem_path, err);
+			if (rc == 0)
+				rc = checkpoint_disks(vm, state_path, err);
 			if (rc < 0)
 				unlink(mem_path);
 		}

@@ -18,8 +18,15 @@ struct snapshot_machine {
 
 /* Whether vm can be snapshotted (every device has its state sections); an error names the one that has not. */
 int vm_snapshot_supported(const struct vm *vm, vt_err *err);
+/* The file name, in a snapshot's directory, that keeps disk k (--disk order) as it is at the checkpoint;
+ * false if that disk is not frozen (read-only, or no such disk). */
+bool vm_snapshot_disk_layer(struct vm *vm, unsigned k, char *name, size_t len);
+
 /* Write the state file and the memory file (neither may exist). The VM must be paused. config: the VM's
- * devices as the caller describes them (api/vm_devices.h), kept as section "config" for the restore. */
+ * devices as the caller describes them (api/vm_devices.h), kept as section "config" for the restore.
+ * Then, in the same pause, every writable disk is frozen (blk_checkpoint): its image is kept in the state
+ * file's directory (which must be named absolutely) under vm_snapshot_disk_layer's name, and the VM goes on
+ * in a new overlay at the disk's path. On failure nothing is left and every disk is as before. */
 int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path, const char *config, vt_err *err);
 /* The machine a state file describes (for building the VM to restore into), and its devices' configuration
  * (malloc()ed text). */
