@@ -5,6 +5,9 @@
  *   blkbench randread DEV [--bs 4096] [--qd N] [--seconds S] [--seed X]
  *       uniformly random bs-aligned offsets over the whole device; prints
  *       "blkbench randread bs=4096 qd=1 ios=N seconds=S iops=X"
+ *   blkbench randwrite DEV [--bs 4096] [--qd N] [--seconds S] [--seed X]
+ *       the same offsets, written (a non-zero pattern), then fdatasync (inside the timing); prints
+ *       "blkbench randwrite bs=4096 qd=1 ios=N seconds=S iops=X"
  *   blkbench seqwrite DEV [--bs 1M] [--mib M]
  *       M MiB of bs-sized writes from offset 0, then fdatasync (inside the timing); prints
  *       "blkbench seqwrite bs=1048576 mib=M seconds=S mibps=X"
@@ -43,7 +46,7 @@ struct opts {
 /* Shared by the worker threads of one run; each thread writes only its own slot of `done`/`bad`. */
 struct run {
 	int fd;
-	bool verify;
+	bool verify, write;
 	uint64_t bs, nblocks, count, seed; /* count: verify's total reads, shared out among the threads */
 	unsigned qd;
 	double deadline;
@@ -85,7 +88,7 @@ static uint64_t rand_below(uint64_t *s, uint64_t n)
 static int usage(const char *why, const char *arg)
 {
 	fprintf(stderr, "blkbench: %s%s%s\n", why, arg ? ": " : "", arg ? arg : "");
-	fprintf(stderr, "usage: blkbench randread DEV [--bs 4096] [--qd N] [--seconds S] [--seed X]\n"
+	fprintf(stderr, "usage: blkbench randread|randwrite DEV [--bs 4096] [--qd N] [--seconds S] [--seed X]\n"
 			"       blkbench seqwrite DEV [--bs 1M] [--mib M]\n"
 			"       blkbench verify DEV [--count N] [--qd N] [--seed X]\n");
 	return 2;
@@ -118,7 +121,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	bool write = !strcmp(argv[1], "seqwrite");
 	*o = (struct opts){ .mode = argv[1], .dev = argv[2], .bs = write ? 1 << 20 : 4096, .qd = 1, .seconds = 5,
 			    .seed = 1, .mib = 64, .count = 2000 };
-	if (strcmp(o->mode, "randread") && strcmp(o->mode, "seqwrite") && strcmp(o->mode, "verify"))
+	if (strcmp(o->mode, "randread") && strcmp(o->mode, "randwrite") && strcmp(o->mode, "seqwrite") &&
+	    strcmp(o->mode, "verify"))
 		return usage("unknown mode", o->mode);
 	for (int i = 3; i < argc; i += 2) {
 		static const char *const names[] = { "--bs", "--qd", "--seconds", "--seed", "--mib", "--count" };
@@ -160,15 +164,16 @@ static bool device_size(int fd, const char *dev, uint64_t *size)
 	return true;
 }
 
-/* One block read and, in verify mode, checked. Returns false on an I/O error (run->err set). */
-static bool read_one(struct run *r, unsigned idx, uint8_t *buf, uint64_t *rng)
+/* One block read (in verify mode, checked) or written. Returns false on an I/O error (run->err set). */
+static bool io_one(struct run *r, unsigned idx, uint8_t *buf, uint64_t *rng)
 {
 	uint64_t block = rand_below(rng, r->nblocks);
-	ssize_t n = pread(r->fd, buf, r->bs, (off_t)(block * r->bs));
+	ssize_t n = r->write ? pwrite(r->fd, buf, r->bs, (off_t)(block * r->bs)) :
+			       pread(r->fd, buf, r->bs, (off_t)(block * r->bs));
 	if (n != (ssize_t)r->bs) {
 		r->err[idx] = n < 0 ? errno : EIO;
-		fprintf(stderr, "blkbench: read of block %" PRIu64 ": %s\n", block,
-			n < 0 ? strerror(errno) : "short read");
+		fprintf(stderr, "blkbench: %s of block %" PRIu64 ": %s\n", r->write ? "write" : "read", block,
+			n < 0 ? strerror(errno) : "short transfer");
 		return false;
 	}
 	r->done[idx]++;
@@ -184,7 +189,7 @@ static bool read_one(struct run *r, unsigned idx, uint8_t *buf, uint64_t *rng)
 	return true;
 }
 
-static void *reader(void *arg)
+static void *io_worker(void *arg)
 {
 	struct worker *w = arg;
 	struct run *r = w->run;
@@ -193,6 +198,7 @@ static void *reader(void *arg)
 		r->err[w->idx] = ENOMEM;
 		return NULL;
 	}
+	memset(buf, 0xa5, r->bs); /* what randwrite writes: not zeros, no backend may shortcut them */
 	uint64_t rng = r->seed * 0x9E3779B97F4A7C15ULL + w->idx + 1;
 	if (!rng)
 		rng = 1;
@@ -201,15 +207,15 @@ static void *reader(void *arg)
 		/* Time checks every 16 reads: clock_gettime is cheap (vDSO), but not free at high IOPS. */
 		if (!r->verify && !(i & 15) && now() >= r->deadline)
 			break;
-		if (!read_one(r, w->idx, buf, &rng))
+		if (!io_one(r, w->idx, buf, &rng))
 			break;
 	}
 	free(buf);
 	return NULL;
 }
 
-/* Runs qd readers to completion; returns elapsed seconds, or < 0 if a thread could not start. */
-static double run_readers(struct run *r, unsigned qd)
+/* Runs qd workers to completion; returns elapsed seconds, or < 0 if a thread could not start. */
+static double run_workers(struct run *r, unsigned qd)
 {
 	pthread_t th[MAX_QD];
 	struct worker w[MAX_QD];
@@ -217,7 +223,7 @@ static double run_readers(struct run *r, unsigned qd)
 	unsigned started = 0;
 	for (; started < qd; started++) {
 		w[started] = (struct worker){ r, started };
-		if (pthread_create(&th[started], NULL, reader, &w[started])) {
+		if (pthread_create(&th[started], NULL, io_worker, &w[started])) {
 			r->err[started] = EAGAIN;
 			break;
 		}
@@ -240,9 +246,9 @@ static int sum_run(const struct run *r, unsigned qd, uint64_t *done, uint64_t *b
 	return err;
 }
 
-static int cmd_read(const struct opts *o, bool verify)
+static int cmd_random(const struct opts *o, bool verify, bool write)
 {
-	int fd = open(o->dev, O_RDONLY | O_DIRECT);
+	int fd = open(o->dev, (write ? O_RDWR : O_RDONLY) | O_DIRECT);
 	if (fd < 0) {
 		fprintf(stderr, "blkbench: %s: %s\n", o->dev, strerror(errno));
 		return 1;
@@ -256,9 +262,15 @@ static int cmd_read(const struct opts *o, bool verify)
 		return 1;
 	}
 	static struct run r; /* 1 KiB of counters: keep it off the stack */
-	r = (struct run){ .fd = fd, .verify = verify, .bs = o->bs, .nblocks = size / o->bs, .seed = o->seed,
+	r = (struct run){ .fd = fd, .verify = verify, .write = write, .bs = o->bs, .nblocks = size / o->bs, .seed = o->seed,
 			  .count = o->count, .qd = (unsigned)o->qd, .deadline = now() + (double)o->seconds };
-	double secs = run_readers(&r, (unsigned)o->qd);
+	double t0 = now(), secs = run_workers(&r, (unsigned)o->qd);
+	if (write && fdatasync(fd) < 0) {
+		fprintf(stderr, "blkbench: fdatasync: %s\n", strerror(errno));
+		r.err[0] = errno;
+	}
+	if (write)
+		secs = now() - t0;
 	close(fd);
 	uint64_t done, bad;
 	int err = sum_run(&r, (unsigned)o->qd, &done, &bad);
@@ -269,8 +281,8 @@ static int cmd_read(const struct opts *o, bool verify)
 		       o->bs, o->qd, done, bad, bad ? "FAILED" : "ok");
 		return bad ? 1 : 0;
 	}
-	printf("blkbench randread bs=%" PRIu64 " qd=%" PRIu64 " ios=%" PRIu64 " seconds=%.3f iops=%.0f\n", o->bs,
-	       o->qd, done, secs, done / secs);
+	printf("blkbench %s bs=%" PRIu64 " qd=%" PRIu64 " ios=%" PRIu64 " seconds=%.3f iops=%.0f\n", o->mode,
+	       o->bs, o->qd, done, secs, done / secs);
 	return 0;
 }
 
@@ -328,5 +340,5 @@ int main(int argc, char **argv)
 		return rc;
 	if (!strcmp(o.mode, "seqwrite"))
 		return cmd_seqwrite(&o);
-	return cmd_read(&o, !strcmp(o.mode, "verify"));
+	return cmd_random(&o, !strcmp(o.mode, "verify"), !strcmp(o.mode, "randwrite"));
 }

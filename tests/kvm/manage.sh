@@ -220,10 +220,18 @@ else not_ok "destination guest" "$(v vm logs m2 | tail -c 200)"; fi
 v vm info m2 >"$tmp/info"
 if grep -q '^vcpus: *2' "$tmp/info" && grep -q '^memory: *32 MiB' "$tmp/info" && v vm api m2 GET /vm/config >/dev/null; then ok "vm migrate: the destination has the source's 2 vCPUs and 32 MiB"; else not_ok "destination shape" "$(cat "$tmp/info")"; fi
 (sleep 1; printf 'm'; sleep 2; printf '\001x') | v vm console m2 >"$tmp/con" 2>&1
-if grep -q '<m>' "$tmp/con"; then ok "vm migrate: the destination's serial port takes input"; else not_ok "migrated console input" "$(head -c 200 "$tmp/con")"; fi
+# what a stalled destination was doing (seen once in a few runs: the guest stopped printing after a while)
+vmm_threads() { # NAME: the VMM's state and, per thread, its name, state and kernel wait channel
+	local p
+	p=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$VIRTUS_VM_RUN_DIR/$1/vm.json" 2>/dev/null)
+	local line="state $(v vm api "$1" GET / 2>&1 | sed -n 's/.*"state": *"\([A-Za-z ]*\)".*/\1/p'), log $(log_size "$1") bytes, threads:"
+	for t in /proc/${p:-0}/task/*; do line+=" | $(cat "$t/comm" 2>/dev/null) $(cut -d' ' -f3 "$t/stat" 2>/dev/null) $(cat "$t/wchan" 2>/dev/null)"; done
+	echo "$line"
+}
+if grep -q '<m>' "$tmp/con"; then ok "vm migrate: the destination's serial port takes input"; else not_ok "migrated console input" "$(head -c 200 "$tmp/con")" "$(vmm_threads m2)"; fi
 if [ ! -e "$tmp/mig.sock" ]; then ok "vm run --incoming: its socket is gone once the migration arrived"; else not_ok "incoming socket left"; fi
 out=$(v vm migrate m2 "unix:$tmp/nobody.sock" 2>&1); rc=$?
-if [ $rc -eq 1 ] && echo "$out" | grep -q 'cannot connect' && wait_for 5 grows m2; then ok "vm migrate to nowhere: a clear error, the VM goes on"; else not_ok "migrate to nowhere" "status $rc: $out"; fi
+if [ $rc -eq 1 ] && echo "$out" | grep -q 'cannot connect' && wait_for 5 grows m2; then ok "vm migrate to nowhere: a clear error, the VM goes on"; else not_ok "migrate to nowhere" "status $rc: $out" "$(vmm_threads m2)"; fi
 # A destination that breaks off half-way (it reads 20 KB, then hangs up; it ends by itself): python3 on a
 # host, the vsock tool (tests/suite-kvm gives it) in L1.
 broken_destination() {
