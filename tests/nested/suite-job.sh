@@ -316,7 +316,7 @@ timeout 120 virtus vm run -d --name sn1 --kernel guest/vmlinux --initrd guest/in
 	--cmdline "$base_cmdline virtus.init=\"run:$sn_cmd\"" >/tmp/mg/sn-run.out 2>&1
 echo "sn-run-status $? $(head -c 300 /tmp/mg/sn-run.out | tr '\n' ' ')"
 sleep 100 | timeout 200 virtus vm console sn1 >/tmp/mg/sn-console 2>&1 &
-sn_last() { virtus vm logs "$1" 2>/dev/null | tr -d '\r' | sed -n 's/^sn-count \([0-9][0-9]*\).*/\1/p' | tail -n1; }
+sn_last() { virtus vm logs "$1" 2>/dev/null | tr -d '\r' | sed -n 's/^sn-count \([0-9][0-9 ]*[0-9]\).*/\1/p' | tail -n1; }
 i=0; until [ "$(sn_last sn1 | cut -d' ' -f1)" -ge 3 ] 2>/dev/null || [ $i -ge 450 ]; do i=$((i + 1)); sleep 0.2; done
 sleep 200 | timeout 100 ./vsock unix-connect /tmp/mg/sn1.sock "CONNECT 5001" >/dev/null 2>/tmp/mg/sn-held.err &
 sleep 2
@@ -324,7 +324,7 @@ echo "sn-held-before $(head -n1 /tmp/mg/sn-held.err | cut -d' ' -f1) $(virtus vm
 timeout 120 virtus vm snapshot --stop sn1 /tmp/mg/snap >/tmp/mg/snap.out 2>&1
 echo "sn-snapshot-status $? $(tr '\n' ' ' </tmp/mg/snap.out)"
 sleep 1
-echo "sn-before $(tr -d '\r' </tmp/mg/sn-console | sed -n 's/^sn-count \([0-9][0-9]*\).*/\1/p' | tail -n1)"
+echo "sn-before $(tr -d '\r' </tmp/mg/sn-console | sed -n 's/^sn-count \([0-9][0-9 ]*[0-9]\).*/\1/p' | tail -n1)"
 timeout 60 virtus vm run -d --name sn3 --restore /tmp/mg/snap --disk /tmp/mg/sn-disk.img,ro \
 	--vsock 3,/tmp/mg/sn3.sock >/tmp/mg/sn-bad.out 2>&1
 echo "sn-readonly-disk-status $? $(ls /tmp/mg/vms | grep -c sn3) $(tr '\n' ' ' </tmp/mg/sn-bad.out)"
@@ -333,7 +333,7 @@ sleep 2
 timeout 60 virtus vm run -d --name sn2 --restore /tmp/mg/snap --vsock 3,/tmp/mg/sn2.sock >/tmp/mg/sn-restore.out 2>&1
 echo "sn-restore-status $? $(tr '\n' ' ' </tmp/mg/sn-restore.out)"
 i=0; until [ "$(virtus vm logs sn2 2>/dev/null | grep -c '^sn-count')" -ge 3 ] || [ $i -ge 150 ]; do i=$((i + 1)); sleep 0.2; done
-echo "sn-after $(virtus vm logs sn2 | tr -d '\r' | sed -n 's/^sn-count \([0-9][0-9]*\).*/\1/p' | head -n1)"
+echo "sn-after $(virtus vm logs sn2 | tr -d '\r' | sed -n 's/^sn-count \([0-9][0-9 ]*[0-9]\).*/\1/p' | head -n1)"
 echo "sn-after-last $(sn_last sn2)"
 echo "sn-after-boots $(virtus vm logs sn2 | grep -c 'virtus-guest: ready')"
 echo "sn-held-after $(virtus vm logs sn2 | tr -d '\r' | sed -n 's/^sn-held-ended //p' | head -n1)"
@@ -406,7 +406,7 @@ timeout 120 virtus vm run -d --name mi1 --kernel guest/vmlinux --initrd guest/in
 	--rng --net user --disk /tmp/mg/mi-disk.img --vsock 3,/tmp/mg/mi1.sock \
 	--cmdline "$base_cmdline virtus.init=\"run:$mi_cmd\"" >/tmp/mg/mi-run.out 2>&1
 echo "mi-run-status $? $(head -c 300 /tmp/mg/mi-run.out | tr '\n' ' ')"
-mi_last() { virtus vm logs "$1" 2>/dev/null | tr -d '\r' | sed -n 's/^mi-count \([0-9][0-9]*\).*/\1/p' | tail -n1; }
+mi_last() { virtus vm logs "$1" 2>/dev/null | tr -d '\r' | sed -n 's/^mi-count \([0-9a-f][0-9a-f ]*[0-9a-f]\).*/\1/p' | tail -n1; }
 i=0; until [ "$(mi_last mi1 | cut -d' ' -f1)" -ge 3 ] 2>/dev/null || [ $i -ge 450 ]; do i=$((i + 1)); sleep 0.2; done
 echo "mi-before $(mi_last mi1)"
 sleep 200 | timeout 100 ./vsock unix-connect /tmp/mg/mi1.sock "CONNECT 5001" >/dev/null 2>/tmp/mg/mi-held.err &
@@ -419,7 +419,7 @@ echo "mi-migrate-line $(sed -n 's/.* in \([0-9]*\) ms (paused \([0-9]*\) ms; \([
 sleep 1
 echo "mi-source-left $(ls /tmp/mg/vms | grep -c '^mi1$')"
 i=0; until [ "$(virtus vm logs mi2 2>/dev/null | grep -c '^mi-count')" -ge 3 ] || [ $i -ge 150 ]; do i=$((i + 1)); sleep 0.2; done
-echo "mi-after $(virtus vm logs mi2 | tr -d '\r' | sed -n 's/^mi-count \([0-9][0-9]*\).*/\1/p' | head -n1)"
+echo "mi-after $(virtus vm logs mi2 | tr -d '\r' | sed -n 's/^mi-count \([0-9a-f][0-9a-f ]*[0-9a-f]\).*/\1/p' | head -n1)"
 echo "mi-after-last $(mi_last mi2)"
 echo "mi-after-boots $(virtus vm logs mi2 | grep -c 'virtus-guest: ready')"
 echo "mi-held-after $(virtus vm logs mi2 | tr -d '\r' | sed -n 's/^mi-held-ended //p' | head -n1)"
