@@ -288,8 +288,16 @@ bool vm_api_optional_string(json_object *o, const char *key, const char **out, s
 	return true;
 }
 
-/* The configuration a snapshot keeps: each frozen disk names the file that keeps it and its serial (the
- * overlay a restore makes is another file, whose derived serial would differ). */
+/* A frozen disk, as a configuration says it: its path is a qcow2 overlay now, and its serial is kept
+ * stated (a restore's overlay is another file, whose derived serial would differ). */
+static void describe_frozen_disk(struct vm_disk_config *c, const struct virtio_device *d)
+{
+	c->format = BLK_FORMAT_QCOW2;
+	if (!c->serial)
+		c->serial = virtio_blk_serial(d);
+}
+
+/* The configuration a snapshot keeps: each disk it freezes also names the file that keeps it. */
 static char *snapshot_config(struct vm_api *a, char layers[][32])
 {
 	struct vm_config c = *a->cfg;
@@ -297,23 +305,19 @@ static char *snapshot_config(struct vm_api *a, char layers[][32])
 		if (!vm_snapshot_disk_layer(a->vm, k, layers[k], sizeof(layers[k])))
 			continue;
 		c.disk[k].layer = layers[k];
-		c.disk[k].format = BLK_FORMAT_QCOW2;
-		if (!c.disk[k].serial)
-			c.disk[k].serial = virtio_blk_serial(vm_pci_disk(a->vm, k));
+		describe_frozen_disk(&c.disk[k], vm_pci_disk(a->vm, k));
 	}
 	return vm_devices_to_json(&c);
 }
 
-/* After a snapshot the VM's disks are the new overlays (qcow2): a later snapshot or migration says so. */
+/* After a snapshot the VM's own configuration says so too: a later snapshot or migration opens its disks
+ * as the overlays they now are. */
 static void disks_checkpointed(struct vm_api *a)
 {
 	for (unsigned k = 0; k < a->cfg->ndisks; k++) {
 		struct virtio_device *d = vm_pci_disk(a->vm, k);
-		if (d && virtio_blk_format(d) == BLK_FORMAT_QCOW2 && a->cfg->disk[k].format != BLK_FORMAT_QCOW2) {
-			a->cfg->disk[k].format = BLK_FORMAT_QCOW2;
-			if (!a->cfg->disk[k].serial)
-				a->cfg->disk[k].serial = virtio_blk_serial(d);
-		}
+		if (d && virtio_blk_format(d) == BLK_FORMAT_QCOW2)
+			describe_frozen_disk(&a->cfg->disk[k], d);
 	}
 }
 
