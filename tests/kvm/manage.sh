@@ -20,6 +20,8 @@ cleanup() {
 trap cleanup EXIT
 # shellcheck source=../lib/tap.bash
 . tests/lib/tap.bash
+# shellcheck source=../lib/stall.sh
+. tests/lib/stall.sh
 
 v() { timeout -s KILL 30 "$VIRTUS" "$@"; }
 log_size() { stat -c %s "$VIRTUS_VM_RUN_DIR/$1/console.log" 2>/dev/null || echo 0; }
@@ -29,11 +31,21 @@ wait_for() { # wait_for SECONDS COMMAND...: until the command succeeds
 	return 1
 }
 grows() { local a; a=$(log_size "$1"); sleep "${2:-0.5}"; [ "$(log_size "$1")" -gt "$a" ]; }
+vmm_pid() { sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$VIRTUS_VM_RUN_DIR/$1/vm.json" 2>/dev/null; }
+runs() { # runs SECONDS NAME: the VM's console grows within SECONDS; if not, what its VMM is doing ("# " lines)
+	wait_for "$1" grows "$2" && return 0
+	echo "# $2 stalled: state $(v vm api "$2" GET / 2>&1 | sed -n 's/.*"state": *"\([A-Za-z ]*\)".*/\1/p'), console $(log_size "$2") bytes"
+	stall_report "$(vmm_pid "$2")"
+	tail -n 5 "$VIRTUS_VM_RUN_DIR/$2/vmm.log" 2>/dev/null | sed 's/^/# vmm.log: /'
+	# where the guest is: a snapshot's registers (the VM goes on after it)
+	v vm snapshot "$2" "$tmp/stall-$2-$RANDOM" >/dev/null 2>&1 && stall_regs "$(ls -d "$tmp"/stall-"$2"-* | tail -n1)/state"
+	return 1
+}
 
 # Detached start: prints the name, returns 0, the VM runs.
 out=$(v vm run -d --name t1 --kernel "$G/tick.elf" --cpus 2 --memory 64M 2>"$tmp/err"); rc=$?
 if [ $rc -eq 0 ] && [ "$out" = t1 ]; then ok "vm run -d prints the name and returns 0"; else not_ok "vm run -d" "status $rc, out '$out'" "$(cat "$tmp/err")"; fi
-if wait_for 20 grows t1; then ok "the detached VM's console goes to its log"; else not_ok "the detached VM's console goes to its log" "$(log_size t1) bytes"; fi
+if runs 20 t1; then ok "the detached VM's console goes to its log"; else not_ok "the detached VM's console goes to its log" "$(log_size t1) bytes"; fi
 
 v vm ls >"$tmp/ls" 2>&1
 if grep -qE '^t1 +Running +2 +64M +[0-9]+s +[0-9]+  .*/t1/api.sock$' "$tmp/ls"; then ok "vm ls: name, state, vCPUs, memory, uptime, pid, API socket"; else not_ok "vm ls" "$(cat "$tmp/ls")"; fi
@@ -53,12 +65,12 @@ else not_ok "vm pause" "status $rc $(cat "$tmp/err")" "console $a -> $b bytes" "
 v vm pause t1; rc=$?
 if [ $rc -eq 0 ]; then ok "vm pause of a paused VM succeeds (idempotent)"; else not_ok "vm pause twice" "status $rc"; fi
 v vm resume t1; rc=$?
-if [ $rc -eq 0 ] && wait_for 10 grows t1; then ok "vm resume: the guest goes on"; else not_ok "vm resume" "status $rc, console $(log_size t1) bytes"; fi
+if [ $rc -eq 0 ] && runs 10 t1; then ok "vm resume: the guest goes on"; else not_ok "vm resume" "status $rc, console $(log_size t1) bytes"; fi
 
 # Console: input reaches the guest (it echoes <c>), Ctrl-A x detaches, the VM runs on.
 (sleep 1; printf 'k'; sleep 2; printf '\001x') | v vm console t1 >"$tmp/con" 2>"$tmp/conerr"; rc=$?
 if [ $rc -eq 0 ] && grep -q '<k>' "$tmp/con"; then ok "vm console: input reaches the guest, output comes back"; else not_ok "vm console" "status $rc" "$(head -c 300 "$tmp/con")" "$(cat "$tmp/conerr")"; fi
-if wait_for 5 grows t1; then ok "vm console: Ctrl-A x detaches, the VM runs on"; else not_ok "the VM runs on after detach"; fi
+if runs 5 t1; then ok "vm console: Ctrl-A x detaches, the VM runs on"; else not_ok "the VM runs on after detach"; fi
 if v vm logs t1 | grep -q '<k>'; then ok "vm logs: the console's output"; else not_ok "vm logs"; fi
 (sleep 5) | v vm console t1 >/dev/null 2>&1 & first=$!
 sleep 1
@@ -84,7 +96,7 @@ api_case "a wrong method: 405" 1 'DELETE is not a method of /vm' DELETE /vm
 api_case "a pre-boot resource after start: 400" 1 'not supported after starting' PUT /machine-config '{"vcpu_count":1}'
 api_case "InstanceStart on a running VM: 400" 1 'already running' PUT /actions '{"action_type":"InstanceStart"}'
 api_case "an unknown action: 400" 1 'action_type: .Reboot. is not' PUT /actions '{"action_type":"Reboot"}'
-if wait_for 5 grows t1; then ok "API: after the bad requests the VM still runs"; else not_ok "the VM runs after bad requests"; fi
+if runs 5 t1; then ok "API: after the bad requests the VM still runs"; else not_ok "the VM runs after bad requests"; fi
 
 # Snapshot: the VM goes on; the directory holds the state and a sparse memory file.
 v vm snapshot t1 "$tmp/snap1" >"$tmp/snap.out" 2>&1; rc=$?
@@ -93,7 +105,7 @@ if [ $rc -eq 0 ] && [ -s "$tmp/snap1/state" ] && [ "$mem_bytes" = $((64 << 20)) 
 	ok "vm snapshot: state and a sparse memory file of 64 MiB ($((mem_blocks / 2)) KiB on disk)"
 else not_ok "vm snapshot" "status $rc: $(cat "$tmp/snap.out")" "memory ${mem_bytes:-none} bytes, ${mem_blocks:-none} blocks"; fi
 state=$(v vm api t1 GET / | sed -n 's/.*"state": *"\([A-Za-z]*\)".*/\1/p')
-if [ "$state" = Running ] && wait_for 5 grows t1; then ok "vm snapshot: the VM runs on after it"; else not_ok "running after snapshot" "state '$state'"; fi
+if [ "$state" = Running ] && runs 5 t1; then ok "vm snapshot: the VM runs on after it"; else not_ok "running after snapshot" "state '$state'"; fi
 out=$(v vm snapshot t1 "$tmp/snap1" 2>&1); rc=$?
 if [ $rc -eq 1 ] && echo "$out" | grep -q 'new directory'; then ok "vm snapshot into an existing directory is refused"; else not_ok "snapshot into existing dir" "status $rc: $out"; fi
 api_case "PUT /snapshot/create of a running VM: 400" 1 'must be paused' PUT /snapshot/create "{\"snapshot_path\":\"$tmp/x.state\",\"mem_file_path\":\"$tmp/x.mem\"}"
@@ -115,11 +127,11 @@ else not_ok "vm kill" "status $rc, pid $pid alive: $(kill -0 "$pid" 2>/dev/null 
 # Restore: a snapshot taken with --stop (the VM ends) continues in a new VMM: the console goes on without a
 # new boot banner; the machine's shape comes from the snapshot and a --cpus that differs is refused.
 v vm run -d --name t5 --kernel "$G/tick.elf" --cpus 2 --memory 32M >/dev/null 2>&1
-wait_for 20 grows t5
+runs 20 t5
 v vm snapshot --stop t5 "$tmp/snap5" >"$tmp/snap.out" 2>&1; rc=$?
 if [ $rc -eq 0 ] && [ ! -e "$VIRTUS_VM_RUN_DIR/t5" ]; then ok "vm snapshot --stop: the snapshot is taken and the VM ends"; else not_ok "snapshot --stop" "status $rc: $(cat "$tmp/snap.out")"; fi
 out=$(v vm run -d --name t5r --restore "$tmp/snap5" 2>&1); rc=$?
-if [ $rc -eq 0 ] && [ "$out" = t5r ] && wait_for 20 grows t5r; then ok "vm run --restore: the restored VM runs (its console grows)"; else not_ok "restore" "status $rc: $out"; fi
+if [ $rc -eq 0 ] && [ "$out" = t5r ] && runs 20 t5r; then ok "vm run --restore: the restored VM runs (its console grows)"; else not_ok "restore" "status $rc: $out"; fi
 sleep 1
 banners=$(v vm logs t5r | grep -c 'tick: start')
 if [ "$banners" = 0 ]; then ok "vm run --restore: the guest goes on where it was (no boot banner)"; else not_ok "restored guest rebooted" "$banners banners"; fi
@@ -141,11 +153,11 @@ if [ $rc -eq 1 ] && echo "$out" | grep -q 'cut short\|runs past the end of the f
 # A VM with a virtio device (rng on PCI): the snapshot holds its configuration, so the restore alone builds
 # it again; a restore told of another device kind is refused naming both.
 v vm run -d --name t6 --kernel "$G/tick.elf" --rng --memory 32M >/dev/null 2>&1
-wait_for 20 grows t6
+runs 20 t6
 out=$(v vm snapshot --stop t6 "$tmp/snap6" 2>&1); rc=$?
 if [ $rc -eq 0 ] && [ -s "$tmp/snap6/state" ]; then ok "vm snapshot of a VM with a virtio device (rng)"; else not_ok "snapshot with PCI" "status $rc: $out"; fi
 out=$(v vm run -d --name t6r --restore "$tmp/snap6" 2>&1); rc=$?
-if [ $rc -eq 0 ] && wait_for 20 grows t6r && v vm api t6r GET /vm/config | grep -q '"vcpu_count": *1'; then
+if [ $rc -eq 0 ] && runs 20 t6r && v vm api t6r GET /vm/config | grep -q '"vcpu_count": *1'; then
 	ok "vm run --restore builds the snapshot's devices from the snapshot (no device options)"
 else not_ok "restore with PCI" "status $rc: $out"; fi
 v vm kill t6r
@@ -159,7 +171,7 @@ sleep 1
 state=$(v vm api ld GET / | sed -n 's/.*"state": *"\([A-Za-z]*\)".*/\1/p')
 if [ $rc -eq 0 ] && [ "$state" = Paused ] && ! grows ld 1; then ok "API: PUT /snapshot/load (resume_vm false): the snapshot's VM, paused"; else not_ok "snapshot/load" "status $rc: $out" "state '$state'"; fi
 v vm resume ld
-if wait_for 20 grows ld && [ "$(v vm logs ld | grep -c 'tick: start')" = 0 ]; then ok "API: the loaded VM resumes where the snapshot was"; else not_ok "loaded VM resumes"; fi
+if runs 20 ld && [ "$(v vm logs ld | grep -c 'tick: start')" = 0 ]; then ok "API: the loaded VM resumes where the snapshot was"; else not_ok "loaded VM resumes"; fi
 v vm kill ld
 out=$(v vm run --restore "$tmp/snap6" --balloon 4M 2>&1); rc=$?
 if [ $rc -eq 1 ] && echo "$out" | grep -q 'virtio-balloon'; then ok "vm run --restore with another device: refused naming it"; else not_ok "restore with another device" "status $rc: $out"; fi
@@ -171,7 +183,7 @@ backing_of() { head -c 4096 "$1" | tr '\000' '\n' | grep -ao "$tmp/snap7.*" | he
 head -c 1048576 /dev/urandom >"$tmp/d7.img"
 ino=$(stat -c %i "$tmp/d7.img")
 v vm run -d --name t7 --kernel "$G/tick.elf" --memory 32M --disk "$tmp/d7.img" >/dev/null 2>&1
-wait_for 20 grows t7
+runs 20 t7
 v vm pause t7
 out=$(v vm api t7 PUT /snapshot/create '{"snapshot_path":"rel7.state","mem_file_path":"rel7.mem"}' 2>&1); rc=$?
 if [ $rc -eq 1 ] && echo "$out" | grep -q 'must be absolute' && [ "$(head -c 4 "$tmp/d7.img" | od -An -c | tr -d ' ')" != 'QFI373' ] &&
@@ -181,7 +193,7 @@ else not_ok "snapshot relative path" "status $rc: $out"; fi
 v vm resume t7
 out=$(v vm snapshot t7 "$tmp/snap7" 2>&1); rc=$?
 if [ $rc -eq 0 ] && [ "$(stat -c %i "$tmp/snap7/disk0.raw" 2>/dev/null)" = "$ino" ] && [ "$(head -c 3 "$tmp/d7.img")" = QFI ] &&
-   [ "$(backing_of "$tmp/d7.img")" = "$tmp/snap7/disk0.raw" ] && wait_for 5 grows t7; then
+   [ "$(backing_of "$tmp/d7.img")" = "$tmp/snap7/disk0.raw" ] && runs 5 t7; then
 	ok "vm snapshot: the raw disk is kept as DIR/disk0.raw (the same file), the VM runs on in a qcow2 overlay over it"
 else not_ok "disk checkpoint" "status $rc: $out" "$(ls "$tmp/snap7" 2>&1)" "backing '$(backing_of "$tmp/d7.img")'"; fi
 out=$(v vm snapshot t7 "$tmp/snap7b" 2>&1); rc=$?
@@ -196,7 +208,7 @@ if [ $rc -eq 1 ] && echo "$out" | grep -q 'in use by a running VM' && [ ! -e "$V
 else not_ok "restore over a disk in use" "status $rc: $out"; fi
 v vm kill t7
 out=$(v vm run -d --name t7r --restore "$tmp/snap7" 2>&1); rc=$?
-if [ $rc -eq 0 ] && wait_for 20 grows t7r && [ "$(backing_of "$tmp/d7.img")" = "$tmp/snap7/disk0.raw" ] &&
+if [ $rc -eq 0 ] && runs 20 t7r && [ "$(backing_of "$tmp/d7.img")" = "$tmp/snap7/disk0.raw" ] &&
    [ "$(stat -c %i "$tmp/snap7/disk0.raw")" = "$ino" ] && [ "$(backing_of "$tmp/snap7b/disk0.qcow2")" = "$tmp/snap7/disk0.raw" ]; then
 	ok "vm run --restore: the disk becomes a new overlay over the checkpoint's layer, the other checkpoint kept"
 else not_ok "restore with a disk checkpoint" "status $rc: $out" "backing '$(backing_of "$tmp/d7.img")'"; fi
@@ -206,7 +218,7 @@ v vm kill t7r
 # --incoming; the source ends, the destination's console goes on without a new boot and takes input. Then
 # over TCP, and the failures: nobody listening, a destination that refuses the machine (the source goes on).
 v vm run -d --name m1 --kernel "$G/tick.elf" --cpus 2 --memory 32M --rng >/dev/null 2>&1
-wait_for 20 grows m1
+runs 20 m1
 out=$(v vm run -d --name m2 --incoming "unix:$tmp/mig.sock" 2>&1); rc=$?
 if [ $rc -eq 0 ] && [ "$out" = m2 ] && [ -S "$tmp/mig.sock" ]; then ok "vm run -d --incoming: listens and returns with the name"; else not_ok "incoming" "status $rc: $out"; fi
 if v vm api m2 GET / | grep -q '"state": *"Waiting for migration"'; then ok "a VMM waiting for a migration says so on its API"; else not_ok "waiting state" "$(v vm api m2 GET / 2>&1)"; fi
@@ -215,23 +227,16 @@ v vm migrate m1 "unix:$tmp/mig.sock" >"$tmp/mig.out" 2>"$tmp/mig.err"; rc=$?
 if [ $rc -eq 0 ] && grep -q '^m1 migrated to unix:.* in [0-9]* ms (paused [0-9]* ms' "$tmp/mig.out"; then ok "vm migrate: completes and says so ($(cat "$tmp/mig.out"))"
 else not_ok "vm migrate" "status $rc: $(cat "$tmp/mig.out" "$tmp/mig.err")"; fi
 if wait_for 10 sh -c "! kill -0 $m1pid 2>/dev/null" && [ ! -e "$VIRTUS_VM_RUN_DIR/m1" ]; then ok "vm migrate: the source VMM ends, its directory goes"; else not_ok "source left" "$(ls "$VIRTUS_VM_RUN_DIR")"; fi
-if wait_for 20 grows m2 && [ "$(v vm logs m2 | grep -c 'tick: start')" = 0 ]; then ok "vm migrate: the guest goes on at the destination (no boot banner)"
+if runs 20 m2 && [ "$(v vm logs m2 | grep -c 'tick: start')" = 0 ]; then ok "vm migrate: the guest goes on at the destination (no boot banner)"
 else not_ok "destination guest" "$(v vm logs m2 | tail -c 200)"; fi
 v vm info m2 >"$tmp/info"
 if grep -q '^vcpus: *2' "$tmp/info" && grep -q '^memory: *32 MiB' "$tmp/info" && v vm api m2 GET /vm/config >/dev/null; then ok "vm migrate: the destination has the source's 2 vCPUs and 32 MiB"; else not_ok "destination shape" "$(cat "$tmp/info")"; fi
 (sleep 1; printf 'm'; sleep 2; printf '\001x') | v vm console m2 >"$tmp/con" 2>&1
 # what a stalled destination was doing (seen once in a few runs: the guest stopped printing after a while)
-vmm_threads() { # NAME: the VMM's state and, per thread, its name, state and kernel wait channel
-	local p
-	p=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$VIRTUS_VM_RUN_DIR/$1/vm.json" 2>/dev/null)
-	local line="state $(v vm api "$1" GET / 2>&1 | sed -n 's/.*"state": *"\([A-Za-z ]*\)".*/\1/p'), log $(log_size "$1") bytes, threads:"
-	for t in /proc/${p:-0}/task/*; do line+=" | $(cat "$t/comm" 2>/dev/null) $(cut -d' ' -f3 "$t/stat" 2>/dev/null) $(cat "$t/wchan" 2>/dev/null)"; done
-	echo "$line"
-}
-if grep -q '<m>' "$tmp/con"; then ok "vm migrate: the destination's serial port takes input"; else not_ok "migrated console input" "$(head -c 200 "$tmp/con")" "$(vmm_threads m2)"; fi
+if grep -q '<m>' "$tmp/con"; then ok "vm migrate: the destination's serial port takes input"; else not_ok "migrated console input" "$(head -c 200 "$tmp/con")" "$(stall_report "$(vmm_pid m2)")"; fi
 if [ ! -e "$tmp/mig.sock" ]; then ok "vm run --incoming: its socket is gone once the migration arrived"; else not_ok "incoming socket left"; fi
 out=$(v vm migrate m2 "unix:$tmp/nobody.sock" 2>&1); rc=$?
-if [ $rc -eq 1 ] && echo "$out" | grep -q 'cannot connect' && wait_for 5 grows m2; then ok "vm migrate to nowhere: a clear error, the VM goes on"; else not_ok "migrate to nowhere" "status $rc: $out" "$(vmm_threads m2)"; fi
+if [ $rc -eq 1 ] && echo "$out" | grep -q 'cannot connect' && runs 5 m2; then ok "vm migrate to nowhere: a clear error, the VM goes on"; else not_ok "migrate to nowhere" "status $rc: $out"; fi
 # A destination that breaks off half-way (it reads 20 KB, then hangs up; it ends by itself): python3 on a
 # host, the vsock tool (tests/suite-kvm gives it) in L1.
 broken_destination() {
@@ -252,14 +257,14 @@ c.close()' "$1" &
 }
 if broken_destination "$tmp/half.sock"; then
 	out=$(v vm migrate m2 "unix:$tmp/half.sock" 2>&1); rc=$?
-	if [ $rc -eq 1 ] && echo "$out" | grep -q 'failed; it goes on here' && wait_for 5 grows m2 &&
+	if [ $rc -eq 1 ] && echo "$out" | grep -q 'failed; it goes on here' && runs 5 m2 &&
 	   [ "$(v vm api m2 GET / | sed -n 's/.*"state": *"\([A-Za-z]*\)".*/\1/p')" = Running ]; then
 		ok "vm migrate to a destination that breaks off half-way: fails, the source goes on"
 	else not_ok "half-way failure" "status $rc: $out"; fi
 else not_ok "half-way failure" "neither python3 nor the vsock tool (VSOCK_TOOL) to play a broken destination"; fi
 v vm run -d --name m3 --incoming "unix:$tmp/mig3.sock" --memory 64M >/dev/null 2>&1
 out=$(v vm migrate m2 "unix:$tmp/mig3.sock" 2>&1); rc=$?
-if [ $rc -eq 1 ] && echo "$out" | grep -q 'refused the VM: .*32 MiB, --memory says 64 MiB' && wait_for 5 grows m2 &&
+if [ $rc -eq 1 ] && echo "$out" | grep -q 'refused the VM: .*32 MiB, --memory says 64 MiB' && runs 5 m2 &&
    [ "$(v vm api m2 GET / | sed -n 's/.*"state": *"\([A-Za-z]*\)".*/\1/p')" = Running ]; then
 	ok "vm migrate to a destination of another machine: refused with its reason, the source goes on"
 else not_ok "incompatible destination" "status $rc: $out"; fi
@@ -268,7 +273,7 @@ port=$((20000 + RANDOM % 20000))
 ip link show lo 2>/dev/null | grep -q 'state UP\|,UP' || ip link set lo up 2>/dev/null # the nested bed's L1 starts without it
 v vm run -d --name m4 --incoming "tcp:127.0.0.1:$port" >/dev/null 2>&1
 out=$(v vm migrate --downtime 100 m2 "tcp:127.0.0.1:$port" 2>&1); rc=$?
-if [ $rc -eq 0 ] && wait_for 20 grows m4 && [ ! -e "$VIRTUS_VM_RUN_DIR/m2" ]; then ok "vm migrate over TCP"; else not_ok "migrate over tcp" "status $rc: $out"; fi
+if [ $rc -eq 0 ] && runs 20 m4 && [ ! -e "$VIRTUS_VM_RUN_DIR/m2" ]; then ok "vm migrate over TCP"; else not_ok "migrate over tcp" "status $rc: $out"; fi
 v vm run -d --name m5 --incoming "unix:$tmp/mig5.sock" >/dev/null 2>&1
 v vm kill m5 2>"$tmp/kill.err"; rc=$?
 if [ $rc -eq 0 ] && [ ! -s "$tmp/kill.err" ] && [ ! -e "$tmp/mig5.sock" ] && [ ! -e "$VIRTUS_VM_RUN_DIR/m5" ]; then
@@ -293,7 +298,7 @@ v vm api pre PUT /boot-source "{\"kernel_image_path\":\"$PWD/$G/tick.elf\"}" >/d
 cfg_rc=$?
 v vm api pre PUT /actions '{"action_type":"InstanceStart"}' >"$tmp/start.out" 2>&1; start_rc=$?
 state=$(v vm api pre GET / | sed -n 's/.*"state": *"\([A-Za-z ]*\)".*/\1/p')
-if [ $rc -eq 0 ] && [ $cfg_rc -eq 0 ] && [ $start_rc -eq 0 ] && [ "$state" = Running ] && wait_for 20 grows pre; then
+if [ $rc -eq 0 ] && [ $cfg_rc -eq 0 ] && [ $start_rc -eq 0 ] && [ "$state" = Running ] && runs 20 pre; then
 	ok "configured through the API, InstanceStart starts the VM (state Running, console grows)"
 else not_ok "pre-boot start" "run $rc, configure $cfg_rc, start $start_rc: $(cat "$tmp/start.out")" "state '$state'"; fi
 v vm info pre >"$tmp/info"

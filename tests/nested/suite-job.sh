@@ -271,13 +271,16 @@ echo "vsock-l1-path-left $([ -e /tmp/v.sock ] && echo yes || echo no)"
 # resume it goes on (no reboot: the same boot keeps counting); `vm stop` presses the ACPI power button, the
 # guest's init shuts down (kills the counter, syncs, powers off) and the disk holds the last count printed.
 # A console client records the output to the end (the VM's directory, with its log, goes when it ends).
-mkdir -p /tmp/mg && dd if=/dev/zero of=/tmp/mg/disk.img bs=1M count=1 2>/dev/null
+mkdir -p /tmp/mg
 export VIRTUS_VM_RUN_DIR=/tmp/mg/vms
 mg_cmd='i=0; while true; do i=$((i+1)); echo mg-count $i | dd of=/dev/vda conv=notrunc 2>/dev/null; echo mg-count $i; sleep 0.3; done'
-timeout 120 virtus vm run -d --name mg1 --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --memory 256M \
-	--disk /tmp/mg/disk.img --cmdline "$base_cmdline virtus.init=\"run:$mg_cmd\"" >/tmp/mg/run.out 2>&1
-echo "mg-run-status $? $(head -c 200 /tmp/mg/run.out | tr '\n' ' ')"
-sleep 100 | timeout 200 virtus vm console mg1 >/tmp/mg/console 2>&1 &
+mg_start() { # a fresh disk, the VM started detached, a console client recording its output
+	dd if=/dev/zero of=/tmp/mg/disk.img bs=1M count=1 2>/dev/null
+	timeout 120 virtus vm run -d --name mg1 --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --memory 256M \
+		--disk /tmp/mg/disk.img --cmdline "$base_cmdline virtus.init=\"run:$mg_cmd\"" >/tmp/mg/run.out 2>&1
+	mg_status="$? $(head -c 200 /tmp/mg/run.out | tr '\n' ' ')"
+	sleep 100 | timeout 200 virtus vm console mg1 >/tmp/mg/console 2>&1 &
+}
 mg_last() { virtus vm logs mg1 2>/dev/null | tr -d '\r' | sed -n 's/^mg-count \([0-9][0-9]*\).*/\1/p' | tail -n1; }
 mg_wait() { # mg_wait SECONDS MIN: until the count reaches MIN
 	i=0
@@ -286,7 +289,20 @@ mg_wait() { # mg_wait SECONDS MIN: until the count reaches MIN
 		i=$((i + 1)); sleep 0.2
 	done
 }
-mg_wait 90 3; echo "mg-counting $(mg_last)"
+mg_start
+# CI runs twice saw this guest held at count 1 for the whole wait under the emulated L1 (a pause and resume
+# got it going again; not reproduced since). Once: report what the VMM's threads and KVM do
+# (tests/lib/stall.sh) for the suite to quote, and start the VM again.
+if ! mg_wait 90 3; then
+	echo "mg-first-stalled $(mg_last)"
+	[ -f stall.sh ] && . ./stall.sh && stall_report "$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' /tmp/mg/vms/mg1/vm.json)" | sed 's/^# /mg-stall /'
+	dmesg | tail -n 8 | sed 's/^/mg-stall dmesg /'
+	virtus vm kill mg1; sleep 1
+	mg_start
+	mg_wait 90 3
+fi
+echo "mg-run-status $mg_status"
+echo "mg-counting $(mg_last)"
 virtus vm pause mg1; echo "mg-pause-status $?"
 echo "mg-state-paused $(virtus vm api mg1 GET / | sed -n 's/.*"state": *"\([A-Za-z]*\)".*/\1/p')"
 sleep 1; a=$(mg_last); sleep 3; b=$(mg_last)
