@@ -37,8 +37,6 @@ runs() { # runs SECONDS NAME: the VM's console grows within SECONDS; if not, wha
 	echo "# $2 stalled: state $(v vm api "$2" GET / 2>&1 | sed -n 's/.*"state": *"\([A-Za-z ]*\)".*/\1/p'), console $(log_size "$2") bytes"
 	stall_report "$(vmm_pid "$2")"
 	tail -n 5 "$VIRTUS_VM_RUN_DIR/$2/vmm.log" 2>/dev/null | sed 's/^/# vmm.log: /'
-	# where the guest is: a snapshot's registers (the VM goes on after it)
-	v vm snapshot "$2" "$tmp/stall-$2-$RANDOM" >/dev/null 2>&1 && stall_regs "$(ls -d "$tmp"/stall-"$2"-* | tail -n1)/state"
 	return 1
 }
 

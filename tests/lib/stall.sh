@@ -38,21 +38,3 @@ stall_report() {
 	fi
 	echo "# load $(cat /proc/loadavg)"
 }
-
-# stall_regs STATE_FILE: vCPU 0's general registers from a snapshot's state file, as one "# " line. The file
-# (src/lib/state_file.c): a 16-byte header, then sections of a 40-byte header (name in 24 bytes, length at
-# 32) and data padded to 8 bytes; "vcpu0.regs" holds struct kvm_regs. busybox's grep has no -b: walk it.
-stall_regs() {
-	_sr_off=16
-	while :; do
-		_sr_name=$(dd if="$1" bs=1 skip="$_sr_off" count=24 2>/dev/null | tr -d '\000')
-		_sr_len=$(od -A n -t u8 -j $((_sr_off + 32)) -N 8 "$1" 2>/dev/null | tr -d ' ')
-		case "$_sr_name:$_sr_len" in
-		:* | *: | end:*) echo "# no vCPU registers in $1"; return ;;
-		vcpu0.regs:*) break ;;
-		esac
-		_sr_off=$((_sr_off + 40 + (_sr_len + 7) / 8 * 8))
-	done
-	set -- $(od -A n -t x8 -j $((_sr_off + 40)) -N 144 "$1")
-	echo "# vcpu0 rax=$1 rbx=$2 rcx=$3 rdx=$4 rsi=$5 rdi=$6 rsp=$7 rbp=$8 rip=${17} rflags=${18}"
-}
