@@ -200,6 +200,7 @@ static void put_balloon(struct preboot *p, json_object *o, struct api_reply *r)
 		vm_api_fault(r, 400, "deflate_on_oom: not supported by virtus");
 		return;
 	}
+	p->cfg->balloon = true;
 	p->cfg->balloon_size = (uint64_t)mib << MiB_SHIFT;
 	p->cfg->balloon_stats_s = (unsigned)stats;
 	r->status = 204;
@@ -242,7 +243,7 @@ static void put_actions(struct preboot *p, json_object *o, struct api_reply *r)
 		vm_api_fault(r, 400, "InstanceStart: no boot source (PUT /boot-source with kernel_image_path first)");
 		return;
 	}
-	if (p->cfg->balloon_size && p->cfg->balloon_size >= p->cfg->mem_size) {
+	if (p->cfg->balloon && p->cfg->balloon_size >= p->cfg->mem_size) {
 		vm_api_fault(r, 400, "balloon: amount_mib must be smaller than the machine's mem_size_mib");
 		return;
 	}

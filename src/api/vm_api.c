@@ -92,14 +92,33 @@ static json_object *boot_source(const struct vm_config *c)
 	return o;
 }
 
+const char *vm_api_drive_id(const struct vm_config *c, unsigned i, char pos[8])
+{
+	snprintf(pos, 8, "vd%c", 'a' + i);
+	return c->disk[i].serial ? c->disk[i].serial : pos;
+}
+
+int vm_api_find_drive(const struct vm_config *c, const char *id)
+{
+	char pos[8];
+	for (unsigned i = 0; i < c->ndisks; i++)
+		if (!strcmp(vm_api_drive_id(c, i, pos), id))
+			return (int)i;
+	for (unsigned i = 0; i < c->ndisks; i++) { /* "vdb" for the second disk, whatever its serial */
+		vm_api_drive_id(c, i, pos);
+		if (!strcmp(pos, id))
+			return (int)i;
+	}
+	return -1;
+}
+
 static json_object *drives(const struct vm_config *c)
 {
 	json_object *a = json_object_new_array();
 	for (unsigned i = 0; i < c->ndisks; i++) {
-		char id[16];
-		snprintf(id, sizeof(id), "vd%c", 'a' + i);
+		char pos[8];
 		json_object *d = json_object_new_object();
-		json_object_object_add(d, "drive_id", json_object_new_string(c->disk[i].serial ? c->disk[i].serial : id));
+		json_object_object_add(d, "drive_id", json_object_new_string(vm_api_drive_id(c, i, pos)));
 		json_object_object_add(d, "path_on_host", json_object_new_string(c->disk[i].path));
 		json_object_object_add(d, "is_root_device", json_object_new_boolean(c->disk[i].root_device));
 		json_object_object_add(d, "is_read_only", json_object_new_boolean(c->disk[i].readonly));
@@ -141,7 +160,7 @@ json_object *vm_api_config_json(const struct vm_config *c)
 		json_object_object_add(v, "uds_path", json_object_new_string(c->vsock_path));
 		json_object_object_add(o, "vsock", v);
 	}
-	if (c->balloon_size) {
+	if (c->balloon) {
 		json_object *b = json_object_new_object();
 		json_object_object_add(b, "amount_mib", json_object_new_int64((int64_t)(c->balloon_size >> MiB_SHIFT)));
 		json_object_object_add(b, "deflate_on_oom", json_object_new_boolean(false));
@@ -370,7 +389,17 @@ static int connect_destination(const char *url, vt_err *err)
 	return fd;
 }
 
-static bool migration_running(const struct vm_api *a)
+void vm_api_release(struct vm_api *a)
+{
+	migration_out_free(a->migration);
+	a->migration = NULL;
+	for (unsigned k = 0; k < VM_MAX_DISKS; k++) {
+		free(a->disk_path[k]);
+		a->disk_path[k] = NULL;
+	}
+}
+
+bool vm_api_migrating(const struct vm_api *a)
 {
 	struct migration_progress p;
 	if (!a->migration)
@@ -398,7 +427,7 @@ static void put_migrate(struct vm_api *a, const struct api_request *req, struct 
 		vm_api_fault(r, 400, "destination_url: longer than %zu bytes", sizeof(a->migration_url) - 1);
 	} else if (__atomic_load_n(&a->vm->stopping, __ATOMIC_SEQ_CST)) {
 		vm_api_fault(r, 400, "the VM is stopping");
-	} else if (migration_running(a)) {
+	} else if (vm_api_migrating(a)) {
 		vm_api_fault(r, 409, "a migration is already running (GET /migrate)");
 	} else if (vm_snapshot_supported(a->vm, &err) < 0) {
 		vm_api_fault(r, 400, "this VM cannot be migrated: %s", err.msg);
@@ -511,13 +540,15 @@ static bool known_path(const char *path)
 {
 	return !strcmp(path, "/") || !strcmp(path, "/vm") || !strcmp(path, "/vm/config") ||
 	       !strcmp(path, "/actions") || !strcmp(path, "/snapshot/create") || !strcmp(path, "/snapshot/load") ||
-	       !strcmp(path, "/migrate") ||
+	       !strcmp(path, "/migrate") || vm_api_hardware_path(path) ||
 	       vm_api_pre_boot_resource(path);
 }
 
 void vm_api_handle(void *opaque, const struct api_request *req, struct api_reply *r)
 {
 	struct vm_api *a = opaque;
+	if (vm_api_hardware_route(a, req, r))
+		return;
 	if (vm_api_is(req, "GET", "/"))
 		get_instance_info(a, r);
 	else if (vm_api_is(req, "GET", "/vm/config"))

@@ -21,10 +21,25 @@ struct vm_api {
 	struct migration_out *migration;
 	char migration_url[160];
 	bool migration_end_reported;
+	char *disk_path[VM_MAX_DISKS]; /* a disk's new image (PATCH /drives/ID): cfg->disk[k].path points here */
 };
+
+/* What the VM's API holds beyond the VM (a migration, changed disks' paths); after the VM is gone. */
+void vm_api_release(struct vm_api *a);
+/* Whether a migration the API started is running (or has completed and the VMM is about to end). */
+bool vm_api_migrating(const struct vm_api *a);
+/* Disk i's ID in the API: its stated serial (id=, drive_id), else "vda", "vdb", ... by position (pos). */
+const char *vm_api_drive_id(const struct vm_config *c, unsigned i, char pos[8]);
+/* The disk whose ID is id (or, failing that, whose position name is), -1 if none. */
+int vm_api_find_drive(const struct vm_config *c, const char *id);
 
 /* An api_handler_fn; opaque is a struct vm_api. */
 void vm_api_handle(void *opaque, const struct api_request *req, struct api_reply *reply);
+
+/* The routes that change a running VM's hardware (api/vm_api_hardware.c): true when req was one of them
+ * (and is answered). */
+bool vm_api_hardware_route(struct vm_api *a, const struct api_request *req, struct api_reply *reply);
+bool vm_api_hardware_path(const char *path);
 
 /* A VMM waiting for a migration (vm run --incoming): GET / says so ("Waiting for migration"), PUT /actions
  * Kill ends the wait, anything else is refused until the VM has arrived. An api_handler_fn. */

@@ -13,6 +13,7 @@ char *vm_devices_to_json(const struct vm_config *c)
 	json_object *o = json_object_new_object(), *disks = json_object_new_array(), *nets = json_object_new_array();
 	json_object_object_add(o, "rng", json_object_new_boolean(c->rng));
 	json_object_object_add(o, "virtio_console", json_object_new_boolean(c->virtio_console));
+	json_object_object_add(o, "balloon", json_object_new_boolean(c->balloon));
 	json_object_object_add(o, "balloon_mib", json_object_new_int64((int64_t)(c->balloon_size / MiB)));
 	json_object_object_add(o, "balloon_stats_s", json_object_new_int((int)c->balloon_stats_s));
 	for (unsigned i = 0; i < c->ndisks; i++) {
@@ -134,6 +135,7 @@ static int read_devices(json_object *o, struct vm_config *c, struct vm_devices_s
 {
 	bool bad = false;
 	json_object *rng = member(o, "rng", json_type_boolean, &bad), *con = member(o, "virtio_console", json_type_boolean, &bad);
+	json_object *balloon = member(o, "balloon", json_type_boolean, &bad);
 	json_object *mib = member(o, "balloon_mib", json_type_int, &bad), *stats = member(o, "balloon_stats_s", json_type_int, &bad);
 	json_object *disks = member(o, "disks", json_type_array, &bad), *nets = member(o, "nets", json_type_array, &bad);
 	json_object *vsock = member(o, "vsock", json_type_object, &bad);
@@ -143,10 +145,12 @@ static int read_devices(json_object *o, struct vm_config *c, struct vm_devices_s
 		c->rng = json_object_get_boolean(rng);
 	if (!c->virtio_console && con)
 		c->virtio_console = json_object_get_boolean(con);
-	if (!c->balloon_size && mib) {
+	/* before "balloon" was written, a balloon was there when its target was not 0 */
+	if (!c->balloon && mib && (balloon ? json_object_get_boolean(balloon) : json_object_get_int64(mib) != 0)) {
 		int64_t m = json_object_get_int64(mib), s = stats ? json_object_get_int64(stats) : 0;
 		if (m < 0 || m > (1 << 22) || s < 0 || s > 3600)
 			return vt_fail(err, "the source's configuration: its balloon is out of range");
+		c->balloon = true;
 		c->balloon_size = (uint64_t)m * MiB;
 		c->balloon_stats_s = (unsigned)s;
 	}

@@ -4,7 +4,7 @@
  * network interfaces, vsock, rng, balloon, console device) replaces the source's class entirely; the others
  * come from the source. The device state then checks that the result is the source's machine.
  *
- *   {"rng": true, "virtio_console": false, "balloon_mib": 0, "balloon_stats_s": 0,
+ *   {"rng": true, "virtio_console": false, "balloon": true, "balloon_mib": 0, "balloon_stats_s": 0,
  *    "disks": [{"path": "/img", "readonly": false, "serial": "vda", "format": "qcow2", "layer": "disk0.raw"}],
  *    "nets": ["user"],
  *    "vsock": {"cid": 3, "path": "/run/v.sock"}} */

@@ -329,6 +329,43 @@ void blk_close(struct blk *b)
 	blk_free(b);
 }
 
+/* ---- Changing the medium ---- */
+
+int blk_medium_open(const struct blk *b, const char *path, enum blk_format format, struct blk **out, vt_err *err)
+{
+	struct stat now, next;
+	if (b->overlay)
+		return vt_fail(err, "%s: a disk with a throwaway overlay keeps its image", b->path);
+	if (fstat(b->fd, &now) == 0 && stat(path, &next) == 0 && now.st_dev == next.st_dev && now.st_ino == next.st_ino)
+		return vt_fail(err, "%s: is already this disk's image", path);
+	struct blk_opts o = { .readonly = b->readonly, .format = format, .serial = b->serial };
+	struct blk *m = blk_alloc(&o);
+	if (!m)
+		return vt_fail_errno(err, ENOMEM, "%s", path);
+	if (open_image(m, path, &o, err) < 0) {
+		blk_free(m);
+		return -1;
+	}
+	*out = m;
+	return 0;
+}
+
+void blk_medium_swap(struct blk *b, struct blk *medium)
+{
+	SWAP(b->fd, medium->fd);
+	SWAP(b->sectors, medium->sectors);
+	SWAP(b->path, medium->path);
+	SWAP(b->qcow2, medium->qcow2);
+	SWAP(b->guard_magic, medium->guard_magic);
+	b->guard_before_checkpoint = false;
+}
+
+void blk_medium_close(struct blk *medium)
+{
+	if (medium)
+		blk_free(medium);
+}
+
 /* ---- Accessors ---- */
 
 uint64_t blk_sectors(const struct blk *b) { return b->sectors; }

@@ -93,6 +93,15 @@ int blk_checkpoint_undo(struct blk *b, const char *layer_path, vt_err *err);
  * checkpoints keep theirs). Refused while a VMM has path open for writing. */
 int blk_restore_layer(const char *path, const char *layer, vt_err *err);
 
+/* A new medium under a running disk (the API's PATCH /drives/ID): blk_medium_open opens path as b would
+ * open it (b's read-only mode and serial; format AUTO probes), locked, without an engine; with nothing in
+ * flight on b, blk_medium_swap exchanges the two images (b goes on, on its engine, with the new one; the
+ * medium holds the old one), and blk_medium_close closes what the medium holds. A disk with a throwaway
+ * overlay, and b's own image again, are refused. */
+int blk_medium_open(const struct blk *b, const char *path, enum blk_format format, struct blk **out, vt_err *err);
+void blk_medium_swap(struct blk *b, struct blk *medium);
+void blk_medium_close(struct blk *medium);
+
 /* Wait for every request in flight, run their callbacks, then release everything. NULL is fine. */
 void blk_close(struct blk *b);
 

@@ -33,6 +33,8 @@ const char vm_manage_usage[] =
 	"       virtus vm stop [-t SECS] NAME\n"
 	"       virtus vm snapshot [--stop] NAME DIR\n"
 	"       virtus vm migrate [--downtime MS] NAME tcp:HOST:PORT|unix:PATH\n"
+	"       virtus vm balloon NAME [SIZE]\n"
+	"       virtus vm disk NAME change ID PATH\n"
 	"       virtus vm console NAME\n"
 	"       virtus vm logs NAME\n"
 	"       virtus vm api NAME METHOD PATH [JSON]\n"
@@ -52,6 +54,14 @@ const char vm_manage_usage[] =
 	"           then the guest pauses for at most about --downtime MS (default 300) while the rest and\n"
 	"           the device state move; progress on stderr. On success the VM ends here; on any failure\n"
 	"           it goes on here\n"
+	"  balloon  set the target of the VM's balloon (started with --balloon) to SIZE (whole MiB, e.g. 256M; 0\n"
+	"           gives everything back): the guest hands that much of its RAM to the host, which frees it.\n"
+	"           Without SIZE: the target, what the guest has given (target_mib, actual_mib) and the guest's\n"
+	"           memory statistics, one 'name value' per line\n"
+	"  disk     change: give the running VM's disk ID (its id=, else vda, vdb, ... by --disk order) the image\n"
+	"           PATH (raw or qcow2, probed; read-only if the disk is): the guest is told of its new capacity\n"
+	"           and reads the new image from then on. Safe only while the guest does not use the disk (not\n"
+	"           mounted): a mounted file system would find another disk under it\n"
 	"  console  attach to a detached VM's console; Ctrl-A x detaches and leaves the VM running,\n"
 	"           Ctrl-A Ctrl-A sends Ctrl-A\n"
 	"  logs     what a detached VM's console printed (the latest 1 MiB at most)\n"
@@ -187,6 +197,60 @@ static int vm_pause_resume(int argc, char **argv, bool pause)
 	if (vm_request(&st, "PATCH", "/vm", body, NULL, &err) < 0)
 		return fail(NULL, &err);
 	return 0;
+}
+
+static int vm_balloon(int argc, char **argv)
+{
+	if (argc != 2 && argc != 3)
+		return fprintf(stderr, "virtus vm balloon: expected NAME [SIZE]\n%s", vm_manage_usage), EXIT_USAGE;
+	uint64_t size = 0;
+	vt_err err;
+	if (argc == 3 && strcmp(argv[2], "0") && parse_size(argv[2], &size, &err) < 0)
+		return fprintf(stderr, "virtus vm balloon: %s\n", err.msg), EXIT_USAGE;
+	if (size % MiB)
+		return fprintf(stderr, "virtus vm balloon: SIZE must be whole MiB, got '%s'\n", argv[2]), EXIT_USAGE;
+	struct vm_state st;
+	char *name_only[] = { argv[0], argv[1] };
+	int rc = load_named(2, name_only, 1, &st);
+	if (rc >= 0)
+		return rc;
+	if (argc == 3) {
+		char body[64];
+		snprintf(body, sizeof(body), "{\"amount_mib\": %llu}", (unsigned long long)(size / MiB));
+		return vm_request(&st, "PATCH", "/balloon", body, NULL, &err) < 0 ? fail(NULL, &err) : 0;
+	}
+	json_object *o;
+	if (vm_request(&st, "GET", "/balloon/statistics", NULL, &o, &err) < 0)
+		return fail(NULL, &err);
+	json_object_object_foreach(o, key, val)
+		printf("%s %s\n", key, json_object_get_string(val));
+	json_object_put(o);
+	return 0;
+}
+
+static int vm_disk(int argc, char **argv)
+{
+	if (argc != 5 || strcmp(argv[2], "change"))
+		return fprintf(stderr, "virtus vm disk: expected NAME change ID PATH\n%s", vm_manage_usage), EXIT_USAGE;
+	/* the VMM runs elsewhere (its own directory, maybe a jail): it is given an absolute path */
+	cleanup_free char *path = realpath(argv[4], NULL);
+	if (!path)
+		return fprintf(stderr, "virtus: %s: %s\n", argv[4], strerror(errno)), 1;
+	struct vm_state st;
+	vt_err err;
+	char *name_only[] = { argv[0], argv[1] };
+	int rc = load_named(2, name_only, 1, &st);
+	if (rc >= 0)
+		return rc;
+	json_object *body = json_object_new_object();
+	json_object_object_add(body, "drive_id", json_object_new_string(argv[3]));
+	json_object_object_add(body, "path_on_host", json_object_new_string(path));
+	char uri[96];
+	snprintf(uri, sizeof(uri), "/drives/%s", argv[3]);
+	rc = strlen(argv[3]) > 64 ? (vt_fail(&err, "disk ID '%.64s...' is too long", argv[3]), -1)
+				  : vm_request(&st, "PATCH", uri, json_object_to_json_string(body), NULL, &err);
+	json_object_put(body);
+	return rc < 0 ? fail(NULL, &err) : 0;
 }
 
 static bool wait_gone(const struct vm_state *st, int ms)
@@ -586,6 +650,10 @@ int cmd_vm_manage(int argc, char **argv)
 		return vm_snapshot(argc, argv);
 	if (!strcmp(verb, "migrate"))
 		return vm_migrate(argc, argv);
+	if (!strcmp(verb, "balloon"))
+		return vm_balloon(argc, argv);
+	if (!strcmp(verb, "disk"))
+		return vm_disk(argc, argv);
 	if (!strcmp(verb, "console"))
 		return vm_console(argc, argv);
 	if (!strcmp(verb, "logs"))

@@ -60,7 +60,8 @@ const char vm_run_usage[] =
 	"                   default command line says console=hvc0 (pass console=ttyS0 too for early boot)\n"
 	"  --rng            add a virtio-rng device (PCI) fed by the host's getrandom()\n"
 	"  --balloon SIZE[,stats=S]  add a virtio-balloon device (PCI) that asks the guest for SIZE of its RAM at\n"
-	"                   start; the pages the guest gives back are returned to the host. The guest reports its\n"
+	"                   start (0: nothing yet); the pages the guest gives back are returned to the host, and\n"
+	"                   'virtus vm balloon NAME SIZE' changes the target while it runs. The guest reports its\n"
 	"                   memory statistics every S seconds (default 5, 0: off); --stats prints the latest\n"
 	"                   values when the VM ends\n"
 	"  --disk PATH[,ro][,id=NAME][,format=raw|qcow2][,overlay]  add a virtio-blk disk (PCI) over a raw or qcow2\n"
@@ -193,10 +194,11 @@ static int parse_balloon(char *spec, struct vm_config *cfg)
 		if (strncmp(opts, "stats=", 6) || parse_uint(opts + 6, 0, 3600, &secs) < 0)
 			return usage_error("--balloon: expected stats=SECONDS (0..3600) after the size, got '%s'", opts);
 	}
-	if (parse_size(spec, &cfg->balloon_size, &err) < 0)
+	if (!strcmp(spec, "0")) /* a balloon with nothing asked yet: its target is set while the VM runs */
+		cfg->balloon_size = 0;
+	else if (parse_size(spec, &cfg->balloon_size, &err) < 0)
 		return usage_error("--balloon: %s", err.msg);
-	if (cfg->balloon_size < 4096)
-		return usage_error("--balloon wants at least 4K, got '%s'", spec);
+	cfg->balloon = true;
 	cfg->balloon_stats_s = (unsigned)secs;
 	return -1;
 }
@@ -377,7 +379,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (o->cfg.balloon_size >= o->cfg.mem_size)
+	if (o->cfg.balloon && o->cfg.balloon_size >= o->cfg.mem_size)
 		return usage_error("--balloon must be smaller than --memory (%s)", "guest RAM");
 	const char *from = o->restore_dir ? "--restore" : o->incoming ? "--incoming" : NULL;
 	if (o->restore_dir && o->incoming)
@@ -814,7 +816,7 @@ static int run_vm(struct run_opts *o, struct jail *jail)
 				  .hub = s.hub.out_rd >= 0 ? &s.hub : NULL };
 	vm_control_loop(&ctl);
 	enum vm_exit why = vm_wait(s.vm);
-	migration_out_free(s.api_ctx.migration);
+	vm_api_release(&s.api_ctx);
 	if (ctl.hub)
 		console_hub_flush(ctl.hub);
 	term_restore(&s.term);

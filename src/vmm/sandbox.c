@@ -86,7 +86,9 @@ static const char *const main_calls[] = {
 	 * a second name and rename a new overlay over its path (block/checkpoint.c) */
 	"fsync", "fdatasync", "fallocate", "linkat", "rename", "renameat", "renameat2",
 	/* a migration's connection to its destination (socket: AF_UNIX, AF_INET and AF_INET6 only) */
-	"connect", NULL,
+	"connect",
+	/* PATCH /balloon/statistics: the balloon's refresh timer set to its new period */
+	"timerfd_settime", NULL,
 };
 
 /* ioctl requests, by role (0 ends a list) */
@@ -113,10 +115,13 @@ struct role_policy {
 	bool inet_sockets;    /* socket() for AF_UNIX, AF_INET, AF_INET6 */
 	bool read_only_open;  /* openat() without write/create flags: libslirp reads /etc/resolv.conf */
 	bool create_new_open; /* openat() with O_CREAT|O_EXCL only: a snapshot's new files, never an existing one */
+	bool existing_open;   /* openat() without O_CREAT or O_TRUNC, and stat: a disk's new image (PATCH /drives) */
 };
 
 static const struct role_policy policies[THREAD_ROLES] = {
-	[THREAD_MAIN] = { main_calls, main_ioctls, true, false, true },
+	/* The main thread serves the API (a 0600 socket: the VM's owner), never the guest: it may open existing
+	 * files, so that a disk can be given a new image while the VM runs. */
+	[THREAD_MAIN] = { main_calls, main_ioctls, true, false, true, true },
 	[THREAD_VCPU] = { vcpu_calls, vcpu_ioctls, false, false },
 	/* libslirp's input runs on the device thread: a guest's TCP SYN makes a host socket there */
 	[THREAD_DEVICE] = { device_calls, device_ioctls, true, true },
@@ -207,6 +212,11 @@ static int allow_special(scmp_filter_ctx ctx, const struct role_policy *p, vt_er
 	if (p->create_new_open) {
 		struct scmp_arg_cmp excl = SCMP_A2_64(SCMP_CMP_MASKED_EQ, O_CREAT | O_EXCL, O_CREAT | O_EXCL);
 		if (add_rule(ctx, "openat", 1, &excl, err) < 0)
+			return -1;
+	}
+	if (p->existing_open) {
+		struct scmp_arg_cmp existing = SCMP_A2_64(SCMP_CMP_MASKED_EQ, O_CREAT | O_TRUNC, 0);
+		if (add_rule(ctx, "openat", 1, &existing, err) < 0 || add_rule(ctx, "newfstatat", 0, NULL, err) < 0)
 			return -1;
 	}
 	if (p->read_only_open) {

@@ -261,7 +261,7 @@ static int vm_build(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 unsigned vm_thread_roles(const struct vm_config *cfg)
 {
 	unsigned roles = 1u << THREAD_MAIN | 1u << THREAD_VCPU;
-	if (cfg->rng || cfg->virtio_console || cfg->balloon_size || cfg->ndisks || cfg->nnets || cfg->vsock_cid)
+	if (cfg->rng || cfg->virtio_console || cfg->balloon || cfg->ndisks || cfg->nnets || cfg->vsock_cid)
 		roles |= 1u << THREAD_DEVICE; /* the PCI devices' event loop */
 	if (cfg->ndisks)
 		roles |= 1u << THREAD_IO_WORKER; /* the worker pool, if io_uring is refused */

@@ -45,7 +45,8 @@ struct vm_config {
 	FILE *diag;               /* where crash reports go; NULL: nowhere */
 	bool rng;                 /* virtio-rng on PCI (and with it the PCI host bridge) */
 	bool virtio_console;      /* the guest's console is virtio-console (hvc0), fed from console_out_fd's input */
-	uint64_t balloon_size;    /* > 0: virtio-balloon asking the guest for this many bytes at start */
+	bool balloon;             /* virtio-balloon (its target can be changed while the VM runs) */
+	uint64_t balloon_size;    /* its target: what it asks the guest for (at start, then as changed) */
 	unsigned balloon_stats_s; /* > 0: its statistics queue, refreshed every this many seconds */
 	unsigned ndisks;          /* virtio-blk devices on PCI, disk[0..ndisks) */
 	struct vm_disk_config {

@@ -123,7 +123,7 @@ static int add_balloon(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
-	if (!cfg->rng && !cfg->virtio_console && !cfg->balloon_size && !cfg->ndisks && !cfg->nnets &&
+	if (!cfg->rng && !cfg->virtio_console && !cfg->balloon && !cfg->ndisks && !cfg->nnets &&
 	    !cfg->vsock_cid && !cfg->nfs)
 		return 0;
 	p->enabled = true;
@@ -144,7 +144,7 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 			return -1;
 		p->console = con;
 	}
-	if (cfg->balloon_size && add_balloon(vm, cfg, err) < 0)
+	if (cfg->balloon && add_balloon(vm, cfg, err) < 0)
 		return -1;
 	for (unsigned i = 0; i < cfg->ndisks; i++)
 		if (add_disk(vm, &cfg->disk[i], cfg->incoming, err) < 0)

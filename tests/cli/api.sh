@@ -46,6 +46,8 @@ api_case "PUT /network-interfaces/ID: a bad device name" 1 'host_dev_name: not a
 api_case "PUT /network-interfaces/ID" 0 '^$' PUT /network-interfaces/eth0 '{"iface_id":"eth0","host_dev_name":"vtap0","guest_mac":"52:54:00:12:34:56"}'
 api_case "PUT /vsock: a reserved CID" 1 'guest_cid: expected a whole number from 3' PUT /vsock "{\"guest_cid\":2,\"uds_path\":\"$tmp/v.sock\"}"
 api_case "PUT /vsock" 0 '^$' PUT /vsock "{\"guest_cid\":3,\"uds_path\":\"$tmp/v.sock\"}"
+api_case "PUT /balloon with amount_mib 0: a balloon with nothing asked yet" 0 '^$' PUT /balloon '{"amount_mib":0}'
+api_case "GET /vm/config: that balloon is there, at 0 MiB" 0 '"balloon": *\{ *"amount_mib": *0,' GET /vm/config
 api_case "PUT /balloon" 0 '^$' PUT /balloon '{"amount_mib":16,"deflate_on_oom":false,"stats_polling_interval_s":1}'
 api_case "GET /vm/config: what was configured" 0 "\"kernel_image_path\": *\"$tmp/kernel\".*\"vcpu_count\": *2.*\"drive_id\": *\"root\", *\"path_on_host\": *\"$tmp/disk.img\", *\"is_root_device\": *true.*\"host_dev_name\": *\"vtap0\", *\"guest_mac\": *\"52:54:00:12:34:56\".*\"guest_cid\": *3.*\"amount_mib\": *16" GET /vm/config
 api_case "PATCH /vm before the start" 1 'not available before the microVM starts' PATCH /vm '{"state":"Paused"}'

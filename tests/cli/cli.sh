@@ -52,6 +52,7 @@ run_case "--memory 0" 2 EMPTY 'must be greater than zero' -- vm run --memory 0
 run_case "--memory junk" 2 EMPTY "invalid size '12X'" -- vm run --memory 12X
 run_case "--memory below the minimum" 2 EMPTY "at least 4M .* got '1M'" -- vm run --kernel "$tmp/nope" --memory 1M
 run_case "--balloon with a bad stats interval" 2 EMPTY "--balloon: expected stats=SECONDS \\(0..3600\\) after the size, got 'stats=often'" -- vm run --balloon 64M,stats=often
+run_case "--balloon 0 (a balloon with nothing asked yet) is accepted: the missing kernel is the error" 1 EMPTY "kernel: cannot open $tmp/nope" -- vm run --kernel "$tmp/nope" --balloon 0,stats=1
 run_case "--balloon with an unknown option" 2 EMPTY "--balloon: expected stats=SECONDS .* got 'fast'" -- vm run --balloon 64M,fast
 run_case "--vsock CID 2 (the host) is refused" 2 EMPTY "CID must be a number from 3 to 4294967294, got '2'" -- vm run --vsock "2,$tmp/v.sock"
 run_case "--vsock CID above 0xfffffffe is refused" 2 EMPTY "CID must be .*got '4294967295'" -- vm run --vsock "4294967295,$tmp/v.sock"

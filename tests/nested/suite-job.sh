@@ -271,12 +271,14 @@ echo "vsock-l1-path-left $([ -e /tmp/v.sock ] && echo yes || echo no)"
 # resume it goes on (no reboot: the same boot keeps counting); `vm stop` presses the ACPI power button, the
 # guest's init shuts down (kills the counter, syncs, powers off) and the disk holds the last count printed.
 # A console client records the output to the end (the VM's directory, with its log, goes when it ends).
+# The VM has a balloon with nothing asked (--balloon 0); its guest first fills and frees 150 MiB of RAM, so
+# that the VMM holds it, for the balloon's checks after resume.
 mkdir -p /tmp/mg
 export VIRTUS_VM_RUN_DIR=/tmp/mg/vms
-mg_cmd='i=0; while true; do i=$((i+1)); echo mg-count $i | dd of=/dev/vda conv=notrunc 2>/dev/null; echo mg-count $i; sleep 0.3; done'
+mg_cmd='dd if=/dev/zero of=/tmp/fill bs=1M count=150 2>/dev/null; rm -f /tmp/fill; i=0; while true; do i=$((i+1)); echo mg-count $i | dd of=/dev/vda conv=notrunc 2>/dev/null; echo mg-count $i; sleep 0.3; done'
 dd if=/dev/zero of=/tmp/mg/disk.img bs=1M count=1 2>/dev/null
 timeout 120 virtus vm run -d --name mg1 --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --memory 256M \
-	--disk /tmp/mg/disk.img --cmdline "$base_cmdline virtus.init=\"run:$mg_cmd\"" >/tmp/mg/run.out 2>&1
+	--balloon 0,stats=1 --disk /tmp/mg/disk.img --cmdline "$base_cmdline virtus.init=\"run:$mg_cmd\"" >/tmp/mg/run.out 2>&1
 echo "mg-run-status $? $(head -c 200 /tmp/mg/run.out | tr '\n' ' ')"
 sleep 100 | timeout 200 virtus vm console mg1 >/tmp/mg/console 2>&1 &
 mg_last() { virtus vm logs mg1 2>/dev/null | tr -d '\r' | sed -n 's/^mg-count \([0-9][0-9]*\).*/\1/p' | tail -n1; }
@@ -303,12 +305,48 @@ echo "mg-paused $a $b"
 virtus vm resume mg1; echo "mg-resume-status $?"
 mg_wait 30 $((b + 3)); echo "mg-resumed $(mg_last) after $b"
 echo "mg-boots $(virtus vm logs mg1 | grep -c 'virtus-guest: ready')"
+# The balloon changed while the guest runs: asked for 128 MiB, Debian's driver gives it and the VMM frees
+# it (its RSS falls); asked for 0, the guest takes it all back and counts on.
+balloon_field() { virtus vm balloon "$1" 2>/dev/null | sed -n "s/^$2 //p"; }
+balloon_wait() { # balloon_wait VM MIB: until the guest has given MIB (60 s)
+	i=0; until [ "$(balloon_field "$1" actual_mib)" = "$2" ] || [ $i -ge 300 ]; do i=$((i + 1)); sleep 0.2; done
+}
+mg_rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' /tmp/mg/vms/mg1/vm.json)/status" 2>/dev/null; }
+echo "mg-balloon-before $(balloon_field mg1 actual_mib) $(mg_rss)"
+virtus vm balloon mg1 128M; echo "mg-balloon-set-status $?"
+balloon_wait mg1 128; echo "mg-balloon-inflated $(balloon_field mg1 actual_mib) $(mg_rss) $(balloon_field mg1 target_mib)"
+virtus vm balloon mg1 0; balloon_wait mg1 0; echo "mg-balloon-deflated $(balloon_field mg1 actual_mib)"
+c=$(mg_last)
+if ! mg_wait 30 $((c + 3)); then # what the guest last said and what the VMM and KVM do, for the suite to quote
+	virtus vm logs mg1 | tr -d '\r' | grep -av '^mg-count' | tail -n 12 | sed 's/^/mg-stall console /'
+	[ -f stall.sh ] && . ./stall.sh && stall_report "$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' /tmp/mg/vms/mg1/vm.json)" | sed 's/^# /mg-stall /'
+fi
+echo "mg-balloon-counting $(mg_last) after $c"
+virtus vm api mg1 PATCH /balloon/statistics '{"stats_polling_interval_s": 2}' >/dev/null
+echo "mg-balloon-interval $? $(virtus vm api mg1 GET /balloon | sed -n 's/.*"stats_polling_interval_s": *\([0-9]*\).*/\1/p')"
 virtus vm stop -t 60 mg1 2>/tmp/mg/stop.err; echo "mg-stop-status $? $(head -c 200 /tmp/mg/stop.err | tr '\n' ' ')"
 sleep 1
 echo "mg-console-shutdown $(tr -d '\r' </tmp/mg/console | grep -c 'power button: shutting down')"
 echo "mg-console-last $(tr -d '\r' </tmp/mg/console | sed -n 's/^mg-count \([0-9][0-9]*\).*/\1/p' | tail -n1)"
 echo "mg-disk $(head -c 32 /tmp/mg/disk.img | tr -d '\000' | sed -n 's/^mg-count \([0-9][0-9]*\).*/\1/p' | head -n1)"
 echo "mg-left $(ls /tmp/mg/vms 2>/dev/null | wc -l)"
+
+# A disk given a new image while the guest runs (vm disk change): each turn the guest drops its page cache
+# and prints its disk's size in sectors and first 9 bytes. After the change it must see the new image's
+# size and data, in the same boot.
+printf dc-disk-A >/tmp/mg/dc-a.img; truncate -s 1M /tmp/mg/dc-a.img
+printf dc-disk-B >/tmp/mg/dc-b.img; truncate -s 2M /tmp/mg/dc-b.img
+dc_cmd='while true; do echo 1 >/proc/sys/vm/drop_caches; echo dc-read $(cat /sys/block/vda/size) $(head -c 9 /dev/vda); sleep 0.3; done'
+timeout 120 virtus vm run -d --name dc1 --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --memory 256M \
+	--disk /tmp/mg/dc-a.img --cmdline "$base_cmdline virtus.init=\"run:$dc_cmd\"" >/tmp/mg/dc-run.out 2>&1
+echo "dc-run-status $? $(head -c 200 /tmp/mg/dc-run.out | tr '\n' ' ')"
+dc_last() { virtus vm logs dc1 2>/dev/null | tr -d '\r' | sed -n 's/^dc-read \([0-9]* [a-zA-Z-]*\).*/\1/p' | tail -n1; }
+dc_wait() { i=0; until [ "$(dc_last)" = "$1" ] || [ $i -ge 300 ]; do i=$((i + 1)); sleep 0.2; done; }
+dc_wait "2048 dc-disk-A"; echo "dc-before $(dc_last)"
+virtus vm disk dc1 change vda /tmp/mg/dc-b.img; echo "dc-change-status $?"
+dc_wait "4096 dc-disk-B"; echo "dc-after $(dc_last)"
+echo "dc-boots $(virtus vm logs dc1 | grep -c 'virtus-guest: ready')"
+timeout 30 virtus vm kill dc1 >/dev/null 2>&1
 
 # Snapshot, kill, restore with the Debian kernel and every kind of snapshottable device: the guest counts
 # with its uptime and 16 bytes from /dev/hwrng, and writes the count to its disk (fsync); it serves
@@ -412,12 +450,13 @@ rm -rf /tmp/ck
 mi_cmd='head -c 8388608 /dev/urandom >/tmp/keep; (sleep 600 | { vsock listen 5001 >/dev/null 2>&1; echo mi-held-ended $?; }) & (while true; do echo mi-vsock-hello | vsock listen 5000 2>/dev/null; done) & i=0; while true; do i=$((i+1)); echo mi-count $i $(head -c 16 /dev/hwrng | wc -c) $(md5sum </tmp/keep | cut -c1-8); echo mi-disk $i | dd of=/dev/vda conv=notrunc,fsync 2>/dev/null; head -c 4194304 /dev/urandom >/tmp/dirty; sleep 0.3; done'
 dd if=/dev/zero of=/tmp/mg/mi-disk.img bs=1M count=1 2>/dev/null
 timeout 120 virtus vm run -d --name mi1 --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --memory 256M \
-	--rng --net user --disk /tmp/mg/mi-disk.img --vsock 3,/tmp/mg/mi1.sock \
+	--rng --net user --balloon 0 --disk /tmp/mg/mi-disk.img --vsock 3,/tmp/mg/mi1.sock \
 	--cmdline "$base_cmdline virtus.init=\"run:$mi_cmd\"" >/tmp/mg/mi-run.out 2>&1
 echo "mi-run-status $? $(head -c 300 /tmp/mg/mi-run.out | tr '\n' ' ')"
 mi_last() { virtus vm logs "$1" 2>/dev/null | tr -d '\r' | sed -n 's/^mi-count \([0-9a-f][0-9a-f ]*[0-9a-f]\).*/\1/p' | tail -n1; }
 i=0; until [ "$(mi_last mi1 | cut -d' ' -f1)" -ge 3 ] 2>/dev/null || [ $i -ge 450 ]; do i=$((i + 1)); sleep 0.2; done
 echo "mi-before $(mi_last mi1)"
+virtus vm balloon mi1 64M; balloon_wait mi1 64; echo "mi-balloon-before $(balloon_field mi1 actual_mib)"
 sleep 200 | timeout 100 ./vsock unix-connect /tmp/mg/mi1.sock "CONNECT 5001" >/dev/null 2>/tmp/mg/mi-held.err &
 sleep 1
 timeout 60 virtus vm run -d --name mi2 --incoming unix:/tmp/mg/mi.sock --vsock 3,/tmp/mg/mi2.sock >/tmp/mg/mi-in.out 2>&1
@@ -431,6 +470,7 @@ i=0; until [ "$(virtus vm logs mi2 2>/dev/null | grep -c '^mi-count')" -ge 3 ] |
 echo "mi-after $(virtus vm logs mi2 | tr -d '\r' | sed -n 's/^mi-count \([0-9a-f][0-9a-f ]*[0-9a-f]\).*/\1/p' | head -n1)"
 echo "mi-after-last $(mi_last mi2)"
 echo "mi-after-boots $(virtus vm logs mi2 | grep -c 'virtus-guest: ready')"
+echo "mi-balloon-after $(balloon_field mi2 target_mib) $(balloon_field mi2 actual_mib)"
 echo "mi-held-after $(virtus vm logs mi2 | tr -d '\r' | sed -n 's/^mi-held-ended //p' | head -n1)"
 for i in 1 2 3 4 5; do
 	timeout 10 ./vsock unix-connect /tmp/mg/mi2.sock "CONNECT 5000" </dev/null >/tmp/mg/mi-hello 2>/dev/null && break

@@ -541,6 +541,101 @@ static void default_falls_back_without_io_uring(void **state)
 #define BOTH_TMPFS(t) { "io_uring: tmpfs: " #t, t, setup_uring_shm, teardown, NULL }, \
 		{ "pool: tmpfs: " #t, t, setup_pool_shm, teardown, NULL }
 
+/* A file of `size` bytes whose first sector is `fill`. */
+static void make_medium(const char *path, off_t size, uint8_t fill)
+{
+	uint8_t sector[512];
+	memset(sector, fill, sizeof(sector));
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, size), 0);
+	assert_int_equal(pwrite(fd, sector, sizeof(sector), 0), sizeof(sector));
+	close(fd);
+}
+
+static void expect_first_sector(struct blk *b, uint8_t fill)
+{
+	uint8_t in[512], want[512];
+	memset(want, fill, sizeof(want));
+	assert_int_equal(rw(b, BLK_OP_READ, 0, in, sizeof(in)), BLK_S_OK);
+	assert_memory_equal(in, want, sizeof(want));
+}
+
+/* A new medium under a running disk: reads and writes go to it, at its size; the old image is closed and
+ * unlocked; refusals (a missing file, the disk's own image) change nothing. */
+static void medium_change(void **state)
+{
+	struct fixture *f = *state;
+	need_dir(f);
+	char second[160], missing[160], third[200];
+	snprintf(second, sizeof(second), "%s/second.img", f->dir);
+	snprintf(missing, sizeof(missing), "%s/missing.img", f->dir);
+	snprintf(third, sizeof(third), "%s/third.qcow2", f->dir);
+	make_medium(f->path, 1 * MiB, 0xaa);
+	make_medium(second, 2 * MiB, 0xbb);
+	struct blk *b = open_disk(f, false, 0), *m = NULL;
+	vt_err err = { 0 };
+	assert_int_equal(blk_medium_open(b, f->path, BLK_FORMAT_AUTO, &m, &err), -1);
+	assert_non_null(strstr(err.msg, "already this disk's image"));
+	assert_int_equal(blk_medium_open(b, missing, BLK_FORMAT_AUTO, &m, &err), -1);
+	assert_non_null(strstr(err.msg, "cannot open"));
+	assert_int_equal(blk_sectors(b), 1 * MiB / 512);
+	expect_first_sector(b, 0xaa);
+
+	assert_int_equal(blk_medium_open(b, second, BLK_FORMAT_AUTO, &m, &err), 0);
+	blk_medium_swap(b, m);
+	blk_medium_close(m);
+	assert_int_equal(blk_sectors(b), 2 * MiB / 512);
+	expect_first_sector(b, 0xbb);
+	static uint8_t out[4096], in[4096];
+	fill_pattern(out, sizeof(out), 7);
+	assert_int_equal(rw(b, BLK_OP_WRITE, 3000, out, sizeof(out)), BLK_S_OK);   /* past the old image's end */
+	int fd = open(second, O_RDONLY | O_CLOEXEC);
+	assert_int_equal(pread(fd, in, sizeof(in), 3000 * 512), sizeof(in));
+	close(fd);
+	assert_memory_equal(in, out, sizeof(out));
+	struct blk *again = NULL;                          /* the old image is closed: nothing holds its lock */
+	assert_int_equal(try_open(f->path, false, f->engine, &again, &err), 0);
+	blk_close(again);
+
+	/* a qcow2 image as the next medium (io_uring runs its requests on the owner thread) */
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "qemu-img create -q -f qcow2 '%s' 3M", third);
+	if (system(cmd) != 0)
+		skip();
+	assert_int_equal(blk_medium_open(b, third, BLK_FORMAT_AUTO, &m, &err), 0);
+	blk_medium_swap(b, m);
+	blk_medium_close(m);
+	assert_int_equal(blk_format_used(b), BLK_FORMAT_QCOW2);
+	assert_int_equal(blk_sectors(b), 3 * MiB / 512);
+	expect_first_sector(b, 0);
+	assert_int_equal(rw(b, BLK_OP_WRITE, 5000, out, sizeof(out)), BLK_S_OK);
+	assert_int_equal(rw(b, BLK_OP_READ, 5000, in, sizeof(in)), BLK_S_OK);
+	assert_memory_equal(in, out, sizeof(out));
+	blk_close(b);
+}
+
+/* A read-only disk's new medium is read-only too. */
+static void medium_of_a_read_only_disk(void **state)
+{
+	struct fixture *f = *state;
+	need_dir(f);
+	char second[160];
+	snprintf(second, sizeof(second), "%s/second.img", f->dir);
+	make_medium(f->path, 1 * MiB, 0xaa);
+	make_medium(second, 1 * MiB, 0xcc);
+	struct blk *b = open_disk(f, true, 0), *m = NULL;
+	vt_err err = { 0 };
+	assert_int_equal(blk_medium_open(b, second, BLK_FORMAT_AUTO, &m, &err), 0);
+	blk_medium_swap(b, m);
+	blk_medium_close(m);
+	expect_first_sector(b, 0xcc);
+	static uint8_t out[512];
+	assert_int_equal(rw(b, BLK_OP_WRITE, 0, out, sizeof(out)), BLK_S_IOERR);
+	expect_first_sector(b, 0xcc);
+	blk_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -559,6 +654,8 @@ int main(void)
 		BOTH(locked_image_cannot_be_opened_twice),
 		BOTH(bad_paths_give_clear_errors),
 		BOTH(serial_default_and_override),
+		BOTH(medium_change),
+		BOTH(medium_of_a_read_only_disk),
 		cmocka_unit_test_setup_teardown(default_falls_back_without_io_uring, setup_uring, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

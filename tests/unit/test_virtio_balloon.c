@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -376,6 +377,47 @@ static void stats_too_many_tags_and_reset(void **state)
 	assert_int_equal(stats_of(h->dev).n, VBALLOON_STATS_MAX_TAGS);
 }
 
+/* A target changed while the VM runs: the driver reads it from config space, and learns of it from a new
+ * configuration generation and the ISR's configuration bit (its interrupt). A target too large for the
+ * 32-bit page count is refused and changes nothing. */
+static void target_changed_while_running(void **state)
+{
+	struct harness *h = *state;
+	vt_err err;
+	uint8_t gen = (uint8_t)h_bar_read(h, VPCI_COMMON_OFF + VPCI_CFG_GEN, 1);
+	(void)h_bar_read(h, VPCI_ISR_OFF, 1); /* acknowledge anything pending */
+	assert_int_equal(virtio_balloon_set_target(h->dev, 3u << 20, &err), 0);
+	assert_int_equal(config_read32(h, 0), (3u << 20) / PAGE);
+	assert_int_equal(virtio_balloon_target(h->dev), 3u << 20);
+	assert_int_equal((uint8_t)h_bar_read(h, VPCI_COMMON_OFF + VPCI_CFG_GEN, 1), (uint8_t)(gen + 1));
+	assert_int_equal(h_bar_read(h, VPCI_ISR_OFF, 1) & 2, 2);
+	assert_int_equal(virtio_balloon_set_target(h->dev, 0, &err), 0); /* everything back */
+	assert_int_equal(config_read32(h, 0), 0);
+	assert_int_equal(virtio_balloon_set_target(h->dev, (uint64_t)UINT32_MAX * PAGE + PAGE, &err), -1);
+	assert_non_null(strstr(err.msg, "too large"));
+	assert_int_equal(config_read32(h, 0), 0);
+	assert_int_equal((uint8_t)h_bar_read(h, VPCI_COMMON_OFF + VPCI_CFG_GEN, 1), (uint8_t)(gen + 2));
+	/* no statistics queue: its interval cannot be changed */
+	assert_int_equal(virtio_balloon_stats_interval(h->dev), 0);
+	assert_int_equal(virtio_balloon_set_stats_interval(h->dev, 5, &err), -1);
+	assert_non_null(strstr(err.msg, "statistics are off"));
+}
+
+static void stats_interval_changed_while_running(void **state)
+{
+	struct harness *h = *state;
+	vt_err err;
+	assert_int_equal(virtio_balloon_stats_interval(h->dev), 3600);
+	assert_int_equal(virtio_balloon_set_stats_interval(h->dev, 2, &err), 0);
+	assert_int_equal(virtio_balloon_stats_interval(h->dev), 2);
+	struct itimerspec now;
+	assert_int_equal(timerfd_gettime(virtio_balloon_stats_fd(h->dev), &now), 0);
+	assert_int_equal(now.it_interval.tv_sec, 2);
+	assert_int_equal(virtio_balloon_set_stats_interval(h->dev, 0, &err), -1);
+	assert_non_null(strstr(err.msg, "at least 1 s"));
+	assert_int_equal(virtio_balloon_stats_interval(h->dev), 2);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -383,6 +425,7 @@ int main(void)
 		T(release_pfn_checks_bounds),
 		T(madvise_drops_rss),
 		T(config_num_pages_and_actual),
+		T(target_changed_while_running),
 		T(inflate_releases_good_pfns_skips_bad),
 		T(odd_length_and_bad_chain),
 		T(stats_queue_offered_only_when_enabled),
@@ -391,6 +434,7 @@ int main(void)
 		TS(stats_entries_across_descriptors),
 		TS(stats_hostile_driver),
 		TS(stats_too_many_tags_and_reset),
+		TS(stats_interval_changed_while_running),
 	};
 	return cmocka_run_group_tests_name("virtio_balloon", tests, NULL, NULL);
 }

@@ -460,6 +460,40 @@ static void reposting_flood_stays_bounded(void **state)
 	assert_true(max_in_flight <= QSIZE);
 }
 
+/* PATCH /drives: a new image under the running device. The driver reads the new capacity, is told by a
+ * configuration interrupt (generation and ISR), and its next read gets the new image's data; a missing
+ * image changes nothing. */
+static void change_medium_while_running(void **state)
+{
+	struct fixture *f = *state;
+	driver_ok(f);
+	char second[64] = "/tmp/virtus-test-vblk2-XXXXXX";
+	int fd = mkstemp(second);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 2 * IMAGE_SIZE), 0);
+	uint8_t sector[512];
+	memset(sector, 0xbb, sizeof(sector));
+	assert_int_equal(pwrite(fd, sector, sizeof(sector), 0), sizeof(sector));
+	close(fd);
+	vt_err err;
+	uint8_t gen = (uint8_t)bar_read(f, VPCI_CFG_GEN, 1);
+	(void)bar_read(f, VPCI_ISR_OFF, 1);
+	assert_int_equal(virtio_blk_change(f->blk, "/tmp/virtus-test-vblk-missing", BLK_FORMAT_AUTO, &err), -1);
+	assert_int_equal(bar_read(f, VPCI_DEVICE_OFF, 8), IMAGE_SIZE / 512);
+	assert_int_equal((uint8_t)bar_read(f, VPCI_CFG_GEN, 1), gen);
+	assert_int_equal(virtio_blk_change(f->blk, second, BLK_FORMAT_AUTO, &err), 0);
+	assert_int_equal(bar_read(f, VPCI_DEVICE_OFF, 8), 2 * IMAGE_SIZE / 512);
+	assert_int_equal((uint8_t)bar_read(f, VPCI_CFG_GEN, 1), (uint8_t)(gen + 1));
+	assert_int_equal(bar_read(f, VPCI_ISR_OFF, 1) & 2, 2);
+	post_request(f, VIRTIO_BLK_T_IN, 0, 512, true);
+	complete_until(f, 1);
+	assert_int_equal(f->ram[STATUS_GPA], VIRTIO_BLK_S_OK);
+	assert_memory_equal(f->ram + DATA_GPA, sector, sizeof(sector));
+	post_request(f, VIRTIO_BLK_T_GET_ID, 0, VIRTIO_BLK_ID_BYTES, true);   /* the device keeps its serial */
+	assert_string_equal((char *)f->ram + DATA_GPA, "test-serial-1");
+	unlink(second);
+}
+
 static void missing_image_is_an_error(void **state)
 {
 	(void)state;
@@ -486,6 +520,7 @@ int main(void)
 		RW(teardown_with_request_in_flight),
 		RW(head_posted_again_while_in_flight),
 		RW(reposting_flood_stays_bounded),
+		RW(change_medium_while_running),
 		cmocka_unit_test(missing_image_is_an_error),
 	};
 	return cmocka_run_group_tests_name("virtio_blk", tests, NULL, NULL);

@@ -18,7 +18,7 @@
 static struct vm_config source(void)
 {
 	return (struct vm_config){
-		.rng = true, .balloon_size = 16 * MiB, .balloon_stats_s = 5, .ndisks = 3,
+		.rng = true, .balloon = true, .balloon_size = 16 * MiB, .balloon_stats_s = 5, .ndisks = 3,
 		.disk = { { .path = "/img/a", .serial = "root", .format = BLK_FORMAT_QCOW2, .layer = "disk0.raw" },
 			  { .path = "/img/b", .readonly = true, .format = BLK_FORMAT_RAW }, { .path = "/img/c" } },
 		.nnets = 1, .net = { "user,hostfwd=tcp:127.0.0.1:8080-:80" }, .vsock_cid = 7, .vsock_path = "/run/v.sock",
@@ -37,6 +37,7 @@ static void everything_travels(void **state)
 	free(text);
 	assert_true(dst.rng);
 	assert_false(dst.virtio_console);
+	assert_true(dst.balloon);
 	assert_int_equal(dst.balloon_size, 16 * MiB);
 	assert_int_equal(dst.balloon_stats_s, 5);
 	assert_int_equal(dst.ndisks, 3);
@@ -54,6 +55,31 @@ static void everything_travels(void **state)
 	assert_string_equal(dst.net[0], "user,hostfwd=tcp:127.0.0.1:8080-:80");
 	assert_int_equal(dst.vsock_cid, 7);
 	assert_string_equal(dst.vsock_path, "/run/v.sock");
+}
+
+/* A balloon whose target is 0 is still a balloon (its target may grow later); a configuration written
+ * before "balloon" existed had one exactly when its target was not 0. */
+static void a_balloon_without_a_target_travels(void **state)
+{
+	(void)state;
+	struct vm_config src = { .balloon = true }, dst = { 0 };
+	struct vm_devices_store st;
+	vt_err err;
+	char *text = vm_devices_to_json(&src);
+	assert_non_null(text);
+	assert_int_equal(vm_devices_from_json(text, &dst, &st, &err), 0);
+	free(text);
+	assert_true(dst.balloon);
+	assert_int_equal(dst.balloon_size, 0);
+	dst = (struct vm_config){ 0 };
+	assert_int_equal(vm_devices_from_json("{\"balloon_mib\": 0, \"balloon_stats_s\": 0}", &dst, &st, &err), 0);
+	assert_false(dst.balloon);
+	assert_int_equal(vm_devices_from_json("{\"balloon_mib\": 16, \"balloon_stats_s\": 1}", &dst, &st, &err), 0);
+	assert_true(dst.balloon);
+	assert_int_equal(dst.balloon_size, 16 * MiB);
+	dst = (struct vm_config){ 0 };
+	assert_int_equal(vm_devices_from_json("{\"balloon\": \"yes\", \"balloon_mib\": 1}", &dst, &st, &err), -1);
+	assert_false(dst.balloon);
 }
 
 /* A class the command line gives replaces the source's; the others still come from the source. */
@@ -146,6 +172,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(everything_travels),
+		cmocka_unit_test(a_balloon_without_a_target_travels),
 		cmocka_unit_test(the_command_line_replaces_a_class),
 		cmocka_unit_test(malformed_configurations_are_refused),
 		cmocka_unit_test(urls_are_checked),

@@ -39,6 +39,7 @@ struct vballoon {
 	struct vballoon_counters counters;
 	struct virtq_chain *chain;
 	int stats_fd;             /* refresh timerfd; -1: no stats queue */
+	unsigned stats_interval_s; /* its period; 0: no stats queue */
 	bool stats_held;          /* the driver's stats buffer is with the device */
 	uint16_t stats_head;      /* ... and this is its head, to hand back */
 	struct vballoon_stats stats;
@@ -191,7 +192,7 @@ static void vb_config_read(struct virtio_device *d, uint32_t off, uint8_t *data,
 {
 	struct vballoon *b = to_vb(d);
 	uint8_t cfg[VBALLOON_CONFIG_LEN];
-	uint32_t num = htole32(b->num_pages), act = htole32(__atomic_load_n(&b->actual, __ATOMIC_RELAXED));
+	uint32_t num = htole32(__atomic_load_n(&b->num_pages, __ATOMIC_RELAXED)), act = htole32(__atomic_load_n(&b->actual, __ATOMIC_RELAXED));
 	memcpy(cfg, &num, 4);
 	memcpy(cfg + 4, &act, 4);
 	memcpy(data, cfg + off, len); /* the transport checked off + len <= config_len */
@@ -318,10 +319,55 @@ int virtio_balloon_enable_stats(struct virtio_device *d, unsigned seconds, vt_er
 	if (b->stats_fd >= 0)
 		close(b->stats_fd);
 	b->stats_fd = fd;
+	b->stats_interval_s = seconds;
 	d->features |= 1ULL << VIRTIO_BALLOON_F_STATS_VQ;
 	d->nqueues = 3;
 	d->queue_max[VBALLOON_STATSQ] = VBALLOON_QUEUE_SIZE;
 	return 0;
+}
+
+/* The target is read by the guest through config space (vCPU threads) and by --stats: atomics. The
+ * transport lock orders the change with the config interrupt and its generation. */
+int virtio_balloon_set_target(struct virtio_device *d, uint64_t target_bytes, vt_err *err)
+{
+	struct vballoon *b = to_vb(d);
+	uint64_t pages = target_bytes >> VBALLOON_PAGE_SHIFT;
+	if (pages > UINT32_MAX)
+		return vt_fail(err, "virtio-balloon: target of %llu bytes is too large", (unsigned long long)target_bytes);
+	struct virtio_transport *t = d->transport;
+	if (t)
+		pthread_mutex_lock(&t->lock);
+	__atomic_store_n(&b->num_pages, (uint32_t)pages, __ATOMIC_RELAXED);
+	if (t) {
+		virtio_config_changed(d);
+		pthread_mutex_unlock(&t->lock);
+	}
+	return 0;
+}
+
+uint64_t virtio_balloon_target(struct virtio_device *d)
+{
+	return (uint64_t)__atomic_load_n(&to_vb(d)->num_pages, __ATOMIC_RELAXED) << VBALLOON_PAGE_SHIFT;
+}
+
+int virtio_balloon_set_stats_interval(struct virtio_device *d, unsigned seconds, vt_err *err)
+{
+	struct vballoon *b = to_vb(d);
+	if (b->stats_fd < 0)
+		return vt_fail(err, "virtio-balloon: the guest's statistics are off (they can only be turned on at start)");
+	if (!seconds)
+		return vt_fail(err, "virtio-balloon: statistics interval must be at least 1 s (they cannot be turned off "
+				    "while the VM runs)");
+	struct itimerspec every = { .it_interval = { .tv_sec = seconds }, .it_value = { .tv_sec = seconds } };
+	if (timerfd_settime(b->stats_fd, 0, &every, NULL) < 0)
+		return vt_fail_errno(err, errno, "virtio-balloon: timerfd_settime");
+	__atomic_store_n(&b->stats_interval_s, seconds, __ATOMIC_RELAXED);
+	return 0;
+}
+
+unsigned virtio_balloon_stats_interval(struct virtio_device *d)
+{
+	return __atomic_load_n(&to_vb(d)->stats_interval_s, __ATOMIC_RELAXED);
 }
 
 int virtio_balloon_stats_fd(const struct virtio_device *d)
@@ -389,7 +435,7 @@ void virtio_balloon_print_stats(struct virtio_device *d, FILE *f)
 {
 	const struct vballoon *b = to_vb(d);
 	fprintf(f, "virtio-balloon: target %u pages, actual %u pages (at most %u), %llu inflated, %llu deflated, "
-		"%llu bad pfns\n", b->num_pages, virtio_balloon_actual(d),
+		"%llu bad pfns\n", __atomic_load_n(&b->num_pages, __ATOMIC_RELAXED), virtio_balloon_actual(d),
 		__atomic_load_n(&b->actual_max, __ATOMIC_RELAXED), (unsigned long long)b->counters.inflated,
 		(unsigned long long)b->counters.deflated, (unsigned long long)b->counters.bad_pfns);
 	if (b->stats_fd >= 0)

@@ -49,6 +49,15 @@ void virtio_balloon_destroy(struct virtio_device *d);
  * `seconds` (> 0). Call before the device is plugged into its transport. Makes a timerfd: watch it on the
  * device's event loop with virtio_balloon_stats_tick. */
 int virtio_balloon_enable_stats(struct virtio_device *d, unsigned seconds, vt_err *err);
+/* Change the target while the VM runs (any thread): the driver learns it from a configuration-change
+ * interrupt and inflates or deflates towards it. Takes the transport lock. */
+int virtio_balloon_set_target(struct virtio_device *d, uint64_t target_bytes, vt_err *err);
+/* The target in bytes (whole 4 KiB pages). */
+uint64_t virtio_balloon_target(struct virtio_device *d);
+/* Change how often the guest is asked for statistics (> 0; only when the stats queue was enabled). */
+int virtio_balloon_set_stats_interval(struct virtio_device *d, unsigned seconds, vt_err *err);
+/* That period in seconds; 0 without statistics. */
+unsigned virtio_balloon_stats_interval(struct virtio_device *d);
 /* The refresh timer's fd, -1 without stats. */
 int virtio_balloon_stats_fd(const struct virtio_device *d);
 /* Event-loop callback of that fd: hand the held stats buffer back to the driver so it refills it. Takes the

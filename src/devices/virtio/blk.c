@@ -193,6 +193,31 @@ void virtio_blk_complete(void *dev)
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* The image is opened before the transport lock is taken (a slow open must not stall the vCPUs that touch
+ * this device); under it, the requests in flight finish on the old image and reach the driver, then the
+ * images are exchanged and the driver is told of the new capacity. */
+int virtio_blk_change(struct virtio_device *d, const char *path, enum blk_format format, vt_err *err)
+{
+	struct vblk_dev *b = to_vblk(d);
+	struct virtio_transport *t = d->transport;
+	struct blk *medium;
+	if (blk_medium_open(b->disk, path, format, &medium, err) < 0)
+		return -1;
+	pthread_mutex_lock(&t->lock);
+	while (blk_inflight(b->disk))
+		blk_wait_completions(b->disk);
+	blk_medium_swap(b->disk, medium);   /* the medium holds the old image now */
+	build_config(b);
+	virtio_config_changed(d);
+	if (b->pushed) {
+		b->pushed = false;
+		virtio_queue_interrupt(d, 0, false);
+	}
+	pthread_mutex_unlock(&t->lock);
+	blk_medium_close(medium);
+	return 0;
+}
+
 unsigned virtio_blk_in_flight(const struct virtio_device *d)
 {
 	const struct vblk_dev *b = (const struct vblk_dev *)d;

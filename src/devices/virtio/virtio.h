@@ -168,6 +168,10 @@ void virtio_blk_destroy(struct virtio_device *d);
 int virtio_blk_checkpoint(struct virtio_device *d, const char *layer_path, vt_err *err);
 int virtio_blk_checkpoint_undo(struct virtio_device *d, const char *layer_path, vt_err *err);
 bool virtio_blk_writable_image(const struct virtio_device *d);   /* what a checkpoint freezes */
+/* A new image under the running disk (block/raw.h blk_medium_*): its capacity is the new image's, the
+ * driver gets a configuration interrupt; read-only mode and serial stay the device's. On failure nothing
+ * changed. Safe for the guest only while it does not use the disk (nothing mounted). */
+int virtio_blk_change(struct virtio_device *d, const char *path, enum blk_format format, vt_err *err);
 const char *virtio_blk_serial(const struct virtio_device *d);
 enum blk_format virtio_blk_format(const struct virtio_device *d);
 int virtio_blk_eventfd(const struct virtio_device *d);
