@@ -42,18 +42,26 @@ static void get_balloon(struct vm_api *a, struct api_reply *r)
 	vm_api_reply_json(r, 200, o);
 }
 
+/* The one member of a PATCH body for the balloon, a whole number from 0 to max; false once answered (no
+ * balloon, a body that is not that). */
+static bool balloon_patch_value(struct vm_api *a, const struct api_request *req, struct api_reply *r, const char *key,
+				int64_t max, struct virtio_device **b, int64_t *value)
+{
+	const char *const known[] = { key, NULL };
+	json_object *o = (*b = balloon_of(a, r)) ? vm_api_parse_body(req, r) : NULL;
+	bool ok = o && vm_api_int_field(o, key, true, 0, max, value, r) && vm_api_only_fields(o, known, r);
+	json_object_put(o);
+	return ok;
+}
+
 static void patch_balloon(struct vm_api *a, const struct api_request *req, struct api_reply *r)
 {
-	static const char *const known[] = { "amount_mib", NULL };
-	struct virtio_device *b = balloon_of(a, r);
-	json_object *o = b ? vm_api_parse_body(req, r) : NULL;
+	struct virtio_device *b;
 	int64_t mib;
 	vt_err err;
-	if (!o)
+	if (!balloon_patch_value(a, req, r, "amount_mib", 1 << 22, &b, &mib))
 		return;
-	if (!vm_api_int_field(o, "amount_mib", true, 0, 1 << 22, &mib, r) || !vm_api_only_fields(o, known, r)) {
-		/* answered */
-	} else if ((uint64_t)mib << MiB_SHIFT >= a->cfg->mem_size) {
+	if ((uint64_t)mib << MiB_SHIFT >= a->cfg->mem_size) {
 		vm_api_fault(r, 400, "amount_mib: %lld MiB is not smaller than the VM's memory (%llu MiB)", (long long)mib,
 			     (unsigned long long)(a->cfg->mem_size >> MiB_SHIFT));
 	} else if (virtio_balloon_set_target(b, (uint64_t)mib << MiB_SHIFT, &err) < 0) {
@@ -62,7 +70,6 @@ static void patch_balloon(struct vm_api *a, const struct api_request *req, struc
 		a->cfg->balloon_size = (uint64_t)mib << MiB_SHIFT;
 		r->status = 204;
 	}
-	json_object_put(o);
 }
 
 /* Firecracker's BalloonStats member names of the guest's statistics (tags 0-9 of virtio 1.x 5.5.6.3.1). */
@@ -92,23 +99,17 @@ static void get_balloon_statistics(struct vm_api *a, struct api_reply *r)
 
 static void patch_balloon_statistics(struct vm_api *a, const struct api_request *req, struct api_reply *r)
 {
-	static const char *const known[] = { "stats_polling_interval_s", NULL };
-	struct virtio_device *b = balloon_of(a, r);
-	json_object *o = b ? vm_api_parse_body(req, r) : NULL;
+	struct virtio_device *b;
 	int64_t secs;
 	vt_err err;
-	if (!o)
+	if (!balloon_patch_value(a, req, r, "stats_polling_interval_s", MAX_STATS_INTERVAL_S, &b, &secs))
 		return;
-	if (!vm_api_int_field(o, "stats_polling_interval_s", true, 0, MAX_STATS_INTERVAL_S, &secs, r) ||
-	    !vm_api_only_fields(o, known, r)) {
-		/* answered */
-	} else if (virtio_balloon_set_stats_interval(b, (unsigned)secs, &err) < 0) {
+	if (virtio_balloon_set_stats_interval(b, (unsigned)secs, &err) < 0) {
 		vm_api_fault(r, 400, "%s", err.msg);
 	} else {
 		a->cfg->balloon_stats_s = (unsigned)secs;
 		r->status = 204;
 	}
-	json_object_put(o);
 }
 
 /* Firecracker's PATCH /drives/{drive_id}: the disk keeps its ID, serial and read-only mode; its image and

@@ -171,19 +171,25 @@ static int vm_ls(int argc, char **argv)
 	return 0;
 }
 
-/* The single NAME argument of a verb, loaded; the exit status on failure, -1 when loaded. */
-static int load_named(int argc, char **argv, int first, struct vm_state *st)
+/* The VM called name, loaded; the exit status on failure, -1 when loaded. */
+static int load_vm(const char *name, struct vm_state *st)
 {
 	vt_err err;
-	if (argc - first != 1)
-		return fprintf(stderr, "virtus vm %s: expected one VM name\n%s", argv[0], vm_manage_usage), EXIT_USAGE;
-	if (vm_state_load(argv[first], st, &err) < 0)
+	if (vm_state_load(name, st, &err) < 0)
 		return fail(NULL, &err);
 	if (!vm_state_alive(st)) {
 		vm_state_remove(st);
 		return fprintf(stderr, "virtus: VM '%s' is no longer running\n", st->name), 1;
 	}
 	return -1;
+}
+
+/* The single NAME argument of a verb, loaded; the exit status on failure, -1 when loaded. */
+static int load_named(int argc, char **argv, int first, struct vm_state *st)
+{
+	if (argc - first != 1)
+		return fprintf(stderr, "virtus vm %s: expected one VM name\n%s", argv[0], vm_manage_usage), EXIT_USAGE;
+	return load_vm(argv[first], st);
 }
 
 static int vm_pause_resume(int argc, char **argv, bool pause)
@@ -210,8 +216,7 @@ static int vm_balloon(int argc, char **argv)
 	if (size % MiB)
 		return fprintf(stderr, "virtus vm balloon: SIZE must be whole MiB, got '%s'\n", argv[2]), EXIT_USAGE;
 	struct vm_state st;
-	char *name_only[] = { argv[0], argv[1] };
-	int rc = load_named(2, name_only, 1, &st);
+	int rc = load_vm(argv[1], &st);
 	if (rc >= 0)
 		return rc;
 	if (argc == 3) {
@@ -238,8 +243,7 @@ static int vm_disk(int argc, char **argv)
 		return fprintf(stderr, "virtus: %s: %s\n", argv[4], strerror(errno)), 1;
 	struct vm_state st;
 	vt_err err;
-	char *name_only[] = { argv[0], argv[1] };
-	int rc = load_named(2, name_only, 1, &st);
+	int rc = load_vm(argv[1], &st);
 	if (rc >= 0)
 		return rc;
 	json_object *body = json_object_new_object();
@@ -613,8 +617,7 @@ static int vm_api(int argc, char **argv)
 		return fprintf(stderr, "virtus vm api: expected NAME METHOD PATH [JSON]\n%s", vm_manage_usage), EXIT_USAGE;
 	struct vm_state st;
 	vt_err err;
-	char *name_only[] = { argv[0], argv[1] };
-	int rc = load_named(2, name_only, 1, &st);
+	int rc = load_vm(argv[1], &st);
 	if (rc >= 0)
 		return rc;
 	int status;

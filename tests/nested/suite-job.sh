@@ -281,10 +281,12 @@ timeout 120 virtus vm run -d --name mg1 --kernel guest/vmlinux --initrd guest/in
 	--balloon 0,stats=1 --disk /tmp/mg/disk.img --cmdline "$base_cmdline virtus.init=\"run:$mg_cmd\"" >/tmp/mg/run.out 2>&1
 echo "mg-run-status $? $(head -c 200 /tmp/mg/run.out | tr '\n' ' ')"
 sleep 100 | timeout 200 virtus vm console mg1 >/tmp/mg/console 2>&1 &
-mg_last() { virtus vm logs mg1 2>/dev/null | tr -d '\r' | sed -n 's/^mg-count \([0-9][0-9]*\).*/\1/p' | tail -n1; }
-mg_wait() { # mg_wait SECONDS MIN: until the count reaches MIN. One reading per turn: two readings (one
-	# empty, the next "1" as the guest printed its first count) once ended the wait at count 1.
-	i=0
+# The console log's complete lines: its last line may be cut mid-write ("mg-count 1" of "mg-count 15"), and a
+# count read from it once ended a wait at once and made a counting guest look stalled.
+log_lines() { virtus vm logs "$1" 2>/dev/null | tr -d '\r' | sed '$d'; }
+mg_last() { log_lines mg1 | sed -n 's/^mg-count \([0-9][0-9]*\).*/\1/p' | tail -n1; }
+mg_wait() { # mg_wait SECONDS MIN: until the count reaches MIN (one reading per turn)
+	local i=0 c
 	while :; do
 		c=$(mg_last)
 		[ -n "$c" ] && [ "$c" -ge "$2" ] 2>/dev/null && return 0
@@ -340,7 +342,7 @@ dc_cmd='while true; do echo 1 >/proc/sys/vm/drop_caches; echo dc-read $(cat /sys
 timeout 120 virtus vm run -d --name dc1 --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --memory 256M \
 	--disk /tmp/mg/dc-a.img --cmdline "$base_cmdline virtus.init=\"run:$dc_cmd\"" >/tmp/mg/dc-run.out 2>&1
 echo "dc-run-status $? $(head -c 200 /tmp/mg/dc-run.out | tr '\n' ' ')"
-dc_last() { virtus vm logs dc1 2>/dev/null | tr -d '\r' | sed -n 's/^dc-read \([0-9]* [a-zA-Z-]*\).*/\1/p' | tail -n1; }
+dc_last() { log_lines dc1 | sed -n 's/^dc-read \([0-9]* [a-zA-Z-]*\).*/\1/p' | tail -n1; }
 dc_wait() { i=0; until [ "$(dc_last)" = "$1" ] || [ $i -ge 300 ]; do i=$((i + 1)); sleep 0.2; done; }
 dc_wait "2048 dc-disk-A"; echo "dc-before $(dc_last)"
 virtus vm disk dc1 change vda /tmp/mg/dc-b.img; echo "dc-change-status $?"
@@ -363,7 +365,7 @@ timeout 120 virtus vm run -d --name sn1 --kernel guest/vmlinux --initrd guest/in
 	--cmdline "$base_cmdline virtus.init=\"run:$sn_cmd\"" >/tmp/mg/sn-run.out 2>&1
 echo "sn-run-status $? $(head -c 300 /tmp/mg/sn-run.out | tr '\n' ' ')"
 sleep 100 | timeout 200 virtus vm console sn1 >/tmp/mg/sn-console 2>&1 &
-sn_last() { virtus vm logs "$1" 2>/dev/null | tr -d '\r' | sed -n 's/^sn-count \([0-9][0-9 ]*[0-9]\).*/\1/p' | tail -n1; }
+sn_last() { log_lines "$1" | sed -n 's/^sn-count \([0-9][0-9 ]*[0-9]\).*/\1/p' | tail -n1; }
 i=0; until [ "$(sn_last sn1 | cut -d' ' -f1)" -ge 3 ] 2>/dev/null || [ $i -ge 450 ]; do i=$((i + 1)); sleep 0.2; done
 sleep 200 | timeout 100 ./vsock unix-connect /tmp/mg/sn1.sock "CONNECT 5001" >/dev/null 2>/tmp/mg/sn-held.err &
 sleep 2
@@ -453,7 +455,7 @@ timeout 120 virtus vm run -d --name mi1 --kernel guest/vmlinux --initrd guest/in
 	--rng --net user --balloon 0 --disk /tmp/mg/mi-disk.img --vsock 3,/tmp/mg/mi1.sock \
 	--cmdline "$base_cmdline virtus.init=\"run:$mi_cmd\"" >/tmp/mg/mi-run.out 2>&1
 echo "mi-run-status $? $(head -c 300 /tmp/mg/mi-run.out | tr '\n' ' ')"
-mi_last() { virtus vm logs "$1" 2>/dev/null | tr -d '\r' | sed -n 's/^mi-count \([0-9a-f][0-9a-f ]*[0-9a-f]\).*/\1/p' | tail -n1; }
+mi_last() { log_lines "$1" | sed -n 's/^mi-count \([0-9a-f][0-9a-f ]*[0-9a-f]\).*/\1/p' | tail -n1; }
 i=0; until [ "$(mi_last mi1 | cut -d' ' -f1)" -ge 3 ] 2>/dev/null || [ $i -ge 450 ]; do i=$((i + 1)); sleep 0.2; done
 echo "mi-before $(mi_last mi1)"
 virtus vm balloon mi1 64M; balloon_wait mi1 64; echo "mi-balloon-before $(balloon_field mi1 actual_mib)"

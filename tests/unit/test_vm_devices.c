@@ -25,16 +25,23 @@ static struct vm_config source(void)
 	};
 }
 
+/* src's devices written and read into dst (st keeps dst's strings). */
+static void round_trip(const struct vm_config *src, struct vm_config *dst, struct vm_devices_store *st)
+{
+	vt_err err;
+	char *text = vm_devices_to_json(src);
+	assert_non_null(text);
+	if (vm_devices_from_json(text, dst, st, &err) < 0)
+		fail_msg("vm_devices_from_json: %s", err.msg);
+	free(text);
+}
+
 static void everything_travels(void **state)
 {
 	(void)state;
 	struct vm_config src = source(), dst = { .ncpus = 1 };
 	struct vm_devices_store st;
-	vt_err err;
-	char *text = vm_devices_to_json(&src);
-	assert_non_null(text);
-	assert_int_equal(vm_devices_from_json(text, &dst, &st, &err), 0);
-	free(text);
+	round_trip(&src, &dst, &st);
 	assert_true(dst.rng);
 	assert_false(dst.virtio_console);
 	assert_true(dst.balloon);
@@ -65,10 +72,7 @@ static void a_balloon_without_a_target_travels(void **state)
 	struct vm_config src = { .balloon = true }, dst = { 0 };
 	struct vm_devices_store st;
 	vt_err err;
-	char *text = vm_devices_to_json(&src);
-	assert_non_null(text);
-	assert_int_equal(vm_devices_from_json(text, &dst, &st, &err), 0);
-	free(text);
+	round_trip(&src, &dst, &st);
 	assert_true(dst.balloon);
 	assert_int_equal(dst.balloon_size, 0);
 	dst = (struct vm_config){ 0 };
@@ -89,10 +93,7 @@ static void the_command_line_replaces_a_class(void **state)
 	struct vm_config src = source();
 	struct vm_config dst = { .ndisks = 1, .disk = { { .path = "/elsewhere/a" } }, .vsock_cid = 9, .vsock_path = "/x.sock" };
 	struct vm_devices_store st;
-	vt_err err;
-	char *text = vm_devices_to_json(&src);
-	assert_int_equal(vm_devices_from_json(text, &dst, &st, &err), 0);
-	free(text);
+	round_trip(&src, &dst, &st);
 	assert_int_equal(dst.ndisks, 1);
 	assert_string_equal(dst.disk[0].path, "/elsewhere/a");
 	assert_int_equal(dst.vsock_cid, 9);
