@@ -283,7 +283,10 @@ echo "mg-run-status $? $(head -c 200 /tmp/mg/run.out | tr '\n' ' ')"
 sleep 100 | timeout 200 virtus vm console mg1 >/tmp/mg/console 2>&1 &
 # The console log's complete lines: its last line may be cut mid-write ("mg-count 1" of "mg-count 15"), and a
 # count read from it once ended a wait at once and made a counting guest look stalled.
-log_lines() { virtus vm logs "$1" 2>/dev/null | tr -d '\r' | sed '$d'; }
+log_lines() {
+	virtus vm logs "$1" 2>/dev/null | tr -d '\r' >/tmp/log-lines
+	if [ -n "$(tail -c 1 /tmp/log-lines)" ]; then sed '$d' /tmp/log-lines; else cat /tmp/log-lines; fi
+}
 mg_last() { log_lines mg1 | sed -n 's/^mg-count \([0-9][0-9]*\).*/\1/p' | tail -n1; }
 mg_wait() { # mg_wait SECONDS MIN: until the count reaches MIN (one reading per turn)
 	local i=0 c
@@ -381,7 +384,7 @@ sleep 2
 # the other devices (rng, net, the disk) come from the snapshot
 timeout 60 virtus vm run -d --name sn2 --restore /tmp/mg/snap --vsock 3,/tmp/mg/sn2.sock >/tmp/mg/sn-restore.out 2>&1
 echo "sn-restore-status $? $(tr '\n' ' ' </tmp/mg/sn-restore.out)"
-i=0; until [ "$(virtus vm logs sn2 2>/dev/null | grep -c '^sn-count')" -ge 3 ] || [ $i -ge 150 ]; do i=$((i + 1)); sleep 0.2; done
+i=0; until [ "$(log_lines sn2 | grep -c '^sn-count')" -ge 3 ] || [ $i -ge 150 ]; do i=$((i + 1)); sleep 0.2; done
 echo "sn-after $(virtus vm logs sn2 | tr -d '\r' | sed -n 's/^sn-count \([0-9][0-9 ]*[0-9]\).*/\1/p' | head -n1)"
 echo "sn-after-last $(sn_last sn2)"
 echo "sn-after-boots $(virtus vm logs sn2 | grep -c 'virtus-guest: ready')"
@@ -407,7 +410,7 @@ rm -f /tmp/mg/sn-disk.raw
 mkdir -p /tmp/ck && cp base.qcow2 /tmp/ck/ck.qcow2
 ck_cmd='mkdir -p /a; mount -t ext4 /dev/vda /a && echo ck-A >/a/A.txt && sync && echo ck-a-written; while true; do c=$(vsock listen 5002 </dev/null 2>/dev/null); case $c in go*) rm /a/A.txt; echo ck-B >/a/B.txt; sync; echo ck-b-written;; check*) echo ck-files $(cd /a && ls *.txt); umount /a; echo ck-umount $?;; esac; done'
 ck_wait() { # ck_wait VM LINE: until the VM's log has LINE (30 s)
-	i=0; until virtus vm logs "$1" 2>/dev/null | tr -d '\r' | grep -q "^$2" || [ $i -ge 150 ]; do i=$((i + 1)); sleep 0.2; done
+	i=0; until log_lines "$1" | grep -q "^$2" || [ $i -ge 150 ]; do i=$((i + 1)); sleep 0.2; done
 }
 ck_send() { # ck_send SOCKET WORD: to the guest's port 5002
 	for i in 1 2 3 4 5; do
@@ -434,7 +437,7 @@ echo "ck-layer-md5-before $(md5sum </tmp/ck/snap/disk0.qcow2 | cut -d' ' -f1)"
 timeout 60 virtus vm run -d --name ck2 --restore /tmp/ck/snap --vsock 3,/tmp/ck/ck2.sock >/tmp/ck/restore.out 2>&1
 echo "ck-restore-status $? $(tr '\n' ' ' </tmp/ck/restore.out)"
 ck_send /tmp/ck/ck2.sock check; ck_wait ck2 ck-umount
-echo "ck-guest $(virtus vm logs ck2 | tr -d '\r' | sed -n 's/^ck-files //p' | tail -n1) umount $(virtus vm logs ck2 | tr -d '\r' | sed -n 's/^ck-umount //p' | tail -n1)"
+echo "ck-guest $(log_lines ck2 | sed -n 's/^ck-files //p' | tail -n1) umount $(log_lines ck2 | sed -n 's/^ck-umount //p' | tail -n1)"
 timeout 30 virtus vm kill ck2 >/dev/null 2>&1; sleep 1
 qemu-img convert -O raw /tmp/ck/ck.qcow2 /tmp/ck/restored.raw
 echo "ck-fsck-status $(e2fsck -fn /tmp/ck/restored.raw >/tmp/ck/fsck.out 2>&1; echo $?)"
@@ -468,7 +471,7 @@ echo "mi-migrate-status $? $(tr '\n' ' ' </tmp/mg/mi.out) $(tail -n 3 /tmp/mg/mi
 echo "mi-migrate-line $(sed -n 's/.* in \([0-9]*\) ms (paused \([0-9]*\) ms; \([0-9.]*\) MiB sent in \([0-9]*\) passes).*/\1 \2 \3 \4/p' /tmp/mg/mi.out)"
 sleep 1
 echo "mi-source-left $(ls /tmp/mg/vms | grep -c '^mi1$')"
-i=0; until [ "$(virtus vm logs mi2 2>/dev/null | grep -c '^mi-count')" -ge 3 ] || [ $i -ge 150 ]; do i=$((i + 1)); sleep 0.2; done
+i=0; until [ "$(log_lines mi2 | grep -c '^mi-count')" -ge 3 ] || [ $i -ge 150 ]; do i=$((i + 1)); sleep 0.2; done
 echo "mi-after $(virtus vm logs mi2 | tr -d '\r' | sed -n 's/^mi-count \([0-9a-f][0-9a-f ]*[0-9a-f]\).*/\1/p' | head -n1)"
 echo "mi-after-last $(mi_last mi2)"
 echo "mi-after-boots $(virtus vm logs mi2 | grep -c 'virtus-guest: ready')"
