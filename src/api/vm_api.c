@@ -356,6 +356,8 @@ static void put_snapshot_create(struct vm_api *a, const struct api_request *req,
 		/* answered */
 	} else if (type && strcmp(type, "Full")) {
 		vm_api_fault(r, 400, "snapshot_type: '%s' is not supported (only \"Full\")", type);
+	} else if (vm_api_removing(a)) {
+		vm_api_fault(r, 409, "drive '%s' is being removed: snapshot once it is gone or stays", a->removal.id);
 	} else if (!vm_is_paused(a->vm)) {
 		vm_api_fault(r, 400, "the VM must be paused first (PATCH /vm {\"state\": \"Paused\"})");
 	} else if (vm_snapshot_supported(a->vm, &err) < 0) {
@@ -395,7 +397,8 @@ void vm_api_release(struct vm_api *a)
 	a->migration = NULL;
 	for (unsigned k = 0; k < VM_MAX_DISKS; k++) {
 		free(a->disk_path[k]);
-		a->disk_path[k] = NULL;
+		free(a->disk_serial[k]);
+		a->disk_path[k] = a->disk_serial[k] = NULL;
 	}
 }
 
@@ -425,6 +428,8 @@ static void put_migrate(struct vm_api *a, const struct api_request *req, struct 
 		/* answered */
 	} else if (strlen(url) >= sizeof(a->migration_url)) {
 		vm_api_fault(r, 400, "destination_url: longer than %zu bytes", sizeof(a->migration_url) - 1);
+	} else if (vm_api_removing(a)) {
+		vm_api_fault(r, 409, "drive '%s' is being removed: migrate once it is gone or stays", a->removal.id);
 	} else if (__atomic_load_n(&a->vm->stopping, __ATOMIC_SEQ_CST)) {
 		vm_api_fault(r, 400, "the VM is stopping");
 	} else if (vm_api_migrating(a)) {

@@ -22,7 +22,26 @@ struct vm_api {
 	char migration_url[160];
 	bool migration_end_reported;
 	char *disk_path[VM_MAX_DISKS]; /* a disk's new image (PATCH /drives/ID): cfg->disk[k].path points here */
+	char *disk_serial[VM_MAX_DISKS]; /* a disk plugged in while running: its ID, cfg->disk[k].serial */
+	/* DELETE /drives/ID: the removal the guest was asked to agree to (one at a time) */
+	struct vm_api_removal {
+		unsigned slot;           /* 0: none under way */
+		char id[32];
+		unsigned timeout_s;
+		uint64_t deadline_ns;
+	} removal;
+	char eject_error_id[32];     /* the last removal that the guest did not agree to, and why (GET /drives/ID) */
+	char eject_error[256];
 };
+
+/* ---- Disks plugged in and removed while the VM runs (api/vm_api_hardware.c) -------------------------------
+ * The control loop polls vm_api_ejected_fd (readable when the guest let go of a disk) and calls
+ * vm_api_hotplug_step then, and when vm_api_hotplug_timeout_ms has passed. */
+int vm_api_ejected_fd(const struct vm_api *a);
+int vm_api_hotplug_timeout_ms(const struct vm_api *a);   /* -1: no removal under way */
+void vm_api_hotplug_step(struct vm_api *a);
+/* Whether a removal is under way: snapshots and migrations wait for its end. */
+bool vm_api_removing(const struct vm_api *a);
 
 /* What the VM's API holds beyond the VM (a migration, changed disks' paths); after the VM is gone. */
 void vm_api_release(struct vm_api *a);

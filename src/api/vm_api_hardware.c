@@ -5,12 +5,19 @@
  *   GET   /balloon/statistics  {"target_pages", "actual_pages", "target_mib", "actual_mib", "free_memory", ...}
  *   PATCH /balloon/statistics  {"stats_polling_interval_s": S} (S > 0; only when statistics were on at start)
  *   PATCH /drives/ID           {"drive_id": ID, "path_on_host": P}  a new image under a running disk
+ *   PUT   /drives/ID           {"drive_id": ID, "path_on_host": P, "is_read_only": B}  (virtus, once running)
+ *                              a new disk plugged into the running VM (ACPI PCI hot-plug)
+ *   DELETE /drives/ID          [{"timeout_s": S}]  (virtus) the guest is asked to let go of the disk: 202, and
+ *                              the disk goes when it has (GET /drives/ID then answers 404), or stays after S s
+ *   GET   /drives/ID           {"drive_id", "path_on_host", "is_read_only", "state": "attached"|"ejecting",
+ *                              "eject_error"?}
  *
  * A change is also written into the VM's configuration, so a snapshot or migration carries it (the
  * device state carries the target too; the configuration is what GET /vm/config shows). */
 #include "api/vm_api.h"
 
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +27,9 @@
 
 #define MiB_SHIFT 20
 #define MAX_STATS_INTERVAL_S 3600
+#define DRIVE_ID_MAX 20          /* it is the disk's serial: virtio-blk's 20 bytes */
+#define EJECT_TIMEOUT_S 10       /* Linux's acpiphp lets go of a disk within a second */
+#define EJECT_TIMEOUT_MAX_S 600
 
 /* The balloon, or NULL after answering 400 (the VM was started without one). */
 static struct virtio_device *balloon_of(struct vm_api *a, struct api_reply *r)
@@ -152,9 +162,214 @@ static void patch_drive(struct vm_api *a, const char *id, const struct api_reque
 	json_object_put(o);
 }
 
+/* ---- Disks plugged in and removed ------------------------------------------------------------------------- */
+
+static bool valid_drive_id(const char *id, struct api_reply *r)
+{
+	size_t n = strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
+	if (!*id || id[n] || n > DRIVE_ID_MAX) {
+		vm_api_fault(r, 400, "drive_id: 1 to %d letters, digits, '_' and '-' (it is the disk's serial)", DRIVE_ID_MAX);
+		return false;
+	}
+	return true;
+}
+
+static bool can_change_disks(struct vm_api *a, struct api_reply *r)
+{
+	if (vm_api_migrating(a)) {
+		vm_api_fault(r, 409, "a migration is running: its destination builds the disks it was told of");
+		return false;
+	}
+	return true;
+}
+
+/* Record disk k's strings (owned here) and bump the count. */
+static void append_disk(struct vm_api *a, const struct vm_disk_config *c, char *path, char *serial)
+{
+	unsigned k = a->cfg->ndisks++;
+	a->disk_path[k] = path, a->disk_serial[k] = serial;
+	a->cfg->disk[k] = *c;
+	a->cfg->disk[k].path = path;
+	a->cfg->disk[k].serial = serial;
+}
+
+/* PUT /drives/ID once the VM runs: a new disk, plugged in. */
+static void put_drive(struct vm_api *a, const char *id, const struct api_request *req, struct api_reply *r)
+{
+	static const char *const known[] = { "drive_id", "path_on_host", "is_read_only", "is_root_device", NULL };
+	json_object *o = vm_api_parse_body(req, r), *v;
+	if (!o)
+		return;
+	const char *body_id = vm_api_string_field(o, "drive_id", "the drive's ID", r), *path = NULL;
+	struct vm_disk_config c = { .format = BLK_FORMAT_AUTO };
+	char *path_copy = NULL, *serial_copy = NULL;
+	vt_err err;
+	if (!body_id || !(path = vm_api_string_field(o, "path_on_host", "the image's path", r)) ||
+	    !vm_api_only_fields(o, known, r) || !valid_drive_id(id, r) || !can_change_disks(a, r)) {
+		/* answered */
+	} else if (strcmp(body_id, id)) {
+		vm_api_fault(r, 400, "drive_id: '%s' is not the ID of the path (%s)", body_id, id);
+	} else if (json_object_object_get_ex(o, "is_read_only", &v) && !json_object_is_type(v, json_type_boolean)) {
+		vm_api_fault(r, 400, "is_read_only: expected true or false");
+	} else if (json_object_object_get_ex(o, "is_root_device", &v) && json_object_get_boolean(v)) {
+		vm_api_fault(r, 400, "is_root_device: a disk plugged into a running VM cannot be its root device");
+	} else if (vm_api_find_drive(a->cfg, id) >= 0) {
+		vm_api_fault(r, 400, "drive '%s' exists (PATCH /drives/%s gives it a new image)", id, id);
+	} else if (!*path) {
+		vm_api_fault(r, 400, "path_on_host: empty");
+	} else if (a->cfg->ndisks == VM_MAX_DISKS) {
+		vm_api_fault(r, 400, "the VM has %d disks, the most it can have", VM_MAX_DISKS);
+	} else if (!(path_copy = strdup(path)) || !(serial_copy = strdup(id))) {
+		vm_api_fault(r, 500, "out of memory");
+	} else {
+		c.path = path_copy, c.serial = serial_copy;
+		c.readonly = json_object_object_get_ex(o, "is_read_only", &v) && json_object_get_boolean(v);
+		if (vm_pci_hotplug_disk(a->vm, &c, &err) < 0) {
+			vm_api_fault(r, 400, "%s", err.msg);
+		} else {
+			append_disk(a, &c, path_copy, serial_copy);
+			a->cfg->pci_reserved &= ~(1u << c.pci_slot); /* a removed disk's slot, taken again */
+			path_copy = serial_copy = NULL;
+			r->status = 204;
+		}
+	}
+	free(path_copy);
+	free(serial_copy);
+	json_object_put(o);
+}
+
+/* The optional body of DELETE /drives/ID: {"timeout_s": S}; false once answered. */
+static bool removal_timeout(const struct api_request *req, struct api_reply *r, unsigned *timeout_s)
+{
+	static const char *const known[] = { "timeout_s", NULL };
+	int64_t secs = EJECT_TIMEOUT_S;
+	*timeout_s = EJECT_TIMEOUT_S;
+	if (!req->body_len)
+		return true;
+	json_object *o = vm_api_parse_body(req, r);
+	bool ok = o && vm_api_int_field(o, "timeout_s", false, 1, EJECT_TIMEOUT_MAX_S, &secs, r) &&
+		  vm_api_only_fields(o, known, r);
+	json_object_put(o);
+	*timeout_s = (unsigned)secs;
+	return ok;
+}
+
+static void delete_drive(struct vm_api *a, const char *id, const struct api_request *req, struct api_reply *r)
+{
+	unsigned timeout_s, slot;
+	int k = vm_api_find_drive(a->cfg, id);
+	if (!removal_timeout(req, r, &timeout_s) || !can_change_disks(a, r))
+		return;
+	if (k < 0) {
+		vm_api_fault(r, 404, "no drive '%s' (GET /vm/config lists the drives)", id);
+	} else if (a->removal.slot) {
+		vm_api_fault(r, 409, "drive '%s' is being removed: one removal at a time", a->removal.id);
+	} else if (!(slot = vm_pci_disk_slot(a->vm, (unsigned)k))) {
+		vm_api_fault(r, 500, "drive '%s' has no PCI slot", id);
+	} else {
+		char pos[8];
+		a->removal = (struct vm_api_removal){ .slot = slot, .timeout_s = timeout_s,
+						      .deadline_ns = now_ns() + timeout_s * 1000000000ULL };
+		snprintf(a->removal.id, sizeof(a->removal.id), "%s", vm_api_drive_id(a->cfg, (unsigned)k, pos));
+		a->eject_error_id[0] = 0;
+		vm_pci_ask_eject(a->vm, slot);
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "drive_id", json_object_new_string(a->removal.id));
+		json_object_object_add(o, "state", json_object_new_string("ejecting"));
+		json_object_object_add(o, "timeout_s", json_object_new_int((int)timeout_s));
+		vm_api_reply_json(r, 202, o);
+	}
+}
+
+static void get_drive(struct vm_api *a, const char *id, struct api_reply *r)
+{
+	int k = vm_api_find_drive(a->cfg, id);
+	if (k < 0) {
+		vm_api_fault(r, 404, "no drive '%s'", id);
+		return;
+	}
+	char pos[8];
+	const struct vm_disk_config *c = &a->cfg->disk[k];
+	const char *name = vm_api_drive_id(a->cfg, (unsigned)k, pos);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "drive_id", json_object_new_string(name));
+	json_object_object_add(o, "path_on_host", json_object_new_string(c->path));
+	json_object_object_add(o, "is_read_only", json_object_new_boolean(c->readonly));
+	bool ejecting = a->removal.slot && !strcmp(a->removal.id, name);
+	json_object_object_add(o, "state", json_object_new_string(ejecting ? "ejecting" : "attached"));
+	if (!ejecting && !strcmp(a->eject_error_id, name))
+		json_object_object_add(o, "eject_error", json_object_new_string(a->eject_error));
+	vm_api_reply_json(r, 200, o);
+}
+
+/* Disk k left the VM: out of the configuration, its slot kept free for the devices after it. */
+static void forget_disk(struct vm_api *a, unsigned k, unsigned slot)
+{
+	struct vm_config *c = a->cfg;
+	free(a->disk_path[k]);
+	free(a->disk_serial[k]);
+	for (unsigned i = k; i + 1 < c->ndisks; i++) {
+		c->disk[i] = c->disk[i + 1];
+		a->disk_path[i] = a->disk_path[i + 1];
+		a->disk_serial[i] = a->disk_serial[i + 1];
+	}
+	c->ndisks--;
+	c->disk[c->ndisks] = (struct vm_disk_config){ 0 };
+	a->disk_path[c->ndisks] = a->disk_serial[c->ndisks] = NULL;
+	c->pci_reserved |= 1u << slot;
+}
+
+int vm_api_ejected_fd(const struct vm_api *a)
+{
+	return vm_pci_ejected_fd(a->vm);
+}
+
+int vm_api_hotplug_timeout_ms(const struct vm_api *a)
+{
+	if (!a->removal.slot)
+		return -1;
+	uint64_t now = now_ns();
+	return now >= a->removal.deadline_ns ? 0 : (int)((a->removal.deadline_ns - now) / 1000000 + 1);
+}
+
+bool vm_api_removing(const struct vm_api *a)
+{
+	return a->removal.slot != 0;
+}
+
+void vm_api_hotplug_step(struct vm_api *a)
+{
+	/* the disk leaves the configuration by its ID, found before its device goes (the lookup needs it) */
+	int k = a->removal.slot ? vm_api_find_drive(a->cfg, a->removal.id) : -1;
+	uint32_t gone = vm_pci_remove_ejected(a->vm);
+	if (a->removal.slot && (gone & (1u << a->removal.slot))) {
+		if (k >= 0)
+			forget_disk(a, (unsigned)k, a->removal.slot);
+		fprintf(stderr, "virtus: drive %s removed (the guest let go of it)\n", a->removal.id);
+		a->removal.slot = 0;
+	} else if (a->removal.slot && now_ns() >= a->removal.deadline_ns) {
+		vm_pci_cancel_eject(a->vm, a->removal.slot);
+		snprintf(a->eject_error_id, sizeof(a->eject_error_id), "%s", a->removal.id);
+		snprintf(a->eject_error, sizeof(a->eject_error),
+			 "the guest did not let go of drive %s within %u s, so it stays (a guest without ACPI PCI hot-plug, or "
+			 "one that refuses, never does)", a->removal.id, a->removal.timeout_s);
+		fprintf(stderr, "virtus: %s\n", a->eject_error);
+		a->removal.slot = 0;
+	}
+}
+
 bool vm_api_hardware_route(struct vm_api *a, const struct api_request *req, struct api_reply *r)
 {
-	if (vm_api_is(req, "GET", "/balloon"))
+	bool drive = !strncmp(req->path, "/drives/", 8) && req->path[8];
+	if (drive && !strcmp(req->method, "PUT"))
+		put_drive(a, req->path + 8, req, r);
+	else if (drive && !strcmp(req->method, "DELETE"))
+		delete_drive(a, req->path + 8, req, r);
+	else if (drive && !strcmp(req->method, "GET"))
+		get_drive(a, req->path + 8, r);
+	else if (drive && !strcmp(req->method, "PATCH"))
+		patch_drive(a, req->path + 8, req, r);
+	else if (vm_api_is(req, "GET", "/balloon"))
 		get_balloon(a, r);
 	else if (vm_api_is(req, "PATCH", "/balloon"))
 		patch_balloon(a, req, r);
@@ -162,8 +377,6 @@ bool vm_api_hardware_route(struct vm_api *a, const struct api_request *req, stru
 		get_balloon_statistics(a, r);
 	else if (vm_api_is(req, "PATCH", "/balloon/statistics"))
 		patch_balloon_statistics(a, req, r);
-	else if (!strcmp(req->method, "PATCH") && !strncmp(req->path, "/drives/", 8) && req->path[8])
-		patch_drive(a, req->path + 8, req, r);
 	else
 		return false;
 	return true;

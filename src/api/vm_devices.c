@@ -26,9 +26,13 @@ char *vm_devices_to_json(const struct vm_config *c)
 			json_object_object_add(d, "format", json_object_new_string(blk_format_name(c->disk[i].format)));
 		if (c->disk[i].layer)
 			json_object_object_add(d, "layer", json_object_new_string(c->disk[i].layer));
+		if (c->disk[i].pci_slot)
+			json_object_object_add(d, "pci_slot", json_object_new_int((int)c->disk[i].pci_slot));
 		json_object_array_add(disks, d);
 	}
 	json_object_object_add(o, "disks", disks);
+	if (c->pci_reserved)
+		json_object_object_add(o, "pci_reserved", json_object_new_int64(c->pci_reserved));
 	for (unsigned i = 0; i < c->nnets; i++)
 		json_object_array_add(nets, json_object_new_string(c->net[i]));
 	json_object_object_add(o, "nets", nets);
@@ -69,10 +73,11 @@ static int copy(const char *what, json_object *s, char *out, size_t len, vt_err 
 static int read_disks(json_object *a, struct vm_config *c, struct vm_devices_store *st, vt_err *err)
 {
 	size_t n = json_object_array_length(a);
+	uint32_t taken = 0;
 	if (n > VM_MAX_DISKS)
 		return vt_fail(err, "the source's configuration has %zu disks (at most %d)", n, VM_MAX_DISKS);
 	for (size_t i = 0; i < n; i++) {
-		json_object *d = json_object_array_get_idx(a, i), *path, *ro, *serial, *fmt, *layer;
+		json_object *d = json_object_array_get_idx(a, i), *path, *ro, *serial, *fmt, *layer, *slot;
 		if (!json_object_is_type(d, json_type_object) || !json_object_object_get_ex(d, "path", &path) ||
 		    copy("a disk's path", path, st->disk_path[i], sizeof(st->disk_path[i]), err) < 0)
 			return vt_fail(err, "the source's configuration: disk %zu is malformed", i + 1);
@@ -98,6 +103,14 @@ static int read_disks(json_object *a, struct vm_config *c, struct vm_devices_sto
 				return vt_fail(err, "the source's configuration: disk %zu's layer '%s' is not a plain file name",
 					       i + 1, st->disk_layer[i]);
 			c->disk[i].layer = st->disk_layer[i];
+		}
+		if (json_object_object_get_ex(d, "pci_slot", &slot)) {
+			int64_t s = json_object_get_int64(slot);
+			if (!json_object_is_type(slot, json_type_int) || s < 1 || s >= PCI_MAX_SLOTS || (taken & (1u << s)))
+				return vt_fail(err, "the source's configuration: disk %zu's PCI slot is not one of 1 to %d, or "
+						    "another disk's", i + 1, PCI_MAX_SLOTS - 1);
+			c->disk[i].pci_slot = (unsigned)s;
+			taken |= 1u << s;
 		}
 	}
 	c->ndisks = (unsigned)n;
@@ -138,7 +151,7 @@ static int read_devices(json_object *o, struct vm_config *c, struct vm_devices_s
 	json_object *balloon = member(o, "balloon", json_type_boolean, &bad);
 	json_object *mib = member(o, "balloon_mib", json_type_int, &bad), *stats = member(o, "balloon_stats_s", json_type_int, &bad);
 	json_object *disks = member(o, "disks", json_type_array, &bad), *nets = member(o, "nets", json_type_array, &bad);
-	json_object *vsock = member(o, "vsock", json_type_object, &bad);
+	json_object *vsock = member(o, "vsock", json_type_object, &bad), *reserved = member(o, "pci_reserved", json_type_int, &bad);
 	if (bad)
 		return vt_fail(err, "the source's configuration has a member of the wrong type");
 	if (!c->rng && rng)
@@ -153,6 +166,13 @@ static int read_devices(json_object *o, struct vm_config *c, struct vm_devices_s
 		c->balloon = true;
 		c->balloon_size = (uint64_t)m * MiB;
 		c->balloon_stats_s = (unsigned)s;
+	}
+	if (!c->ndisks && disks && reserved) { /* the slots go with the source's disks, never with --disk */
+		int64_t r = json_object_get_int64(reserved);
+		if (r < 0 || r > UINT32_MAX || (r & 1))
+			return vt_fail(err, "the source's configuration: pci_reserved is not a set of slots 1 to %d",
+				       PCI_MAX_SLOTS - 1);
+		c->pci_reserved = (uint32_t)r;
 	}
 	if ((!c->ndisks && disks && read_disks(disks, c, st, err) < 0) ||
 	    (!c->nnets && nets && read_nets(nets, c, st, err) < 0) ||

@@ -34,7 +34,7 @@ const char vm_manage_usage[] =
 	"       virtus vm snapshot [--stop] NAME DIR\n"
 	"       virtus vm migrate [--downtime MS] NAME tcp:HOST:PORT|unix:PATH\n"
 	"       virtus vm balloon NAME [SIZE]\n"
-	"       virtus vm disk NAME change ID PATH\n"
+	"       virtus vm disk NAME add ID PATH [--ro] | NAME remove ID [--timeout SECS] | NAME change ID PATH\n"
 	"       virtus vm console NAME\n"
 	"       virtus vm logs NAME\n"
 	"       virtus vm api NAME METHOD PATH [JSON]\n"
@@ -58,7 +58,12 @@ const char vm_manage_usage[] =
 	"           gives everything back): the guest hands that much of its RAM to the host, which frees it.\n"
 	"           Without SIZE: the target, what the guest has given (target_mib, actual_mib) and the guest's\n"
 	"           memory statistics, one 'name value' per line\n"
-	"  disk     change: give the running VM's disk ID (its id=, else vda, vdb, ... by --disk order) the image\n"
+	"  disk     add: plug a new virtio-blk disk into the running VM (ACPI PCI hot-plug), its serial ID (1 to\n"
+	"           20 letters, digits, '_', '-'); the guest's kernel finds it (Linux: /dev/disk/by-id/virtio-ID)\n"
+	"           remove: ask the guest to let go of disk ID (ACPI eject), and wait until it has (the disk goes)\n"
+	"           or SECS (default 10) have passed (the disk stays, exit status 1). Linux lets go of a mounted\n"
+	"           disk too, and its file system then fails: unmount first\n"
+	"           change: give the running VM's disk ID (its id=, else vda, vdb, ... by --disk order) the image\n"
 	"           PATH (raw or qcow2, probed; read-only if the disk is): the guest is told of its new capacity\n"
 	"           and reads the new image from then on. Safe only while the guest does not use the disk (not\n"
 	"           mounted): a mounted file system would find another disk under it\n"
@@ -76,8 +81,9 @@ static int fail(const char *what, const vt_err *err)
 
 /* One API request to VM `name`; a non-2xx answer is an error carrying the VM's fault_message. The reply
  * body (JSON) is returned in *out when out is not NULL. */
-static int vm_request(const struct vm_state *st, const char *method, const char *uri, const char *body,
-		      json_object **out, vt_err *err)
+/* status: the HTTP status, if the VM answered (NULL: not wanted). */
+static int vm_call(const struct vm_state *st, const char *method, const char *uri, const char *body,
+		   int *status_out, json_object **out, vt_err *err)
 {
 	int status;
 	cleanup_free char *reply = NULL;
@@ -85,6 +91,8 @@ static int vm_request(const struct vm_state *st, const char *method, const char 
 		*out = NULL;
 	if (api_call(st->api_socket, method, uri, body, API_TIMEOUT_MS, &status, &reply, err) < 0)
 		return -1;
+	if (status_out)
+		*status_out = status;
 	json_object *o = *reply ? json_tokener_parse(reply) : NULL;
 	if (status < 200 || status > 299) {
 		json_object *m;
@@ -98,6 +106,12 @@ static int vm_request(const struct vm_state *st, const char *method, const char 
 	else
 		json_object_put(o);
 	return 0;
+}
+
+static int vm_request(const struct vm_state *st, const char *method, const char *uri, const char *body,
+		      json_object **out, vt_err *err)
+{
+	return vm_call(st, method, uri, body, NULL, out, err);
 }
 
 static const char *get_str(json_object *o, const char *key)
@@ -233,28 +247,79 @@ static int vm_balloon(int argc, char **argv)
 	return 0;
 }
 
+/* PUT or PATCH /drives/ID with the image at path (made absolute: the VMM runs elsewhere, maybe in a jail). */
+static int send_drive(const struct vm_state *st, const char *method, const char *id, const char *path, bool ro)
+{
+	cleanup_free char *abs = realpath(path, NULL);
+	if (!abs)
+		return fprintf(stderr, "virtus: %s: %s\n", path, strerror(errno)), 1;
+	json_object *body = json_object_new_object();
+	json_object_object_add(body, "drive_id", json_object_new_string(id));
+	json_object_object_add(body, "path_on_host", json_object_new_string(abs));
+	if (!strcmp(method, "PUT"))
+		json_object_object_add(body, "is_read_only", json_object_new_boolean(ro));
+	char uri[96];
+	snprintf(uri, sizeof(uri), "/drives/%s", id);
+	vt_err err;
+	int rc = vm_request(st, method, uri, json_object_to_json_string(body), NULL, &err);
+	json_object_put(body);
+	return rc < 0 ? fail(NULL, &err) : 0;
+}
+
+/* DELETE /drives/ID, then wait until the disk is gone (404) or the VMM gave up on the guest (eject_error). */
+static int remove_drive(const struct vm_state *st, const char *id, unsigned timeout_s)
+{
+	char uri[96], body[48];
+	snprintf(uri, sizeof(uri), "/drives/%s", id);
+	snprintf(body, sizeof(body), "{\"timeout_s\": %u}", timeout_s);
+	vt_err err;
+	if (vm_request(st, "DELETE", uri, body, NULL, &err) < 0)
+		return fail(NULL, &err);
+	for (unsigned waited_ms = 0; waited_ms <= (timeout_s + 5) * 1000; waited_ms += 100) {
+		int status = 0;
+		json_object *o = NULL;
+		if (vm_call(st, "GET", uri, NULL, &status, &o, &err) < 0)
+			return status == 404 ? 0 : fail(NULL, &err);
+		json_object *e;
+		if (json_object_object_get_ex(o, "eject_error", &e)) {
+			fprintf(stderr, "virtus: %s\n", json_object_get_string(e));
+			json_object_put(o);
+			return 1;
+		}
+		json_object_put(o);
+		usleep(100000);
+	}
+	return fprintf(stderr, "virtus: VM '%s' did not say whether drive %s went\n", st->name, id), 1;
+}
+
+static int disk_usage(void)
+{
+	fprintf(stderr, "virtus vm disk: expected NAME add ID PATH [--ro] | NAME remove ID [--timeout SECS] | "
+			"NAME change ID PATH\n%s", vm_manage_usage);
+	return EXIT_USAGE;
+}
+
 static int vm_disk(int argc, char **argv)
 {
-	if (argc != 5 || strcmp(argv[2], "change"))
-		return fprintf(stderr, "virtus vm disk: expected NAME change ID PATH\n%s", vm_manage_usage), EXIT_USAGE;
-	/* the VMM runs elsewhere (its own directory, maybe a jail): it is given an absolute path */
-	cleanup_free char *path = realpath(argv[4], NULL);
-	if (!path)
-		return fprintf(stderr, "virtus: %s: %s\n", argv[4], strerror(errno)), 1;
+	if (argc < 4)
+		return disk_usage();
+	const char *op = argv[2], *id = argv[3];
+	uint64_t timeout_s = 10;
+	bool add = !strcmp(op, "add"), change = !strcmp(op, "change"), remove = !strcmp(op, "remove");
+	bool ro = add && argc == 6 && !strcmp(argv[5], "--ro");
+	if (!((add && (argc == 5 || ro)) || (change && argc == 5) || (remove && (argc == 4 || argc == 6))))
+		return disk_usage();
+	if (remove && argc == 6 && (strcmp(argv[4], "--timeout") || parse_uint(argv[5], 1, 600, &timeout_s) < 0))
+		return fprintf(stderr, "virtus vm disk remove: --timeout wants seconds from 1 to 600\n"), EXIT_USAGE;
+	if (strlen(id) > 64)
+		return fprintf(stderr, "virtus vm disk: disk ID '%.64s...' is too long\n", id), EXIT_USAGE;
 	struct vm_state st;
-	vt_err err;
 	int rc = load_vm(argv[1], &st);
 	if (rc >= 0)
 		return rc;
-	json_object *body = json_object_new_object();
-	json_object_object_add(body, "drive_id", json_object_new_string(argv[3]));
-	json_object_object_add(body, "path_on_host", json_object_new_string(path));
-	char uri[96];
-	snprintf(uri, sizeof(uri), "/drives/%s", argv[3]);
-	rc = strlen(argv[3]) > 64 ? (vt_fail(&err, "disk ID '%.64s...' is too long", argv[3]), -1)
-				  : vm_request(&st, "PATCH", uri, json_object_to_json_string(body), NULL, &err);
-	json_object_put(body);
-	return rc < 0 ? fail(NULL, &err) : 0;
+	if (remove)
+		return remove_drive(&st, id, (unsigned)timeout_s);
+	return send_drive(&st, add ? "PUT" : "PATCH", id, argv[4], ro);
 }
 
 static bool wait_gone(const struct vm_state *st, int ms)

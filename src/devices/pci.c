@@ -1,5 +1,6 @@
 #include "devices/pci.h"
 
+#include <sched.h>
 #include <string.h>
 
 #include "lib/util.h"
@@ -83,19 +84,61 @@ static int allocate_bars(struct pci_bus *bus, struct pci_device *d, vt_err *err)
 	return 0;
 }
 
-int pci_bus_plug(struct pci_bus *bus, struct pci_device *d, unsigned *slot, vt_err *err)
+static int plug_locked(struct pci_bus *bus, struct pci_device *d, unsigned s, vt_err *err)
 {
-	unsigned s = 1;
-	while (s < PCI_MAX_SLOTS && bus->slot[s])
-		s++;
-	if (s == PCI_MAX_SLOTS)
-		return vt_fail(err, "%s: all %d PCI slots are taken", d->name, PCI_MAX_SLOTS);
 	if (allocate_bars(bus, d, err) < 0)
 		return -1;
 	bus->slot[s] = d;
-	if (slot)
-		*slot = s;
+	bus->reserved &= ~(1u << s);
 	return 0;
+}
+
+int pci_bus_plug(struct pci_bus *bus, struct pci_device *d, unsigned *slot, vt_err *err)
+{
+	pthread_mutex_lock(&bus->lock);
+	unsigned s = 1;
+	while (s < PCI_MAX_SLOTS && (bus->slot[s] || (bus->reserved & (1u << s))))
+		s++;
+	int rc = s == PCI_MAX_SLOTS ? vt_fail(err, "%s: all %d PCI slots are taken", d->name, PCI_MAX_SLOTS - 1)
+				    : plug_locked(bus, d, s, err);
+	pthread_mutex_unlock(&bus->lock);
+	if (rc == 0 && slot)
+		*slot = s;
+	return rc;
+}
+
+int pci_bus_plug_at(struct pci_bus *bus, struct pci_device *d, unsigned slot, vt_err *err)
+{
+	if (slot == 0 || slot >= PCI_MAX_SLOTS)
+		return vt_fail(err, "%s: PCI slot %u does not exist (1 to %d)", d->name, slot, PCI_MAX_SLOTS - 1);
+	pthread_mutex_lock(&bus->lock);
+	int rc = bus->slot[slot] ? vt_fail(err, "%s: PCI slot %u holds %s", d->name, slot, bus->slot[slot]->name)
+				 : plug_locked(bus, d, slot, err);
+	pthread_mutex_unlock(&bus->lock);
+	return rc;
+}
+
+void pci_bus_unplug(struct pci_bus *bus, unsigned slot)
+{
+	if (slot == 0 || slot >= PCI_MAX_SLOTS)
+		return;
+	pthread_mutex_lock(&bus->lock);
+	struct pci_device *d = bus->slot[slot];
+	bus->slot[slot] = NULL;
+	pthread_mutex_unlock(&bus->lock);
+	/* a BAR access that found d before it left is still running (without the lock): let it end */
+	while (d && __atomic_load_n(&d->bar_users, __ATOMIC_ACQUIRE))
+		sched_yield();
+}
+
+unsigned pci_bus_slot_of(struct pci_bus *bus, const struct pci_device *d)
+{
+	pthread_mutex_lock(&bus->lock);
+	unsigned s = 1;
+	while (s < PCI_MAX_SLOTS && bus->slot[s] != d)
+		s++;
+	pthread_mutex_unlock(&bus->lock);
+	return s < PCI_MAX_SLOTS ? s : 0;
 }
 
 static bool decoding(const struct pci_device *d)
@@ -301,13 +344,17 @@ void pci_mmio_io(void *opaque, uint64_t addr, uint8_t *data, uint32_t len, bool 
 			}
 		}
 	}
+	if (hit)
+		__atomic_add_fetch(&hit->bar_users, 1, __ATOMIC_ACQ_REL); /* before the lock goes: see pci_bus_unplug */
 	pthread_mutex_unlock(&bus->lock);
 	if (!hit || !hit->ops || !hit->ops->bar_io) {
 		if (!is_write)
 			fill_ones(data, len);
-		return;
+	} else {
+		hit->ops->bar_io(hit->opaque, PCI_BAR_ADDR(bar, off), data, len, is_write);
 	}
-	hit->ops->bar_io(hit->opaque, PCI_BAR_ADDR(bar, off), data, len, is_write);
+	if (hit)
+		__atomic_sub_fetch(&hit->bar_users, 1, __ATOMIC_ACQ_REL);
 }
 
 /* ---- MSI-X ---------------------------------------------------------------------------------------- */

@@ -76,10 +76,12 @@ struct pci_device {
 	/* Called before the guest reads [off, off+len) of config space, so that a device can fill in bytes
 	 * whose value is produced by the read itself (virtio's PCI_CFG window); under the bus lock. Optional. */
 	void (*cfg_reading)(struct pci_device *d, unsigned off, unsigned len);
+	unsigned bar_users;            /* vCPUs inside ops->bar_io right now (atomic): an unplug waits for them */
 };
 
 struct pci_bus {
 	struct pci_device *slot[PCI_MAX_SLOTS];
+	uint32_t reserved;           /* slots pci_bus_plug leaves free (bit n: slot n), for pci_bus_plug_at */
 	pthread_mutex_t lock;
 	uint32_t conf1_addr;
 	uint64_t mmio_base, mmio_size, mmio_next; /* BAR window and bump allocator */
@@ -101,6 +103,14 @@ int pci_device_add_bar(struct pci_device *d, unsigned bar, uint64_t size, bool i
 unsigned pci_device_add_cap(struct pci_device *d, uint8_t id, unsigned len);
 /* Put d in the first free slot, allocate its BARs (memory decode stays off until the guest enables it). */
 int pci_bus_plug(struct pci_bus *bus, struct pci_device *d, unsigned *slot, vt_err *err);
+/* Plug into the given slot (1..31), which must be free; a reserved slot stops being reserved. Safe while
+ * the guest runs (a hot-plugged device). */
+int pci_bus_plug_at(struct pci_bus *bus, struct pci_device *d, unsigned slot, vt_err *err);
+/* Take the device out of its slot: when this returns no vCPU is in its config space or BARs, and none will
+ * reach it again (the guest reads all ones there). Its BAR space is not reused. */
+void pci_bus_unplug(struct pci_bus *bus, unsigned slot);
+/* The slot that holds d, 0 if none. */
+unsigned pci_bus_slot_of(struct pci_bus *bus, const struct pci_device *d);
 
 /* Bus handlers: register conf1 at port 0xcf8 (8 ports), ECAM at ecam_base, the BAR window at mmio_base. */
 void pci_conf1_io(void *bus, uint64_t addr, uint8_t *data, uint32_t len, bool is_write);

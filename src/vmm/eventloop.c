@@ -11,33 +11,104 @@
 
 #define EVLOOP_BATCH 16
 
-int evloop_init(struct evloop *l, vt_err *err)
+/* epoll data of the loop's own fds (a watch's is its entry) */
+static char stop_marker, sync_marker;
+
+static int add_own_fd(struct evloop *l, int *fd, void *marker, vt_err *err)
 {
-	memset(l, 0, sizeof(*l));
-	l->epfd = l->stop_fd = -1;
-	if ((l->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
-		return vt_fail_errno(err, errno, "epoll_create1");
-	if ((l->stop_fd = eventfd(0, EFD_CLOEXEC)) < 0)
+	if ((*fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		return vt_fail_errno(err, errno, "eventfd");
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL }; /* NULL marks the stop fd */
-	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->stop_fd, &ev) < 0)
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = marker };
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, *fd, &ev) < 0)
 		return vt_fail_errno(err, errno, "epoll_ctl");
 	return 0;
 }
 
+int evloop_init(struct evloop *l, vt_err *err)
+{
+	memset(l, 0, sizeof(*l));
+	l->epfd = l->stop_fd = l->sync_fd = -1;
+	pthread_mutex_init(&l->sync_lock, NULL);
+	pthread_cond_init(&l->synced, NULL);
+	if ((l->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		return vt_fail_errno(err, errno, "epoll_create1");
+	if (add_own_fd(l, &l->stop_fd, &stop_marker, err) < 0 || add_own_fd(l, &l->sync_fd, &sync_marker, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* A free entry: never used, or unwatched (the removal barrier has passed, so no event names it any more). */
+static struct evloop_watch *free_entry(struct evloop *l)
+{
+	for (unsigned i = 0; i < l->n; i++)
+		if (l->watch[i].fd < 0)
+			return &l->watch[i];
+	return l->n < EVLOOP_MAX_WATCHES ? &l->watch[l->n++] : NULL;
+}
+
 int evloop_watch(struct evloop *l, int fd, void (*fn)(void *arg), void *arg, vt_err *err)
 {
-	if (l->running)
-		return vt_fail(err, "event loop: watches must be added before it starts");
-	if (l->n == EVLOOP_MAX_WATCHES)
+	struct evloop_watch *w = free_entry(l);
+	if (!w)
 		return vt_fail(err, "event loop: more than %d watched fds", EVLOOP_MAX_WATCHES);
-	struct evloop_watch *w = &l->watch[l->n];
-	*w = (struct evloop_watch){ .fd = fd, .fn = fn, .arg = arg };
+	w->arg = arg;
+	__atomic_store_n(&w->fn, fn, __ATOMIC_RELEASE);
+	w->fd = fd;
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = w };
-	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		w->fd = -1;
 		return vt_fail_errno(err, errno, "event loop: epoll_ctl");
-	l->n++;
+	}
 	return 0;
+}
+
+/* Wait until the loop finishes a batch that it began after this call: it is then past every event
+ * returned before (an entry cleared before the call is never run after it). */
+static void wait_for_batch(struct evloop *l)
+{
+	pthread_mutex_lock(&l->sync_lock);
+	uint64_t ticket = ++l->sync_asked;
+	uint64_t one = 1;
+	if (write(l->sync_fd, &one, sizeof(one)) < 0) {
+		/* only on counter overflow: a wakeup is pending anyway */
+	}
+	while (l->running && l->sync_done < ticket)
+		pthread_cond_wait(&l->synced, &l->sync_lock);
+	pthread_mutex_unlock(&l->sync_lock);
+}
+
+void evloop_unwatch(struct evloop *l, int fd)
+{
+	for (unsigned i = 0; i < l->n; i++) {
+		struct evloop_watch *w = &l->watch[i];
+		if (w->fd != fd)
+			continue;
+		epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+		__atomic_store_n(&w->fn, NULL, __ATOMIC_RELEASE);
+		if (l->running)
+			wait_for_batch(l);
+		w->fd = -1;
+		return;
+	}
+}
+
+/* The batch is over: every remover that asked before it began may go on. */
+static void report_batch(struct evloop *l, uint64_t asked)
+{
+	uint64_t count;
+	if (read(l->sync_fd, &count, sizeof(count)) < 0) {
+		/* EAGAIN: already read */
+	}
+	pthread_mutex_lock(&l->sync_lock);
+	if (l->sync_done < asked)
+		l->sync_done = asked;
+	uint64_t one = 1;
+	/* a request that came in after the batch began needs another one (its wakeup was read above) */
+	if (l->sync_asked > asked && write(l->sync_fd, &one, sizeof(one)) < 0) {
+		/* only on counter overflow */
+	}
+	pthread_cond_broadcast(&l->synced);
+	pthread_mutex_unlock(&l->sync_lock);
 }
 
 static void *loop_thread(void *arg)
@@ -46,17 +117,29 @@ static void *loop_thread(void *arg)
 	thread_role_enter(THREAD_DEVICE);
 	for (;;) {
 		struct epoll_event ev[EVLOOP_BATCH];
+		pthread_mutex_lock(&l->sync_lock);
+		uint64_t asked = l->sync_asked; /* requests made before this batch begins */
+		pthread_mutex_unlock(&l->sync_lock);
 		int n = epoll_wait(l->epfd, ev, EVLOOP_BATCH, -1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return NULL;
+		bool sync = false;
 		for (int i = 0; i < n; i++) {
 			struct evloop_watch *w = ev[i].data.ptr;
-			if (!w)
+			if (ev[i].data.ptr == &stop_marker)
 				return NULL;
-			w->fn(w->arg);
+			if (ev[i].data.ptr == &sync_marker) {
+				sync = true;
+				continue;
+			}
+			void (*fn)(void *) = __atomic_load_n(&w->fn, __ATOMIC_ACQUIRE);
+			if (fn)
+				fn(w->arg);
 		}
+		if (sync)
+			report_batch(l, asked);
 	}
 }
 
@@ -81,7 +164,11 @@ void evloop_destroy(struct evloop *l)
 	}
 	if (l->stop_fd >= 0)
 		close(l->stop_fd);
+	if (l->sync_fd >= 0)
+		close(l->sync_fd);
 	if (l->epfd >= 0)
 		close(l->epfd);
-	l->stop_fd = l->epfd = -1;
+	l->stop_fd = l->sync_fd = l->epfd = -1;
+	pthread_cond_destroy(&l->synced);
+	pthread_mutex_destroy(&l->sync_lock);
 }

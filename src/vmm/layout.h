@@ -36,10 +36,12 @@
 #define PORT_COM1             0x3f8
 #define IRQ_COM1              4
 #define GSI_POWER_BUTTON      5           /* the Generic Event Device's interrupt (ACPI power button) */
+#define GSI_PCI_HOTPLUG       6           /* its second one: a PCI slot's device came or should go */
 #define PORT_I8042_DATA       0x60
 #define PORT_I8042_CMD        0x64
 #define PORT_ACPI_SLEEP_CTL   0x600
 #define PORT_ACPI_SLEEP_STS   0x601
+#define PORT_PCI_HOTPLUG      0x610       /* 12 ports: PCIU, PCID, PCEJ (devices/pci_hotplug.h) */
 #define PORT_PCI_CONF1        0xcf8       /* address 0xcf8, data 0xcfc-0xcff */
 
 #define VM_MIN_MEMORY         (4ULL * MiB)

@@ -85,16 +85,45 @@ static int bind_irqfd(int vm_fd, int fd, unsigned gsi, bool assign)
 	return ioctl(vm_fd, KVM_IRQFD, &irqfd);
 }
 
+/* The first run of n free GSIs, as an index into r->msi; -1 if none. Caller holds r->lock. */
+static int free_run(const struct msi_routes *r, unsigned n)
+{
+	for (unsigned start = 0; start + n <= MSI_MAX_ROUTES; start++) {
+		unsigned k = 0;
+		while (k < n && !r->used[start + k])
+			k++;
+		if (k == n)
+			return (int)start;
+		start += k; /* past the used entry */
+	}
+	return -1;
+}
+
+static int reserve_run(struct msi_routes *r, unsigned n, vt_err *err)
+{
+	pthread_mutex_lock(&r->lock);
+	int at = n <= MSIX_MAX_VECTORS ? free_run(r, n) : -1;
+	for (unsigned i = 0; at >= 0 && i < n; i++)
+		r->used[at + i] = true;
+	if (at >= 0 && (unsigned)at + n > r->nmsi)
+		r->nmsi = (unsigned)at + n;
+	pthread_mutex_unlock(&r->lock);
+	if (at < 0)
+		return vt_fail(err, "out of MSI vectors (%u more wanted, %d in all)", n, MSI_MAX_ROUTES);
+	return at;
+}
+
 int msi_vectors_create(struct msi_routes *r, unsigned n, struct msi_vectors *out, vt_err *err)
 {
 	memset(out, 0, sizeof(*out));
 	for (unsigned i = 0; i < MSIX_MAX_VECTORS; i++)
 		out->irqfd[i] = -1;
-	if (n > MSIX_MAX_VECTORS || r->nmsi + n > MSI_MAX_ROUTES)
-		return vt_fail(err, "out of MSI vectors (%u in use, %u more wanted)", r->nmsi, n);
+	int at = reserve_run(r, n, err);
+	if (at < 0)
+		return -1;
 	out->routes = r;
-	out->gsi_base = MSI_GSI_BASE + r->nmsi;
-	r->nmsi += n;
+	out->gsi_base = MSI_GSI_BASE + (unsigned)at;
+	out->reserved = n;
 	for (unsigned i = 0; i < n; i++, out->n++) {
 		if ((out->irqfd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 			return vt_fail_errno(err, errno, "eventfd for an MSI vector");
@@ -114,6 +143,21 @@ void msi_vectors_destroy(struct msi_vectors *v)
 		close(v->irqfd[i]);
 		v->irqfd[i] = -1;
 	}
+	struct msi_routes *r = v->routes;
+	if (!r || !v->reserved)
+		return;
+	pthread_mutex_lock(&r->lock);
+	bool routed = false;
+	for (unsigned i = 0; i < v->reserved; i++) {
+		unsigned k = v->gsi_base - MSI_GSI_BASE + i;
+		routed |= r->msi[k].type == KVM_IRQ_ROUTING_MSI;
+		r->msi[k] = (struct kvm_irq_routing_entry){ 0 };
+		r->used[k] = false;
+	}
+	if (routed)
+		commit_routes(r);
+	pthread_mutex_unlock(&r->lock);
+	v->reserved = 0;
 }
 
 int kvm_ioeventfd(int vm_fd, uint64_t gpa, int fd, bool assign)

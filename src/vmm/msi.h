@@ -19,7 +19,8 @@
 struct msi_routes {
 	int vm_fd;
 	pthread_mutex_t lock;
-	unsigned nmsi;                           /* MSI GSIs handed out */
+	unsigned nmsi;                           /* MSI GSIs ever handed out: msi[0..nmsi) */
+	bool used[MSI_MAX_ROUTES];               /* owned by a device's block (a removed device's are free again) */
 	struct kvm_irq_routing_entry msi[MSI_MAX_ROUTES];
 };
 
@@ -27,12 +28,16 @@ struct msi_routes {
 struct msi_vectors {
 	struct msi_routes *routes;
 	unsigned gsi_base, n;
+	unsigned reserved;       /* GSIs it holds in routes (n once created) */
 	int irqfd[MSIX_MAX_VECTORS];
 };
 
 void msi_routes_init(struct msi_routes *r, int vm_fd);
 void msi_routes_destroy(struct msi_routes *r);
+/* n vectors with consecutive GSIs (the first free run: a device plugged after another was removed reuses its
+ * GSIs). Any thread; devices are created and destroyed by one controlling thread. */
 int msi_vectors_create(struct msi_routes *r, unsigned n, struct msi_vectors *out, vt_err *err);
+/* Unbind and close the vectors' irqfds and free their GSIs (their routes leave KVM's table). */
 void msi_vectors_destroy(struct msi_vectors *v);
 
 /* msix_ops for a struct msi_vectors. */

@@ -3,8 +3,9 @@
  * The lists were derived from the code each thread runs and checked with --seccomp=log against every
  * scenario of tests/nested/suite-job.sh (what glibc really calls: futex, madvise/mmap from malloc,
  * clock_gettime fallbacks, restart_syscall). Everything not listed is refused, including execve, open
- * (except libslirp's read-only resolv.conf), clone (no new threads or processes after setup), ptrace,
- * mount, and io_uring_setup/register (no new or reconfigured rings).
+ * (except libslirp's read-only resolv.conf), clone (no new processes; new threads only from the main thread,
+ * for a disk plugged in while the VM runs), ptrace, mount, and io_uring_setup/register outside the main
+ * thread (no new or reconfigured rings where the guest's input is handled).
  *
  * Why SECCOMP_RET_TRAP rather than KILL_PROCESS: the kernel's kill says nothing, and a VMM that vanishes
  * with "Bad system call" leaves the operator guessing which thread wanted what. The trap runs a handler
@@ -19,6 +20,7 @@
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -88,7 +90,13 @@ static const char *const main_calls[] = {
 	/* a migration's connection to its destination (socket: AF_UNIX, AF_INET and AF_INET6 only) */
 	"connect",
 	/* PATCH /balloon/statistics: the balloon's refresh timer set to its new period */
-	"timerfd_settime", NULL,
+	"timerfd_settime",
+	/* a disk plugged in while the VM runs (PUT /drives/ID): its eventfds, io_uring, and the worker pool's
+	 * threads, which confine themselves (prctl, seccomp) to their own role's list on top of this one */
+	"eventfd2", "io_uring_setup", "io_uring_register", FILE_IO_CALLS, "set_robust_list", "rseq", "seccomp",
+	"flock", "lseek",
+	"sched_getaffinity", /* AddressSanitizer's pthread_create reads the CPU mask */
+	NULL,
 };
 
 /* ioctl requests, by role (0 ends a list) */
@@ -116,12 +124,13 @@ struct role_policy {
 	bool read_only_open;  /* openat() without write/create flags: libslirp reads /etc/resolv.conf */
 	bool create_new_open; /* openat() with O_CREAT|O_EXCL only: a snapshot's new files, never an existing one */
 	bool existing_open;   /* openat() without O_CREAT or O_TRUNC, and stat: a disk's new image (PATCH /drives) */
+	bool new_threads;     /* clone() of threads (not processes), and the prctl calls a thread confining itself makes */
 };
 
 static const struct role_policy policies[THREAD_ROLES] = {
 	/* The main thread serves the API (a 0600 socket: the VM's owner), never the guest: it may open existing
 	 * files, so that a disk can be given a new image while the VM runs. */
-	[THREAD_MAIN] = { main_calls, main_ioctls, true, false, true, true },
+	[THREAD_MAIN] = { main_calls, main_ioctls, true, false, true, true, true },
 	[THREAD_VCPU] = { vcpu_calls, vcpu_ioctls, false, false },
 	/* libslirp's input runs on the device thread: a guest's TCP SYN makes a host socket there */
 	[THREAD_DEVICE] = { device_calls, device_ioctls, true, true },
@@ -201,6 +210,22 @@ static int allow_common(scmp_filter_ctx ctx, const struct role_policy *p, vt_err
 	return add_rule(ctx, "newfstatat", 1, &fd_only, err);
 }
 
+/* clone() only with CLONE_THREAD (glibc's pthread_create; never a process); clone3 fails with ENOSYS, so that
+ * glibc falls back to clone, whose flags a filter can see. prctl only to name a thread and to set no_new_privs
+ * (sandbox.c's confine, in each new thread). */
+static int allow_new_threads(scmp_filter_ctx ctx, vt_err *err)
+{
+	struct scmp_arg_cmp thread = SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
+	struct scmp_arg_cmp name = SCMP_A0_64(SCMP_CMP_EQ, PR_SET_NAME), nnp = SCMP_A0_64(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS);
+	if (add_rule(ctx, "clone", 1, &thread, err) < 0 || add_rule(ctx, "prctl", 1, &name, err) < 0 ||
+	    add_rule(ctx, "prctl", 1, &nnp, err) < 0)
+		return -1;
+	int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), seccomp_syscall_resolve_name("clone3"), 0);
+	if (rc < 0)
+		return vt_fail_errno(err, -rc, "sandbox: cannot refuse clone3");
+	return 0;
+}
+
 static int allow_special(scmp_filter_ctx ctx, const struct role_policy *p, vt_err *err)
 {
 	static const int families[] = { AF_UNIX, AF_INET, AF_INET6 };
@@ -219,6 +244,8 @@ static int allow_special(scmp_filter_ctx ctx, const struct role_policy *p, vt_er
 		if (add_rule(ctx, "openat", 1, &existing, err) < 0 || add_rule(ctx, "newfstatat", 0, NULL, err) < 0)
 			return -1;
 	}
+	if (p->new_threads && allow_new_threads(ctx, err) < 0)
+		return -1;
 	if (p->read_only_open) {
 		struct scmp_arg_cmp rdonly = SCMP_A2_64(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND, 0);
 		if (add_rule(ctx, "openat", 1, &rdonly, err) < 0 || add_rule(ctx, "newfstatat", 0, NULL, err) < 0)

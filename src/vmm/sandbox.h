@@ -9,7 +9,9 @@
  *    nothing that can fail halfway). A thread that cannot be confined ends the process: it never runs
  *    unconfined.
  *  - The main thread confines itself with sandbox_enter_main() once vm_start() has started every thread
- *    (filters are inherited by threads created afterwards, and no VMM thread is created after that).
+ *    (filters are inherited by threads created afterwards). Its list lets it start threads, never
+ *    processes: a disk plugged into the running VM starts its worker pool, whose threads confine
+ *    themselves further to their own role's list.
  *  - A system call outside the caller's list ends the whole VMM with SIGSYS after one line on stderr that
  *    names the call and the thread kind (SANDBOX_ON). SANDBOX_LOG allows it and has the kernel log it
  *    (dmesg: "audit: type=1326 ... comm=virtus-dev ... syscall=N"), to find what a new host needs.

@@ -261,10 +261,10 @@ static int vm_build(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 unsigned vm_thread_roles(const struct vm_config *cfg)
 {
 	unsigned roles = 1u << THREAD_MAIN | 1u << THREAD_VCPU;
-	if (cfg->rng || cfg->virtio_console || cfg->balloon || cfg->ndisks || cfg->nnets || cfg->vsock_cid)
-		roles |= 1u << THREAD_DEVICE; /* the PCI devices' event loop */
-	if (cfg->ndisks)
-		roles |= 1u << THREAD_IO_WORKER; /* the worker pool, if io_uring is refused */
+	/* With a PCI bus, the devices' event loop; and disks' worker pools (io_uring refused, a qcow2 image), which
+	 * a disk plugged in while the VM runs may start too. */
+	if (cfg->rng || cfg->virtio_console || cfg->balloon || cfg->ndisks || cfg->nnets || cfg->vsock_cid || cfg->nfs)
+		roles |= 1u << THREAD_DEVICE | 1u << THREAD_IO_WORKER;
 	for (unsigned i = 0; i < cfg->nnets; i++)
 		if (!strncmp(cfg->net[i], "user", 4))
 			roles |= 1u << THREAD_SLIRP;

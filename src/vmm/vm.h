@@ -58,7 +58,11 @@ struct vm_config {
 		const char *layer;    /* in a snapshot's configuration: the file in its directory that keeps the
 		                       * disk as it was (vm_snapshot_disk_layer); NULL: none */
 		bool root_device;     /* the API's is_root_device: informational (the guest's cmdline picks its root) */
+		unsigned pci_slot;    /* plugged in while the VM ran: its PCI slot (1..31), kept by snapshots and
+		                       * migration; 0: placed in order with the devices given at start */
 	} disk[VM_MAX_DISKS];
+	uint32_t pci_reserved;    /* PCI slots left empty (bit n: slot n): devices were removed from them while
+	                           * the VM ran, and the devices after them keep their places */
 	unsigned nnets;           /* virtio-net devices on PCI, one per --net spec (net/net_opts.h) */
 	const char *net[VM_MAX_NETS];
 	uint64_t vsock_cid;       /* > 0: virtio-vsock with this guest CID, host side under vsock_path */

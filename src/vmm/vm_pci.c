@@ -1,6 +1,11 @@
 #include "vmm/vm_pci.h"
 
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/console.h"
@@ -24,7 +29,14 @@ static int attach_ioeventfd(void *opaque, uint64_t gpa, int fd, bool assign)
 	return kvm_ioeventfd(vm->vm_fd, gpa, fd, assign);
 }
 
-static int add_virtio(struct vm *vm, struct virtio_device *dev, void (*destroy)(struct virtio_device *), vt_err *err)
+static void unwatch_fd(void *opaque, int fd)
+{
+	evloop_unwatch(opaque, fd);
+}
+
+/* slot: where to plug it, 0 for the first free one. */
+static int add_virtio(struct vm *vm, struct virtio_device *dev, void (*destroy)(struct virtio_device *), unsigned slot,
+		      vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
 	if (p->n == VM_PCI_MAX_VIRTIO) {
@@ -32,16 +44,25 @@ static int add_virtio(struct vm *vm, struct virtio_device *dev, void (*destroy)(
 		return vt_fail(err, "more than %d virtio devices", VM_PCI_MAX_VIRTIO);
 	}
 	struct vm_virtio *v = &p->virtio[p->n++];
-	v->dev = dev, v->destroy = destroy;
-	if (msi_vectors_create(&p->routes, dev->nqueues + 1, &v->vectors, err) < 0)
+	*v = (struct vm_virtio){ .dev = dev, .destroy = destroy, .own_fd = -1, .vectors = calloc(1, sizeof(*v->vectors)) };
+	if (!v->vectors)
+		return vt_fail_errno(err, ENOMEM, "%s", dev->name);
+	if (msi_vectors_create(&p->routes, dev->nqueues + 1, v->vectors, err) < 0)
 		return vt_err_prefix(err, "%s", dev->name);
 	struct virtio_pci_host host = {
-		.msix_ops = &msi_kvm_ops, .msix_opaque = &v->vectors,
-		.ioeventfd = attach_ioeventfd, .opaque = vm, .watch = watch_fd, .watch_opaque = &p->loop,
+		.msix_ops = &msi_kvm_ops, .msix_opaque = v->vectors, .ioeventfd = attach_ioeventfd, .opaque = vm,
+		.watch = watch_fd, .unwatch = unwatch_fd, .watch_opaque = &p->loop,
 	};
 	if (virtio_pci_create(dev, &vm->mem, &host, &v->t, err) < 0)
 		return -1;
-	return pci_bus_plug(&p->bus, &v->t->pci, NULL, err);
+	return slot ? pci_bus_plug_at(&p->bus, &v->t->pci, slot, err) : pci_bus_plug(&p->bus, &v->t->pci, NULL, err);
+}
+
+/* Watch the last added device's own fd on the device thread (it is unwatched when the device goes). */
+static int watch_own(struct vm *vm, int fd, void (*fn)(void *arg), void *arg, vt_err *err)
+{
+	vm->pci.virtio[vm->pci.n - 1].own_fd = fd;
+	return evloop_watch(&vm->pci.loop, fd, fn, arg, err);
 }
 
 /* virtio-net, plus a watch on its backend's "frames pending" fd so rx runs on the device thread too.
@@ -55,34 +76,39 @@ static int add_net(struct vm *vm, const char *spec, unsigned index, vt_err *err)
 	net_opts_default_mac(&o, index);
 	if (virtio_net_create(&o, &net, err) < 0)
 		return -1;
-	if (add_virtio(vm, net, virtio_net_destroy, err) < 0)
+	if (add_virtio(vm, net, virtio_net_destroy, 0, err) < 0)
 		return -1;
-	return evloop_watch(&vm->pci.loop, virtio_net_rx_fd(net), virtio_net_rx_ready, net, err);
+	return watch_own(vm, virtio_net_rx_fd(net), virtio_net_rx_ready, net, err);
 }
 
 /* virtio-vsock, plus a watch on its sockets' epoll fd: they are served on the device thread. */
 static int add_vsock(struct vm *vm, uint64_t cid, const char *path, vt_err *err)
 {
 	struct virtio_device *vs;
-	if (virtio_vsock_create(cid, path, &vs, err) < 0 || add_virtio(vm, vs, virtio_vsock_destroy, err) < 0)
+	if (virtio_vsock_create(cid, path, &vs, err) < 0 || add_virtio(vm, vs, virtio_vsock_destroy, 0, err) < 0)
 		return -1;
 	vm->pci.vsock = vs;
-	return evloop_watch(&vm->pci.loop, virtio_vsock_fd(vs), virtio_vsock_ready, vs, err);
+	return watch_own(vm, virtio_vsock_fd(vs), virtio_vsock_ready, vs, err);
 }
 
 /* virtio-fs, plus a watch on its backend's completion signals (call eventfds behind one epoll fd). */
 static int add_fs(struct vm *vm, const struct vm_fs_config *c, vt_err *err)
 {
 	struct virtio_device *fs;
-	if (virtio_fs_create(c->tag, c->socket, &vm->mem, &fs, err) < 0 || add_virtio(vm, fs, virtio_fs_destroy, err) < 0)
+	if (virtio_fs_create(c->tag, c->socket, &vm->mem, &fs, err) < 0 || add_virtio(vm, fs, virtio_fs_destroy, 0, err) < 0)
 		return -1;
-	return evloop_watch(&vm->pci.loop, virtio_fs_fd(fs), virtio_fs_ready, fs, err);
+	return watch_own(vm, virtio_fs_fd(fs), virtio_fs_ready, fs, err);
 }
 
 static int register_bus(struct vm *vm, vt_err *err)
 {
-	struct pci_bus *b = &vm->pci.bus;
+	struct vm_pci *p = &vm->pci;
+	struct pci_bus *b = &p->bus;
+	if ((p->ejected_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		return vt_fail_errno(err, errno, "eventfd");
+	pci_hotplug_init(&p->hotplug, p->ejected_fd);
 	if (bus_register(&vm->pio, PORT_PCI_CONF1, 8, pci_conf1_io, b, "pci-conf1", err) < 0 ||
+	    bus_register(&vm->pio, PORT_PCI_HOTPLUG, PCI_HOTPLUG_PORTS, pci_hotplug_io, &p->hotplug, "pci-hotplug", err) < 0 ||
 	    bus_register(&vm->mmio, LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM_SIZE, pci_ecam_io, b, "pci-ecam", err) < 0 ||
 	    bus_register(&vm->mmio, LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE, pci_mmio_io, b, "pci-bars", err) < 0)
 		return -1;
@@ -90,16 +116,16 @@ static int register_bus(struct vm *vm, vt_err *err)
 }
 
 /* incoming: the image's lock is taken when the migration hands the VM over (vm_pci_lock_disks). */
-static int add_disk(struct vm *vm, const struct vm_disk_config *c, bool incoming, vt_err *err)
+int vm_pci_add_disk(struct vm *vm, const struct vm_disk_config *c, bool incoming, vt_err *err)
 {
 	struct virtio_device *blk;
 	struct blk_opts o = { .readonly = c->readonly, .serial = c->serial, .defer_lock = incoming,
 			      .format = c->format, .overlay = c->overlay };
 	if (virtio_blk_create_opts(c->path, &o, &blk, err) < 0)
 		return vt_err_prefix(err, "--disk");
-	if (add_virtio(vm, blk, virtio_blk_destroy, err) < 0)
+	if (add_virtio(vm, blk, virtio_blk_destroy, c->pci_slot, err) < 0)
 		return -1;
-	return evloop_watch(&vm->pci.loop, virtio_blk_eventfd(blk), virtio_blk_complete, blk, err);
+	return watch_own(vm, virtio_blk_eventfd(blk), virtio_blk_complete, blk, err);
 }
 
 /* virtio-balloon, plus (with statistics) a watch on its refresh timer so the requests run on the device thread. */
@@ -112,12 +138,12 @@ static int add_balloon(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 		virtio_balloon_destroy(b);
 		return -1;
 	}
-	if (add_virtio(vm, b, virtio_balloon_destroy, err) < 0)
+	if (add_virtio(vm, b, virtio_balloon_destroy, 0, err) < 0)
 		return -1;
 	vm->pci.balloon = b;
 	if (virtio_balloon_stats_fd(b) < 0)
 		return 0;
-	return evloop_watch(&vm->pci.loop, virtio_balloon_stats_fd(b), virtio_balloon_stats_tick, b, err);
+	return watch_own(vm, virtio_balloon_stats_fd(b), virtio_balloon_stats_tick, b, err);
 }
 
 int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
@@ -127,12 +153,19 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 	    !cfg->vsock_cid && !cfg->nfs)
 		return 0;
 	p->enabled = true;
+	p->ejected_fd = -1;
 	pci_bus_init(&p->bus, LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE, LAYOUT_PCI_ECAM);
 	msi_routes_init(&p->routes, vm->vm_fd);
 	if (evloop_init(&p->loop, err) < 0 || register_bus(vm, err) < 0)
 		return -1;
+	/* Devices plugged while the VM ran keep their slots, and removed ones' slots stay free: the others
+	 * fill the remaining slots in order, as they did when the VM was first built. */
+	p->bus.reserved = cfg->pci_reserved;
+	for (unsigned i = 0; i < cfg->ndisks; i++)
+		if (cfg->disk[i].pci_slot)
+			p->bus.reserved |= 1u << cfg->disk[i].pci_slot;
 	struct virtio_device *rng;
-	if (cfg->rng && (virtio_rng_create(&rng, err) < 0 || add_virtio(vm, rng, virtio_rng_destroy, err) < 0))
+	if (cfg->rng && (virtio_rng_create(&rng, err) < 0 || add_virtio(vm, rng, virtio_rng_destroy, 0, err) < 0))
 		return -1;
 	for (unsigned i = 0; i < cfg->nnets; i++)
 		if (add_net(vm, cfg->net[i], i, err) < 0)
@@ -140,19 +173,23 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 	struct virtio_device *con;
 	if (cfg->virtio_console) {
 		if (virtio_console_create(&con, cfg->console_out_fd, err) < 0 ||
-		    add_virtio(vm, con, virtio_console_destroy, err) < 0)
+		    add_virtio(vm, con, virtio_console_destroy, 0, err) < 0)
 			return -1;
 		p->console = con;
 	}
 	if (cfg->balloon && add_balloon(vm, cfg, err) < 0)
 		return -1;
 	for (unsigned i = 0; i < cfg->ndisks; i++)
-		if (add_disk(vm, &cfg->disk[i], cfg->incoming, err) < 0)
+		if (!cfg->disk[i].pci_slot && vm_pci_add_disk(vm, &cfg->disk[i], cfg->incoming, err) < 0)
 			return -1;
 	if (cfg->vsock_cid && add_vsock(vm, cfg->vsock_cid, cfg->vsock_path, err) < 0)
 		return -1;
 	for (unsigned i = 0; i < cfg->nfs; i++)
 		if (add_fs(vm, &cfg->fs[i], err) < 0)
+			return -1;
+	/* last, in the order they were plugged (their order in disk[]), as on the VM they were plugged into */
+	for (unsigned i = 0; i < cfg->ndisks; i++)
+		if (cfg->disk[i].pci_slot && vm_pci_add_disk(vm, &cfg->disk[i], cfg->incoming, err) < 0)
 			return -1;
 	return 0;
 }
@@ -168,6 +205,19 @@ void vm_pci_describe(const struct vm *vm, struct acpi_config *acpi)
 	acpi->pci_bus_end = 0;
 	acpi->mmio32_base = LAYOUT_PCI_MMIO;
 	acpi->mmio32_size = LAYOUT_PCI_MMIO_SIZE;
+	acpi->pci_hotplug_port = PORT_PCI_HOTPLUG;
+	acpi->pci_hotplug_gsi = GSI_PCI_HOTPLUG;
+}
+
+void vm_pci_free_device(struct vm_virtio *v)
+{
+	virtio_pci_destroy(v->t);
+	if (v->vectors)
+		msi_vectors_destroy(v->vectors);
+	free(v->vectors);
+	if (v->dev)
+		v->destroy(v->dev);
+	*v = (struct vm_virtio){ .own_fd = -1 };
 }
 
 int vm_pci_start(struct vm *vm, vt_err *err)
@@ -182,14 +232,13 @@ void vm_pci_destroy(struct vm *vm)
 	if (!p->enabled)
 		return;
 	evloop_destroy(&p->loop);
-	for (unsigned i = 0; i < p->n; i++) {
-		struct vm_virtio *v = &p->virtio[i];
-		virtio_pci_destroy(v->t);
-		msi_vectors_destroy(&v->vectors);
-		if (v->dev)
-			v->destroy(v->dev);
-	}
+	for (unsigned i = 0; i < p->n; i++)
+		vm_pci_free_device(&p->virtio[i]);
 	msi_routes_destroy(&p->routes);
+	pci_hotplug_destroy(&p->hotplug);
+	if (p->ejected_fd >= 0)
+		close(p->ejected_fd);
+	p->ejected_fd = -1;
 	pci_bus_destroy(&p->bus);
 	p->console = p->balloon = p->vsock = NULL;
 	p->enabled = false;
@@ -298,6 +347,19 @@ static void section_name(char *buf, size_t len, unsigned i)
 	snprintf(buf, len, "pci%u", i);
 }
 
+/* Section "pci.slots": each device's PCI slot (devices plugged in while the VM ran are not in order). */
+#define PCI_SLOTS_VERSION 1
+struct pci_slots {
+	uint8_t slot[VM_PCI_MAX_VIRTIO];
+};
+
+static void list_slots(struct vm_pci *p, struct pci_slots *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned i = 0; i < p->n; i++)
+		out->slot[i] = (uint8_t)pci_bus_slot_of(&p->bus, &p->virtio[i].t->pci);
+}
+
 int vm_pci_state_save(struct vm *vm, struct state_writer *w, vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
@@ -305,6 +367,9 @@ int vm_pci_state_save(struct vm *vm, struct state_writer *w, vt_err *err)
 	for (unsigned i = 0; i < p->n; i++)
 		list.id[i] = p->virtio[i].dev->id;
 	state_put(w, "pci", PCI_LIST_VERSION, &list, sizeof(list));
+	struct pci_slots slots;
+	list_slots(p, &slots);
+	state_put(w, "pci.slots", PCI_SLOTS_VERSION, &slots, sizeof(slots));
 	for (unsigned i = 0; i < p->n; i++) {
 		char name[STATE_NAME_MAX + 1];
 		section_name(name, sizeof(name), i);
@@ -349,11 +414,30 @@ static int check_list(const struct vm_pci *p, const struct pci_list *list, vt_er
 	return 0;
 }
 
+/* The devices must sit in the snapshot's slots (a snapshot written before slots were recorded had them in order). */
+static int check_slots(struct vm_pci *p, const struct state_reader *r, vt_err *err)
+{
+	vt_err ignored;
+	struct pci_slots want, have;
+	if (!state_find(r, "pci.slots", PCI_SLOTS_VERSION, &ignored))
+		return 0;
+	if (state_get(r, "pci.slots", PCI_SLOTS_VERSION, &want, sizeof(want), err) < 0)
+		return -1;
+	list_slots(p, &have);
+	for (unsigned i = 0; i < p->n; i++)
+		if (want.slot[i] != have.slot[i])
+			return vt_fail(err, "the snapshot's VM had its %s in PCI slot %u, this VM has it in slot %u (a disk was "
+					    "plugged in or removed while it ran: restore with the snapshot's own disk options)",
+				       p->virtio[i].dev->name, want.slot[i], have.slot[i]);
+	return 0;
+}
+
 int vm_pci_state_load(struct vm *vm, const struct state_reader *r, vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
 	struct pci_list list;
-	if (state_get(r, "pci", PCI_LIST_VERSION, &list, sizeof(list), err) < 0 || check_list(p, &list, err) < 0)
+	if (state_get(r, "pci", PCI_LIST_VERSION, &list, sizeof(list), err) < 0 || check_list(p, &list, err) < 0 ||
+	    check_slots(p, r, err) < 0)
 		return -1;
 	for (unsigned i = 0; i < p->n; i++) {
 		char name[STATE_NAME_MAX + 1];

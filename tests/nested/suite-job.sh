@@ -339,9 +339,13 @@ echo "mg-left $(ls /tmp/mg/vms 2>/dev/null | wc -l)"
 # A disk given a new image while the guest runs (vm disk change): each turn the guest drops its page cache
 # and prints its disk's size in sectors and first 9 bytes. After the change it must see the new image's
 # size and data, in the same boot.
+# Then disks plugged in and removed (ACPI PCI hot-plug): each turn the guest also lists its disks after vda
+# with their serials and first 9 bytes ('hp-list', no double quotes: the command is in the kernel's command line).
 printf dc-disk-A >/tmp/mg/dc-a.img; truncate -s 1M /tmp/mg/dc-a.img
 printf dc-disk-B >/tmp/mg/dc-b.img; truncate -s 2M /tmp/mg/dc-b.img
-dc_cmd='while true; do echo 1 >/proc/sys/vm/drop_caches; echo dc-read $(cat /sys/block/vda/size) $(head -c 9 /dev/vda); sleep 0.3; done'
+printf hp-disk-1 >/tmp/mg/hp-1.img; truncate -s 1M /tmp/mg/hp-1.img
+printf hp-disk-2 >/tmp/mg/hp-2.img; truncate -s 3M /tmp/mg/hp-2.img
+dc_cmd='while true; do echo 1 >/proc/sys/vm/drop_caches; echo dc-read $(cat /sys/block/vda/size) $(head -c 9 /dev/vda); l=; for d in /sys/block/vd[b-z]; do [ -e $d ] && l=$l,${d##*/}:$(cat $d/serial):$(head -c 9 /dev/${d##*/}); done; echo hp-list ${l:-none}; sleep 0.3; done'
 timeout 120 virtus vm run -d --name dc1 --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --memory 256M \
 	--disk /tmp/mg/dc-a.img --cmdline "$base_cmdline virtus.init=\"run:$dc_cmd\"" >/tmp/mg/dc-run.out 2>&1
 echo "dc-run-status $? $(head -c 200 /tmp/mg/dc-run.out | tr '\n' ' ')"
@@ -350,7 +354,39 @@ dc_wait() { i=0; until [ "$(dc_last)" = "$1" ] || [ $i -ge 300 ]; do i=$((i + 1)
 dc_wait "2048 dc-disk-A"; echo "dc-before $(dc_last)"
 virtus vm disk dc1 change vda /tmp/mg/dc-b.img; echo "dc-change-status $?"
 dc_wait "4096 dc-disk-B"; echo "dc-after $(dc_last)"
+hp_last() { log_lines dc1 | sed -n 's/^hp-list //p' | tail -n1; }
+uptime_ms() { local u; read -r u _ </proc/uptime; echo $((${u%.*} * 1000 + 10#${u#*.} * 10)); }
+hp_wait() { # hp_wait WANT: until the guest lists WANT (30 s); prints the milliseconds it took (a 0.2 s poll)
+	local i=0 t0; t0=$(uptime_ms)
+	until [ "$(hp_last)" = "$1" ] || [ $i -ge 150 ]; do i=$((i + 1)); sleep 0.2; done
+	echo $(($(uptime_ms) - t0))
+}
+hp_drives() { virtus vm api dc1 GET /vm/config | tr ',' '\n' | sed -n 's/.*"drive_id": *"\([^"]*\)".*/\1/p' | tr '\n' ' '; }
+virtus vm disk dc1 add hp1 /tmp/mg/hp-1.img; echo "hp-add-status $?"
+ms=$(hp_wait ",vdb:hp1:hp-disk-1"); echo "hp-added $(hp_last) ms=$ms"
+echo "hp-drives-added $(hp_drives)"
+virtus vm disk dc1 remove hp1 2>/tmp/mg/hp-rm.err; echo "hp-remove-status $? $(head -c 200 /tmp/mg/hp-rm.err | tr '\n' ' ')"
+ms=$(hp_wait "none"); echo "hp-removed $(hp_last) ms=$ms"
+echo "hp-drives-removed $(hp_drives)"
+virtus vm api dc1 GET /drives/hp1 >/dev/null 2>&1; echo "hp-get-removed $?"
+# the second one a qcow2 image: its I/O runs on a worker pool, whose threads the confined VMM starts now
+qemu-img convert -f raw -O qcow2 /tmp/mg/hp-2.img /tmp/mg/hp-2.qcow2
+virtus vm disk dc1 add hp2 /tmp/mg/hp-2.qcow2 --ro; echo "hp-add2-status $?"
+ms=$(hp_wait ",vdb:hp2:hp-disk-2"); echo "hp-added2 $(hp_last) ms=$ms"
+echo "hp-ro $(virtus vm api dc1 GET /drives/hp2 | sed -n 's/.*"is_read_only": *\([a-z]*\).*/\1/p')"
+echo "dc-still $(dc_last)"
 echo "dc-boots $(virtus vm logs dc1 | grep -c 'virtus-guest: ready')"
+# A snapshot of the VM with the plugged-in disk (in slot 2, where hp1 was), restored: the same boot goes on
+# with the same disks, hp2 where it was (its slot and ID come from the snapshot's configuration).
+timeout 120 virtus vm snapshot --stop dc1 /tmp/mg/hp-snap >/tmp/mg/hp-snap.out 2>&1
+echo "hp-snapshot-status $? $(head -c 200 /tmp/mg/hp-snap.out | tr '\n' ' ')"
+timeout 60 virtus vm run -d --name dc2 --restore /tmp/mg/hp-snap >/tmp/mg/hp-restore.out 2>&1
+echo "hp-restore-status $? $(head -c 200 /tmp/mg/hp-restore.out | tr '\n' ' ')"
+hp_last() { log_lines dc2 | sed -n 's/^hp-list //p' | tail -n1; }
+i=0; until [ -n "$(hp_last)" ] || [ $i -ge 100 ]; do i=$((i + 1)); sleep 0.2; done
+echo "hp-restored $(hp_last) $(log_lines dc2 | sed -n 's/^dc-read \([0-9]* [a-zA-Z-]*\).*/\1/p' | tail -n1) boots=$(virtus vm logs dc2 | grep -c 'virtus-guest: ready')"
+echo "hp-restored-drives $(virtus vm api dc2 GET /vm/config | tr ',' '\n' | sed -n 's/.*"drive_id": *"\([^"]*\)".*/\1/p' | tr '\n' ' ')"
+timeout 30 virtus vm kill dc2 >/dev/null 2>&1
 timeout 30 virtus vm kill dc1 >/dev/null 2>&1
 
 # Snapshot, kill, restore with the Debian kernel and every kind of snapshottable device: the guest counts

@@ -526,6 +526,8 @@ static void test_tables_iasl_disassembles(void **state)
 		fail_msg("iasl not found: install acpica-tools (scripts/deps does)");
 	struct acpi_config cfg = pci_config(4);
 	cfg.power_button_gsi = 5;
+	cfg.pci_hotplug_port = 0x610;
+	cfg.pci_hotplug_gsi = 6;
 	struct image img;
 	build(&img, &cfg);
 	const char *names[] = { "dsdt", "facp", "apic", "mcfg", "xsdt" };
@@ -535,7 +537,7 @@ static void test_tables_iasl_disassembles(void **state)
 	assert_non_null(mkdtemp(dir));
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
 		write_table(dir, names[i], tables[i]);
-	char cmd[1024];
+	char cmd[2048];
 	snprintf(cmd, sizeof(cmd),
 	         "cd %s && for t in dsdt facp apic mcfg xsdt; do iasl -d $t.dat >>log 2>&1 || exit 1; done; "
 	         "! grep -qi -e error -e warning -e invalid *.dsl log && "
@@ -546,7 +548,16 @@ static void test_tables_iasl_disassembles(void **state)
 	         "grep -q 'Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive' dsdt.dsl && "
 	         "grep -qx ' *0x00000005,' dsdt.dsl && grep -q 'Method (_EVT, 1, NotSerialized)' dsdt.dsl && "
 	         "grep -q 'Notify (\\\\_SB.PWRB, 0x80)' dsdt.dsl && "
-	         "[ $(grep -c 'Processor Enabled : 1' apic.dsl) -eq 4 ] && grep -q 'Base Address : 00000000E0000000' mcfg.dsl",
+	         "[ $(grep -c 'Processor Enabled : 1' apic.dsl) -eq 4 ] && grep -q 'Base Address : 00000000E0000000' mcfg.dsl && "
+	         /* PCI hot-plug: the registers, 31 ejectable slots, the scan method and the GED's second interrupt */
+	         "grep -q 'OperationRegion (PHPR, SystemIO, 0x0610, 0x0C)' dsdt.dsl && "
+	         "grep -q 'Field (PHPR, DWordAcc, NoLock, WriteAsZeros)' dsdt.dsl && "
+	         "[ $(grep -c 'Method (_EJ0, 1, NotSerialized)' dsdt.dsl) -eq 31 ] && "
+	         "grep -q 'Device (S1F)' dsdt.dsl && grep -q 'Name (_ADR, 0x001F0000)' dsdt.dsl && "
+	         "grep -q 'PCEJ = 0x80000000' dsdt.dsl && grep -q 'Local0 = PCIU' dsdt.dsl && "
+	         "grep -q 'If ((Local0 & 0x20))' dsdt.dsl && grep -q 'Notify (S05, One)' dsdt.dsl && "
+	         "grep -q 'Notify (S05, 0x03)' dsdt.dsl && grep -qx ' *0x00000006,' dsdt.dsl && "
+	         "grep -q 'Method (_E06, 0, NotSerialized)' dsdt.dsl && grep -q '\\\\_SB.PCI0.PSCN ()' dsdt.dsl",
 	         dir);
 	int rc = system(cmd);
 	if (rc != 0) { /* show what iasl said before the evidence goes */

@@ -1,15 +1,20 @@
 /* PCI without KVM: config space through conf1 and ECAM, BAR sizing and allocation, the capability chain,
  * the command register, MSI-X masking with a fake route setter, and the virtio-pci transport (common cfg,
- * status machine, reset, the PCI_CFG access window) driving virtio-rng over fake guest memory. */
+ * status machine, reset, the PCI_CFG access window) driving virtio-rng over fake guest memory; slots plugged
+ * and unplugged while vCPUs use them, and the ACPI hot-plug registers. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "devices/pci.h"
+#include "devices/pci_hotplug.h"
 #include "devices/virtio/pci.h"
 #include "devices/virtio/virtio.h"
 #include "pci_driver.h"
@@ -609,6 +614,155 @@ static void pci_cfg_window_rejects_bad_selections(void **state)
 	assert_int_equal(conf1_read(&f->bus, f->slot, cap + 3, 1), VPCI_CAP_PCI_CFG);
 }
 
+/* ---- Hot-plug ---- */
+
+static void echo_device(struct pci_device *d, const struct pci_device_ops *ops, void *opaque)
+{
+	vt_err err;
+	pci_device_init(d, 0x1234, 0x2, 0, 0, 0, "echo");
+	d->ops = ops, d->opaque = opaque;
+	assert_int_equal(pci_device_add_bar(d, 0, 0x1000, false, &err), 0);
+}
+
+static void slots_plugged_and_unplugged(void **state)
+{
+	struct fixture *f = *state;
+	const struct pci_device_ops ops = { .bar_io = bar_echo };
+	struct pci_device a, b, c;
+	echo_device(&a, &ops, NULL), echo_device(&b, &ops, NULL), echo_device(&c, &ops, NULL);
+	vt_err err;
+	assert_int_equal(pci_bus_plug_at(&f->bus, &a, 5, &err), 0);
+	assert_int_equal(pci_bus_plug_at(&f->bus, &b, 5, &err), -1);
+	assert_non_null(strstr(err.msg, "PCI slot 5 holds echo"));
+	assert_int_equal(pci_bus_plug_at(&f->bus, &b, 0, &err), -1);
+	assert_int_equal(pci_bus_plug_at(&f->bus, &b, PCI_MAX_SLOTS, &err), -1);
+	/* a reserved slot (a removed device's) is skipped by the automatic choice, taken when asked for */
+	f->bus.reserved = 1u << (f->slot + 1);
+	unsigned s;
+	assert_int_equal(pci_bus_plug(&f->bus, &b, &s, &err), 0);
+	assert_int_equal(s, f->slot + 2);
+	assert_int_equal(pci_bus_plug_at(&f->bus, &c, f->slot + 1, &err), 0);
+	assert_int_equal(f->bus.reserved, 0);
+	assert_int_equal(pci_bus_slot_of(&f->bus, &a), 5);
+	/* decoding, then gone: config space and the BAR read all ones, the slot takes another device */
+	conf1_write(&f->bus, 5, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	uint64_t bar = conf1_read(&f->bus, 5, PCI_BAR0, 4) - MMIO_BASE;
+	uint8_t v[4] = { 0 };
+	pci_mmio_io(&f->bus, bar + 4, v, 4, false);
+	assert_int_equal(pci_get(v, 4), 0x07060504);
+	pci_bus_unplug(&f->bus, 5);
+	assert_int_equal(conf1_read(&f->bus, 5, PCI_VENDOR_ID, 4), 0xffffffff);
+	pci_mmio_io(&f->bus, bar + 4, v, 4, false);
+	assert_int_equal(pci_get(v, 4), 0xffffffff);
+	assert_int_equal(pci_bus_slot_of(&f->bus, &a), 0);
+	pci_bus_unplug(&f->bus, 5); /* twice, or an empty slot: nothing */
+	pci_bus_unplug(&f->bus, 0);
+	assert_int_equal(pci_bus_plug_at(&f->bus, &a, 5, &err), 0);
+}
+
+struct slow_bar {
+	unsigned inside, done;
+};
+
+static void slow_bar_io(void *opaque, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct slow_bar *sb = opaque;
+	(void)addr, (void)data, (void)len, (void)is_write;
+	__atomic_store_n(&sb->inside, 1, __ATOMIC_SEQ_CST);
+	usleep(50000);
+	__atomic_store_n(&sb->inside, 0, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&sb->done, 1, __ATOMIC_SEQ_CST);
+}
+
+struct vcpu_access {
+	struct pci_bus *bus;
+	uint64_t off;
+};
+
+static void *vcpu_reads_bar(void *p)
+{
+	struct vcpu_access *a = p;
+	uint8_t v[4];
+	pci_mmio_io(a->bus, a->off, v, 4, false);
+	return NULL;
+}
+
+/* A vCPU inside the device's BAR handler when the device is unplugged: the unplug returns only after it. */
+static void unplug_waits_for_a_bar_access(void **state)
+{
+	struct fixture *f = *state;
+	struct slow_bar sb = { 0 };
+	const struct pci_device_ops ops = { .bar_io = slow_bar_io };
+	struct pci_device d;
+	echo_device(&d, &ops, &sb);
+	d.opaque = &sb;
+	vt_err err;
+	assert_int_equal(pci_bus_plug_at(&f->bus, &d, 7, &err), 0);
+	conf1_write(&f->bus, 7, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	struct vcpu_access a = { &f->bus, conf1_read(&f->bus, 7, PCI_BAR0, 4) - MMIO_BASE };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, vcpu_reads_bar, &a), 0);
+	while (!__atomic_load_n(&sb.inside, __ATOMIC_SEQ_CST))
+		usleep(100);
+	pci_bus_unplug(&f->bus, 7);
+	assert_int_equal(__atomic_load_n(&sb.inside, __ATOMIC_SEQ_CST), 0);
+	assert_int_equal(__atomic_load_n(&sb.done, __ATOMIC_SEQ_CST), 1);
+	pthread_join(t, NULL);
+	assert_int_equal(d.bar_users, 0);
+}
+
+static uint32_t hp_read(struct pci_hotplug *h, unsigned off)
+{
+	uint8_t v[4] = { 0xee, 0xee, 0xee, 0xee };
+	pci_hotplug_io(h, off, v, 4, false);
+	return pci_get(v, 4);
+}
+
+static void hp_write(struct pci_hotplug *h, unsigned off, uint32_t val, uint32_t len)
+{
+	uint8_t v[4];
+	pci_put(v, 4, val);
+	pci_hotplug_io(h, off, v, len, true);
+}
+
+/* The registers the DSDT's PSCN and _EJ0 use: news read once, an eject counted only where it was asked. */
+static void hotplug_registers(void **state)
+{
+	(void)state;
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	struct pci_hotplug h;
+	pci_hotplug_init(&h, fd);
+	pci_hotplug_announce(&h, 3);
+	pci_hotplug_announce(&h, 0);            /* the host bridge: never */
+	pci_hotplug_announce(&h, PCI_MAX_SLOTS); /* no such slot: nothing */
+	assert_int_equal(hp_read(&h, PCI_HOTPLUG_UP), 1u << 3);
+	assert_int_equal(hp_read(&h, PCI_HOTPLUG_UP), 0);
+	pci_hotplug_ask_eject(&h, 3);
+	assert_int_equal(hp_read(&h, PCI_HOTPLUG_DOWN), 1u << 3);
+	assert_int_equal(hp_read(&h, PCI_HOTPLUG_DOWN), 0);
+	uint8_t odd[2] = { 0 };
+	pci_hotplug_io(&h, PCI_HOTPLUG_UP, odd, 2, false); /* other widths and offsets: zero, nothing happens */
+	assert_int_equal(pci_get(odd, 2), 0);
+	assert_int_equal(hp_read(&h, 5), 0);
+	hp_write(&h, PCI_HOTPLUG_EJECT, 0xffffffff, 2);
+	assert_int_equal(pci_hotplug_take_ejected(&h), 0);
+	uint64_t n = 0;
+	assert_int_equal(read(fd, &n, sizeof(n)), -1); /* not told */
+	hp_write(&h, PCI_HOTPLUG_EJECT, 0xffffffff, 4); /* every slot: only the one asked counts */
+	assert_int_equal(read(fd, &n, sizeof(n)), sizeof(n));
+	assert_int_equal(pci_hotplug_take_ejected(&h), 1u << 3);
+	assert_int_equal(pci_hotplug_take_ejected(&h), 0);
+	hp_write(&h, PCI_HOTPLUG_EJECT, 1u << 3, 4); /* done with: a second _EJ0 changes nothing */
+	assert_int_equal(pci_hotplug_take_ejected(&h), 0);
+	pci_hotplug_ask_eject(&h, 9);
+	pci_hotplug_cancel_eject(&h, 9); /* the host gave up: a late _EJ0 is ignored, the news is gone */
+	assert_int_equal(hp_read(&h, PCI_HOTPLUG_DOWN), 0);
+	hp_write(&h, PCI_HOTPLUG_EJECT, 1u << 9, 4);
+	assert_int_equal(pci_hotplug_take_ejected(&h), 0);
+	pci_hotplug_destroy(&h);
+	close(fd);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -629,6 +783,9 @@ int main(void)
 		T(pci_cfg_window_reads_the_bar),
 		T(pci_cfg_window_writes_the_bar),
 		T(pci_cfg_window_rejects_bad_selections),
+		T(slots_plugged_and_unplugged),
+		T(unplug_waits_for_a_bar_access),
+		cmocka_unit_test(hotplug_registers),
 	};
 	return cmocka_run_group_tests_name("pci", tests, NULL, NULL);
 }

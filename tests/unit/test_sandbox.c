@@ -271,6 +271,46 @@ static void test_env_trigger_kills_from_device_thread(void **s)
 	expect_sigsys(&r, "device event loop", "socket");
 }
 
+/* A disk plugged into a running VM starts its worker pool from the confined main thread: the new thread
+ * confines itself as an I/O worker and does its job; the main thread still cannot start a process. */
+static void *worker_reads(void *p)
+{
+	int *fds = p;
+	thread_role_enter(THREAD_IO_WORKER);
+	char c;
+	return pread(fds[0], &c, 1, 0) == 1 && c == 'w' ? p : NULL;
+}
+
+static void main_starts_a_worker(void *arg)
+{
+	(void)arg;
+	char path[] = "/tmp/virtus-sandbox-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0 || write(fd, "w", 1) != 1)
+		_exit(103);
+	unlink(path);
+	thread_role_enter(THREAD_MAIN);
+	pthread_t t;
+	void *ret = NULL;
+	int fds[1] = { fd };
+	if (pthread_create(&t, NULL, worker_reads, fds) || pthread_join(t, &ret) || ret != fds)
+		_exit(104);
+	if (task_status_field(getpid(), "Seccomp:") != 2)
+		_exit(105);
+	say("allowed-ok\n");
+	if (fork() == 0)
+		_exit(0);
+	_exit(106); /* not reached: clone without CLONE_THREAD is trapped */
+}
+
+static void test_main_starts_threads_not_processes(void **s)
+{
+	(void)s;
+	struct child_result r;
+	run_child(SANDBOX_ON, main_starts_a_worker, NULL, &r);
+	expect_sigsys(&r, "main", "clone");
+}
+
 static void vcpu_netlink_allowed(void *arg)
 {
 	(void)arg;
@@ -367,12 +407,13 @@ static void test_unprepared_role_fails_closed(void **s)
 	assert_non_null(strstr(out, "a libslirp thread started, but no filter was prepared for it"));
 }
 
-/* Which filters `vm run` prepares: a role a VM runs but does not get a filter for would end it. */
+/* Which filters `vm run` prepares: a role a VM runs but does not get a filter for would end it. With a PCI bus,
+ * a disk may be plugged in while the VM runs, and its worker pool's threads need theirs. */
 static void test_vm_thread_roles(void **s)
 {
 	(void)s;
 	const unsigned base = SANDBOX_ROLE(THREAD_MAIN) | SANDBOX_ROLE(THREAD_VCPU);
-	const unsigned dev = SANDBOX_ROLE(THREAD_DEVICE);
+	const unsigned dev = SANDBOX_ROLE(THREAD_DEVICE) | SANDBOX_ROLE(THREAD_IO_WORKER);
 	struct vm_config c = { 0 };
 	assert_int_equal(vm_thread_roles(&c), base);
 	c = (struct vm_config){ .rng = true };
@@ -384,7 +425,7 @@ static void test_vm_thread_roles(void **s)
 	c = (struct vm_config){ .vsock_cid = 3 };
 	assert_int_equal(vm_thread_roles(&c), base | dev);
 	c = (struct vm_config){ .ndisks = 1 };
-	assert_int_equal(vm_thread_roles(&c), base | dev | SANDBOX_ROLE(THREAD_IO_WORKER));
+	assert_int_equal(vm_thread_roles(&c), base | dev);
 	c = (struct vm_config){ .nnets = 2, .net = { "tap=tap0", "user,hostfwd=tcp:1-:2" } };
 	assert_int_equal(vm_thread_roles(&c), base | dev | SANDBOX_ROLE(THREAD_SLIRP));
 	c = (struct vm_config){ .nnets = 1, .net = { "tap=user0" } };
@@ -423,6 +464,7 @@ int main(void)
 		cmocka_unit_test(test_device_loop_and_io_workers_announce_roles),
 		cmocka_unit_test(test_unprepared_role_fails_closed),
 		cmocka_unit_test(test_vm_thread_roles),
+		cmocka_unit_test(test_main_starts_threads_not_processes),
 		cmocka_unit_test(test_parse_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -619,6 +619,16 @@ int virtio_pci_create(struct virtio_device *dev, const struct guest_mem *mem, co
 	return 0;
 }
 
+void virtio_pci_unplugged(struct virtio_transport *t)
+{
+	for (unsigned i = 0; i < t->dev->nqueues && t->host.unwatch; i++)
+		if (t->q[i].kick_fd >= 0 && !t->dev->external_queues)
+			t->host.unwatch(t->host.watch_opaque, t->q[i].kick_fd);
+	pthread_mutex_lock(&t->lock);
+	reset_device(t);
+	pthread_mutex_unlock(&t->lock);
+}
+
 void virtio_pci_destroy(struct virtio_transport *t)
 {
 	if (!t)

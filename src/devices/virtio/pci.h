@@ -69,6 +69,8 @@ struct virtio_pci_host {
 	void *opaque;
 	/* Watch fd for input on the device thread, calling fn(arg). */
 	int (*watch)(void *watch_opaque, int fd, void (*fn)(void *arg), void *arg, vt_err *err);
+	/* Stop watching fd: once it returns, the device thread does not run fn for it (a hot-unplug). */
+	void (*unwatch)(void *watch_opaque, int fd);
 	void *watch_opaque;
 };
 
@@ -105,6 +107,9 @@ struct virtio_transport {
 int virtio_pci_create(struct virtio_device *dev, const struct guest_mem *mem, const struct virtio_pci_host *host,
 		      struct virtio_transport **out, vt_err *err);
 void virtio_pci_destroy(struct virtio_transport *t);
+/* After the function has left its bus while the VM runs (hot-unplug): its kicks are no longer watched and
+ * the device is reset (a disk's requests in flight complete first), so that it can be destroyed. */
+void virtio_pci_unplugged(struct virtio_transport *t);
 void virtio_pci_print_stats(struct virtio_transport *t, FILE *f);
 
 /* Snapshot (docs/snapshot.md): the transport's state is section `name` (the PCI function, feature

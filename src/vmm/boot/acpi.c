@@ -8,6 +8,7 @@
  * All multi-byte fields are written explicitly little-endian: no packed structs. */
 #include "vmm/boot/acpi.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "lib/util.h"
@@ -348,6 +349,62 @@ void aml_end(struct acpi_buf *b, size_t at)
 	insert_bytes(b, at, enc, n);
 }
 
+void aml_op_region(struct acpi_buf *b, const char *name, uint8_t space, uint64_t offset, uint64_t len)
+{
+	acpi_put8(b, AML_EXT_OP);
+	acpi_put8(b, AML_OP_REGION_OP);
+	aml_name(b, name);
+	acpi_put8(b, space);
+	aml_integer(b, offset);
+	aml_integer(b, len);
+}
+
+size_t aml_field_begin(struct acpi_buf *b, const char *region, uint8_t flags)
+{
+	acpi_put8(b, AML_EXT_OP);
+	acpi_put8(b, AML_FIELD_OP);
+	size_t at = b->len;
+	aml_name(b, region);
+	acpi_put8(b, flags);
+	return at;
+}
+
+void aml_field_unit(struct acpi_buf *b, const char *name, uint8_t bits)
+{
+	aml_name_seg(b, name, strlen(name));
+	acpi_put8(b, bits & 0x3f); /* the width is a PkgLength of its own value: one byte up to 63 bits */
+}
+
+size_t aml_if_local_and_begin(struct acpi_buf *b, unsigned local, uint64_t mask)
+{
+	acpi_put8(b, AML_IF_OP);
+	size_t at = b->len;
+	acpi_put8(b, AML_AND_OP);
+	acpi_put8(b, (uint8_t)(AML_LOCAL0_OP + (local & 7)));
+	aml_integer(b, mask);
+	acpi_put8(b, 0); /* Target: NullName, the result only tested */
+	return at;
+}
+
+void aml_store_name_to_local(struct acpi_buf *b, const char *name, unsigned local)
+{
+	acpi_put8(b, AML_STORE_OP);
+	aml_name(b, name);
+	acpi_put8(b, (uint8_t)(AML_LOCAL0_OP + (local & 7)));
+}
+
+void aml_store_int_to_name(struct acpi_buf *b, uint64_t value, const char *name)
+{
+	acpi_put8(b, AML_STORE_OP);
+	aml_integer(b, value);
+	aml_name(b, name);
+}
+
+void aml_call0(struct acpi_buf *b, const char *path)
+{
+	aml_name(b, path);
+}
+
 void aml_buffer_end(struct acpi_buf *b, size_t at)
 {
 	uint8_t size_enc[9];
@@ -483,6 +540,16 @@ static void dsdt_com1(struct acpi_buf *b, const struct acpi_config *cfg)
 	aml_end(b, dev);
 }
 
+static bool pci_enabled(const struct acpi_config *cfg)
+{
+	return cfg->ecam_base != 0;
+}
+
+static bool pci_hotplug_enabled(const struct acpi_config *cfg)
+{
+	return pci_enabled(cfg) && cfg->power_button_gsi && cfg->pci_hotplug_port;
+}
+
 /* Device(PWRB) is the button; GED0's interrupt calls its _EVT with the GSI, and _EVT notifies PWRB. */
 static void dsdt_power_button(struct acpi_buf *b, const struct acpi_config *cfg)
 {
@@ -503,17 +570,80 @@ static void dsdt_power_button(struct acpi_buf *b, const struct acpi_config *cfg)
 	aml_name_decl(b, "_CRS");
 	size_t crs = aml_buffer_begin(b);
 	acpi_res_ext_irq_edge(b, cfg->power_button_gsi);
+	if (pci_hotplug_enabled(cfg))
+		acpi_res_ext_irq_edge(b, cfg->pci_hotplug_gsi);
 	acpi_res_end_tag(b);
 	aml_buffer_end(b, crs);
+	/* Linux's GED runs _Exx (edge, xx the GSI in hex) when it exists, else _EVT(GSI) */
 	size_t evt = aml_method_begin(b, "_EVT", 1);
 	aml_notify(b, "\\_SB_.PWRB", 0x80); /* "button pressed" (ACPI 6.0 table 5-176) */
 	aml_end(b, evt);
+	if (pci_hotplug_enabled(cfg)) {
+		char name[5];
+		snprintf(name, sizeof(name), "_E%02X", cfg->pci_hotplug_gsi);
+		size_t m = aml_method_begin(b, name, 0);
+		aml_call0(b, "\\_SB_.PCI0.PSCN");
+		aml_end(b, m);
+	}
 	aml_end(b, dev);
 }
 
-static bool pci_enabled(const struct acpi_config *cfg)
+
+#define PCI_HOTPLUG_SLOTS 32 /* bus 0's; slot 0 is the host bridge */
+#define ACPI_NOTIFY_DEVICE_CHECK 1
+#define ACPI_NOTIFY_EJECT_REQUEST 3
+
+static void slot_name(char out[5], unsigned slot)
 {
-	return cfg->ecam_base != 0;
+	snprintf(out, 5, "S%02X", slot);
+}
+
+/* Device(Snn) { Name(_ADR, nn << 16) Name(_SUN, nn) Method(_EJ0, 1) { Store(1 << nn, PCEJ) } }: Linux's
+ * acpiphp makes each an ejectable slot (it has _ADR and _EJ0) named by _SUN. */
+static void dsdt_hotplug_slot(struct acpi_buf *b, unsigned slot)
+{
+	char name[5];
+	slot_name(name, slot);
+	size_t dev = aml_device_begin(b, name);
+	aml_name_decl(b, "_ADR");
+	aml_integer(b, (uint64_t)slot << 16);
+	aml_name_decl(b, "_SUN");
+	aml_integer(b, slot);
+	size_t ej0 = aml_method_begin(b, "_EJ0", 1);
+	aml_store_int_to_name(b, 1ULL << slot, "PCEJ");
+	aml_end(b, ej0);
+	aml_end(b, dev);
+}
+
+/* Method(PSCN) { Store(PCIU, Local0) Store(PCID, Local1) If (And(Local0, 1 << nn)) { Notify(Snn, 1) } ...
+ * If (And(Local1, 1 << nn)) { Notify(Snn, 3) } ... }: each register read once (the read clears it). */
+static void dsdt_hotplug_scan(struct acpi_buf *b)
+{
+	size_t m = aml_method_begin(b, "PSCN", 0);
+	aml_store_name_to_local(b, "PCIU", 0);
+	aml_store_name_to_local(b, "PCID", 1);
+	for (unsigned local = 0; local < 2; local++)
+		for (unsigned slot = 1; slot < PCI_HOTPLUG_SLOTS; slot++) {
+			char name[5];
+			slot_name(name, slot);
+			size_t at = aml_if_local_and_begin(b, local, 1ULL << slot);
+			aml_notify(b, name, local == 0 ? ACPI_NOTIFY_DEVICE_CHECK : ACPI_NOTIFY_EJECT_REQUEST);
+			aml_end(b, at);
+		}
+	aml_end(b, m);
+}
+
+static void dsdt_pci_hotplug(struct acpi_buf *b, const struct acpi_config *cfg)
+{
+	aml_op_region(b, "PHPR", ACPI_GAS_SYSTEM_IO, cfg->pci_hotplug_port, 12);
+	size_t f = aml_field_begin(b, "PHPR", AML_FIELD_DWORD_ACC | AML_FIELD_WRITE_AS_ZEROS);
+	aml_field_unit(b, "PCIU", 32);
+	aml_field_unit(b, "PCID", 32);
+	aml_field_unit(b, "PCEJ", 32);
+	aml_end(b, f);
+	for (unsigned slot = 1; slot < PCI_HOTPLUG_SLOTS; slot++)
+		dsdt_hotplug_slot(b, slot);
+	dsdt_hotplug_scan(b);
 }
 
 static void dsdt_pci_host(struct acpi_buf *b, const struct acpi_config *cfg)
@@ -540,6 +670,8 @@ static void dsdt_pci_host(struct acpi_buf *b, const struct acpi_config *cfg)
 		acpi_res_mem32(b, true, (uint32_t)cfg->mmio32_base, (uint32_t)cfg->mmio32_size);
 	acpi_res_end_tag(b);
 	aml_buffer_end(b, crs);
+	if (pci_hotplug_enabled(cfg))
+		dsdt_pci_hotplug(b, cfg);
 	aml_end(b, dev);
 }
 

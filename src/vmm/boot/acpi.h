@@ -46,6 +46,13 @@ struct acpi_config {
 	uint64_t mmio32_size;    /* 0 = no memory window in the bridge's _CRS */
 	uint32_t pci_io_base;    /* I/O port window for BARs (WordIO producer in the bridge's _CRS); */
 	uint32_t pci_io_size;    /* 0 = none. Must end at or below 0x10000 and leave out 0xcf8-0xcff */
+
+	/* ACPI PCI hot-plug of bus 0 (needs PCI and the power button's GED). With pci_hotplug_port != 0, each slot
+	 * 1..31 is a device \_SB.PCI0.Snn (_ADR, _SUN, and _EJ0, which writes the slot's bit to PCEJ), PCI0 has
+	 * the registers (PCIU, PCID, PCEJ: devices/pci_hotplug.h) and a method PSCN that notifies the slots they
+	 * name, and GED0's interrupt pci_hotplug_gsi (edge) runs _Exx, which calls PSCN. */
+	uint16_t pci_hotplug_port;
+	uint8_t  pci_hotplug_gsi;
 };
 
 /* Lay out RSDP, XSDT, FADT, DSDT, MADT (and MCFG if configured) in buf, which the guest sees at
@@ -111,7 +118,13 @@ void acpi_put_gas(struct acpi_buf *b, uint8_t space, uint8_t bit_width, uint8_t 
 #define AML_BUFFER_OP    0x11
 #define AML_PACKAGE_OP   0x12
 #define AML_METHOD_OP    0x14
+#define AML_LOCAL0_OP    0x60
+#define AML_STORE_OP     0x70
+#define AML_AND_OP       0x7b
 #define AML_NOTIFY_OP    0x86
+#define AML_IF_OP        0xa0
+#define AML_OP_REGION_OP 0x80 /* after AML_EXT_OP */
+#define AML_FIELD_OP     0x81 /* after AML_EXT_OP */
 #define AML_EXT_OP       0x5b
 #define AML_DEVICE_OP    0x82 /* after AML_EXT_OP */
 #define AML_ROOT_CHAR    '\\'
@@ -139,6 +152,20 @@ size_t aml_method_begin(struct acpi_buf *b, const char *path, uint8_t nargs);
 /* Notify(path, value) */
 void aml_notify(struct acpi_buf *b, const char *path, uint64_t value);
 void aml_end(struct acpi_buf *b, size_t at);
+/* OperationRegion(name, space, offset, len) */
+void aml_op_region(struct acpi_buf *b, const char *name, uint8_t space, uint64_t offset, uint64_t len);
+/* Field(region, flags) { ...aml_field_unit()... }: close with aml_end. */
+size_t aml_field_begin(struct acpi_buf *b, const char *region, uint8_t flags);
+void aml_field_unit(struct acpi_buf *b, const char *name, uint8_t bits);
+#define AML_FIELD_DWORD_ACC      0x03
+#define AML_FIELD_WRITE_AS_ZEROS 0x40
+/* If (And (LocalN, mask)) { ...contents... }: close with aml_end. */
+size_t aml_if_local_and_begin(struct acpi_buf *b, unsigned local, uint64_t mask);
+/* Store (name, LocalN) and Store (value, name) */
+void aml_store_name_to_local(struct acpi_buf *b, const char *name, unsigned local);
+void aml_store_int_to_name(struct acpi_buf *b, uint64_t value, const char *name);
+/* A call of a method without arguments, as a statement. */
+void aml_call0(struct acpi_buf *b, const char *path);
 /* Buffer whose declared size is that of its contents (as ResourceTemplate produces): close it
  * with aml_buffer_end, which inserts the BufferSize as well as the PkgLength. */
 size_t aml_buffer_begin(struct acpi_buf *b);
