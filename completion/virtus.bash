@@ -4,7 +4,7 @@
 
 _virtus_vm_run_options="--kernel --initrd --cmdline --cpus --memory --console --console-device --rng --disk
 	--net --balloon --vsock --fs --ksm --seccomp --jail --jail-uid --jail-gid --stats --detach --name --api-socket --stop-timeout --restore --incoming --help"
-_virtus_vm_verbs="run probe ls info pause resume kill stop snapshot migrate console logs api"
+_virtus_vm_verbs="run probe ls info pause resume kill stop snapshot migrate balloon disk console logs api"
 
 _virtus_ctr_commands="run ps logs exec stop kill start rm pause unpause inspect diff commit"
 
@@ -36,7 +36,7 @@ _virtus() {
 	case "$sub" in
 	probe|ls) mapfile -t COMPREPLY < <(compgen -W "--help" -- "$cur") ;;
 	run) _virtus_vm_run "$cur" "$prev" ;;
-	info|pause|resume|kill|stop|snapshot|migrate|console|logs|api)
+	info|pause|resume|kill|stop|snapshot|migrate|balloon|disk|console|logs|api)
 		# the first argument is a VM's name (info may take --json first)
 		if [ "$COMP_CWORD" -eq 3 ] || { [ "$sub" = info ] && [ "$prev" = --json ]; }; then
 			local names
@@ -44,8 +44,21 @@ _virtus() {
 			[ "$sub" = info ] && [ "$COMP_CWORD" -eq 3 ] && names="$names --json"
 			mapfile -t COMPREPLY < <(compgen -W "$names" -- "$cur")
 		elif [ "$sub" = api ] && [ "$COMP_CWORD" -eq 4 ]; then
-			mapfile -t COMPREPLY < <(compgen -W "GET PUT PATCH" -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W "GET PUT PATCH DELETE" -- "$cur")
+		elif [ "$sub" = disk ]; then
+			_virtus_vm_disk "$cur" "${COMP_WORDS[4]-}"
 		fi ;;
+	esac
+}
+
+# vm disk NAME add ID PATH [--ro] | remove ID [--timeout SECS] | change ID PATH
+_virtus_vm_disk() {
+	local cur=$1 op=$2
+	case $COMP_CWORD in
+	4) mapfile -t COMPREPLY < <(compgen -W "add remove change" -- "$cur") ;;
+	6) if [ "$op" = remove ]; then mapfile -t COMPREPLY < <(compgen -W "--timeout" -- "$cur")
+	   else mapfile -t COMPREPLY < <(compgen -f -- "$cur"); fi ;;
+	7) [ "$op" = add ] && mapfile -t COMPREPLY < <(compgen -W "--ro" -- "$cur") ;;
 	esac
 }
 

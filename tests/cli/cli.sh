@@ -38,6 +38,11 @@ run_case "virtus vm alone: usage on stderr, status 2" 2 EMPTY '^usage: virtus vm
 run_case "unknown command" 2 EMPTY "unknown command 'vm fly'" -- vm fly
 run_case "virtus help of an unknown command" 2 EMPTY "unknown command 'fly'" -- help fly
 run_case "vm probe with an argument" 2 EMPTY "unexpected argument 'x'" -- vm probe x
+run_case "vm disk without an operation" 2 EMPTY 'expected NAME add ID PATH' -- vm disk web1
+run_case "vm disk add without a path" 2 EMPTY 'expected NAME add ID PATH' -- vm disk web1 add hp1
+run_case "vm disk add with an unknown flag" 2 EMPTY 'expected NAME add ID PATH' -- vm disk web1 add hp1 x.img --rw
+run_case "vm disk of an unknown operation" 2 EMPTY 'expected NAME add ID PATH' -- vm disk web1 plug hp1 x.img
+run_case "vm disk remove --timeout 0" 2 EMPTY '--timeout wants seconds from 1 to 600' -- vm disk web1 remove hp1 --timeout 0
 run_case "unknown option" 2 EMPTY "unknown or incomplete option '--bogus'" -- vm run --bogus
 
 # Bad option values: usage errors (2), found before any file or KVM is looked at.

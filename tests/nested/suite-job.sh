@@ -383,8 +383,10 @@ echo "hp-snapshot-status $? $(head -c 200 /tmp/mg/hp-snap.out | tr '\n' ' ')"
 timeout 60 virtus vm run -d --name dc2 --restore /tmp/mg/hp-snap >/tmp/mg/hp-restore.out 2>&1
 echo "hp-restore-status $? $(head -c 200 /tmp/mg/hp-restore.out | tr '\n' ' ')"
 hp_last() { log_lines dc2 | sed -n 's/^hp-list //p' | tail -n1; }
-i=0; until [ -n "$(hp_last)" ] || [ $i -ge 100 ]; do i=$((i + 1)); sleep 0.2; done
-echo "hp-restored $(hp_last) $(log_lines dc2 | sed -n 's/^dc-read \([0-9]* [a-zA-Z-]*\).*/\1/p' | tail -n1) boots=$(virtus vm logs dc2 | grep -c 'virtus-guest: ready')"
+dc_last() { log_lines dc2 | sed -n 's/^dc-read \([0-9]* [a-zA-Z-]*\).*/\1/p' | tail -n1; }
+# both lines of a turn (the snapshot may have cut one between them)
+i=0; until { [ -n "$(hp_last)" ] && [ -n "$(dc_last)" ]; } || [ $i -ge 100 ]; do i=$((i + 1)); sleep 0.2; done
+echo "hp-restored $(hp_last) $(dc_last) boots=$(virtus vm logs dc2 | grep -c 'virtus-guest: ready')"
 echo "hp-restored-drives $(virtus vm api dc2 GET /vm/config | tr ',' '\n' | sed -n 's/.*"drive_id": *"\([^"]*\)".*/\1/p' | tr '\n' ' ')"
 timeout 30 virtus vm kill dc2 >/dev/null 2>&1
 timeout 30 virtus vm kill dc1 >/dev/null 2>&1
