@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "devices/virtio/balloon.h"
 #include "lib/util.h"
@@ -193,6 +194,18 @@ static void append_disk(struct vm_api *a, const struct vm_disk_config *c, char *
 	a->cfg->disk[k].serial = serial;
 }
 
+/* The drive of this VM whose image is the file at path, -1 if none (its lock would say "another process"). */
+static int drive_with_image(const struct vm_config *c, const char *path)
+{
+	struct stat want, have;
+	if (stat(path, &want) < 0)
+		return -1;
+	for (unsigned i = 0; i < c->ndisks; i++)
+		if (stat(c->disk[i].path, &have) == 0 && have.st_dev == want.st_dev && have.st_ino == want.st_ino)
+			return (int)i;
+	return -1;
+}
+
 /* PUT /drives/ID once the VM runs: a new disk, plugged in. */
 static void put_drive(struct vm_api *a, const char *id, const struct api_request *req, struct api_reply *r)
 {
@@ -202,7 +215,8 @@ static void put_drive(struct vm_api *a, const char *id, const struct api_request
 		return;
 	const char *body_id = vm_api_string_field(o, "drive_id", "the drive's ID", r), *path = NULL;
 	struct vm_disk_config c = { .format = BLK_FORMAT_AUTO };
-	char *path_copy = NULL, *serial_copy = NULL;
+	char *path_copy = NULL, *serial_copy = NULL, pos[8];
+	int k;
 	vt_err err;
 	if (!body_id || !(path = vm_api_string_field(o, "path_on_host", "the image's path", r)) ||
 	    !vm_api_only_fields(o, known, r) || !valid_drive_id(id, r) || !can_change_disks(a, r)) {
@@ -217,6 +231,8 @@ static void put_drive(struct vm_api *a, const char *id, const struct api_request
 		vm_api_fault(r, 400, "drive '%s' exists (PATCH /drives/%s gives it a new image)", id, id);
 	} else if (!*path) {
 		vm_api_fault(r, 400, "path_on_host: empty");
+	} else if ((k = drive_with_image(a->cfg, path)) >= 0) {
+		vm_api_fault(r, 400, "path_on_host: %s is the image of this VM's drive %s", path, vm_api_drive_id(a->cfg, (unsigned)k, pos));
 	} else if (a->cfg->ndisks == VM_MAX_DISKS) {
 		vm_api_fault(r, 400, "the VM has %d disks, the most it can have", VM_MAX_DISKS);
 	} else if (!(path_copy = strdup(path)) || !(serial_copy = strdup(id))) {

@@ -122,7 +122,7 @@ int vm_pci_add_disk(struct vm *vm, const struct vm_disk_config *c, bool incoming
 	struct blk_opts o = { .readonly = c->readonly, .serial = c->serial, .defer_lock = incoming,
 			      .format = c->format, .overlay = c->overlay };
 	if (virtio_blk_create_opts(c->path, &o, &blk, err) < 0)
-		return vt_err_prefix(err, "--disk");
+		return -1;
 	if (add_virtio(vm, blk, virtio_blk_destroy, c->pci_slot, err) < 0)
 		return -1;
 	return watch_own(vm, virtio_blk_eventfd(blk), virtio_blk_complete, blk, err);
@@ -181,7 +181,7 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 		return -1;
 	for (unsigned i = 0; i < cfg->ndisks; i++)
 		if (!cfg->disk[i].pci_slot && vm_pci_add_disk(vm, &cfg->disk[i], cfg->incoming, err) < 0)
-			return -1;
+			return vt_err_prefix(err, "--disk");
 	if (cfg->vsock_cid && add_vsock(vm, cfg->vsock_cid, cfg->vsock_path, err) < 0)
 		return -1;
 	for (unsigned i = 0; i < cfg->nfs; i++)
@@ -190,7 +190,7 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 	/* last, in the order they were plugged (their order in disk[]), as on the VM they were plugged into */
 	for (unsigned i = 0; i < cfg->ndisks; i++)
 		if (cfg->disk[i].pci_slot && vm_pci_add_disk(vm, &cfg->disk[i], cfg->incoming, err) < 0)
-			return -1;
+			return vt_err_prefix(err, "--disk");
 	return 0;
 }
 

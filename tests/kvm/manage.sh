@@ -231,9 +231,9 @@ o3=$(v vm disk t10 add 'bad/id' "$tmp/d10c.img" 2>&1); r3=$?
 o4=$(v vm disk t10 add hp3 "$tmp/d10a.img" 2>&1); r4=$?
 o5=$(v vm api t10 PUT /drives/hp4 "{\"drive_id\":\"hp4\",\"path_on_host\":\"$tmp/d10c.img\",\"is_root_device\":true}" 2>&1); r5=$?
 if [ "$r1 $r2 $r3 $r4 $r5" = "1 1 1 1 1" ] && echo "$o1" | grep -q "drive 'hp1' exists" && echo "$o2" | grep -q 'No such file' &&
-	echo "$o3" | grep -q "letters, digits" && echo "$o4" | grep -q 'image is in use' && echo "$o5" | grep -q 'cannot be its root device' &&
+	echo "$o3" | grep -q "letters, digits" && echo "$o4" | grep -q "is the image of this VM's drive vda" && echo "$o5" | grep -q 'cannot be its root device' &&
 	[ "$(drive_ids t10)" = "vda hp1 " ]; then
-	ok "vm disk add: an ID in use, a missing image, a bad ID, an image in use, a root device: refused, nothing changed"
+	ok "vm disk add: an ID in use, a missing image, a bad ID, the VM's own disk's image, a root device: refused, nothing changed"
 else not_ok "vm disk add refusals" "$r1: $o1" "$r2: $o2" "$r3: $o3" "$r4: $o4" "$r5: $o5" "$(drive_ids t10)"; fi
 out=$(v vm disk t10 remove hp1 --timeout 1 2>&1); rc=$?
 if [ $rc -eq 1 ] && echo "$out" | grep -q 'did not let go of drive hp1 within 1 s' && [ "$(drive_ids t10)" = "vda hp1 " ] && runs 5 t10; then
