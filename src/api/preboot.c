@@ -63,12 +63,7 @@ static bool path_id(const char *path, const char *prefix, json_object *o, const 
 		vm_api_fault(r, 400, "%s: '%s' is not the ID of the path (%s)", key, body_id, id);
 		return false;
 	}
-	for (const char *c = id; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '-')) {
-			vm_api_fault(r, 400, "%s: use letters, digits, '_' and '-'", key);
-			return false;
-		}
-	return copy_string(key, id, out, len, r);
+	return vm_api_id_chars(key, id, r) && copy_string(key, id, out, len, r);
 }
 
 /* ---- The resources ------------------------------------------------------------------------------------ */

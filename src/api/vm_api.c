@@ -521,6 +521,15 @@ void vm_api_waiting_handle(void *opaque, const struct api_request *req, struct a
 
 /* ---- Routing -------------------------------------------------------------------------------------------- */
 
+bool vm_api_id_chars(const char *key, const char *id, struct api_reply *r)
+{
+	if (id[strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")]) {
+		vm_api_fault(r, 400, "%s: use letters, digits, '_' and '-'", key);
+		return false;
+	}
+	return true;
+}
+
 bool vm_api_is(const struct api_request *req, const char *method, const char *path)
 {
 	return !strcmp(req->method, method) && !strcmp(req->path, path);

@@ -88,6 +88,8 @@ bool vm_api_optional_string(json_object *o, const char *key, const char **out, s
 bool vm_api_int_field(json_object *o, const char *key, bool required, int64_t min, int64_t max, int64_t *out,
 		      struct api_reply *r);
 bool vm_api_only_fields(json_object *o, const char *const *known, struct api_reply *r);
+/* An ID in a path (/drives/ID, /network-interfaces/ID): letters, digits, '_' and '-' only. */
+bool vm_api_id_chars(const char *key, const char *id, struct api_reply *r);
 bool vm_api_is(const struct api_request *req, const char *method, const char *path);
 /* Firecracker's pre-boot resources: /boot-source, /machine-config, /drives/ID, ... */
 bool vm_api_pre_boot_resource(const char *path);

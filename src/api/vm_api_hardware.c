@@ -167,8 +167,9 @@ static void patch_drive(struct vm_api *a, const char *id, const struct api_reque
 
 static bool valid_drive_id(const char *id, struct api_reply *r)
 {
-	size_t n = strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
-	if (!*id || id[n] || n > DRIVE_ID_MAX) {
+	if (!vm_api_id_chars("drive_id", id, r))
+		return false;
+	if (!*id || strlen(id) > DRIVE_ID_MAX) {
 		vm_api_fault(r, 400, "drive_id: 1 to %d letters, digits, '_' and '-' (it is the disk's serial)", DRIVE_ID_MAX);
 		return false;
 	}

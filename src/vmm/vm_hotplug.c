@@ -35,19 +35,26 @@ static unsigned lowest_free_slot(struct pci_bus *bus)
 	return 0;
 }
 
-/* Undo the last add_virtio of a device that could not be completed. */
-static void drop_last(struct vm *vm)
+/* Take entry i out of the running VM: off the bus (no vCPU in it any more), its kicks and fds unwatched (no
+ * callback running), reset (requests in flight complete), freed; later entries move down. */
+static void remove_entry(struct vm *vm, unsigned i)
 {
 	struct vm_pci *p = &vm->pci;
-	struct vm_virtio *v = &p->virtio[p->n - 1];
-	unsigned slot = v->t ? pci_bus_slot_of(&p->bus, &v->t->pci) : 0;
-	if (slot)
-		pci_bus_unplug(&p->bus, slot);
-	if (v->t)
+	struct vm_virtio *v = &p->virtio[i];
+	if (v->t) {
+		pci_bus_unplug(&p->bus, pci_bus_slot_of(&p->bus, &v->t->pci));
 		virtio_pci_unplugged(v->t);
+	}
 	if (v->own_fd >= 0)
 		evloop_unwatch(&p->loop, v->own_fd);
+	if (p->console == v->dev)
+		p->console = NULL;
+	if (p->balloon == v->dev)
+		p->balloon = NULL;
+	if (p->vsock == v->dev)
+		p->vsock = NULL;
 	vm_pci_free_device(v);
+	memmove(&p->virtio[i], &p->virtio[i + 1], (p->n - i - 1) * sizeof(p->virtio[0]));
 	p->n--;
 }
 
@@ -68,8 +75,8 @@ int vm_pci_hotplug_disk(struct vm *vm, struct vm_disk_config *c, vt_err *err)
 	want.pci_slot = slot;
 	unsigned before = p->n;
 	if (vm_pci_add_disk(vm, &want, false, err) < 0) {
-		if (p->n > before)
-			drop_last(vm);
+		if (p->n > before) /* the device was half added: undo it */
+			remove_entry(vm, p->n - 1);
 		return -1;
 	}
 	c->pci_slot = slot;
@@ -101,25 +108,6 @@ void vm_pci_cancel_eject(struct vm *vm, unsigned slot)
 int vm_pci_ejected_fd(const struct vm *vm)
 {
 	return vm->pci.enabled ? vm->pci.ejected_fd : -1;
-}
-
-static void remove_entry(struct vm *vm, unsigned i)
-{
-	struct vm_pci *p = &vm->pci;
-	struct vm_virtio *v = &p->virtio[i];
-	pci_bus_unplug(&p->bus, pci_bus_slot_of(&p->bus, &v->t->pci));
-	virtio_pci_unplugged(v->t);
-	if (v->own_fd >= 0)
-		evloop_unwatch(&p->loop, v->own_fd);
-	if (p->console == v->dev)
-		p->console = NULL;
-	if (p->balloon == v->dev)
-		p->balloon = NULL;
-	if (p->vsock == v->dev)
-		p->vsock = NULL;
-	vm_pci_free_device(v);
-	memmove(&p->virtio[i], &p->virtio[i + 1], (p->n - i - 1) * sizeof(p->virtio[0]));
-	p->n--;
 }
 
 uint32_t vm_pci_remove_ejected(struct vm *vm)
