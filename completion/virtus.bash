@@ -3,8 +3,8 @@
 # Installed by `make install` as $(PREFIX)/share/bash-completion/completions/virtus.
 
 _virtus_vm_run_options="--kernel --initrd --cmdline --cpus --memory --console --console-device --rng --disk
-	--net --balloon --vsock --fs --ksm --seccomp --jail --jail-uid --jail-gid --stats --detach --name --api-socket --stop-timeout --restore --incoming --help"
-_virtus_vm_verbs="run probe ls info pause resume kill stop snapshot migrate balloon disk console logs api"
+	--cdrom --net --balloon --vsock --fs --ksm --seccomp --jail --jail-uid --jail-gid --stats --detach --name --api-socket --stop-timeout --restore --incoming --help"
+_virtus_vm_verbs="run probe ls info pause resume kill stop snapshot migrate balloon disk cd console logs api"
 
 _virtus_ctr_commands="run ps logs exec stop kill start rm pause unpause inspect diff commit"
 
@@ -36,7 +36,7 @@ _virtus() {
 	case "$sub" in
 	probe|ls) mapfile -t COMPREPLY < <(compgen -W "--help" -- "$cur") ;;
 	run) _virtus_vm_run "$cur" "$prev" ;;
-	info|pause|resume|kill|stop|snapshot|migrate|balloon|disk|console|logs|api)
+	info|pause|resume|kill|stop|snapshot|migrate|balloon|disk|cd|console|logs|api)
 		# the first argument is a VM's name (info may take --json first)
 		if [ "$COMP_CWORD" -eq 3 ] || { [ "$sub" = info ] && [ "$prev" = --json ]; }; then
 			local names
@@ -47,6 +47,8 @@ _virtus() {
 			mapfile -t COMPREPLY < <(compgen -W "GET PUT PATCH DELETE" -- "$cur")
 		elif [ "$sub" = disk ]; then
 			_virtus_vm_disk "$cur" "${COMP_WORDS[4]-}"
+		elif [ "$sub" = cd ]; then
+			_virtus_vm_cd "$cur" "${COMP_WORDS[4]-}"
 		fi ;;
 	esac
 }
@@ -62,11 +64,22 @@ _virtus_vm_disk() {
 	esac
 }
 
+# vm cd NAME [insert ISO [--force] | eject [--force]]
+_virtus_vm_cd() {
+	local cur=$1 op=$2
+	case $COMP_CWORD in
+	4) mapfile -t COMPREPLY < <(compgen -W "insert eject" -- "$cur") ;;
+	5) if [ "$op" = insert ]; then mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+	   else mapfile -t COMPREPLY < <(compgen -W "--force" -- "$cur"); fi ;;
+	6) [ "$op" = insert ] && mapfile -t COMPREPLY < <(compgen -W "--force" -- "$cur") ;;
+	esac
+}
+
 # The value of the option before the cursor, else the options themselves.
 _virtus_vm_run() {
 	local cur=$1 prev=$2
 	case "$prev" in
-	--kernel|--initrd|--disk) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
+	--kernel|--initrd|--disk|--cdrom) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
 	--console) mapfile -t COMPREPLY < <(compgen -W "stdio none" -- "$cur"; compgen -f -- "$cur"); return ;;
 	--console-device) mapfile -t COMPREPLY < <(compgen -W "serial virtio" -- "$cur"); return ;;
 	--net) mapfile -t COMPREPLY < <(compgen -W "user tap=" -- "$cur"); return ;;

@@ -167,6 +167,11 @@ json_object *vm_api_config_json(const struct vm_config *c)
 		json_object_object_add(b, "stats_polling_interval_s", json_object_new_int((int)c->balloon_stats_s));
 		json_object_object_add(o, "balloon", b);
 	}
+	if (c->cdrom) {
+		json_object *cd = json_object_new_object();
+		json_object_object_add(cd, "path_on_host", c->cdrom_path ? json_object_new_string(c->cdrom_path) : NULL);
+		json_object_object_add(o, "cdrom", cd);
+	}
 	return o;
 }
 
@@ -400,6 +405,8 @@ void vm_api_release(struct vm_api *a)
 		free(a->disk_serial[k]);
 		a->disk_path[k] = a->disk_serial[k] = NULL;
 	}
+	free(a->cdrom_path);
+	a->cdrom_path = NULL;
 }
 
 bool vm_api_migrating(const struct vm_api *a)

@@ -32,6 +32,7 @@ struct vm_api {
 	} removal;
 	char eject_error_id[32];     /* the last removal that the guest did not agree to, and why (GET /drives/ID) */
 	char eject_error[256];
+	char *cdrom_path;            /* the disc inserted while running (PUT /cdrom/medium): cfg->cdrom_path */
 };
 
 /* ---- Disks plugged in and removed while the VM runs (api/vm_api_hardware.c) -------------------------------

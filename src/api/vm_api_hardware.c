@@ -11,6 +11,10 @@
  *                              the disk goes when it has (GET /drives/ID then answers 404), or stays after S s
  *   GET   /drives/ID           {"drive_id", "path_on_host", "is_read_only", "state": "attached"|"ejecting",
  *                              "eject_error"?}
+ *   GET   /cdrom               {"path_on_host": P|null, "locked": B, "tray_open": B}   (virtus: the CD drive)
+ *   PUT   /cdrom/medium        {"path_on_host": P, "force"?: B}   a disc in the drive (another one swapped out)
+ *   DELETE /cdrom/medium       [{"force": B}]                     the drive emptied
+ *                              (both 409 while the guest has locked the tray, unless force)
  *
  * A change is also written into the VM's configuration, so a snapshot or migration carries it (the
  * device state carries the target too; the configuration is what GET /vm/config shows). */
@@ -23,6 +27,7 @@
 #include <sys/stat.h>
 
 #include "devices/virtio/balloon.h"
+#include "devices/virtio/scsi.h"
 #include "lib/util.h"
 #include "vmm/vm_pci.h"
 
@@ -375,6 +380,108 @@ void vm_api_hotplug_step(struct vm_api *a)
 	}
 }
 
+/* ---- The CD drive --------------------------------------------------------------------------------------- */
+
+static struct virtio_device *cdrom_of(struct vm_api *a, struct api_reply *r)
+{
+	if (!a->vm->pci.cdrom)
+		vm_api_fault(r, 400, "the VM has no CD drive (start it with --cdrom [ISO])");
+	return a->vm->pci.cdrom;
+}
+
+static void get_cdrom(struct vm_api *a, struct api_reply *r)
+{
+	struct virtio_device *cd = cdrom_of(a, r);
+	if (!cd)
+		return;
+	struct virtio_scsi_cd_status st;
+	virtio_scsi_cd_status(cd, &st);
+	json_object *o = json_object_new_object();
+	const char *path = st.medium ? a->cfg->cdrom_path : NULL;
+	json_object_object_add(o, "path_on_host", path ? json_object_new_string(path) : NULL);
+	json_object_object_add(o, "locked", json_object_new_boolean(st.locked));
+	json_object_object_add(o, "tray_open", json_object_new_boolean(st.tray_open));
+	vm_api_reply_json(r, 200, o);
+}
+
+/* "force" of a CD request's body: false when absent; false return once answered. */
+static bool force_field(json_object *o, struct api_reply *r, bool *force)
+{
+	json_object *v;
+	*force = false;
+	if (!json_object_object_get_ex(o, "force", &v))
+		return true;
+	if (!json_object_is_type(v, json_type_boolean)) {
+		vm_api_fault(r, 400, "force: expected true or false");
+		return false;
+	}
+	*force = json_object_get_boolean(v);
+	return true;
+}
+
+/* A refusal because the guest locked the tray is a conflict with the guest's state (409), not a bad request. */
+static void cd_fault(struct virtio_device *cd, const vt_err *err, struct api_reply *r)
+{
+	struct virtio_scsi_cd_status st;
+	virtio_scsi_cd_status(cd, &st);
+	vm_api_fault(r, st.locked ? 409 : 400, "%s", err->msg);
+}
+
+static bool can_change_cd(struct vm_api *a, struct api_reply *r)
+{
+	if (vm_api_migrating(a)) {
+		vm_api_fault(r, 409, "a migration is running: its destination opens the disc it was told of");
+		return false;
+	}
+	return true;
+}
+
+static void put_cdrom_medium(struct vm_api *a, const struct api_request *req, struct api_reply *r)
+{
+	static const char *const known[] = { "path_on_host", "force", NULL };
+	struct virtio_device *cd = cdrom_of(a, r);
+	json_object *o = cd ? vm_api_parse_body(req, r) : NULL;
+	const char *path;
+	char *copy = NULL;
+	bool force;
+	vt_err err;
+	if (!o || !(path = vm_api_string_field(o, "path_on_host", "the ISO image's path", r)) ||
+	    !force_field(o, r, &force) || !vm_api_only_fields(o, known, r) || !can_change_cd(a, r)) {
+		/* answered */
+	} else if (!*path) {
+		vm_api_fault(r, 400, "path_on_host: empty");
+	} else if (!(copy = strdup(path))) {
+		vm_api_fault(r, 500, "out of memory");
+	} else if (virtio_scsi_cd_insert(cd, path, force, &err) < 0) {
+		cd_fault(cd, &err, r);
+	} else {
+		free(a->cdrom_path);
+		a->cfg->cdrom_path = a->cdrom_path = copy, copy = NULL;
+		r->status = 204;
+	}
+	free(copy);
+	json_object_put(o);
+}
+
+static void delete_cdrom_medium(struct vm_api *a, const struct api_request *req, struct api_reply *r)
+{
+	static const char *const known[] = { "force", NULL };
+	struct virtio_device *cd = cdrom_of(a, r);
+	json_object *o = NULL;
+	bool force = false;
+	vt_err err;
+	if (!cd || (req->body_len && (!(o = vm_api_parse_body(req, r)) || !force_field(o, r, &force) ||
+				      !vm_api_only_fields(o, known, r))) || !can_change_cd(a, r)) {
+		/* answered */
+	} else if (virtio_scsi_cd_eject(cd, force, &err) < 0) {
+		cd_fault(cd, &err, r);
+	} else {
+		a->cfg->cdrom_path = NULL;
+		r->status = 204;
+	}
+	json_object_put(o);
+}
+
 bool vm_api_hardware_route(struct vm_api *a, const struct api_request *req, struct api_reply *r)
 {
 	bool drive = !strncmp(req->path, "/drives/", 8) && req->path[8];
@@ -386,6 +493,12 @@ bool vm_api_hardware_route(struct vm_api *a, const struct api_request *req, stru
 		get_drive(a, req->path + 8, r);
 	else if (drive && !strcmp(req->method, "PATCH"))
 		patch_drive(a, req->path + 8, req, r);
+	else if (vm_api_is(req, "GET", "/cdrom"))
+		get_cdrom(a, r);
+	else if (vm_api_is(req, "PUT", "/cdrom/medium"))
+		put_cdrom_medium(a, req, r);
+	else if (vm_api_is(req, "DELETE", "/cdrom/medium"))
+		delete_cdrom_medium(a, req, r);
 	else if (vm_api_is(req, "GET", "/balloon"))
 		get_balloon(a, r);
 	else if (vm_api_is(req, "PATCH", "/balloon"))
@@ -401,5 +514,6 @@ bool vm_api_hardware_route(struct vm_api *a, const struct api_request *req, stru
 
 bool vm_api_hardware_path(const char *path)
 {
-	return !strcmp(path, "/balloon") || !strcmp(path, "/balloon/statistics");
+	return !strcmp(path, "/balloon") || !strcmp(path, "/balloon/statistics") || !strcmp(path, "/cdrom") ||
+	       !strcmp(path, "/cdrom/medium");
 }

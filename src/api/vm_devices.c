@@ -42,6 +42,12 @@ char *vm_devices_to_json(const struct vm_config *c)
 		json_object_object_add(v, "path", json_object_new_string(c->vsock_path));
 		json_object_object_add(o, "vsock", v);
 	}
+	if (c->cdrom) {
+		json_object *cd = json_object_new_object();
+		if (c->cdrom_path)
+			json_object_object_add(cd, "path", json_object_new_string(c->cdrom_path));
+		json_object_object_add(o, "cdrom", cd);
+	}
 	char *text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	return text;
@@ -144,6 +150,19 @@ static int read_vsock(json_object *v, struct vm_config *c, struct vm_devices_sto
 	return 0;
 }
 
+static int read_cdrom(json_object *cd, struct vm_config *c, struct vm_devices_store *st, vt_err *err)
+{
+	json_object *path;
+	c->cdrom = true;
+	c->cdrom_path = NULL;
+	if (!json_object_object_get_ex(cd, "path", &path))
+		return 0;                          /* an empty drive */
+	if (copy("the CD's image path", path, st->cdrom_path, sizeof(st->cdrom_path), err) < 0)
+		return -1;
+	c->cdrom_path = st->cdrom_path;
+	return 0;
+}
+
 static int read_devices(json_object *o, struct vm_config *c, struct vm_devices_store *st, vt_err *err)
 {
 	bool bad = false;
@@ -152,6 +171,7 @@ static int read_devices(json_object *o, struct vm_config *c, struct vm_devices_s
 	json_object *mib = member(o, "balloon_mib", json_type_int, &bad), *stats = member(o, "balloon_stats_s", json_type_int, &bad);
 	json_object *disks = member(o, "disks", json_type_array, &bad), *nets = member(o, "nets", json_type_array, &bad);
 	json_object *vsock = member(o, "vsock", json_type_object, &bad), *reserved = member(o, "pci_reserved", json_type_int, &bad);
+	json_object *cdrom = member(o, "cdrom", json_type_object, &bad);
 	if (bad)
 		return vt_fail(err, "the source's configuration has a member of the wrong type");
 	if (!c->rng && rng)
@@ -176,7 +196,8 @@ static int read_devices(json_object *o, struct vm_config *c, struct vm_devices_s
 	}
 	if ((!c->ndisks && disks && read_disks(disks, c, st, err) < 0) ||
 	    (!c->nnets && nets && read_nets(nets, c, st, err) < 0) ||
-	    (!c->vsock_cid && vsock && read_vsock(vsock, c, st, err) < 0))
+	    (!c->vsock_cid && vsock && read_vsock(vsock, c, st, err) < 0) ||
+	    (!c->cdrom && cdrom && read_cdrom(cdrom, c, st, err) < 0))
 		return -1;
 	return 0;
 }

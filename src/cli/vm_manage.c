@@ -35,6 +35,7 @@ const char vm_manage_usage[] =
 	"       virtus vm migrate [--downtime MS] NAME tcp:HOST:PORT|unix:PATH\n"
 	"       virtus vm balloon NAME [SIZE]\n"
 	"       virtus vm disk NAME add ID PATH [--ro] | NAME remove ID [--timeout SECS] | NAME change ID PATH\n"
+	"       virtus vm cd NAME [insert ISO [--force] | eject [--force]]\n"
 	"       virtus vm console NAME\n"
 	"       virtus vm logs NAME\n"
 	"       virtus vm api NAME METHOD PATH [JSON]\n"
@@ -67,6 +68,10 @@ const char vm_manage_usage[] =
 	"           PATH (raw or qcow2, probed; read-only if the disk is): the guest is told of its new capacity\n"
 	"           and reads the new image from then on. Safe only while the guest does not use the disk (not\n"
 	"           mounted): a mounted file system would find another disk under it\n"
+	"  cd       the VM's CD drive (started with --cdrom): insert puts the ISO image in (a disc already there\n"
+	"           is swapped out), eject takes the disc out; the guest sees the change at its next look (Linux:\n"
+	"           mounting /dev/sr0, or its media polling). While the guest has locked the tray (a mounted disc)\n"
+	"           both are refused unless --force. Without a verb: the disc and the tray's state\n"
 	"  console  attach to a detached VM's console; Ctrl-A x detaches and leaves the VM running,\n"
 	"           Ctrl-A Ctrl-A sends Ctrl-A\n"
 	"  logs     what a detached VM's console printed (the latest 1 MiB at most)\n"
@@ -322,6 +327,61 @@ static int vm_disk(int argc, char **argv)
 	return send_drive(&st, add ? "PUT" : "PATCH", id, argv[4], ro);
 }
 
+static int cd_usage(void)
+{
+	fprintf(stderr, "virtus vm cd: expected NAME [insert ISO [--force] | eject [--force]]\n%s", vm_manage_usage);
+	return EXIT_USAGE;
+}
+
+static int cd_status(const struct vm_state *st)
+{
+	json_object *o, *path;
+	vt_err err;
+	if (vm_request(st, "GET", "/cdrom", NULL, &o, &err) < 0)
+		return fail(NULL, &err);
+	bool has = json_object_object_get_ex(o, "path_on_host", &path) && json_object_is_type(path, json_type_string);
+	printf("disc:   %s\ntray:   %s%s\n", has ? json_object_get_string(path) : "(none)",
+	       json_object_get_boolean(json_object_object_get(o, "tray_open")) ? "open" : "closed",
+	       json_object_get_boolean(json_object_object_get(o, "locked")) ? ", locked by the guest" : "");
+	json_object_put(o);
+	return 0;
+}
+
+/* PUT /cdrom/medium with the ISO (made absolute: the VMM runs elsewhere), or DELETE it. */
+static int cd_change(const struct vm_state *st, const char *iso, bool force)
+{
+	cleanup_free char *abs = iso ? realpath(iso, NULL) : NULL;
+	if (iso && !abs)
+		return fprintf(stderr, "virtus: %s: %s\n", iso, strerror(errno)), 1;
+	json_object *body = json_object_new_object();
+	if (abs)
+		json_object_object_add(body, "path_on_host", json_object_new_string(abs));
+	json_object_object_add(body, "force", json_object_new_boolean(force));
+	vt_err err;
+	int rc = vm_request(st, iso ? "PUT" : "DELETE", "/cdrom/medium", json_object_to_json_string(body), NULL, &err);
+	json_object_put(body);
+	return rc < 0 ? fail(NULL, &err) : 0;
+}
+
+static int vm_cd(int argc, char **argv)
+{
+	if (argc < 2)
+		return cd_usage();
+	const char *op = argc > 2 ? argv[2] : NULL;
+	bool insert = op && !strcmp(op, "insert"), eject = op && !strcmp(op, "eject");
+	int nargs = insert ? 4 : 3;                 /* vm-name, verb and the ISO before the flag */
+	bool force = argc == nargs + 1 && !strcmp(argv[nargs], "--force");
+	if (op && !((insert || eject) && (argc == nargs || force)))
+		return cd_usage();
+	struct vm_state st;
+	int rc = load_vm(argv[1], &st);
+	if (rc >= 0)
+		return rc;
+	if (!op)
+		return cd_status(&st);
+	return cd_change(&st, insert ? argv[3] : NULL, force);
+}
+
 static bool wait_gone(const struct vm_state *st, int ms)
 {
 	for (int waited = 0; waited < ms; waited += 20) {
@@ -557,6 +617,10 @@ static void print_info(const struct vm_state *st, json_object *info, json_object
 	}
 	if (vsock)
 		printf("vsock:    cid %lld, %s\n", (long long)get_int(vsock, "guest_cid"), get_str(vsock, "uds_path"));
+	json_object *cd, *iso;
+	if (json_object_object_get_ex(cfg, "cdrom", &cd))
+		printf("cdrom:    %s\n", json_object_object_get_ex(cd, "path_on_host", &iso) && iso ? json_object_get_string(iso)
+											    : "(empty)");
 }
 
 static int vm_info(int argc, char **argv)
@@ -722,6 +786,8 @@ int cmd_vm_manage(int argc, char **argv)
 		return vm_balloon(argc, argv);
 	if (!strcmp(verb, "disk"))
 		return vm_disk(argc, argv);
+	if (!strcmp(verb, "cd"))
+		return vm_cd(argc, argv);
 	if (!strcmp(verb, "console"))
 		return vm_console(argc, argv);
 	if (!strcmp(verb, "logs"))

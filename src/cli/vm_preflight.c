@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "devices/scsi_cd.h"
 #include "lib/util.h"
 
 #define KERNEL_FILE_MAX (512 * MiB)
@@ -139,6 +140,18 @@ static int check_disks(const struct vm_config *cfg, vt_err *err)
 	return 0;
 }
 
+/* The CD's disc, opened as the drive will open it (a block device is a fine disc too). */
+static int check_cdrom(const struct vm_config *cfg, vt_err *err)
+{
+	struct scsi_cd_medium m;
+	if (!cfg->cdrom || !cfg->cdrom_path)
+		return 0;
+	if (scsi_cd_medium_open(cfg->cdrom_path, &m, err) < 0)
+		return vt_err_prefix(err, "--cdrom");
+	scsi_cd_medium_close(&m);
+	return 0;
+}
+
 /* Under the kernel's default (heuristic) overcommit, a mapping larger than RAM + swap fails anyway;
  * saying so here names the cause. With overcommit_memory=1 the host owner asked for no such limit. */
 static int check_memory(const struct vm_config *cfg, vt_err *err)
@@ -183,7 +196,7 @@ int vm_preflight(struct vm_config *cfg, bool console_discarded, struct vm_prefli
 	}
 	settle_cmdline(cfg, default_guest, pf);
 	if (read_kernel(cfg, pf, err) < 0 || check_initrd(cfg, err) < 0 || check_disks(cfg, err) < 0 ||
-	    check_memory(cfg, err) < 0 || check_vsock(cfg, err) < 0)
+	    check_cdrom(cfg, err) < 0 || check_memory(cfg, err) < 0 || check_vsock(cfg, err) < 0)
 		return -1;
 	warn_without_console(cfg, user_cmdline, console_discarded);
 	return 0;

@@ -40,7 +40,7 @@ const char vm_run_usage[] =
 	"usage: virtus vm run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory SIZE]\n"
 	"                     [--console stdio|none|FILE] [--console-device serial|virtio] [--rng]\n"
 	"                     [--disk PATH[,ro][,id=NAME][,format=F][,overlay]]... [--net SPEC]... [--balloon SIZE[,stats=S]]\n"
-	"                     [--vsock CID,PATH] [--ksm] [--seccomp on|off|log] [--jail [--jail-uid N] [--jail-gid N]]\n"
+	"                     [--cdrom [ISO]] [--vsock CID,PATH] [--ksm] [--seccomp on|off|log] [--jail [--jail-uid N] [--jail-gid N]]\n"
 	"                     [--stats] [-d] [--name NAME] [--api-socket PATH] [--stop-timeout SECS]\n"
 	"                     [--restore DIR | --incoming tcp:HOST:PORT|unix:PATH]\n"
 	"       virtus vm run -h|--help\n"
@@ -68,6 +68,8 @@ const char vm_run_usage[] =
 	"                   image (format probed unless given; qcow2 backing files are followed); ro: read-only;\n"
 	"                   id: its serial; overlay: writes go to a throwaway qcow2 overlay, the image is never\n"
 	"                   written (up to 8 disks, the first is /dev/vda)\n"
+	"  --cdrom [ISO]    add a CD-ROM drive (virtio-scsi, PCI; /dev/sr0 in Linux) holding the ISO image, or\n"
+	"                   empty; 'virtus vm cd NAME insert ISO | eject' swaps the disc while the VM runs\n"
 	"  --net user[,hostfwd=tcp:[ADDR:]HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=52:54:00:XX:XX:XX][,host-loopback=on]\n"
 	"                   virtio-net with user-mode networking (libslirp: NAT, DHCP, DNS on 10.0.2.0/24);\n"
 	"                   hostfwd binds 127.0.0.1 unless ADDR is given; host-loopback=on lets the guest reach\n"
@@ -257,7 +259,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{ "console-device", required_argument, NULL, 'C' }, { "balloon", required_argument, NULL, 'b' },
 		{ "disk", required_argument, NULL, 'D' }, { "net", required_argument, NULL, 'N' },
 		{ "vsock", required_argument, NULL, 'V' }, { "ksm", no_argument, NULL, 'K' },
-		{ "fs", required_argument, NULL, 'F' },
+		{ "fs", required_argument, NULL, 'F' }, { "cdrom", optional_argument, NULL, 'Q' },
 		{ "seccomp", required_argument, NULL, 'S' }, { "jail", no_argument, NULL, 'J' },
 		{ "jail-uid", required_argument, NULL, 'U' }, { "jail-gid", required_argument, NULL, 'G' },
 		{ "stats", no_argument, NULL, 's' }, { "rng", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' },
@@ -334,6 +336,17 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case 'F':
 			if ((rc = parse_fs(optarg, &o->cfg)) >= 0)
 				return rc;
+			break;
+		case 'Q':
+			/* --cdrom ISO as well as --cdrom=ISO: vm run takes no operands, so a word after it is the ISO */
+			if (!optarg && optind < argc && argv[optind][0] != '-')
+				optarg = argv[optind++];
+			if (o->cfg.cdrom)
+				return usage_error("--cdrom: one CD drive per VM (%s)", "given twice");
+			if (optarg && !*optarg)
+				return usage_error("--cdrom: an empty path (give an ISO image, or nothing for an empty drive%s)", "");
+			o->cfg.cdrom = true;
+			o->cfg.cdrom_path = optarg;
 			break;
 		case 'N':
 			if (net_opts_parse(optarg, &net, &err) < 0)

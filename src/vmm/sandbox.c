@@ -18,6 +18,7 @@
 #include <malloc.h>
 #include <linux/filter.h>
 #include <linux/if_tun.h>
+#include <linux/fs.h>
 #include <linux/kvm.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -114,7 +115,9 @@ static const unsigned long main_ioctls[] = {
 	KVM_GET_XCRS, KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE, KVM_GET_DEBUGREGS, KVM_GET_MSRS,
 	KVM_GET_MSR_INDEX_LIST, KVM_CHECK_EXTENSION,
 	/* a live migration logs the guest's dirty pages (the slots are set again with the log flag) */
-	KVM_SET_USER_MEMORY_REGION, KVM_GET_DIRTY_LOG, 0,
+	KVM_SET_USER_MEMORY_REGION, KVM_GET_DIRTY_LOG,
+	/* a CD's new disc on a block device: its size (PUT /cdrom/medium) */
+	BLKGETSIZE64, 0,
 };
 
 struct role_policy {

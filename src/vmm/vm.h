@@ -69,6 +69,8 @@ struct vm_config {
 	const char *vsock_path;
 	unsigned nfs;             /* virtio-fs devices served by vhost-user backends; guest RAM is then shared */
 	struct vm_fs_config { char tag[40]; char socket[108]; } fs[VM_MAX_FS];
+	bool cdrom;               /* a CD-ROM drive (virtio-scsi + MMC), its disc swapped while the VM runs */
+	const char *cdrom_path;   /* the ISO image in it; NULL: empty */
 	const char *restore_mem_path; /* a snapshot's memory file: RAM maps it privately, no kernel is loaded */
 	bool incoming;            /* memory and state arrive by migration: no kernel is loaded */
 };

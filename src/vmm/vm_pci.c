@@ -11,6 +11,7 @@
 #include "devices/virtio/console.h"
 #include "devices/virtio/fs.h"
 #include "devices/virtio/net.h"
+#include "devices/virtio/scsi.h"
 #include "devices/virtio/vsock.h"
 #include "lib/state_file.h"
 #include "lib/util.h"
@@ -150,7 +151,7 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
 	if (!cfg->rng && !cfg->virtio_console && !cfg->balloon && !cfg->ndisks && !cfg->nnets &&
-	    !cfg->vsock_cid && !cfg->nfs)
+	    !cfg->vsock_cid && !cfg->nfs && !cfg->cdrom)
 		return 0;
 	p->enabled = true;
 	p->ejected_fd = -1;
@@ -187,6 +188,14 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 	for (unsigned i = 0; i < cfg->nfs; i++)
 		if (add_fs(vm, &cfg->fs[i], err) < 0)
 			return -1;
+	struct virtio_device *cd;
+	if (cfg->cdrom) {
+		if (virtio_scsi_cd_create(cfg->cdrom_path, &cd, err) < 0)
+			return vt_err_prefix(err, "--cdrom");
+		if (add_virtio(vm, cd, virtio_scsi_cd_destroy, 0, err) < 0)
+			return -1;
+		p->cdrom = cd;
+	}
 	/* last, in the order they were plugged (their order in disk[]), as on the VM they were plugged into */
 	for (unsigned i = 0; i < cfg->ndisks; i++)
 		if (cfg->disk[i].pci_slot && vm_pci_add_disk(vm, &cfg->disk[i], cfg->incoming, err) < 0)
@@ -240,7 +249,7 @@ void vm_pci_destroy(struct vm *vm)
 		close(p->ejected_fd);
 	p->ejected_fd = -1;
 	pci_bus_destroy(&p->bus);
-	p->console = p->balloon = p->vsock = NULL;
+	p->console = p->balloon = p->vsock = p->cdrom = NULL;
 	p->enabled = false;
 }
 
@@ -389,6 +398,7 @@ static const char *id_name(uint16_t id)
 	case VIRTIO_ID_BALLOON: return "virtio-balloon";
 	case VIRTIO_ID_VSOCK: return "virtio-vsock";
 	case VIRTIO_ID_FS: return "virtio-fs";
+	case VIRTIO_ID_SCSI: return "virtio-scsi (the CD drive)";
 	}
 	return "an unknown device";
 }

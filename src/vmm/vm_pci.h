@@ -14,7 +14,8 @@
 #include "vmm/eventloop.h"
 #include "vmm/msi.h"
 
-#define VM_PCI_MAX_VIRTIO 16 /* 8 disks + rng + 4 nets + console + balloon + vsock; bus 0 has 31 free slots */
+#define VM_PCI_MAX_VIRTIO 16 /* of 8 disks, rng, 4 nets, console, balloon, vsock, 4 virtio-fs, a CD drive; the
+                              * section sizes of snapshots depend on it */
 
 struct vm_virtio {
 	struct virtio_device *dev;
@@ -37,6 +38,7 @@ struct vm_pci {
 	struct virtio_device *console; /* virtio-console, if configured: host input goes there */
 	struct virtio_device *balloon;
 	struct virtio_device *vsock;
+	struct virtio_device *cdrom;   /* virtio-scsi with the CD drive, if configured */
 };
 
 struct vm;

@@ -110,6 +110,17 @@ before_kvm "missing disk"
 run_case "the same disk twice is named as such" 1 EMPTY "--disk $tmp/disk.img is the same file as --disk $tmp/disk.img \\(disk 1\\)" -- vm run --kernel "$G/hello.elf" --disk "$tmp/disk.img" --disk "$tmp/disk.img"
 ln -s disk.img "$tmp/alias.img"
 run_case "the same disk under two names (read-only too)" 1 EMPTY "alias.img is the same file as --disk $tmp/disk.img" -- vm run --kernel "$G/hello.elf" --disk "$tmp/disk.img,ro" --disk "$tmp/alias.img,ro"
+run_case "missing CD image" 1 EMPTY "--cdrom: $tmp/nocd.iso: No such file" -- vm run --kernel "$G/hello.elf" --cdrom "$tmp/nocd.iso"
+before_kvm "missing CD image"
+head -c 100 /dev/zero >"$tmp/tiny.iso"
+run_case "a CD image smaller than one block" 1 EMPTY "tiny.iso: not a CD image: smaller than one 2048-byte block" -- vm run --kernel "$G/hello.elf" --cdrom="$tmp/tiny.iso"
+run_case "a directory as the CD image" 1 EMPTY "--cdrom: $tmp: is a directory, not a CD image" -- vm run --kernel "$G/hello.elf" --cdrom "$tmp"
+run_case "--cdrom twice" 2 EMPTY "--cdrom: one CD drive per VM" -- vm run --kernel "$G/hello.elf" --cdrom --cdrom "$tmp/tiny.iso"
+run_case "--cdrom with an empty path" 2 EMPTY "--cdrom: an empty path" -- vm run --kernel "$G/hello.elf" --cdrom=
+run_case "vm cd with an unknown verb" 2 EMPTY "expected NAME \\[insert ISO" -- vm cd web1 open
+run_case "vm cd insert without an ISO" 2 EMPTY "expected NAME \\[insert ISO" -- vm cd web1 insert
+run_case "vm cd eject with an unknown flag" 2 EMPTY "expected NAME \\[insert ISO" -- vm cd web1 eject --now
+run_case "vm cd of a VM that does not exist" 1 EMPTY "no VM named 'nosuchvm'" -- vm cd nosuchvm
 host_kib=$(awk '/^(MemTotal|SwapTotal):/ { t += $2 } END { print t }' /proc/meminfo)
 if [ "$(cat /proc/sys/vm/overcommit_memory)" != 1 ] && [ "$host_kib" -lt $((1 << 30)) ]; then
 	run_case "--memory 1T on a smaller host" 1 EMPTY '--memory 1048576 MiB is more than this host has \([0-9]+ MiB of RAM' -- vm run --kernel "$G/hello.elf" --memory 1T

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Seed inputs for the device fuzz targets (layout: tests/fuzz/fuzz_ring.h): well-formed rings a real driver
-would post, from which libFuzzer mutates. Usage: ring_seeds.py console|balloon|rng|blk OUTDIR"""
+would post, from which libFuzzer mutates. Usage: ring_seeds.py console|balloon|rng|blk|scsi OUTDIR"""
 import os, struct, sys
 
 RING_STRIDE = 0x200
@@ -104,9 +104,29 @@ def rng():
     g.post_indirect(0, 0x1200, [(0x1040, 16, True), (0x1050, 16, True)])
     return {"two-requests": g.input([kick(0), 7, 5, kick(0)])}
 
+def scsi():
+    """What Linux's sr sends first (INQUIRY, TEST UNIT READY), a READ(10) of two blocks, a READ TOC and a
+    task-management request; then the host swaps the disc and the guest reads again."""
+    g = Guest(3, [2, 2, 3])   # event idx + indirect; control and event queues of 4, requests 8
+    g.ram = bytearray(0x3000)
+    def req(cdb):
+        return bytes([1, 0, 0x40, 0]) + bytes(15) + cdb + bytes(32 - len(cdb))
+    g.put(0x1000, req(bytes([0x12, 0, 0, 0, 36, 0])))                          # INQUIRY
+    g.put(0x1040, req(bytes([0x00] * 6)))                                     # TEST UNIT READY
+    g.put(0x1080, req(bytes([0x28, 0, 0, 0, 0, 1, 0, 0, 2, 0])))              # READ(10) LBA 1, 2 blocks
+    g.put(0x10c0, req(bytes([0x43, 2, 0, 0, 0, 0, 0, 0, 12, 0])))             # READ TOC, MSF
+    g.post(2, [(0x1000, 51, False), (0x1200, 108, True), (0x1400, 36, True)])
+    g.post(2, [(0x1040, 51, False), (0x1280, 108, True)])
+    g.post(2, [(0x1080, 51, False), (0x1300, 108, True), (0x2000, 4096, True)])
+    g.post_indirect(2, 0x1500, [(0x10c0, 51, False), (0x1600, 108, True), (0x1700, 12, True)])
+    g.put(0x1800, struct.pack("<II", 0, 0) + bytes([1, 0, 0x40, 0]) + bytes(12))  # TMF abort task
+    g.post(0, [(0x1800, 24, False), (0x1820, 1, True)])
+    return {"first-commands": g.input([kick(2), kick(0), 6]),
+            "swap-and-read": g.input([kick(2), 4, 4 | 16, kick(2), 4 | 8, 5, kick(2)])}
+
 if __name__ == "__main__":
     kind, outdir = sys.argv[1], sys.argv[2]
     os.makedirs(outdir, exist_ok=True)
-    for name, data in {"console": console, "balloon": balloon, "rng": rng, "blk": blk}[kind]().items():
+    for name, data in {"console": console, "balloon": balloon, "rng": rng, "blk": blk, "scsi": scsi}[kind]().items():
         with open(os.path.join(outdir, name), "wb") as f:
             f.write(data)

@@ -345,9 +345,11 @@ printf dc-disk-A >/tmp/mg/dc-a.img; truncate -s 1M /tmp/mg/dc-a.img
 printf dc-disk-B >/tmp/mg/dc-b.img; truncate -s 2M /tmp/mg/dc-b.img
 printf hp-disk-1 >/tmp/mg/hp-1.img; truncate -s 1M /tmp/mg/hp-1.img
 printf hp-disk-2 >/tmp/mg/hp-2.img; truncate -s 3M /tmp/mg/hp-2.img
-dc_cmd='while true; do echo 1 >/proc/sys/vm/drop_caches; echo dc-read $(cat /sys/block/vda/size) $(head -c 9 /dev/vda); l=; for d in /sys/block/vd[b-z]; do [ -e $d ] && l=$l,${d##*/}:$(cat $d/serial):$(head -c 9 /dev/${d##*/}); done; echo hp-list ${l:-none}; sleep 0.3; done'
+# And a CD drive (--cdrom): each turn the guest mounts its disc, prints hello.txt and unmounts it, except a disc
+# with a file 'hold', which it keeps mounted (the tray locked).
+dc_cmd='mkdir -p /mnt; while true; do echo 1 >/proc/sys/vm/drop_caches; echo dc-read $(cat /sys/block/vda/size) $(head -c 9 /dev/vda); l=; for d in /sys/block/vd[b-z]; do [ -e $d ] && l=$l,${d##*/}:$(cat $d/serial):$(head -c 9 /dev/${d##*/}); done; echo hp-list ${l:-none}; if [ -e /mnt/hold ] || mount -t iso9660 -o ro /dev/sr0 /mnt 2>/dev/null; then echo cd-read $(cat /mnt/hello.txt 2>/dev/null || echo unreadable); [ -e /mnt/hold ] || umount /mnt; else echo cd-read none; fi; sleep 0.3; done'
 timeout 120 virtus vm run -d --name dc1 --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --memory 256M \
-	--disk /tmp/mg/dc-a.img --cmdline "$base_cmdline virtus.init=\"run:$dc_cmd\"" >/tmp/mg/dc-run.out 2>&1
+	--disk /tmp/mg/dc-a.img --cdrom cd-1.iso --cmdline "$base_cmdline virtus.init=\"run:$dc_cmd\"" >/tmp/mg/dc-run.out 2>&1
 echo "dc-run-status $? $(head -c 200 /tmp/mg/dc-run.out | tr '\n' ' ')"
 dc_last() { log_lines dc1 | sed -n 's/^dc-read \([0-9]* [a-zA-Z-]*\).*/\1/p' | tail -n1; }
 dc_wait() { i=0; until [ "$(dc_last)" = "$1" ] || [ $i -ge 300 ]; do i=$((i + 1)); sleep 0.2; done; }
@@ -376,6 +378,24 @@ ms=$(hp_wait ",vdb:hp2:hp-disk-2"); echo "hp-added2 $(hp_last) ms=$ms"
 echo "hp-ro $(virtus vm api dc1 GET /drives/hp2 | sed -n 's/.*"is_read_only": *\([a-z]*\).*/\1/p')"
 echo "dc-still $(dc_last)"
 echo "dc-boots $(virtus vm logs dc1 | grep -c 'virtus-guest: ready')"
+# The CD drive: the disc given at start is read, another is swapped in and read in the same boot, the drive
+# emptied, then a disc the guest keeps mounted: its eject is refused until --force (after the restore below).
+cd_last() { log_lines dc1 | sed -n 's/^cd-read //p' | tail -n1; }
+cd_wait() { # cd_wait WANT: until the guest reads WANT (30 s); prints the milliseconds it took (a 0.2 s poll)
+	local i=0 t0; t0=$(uptime_ms)
+	until [ "$(cd_last)" = "$1" ] || [ $i -ge 150 ]; do i=$((i + 1)); sleep 0.2; done
+	echo $(($(uptime_ms) - t0))
+}
+cd_wait cd-disc-one >/dev/null; echo "cd-first $(cd_last)"
+echo "cd-iso3 $(pwd)/cd-3.iso"
+virtus vm cd dc1 insert cd-2.iso; echo "cd-insert-status $?"
+ms=$(cd_wait cd-disc-two); echo "cd-swapped $(cd_last) ms=$ms"
+virtus vm cd dc1 eject; echo "cd-eject-status $?"
+cd_wait none >/dev/null; echo "cd-emptied $(cd_last) $(virtus vm cd dc1 | head -n1 | tr -s ' ')"
+virtus vm cd dc1 insert cd-3.iso; echo "cd-insert3-status $?"
+cd_wait cd-disc-three >/dev/null; sleep 1; echo "cd-held $(cd_last) $(virtus vm cd dc1 | sed -n 's/^tray: *//p')"
+virtus vm cd dc1 eject 2>/tmp/mg/cd-eject.err; echo "cd-locked-eject $? $(grep -c 'locked' /tmp/mg/cd-eject.err) $(virtus vm cd dc1 | head -n1 | tr -s ' ')"
+virtus vm api dc1 GET /cdrom | tr -d ' \n' | sed 's/^/cd-api /'; echo
 # A snapshot of the VM with the plugged-in disk (in slot 2, where hp1 was), restored: the same boot goes on
 # with the same disks, hp2 where it was (its slot and ID come from the snapshot's configuration).
 timeout 120 virtus vm snapshot --stop dc1 /tmp/mg/hp-snap >/tmp/mg/hp-snap.out 2>&1
@@ -388,6 +408,12 @@ dc_last() { log_lines dc2 | sed -n 's/^dc-read \([0-9]* [a-zA-Z-]*\).*/\1/p' | t
 i=0; until { [ -n "$(hp_last)" ] && [ -n "$(dc_last)" ]; } || [ $i -ge 100 ]; do i=$((i + 1)); sleep 0.2; done
 echo "hp-restored $(hp_last) $(dc_last) boots=$(virtus vm logs dc2 | grep -c 'virtus-guest: ready')"
 echo "hp-restored-drives $(virtus vm api dc2 GET /vm/config | tr ',' '\n' | sed -n 's/.*"drive_id": *"\([^"]*\)".*/\1/p' | tr '\n' ' ')"
+# the disc inserted while the VM ran is in the restored VM's drive, still locked by the guest, which reads it
+cd_last() { log_lines dc2 | sed -n 's/^cd-read //p' | tail -n1; }
+cd_wait cd-disc-three >/dev/null
+echo "cd-restored $(cd_last) $(virtus vm cd dc2 | tr -s ' \n' ' ')"
+virtus vm cd dc2 eject >/dev/null 2>&1; echo "cd-restored-eject $?"
+virtus vm cd dc2 eject --force; echo "cd-forced-eject $? $(virtus vm cd dc2 | head -n1 | tr -s ' ')"
 timeout 30 virtus vm kill dc2 >/dev/null 2>&1
 timeout 30 virtus vm kill dc1 >/dev/null 2>&1
 

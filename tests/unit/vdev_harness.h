@@ -117,6 +117,30 @@ static inline void h_post(struct harness *h, unsigned q, uint64_t gpa, uint32_t 
 	avail[1] = ++h->avail_idx[q];
 }
 
+/* Post a chain of n descriptors on queue q (no kick): readable ones first, as the driver must. */
+struct h_seg {
+	uint64_t gpa;
+	uint32_t len;
+	bool writable;
+};
+
+static inline void h_post_chain(struct harness *h, unsigned q, const struct h_seg *segs, unsigned n)
+{
+	uint16_t head = h->next_desc[q] % H_QSIZE;
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t desc = h->next_desc[q]++ % H_QSIZE, next = h->next_desc[q] % H_QSIZE;
+		uint16_t flags = (uint16_t)((segs[i].writable ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
+		uint8_t *d = h->ram + H_RING(q) + 16u * desc;
+		memcpy(d, &segs[i].gpa, 8);
+		memcpy(d + 8, &segs[i].len, 4);
+		memcpy(d + 12, &flags, 2);
+		memcpy(d + 14, &next, 2);
+	}
+	uint16_t *avail = (uint16_t *)(void *)(h->ram + H_RING(q) + 0x1000);
+	avail[2 + h->avail_idx[q] % H_QSIZE] = head;
+	avail[1] = ++h->avail_idx[q];
+}
+
 static inline void h_kick(struct harness *h, unsigned q)
 {
 	h_bar_write(h, VPCI_NOTIFY_OFF + q * VPCI_NOTIFY_MULT, 2, q);
