@@ -327,6 +327,8 @@ static int vm_disk(int argc, char **argv)
 	return send_drive(&st, add ? "PUT" : "PATCH", id, argv[4], ro);
 }
 
+#define CD_LOCK_WAIT_MS 2000
+
 static int cd_usage(void)
 {
 	fprintf(stderr, "virtus vm cd: expected NAME [insert ISO [--force] | eject [--force]]\n%s", vm_manage_usage);
@@ -358,7 +360,15 @@ static int cd_change(const struct vm_state *st, const char *iso, bool force)
 		json_object_object_add(body, "path_on_host", json_object_new_string(abs));
 	json_object_object_add(body, "force", json_object_new_boolean(force));
 	vt_err err;
-	int rc = vm_request(st, iso ? "PUT" : "DELETE", "/cdrom/medium", json_object_to_json_string(body), NULL, &err);
+	int rc, status = 0;
+	/* An open of the drive locks its tray for as long as it lasts (Linux's cdrom driver): such a lock is
+	 * waited out; a mount's lasts, and is reported after CD_LOCK_WAIT_MS. */
+	for (unsigned waited = 0;; waited += 50) {
+		rc = vm_call(st, iso ? "PUT" : "DELETE", "/cdrom/medium", json_object_to_json_string(body), &status, NULL, &err);
+		if (rc == 0 || status != 409 || !strstr(err.msg, "locked") || waited >= CD_LOCK_WAIT_MS)
+			break;
+		usleep(50000);
+	}
 	json_object_put(body);
 	return rc < 0 ? fail(NULL, &err) : 0;
 }

@@ -141,9 +141,12 @@ static bool readable(const struct scsi_cd *cd)
  * gone (the guest's later ALLOW finds nothing to undo). */
 static int check_lock(struct scsi_cd *cd, bool force, vt_err *err)
 {
-	if (cd->locked && !force)
+	if (cd->locked && !force) {
+		if (cd->media_event == EVENT_NONE)
+			cd->media_event = EVENT_EJECT_REQUEST;   /* the guest hears that the host wants the disc */
 		return vt_fail(err, "the guest has locked the CD tray (a mounted disc?): nothing changed; force it with "
 				    "vm cd --force (API: \"force\": true), and the guest's reads of the disc then fail");
+	}
 	cd->locked = false;
 	return 0;
 }

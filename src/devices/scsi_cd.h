@@ -53,7 +53,7 @@ void scsi_cd_destroy(struct scsi_cd *cd);
 /* The host puts a disc in (the drive takes the fd; a disc already there is swapped out and closed) and
  * closes the tray; the guest sees "medium may have changed" and a new-media event. Fails (changes nothing,
  * medium stays the caller's) when the guest has locked the tray (PREVENT ALLOW MEDIUM REMOVAL) and force is
- * false. */
+ * false; the guest is then sent an eject-request media event (Linux passes it on to user space). */
 int scsi_cd_insert(struct scsi_cd *cd, struct scsi_cd_medium *m, bool force, vt_err *err);
 /* The host takes the disc out (closing its fd); the tray ends closed and empty. Same lock rule. Ejecting an
  * empty drive succeeds. */

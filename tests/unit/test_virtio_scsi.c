@@ -227,8 +227,11 @@ static void a_locked_tray_needs_force(void **state)
 {
 	struct fx *f = *state;
 	consume_unit_attention(f);
+	const uint8_t gesn[10] = { 0x4A, 1, 0, 0, 0x10, 0, 0, 0, 8, 0 };
+	struct answer a = command(f, gesn, sizeof(gesn), 8);
+	assert_int_equal(a.data[4] & 0xf, 2);                       /* the disc's arrival, reported once */
 	const uint8_t prevent[6] = { 0x1E, 0, 0, 0, 1, 0 };
-	struct answer a = command(f, prevent, sizeof(prevent), 0);
+	a = command(f, prevent, sizeof(prevent), 0);
 	assert_int_equal(a.status, SCSI_STATUS_GOOD);
 	struct virtio_scsi_cd_status st;
 	virtio_scsi_cd_status(f->h.dev, &st);
@@ -236,6 +239,11 @@ static void a_locked_tray_needs_force(void **state)
 	vt_err err;
 	assert_int_equal(virtio_scsi_cd_eject(f->h.dev, false, &err), -1);
 	assert_non_null(strstr(err.msg, "locked"));
+	/* the guest hears that the host wants the disc: an eject-request media event, with the disc present */
+	a = command(f, gesn, sizeof(gesn), 8);
+	assert_int_equal(a.status, SCSI_STATUS_GOOD);
+	assert_int_equal(a.data[4] & 0xf, 1);
+	assert_int_equal(a.data[5], 0x02);
 	assert_int_equal(virtio_scsi_cd_insert(f->h.dev, f->iso[1], false, &err), -1);
 	const uint8_t read10[10] = { 0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0 };
 	a = command(f, read10, sizeof(read10), SCSI_CD_BLOCK);
