@@ -4,7 +4,7 @@
 
 _virtus_vm_run_options="--kernel --initrd --cmdline --cpus --memory --console --console-device --rng --disk
 	--cdrom --net --balloon --vsock --fs --ksm --seccomp --jail --jail-uid --jail-gid --stats --detach --name --api-socket --stop-timeout --restore --incoming --help"
-_virtus_vm_verbs="run probe ls info pause resume kill stop snapshot migrate balloon disk cd console logs api"
+_virtus_vm_verbs="run probe ls info pause resume kill stop snapshot migrate balloon disk cd net console logs api"
 
 _virtus_ctr_commands="run ps logs exec stop kill start rm pause unpause inspect diff commit"
 
@@ -36,7 +36,7 @@ _virtus() {
 	case "$sub" in
 	probe|ls) mapfile -t COMPREPLY < <(compgen -W "--help" -- "$cur") ;;
 	run) _virtus_vm_run "$cur" "$prev" ;;
-	info|pause|resume|kill|stop|snapshot|migrate|balloon|disk|cd|console|logs|api)
+	info|pause|resume|kill|stop|snapshot|migrate|balloon|disk|cd|net|console|logs|api)
 		# the first argument is a VM's name (info may take --json first)
 		if [ "$COMP_CWORD" -eq 3 ] || { [ "$sub" = info ] && [ "$prev" = --json ]; }; then
 			local names
@@ -49,6 +49,12 @@ _virtus() {
 			_virtus_vm_disk "$cur" "${COMP_WORDS[4]-}"
 		elif [ "$sub" = cd ]; then
 			_virtus_vm_cd "$cur" "${COMP_WORDS[4]-}"
+		elif [ "$sub" = net ]; then
+			case $COMP_CWORD in
+			4) mapfile -t COMPREPLY < <(compgen -W "add remove" -- "$cur") ;;
+			6) [ "${COMP_WORDS[4]-}" = add ] && mapfile -t COMPREPLY < <(compgen -W "tap=" -- "$cur")
+			   [ "${COMP_WORDS[4]-}" = remove ] && mapfile -t COMPREPLY < <(compgen -W "--timeout" -- "$cur") ;;
+			esac
 		fi ;;
 	esac
 }

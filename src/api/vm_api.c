@@ -112,6 +112,21 @@ int vm_api_find_drive(const struct vm_config *c, const char *id)
 	return -1;
 }
 
+const char *vm_api_net_id(const struct vm_config *c, unsigned i, char pos[16])
+{
+	snprintf(pos, 16, "eth%u", i);
+	return c->net_id[i] ? c->net_id[i] : pos;
+}
+
+int vm_api_find_net(const struct vm_config *c, const char *id)
+{
+	char pos[16];
+	for (unsigned i = 0; i < c->nnets; i++)
+		if (!strcmp(vm_api_net_id(c, i, pos), id))
+			return (int)i;
+	return -1;
+}
+
 static json_object *drives(const struct vm_config *c)
 {
 	json_object *a = json_object_new_array();
@@ -131,10 +146,9 @@ static json_object *network_interfaces(const struct vm_config *c)
 {
 	json_object *a = json_object_new_array();
 	for (unsigned i = 0; i < c->nnets; i++) {
-		char id[16];
-		snprintf(id, sizeof(id), "eth%u", i);
+		char pos[16];
 		json_object *n = json_object_new_object();
-		json_object_object_add(n, "iface_id", json_object_new_string(id));
+		json_object_object_add(n, "iface_id", json_object_new_string(vm_api_net_id(c, i, pos)));
 		if (!strncmp(c->net[i], "tap=", 4)) {
 			const char *name = c->net[i] + 4, *comma = strchr(name, ','), *mac = strstr(name, ",mac=");
 			json_object_object_add(n, "host_dev_name", json_object_new_string_len(name, comma ? (int)(comma - name) : (int)strlen(name)));
@@ -362,7 +376,7 @@ static void put_snapshot_create(struct vm_api *a, const struct api_request *req,
 	} else if (type && strcmp(type, "Full")) {
 		vm_api_fault(r, 400, "snapshot_type: '%s' is not supported (only \"Full\")", type);
 	} else if (vm_api_removing(a)) {
-		vm_api_fault(r, 409, "drive '%s' is being removed: snapshot once it is gone or stays", a->removal.id);
+		vm_api_fault(r, 409, "%s '%s' is being removed: snapshot once it is gone or stays", vm_api_removal_kind(a), a->removal.id);
 	} else if (!vm_is_paused(a->vm)) {
 		vm_api_fault(r, 400, "the VM must be paused first (PATCH /vm {\"state\": \"Paused\"})");
 	} else if (vm_snapshot_supported(a->vm, &err) < 0) {
@@ -407,6 +421,11 @@ void vm_api_release(struct vm_api *a)
 	}
 	free(a->cdrom_path);
 	a->cdrom_path = NULL;
+	for (unsigned k = 0; k < VM_MAX_NETS; k++) {
+		free(a->net_spec[k]);
+		free(a->net_id[k]);
+		a->net_spec[k] = a->net_id[k] = NULL;
+	}
 }
 
 bool vm_api_migrating(const struct vm_api *a)
@@ -436,7 +455,7 @@ static void put_migrate(struct vm_api *a, const struct api_request *req, struct 
 	} else if (strlen(url) >= sizeof(a->migration_url)) {
 		vm_api_fault(r, 400, "destination_url: longer than %zu bytes", sizeof(a->migration_url) - 1);
 	} else if (vm_api_removing(a)) {
-		vm_api_fault(r, 409, "drive '%s' is being removed: migrate once it is gone or stays", a->removal.id);
+		vm_api_fault(r, 409, "%s '%s' is being removed: migrate once it is gone or stays", vm_api_removal_kind(a), a->removal.id);
 	} else if (__atomic_load_n(&a->vm->stopping, __ATOMIC_SEQ_CST)) {
 		vm_api_fault(r, 400, "the VM is stopping");
 	} else if (vm_api_migrating(a)) {

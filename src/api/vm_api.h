@@ -26,13 +26,19 @@ struct vm_api {
 	/* DELETE /drives/ID: the removal the guest was asked to agree to (one at a time) */
 	struct vm_api_removal {
 		unsigned slot;           /* 0: none under way */
+		bool net;                /* of a network interface (else of a drive) */
 		char id[32];
 		unsigned timeout_s;
 		uint64_t deadline_ns;
 	} removal;
 	char eject_error_id[32];     /* the last removal that the guest did not agree to, and why (GET /drives/ID) */
+	bool eject_error_net;        /* ... of a network interface (GET /network-interfaces/ID) */
 	char eject_error[256];
 	char *cdrom_path;            /* the disc inserted while running (PUT /cdrom/medium): cfg->cdrom_path */
+	/* a network interface plugged in while running, or one whose ID and MAC were made explicit when another
+	 * left (its position, and so its default name and MAC, changed): cfg->net[k], cfg->net_id[k] */
+	char *net_spec[VM_MAX_NETS];
+	char *net_id[VM_MAX_NETS];
 };
 
 /* ---- Disks plugged in and removed while the VM runs (api/vm_api_hardware.c) -------------------------------
@@ -52,6 +58,11 @@ bool vm_api_migrating(const struct vm_api *a);
 const char *vm_api_drive_id(const struct vm_config *c, unsigned i, char pos[8]);
 /* The disk whose ID is id (or, failing that, whose position name is), -1 if none. */
 int vm_api_find_drive(const struct vm_config *c, const char *id);
+/* Network interface i's ID: its iface_id, else "ethN" by position (pos). */
+const char *vm_api_net_id(const struct vm_config *c, unsigned i, char pos[16]);
+int vm_api_find_net(const struct vm_config *c, const char *id);
+/* "drive" or "network interface": what the removal under way takes out. */
+const char *vm_api_removal_kind(const struct vm_api *a);
 
 /* An api_handler_fn; opaque is a struct vm_api. */
 void vm_api_handle(void *opaque, const struct api_request *req, struct api_reply *reply);

@@ -11,6 +11,10 @@
  *                              the disk goes when it has (GET /drives/ID then answers 404), or stays after S s
  *   GET   /drives/ID           {"drive_id", "path_on_host", "is_read_only", "state": "attached"|"ejecting",
  *                              "eject_error"?}
+ *   PUT   /network-interfaces/ID  {"iface_id": ID, "host_dev_name": TAP | "virtus_net": SPEC, "guest_mac"?: M}
+ *                              (virtus, once running) a new virtio-net interface plugged into the running VM
+ *   DELETE /network-interfaces/ID  [{"timeout_s": S}]  (virtus) as DELETE /drives/ID
+ *   GET   /network-interfaces/ID  {"iface_id", "virtus_net", "state", "eject_error"?}
  *   GET   /cdrom               {"path_on_host": P|null, "locked": B, "tray_open": B}   (virtus: the CD drive)
  *   PUT   /cdrom/medium        {"path_on_host": P, "force"?: B}   a disc in the drive (another one swapped out)
  *   DELETE /cdrom/medium       [{"force": B}]                     the drive emptied
@@ -28,6 +32,7 @@
 
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/scsi.h"
+#include "net/net_opts.h"
 #include "lib/util.h"
 #include "vmm/vm_pci.h"
 
@@ -276,31 +281,47 @@ static bool removal_timeout(const struct api_request *req, struct api_reply *r, 
 	return ok;
 }
 
-static void delete_drive(struct vm_api *a, const char *id, const struct api_request *req, struct api_reply *r)
+const char *vm_api_removal_kind(const struct vm_api *a)
 {
+	return a->removal.net ? "network interface" : "drive";
+}
+
+/* Ask the guest to let go of the device in slot (the drive or interface named id): 202, the control loop
+ * sees it through (vm_api_hotplug_step). */
+static void start_removal(struct vm_api *a, const char *id, bool net, unsigned slot, unsigned timeout_s,
+			  struct api_reply *r)
+{
+	a->removal = (struct vm_api_removal){ .slot = slot, .net = net, .timeout_s = timeout_s,
+					      .deadline_ns = now_ns() + timeout_s * 1000000000ULL };
+	snprintf(a->removal.id, sizeof(a->removal.id), "%s", id);
+	a->eject_error_id[0] = 0;
+	vm_pci_ask_eject(a->vm, slot);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, net ? "iface_id" : "drive_id", json_object_new_string(a->removal.id));
+	json_object_object_add(o, "state", json_object_new_string("ejecting"));
+	json_object_object_add(o, "timeout_s", json_object_new_int((int)timeout_s));
+	vm_api_reply_json(r, 202, o);
+}
+
+/* DELETE /drives/ID or /network-interfaces/ID (net): the removal begins. */
+static void delete_device(struct vm_api *a, bool net, const char *id, const struct api_request *req,
+			  struct api_reply *r)
+{
+	const char *kind = net ? "network interface" : "drive";
+	int k = net ? vm_api_find_net(a->cfg, id) : vm_api_find_drive(a->cfg, id);
 	unsigned timeout_s, slot;
-	int k = vm_api_find_drive(a->cfg, id);
+	char pos[16];
 	if (!removal_timeout(req, r, &timeout_s) || !can_change_disks(a, r))
 		return;
-	if (k < 0) {
-		vm_api_fault(r, 404, "no drive '%s' (GET /vm/config lists the drives)", id);
-	} else if (a->removal.slot) {
-		vm_api_fault(r, 409, "drive '%s' is being removed: one removal at a time", a->removal.id);
-	} else if (!(slot = vm_pci_disk_slot(a->vm, (unsigned)k))) {
-		vm_api_fault(r, 500, "drive '%s' has no PCI slot", id);
-	} else {
-		char pos[8];
-		a->removal = (struct vm_api_removal){ .slot = slot, .timeout_s = timeout_s,
-						      .deadline_ns = now_ns() + timeout_s * 1000000000ULL };
-		snprintf(a->removal.id, sizeof(a->removal.id), "%s", vm_api_drive_id(a->cfg, (unsigned)k, pos));
-		a->eject_error_id[0] = 0;
-		vm_pci_ask_eject(a->vm, slot);
-		json_object *o = json_object_new_object();
-		json_object_object_add(o, "drive_id", json_object_new_string(a->removal.id));
-		json_object_object_add(o, "state", json_object_new_string("ejecting"));
-		json_object_object_add(o, "timeout_s", json_object_new_int((int)timeout_s));
-		vm_api_reply_json(r, 202, o);
-	}
+	if (k < 0)
+		vm_api_fault(r, 404, "no %s '%s' (GET /vm/config lists them)", kind, id);
+	else if (a->removal.slot)
+		vm_api_fault(r, 409, "%s '%s' is being removed: one removal at a time", vm_api_removal_kind(a), a->removal.id);
+	else if (!(slot = net ? vm_pci_net_slot(a->vm, (unsigned)k) : vm_pci_disk_slot(a->vm, (unsigned)k)))
+		vm_api_fault(r, 500, "%s '%s' has no PCI slot", kind, id);
+	else
+		start_removal(a, net ? vm_api_net_id(a->cfg, (unsigned)k, pos) : vm_api_drive_id(a->cfg, (unsigned)k, pos),
+			      net, slot, timeout_s, r);
 }
 
 static void get_drive(struct vm_api *a, const char *id, struct api_reply *r)
@@ -317,9 +338,9 @@ static void get_drive(struct vm_api *a, const char *id, struct api_reply *r)
 	json_object_object_add(o, "drive_id", json_object_new_string(name));
 	json_object_object_add(o, "path_on_host", json_object_new_string(c->path));
 	json_object_object_add(o, "is_read_only", json_object_new_boolean(c->readonly));
-	bool ejecting = a->removal.slot && !strcmp(a->removal.id, name);
+	bool ejecting = a->removal.slot && !a->removal.net && !strcmp(a->removal.id, name);
 	json_object_object_add(o, "state", json_object_new_string(ejecting ? "ejecting" : "attached"));
-	if (!ejecting && !strcmp(a->eject_error_id, name))
+	if (!ejecting && !a->eject_error_net && !strcmp(a->eject_error_id, name))
 		json_object_object_add(o, "eject_error", json_object_new_string(a->eject_error));
 	vm_api_reply_json(r, 200, o);
 }
@@ -338,6 +359,153 @@ static void forget_disk(struct vm_api *a, unsigned k, unsigned slot)
 	c->ndisks--;
 	c->disk[c->ndisks] = (struct vm_disk_config){ 0 };
 	a->disk_path[c->ndisks] = a->disk_serial[c->ndisks] = NULL;
+	c->pci_reserved |= 1u << slot;
+}
+
+/* ---- Network interfaces plugged in and removed ------------------------------------------------------------ */
+
+#define IFACE_ID_MAX 15
+
+/* Append ",mac=" and mac as text to spec. */
+static bool append_mac(char *spec, size_t len, const uint8_t mac[6])
+{
+	size_t n = strlen(spec);
+	return (size_t)snprintf(spec + n, len - n, ",mac=%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+				mac[4], mac[5]) < len - n;
+}
+
+/* The --net spec of a new interface from the body: a tap (host_dev_name) or virtus's own spec (virtus_net),
+ * with its MAC written in (guest_mac, else the default of its place: its place may change later, its MAC
+ * must not). False once answered. */
+static bool iface_spec(struct vm_api *a, json_object *o, char *spec, size_t len, struct api_reply *r)
+{
+	const char *dev = NULL, *own = NULL, *mac = NULL;
+	struct net_opts no;
+	vt_err err;
+	if (!vm_api_optional_string(o, "host_dev_name", &dev, r) || !vm_api_optional_string(o, "virtus_net", &own, r) ||
+	    !vm_api_optional_string(o, "guest_mac", &mac, r))
+		return false;
+	if (!dev == !own)
+		return vm_api_fault(r, 400, "give host_dev_name (a tap device) or virtus_net (a --net spec), one of them"), false;
+	if ((dev && (!*dev || strlen(dev) > 15 || strchr(dev, ','))) || (mac && strchr(mac, ',')))
+		return vm_api_fault(r, 400, "%s: not a network device name (1 to 15 bytes, no commas)",
+				    mac && strchr(mac, ',') ? "guest_mac" : "host_dev_name"), false;
+	if ((size_t)snprintf(spec, len, "%s%s%s%s", dev ? "tap=" : "", dev ? dev : own, mac ? ",mac=" : "", mac ? mac : "") >= len ||
+	    net_opts_parse(spec, &no, &err) < 0)
+		return vm_api_fault(r, 400, "%s", err.msg), false;
+	net_opts_default_mac(&no, a->cfg->nnets);
+	if (!no.mac_set && !append_mac(spec, len, no.mac))
+		return vm_api_fault(r, 400, "the interface's spec is too long"), false;
+	return true;
+}
+
+static bool valid_iface_id(const char *id, struct api_reply *r)
+{
+	if (!vm_api_id_chars("iface_id", id, r))
+		return false;
+	if (!*id || strlen(id) > IFACE_ID_MAX) {
+		vm_api_fault(r, 400, "iface_id: 1 to %d letters, digits, '_' and '-'", IFACE_ID_MAX);
+		return false;
+	}
+	return true;
+}
+
+/* PUT /network-interfaces/ID once the VM runs: a new interface, plugged in. */
+static void put_iface(struct vm_api *a, const char *id, const struct api_request *req, struct api_reply *r)
+{
+	static const char *const known[] = { "iface_id", "host_dev_name", "virtus_net", "guest_mac", NULL };
+	json_object *o = vm_api_parse_body(req, r);
+	if (!o)
+		return;
+	const char *body_id = vm_api_string_field(o, "iface_id", "the interface's ID", r);
+	char spec[256], *spec_copy = NULL, *id_copy = NULL;
+	unsigned slot;
+	vt_err err;
+	if (!body_id || !vm_api_only_fields(o, known, r) || !valid_iface_id(id, r) || !can_change_disks(a, r)) {
+		/* answered */
+	} else if (strcmp(body_id, id)) {
+		vm_api_fault(r, 400, "iface_id: '%s' is not the ID of the path (%s)", body_id, id);
+	} else if (vm_api_find_net(a->cfg, id) >= 0) {
+		vm_api_fault(r, 400, "network interface '%s' exists", id);
+	} else if (a->cfg->nnets == VM_MAX_NETS) {
+		vm_api_fault(r, 400, "the VM has %d network interfaces, the most it can have", VM_MAX_NETS);
+	} else if (!iface_spec(a, o, spec, sizeof(spec), r)) {
+		/* answered */
+	} else if (!(spec_copy = strdup(spec)) || !(id_copy = strdup(id))) {
+		vm_api_fault(r, 500, "out of memory");
+	} else if (vm_pci_hotplug_net(a->vm, spec, &slot, &err) < 0) {
+		vm_api_fault(r, 400, "%s", err.msg);
+	} else {
+		unsigned k = a->cfg->nnets++;
+		a->cfg->net[k] = a->net_spec[k] = spec_copy;
+		a->cfg->net_id[k] = a->net_id[k] = id_copy;
+		a->cfg->net_slot[k] = slot;
+		a->cfg->pci_reserved &= ~(1u << slot);
+		spec_copy = id_copy = NULL;
+		r->status = 204;
+	}
+	free(spec_copy);
+	free(id_copy);
+	json_object_put(o);
+}
+
+static void get_iface(struct vm_api *a, const char *id, struct api_reply *r)
+{
+	int k = vm_api_find_net(a->cfg, id);
+	if (k < 0) {
+		vm_api_fault(r, 404, "no network interface '%s'", id);
+		return;
+	}
+	char pos[16];
+	const char *name = vm_api_net_id(a->cfg, (unsigned)k, pos);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "iface_id", json_object_new_string(name));
+	json_object_object_add(o, "virtus_net", json_object_new_string(a->cfg->net[k]));
+	bool ejecting = a->removal.slot && a->removal.net && !strcmp(a->removal.id, name);
+	json_object_object_add(o, "state", json_object_new_string(ejecting ? "ejecting" : "attached"));
+	if (!ejecting && a->eject_error_net && !strcmp(a->eject_error_id, name))
+		json_object_object_add(o, "eject_error", json_object_new_string(a->eject_error));
+	vm_api_reply_json(r, 200, o);
+}
+
+/* Every interface's ID and MAC written into its configuration: an interface leaving moves the ones after it,
+ * whose default name (ethN) and MAC follow their place, and a snapshot's VM must see them unchanged. */
+static void freeze_ifaces(struct vm_api *a)
+{
+	struct vm_config *c = a->cfg;
+	for (unsigned j = 0; j < c->nnets; j++) {
+		char pos[16], spec[256];
+		struct net_opts no;
+		vt_err err;
+		if (!c->net_id[j] && (a->net_id[j] = strdup(vm_api_net_id(c, j, pos))))
+			c->net_id[j] = a->net_id[j];
+		if (net_opts_parse(c->net[j], &no, &err) < 0 || no.mac_set)
+			continue;
+		net_opts_default_mac(&no, j);
+		char *copy;
+		if ((size_t)snprintf(spec, sizeof(spec), "%s", c->net[j]) >= sizeof(spec) ||
+		    !append_mac(spec, sizeof(spec), no.mac) || !(copy = strdup(spec)))
+			continue;
+		free(a->net_spec[j]);
+		c->net[j] = a->net_spec[j] = copy;
+	}
+}
+
+/* Interface k left the VM: out of the configuration, its slot kept free. */
+static void forget_iface(struct vm_api *a, unsigned k, unsigned slot)
+{
+	struct vm_config *c = a->cfg;
+	freeze_ifaces(a);
+	free(a->net_spec[k]);
+	free(a->net_id[k]);
+	for (unsigned i = k; i + 1 < c->nnets; i++) {
+		c->net[i] = c->net[i + 1], c->net_id[i] = c->net_id[i + 1], c->net_slot[i] = c->net_slot[i + 1];
+		a->net_spec[i] = a->net_spec[i + 1], a->net_id[i] = a->net_id[i + 1];
+	}
+	c->nnets--;
+	c->net[c->nnets] = c->net_id[c->nnets] = NULL;
+	c->net_slot[c->nnets] = 0;
+	a->net_spec[c->nnets] = a->net_id[c->nnets] = NULL;
 	c->pci_reserved |= 1u << slot;
 }
 
@@ -361,20 +529,25 @@ bool vm_api_removing(const struct vm_api *a)
 
 void vm_api_hotplug_step(struct vm_api *a)
 {
-	/* the disk leaves the configuration by its ID, found before its device goes (the lookup needs it) */
-	int k = a->removal.slot ? vm_api_find_drive(a->cfg, a->removal.id) : -1;
+	/* the device leaves the configuration by its ID, found before it goes (the lookup needs it) */
+	const char *kind = vm_api_removal_kind(a);
+	int k = !a->removal.slot ? -1 : a->removal.net ? vm_api_find_net(a->cfg, a->removal.id)
+						       : vm_api_find_drive(a->cfg, a->removal.id);
 	uint32_t gone = vm_pci_remove_ejected(a->vm);
 	if (a->removal.slot && (gone & (1u << a->removal.slot))) {
-		if (k >= 0)
+		if (k >= 0 && a->removal.net)
+			forget_iface(a, (unsigned)k, a->removal.slot);
+		else if (k >= 0)
 			forget_disk(a, (unsigned)k, a->removal.slot);
-		fprintf(stderr, "virtus: drive %s removed (the guest let go of it)\n", a->removal.id);
+		fprintf(stderr, "virtus: %s %s removed (the guest let go of it)\n", kind, a->removal.id);
 		a->removal.slot = 0;
 	} else if (a->removal.slot && now_ns() >= a->removal.deadline_ns) {
 		vm_pci_cancel_eject(a->vm, a->removal.slot);
 		snprintf(a->eject_error_id, sizeof(a->eject_error_id), "%s", a->removal.id);
+		a->eject_error_net = a->removal.net;
 		snprintf(a->eject_error, sizeof(a->eject_error),
-			 "the guest did not let go of drive %s within %u s, so it stays (a guest without ACPI PCI hot-plug, or "
-			 "one that refuses, never does)", a->removal.id, a->removal.timeout_s);
+			 "the guest did not let go of %s %s within %u s, so it stays (a guest without ACPI PCI hot-plug, or "
+			 "one that refuses, never does)", kind, a->removal.id, a->removal.timeout_s);
 		fprintf(stderr, "virtus: %s\n", a->eject_error);
 		a->removal.slot = 0;
 	}
@@ -485,10 +658,17 @@ static void delete_cdrom_medium(struct vm_api *a, const struct api_request *req,
 bool vm_api_hardware_route(struct vm_api *a, const struct api_request *req, struct api_reply *r)
 {
 	bool drive = !strncmp(req->path, "/drives/", 8) && req->path[8];
-	if (drive && !strcmp(req->method, "PUT"))
+	bool iface = !strncmp(req->path, "/network-interfaces/", 20) && req->path[20];
+	if (iface && !strcmp(req->method, "PUT"))
+		put_iface(a, req->path + 20, req, r);
+	else if (iface && !strcmp(req->method, "DELETE"))
+		delete_device(a, true, req->path + 20, req, r);
+	else if (iface && !strcmp(req->method, "GET"))
+		get_iface(a, req->path + 20, r);
+	else if (drive && !strcmp(req->method, "PUT"))
 		put_drive(a, req->path + 8, req, r);
 	else if (drive && !strcmp(req->method, "DELETE"))
-		delete_drive(a, req->path + 8, req, r);
+		delete_device(a, false, req->path + 8, req, r);
 	else if (drive && !strcmp(req->method, "GET"))
 		get_drive(a, req->path + 8, r);
 	else if (drive && !strcmp(req->method, "PATCH"))

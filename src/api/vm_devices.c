@@ -33,8 +33,19 @@ char *vm_devices_to_json(const struct vm_config *c)
 	json_object_object_add(o, "disks", disks);
 	if (c->pci_reserved)
 		json_object_object_add(o, "pci_reserved", json_object_new_int64(c->pci_reserved));
-	for (unsigned i = 0; i < c->nnets; i++)
-		json_object_array_add(nets, json_object_new_string(c->net[i]));
+	for (unsigned i = 0; i < c->nnets; i++) {
+		if (!c->net_id[i] && !c->net_slot[i]) {    /* given at start: its spec says it all */
+			json_object_array_add(nets, json_object_new_string(c->net[i]));
+			continue;
+		}
+		json_object *n = json_object_new_object();
+		json_object_object_add(n, "spec", json_object_new_string(c->net[i]));
+		if (c->net_id[i])
+			json_object_object_add(n, "id", json_object_new_string(c->net_id[i]));
+		if (c->net_slot[i])
+			json_object_object_add(n, "pci_slot", json_object_new_int((int)c->net_slot[i]));
+		json_object_array_add(nets, n);
+	}
 	json_object_object_add(o, "nets", nets);
 	if (c->vsock_cid) {
 		json_object *v = json_object_new_object();
@@ -129,9 +140,27 @@ static int read_nets(json_object *a, struct vm_config *c, struct vm_devices_stor
 	if (n > VM_MAX_NETS)
 		return vt_fail(err, "the source's configuration has %zu network interfaces (at most %d)", n, VM_MAX_NETS);
 	for (size_t i = 0; i < n; i++) {
-		if (copy("a network interface", json_object_array_get_idx(a, i), st->net[i], sizeof(st->net[i]), err) < 0)
+		json_object *e = json_object_array_get_idx(a, i), *spec = e, *id, *slot;
+		bool obj = json_object_is_type(e, json_type_object);
+		if (obj && !json_object_object_get_ex(e, "spec", &spec))
+			return vt_fail(err, "the source's configuration: network interface %zu has no spec", i + 1);
+		if (copy("a network interface", spec, st->net[i], sizeof(st->net[i]), err) < 0)
 			return -1;
 		c->net[i] = st->net[i];
+		c->net_id[i] = NULL;
+		c->net_slot[i] = 0;
+		if (obj && json_object_object_get_ex(e, "id", &id)) {
+			if (copy("a network interface's ID", id, st->net_id[i], sizeof(st->net_id[i]), err) < 0)
+				return -1;
+			c->net_id[i] = st->net_id[i];
+		}
+		if (obj && json_object_object_get_ex(e, "pci_slot", &slot)) {
+			int64_t sl = json_object_get_int64(slot);
+			if (!json_object_is_type(slot, json_type_int) || sl < 1 || sl >= PCI_MAX_SLOTS)
+				return vt_fail(err, "the source's configuration: network interface %zu's PCI slot is not one of 1 "
+						    "to %d", i + 1, PCI_MAX_SLOTS - 1);
+			c->net_slot[i] = (unsigned)sl;
+		}
 	}
 	c->nnets = (unsigned)n;
 	return 0;

@@ -6,7 +6,8 @@
  *
  *   {"rng": true, "virtio_console": false, "balloon": true, "balloon_mib": 0, "balloon_stats_s": 0,
  *    "disks": [{"path": "/img", "readonly": false, "serial": "vda", "format": "qcow2", "layer": "disk0.raw"}],
- *    "nets": ["user"],
+ *    "nets": ["user", {"spec": "tap=t1,mac=52:54:00:12:34:57", "id": "lan", "pci_slot": 5}],
+ *            (an object for an interface plugged in while the VM ran, or renamed when another left)
  *    "vsock": {"cid": 3, "path": "/run/v.sock"},
  *    "cdrom": {"path": "/iso/install.iso"}}          (a CD drive; {} when it is empty) */
 #ifndef VIRTUS_API_VM_DEVICES_H
@@ -23,6 +24,7 @@ struct vm_devices_store {
 	char disk_serial[VM_MAX_DISKS][32];
 	char disk_layer[VM_MAX_DISKS][64];
 	char net[VM_MAX_NETS][256];
+	char net_id[VM_MAX_NETS][16];
 	char vsock_path[108];
 	char cdrom_path[PATH_MAX];
 };

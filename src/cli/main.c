@@ -59,7 +59,7 @@ static int unknown(const char *what, const char *text)
 static bool is_manage_verb(const char *verb)
 {
 	static const char *const verbs[] = { "ls", "info", "pause", "resume", "kill", "stop", "snapshot", "migrate", "balloon", "disk",
-					     "cd", "console", "logs", "api" };
+					     "cd", "net", "console", "logs", "api" };
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		if (!strcmp(verb, verbs[i]))
 			return true;

@@ -35,6 +35,7 @@ const char vm_manage_usage[] =
 	"       virtus vm migrate [--downtime MS] NAME tcp:HOST:PORT|unix:PATH\n"
 	"       virtus vm balloon NAME [SIZE]\n"
 	"       virtus vm disk NAME add ID PATH [--ro] | NAME remove ID [--timeout SECS] | NAME change ID PATH\n"
+	"       virtus vm net NAME add ID tap=TAP[,mac=MAC] | NAME remove ID [--timeout SECS]\n"
 	"       virtus vm cd NAME [insert ISO [--force] | eject [--force]]\n"
 	"       virtus vm console NAME\n"
 	"       virtus vm logs NAME\n"
@@ -68,6 +69,10 @@ const char vm_manage_usage[] =
 	"           PATH (raw or qcow2, probed; read-only if the disk is): the guest is told of its new capacity\n"
 	"           and reads the new image from then on. Safe only while the guest does not use the disk (not\n"
 	"           mounted): a mounted file system would find another disk under it\n"
+	"  net      add: plug a new virtio-net interface ID (1 to 15 letters, digits, '_', '-') on the tap device\n"
+	"           TAP (created if missing, gone when the VM ends or the interface leaves) into the running VM;\n"
+	"           the guest's kernel finds it (Linux: a new ethN). remove: as disk remove. Snapshots and\n"
+	"           migrations keep interfaces in their slots with their IDs and MACs\n"
 	"  cd       the VM's CD drive (started with --cdrom): insert puts the ISO image in (a disc already there\n"
 	"           is swapped out), eject takes the disc out; the guest sees the change at its next look (Linux:\n"
 	"           mounting /dev/sr0, or its media polling). While the guest has locked the tray (a mounted disc)\n"
@@ -271,11 +276,12 @@ static int send_drive(const struct vm_state *st, const char *method, const char 
 	return rc < 0 ? fail(NULL, &err) : 0;
 }
 
-/* DELETE /drives/ID, then wait until the disk is gone (404) or the VMM gave up on the guest (eject_error). */
-static int remove_drive(const struct vm_state *st, const char *id, unsigned timeout_s)
+/* DELETE /drives/ID (or /network-interfaces/ID: collection), then wait until the device is gone (404) or the
+ * VMM gave up on the guest (eject_error). */
+static int remove_device(const struct vm_state *st, const char *collection, const char *id, unsigned timeout_s)
 {
 	char uri[96], body[48];
-	snprintf(uri, sizeof(uri), "/drives/%s", id);
+	snprintf(uri, sizeof(uri), "%s%s", collection, id);
 	snprintf(body, sizeof(body), "{\"timeout_s\": %u}", timeout_s);
 	vt_err err;
 	if (vm_request(st, "DELETE", uri, body, NULL, &err) < 0)
@@ -294,7 +300,7 @@ static int remove_drive(const struct vm_state *st, const char *id, unsigned time
 		json_object_put(o);
 		usleep(20000); /* a local request costs well under a millisecond */
 	}
-	return fprintf(stderr, "virtus: VM '%s' did not say whether drive %s went\n", st->name, id), 1;
+	return fprintf(stderr, "virtus: VM '%s' did not say whether %s went\n", st->name, uri), 1;
 }
 
 static int disk_usage(void)
@@ -323,11 +329,49 @@ static int vm_disk(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	if (remove)
-		return remove_drive(&st, id, (unsigned)timeout_s);
+		return remove_device(&st, "/drives/", id, (unsigned)timeout_s);
 	return send_drive(&st, add ? "PUT" : "PATCH", id, argv[4], ro);
 }
 
 #define CD_LOCK_WAIT_MS 2000
+
+static int net_usage(void)
+{
+	fprintf(stderr, "virtus vm net: expected NAME add ID tap=TAP[,mac=MAC] | NAME remove ID [--timeout SECS]\n%s",
+		vm_manage_usage);
+	return EXIT_USAGE;
+}
+
+/* vm net NAME add ID SPEC | remove ID [--timeout S]: PUT or DELETE /network-interfaces/ID. */
+static int vm_net(int argc, char **argv)
+{
+	if (argc < 4)
+		return net_usage();
+	const char *op = argv[2], *id = argv[3];
+	uint64_t timeout_s = 10;
+	bool add = !strcmp(op, "add"), remove = !strcmp(op, "remove");
+	if (!((add && argc == 5) || (remove && (argc == 4 || argc == 6))))
+		return net_usage();
+	if (remove && argc == 6 && (strcmp(argv[4], "--timeout") || parse_uint(argv[5], 1, 600, &timeout_s) < 0))
+		return fprintf(stderr, "virtus vm net remove: --timeout wants seconds from 1 to 600\n"), EXIT_USAGE;
+	if (strlen(id) > 64)
+		return fprintf(stderr, "virtus vm net: interface ID '%.64s...' is too long\n", id), EXIT_USAGE;
+	struct vm_state st;
+	int rc = load_vm(argv[1], &st);
+	if (rc >= 0)
+		return rc;
+	if (remove)
+		return remove_device(&st, "/network-interfaces/", id, (unsigned)timeout_s);
+	json_object *body = json_object_new_object();
+	json_object_object_add(body, "iface_id", json_object_new_string(id));
+	json_object_object_add(body, "virtus_net", json_object_new_string(argv[4]));
+	char uri[96];
+	snprintf(uri, sizeof(uri), "/network-interfaces/%s", id);
+	vt_err err;
+	rc = vm_request(&st, "PUT", uri, json_object_to_json_string(body), NULL, &err);
+	json_object_put(body);
+	return rc < 0 ? fail(NULL, &err) : 0;
+}
 
 static int cd_usage(void)
 {
@@ -798,6 +842,8 @@ int cmd_vm_manage(int argc, char **argv)
 		return vm_disk(argc, argv);
 	if (!strcmp(verb, "cd"))
 		return vm_cd(argc, argv);
+	if (!strcmp(verb, "net"))
+		return vm_net(argc, argv);
 	if (!strcmp(verb, "console"))
 		return vm_console(argc, argv);
 	if (!strcmp(verb, "logs"))

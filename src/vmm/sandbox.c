@@ -21,6 +21,7 @@
 #include <linux/fs.h>
 #include <linux/kvm.h>
 #include <linux/seccomp.h>
+#include <linux/sockios.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -96,6 +97,8 @@ static const char *const main_calls[] = {
 	 * threads, which confine themselves (prctl, seccomp) to their own role's list on top of this one */
 	"eventfd2", "io_uring_setup", "io_uring_register", FILE_IO_CALLS, "set_robust_list", "rseq", "seccomp",
 	"flock", "lseek",
+	/* a network interface plugged in (PUT /network-interfaces/ID): virtio-net's epoll set of its backend */
+	"epoll_create1",
 	"sched_getaffinity", /* AddressSanitizer's pthread_create reads the CPU mask */
 	NULL,
 };
@@ -117,7 +120,10 @@ static const unsigned long main_ioctls[] = {
 	/* a live migration logs the guest's dirty pages (the slots are set again with the log flag) */
 	KVM_SET_USER_MEMORY_REGION, KVM_GET_DIRTY_LOG,
 	/* a CD's new disc on a block device: its size (PUT /cdrom/medium) */
-	BLKGETSIZE64, 0,
+	BLKGETSIZE64,
+	/* a tap interface plugged in (PUT /network-interfaces/ID): attached and set up as at start; glibc's
+	 * if_nametoindex asks a socket whether it exists */
+	TUNSETIFF, TUNGETFEATURES, TUNSETVNETHDRSZ, SIOCGIFINDEX, 0,
 };
 
 struct role_policy {

@@ -258,12 +258,18 @@ static int vm_build(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 	return vcpu_setup_boot_regs(&vm->vcpus[0], &vm->boot, err);
 }
 
+bool vm_config_wants_pci(const struct vm_config *cfg)
+{
+	return cfg->rng || cfg->virtio_console || cfg->balloon || cfg->ndisks || cfg->nnets || cfg->vsock_cid ||
+	       cfg->nfs || cfg->cdrom;
+}
+
 unsigned vm_thread_roles(const struct vm_config *cfg)
 {
 	unsigned roles = 1u << THREAD_MAIN | 1u << THREAD_VCPU;
 	/* With a PCI bus, the devices' event loop; and disks' worker pools (io_uring refused, a qcow2 image), which
 	 * a disk plugged in while the VM runs may start too. */
-	if (cfg->rng || cfg->virtio_console || cfg->balloon || cfg->ndisks || cfg->nnets || cfg->vsock_cid || cfg->nfs)
+	if (vm_config_wants_pci(cfg))
 		roles |= 1u << THREAD_DEVICE | 1u << THREAD_IO_WORKER;
 	for (unsigned i = 0; i < cfg->nnets; i++)
 		if (!strncmp(cfg->net[i], "user", 4))

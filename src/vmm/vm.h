@@ -65,6 +65,8 @@ struct vm_config {
 	                           * the VM ran, and the devices after them keep their places */
 	unsigned nnets;           /* virtio-net devices on PCI, one per --net spec (net/net_opts.h) */
 	const char *net[VM_MAX_NETS];
+	const char *net_id[VM_MAX_NETS]; /* the interface's ID (the API's iface_id); NULL: ethN by position */
+	unsigned net_slot[VM_MAX_NETS];  /* plugged in while the VM ran: its PCI slot, as a disk's pci_slot */
 	uint64_t vsock_cid;       /* > 0: virtio-vsock with this guest CID, host side under vsock_path */
 	const char *vsock_path;
 	unsigned nfs;             /* virtio-fs devices served by vhost-user backends; guest RAM is then shared */
@@ -118,6 +120,8 @@ struct vm {
 /* The kinds of thread a VM built from cfg runs (1 << enum thread_role, lib/thread_role.h): the sandbox
  * prepares a filter for each. */
 unsigned vm_thread_roles(const struct vm_config *cfg);
+/* Whether cfg has a PCI device (and so the PCI bus, its device thread and I/O workers). */
+bool vm_config_wants_pci(const struct vm_config *cfg);
 /* Open KVM, build the machine, load the kernel. Nothing runs yet. */
 int vm_create(const struct vm_config *cfg, struct vm **out, vt_err *err);
 /* Extra devices (tests, later virtio): call before vm_start. */

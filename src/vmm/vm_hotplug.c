@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "net/net_opts.h"
 #include "vmm/layout.h"
 #include "vmm/vm.h"
 
@@ -58,12 +59,29 @@ static void remove_entry(struct vm *vm, unsigned i)
 	p->n--;
 }
 
-int vm_pci_hotplug_disk(struct vm *vm, struct vm_disk_config *c, vt_err *err)
+/* What is being plugged in: a disk or a network interface. */
+struct plug {
+	const struct vm_disk_config *disk;
+	const char *net_spec;
+};
+
+static int plug_device(struct vm *vm, const struct plug *what, unsigned slot, vt_err *err)
+{
+	if (what->disk) {
+		struct vm_disk_config want = *what->disk;
+		want.pci_slot = slot;
+		return vm_pci_add_disk(vm, &want, false, err);
+	}
+	return vm_pci_add_net(vm, what->net_spec, 0, slot, err);   /* the spec names its MAC */
+}
+
+/* Build the device into the lowest free slot and tell the guest; *slot_out gets the slot. */
+static int hotplug(struct vm *vm, const struct plug *what, unsigned *slot_out, vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
 	if (!p->enabled)
-		return vt_fail(err, "the VM has no PCI bus to plug a disk into (start it with a PCI device: --disk, --net, "
-				    "--rng, ...)");
+		return vt_fail(err, "the VM has no PCI bus to plug a device into (start it with a PCI device: --disk, "
+				    "--net, --rng, ...)");
 	if (p->n == VM_PCI_MAX_VIRTIO)
 		return vt_fail(err, "the VM has %d virtio devices already, the most it can have", VM_PCI_MAX_VIRTIO);
 	pthread_mutex_lock(&p->bus.lock);
@@ -71,27 +89,54 @@ int vm_pci_hotplug_disk(struct vm *vm, struct vm_disk_config *c, vt_err *err)
 	pthread_mutex_unlock(&p->bus.lock);
 	if (!slot)
 		return vt_fail(err, "every PCI slot of the VM is taken");
-	struct vm_disk_config want = *c;
-	want.pci_slot = slot;
 	unsigned before = p->n;
-	if (vm_pci_add_disk(vm, &want, false, err) < 0) {
+	if (plug_device(vm, what, slot, err) < 0) {
 		if (p->n > before) /* the device was half added: undo it */
 			remove_entry(vm, p->n - 1);
 		return -1;
 	}
-	c->pci_slot = slot;
+	*slot_out = slot;
 	pci_hotplug_announce(&p->hotplug, slot);
 	raise_hotplug_gsi(vm);
 	return 0;
 }
 
+int vm_pci_hotplug_disk(struct vm *vm, struct vm_disk_config *c, vt_err *err)
+{
+	struct plug what = { .disk = c };
+	return hotplug(vm, &what, &c->pci_slot, err);
+}
+
+int vm_pci_hotplug_net(struct vm *vm, const char *spec, unsigned *slot, vt_err *err)
+{
+	struct net_opts o;
+	if (net_opts_parse(spec, &o, err) < 0)
+		return -1;
+	/* libslirp is dlopen()ed, its host forwards bound and its thread's seccomp filter compiled before the
+	 * sandbox closes: the confined main thread can do none of that */
+	if (o.kind == NET_USER)
+		return vt_fail(err, "only a tap interface can be plugged into a running VM (user-mode networking, "
+				    "libslirp, is set up when the VM starts)");
+	struct plug what = { .net_spec = spec };
+	return hotplug(vm, &what, slot, err);
+}
+
+static unsigned slot_of(struct vm *vm, struct virtio_device *d)
+{
+	return d ? pci_bus_slot_of(&vm->pci.bus, &d->transport->pci) : 0;
+}
+
 unsigned vm_pci_disk_slot(struct vm *vm, unsigned k)
 {
-	struct virtio_device *d = vm_pci_disk(vm, k);
-	if (!d)
-		return 0;
-	struct virtio_transport *t = d->transport;
-	return pci_bus_slot_of(&vm->pci.bus, &t->pci);
+	return slot_of(vm, vm_pci_disk(vm, k));
+}
+
+unsigned vm_pci_net_slot(struct vm *vm, unsigned k)
+{
+	for (unsigned i = 0; i < vm->pci.n; i++)
+		if (vm->pci.virtio[i].dev->id == VIRTIO_ID_NET && k-- == 0)
+			return slot_of(vm, vm->pci.virtio[i].dev);
+	return 0;
 }
 
 void vm_pci_ask_eject(struct vm *vm, unsigned slot)

@@ -67,8 +67,8 @@ static int watch_own(struct vm *vm, int fd, void (*fn)(void *arg), void *arg, vt
 }
 
 /* virtio-net, plus a watch on its backend's "frames pending" fd so rx runs on the device thread too.
- * index: the device's place among the --net options (its default MAC depends on it). */
-static int add_net(struct vm *vm, const char *spec, unsigned index, vt_err *err)
+ * index: the device's place among the --net options (its default MAC depends on it); slot as for a disk. */
+int vm_pci_add_net(struct vm *vm, const char *spec, unsigned index, unsigned slot, vt_err *err)
 {
 	struct net_opts o;
 	struct virtio_device *net;
@@ -77,7 +77,7 @@ static int add_net(struct vm *vm, const char *spec, unsigned index, vt_err *err)
 	net_opts_default_mac(&o, index);
 	if (virtio_net_create(&o, &net, err) < 0)
 		return -1;
-	if (add_virtio(vm, net, virtio_net_destroy, 0, err) < 0)
+	if (add_virtio(vm, net, virtio_net_destroy, slot, err) < 0)
 		return -1;
 	return watch_own(vm, virtio_net_rx_fd(net), virtio_net_rx_ready, net, err);
 }
@@ -150,8 +150,7 @@ static int add_balloon(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
-	if (!cfg->rng && !cfg->virtio_console && !cfg->balloon && !cfg->ndisks && !cfg->nnets &&
-	    !cfg->vsock_cid && !cfg->nfs && !cfg->cdrom)
+	if (!vm_config_wants_pci(cfg))
 		return 0;
 	p->enabled = true;
 	p->ejected_fd = -1;
@@ -165,11 +164,14 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 	for (unsigned i = 0; i < cfg->ndisks; i++)
 		if (cfg->disk[i].pci_slot)
 			p->bus.reserved |= 1u << cfg->disk[i].pci_slot;
+	for (unsigned i = 0; i < cfg->nnets; i++)
+		if (cfg->net_slot[i])
+			p->bus.reserved |= 1u << cfg->net_slot[i];
 	struct virtio_device *rng;
 	if (cfg->rng && (virtio_rng_create(&rng, err) < 0 || add_virtio(vm, rng, virtio_rng_destroy, 0, err) < 0))
 		return -1;
 	for (unsigned i = 0; i < cfg->nnets; i++)
-		if (add_net(vm, cfg->net[i], i, err) < 0)
+		if (!cfg->net_slot[i] && vm_pci_add_net(vm, cfg->net[i], i, 0, err) < 0)
 			return -1;
 	struct virtio_device *con;
 	if (cfg->virtio_console) {
@@ -196,10 +198,13 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 			return -1;
 		p->cdrom = cd;
 	}
-	/* last, in the order they were plugged (their order in disk[]), as on the VM they were plugged into */
+	/* last, at their slots (a restore matches the state's devices to them by slot) */
 	for (unsigned i = 0; i < cfg->ndisks; i++)
 		if (cfg->disk[i].pci_slot && vm_pci_add_disk(vm, &cfg->disk[i], cfg->incoming, err) < 0)
 			return vt_err_prefix(err, "--disk");
+	for (unsigned i = 0; i < cfg->nnets; i++)
+		if (cfg->net_slot[i] && vm_pci_add_net(vm, cfg->net[i], i, cfg->net_slot[i], err) < 0)
+			return -1;
 	return 0;
 }
 
@@ -436,16 +441,36 @@ static int check_slots(struct vm_pci *p, const struct state_reader *r, vt_err *e
 	list_slots(p, &have);
 	for (unsigned i = 0; i < p->n; i++)
 		if (want.slot[i] != have.slot[i])
-			return vt_fail(err, "the snapshot's VM had its %s in PCI slot %u, this VM has it in slot %u (a disk was "
-					    "plugged in or removed while it ran: restore with the snapshot's own disk options)",
+			return vt_fail(err, "the snapshot's VM had its %s in PCI slot %u, this VM has it in slot %u (a device "
+					    "was plugged in or removed while it ran: restore with the snapshot's own device options)",
 				       p->virtio[i].dev->name, want.slot[i], have.slot[i]);
 	return 0;
+}
+
+/* Devices plugged in while the VM ran are listed in the order they came (disks and network interfaces
+ * mixed), this VM built them kind by kind: put the entries in the snapshot's order, found by slot. */
+static void order_by_slots(struct vm_pci *p, const struct state_reader *r)
+{
+	vt_err ignored;
+	struct pci_slots want;
+	if (!state_find(r, "pci.slots", PCI_SLOTS_VERSION, &ignored) ||
+	    state_get(r, "pci.slots", PCI_SLOTS_VERSION, &want, sizeof(want), &ignored) < 0)
+		return;
+	for (unsigned i = 0; i < p->n; i++)
+		for (unsigned j = i + 1; j < p->n; j++)
+			if (want.slot[i] && pci_bus_slot_of(&p->bus, &p->virtio[j].t->pci) == want.slot[i]) {
+				struct vm_virtio tmp = p->virtio[i];
+				p->virtio[i] = p->virtio[j];
+				p->virtio[j] = tmp;
+				break;
+			}
 }
 
 int vm_pci_state_load(struct vm *vm, const struct state_reader *r, vt_err *err)
 {
 	struct vm_pci *p = &vm->pci;
 	struct pci_list list;
+	order_by_slots(p, r);
 	if (state_get(r, "pci", PCI_LIST_VERSION, &list, sizeof(list), err) < 0 || check_list(p, &list, err) < 0 ||
 	    check_slots(p, r, err) < 0)
 		return -1;

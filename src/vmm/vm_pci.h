@@ -51,6 +51,8 @@ int vm_pci_start(struct vm *vm, vt_err *err);
 /* Add the virtio-blk device of c (at c->pci_slot, or the first free slot if 0); incoming: without its lock. */
 struct vm_disk_config;
 int vm_pci_add_disk(struct vm *vm, const struct vm_disk_config *c, bool incoming, vt_err *err);
+/* Add virtio-net for --net spec (its default MAC from index), at slot or the first free one if 0. */
+int vm_pci_add_net(struct vm *vm, const char *spec, unsigned index, unsigned slot, vt_err *err);
 /* Destroy an entry's transport, vectors and device (its slot and watches are already gone). */
 void vm_pci_free_device(struct vm_virtio *v);
 void vm_pci_destroy(struct vm *vm);
@@ -63,6 +65,11 @@ void vm_pci_print_stats(const struct vm *vm, FILE *f);
 struct vm_disk_config;
 /* Build disk c, plug it into a free slot (c->pci_slot set) and tell the guest. Changes nothing on failure. */
 int vm_pci_hotplug_disk(struct vm *vm, struct vm_disk_config *c, vt_err *err);
+/* The same for a network interface (spec as --net, with its MAC: its place among the interfaces may change);
+ * *slot gets its slot. A tap only: libslirp cannot be set up once the sandbox is closed. */
+int vm_pci_hotplug_net(struct vm *vm, const char *spec, unsigned *slot, vt_err *err);
+/* The slot of the k-th network interface (0 if none). */
+unsigned vm_pci_net_slot(struct vm *vm, unsigned k);
 /* The slot of the k-th disk (0 if none); ask the guest to let go of the device in slot. */
 unsigned vm_pci_disk_slot(struct vm *vm, unsigned k);
 void vm_pci_ask_eject(struct vm *vm, unsigned slot);

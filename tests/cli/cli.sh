@@ -120,6 +120,9 @@ run_case "--cdrom with an empty path" 2 EMPTY "--cdrom: an empty path" -- vm run
 run_case "vm cd with an unknown verb" 2 EMPTY "expected NAME \\[insert ISO" -- vm cd web1 open
 run_case "vm cd insert without an ISO" 2 EMPTY "expected NAME \\[insert ISO" -- vm cd web1 insert
 run_case "vm cd eject with an unknown flag" 2 EMPTY "expected NAME \\[insert ISO" -- vm cd web1 eject --now
+run_case "vm net without an operation" 2 EMPTY 'expected NAME add ID tap=TAP' -- vm net web1
+run_case "vm net add without a spec" 2 EMPTY 'expected NAME add ID tap=TAP' -- vm net web1 add lan
+run_case "vm net remove --timeout 0" 2 EMPTY '--timeout wants seconds from 1 to 600' -- vm net web1 remove lan --timeout 0
 run_case "vm cd of a VM that does not exist" 1 EMPTY "no VM named 'nosuchvm'" -- vm cd nosuchvm
 host_kib=$(awk '/^(MemTotal|SwapTotal):/ { t += $2 } END { print t }' /proc/meminfo)
 if [ "$(cat /proc/sys/vm/overcommit_memory)" != 1 ] && [ "$host_kib" -lt $((1 << 30)) ]; then

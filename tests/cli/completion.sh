@@ -43,11 +43,13 @@ expect "virtus run --network <TAB>: the modes" "bridge host none slirp" $V _virt
 expect "virtus image <TAB>: the image commands" "--help history import inspect load ls rm save tag" $V _virtus virtus image ""
 expect "virtus image save --format <TAB>" "docker-archive oci-archive" $V _virtus virtus image save --format ""
 expect "virtus v<TAB>" "version vm" $V _virtus virtus v
-expect "virtus vm <TAB>" "--help api balloon cd console disk info kill logs ls migrate pause probe resume run snapshot stop" $V _virtus virtus vm ""
+expect "virtus vm <TAB>" "--help api balloon cd console disk info kill logs ls migrate net pause probe resume run snapshot stop" $V _virtus virtus vm ""
 expect "virtus vm disk web1 <TAB>" "add change remove" $V _virtus virtus vm disk web1 ""
 expect "virtus vm disk web1 add hp1 images/<TAB>: a file" "images/disk.img" $V _virtus virtus vm disk web1 add hp1 images/
 expect "virtus vm disk web1 add hp1 F <TAB>" "--ro" $V _virtus virtus vm disk web1 add hp1 F ""
 expect "virtus vm cd web1 <TAB>" "eject insert" $V _virtus virtus vm cd web1 ""
+expect "virtus vm net web1 <TAB>" "add remove" $V _virtus virtus vm net web1 ""
+expect "virtus vm net web1 remove lan <TAB>" "--timeout" $V _virtus virtus vm net web1 remove lan ""
 expect "virtus vm cd web1 insert images/<TAB>: a file" "images/disk.img" $V _virtus virtus vm cd web1 insert images/
 expect "virtus vm cd web1 eject <TAB>" "--force" $V _virtus virtus vm cd web1 eject ""
 expect "virtus vm run --cdrom images/<TAB>: a file" "images/disk.img" $V _virtus virtus vm run --cdrom images/

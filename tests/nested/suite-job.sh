@@ -345,9 +345,11 @@ printf dc-disk-A >/tmp/mg/dc-a.img; truncate -s 1M /tmp/mg/dc-a.img
 printf dc-disk-B >/tmp/mg/dc-b.img; truncate -s 2M /tmp/mg/dc-b.img
 printf hp-disk-1 >/tmp/mg/hp-1.img; truncate -s 1M /tmp/mg/hp-1.img
 printf hp-disk-2 >/tmp/mg/hp-2.img; truncate -s 3M /tmp/mg/hp-2.img
+# And network interfaces plugged in (vm net): each turn it lists them with their MACs, eth0 pinging L1 at
+# 192.168.78.1 over its tap ('nh-list').
 # And a CD drive (--cdrom): each turn the guest mounts its disc, prints hello.txt and unmounts it, except a disc
 # with a file 'hold', which it keeps mounted (the tray locked).
-dc_cmd='mkdir -p /mnt; while true; do echo 1 >/proc/sys/vm/drop_caches; echo dc-read $(cat /sys/block/vda/size) $(head -c 9 /dev/vda); l=; for d in /sys/block/vd[b-z]; do [ -e $d ] && l=$l,${d##*/}:$(cat $d/serial):$(head -c 9 /dev/${d##*/}); done; echo hp-list ${l:-none}; if [ -e /mnt/hold ] || mount -t iso9660 -o ro /dev/sr0 /mnt 2>/dev/null; then echo cd-read $(cat /mnt/hello.txt 2>/dev/null || echo unreadable); [ -e /mnt/hold ] || umount /mnt; else echo cd-read none; fi; sleep 0.3; done'
+dc_cmd='mkdir -p /mnt; while true; do echo 1 >/proc/sys/vm/drop_caches; echo dc-read $(cat /sys/block/vda/size) $(head -c 9 /dev/vda); l=; for d in /sys/block/vd[b-z]; do [ -e $d ] && l=$l,${d##*/}:$(cat $d/serial):$(head -c 9 /dev/${d##*/}); done; echo hp-list ${l:-none}; l=; for n in /sys/class/net/eth*; do [ -e $n ] || continue; i=${n##*/}; ip link set $i up; p=no; [ $i = eth0 ] && ip addr add 192.168.78.2/24 dev eth0 2>/dev/null; [ $i = eth0 ] && ping -c1 -W1 192.168.78.1 >/dev/null 2>&1 && p=ok; l=$l,$i:$(cat $n/address):$p; done; echo nh-list ${l:-none}; if [ -e /mnt/hold ] || mount -t iso9660 -o ro /dev/sr0 /mnt 2>/dev/null; then echo cd-read $(cat /mnt/hello.txt 2>/dev/null || echo unreadable); [ -e /mnt/hold ] || umount /mnt; else echo cd-read none; fi; sleep 0.3; done'
 timeout 120 virtus vm run -d --name dc1 --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --memory 256M \
 	--disk /tmp/mg/dc-a.img --cdrom cd-1.iso --cmdline "$base_cmdline virtus.init=\"run:$dc_cmd\"" >/tmp/mg/dc-run.out 2>&1
 echo "dc-run-status $? $(head -c 200 /tmp/mg/dc-run.out | tr '\n' ' ')"
@@ -396,6 +398,27 @@ virtus vm cd dc1 insert cd-3.iso; echo "cd-insert3-status $?"
 cd_wait cd-disc-three >/dev/null; sleep 1; echo "cd-held $(cd_last) $(virtus vm cd dc1 | sed -n 's/^tray: *//p')"
 virtus vm cd dc1 eject 2>/tmp/mg/cd-eject.err; echo "cd-locked-eject $? $(grep -c 'locked' /tmp/mg/cd-eject.err) $(virtus vm cd dc1 | head -n1 | tr -s ' ')"
 virtus vm api dc1 GET /cdrom | tr -d ' \n' | sed 's/^/cd-api /'; echo
+# Network interfaces plugged in and removed: lan on the tap hptap0 (the VMM makes it), which L1 then
+# addresses, and wan (hptap1), removed again; its tap goes with it. lan stays for the snapshot below.
+nh_last() { log_lines dc1 | sed -n 's/^nh-list //p' | tail -n1; }
+nh_wait() { # nh_wait WANT: until the guest lists WANT (30 s); prints the milliseconds it took
+	local i=0 t0; t0=$(uptime_ms)
+	until [ "$(nh_last)" = "$1" ] || [ $i -ge 150 ]; do i=$((i + 1)); sleep 0.2; done
+	echo $(($(uptime_ms) - t0))
+}
+virtus vm net dc1 add lan tap=hptap0; echo "nh-add-status $?"
+ip link set hptap0 address 02:00:00:00:78:01 && ip addr add 192.168.78.1/24 dev hptap0 && ip link set hptap0 up
+nh_mac=$(virtus vm api dc1 GET /network-interfaces/lan | sed -n 's/.*mac=\([0-9a-f:]*\).*/\1/p')
+echo "nh-mac $nh_mac"
+ms=$(nh_wait ",eth0:$nh_mac:ok"); echo "nh-added $(nh_last) ms=$ms"
+virtus vm net dc1 add wan tap=hptap1; echo "nh-add2-status $?"
+nh_mac2=$(virtus vm api dc1 GET /network-interfaces/wan | sed -n 's/.*mac=\([0-9a-f:]*\).*/\1/p')
+nh_wait ",eth0:$nh_mac:ok,eth1:$nh_mac2:no" >/dev/null; echo "nh-two $(nh_last | sed "s/$nh_mac2/MAC2/; s/$nh_mac/MAC/")"
+virtus vm net dc1 add lan tap=hptap2 2>/tmp/mg/nh-dup.err; echo "nh-dup $? $(grep -c exists /tmp/mg/nh-dup.err)"
+virtus vm net dc1 add x user 2>/tmp/mg/nh-user.err; echo "nh-user $? $(grep -c 'only a tap' /tmp/mg/nh-user.err)"
+virtus vm net dc1 remove wan 2>/tmp/mg/nh-rm.err; echo "nh-remove-status $? $(head -c 200 /tmp/mg/nh-rm.err | tr '\n' ' ')"
+nh_wait ",eth0:$nh_mac:ok" >/dev/null; echo "nh-removed $(nh_last | sed "s/$nh_mac/MAC/") tap=$([ -e /sys/class/net/hptap1 ] && echo left || echo gone)"
+echo "nh-ifaces $(virtus vm api dc1 GET /vm/config | tr ',' '\n' | sed -n 's/.*"iface_id": *"\([^"]*\)".*/\1/p' | tr '\n' ' ')"
 # A snapshot of the VM with the plugged-in disk (in slot 2, where hp1 was), restored: the same boot goes on
 # with the same disks, hp2 where it was (its slot and ID come from the snapshot's configuration).
 timeout 120 virtus vm snapshot --stop dc1 /tmp/mg/hp-snap >/tmp/mg/hp-snap.out 2>&1
@@ -408,6 +431,11 @@ dc_last() { log_lines dc2 | sed -n 's/^dc-read \([0-9]* [a-zA-Z-]*\).*/\1/p' | t
 i=0; until { [ -n "$(hp_last)" ] && [ -n "$(dc_last)" ]; } || [ $i -ge 100 ]; do i=$((i + 1)); sleep 0.2; done
 echo "hp-restored $(hp_last) $(dc_last) boots=$(virtus vm logs dc2 | grep -c 'virtus-guest: ready')"
 echo "hp-restored-drives $(virtus vm api dc2 GET /vm/config | tr ',' '\n' | sed -n 's/.*"drive_id": *"\([^"]*\)".*/\1/p' | tr '\n' ' ')"
+# the interface plugged in is there with its MAC (on a new hptap0: the first went with dc1's VMM; L1 gives
+# both the same MAC, as a host's bridge keeps its own, so the guest's ARP entry stays right)
+ip link set hptap0 address 02:00:00:00:78:01 && ip addr add 192.168.78.1/24 dev hptap0 && ip link set hptap0 up
+nh_last() { log_lines dc2 | sed -n 's/^nh-list //p' | tail -n1; }
+nh_wait ",eth0:$nh_mac:ok" >/dev/null; echo "nh-restored $(nh_last | sed "s/$nh_mac/MAC/") $(virtus vm api dc2 GET /network-interfaces/lan | grep -c "mac=$nh_mac")"
 # the disc inserted while the VM ran is in the restored VM's drive, still locked by the guest, which reads it
 cd_last() { log_lines dc2 | sed -n 's/^cd-read //p' | tail -n1; }
 cd_wait cd-disc-three >/dev/null

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <poll.h>
 #include <pthread.h>
@@ -23,6 +24,8 @@
 #include <unistd.h>
 
 #include "block/raw.h"
+#include "devices/virtio/net.h"
+#include "net/net_opts.h"
 #include "lib/thread_role.h"
 #include "vmm/eventloop.h"
 #include "vmm/sandbox.h"
@@ -311,6 +314,45 @@ static void test_main_starts_threads_not_processes(void **s)
 	expect_sigsys(&r, "main", "clone");
 }
 
+/* A network interface plugged into a running VM is built by the confined main thread: a new tap attached
+ * and set up, virtio-net's eventfd and epoll set; then torn down again (the tap goes with its fd). */
+static void main_builds_a_tap_interface(void *arg)
+{
+	const struct net_opts *o = arg;
+	thread_role_enter(THREAD_MAIN);
+	struct virtio_device *dev;
+	vt_err err;
+	if (virtio_net_create(o, &dev, &err) < 0) {
+		say(err.msg);
+		_exit(107);
+	}
+	virtio_net_destroy(dev);
+	say("allowed-ok\n");
+	_exit(0);
+}
+
+static void test_main_plugs_a_tap_interface(void **s)
+{
+	(void)s;
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0 || geteuid() != 0) {
+		if (fd >= 0)
+			close(fd);
+		skip();                                      /* taps need root and /dev/net/tun */
+	}
+	close(fd);
+	struct net_opts o;
+	char spec[32];
+	vt_err err;
+	snprintf(spec, sizeof(spec), "tap=vtsbx%d", (int)getpid() % 100000);
+	assert_int_equal(net_opts_parse(spec, &o, &err), 0);
+	net_opts_default_mac(&o, 0);
+	struct child_result r;
+	run_child(SANDBOX_ON, main_builds_a_tap_interface, &o, &r);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0 || !strstr(r.out, "allowed-ok"))
+		fail_msg("status 0x%x, output: %s", r.status, r.out);
+}
+
 static void vcpu_netlink_allowed(void *arg)
 {
 	(void)arg;
@@ -426,6 +468,8 @@ static void test_vm_thread_roles(void **s)
 	assert_int_equal(vm_thread_roles(&c), base | dev);
 	c = (struct vm_config){ .ndisks = 1 };
 	assert_int_equal(vm_thread_roles(&c), base | dev);
+	c = (struct vm_config){ .cdrom = true };  /* a CD drive alone (its VMM died of this once: no filter) */
+	assert_int_equal(vm_thread_roles(&c), base | dev);
 	c = (struct vm_config){ .nnets = 2, .net = { "tap=tap0", "user,hostfwd=tcp:1-:2" } };
 	assert_int_equal(vm_thread_roles(&c), base | dev | SANDBOX_ROLE(THREAD_SLIRP));
 	c = (struct vm_config){ .nnets = 1, .net = { "tap=user0" } };
@@ -465,6 +509,7 @@ int main(void)
 		cmocka_unit_test(test_unprepared_role_fails_closed),
 		cmocka_unit_test(test_vm_thread_roles),
 		cmocka_unit_test(test_main_starts_threads_not_processes),
+		cmocka_unit_test(test_main_plugs_a_tap_interface),
 		cmocka_unit_test(test_parse_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -86,6 +86,31 @@ static void a_balloon_without_a_target_travels(void **state)
 	assert_false(dst.balloon);
 }
 
+/* Interfaces plugged in while the VM ran (an ID and a slot) and the CD drive travel; a plain interface is
+ * still a plain spec. */
+static void plugged_interfaces_and_the_cd_travel(void **state)
+{
+	(void)state;
+	struct vm_config src = { .nnets = 2, .net = { "user", "tap=t1,mac=52:54:00:01:02:03" }, .net_id = { NULL, "lan" },
+				 .net_slot = { 0, 7 }, .cdrom = true, .cdrom_path = "/iso/a.iso" }, dst = { 0 };
+	struct vm_devices_store st;
+	round_trip(&src, &dst, &st);
+	assert_int_equal(dst.nnets, 2);
+	assert_string_equal(dst.net[0], "user");
+	assert_null(dst.net_id[0]);
+	assert_int_equal(dst.net_slot[0], 0);
+	assert_string_equal(dst.net[1], "tap=t1,mac=52:54:00:01:02:03");
+	assert_string_equal(dst.net_id[1], "lan");
+	assert_int_equal(dst.net_slot[1], 7);
+	assert_true(dst.cdrom);
+	assert_string_equal(dst.cdrom_path, "/iso/a.iso");
+	src.cdrom_path = NULL;                                   /* an empty drive is still a drive */
+	dst = (struct vm_config){ 0 };
+	round_trip(&src, &dst, &st);
+	assert_true(dst.cdrom);
+	assert_null(dst.cdrom_path);
+}
+
 /* A class the command line gives replaces the source's; the others still come from the source. */
 static void the_command_line_replaces_a_class(void **state)
 {
@@ -113,6 +138,8 @@ static void malformed_configurations_are_refused(void **state)
 		"{\"disks\": [{\"path\": \"a\", \"layer\": \"d/x\"}]}", "{\"disks\": [{\"path\": \"a\", \"layer\": 3}]}",
 		"{\"disks\": [{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},"
 		"{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"},{\"path\":\"a\"}]}",
+		"{\"nets\": [{\"id\": \"lan\"}]}", "{\"nets\": [{\"spec\": \"user\", \"pci_slot\": 32}]}",
+		"{\"nets\": [{\"spec\": \"user\", \"id\": 5}]}", "{\"cdrom\": {\"path\": \"\"}}", "{\"cdrom\": true}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct vm_config dst = { .ncpus = 1 };
@@ -174,6 +201,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(everything_travels),
 		cmocka_unit_test(a_balloon_without_a_target_travels),
+		cmocka_unit_test(plugged_interfaces_and_the_cd_travel),
 		cmocka_unit_test(the_command_line_replaces_a_class),
 		cmocka_unit_test(malformed_configurations_are_refused),
 		cmocka_unit_test(urls_are_checked),
