@@ -42,8 +42,11 @@ CTR_SRC  := $(wildcard src/image/*.c src/container/*.c src/isolation/*.c) src/cl
 # The image, build and container commands (and the libraries only they need: libarchive, libcrypto,
 # libnftables and theirs) live in a shared object that virtus dlopen()s on the first such command: linked into
 # virtus itself, those libraries cost every `virtus vm run` ~15 ms of start-up on this kind of host.
-STORE_CLI_SRC := src/cli/image.c src/cli/build.c src/cli/container.c
-STORE_SRC := $(STORE_CLI_SRC) $(CTR_SRC) $(RT_SRC) $(LIB_SRC) src/net/slirp.c src/net/net_opts.c
+# `virtus serve` (the browser console) is there too: it lists containers and images, and asks VMs' APIs.
+STORE_CLI_SRC := src/cli/image.c src/cli/build.c src/cli/container.c src/cli/serve.c
+SERVE_SRC := $(wildcard src/serve/*.c)
+STORE_SRC := $(STORE_CLI_SRC) $(CTR_SRC) $(SERVE_SRC) $(RT_SRC) $(LIB_SRC) src/net/slirp.c src/net/net_opts.c \
+	     src/api/http_client.c src/api/mhd.c
 CLI_SRC  := $(filter-out $(STORE_CLI_SRC),$(wildcard src/cli/*.c))
 
 obj = $(patsubst %.c,$(B)/%.o,$(1))
@@ -80,6 +83,7 @@ MANDIR      := $(PREFIX)/share/man
 BASHCOMPDIR := $(PREFIX)/share/bash-completion/completions
 GUESTDIR    := $(PREFIX)/lib/virtus/guest
 STOREDIR    := $(PREFIX)/lib/virtus
+WEBDIR      := $(PREFIX)/share/virtus/web
 GUEST       ?= build/guest
 
 .PHONY: all check unit clean guests tests install uninstall
@@ -104,7 +108,7 @@ $(LIBRT): $(call obj,$(RT_SRC))
 	rm -f $@ && ar rcs $@ $^
 
 # An empty archive is fine: ar makes one with no members.
-$(LIBCTR): $(call obj,$(CTR_SRC))
+$(LIBCTR): $(call obj,$(CTR_SRC) $(SERVE_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
@@ -158,6 +162,10 @@ install: $(PROGRAMS) $(STORE_SO) $(AGENT)
 	install -m 644 docs/man/virtus-runtime.8 $(DESTDIR)$(MANDIR)/man8/virtus-runtime.8
 	install -m 644 completion/virtus.bash $(DESTDIR)$(BASHCOMPDIR)/virtus
 	install -m 644 completion/virtus-runtime.bash $(DESTDIR)$(BASHCOMPDIR)/virtus-runtime
+	scripts/web-vendor
+	install -d $(DESTDIR)$(WEBDIR)/vendor
+	install -m 644 web/index.html web/app.js web/style.css $(DESTDIR)$(WEBDIR)/
+	install -m 644 web/vendor/* $(DESTDIR)$(WEBDIR)/vendor/
 	@if [ -r "$(GUEST)/initramfs.cpio.gz" ]; then \
 		install -d $(DESTDIR)$(GUESTDIR) && \
 		for f in vmlinux bzImage initramfs.cpio.gz agent-initrd.cpio kernel-version; do \
@@ -173,7 +181,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/virtus $(DESTDIR)$(BINDIR)/virtus-runtime
 	rm -f $(DESTDIR)$(MANDIR)/man1/virtus.1 $(DESTDIR)$(MANDIR)/man8/virtus-runtime.8
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/virtus $(DESTDIR)$(BASHCOMPDIR)/virtus-runtime
-	rm -rf $(DESTDIR)$(GUESTDIR)
+	rm -rf $(DESTDIR)$(GUESTDIR) $(DESTDIR)$(PREFIX)/share/virtus
 	rm -f $(DESTDIR)$(STOREDIR)/libvirtus-store.so $(DESTDIR)$(STOREDIR)/virtus-agent
 	-rmdir $(DESTDIR)$(PREFIX)/lib/virtus 2>/dev/null
 

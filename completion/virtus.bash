@@ -13,7 +13,7 @@ _virtus() {
 	local cmd=${COMP_WORDS[1]-} sub=${COMP_WORDS[2]-}
 	COMPREPLY=()
 	if [ "$COMP_CWORD" -eq 1 ]; then
-		mapfile -t COMPREPLY < <(compgen -W "vm image build $_virtus_ctr_commands help version --help --version" -- "$cur")
+		mapfile -t COMPREPLY < <(compgen -W "vm image build $_virtus_ctr_commands serve help version --help --version" -- "$cur")
 		return
 	fi
 	case "$cmd" in
@@ -27,6 +27,14 @@ _virtus() {
 	image) _virtus_image "$cur" "$prev" "$sub"; return ;;
 	run|ps|logs|exec|stop|kill|start|rm|pause|unpause|inspect|diff|commit) _virtus_ctr "$cur" "$prev" "$cmd"; return ;;
 	build) _virtus_build "$cur" "$prev"; return ;;
+	serve)
+		case "$prev" in
+		--tls-cert|--tls-key|--token-file) mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
+		--iso-dir) mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
+		--listen) ;;
+		*) mapfile -t COMPREPLY < <(compgen -W "--listen --tls-cert --tls-key --iso-dir --token-file --help" -- "$cur") ;;
+		esac
+		return ;;
 	*) return ;;
 	esac
 	if [ "$COMP_CWORD" -eq 2 ]; then

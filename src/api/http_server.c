@@ -5,10 +5,7 @@
  * gives one epoll fd that the caller polls, and MHD_run never blocks: the VMM's main thread stays the only
  * thread that touches the server, and a client that sends half a request only holds its own connection.
  *
- * libmicrohttpd is not linked (with gnutls and its other dependencies it costs every `virtus` start-up
- * ~5 ms): a server start dlopen()s it and resolves the entry points below into the server's table; the
- * dynamic loader maps the library the first time only. The header is still used for types and constants,
- * so an ABI mismatch is a compile error. */
+ * libmicrohttpd is not linked: a server start loads it (api/mhd.h). */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,30 +20,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
-
 #include "api/http.h"
+#include "api/mhd.h"
 #include "lib/unixsock.h"
 #include "lib/util.h"
 
-#define MHD_LIBRARY "libmicrohttpd.so.12"
 #define API_MAX_CONNECTIONS 32u
 #define API_CONNECTION_TIMEOUT_S 10u
-
-/* The libmicrohttpd entry points the server calls, resolved with dlsym. */
-struct mhd_api {
-	void *handle;
-	__typeof__(MHD_start_daemon) *start_daemon;
-	__typeof__(MHD_stop_daemon) *stop_daemon;
-	__typeof__(MHD_run) *run;
-	__typeof__(MHD_get_timeout) *get_timeout;
-	__typeof__(MHD_get_daemon_info) *get_daemon_info;
-	__typeof__(MHD_lookup_connection_value) *lookup_value;
-	__typeof__(MHD_create_response_from_buffer) *response_from_buffer;
-	__typeof__(MHD_add_response_header) *add_header;
-	__typeof__(MHD_queue_response) *queue_response;
-	__typeof__(MHD_destroy_response) *destroy_response;
-};
 
 struct api_server {
 	struct mhd_api mhd;
@@ -63,35 +43,6 @@ struct pending {
 	size_t len, cap;
 	bool too_large;
 };
-
-static int load_mhd(struct mhd_api *api, vt_err *err)
-{
-	/* NODELETE: gnutls, initialised by the library's constructor, is not meant to be unloaded. */
-	api->handle = dlopen(MHD_LIBRARY, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-	if (!api->handle)
-		return vt_fail(err, "the VM API needs %s (Debian package libmicrohttpd12): %s", MHD_LIBRARY, dlerror());
-	/* Each slot is a function pointer; dlsym's void * is copied into it bytewise (POSIX guarantees the
-	 * representations match). */
-	struct { void *slot; const char *name; } syms[] = {
-		{ &api->start_daemon, "MHD_start_daemon" },
-		{ &api->stop_daemon, "MHD_stop_daemon" },
-		{ &api->run, "MHD_run" },
-		{ &api->get_timeout, "MHD_get_timeout" },
-		{ &api->get_daemon_info, "MHD_get_daemon_info" },
-		{ &api->lookup_value, "MHD_lookup_connection_value" },
-		{ &api->response_from_buffer, "MHD_create_response_from_buffer" },
-		{ &api->add_header, "MHD_add_response_header" },
-		{ &api->queue_response, "MHD_queue_response" },
-		{ &api->destroy_response, "MHD_destroy_response" },
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(syms); i++) {
-		void *sym = dlsym(api->handle, syms[i].name);
-		if (!sym)
-			return vt_fail(err, "the VM API: %s has no %s (too old?)", MHD_LIBRARY, syms[i].name);
-		memcpy(syms[i].slot, &sym, sizeof(sym));
-	}
-	return 0;
-}
 
 /* ---- replies ------------------------------------------------------------------------------------------ */
 
@@ -295,7 +246,7 @@ int api_server_start(const char *path, api_handler_fn fn, void *opaque, struct a
 	s->handler = fn;
 	s->opaque = opaque;
 	s->epoll_fd = -1;
-	if (load_mhd(&s->mhd, err)) {
+	if (mhd_load(&s->mhd, "the VM API", err)) {
 		api_server_stop(s);
 		return -1;
 	}

@@ -19,7 +19,7 @@ struct cli_globals {
 };
 
 /* The image and container commands are in libvirtus-store.so (cli/store_loader.c loads it on first use):
- * run the command `symbol` (cmd_image, cmd_build or cmd_container) from it. */
+ * run the command `symbol` (cmd_image, cmd_build, cmd_container or cmd_serve) from it. */
 int store_command(const char *symbol, const struct cli_globals *g, int argc, char **argv);
 
 /* Images (cli/image.c): `virtus image load|import|save|ls|rm|tag|history|inspect`. */
@@ -29,6 +29,8 @@ int cmd_build(const struct cli_globals *g, int argc, char **argv);
 /* Containers (cli/container*.c): run, ps, logs, exec, stop, kill, start, rm, pause, unpause, inspect, diff,
  * commit. argv[0] is the command's name. */
 int cmd_container(const struct cli_globals *g, int argc, char **argv);
+/* `virtus serve`, the browser console (cli/serve.c). */
+int cmd_serve(const struct cli_globals *g, int argc, char **argv);
 
 int cmd_vm_run(int argc, char **argv);
 /* `virtus vm ls|info|pause|resume|kill|console|logs` (vm_manage.c), argv[0] the verb; -1 if it is none. */

@@ -25,6 +25,7 @@ static const char usage[] =
 	"  inspect    describe containers or images as JSON\n"
 	"  diff       list a container's file changes\n"
 	"  commit     make an image of a container's changes\n"
+	"  serve      the browser console: VMs, containers and images in a web page ('virtus serve --help')\n"
 	"  help [vm [run|probe|ls]]  print the usage of a command\n"
 	"  version    print the version\n"
 	"\n"
@@ -119,6 +120,8 @@ static int dispatch_store_command(const struct cli_globals *g, int argc, char **
 		return store_command("cmd_image", g, argc, argv);
 	if (!strcmp(argv[0], "build"))
 		return store_command("cmd_build", g, argc, argv);
+	if (!strcmp(argv[0], "serve"))
+		return store_command("cmd_serve", g, argc, argv);
 	for (size_t i = 0; i < sizeof(container_commands) / sizeof(container_commands[0]); i++)
 		if (!strcmp(argv[0], container_commands[i]))
 			return store_command("cmd_container", g, argc, argv);

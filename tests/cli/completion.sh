@@ -37,7 +37,7 @@ expect() {
 
 V=completion/virtus.bash R=completion/virtus-runtime.bash
 mkdir -p "$tmp/images" && : >"$tmp/images/disk.img" && : >"$tmp/kernel.bz"
-expect "virtus <TAB>: the commands" "--help --version build commit diff exec help image inspect kill logs pause ps rm run start stop unpause version vm" $V _virtus virtus ""
+expect "virtus <TAB>: the commands" "--help --version build commit diff exec help image inspect kill logs pause ps rm run serve start stop unpause version vm" $V _virtus virtus ""
 expect "virtus run --n<TAB>: its options" "--name --network" $V _virtus virtus run --n
 expect "virtus run --network <TAB>: the modes" "bridge host none slirp" $V _virtus virtus run --network ""
 expect "virtus image <TAB>: the image commands" "--help history import inspect load ls rm save tag" $V _virtus virtus image ""

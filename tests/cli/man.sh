@@ -45,11 +45,11 @@ compare() {
 
 virtus_help=$( { "$VIRTUS" --help; "$VIRTUS" vm run --help; "$VIRTUS" vm probe --help; "$VIRTUS" vm ls --help; "$VIRTUS" build --help
 	for c in import ls tag load save rm history inspect; do "$VIRTUS" image $c --help; done
-	for c in run ps logs exec stop kill start rm pause unpause inspect diff commit; do "$VIRTUS" $c --help; done
+	for c in run ps logs exec stop kill start rm pause unpause inspect diff commit serve; do "$VIRTUS" $c --help; done
 	} | options_in)
 compare "virtus(1)" "$virtus_help" "$(render docs/man/virtus.1 | options_in)" EXACT
 page=$(render docs/man/virtus.1)
-for cmd in "vm run" "vm probe" "image" "build" run ps logs exec stop kill start rm pause unpause inspect diff commit "help" \
+for cmd in "vm run" "vm probe" "image" "build" run ps logs exec stop kill start rm pause unpause inspect diff commit serve "help" \
 	"version"; do
 	if "$VIRTUS" --help | grep -q "^  $cmd " && grep -qE "^ +$cmd( |$)" <<<"$page"; then ok "virtus(1) describes the command '$cmd'"
 	else not_ok "virtus(1) describes the command '$cmd' (and virtus --help lists it)"; fi
