@@ -320,6 +320,7 @@
       ['btn-snapshot', 'Snapshot', vmSnapshot],
       ['btn-cd', 'CD', (r, b) => openCdPicker(r, b)],
       ['btn-balloon', 'Balloon', vmBalloon],
+      ['btn-disk', 'Disk', vmDisk],
     ]);
   }
 
@@ -360,6 +361,31 @@
     const n = Number(v.trim());
     if (!Number.isInteger(n) || n < 0) { showError(`balloon ${r.key}: not a size in MiB: ${v}`, 'action'); return; }
     act(b, `balloon ${r.key}`, 'POST', `/api/vms/${enc(r.key)}/balloon`, { size_mib: n });
+  }
+
+  // Plug a disk in ("ID /path/to/image [ro]") or take one out ("-ID").
+  function vmDisk(r, b) {
+    const v = prompt(`Disk for VM ${r.key}: "ID /path/to/image" (add "ro" for read-only) to plug one in, "-ID" to take one out:`, '');
+    if (v == null || !v.trim()) return;
+    const words = v.trim().split(/\s+/);
+    if (words.length === 1 && words[0].startsWith('-') && words[0].length > 1) {
+      const id = words[0].slice(1);
+      act(b, `remove disk ${id} from ${r.key}`, 'DELETE', `/api/vms/${enc(r.key)}/disks/${enc(id)}`);
+    } else if ((words.length === 2 || (words.length === 3 && words[2] === 'ro'))) {
+      act(b, `add disk ${words[0]} to ${r.key}`, 'POST', `/api/vms/${enc(r.key)}/disks`,
+        { id: words[0], path: words[1], read_only: words.length === 3 });
+    } else {
+      showError(`disk ${r.key}: want "ID /path [ro]" or "-ID", got: ${v}`, 'action');
+    }
+  }
+
+  // The "Restore" form: a VM continued from a snapshot's directory (POST /api/vms).
+  async function onRestore(ev) {
+    ev.preventDefault();
+    const f = ev.target, btn = f.querySelector('button[type=submit]');
+    const name = f.elements.name.value.trim(), dir = f.elements.dir.value.trim();
+    if (!name || !dir) { showError('restore: a name and a snapshot directory are needed', 'action'); return; }
+    if (await act(btn, `restore ${name}`, 'POST', '/api/vms', { name, restore: dir })) f.reset();
   }
 
   // ---- the CD picker: a popover listing GET /api/isos, plus Eject ----
@@ -437,6 +463,10 @@
       ['btn-logs', 'Logs', (r) => openTerminal(`Container ${label(r)}: logs`, path(r, '/logs'), { readOnly: true })],
       ['btn-stop', 'Stop', (r, b) => act(b, `stop ${label(r)}`, 'POST', path(r, '/stop'))],
       ['btn-start', 'Start', (r, b) => act(b, `start ${label(r)}`, 'POST', path(r, '/start'))],
+      ['btn-pause', 'Pause', (r, b) => {
+        const verb = r.data && r.data.status === 'paused' ? 'unpause' : 'pause';
+        act(b, `${verb} ${label(r)}`, 'POST', path(r, '/' + verb));
+      }],
       ['btn-rm', 'Remove', (r, b) => {
         if (confirm(`Remove container ${label(r)}? It is stopped first if it runs.`)) {
           act(b, `remove ${label(r)}`, 'DELETE', path(r, ''));
@@ -462,6 +492,7 @@
     setText(c.ports, Array.isArray(ct.ports) && ct.ports.length ? ct.ports.join(', ') : DASH);
     setText(c.cpu, fmtPercent(ct.cpu_percent));
     setText(c.memory, fmtMib(ct.memory_mib));
+    setText(r.btns['btn-pause'], ct.status === 'paused' ? 'Unpause' : 'Pause');
   }
 
   // The "Run container" form: POST /api/containers.
@@ -601,6 +632,7 @@
     $('login-form').addEventListener('submit', onLogin);
     $('logout').addEventListener('click', () => showLogin(''));
     $('run-form').addEventListener('submit', onRun);
+    $('restore-form').addEventListener('submit', onRestore);
     $('terminal-close').addEventListener('click', closeTerminal);
     $('error').addEventListener('click', () => clearError());
     $('notice').addEventListener('click', () => { $('notice').hidden = true; });

@@ -183,6 +183,66 @@ static int iso_path(struct serve *s, const char *iso, char *out, size_t len, cha
 	return 0;
 }
 
+/* POST /api/vms/NAME/disks {"id", "path", "read_only"}: plug a disk in; DELETE /api/vms/NAME/disks/ID. */
+static int vm_disk(const char *method, const char *name, const char *id, json_object *body, struct cmd *c,
+		   char **why)
+{
+	static const char *const add_keys[] = { "id", "path", "read_only", NULL }, *const none[] = { NULL };
+	const char *path;
+	bool ro;
+	int rc = known_vm(name, why);
+	if (rc)
+		return rc;
+	add(c, "vm");
+	add(c, "disk");
+	add(c, name);
+	if (!id && !strcmp(method, "POST")) {
+		if ((rc = check_members(body, add_keys, why)) || (rc = get_string(body, "id", &id, why)) ||
+		    (rc = get_string(body, "path", &path, why)) || (rc = get_bool(body, "read_only", &ro, why)))
+			return rc;
+		if (!id || !path || path[0] != '/')
+			return refuse(why, 400, "a disk to add needs \"id\" and \"path\" (an absolute path on the host)");
+		add(c, "add");
+		add(c, id);
+		add(c, path);
+		if (ro)
+			add(c, "--ro");
+		return 0;
+	}
+	if (id && !strcmp(method, "DELETE")) {
+		if ((rc = check_members(body, none, why)))
+			return rc;
+		add(c, "remove");
+		add(c, id);
+		return 0;
+	}
+	return refuse(why, 404, "no action %s /api/vms/NAME/disks%s", method, id ? "/ID" : "");
+}
+
+/* POST /api/vms {"name", "restore"}: a VM continued from a snapshot's directory. */
+static int vm_restore(json_object *body, struct cmd *c, char **why)
+{
+	static const char *const keys[] = { "name", "restore", NULL };
+	const char *name, *dir;
+	vt_err err;
+	int rc;
+	if ((rc = check_members(body, keys, why)) || (rc = get_string(body, "name", &name, why)) ||
+	    (rc = get_string(body, "restore", &dir, why)))
+		return rc;
+	if (!name || !dir || dir[0] != '/')
+		return refuse(why, 400, "a VM to restore needs \"name\" and \"restore\" (a snapshot's directory, absolute)");
+	if (vm_state_check_name(name, &err))
+		return refuse(why, 400, "%s", err.msg);
+	add(c, "vm");
+	add(c, "run");
+	add(c, "-d");
+	add(c, "--name");
+	add(c, name);
+	add(c, "--restore");
+	add(c, dir);
+	return 0;
+}
+
 static int vm_action(struct serve *s, const char *method, const char *name, const char *verb, json_object *body,
 		     struct cmd *c, char **why)
 {
@@ -305,7 +365,8 @@ static int container_action(struct serve *s, const char *method, const char *ref
 			return rc;
 		add(c, "rm");
 		add(c, "-f");
-	} else if (verb && post && (!strcmp(verb, "stop") || !strcmp(verb, "start"))) {
+	} else if (verb && post && (!strcmp(verb, "stop") || !strcmp(verb, "start") || !strcmp(verb, "pause") ||
+				    !strcmp(verb, "unpause"))) {
 		if ((rc = check_members(body, none, why)))
 			return rc;
 		add(c, verb);
@@ -329,15 +390,19 @@ static int container_action(struct serve *s, const char *method, const char *ref
 int serve_action_argv(struct serve *s, const char *method, const char *path, json_object *body,
 		      char *argv[SERVE_ARGV_MAX], char **why)
 {
-	char parts[3][128];
+	char parts[4][128];
 	struct cmd c = { .argv = argv };
-	int n = strncmp(path, "/api/", 5) ? -1 : split_path(path + 5, parts, 3);
+	int n = strncmp(path, "/api/", 5) ? -1 : split_path(path + 5, parts, 4);
 	int rc;
-	if (n == 3 && !strcmp(parts[0], "vms"))
+	if (n == 1 && !strcmp(parts[0], "vms") && !strcmp(method, "POST"))
+		rc = vm_restore(body, &c, why);
+	else if (n >= 3 && !strcmp(parts[0], "vms") && !strcmp(parts[2], "disks"))
+		rc = vm_disk(method, parts[1], n == 4 ? parts[3] : NULL, body, &c, why);
+	else if (n == 3 && !strcmp(parts[0], "vms"))
 		rc = vm_action(s, method, parts[1], parts[2], body, &c, why);
 	else if (n == 1 && !strcmp(parts[0], "containers") && !strcmp(method, "POST"))
 		rc = container_run(body, &c, why);
-	else if (n >= 2 && !strcmp(parts[0], "containers"))
+	else if ((n == 2 || n == 3) && !strcmp(parts[0], "containers"))
 		rc = container_action(s, method, parts[1], n == 3 ? parts[2] : NULL, body, &c, why);
 	else
 		rc = refuse(why, 404, "no such API path: %s %s", method, path);
@@ -407,6 +472,8 @@ static void capture_read(struct capture *c)
 {
 	char chunk[4096];
 	ssize_t n = read(c->fd, chunk, sizeof(chunk));
+	if (n < 0 && errno == EINTR)
+		return;
 	if (n <= 0) {
 		close(c->fd);
 		c->fd = -1;
@@ -483,29 +550,33 @@ int serve_run_cli(struct serve *s, char *const argv[], int timeout_s, char **out
 	close(err_pipe[1]);
 	struct capture cap[2] = { { out_pipe[0], NULL, 0 }, { err_pipe[0], NULL, 0 } };
 	uint64_t deadline = now_ns() + (uint64_t)timeout_s * 1000000000ull;
-	bool timed_out = false;
-	while (pid > 0 && (cap[0].fd >= 0 || cap[1].fd >= 0)) {
+	bool timed_out = false, ended = pid < 0;
+	int wstatus = 0;
+	/* until the command ends (what it started in the background may keep the pipes: not waited for), then
+	 * what it left in them */
+	while (!ended) {
 		struct pollfd p[2] = { { cap[0].fd, POLLIN, 0 }, { cap[1].fd, POLLIN, 0 } };
-		uint64_t now = now_ns();
-		if (now >= deadline) {
+		if (now_ns() >= deadline && !timed_out) {
 			timed_out = true;
 			kill(pid, SIGKILL);
-			break;
 		}
-		if (poll(p, 2, (int)MIN((deadline - now) / 1000000 + 1, 1000)) < 0 && errno != EINTR)
+		if (poll(p, 2, cap[0].fd < 0 && cap[1].fd < 0 ? 5 : 100) < 0 && errno != EINTR)
 			break;
 		for (int i = 0; i < 2; i++)
 			if (cap[i].fd >= 0 && p[i].revents)
 				capture_read(&cap[i]);
+		ended = waitpid(pid, &wstatus, WNOHANG) == pid;
 	}
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
 		if (cap[i].fd >= 0)
-			close(cap[i].fd);
-	int wstatus = 0;
-	if (pid < 0 || waitpid(pid, &wstatus, 0) < 0) {
+			fcntl(cap[i].fd, F_SETFL, O_NONBLOCK);
+		while (cap[i].fd >= 0)
+			capture_read(&cap[i]); /* to EOF, or EAGAIN: a background child holds the pipe */
+	}
+	if (pid < 0) {
 		free(cap[0].buf);
 		free(cap[1].buf);
-		if (asprintf(err_out, "cannot run %s: %s", s->program, strerror(pid < 0 ? spawn_errno : errno)) < 0)
+		if (asprintf(err_out, "cannot run %s: %s", s->program, strerror(spawn_errno)) < 0)
 			*err_out = NULL;
 		return -1;
 	}

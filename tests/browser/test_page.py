@@ -121,6 +121,14 @@ def main():
         step(d, "the container's shell in the page: a typed command's output appears, and it ran in the container",
              shell)
 
+        def pause():
+            d.click(d.find(".btn-pause", web_row()))
+            d.wait_for(lambda: "paused" in d.text(web_row()), 20, "container web paused")
+            assert '"Status": "paused"' in virtus("inspect", container_id("web")).stdout.replace('":"', '": "')
+            d.click(d.find(".btn-pause", web_row()))
+            d.wait_for(lambda: "running" in d.text(web_row()), 20, "container web running again")
+        step(d, "pause and unpause from the page: the container's state follows (the command line agrees)", pause)
+
         def stop():
             d.click(d.find(".btn-stop", web_row()))
             d.wait_for(lambda: "exited" in d.text(web_row()), 30, "container web exited")

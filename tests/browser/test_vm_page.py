@@ -109,14 +109,41 @@ def main():
             read_disc("virtus-disc-b")
         step(d, "CD from the page: a click inserts an ISO and the guest reads it; another click swaps it", cd_insert)
 
+        def disk():
+            d.click(d.find(".btn-disk", vm_row()))
+            d.accept_alert("data /tmp/data.img")
+            d.wait_for(lambda: "add disk data to web1: " in d.text(d.find("#notice")), 60, "the disk added")
+            type_line("cat /sys/block/vda/serial; echo")
+            d.wait_for(lambda: "\ndata" in term_text(), 60, "the guest seeing the new disk's serial")
+        step(d, "disk from the page: one plugged into the running VM, the guest sees it", disk)
+
+        def snapshot_restore():
+            d.click(d.find(".btn-snapshot", vm_row()))
+            d.accept_alert("/tmp/snap1")
+            d.wait_for(lambda: "/tmp/snap1: state" in d.text(d.find("#notice")), 120, "the snapshot's report")
+            d.wait_for(lambda: state() == "Running", 30, "web1 running on after its snapshot")
+            d.click(d.find("#terminal-close"))
+            d.click(d.find(".btn-kill", vm_row()))
+            d.wait_for(lambda: not d.find_all('#vms tr[data-name="web1"]'), 60, "web1 gone after Kill")
+            form = d.find("#restore-form")
+            d.send_keys(d.find('input[name="name"]', form), "web1")
+            d.send_keys(d.find('input[name="dir"]', form), "/tmp/snap1")
+            d.click(d.find('button[type="submit"]', form))
+            d.wait_for(lambda: d.find_all('#vms tr[data-name="web1"]') and state() == "Running", 120,
+                       "web1 restored and Running")
+            d.click(d.find(".btn-console", vm_row()))
+            time.sleep(1)
+            type_line("echo restored-$((3*3)); cat /sys/block/vda/serial")
+            d.wait_for(lambda: "restored-9" in term_text() and "\ndata" in term_text(), 60,
+                       "the restored guest answering, its plugged-in disk there")
+            d.screenshot(os.path.join(SHOTS, "vm-restored.png"))
+        step(d, "snapshot from the page, kill, restore: the guest goes on where it was, its plugged-in disk too",
+             snapshot_restore)
+
         def kill():
             d.click(d.find("#terminal-close"))
             d.click(d.find(".btn-kill", vm_row()))
-            try:
-                d.accept_alert()
-            except webdriver.WebDriverError:
-                pass  # no confirmation asked
-            d.wait_for(lambda: not d.find_all('#vms tr[data-name="web1"]'), 30, "VM web1 gone from the list")
+            d.wait_for(lambda: not d.find_all('#vms tr[data-name="web1"]'), 60, "VM web1 gone")
         step(d, "kill from the page: the VM ends and leaves the list", kill)
 
 

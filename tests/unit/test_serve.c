@@ -275,7 +275,8 @@ static void lists(void **state)
 	assert_string_equal(member(o, "dir"), f->iso_dir);
 	assert_string_equal(json_object_get_string(json_object_object_get(o, "isos")), "[ \"disc.iso\" ]");
 	json_object_put(o);
-	assert_int_equal(request(f, "POST", "/api/vms", NULL, NULL, NULL, NULL), 404); /* no such action */
+	assert_int_equal(request(f, "POST", "/api/vms", NULL, NULL, NULL, NULL), 400); /* a restore without its fields */
+	assert_int_equal(request(f, "DELETE", "/api/vms", NULL, NULL, NULL, NULL), 404);
 	assert_int_equal(request(f, "PUT", "/api/overview", NULL, NULL, NULL, NULL), 404);
 }
 
@@ -328,6 +329,13 @@ static void bad_requests(void **state)
 		{ "POST", "/api/containers/nosuch/stop", NULL, 404, "no container 'nosuch'" },
 		{ "DELETE", "/api/containers/nosuch", NULL, 404, "no container 'nosuch'" },
 		{ "POST", "/api/nothing", NULL, 404, "no such API path" },
+		{ "POST", "/api/vms/web1/disks", "{\"id\":\"d\",\"path\":\"rel.img\"}", 400, "an absolute path" },
+		{ "POST", "/api/vms/web1/disks", "{\"id\":\"d\"}", 400, "needs \"id\" and \"path\"" },
+		{ "PUT", "/api/vms/web1/disks/d", NULL, 404, "no action PUT /api/vms/NAME/disks/ID" },
+		{ "DELETE", "/api/vms/nosuch/disks/d", NULL, 404, "no VM named 'nosuch'" },
+		{ "POST", "/api/vms", "{\"name\":\"x y\",\"restore\":\"/s\"}", 400, "VM name 'x y'" },
+		{ "POST", "/api/vms", "{\"name\":\"x\"}", 400, "needs \"name\" and \"restore\"" },
+		{ "POST", "/api/containers/a/b/c", NULL, 404, "no such API path" },
 		{ "POST", "/api/vms//pause", NULL, 404, "no such API path" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -366,6 +374,10 @@ static void actions_run_their_commands(void **state)
 		{ "POST", "/api/vms/web1/cdrom", "{\"iso\":\"disc.iso\",\"force\":true}", "vm cd web1 insert %s/disc.iso --force" },
 		{ "DELETE", "/api/vms/web1/cdrom", NULL, "vm cd web1 eject" },
 		{ "POST", "/api/vms/web1/balloon", "{\"size_mib\":256}", "vm balloon web1 256M" },
+		{ "POST", "/api/vms/web1/disks", "{\"id\":\"data\",\"path\":\"/srv/d.qcow2\",\"read_only\":true}",
+		  "vm disk web1 add data /srv/d.qcow2 --ro" },
+		{ "DELETE", "/api/vms/web1/disks/data", NULL, "vm disk web1 remove data" },
+		{ "POST", "/api/vms", "{\"name\":\"web2\",\"restore\":\"/srv/snap\"}", "vm run -d --name web2 --restore /srv/snap" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		snprintf(want, sizeof(want), cases[i].command, f->iso_dir);
@@ -394,6 +406,15 @@ static void run_cli_status_output_timeout(void **state)
 	assert_true(now_ns() - t0 < 5000000000ull);
 	assert_string_equal(out, "started\n");
 	assert_non_null(strstr(err, "longer than 1 s"));
+	free(out);
+	free(err);
+	/* a command that leaves a child in the background holding its output (as a daemon that did not close
+	 * it would): its end is what counts */
+	char *bg[] = { "exec-sh", "sleep 20 & echo done", NULL };
+	t0 = now_ns();
+	assert_int_equal(serve_run_cli(&f->s, bg, 10, &out, &err), 0);
+	assert_true(now_ns() - t0 < 2000000000ull);
+	assert_string_equal(out, "done\n");
 	free(out);
 	free(err);
 	/* output beyond SERVE_OUTPUT_MAX is cut, and the command is not blocked by it */
