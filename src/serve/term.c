@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -33,15 +36,21 @@ struct term {
 	bool broken;          /* a write failed: the end that took nothing is gone */
 };
 
-/* Send all of buf on the socket, waiting at most TERM_WRITE_TIMEOUT_MS for room each time. */
-static bool send_waiting(int fd, const void *buf, size_t len)
+/* Send the frame (header and payload in one segment when they fit: a keystroke's echo must not wait for an
+ * acknowledgement of its header), waiting at most TERM_WRITE_TIMEOUT_MS for room each time. */
+static bool send_waiting(int fd, const uint8_t *header, size_t header_len, const void *data, size_t len)
 {
-	const uint8_t *p = buf;
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	struct iovec iov[2] = { { (void *)header, header_len }, { (void *)data, len } };
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+	while (iov[0].iov_len + iov[1].iov_len) {
+		ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
+			for (int i = 0; i < 2; i++) {
+				size_t take = MIN((size_t)n, iov[i].iov_len);
+				iov[i].iov_base = (uint8_t *)iov[i].iov_base + take;
+				iov[i].iov_len -= take;
+				n -= (ssize_t)take;
+			}
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -59,7 +68,7 @@ static void send_frame(struct term *t, enum ws_opcode op, const void *data, size
 {
 	uint8_t header[WS_HEADER_MAX];
 	size_t hl = ws_frame_header(header, op, len);
-	if (t->broken || !send_waiting(t->sock, header, hl) || !send_waiting(t->sock, data, len))
+	if (t->broken || !send_waiting(t->sock, header, hl, data, len))
 		t->broken = true;
 }
 
@@ -240,6 +249,8 @@ void serve_term_run(struct serve *s, int sock, char *const argv[], const uint8_t
 		send_close(&t, 1011);
 		return;
 	}
+	int one = 1; /* keystrokes and their echoes are small writes: no Nagle delay (fails harmlessly on a socketpair) */
+	setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	relay(&t, early, early_len);
 	if (!t.broken)
 		send_close(&t, t.close_code ? t.close_code : WS_CLOSE_NORMAL);
