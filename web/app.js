@@ -228,6 +228,8 @@
     syncTable('containers', ctRows, cts, (c) => c.id, buildCtRow, updateCtRow);
     syncTable('images', imgRows, imgs, (i) => i.id, buildImgRow, updateImgRow);
     if (cdPicker && !vmRows.has(cdPicker.name)) closeCdPicker();
+    // when the first list was drawn, for bench/serve-page
+    if (window.virtusFirstListMs === undefined) window.virtusFirstListMs = performance.now();
   }
 
   function renderHost(h, vms, cts) {

@@ -5,6 +5,7 @@ import base64
 import hashlib
 import os
 import socket
+import ssl
 import struct
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -15,8 +16,13 @@ class WsError(Exception):
 
 
 class WebSocket:
-    def __init__(self, host, port, path, headers=None, timeout=10):
+    def __init__(self, host, port, path, headers=None, timeout=10, tls=False):
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if tls:  # the tests' certificates are self-signed
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            self.sock = ctx.wrap_socket(self.sock, server_hostname=host)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket", "Connection: Upgrade",
                  f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
