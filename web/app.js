@@ -323,6 +323,7 @@
       ['btn-cd', 'CD', (r, b) => openCdPicker(r, b)],
       ['btn-balloon', 'Balloon', vmBalloon],
       ['btn-disk', 'Disk', vmDisk],
+      ['btn-migrate', 'Migrate', vmMigrate],
     ]);
   }
 
@@ -379,6 +380,13 @@
     } else {
       showError(`disk ${r.key}: want "ID /path [ro]" or "-ID", got: ${v}`, 'action');
     }
+  }
+
+  // Live migration to another host's virtus serve: its URL as it printed it (with #token=...).
+  function vmMigrate(r, b) {
+    const to = prompt(`Migrate VM ${r.key} to which virtus serve? Paste the URL it printed (http(s)://HOST:PORT/#token=...):`, '');
+    if (to == null || !to.trim()) return;
+    act(b, `migrate ${r.key}`, 'POST', `/api/vms/${enc(r.key)}/migrate`, { to: to.trim() }, 660000);
   }
 
   // The "Restore" form: a VM continued from a snapshot's directory (POST /api/vms).
@@ -537,10 +545,10 @@
 
   // Run one action request with its button disabled; the result goes to a banner.
   // Returns true when the server did it.
-  async function act(btn, what, method, path, body) {
+  async function act(btn, what, method, path, body, timeoutMs) {
     btn.disabled = true;
     try {
-      const res = await api(method, path, body);
+      const res = await api(method, path, body, timeoutMs);
       const out = res && typeof res.output === 'string' ? res.output.trim() : '';
       clearError('action');
       showNotice(out ? `${what}: ${out}` : `${what}: done`);

@@ -219,18 +219,20 @@ static int vm_disk(const char *method, const char *name, const char *id, json_ob
 	return refuse(why, 404, "no action %s /api/vms/NAME/disks%s", method, id ? "/ID" : "");
 }
 
-/* POST /api/vms {"name", "restore"}: a VM continued from a snapshot's directory. */
-static int vm_restore(json_object *body, struct cmd *c, char **why)
+/* POST /api/vms {"name", "restore"}: a VM continued from a snapshot's directory; {"name", "incoming"}: a VM
+ * waiting for a live migration (tcp:ADDR:PORT or unix:PATH). */
+static int vm_create(json_object *body, struct cmd *c, char **why)
 {
-	static const char *const keys[] = { "name", "restore", NULL };
-	const char *name, *dir;
+	static const char *const keys[] = { "name", "restore", "incoming", NULL };
+	const char *name, *dir, *incoming;
 	vt_err err;
 	int rc;
 	if ((rc = check_members(body, keys, why)) || (rc = get_string(body, "name", &name, why)) ||
-	    (rc = get_string(body, "restore", &dir, why)))
+	    (rc = get_string(body, "restore", &dir, why)) || (rc = get_string(body, "incoming", &incoming, why)))
 		return rc;
-	if (!name || !dir || dir[0] != '/')
-		return refuse(why, 400, "a VM to restore needs \"name\" and \"restore\" (a snapshot's directory, absolute)");
+	if (!name || !dir == !incoming || (dir && dir[0] != '/'))
+		return refuse(why, 400, "a VM to start needs \"name\" and one of \"restore\" (a snapshot's directory, "
+			      "absolute) or \"incoming\" (tcp:ADDR:PORT or unix:PATH, where a migration comes)");
 	if (vm_state_check_name(name, &err))
 		return refuse(why, 400, "%s", err.msg);
 	add(c, "vm");
@@ -238,8 +240,8 @@ static int vm_restore(json_object *body, struct cmd *c, char **why)
 	add(c, "-d");
 	add(c, "--name");
 	add(c, name);
-	add(c, "--restore");
-	add(c, dir);
+	add(c, dir ? "--restore" : "--incoming");
+	add(c, dir ? dir : incoming);
 	return 0;
 }
 
@@ -395,7 +397,7 @@ int serve_action_argv(struct serve *s, const char *method, const char *path, jso
 	int n = strncmp(path, "/api/", 5) ? -1 : split_path(path + 5, parts, 4);
 	int rc;
 	if (n == 1 && !strcmp(parts[0], "vms") && !strcmp(method, "POST"))
-		rc = vm_restore(body, &c, why);
+		rc = vm_create(body, &c, why);
 	else if (n >= 3 && !strcmp(parts[0], "vms") && !strcmp(parts[2], "disks"))
 		rc = vm_disk(method, parts[1], n == 4 ? parts[3] : NULL, body, &c, why);
 	else if (n == 3 && !strcmp(parts[0], "vms"))
@@ -444,148 +446,95 @@ int serve_term_argv(struct serve *s, const char *path, char *argv[SERVE_ARGV_MAX
 	return 0;
 }
 
-/* ---- running a command -------------------------------------------------------------------------------- */
+/* ---- live migration to another serve ------------------------------------------------------------------- */
 
-/* The full command line: program, --root, then argv. Returns a malloc'd array of borrowed strings. */
-static char **full_argv(struct serve *s, char *const argv[])
+/* body's "to" (the destination's URL, perhaps with "#token=" as it printed it), "token", "insecure" into r,
+ * and the host the migration stream goes to. */
+static int migration_target(json_object *body, struct serve_remote *r, char *host, size_t host_len, char **why)
 {
-	size_t n = 0;
-	while (argv[n])
-		n++;
-	char **v = calloc(n + 4, sizeof(*v));
-	if (!v)
-		return NULL;
-	v[0] = s->program;
-	v[1] = "--root";
-	v[2] = s->root;
-	memcpy(v + 3, argv, n * sizeof(*v));
-	return v;
+	const char *to, *token;
+	int rc;
+	if ((rc = get_string(body, "to", &to, why)) || (rc = get_string(body, "token", &token, why)) ||
+	    (rc = get_bool(body, "insecure", &r->insecure, why)))
+		return rc;
+	const char *rest = !to ? NULL : !strncmp(to, "http://", 7) ? to + 7 : !strncmp(to, "https://", 8) ? to + 8 : NULL;
+	if (!rest)
+		return refuse(why, 400, "\"to\": the destination's URL, http(s)://HOST:PORT as its 'virtus serve' printed it");
+	size_t base_len = strcspn(rest, "/#?") + (size_t)(rest - to);
+	const char *fragment = strstr(to, "#token=");
+	if (!token && fragment)
+		token = fragment + 7;
+	if (!token || strlen(token) != SERVE_TOKEN_LEN || strspn(token, "0123456789abcdef") != SERVE_TOKEN_LEN)
+		return refuse(why, 400, "\"token\": the destination's token (64 hex digits; or give its URL with #token=)");
+	if (base_len >= sizeof(r->base))
+		return refuse(why, 400, "\"to\" is too long");
+	memcpy(r->base, to, base_len);
+	r->base[base_len] = '\0';
+	memcpy(r->token, token, SERVE_TOKEN_LEN + 1);
+	/* the host part of HOST:PORT (an IPv6 address keeps its brackets) */
+	const char *hp = r->base + (rest - to), *colon = strrchr(hp, ':');
+	size_t hl = colon && colon > strrchr(hp, ']') ? (size_t)(colon - hp) : strlen(hp);
+	if (!hl || hl >= host_len || strpbrk(hp, "@ "))
+		return refuse(why, 400, "\"to\": no host in '%s'", to);
+	memcpy(host, hp, hl);
+	host[hl] = '\0';
+	return 0;
 }
 
-struct capture {
-	int fd;
-	char *buf;
-	size_t len;
-};
-
-static void capture_read(struct capture *c)
+/* The {"error"} of a JSON answer, or the whole answer. */
+static const char *remote_message(const char *reply, json_object **parsed)
 {
-	char chunk[4096];
-	ssize_t n = read(c->fd, chunk, sizeof(chunk));
-	if (n < 0 && errno == EINTR)
-		return;
-	if (n <= 0) {
-		close(c->fd);
-		c->fd = -1;
-		return;
-	}
-	size_t keep = MIN((size_t)n, SERVE_OUTPUT_MAX - c->len);
-	if (keep) {
-		char *b = realloc(c->buf, c->len + keep + 1);
-		if (b) {
-			memcpy(b + c->len, chunk, keep);
-			c->len += keep;
-			b[c->len] = '\0';
-			c->buf = b;
-		}
-	}
+	json_object *m;
+	*parsed = json_tokener_parse(reply);
+	return *parsed && json_object_object_get_ex(*parsed, "error", &m) ? json_object_get_string(m) : reply;
 }
 
-/* Start the command with stdout and stderr on pipes; its pid, or -1 with errno set. */
-static pid_t spawn_captured(char **argv, int out_fd, int err_fd)
+int serve_migrate(struct serve *s, const char *name, json_object *body, char **output, char **why)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, defaults;
-	sigemptyset(&none);
-	sigemptyset(&defaults);
-	sigaddset(&defaults, SIGPIPE);
-	sigaddset(&defaults, SIGINT);
-	sigaddset(&defaults, SIGTERM);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&at);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-	posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	/* the server's threads block SIGINT and SIGTERM for its sigwait: the command gets them back */
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &defaults);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	pid_t pid;
-	int rc = posix_spawn(&pid, argv[0], &fa, &at, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	if (rc) {
-		errno = rc;
-		return -1;
+	static const char *const keys[] = { "to", "token", "port", "insecure", NULL };
+	struct serve_remote r = { .timeout_ms = 30000 };
+	char host[256], incoming[64], url[320], req[256];
+	int64_t port = SERVE_MIGRATE_PORT;
+	bool given;
+	int rc;
+	*output = NULL;
+	if ((rc = known_vm(name, why)) || (rc = check_members(body, keys, why)) ||
+	    (rc = migration_target(body, &r, host, sizeof(host), why)) ||
+	    (rc = get_uint(body, "port", 65535, &port, &given, why)))
+		return rc;
+	if (given && port == 0)
+		return refuse(why, 400, "\"port\": the migration stream's port at the destination, 1 to 65535");
+	snprintf(incoming, sizeof(incoming), "tcp:0.0.0.0:%lld", (long long)port);
+	snprintf(url, sizeof(url), "tcp:%s:%lld", host, (long long)port);
+	snprintf(req, sizeof(req), "{\"name\":\"%s\",\"incoming\":\"%s\"}", name, incoming); /* name: checked */
+	int status;
+	char *reply;
+	vt_err err = { 0 };
+	if (serve_remote_call(&r, "POST", "/api/vms", req, &status, &reply, &err))
+		return refuse(why, 502, "the destination: %s", err.msg);
+	json_object *parsed;
+	if (status != 200) {
+		rc = refuse(why, 409, "the destination (%s) answered %d: %s", r.base, status, remote_message(reply, &parsed));
+		json_object_put(parsed);
+		free(reply);
+		return rc;
 	}
-	return pid;
-}
-
-static int exit_status(int wstatus)
-{
-	return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
-}
-
-int serve_run_cli(struct serve *s, char *const argv[], int timeout_s, char **out, char **err_out)
-{
-	*out = *err_out = NULL;
-	char **full = full_argv(s, argv);
-	int out_pipe[2], err_pipe[2];
-	if (!full || pipe2(out_pipe, O_CLOEXEC)) {
-		free(full);
-		return -1;
+	free(reply);
+	char *argv[] = { "vm", "migrate", (char *)name, url, NULL };
+	char *errout = NULL;
+	rc = serve_run_cli(s, argv, SERVE_MIGRATE_TIMEOUT_S, output, &errout);
+	if (rc == 0) {
+		free(errout);
+		return 200;
 	}
-	if (pipe2(err_pipe, O_CLOEXEC)) {
-		close(out_pipe[0]);
-		close(out_pipe[1]);
-		free(full);
-		return -1;
-	}
-	pid_t pid = spawn_captured(full, out_pipe[1], err_pipe[1]);
-	int spawn_errno = errno;
-	free(full);
-	close(out_pipe[1]);
-	close(err_pipe[1]);
-	struct capture cap[2] = { { out_pipe[0], NULL, 0 }, { err_pipe[0], NULL, 0 } };
-	uint64_t deadline = now_ns() + (uint64_t)timeout_s * 1000000000ull;
-	bool timed_out = false, ended = pid < 0;
-	int wstatus = 0;
-	/* until the command ends (what it started in the background may keep the pipes: not waited for), then
-	 * what it left in them */
-	while (!ended) {
-		struct pollfd p[2] = { { cap[0].fd, POLLIN, 0 }, { cap[1].fd, POLLIN, 0 } };
-		if (now_ns() >= deadline && !timed_out) {
-			timed_out = true;
-			kill(pid, SIGKILL);
-		}
-		if (poll(p, 2, cap[0].fd < 0 && cap[1].fd < 0 ? 5 : 100) < 0 && errno != EINTR)
-			break;
-		for (int i = 0; i < 2; i++)
-			if (cap[i].fd >= 0 && p[i].revents)
-				capture_read(&cap[i]);
-		ended = waitpid(pid, &wstatus, WNOHANG) == pid;
-	}
-	for (int i = 0; i < 2; i++) {
-		if (cap[i].fd >= 0)
-			fcntl(cap[i].fd, F_SETFL, O_NONBLOCK);
-		while (cap[i].fd >= 0)
-			capture_read(&cap[i]); /* to EOF, or EAGAIN: a background child holds the pipe */
-	}
-	if (pid < 0) {
-		free(cap[0].buf);
-		free(cap[1].buf);
-		if (asprintf(err_out, "cannot run %s: %s", s->program, strerror(spawn_errno)) < 0)
-			*err_out = NULL;
-		return -1;
-	}
-	*out = cap[0].buf;
-	*err_out = cap[1].buf;
-	if (timed_out) {
-		free(*err_out);
-		if (asprintf(err_out, "the command took longer than %d s and was stopped", timeout_s) < 0)
-			*err_out = NULL;
-	}
-	return exit_status(wstatus);
+	/* the VM goes on here: the one waiting there is not needed */
+	char kill_path[128];
+	snprintf(kill_path, sizeof(kill_path), "/api/vms/%s/kill", name);
+	if (serve_remote_call(&r, "POST", kill_path, NULL, &status, &reply, &err) == 0)
+		free(reply);
+	rc = refuse(why, 409, "%s", errout && *errout ? errout : "the migration failed");
+	free(errout);
+	free(*output);
+	*output = NULL;
+	return rc;
 }

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "image/image.h"
+
+#define VM_NAME_BUF 128
 #include "lib/util.h"
 #include "serve/serve.h"
 
@@ -234,6 +236,33 @@ static const char *command_message(char *text)
 	return *line ? line : "the command failed without a message";
 }
 
+/* POST /api/vms/NAME/migrate: NAME into name. */
+static bool is_migration(const struct serve_request *req, char name[VM_NAME_BUF])
+{
+	const char *p = req->path + strlen("/api/vms/"), *slash = strchr(p, '/');
+	if (strcmp(req->method, "POST") || strncmp(req->path, "/api/vms/", 9) || !slash || slash == p ||
+	    slash - p >= VM_NAME_BUF || strcmp(slash, "/migrate"))
+		return false;
+	memcpy(name, p, (size_t)(slash - p));
+	name[slash - p] = '\0';
+	return true;
+}
+
+static void migration_route(struct serve *s, const char *name, json_object *body, struct serve_reply *reply)
+{
+	char *output = NULL, *why = NULL;
+	int status = serve_migrate(s, name, body, &output, &why);
+	if (status == 200) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "output", json_object_new_string(output ? output : ""));
+		answer_json(reply, 200, o);
+	} else {
+		answer_error(reply, status, "%s", why ? command_message(why) : "out of memory");
+	}
+	free(output);
+	free(why);
+}
+
 static void action_route(struct serve *s, const struct serve_request *req, struct serve_reply *reply)
 {
 	json_object *body = NULL;
@@ -246,6 +275,12 @@ static void action_route(struct serve *s, const struct serve_request *req, struc
 				     body ? "" : json_tokener_error_desc(jerr));
 			return;
 		}
+	}
+	char vm[VM_NAME_BUF];
+	if (is_migration(req, vm)) {
+		migration_route(s, vm, body, reply);
+		json_object_put(body);
+		return;
 	}
 	char *argv[SERVE_ARGV_MAX] = { 0 }, *why = NULL;
 	int status = serve_action_argv(s, req->method, req->path, body, argv, &why);

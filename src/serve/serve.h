@@ -114,10 +114,31 @@ int serve_action_argv(struct serve *s, const char *method, const char *path, jso
 		      char *argv[SERVE_ARGV_MAX], char **why);
 /* The terminal's command for a WebSocket path into argv, as above. */
 int serve_term_argv(struct serve *s, const char *path, char *argv[SERVE_ARGV_MAX], char **why);
-/* Run `program [--root R] argv...`, its output (stdout and stderr, at most SERVE_OUTPUT_MAX each) in
+/* Run `program --root R argv...` (serve/run.c), its output (stdout and stderr, at most SERVE_OUTPUT_MAX each) in
  * malloc'd strings; the exit status (128+N for a signal, -1 when it could not run, with *err_out saying why). */
 int serve_run_cli(struct serve *s, char *const argv[], int timeout_s, char **out, char **err_out);
 void serve_argv_free(char *argv[SERVE_ARGV_MAX]);
+/* The full command line of argv: the program, --root ROOT, then argv (serve/run.c). A malloc'd array of
+ * borrowed strings, NULL-ended; NULL when out of memory. */
+char **serve_full_argv(struct serve *s, char *const argv[]);
+
+/* Live migration to another host's `virtus serve` (serve/actions.c): ask it for a VM waiting for the
+ * migration (POST /api/vms {"name", "incoming"}), then run `vm migrate`; the waiting VM is killed there if the
+ * migration fails. body: {"to": its URL (as it printed it: the token may come with it), "token", "port",
+ * "insecure"}. The HTTP status of the answer, with *output (200) or *why set. */
+#define SERVE_MIGRATE_PORT 4466        /* the stream's port at the destination, unless given */
+#define SERVE_MIGRATE_TIMEOUT_S 600
+int serve_migrate(struct serve *s, const char *name, json_object *body, char **output, char **why);
+
+/* A request to another `virtus serve` (serve/remote.c, through libcurl loaded at run time). */
+struct serve_remote {
+	char base[512];                  /* http(s)://HOST:PORT */
+	char token[SERVE_TOKEN_LEN + 1];
+	bool insecure;                   /* accept a certificate that does not verify (self-signed) */
+	int timeout_ms;
+};
+int serve_remote_call(const struct serve_remote *r, const char *method, const char *path, const char *body,
+		      int *status, char **reply, vt_err *err);
 
 /* The terminal (serve/term.c): run argv on a pseudo-terminal and carry it over the WebSocket on sock until
  * either ends. early: bytes of the WebSocket read with the request (usually none). */

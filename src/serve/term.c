@@ -230,16 +230,9 @@ static void relay(struct term *t, const uint8_t *early, size_t early_len)
 
 void serve_term_run(struct serve *s, int sock, char *const argv[], const uint8_t *early, size_t early_len)
 {
-	size_t n = 0;
-	while (argv[n])
-		n++;
-	char **full = calloc(n + 4, sizeof(*full));
+	char **full = serve_full_argv(s, argv);
 	struct term t = { .sock = sock, .pty = -1, .pid = -1 }; /* 16 KiB: fine on a thread's stack */
 	if (full) {
-		full[0] = s->program;
-		full[1] = "--root";
-		full[2] = s->root;
-		memcpy(full + 3, argv, n * sizeof(*full));
 		t.pid = spawn_on_pty(full, &t.pty);
 		free(full);
 	}

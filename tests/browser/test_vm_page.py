@@ -2,10 +2,12 @@
 """The browser console's VM part, in a real headless Chromium on this host against `virtus serve` in the
 nested bed's L1 (its port forwarded here): the VM in the list, its console in the page (a typed command's
 output appears), pause and resume (the list and the console agree), a CD inserted with a click that the guest
-then reads, another one swapped in, and the VM killed from the page. Prints TAP (numbered from $TAP_START);
+then reads, another one swapped in, a disk plugged in, snapshot, kill and restore, a live migration to a
+second server, and the VM killed from that server's page. Prints TAP (numbered from $TAP_START);
 screenshots go to $SHOTS.
 
-Environment: SERVE_URL (with the token), SHOTS, TAP_START."""
+Environment: SERVE_URL (with the token), DEST_PAGE_URL (the second server, from here) and DEST_L1_URL (the
+same, from the first server), SHOTS, TAP_START."""
 import os
 import sys
 import time
@@ -139,6 +141,24 @@ def main():
             d.screenshot(os.path.join(SHOTS, "vm-restored.png"))
         step(d, "snapshot from the page, kill, restore: the guest goes on where it was, its plugged-in disk too",
              snapshot_restore)
+
+        def migrate():
+            d.click(d.find("#terminal-close"))
+            d.click(d.find(".btn-migrate", vm_row()))
+            d.accept_alert(os.environ["DEST_L1_URL"])
+            d.wait_for(lambda: not d.find_all('#vms tr[data-name="web1"]'), 300, "web1 gone from this host's list")
+            assert "migrate web1: " in d.text(d.find("#notice")), d.text(d.find("#error"))
+            d.get(os.environ["DEST_PAGE_URL"])
+            d.wait_for(lambda: d.find_all('#vms tr[data-name="web1"]') and state() == "Running", 60,
+                       "web1 Running on the other server's page")
+            d.click(d.find(".btn-console", vm_row()))
+            time.sleep(1)
+            type_line("echo migrated-$((4*4)); cat /sys/block/vda/serial")
+            d.wait_for(lambda: "migrated-16" in term_text() and "\ndata" in term_text(), 60,
+                       "the migrated guest answering, its plugged-in disk there")
+            d.screenshot(os.path.join(SHOTS, "vm-migrated.png"))
+        step(d, "live migration from the page to another virtus serve (URL and token): the guest goes on there",
+             migrate)
 
         def kill():
             d.click(d.find("#terminal-close"))

@@ -334,8 +334,16 @@ static void bad_requests(void **state)
 		{ "PUT", "/api/vms/web1/disks/d", NULL, 404, "no action PUT /api/vms/NAME/disks/ID" },
 		{ "DELETE", "/api/vms/nosuch/disks/d", NULL, 404, "no VM named 'nosuch'" },
 		{ "POST", "/api/vms", "{\"name\":\"x y\",\"restore\":\"/s\"}", 400, "VM name 'x y'" },
-		{ "POST", "/api/vms", "{\"name\":\"x\"}", 400, "needs \"name\" and \"restore\"" },
+		{ "POST", "/api/vms", "{\"name\":\"x\"}", 400, "needs \"name\" and one of" },
 		{ "POST", "/api/containers/a/b/c", NULL, 404, "no such API path" },
+		{ "POST", "/api/vms", "{\"name\":\"x\",\"incoming\":\"tcp:0.0.0.0:1\",\"restore\":\"/s\"}", 400, "one of" },
+		{ "POST", "/api/vms/web1/migrate", "{}", 400, "\"to\": the destination's URL" },
+		{ "POST", "/api/vms/web1/migrate", "{\"to\":\"ftp://h:1\"}", 400, "\"to\": the destination's URL" },
+		{ "POST", "/api/vms/web1/migrate", "{\"to\":\"http://127.0.0.1:1\"}", 400, "the destination's token" },
+		{ "POST", "/api/vms/web1/migrate", "{\"to\":\"http://127.0.0.1:1/#token=0000000000000000000000000000000000000000000000000000000000000000\",\"port\":0}", 400, "\"port\"" },
+		{ "POST", "/api/vms/web1/migrate", "{\"to\":\"http://127.0.0.1:1/#token=0000000000000000000000000000000000000000000000000000000000000000\",\"x\":1}", 400, "unknown member" },
+		{ "POST", "/api/vms/web1/migrate", "{\"to\":\"http://127.0.0.1:1/#token=0000000000000000000000000000000000000000000000000000000000000000\"}", 502, "the destination: http://127.0.0.1:1" },
+		{ "POST", "/api/vms/nosuch/migrate", "{}", 404, "no VM named 'nosuch'" },
 		{ "POST", "/api/vms//pause", NULL, 404, "no such API path" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -378,6 +386,8 @@ static void actions_run_their_commands(void **state)
 		  "vm disk web1 add data /srv/d.qcow2 --ro" },
 		{ "DELETE", "/api/vms/web1/disks/data", NULL, "vm disk web1 remove data" },
 		{ "POST", "/api/vms", "{\"name\":\"web2\",\"restore\":\"/srv/snap\"}", "vm run -d --name web2 --restore /srv/snap" },
+		{ "POST", "/api/vms", "{\"name\":\"web2\",\"incoming\":\"tcp:0.0.0.0:4466\"}",
+		  "vm run -d --name web2 --incoming tcp:0.0.0.0:4466" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		snprintf(want, sizeof(want), cases[i].command, f->iso_dir);
