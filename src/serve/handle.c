@@ -239,9 +239,10 @@ static const char *command_message(char *text)
 /* POST /api/vms/NAME/migrate: NAME into name. */
 static bool is_migration(const struct serve_request *req, char name[VM_NAME_BUF])
 {
-	const char *p = req->path + strlen("/api/vms/"), *slash = strchr(p, '/');
-	if (strcmp(req->method, "POST") || strncmp(req->path, "/api/vms/", 9) || !slash || slash == p ||
-	    slash - p >= VM_NAME_BUF || strcmp(slash, "/migrate"))
+	if (strcmp(req->method, "POST") || strncmp(req->path, "/api/vms/", 9))
+		return false;
+	const char *p = req->path + 9, *slash = strchr(p, '/');
+	if (!slash || slash == p || slash - p >= VM_NAME_BUF || strcmp(slash, "/migrate"))
 		return false;
 	memcpy(name, p, (size_t)(slash - p));
 	name[slash - p] = '\0';
