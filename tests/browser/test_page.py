@@ -12,39 +12,17 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import webdriver  # noqa: E402
+from tap import Tap  # noqa: E402
 
 URL = os.environ["SERVE_URL"]
 BASE, TOKEN = URL.split("/#token=")
 SHOTS = os.environ["SHOTS"]
-n = 0
-
-
-def ok(cond, what, detail=""):
-    global n
-    n += 1
-    print(f"{'ok' if cond else 'not ok'} {n} - {what}")
-    if not cond and detail:
-        for line in str(detail).splitlines():
-            print(f"#   {line}")
-    sys.stdout.flush()
-    return cond
+tap = Tap(SHOTS, "", 0)
 
 
 def virtus(*args):
     return subprocess.run([os.environ["VIRTUS"], "--root", os.environ["VIRTUS_ROOT"], *args],
                           capture_output=True, text=True, timeout=60)
-
-
-def step(d, name, fn):
-    """Run one check; a timeout or driver error is its failure (with a screenshot), not the end of the run."""
-    try:
-        fn()
-    except (AssertionError, webdriver.WebDriverError) as e:
-        d.screenshot(os.path.join(SHOTS, f"failed-{n + 1}.png"))
-        ok(False, name, e)
-        return False
-    ok(True, name)
-    return True
 
 
 def row(d, table, attr, key):
@@ -75,12 +53,12 @@ def main():
             d.send_keys(d.find("#token-input"), TOKEN)
             d.click(d.find("#login"))
             d.wait_for(lambda: d.displayed(d.find("#main")), 10, "the page after the right token")
-        step(d, "login: no token shows the login form, a wrong one is refused, the right one opens the page", login)
+        tap.step(d, "login: no token shows the login form, a wrong one is refused, the right one opens the page", login)
 
         def image_listed():
             d.wait_for(lambda: any("localhost/bb:latest" in d.text(r) for r in d.find_all("#images tbody tr")),
                        10, "image bb in the images table")
-        step(d, "the host's image is listed", image_listed)
+        tap.step(d, "the host's image is listed", image_listed)
 
         def run_from_form():
             form = d.find("#run-form")
@@ -95,7 +73,7 @@ def main():
             assert cid, "virtus ps -a has no container named web"
             assert "running" in virtus("inspect", cid).stdout, "the command line does not see web running"
             d.screenshot(os.path.join(SHOTS, "containers.png"))
-        step(d, "run a container from the page's form: it runs (the page and `virtus inspect` agree)", run_from_form)
+        tap.step(d, "run a container from the page's form: it runs (the page and `virtus inspect` agree)", run_from_form)
 
         def web_row():
             for r in d.find_all("#containers tbody tr[data-id]"):
@@ -118,7 +96,7 @@ def main():
             d.screenshot(os.path.join(SHOTS, "shell.png"))
             d.click(d.find("#terminal-close"))
             d.wait_for(lambda: not d.displayed(d.find("#terminal-panel")), 5, "the terminal closed")
-        step(d, "the container's shell in the page: a typed command's output appears, and it ran in the container",
+        tap.step(d, "the container's shell in the page: a typed command's output appears, and it ran in the container",
              shell)
 
         def pause():
@@ -127,13 +105,13 @@ def main():
             assert '"Status": "paused"' in virtus("inspect", container_id("web")).stdout.replace('":"', '": "')
             d.click(d.find(".btn-pause", web_row()))
             d.wait_for(lambda: "running" in d.text(web_row()), 20, "container web running again")
-        step(d, "pause and unpause from the page: the container's state follows (the command line agrees)", pause)
+        tap.step(d, "pause and unpause from the page: the container's state follows (the command line agrees)", pause)
 
         def stop():
             d.click(d.find(".btn-stop", web_row()))
             d.wait_for(lambda: "exited" in d.text(web_row()), 30, "container web exited")
             assert "exited" in virtus("inspect", container_id("web")).stdout
-        step(d, "stop from the page: the container exits", stop)
+        tap.step(d, "stop from the page: the container exits", stop)
 
         def remove():
             d.click(d.find(".btn-rm", web_row()))
@@ -142,12 +120,12 @@ def main():
                                        for r in d.find_all("#containers tbody tr[data-id]")), 20, "row web gone")
             assert container_id("web") is None, "virtus ps -a still lists web"
             d.screenshot(os.path.join(SHOTS, "removed.png"))
-        step(d, "remove from the page (confirmed): the container is gone", remove)
+        tap.step(d, "remove from the page (confirmed): the container is gone", remove)
 
         # (the wrong token's 401 is the one error expected)
         log = [e for e in d.browser_log() if e.get("level") == "SEVERE" and "401 (Unauthorized)" not in e["message"]]
-        ok(not log, "no other errors in the browser's console", log)
-    print(f"1..{n}")
+        tap.ok(not log, "no other errors in the browser's console", log)
+    print(f"1..{tap.n}")
 
 
 if __name__ == "__main__":

@@ -14,33 +14,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import webdriver  # noqa: E402
+from tap import Tap  # noqa: E402
 
 URL = os.environ["SERVE_URL"]
 BASE, TOKEN = URL.split("/#token=")
 SHOTS = os.environ["SHOTS"]
-n = int(os.environ.get("TAP_START", "0"))
-
-
-def ok(cond, what, detail=""):
-    global n
-    n += 1
-    print(f"{'ok' if cond else 'not ok'} {n} - {what}")
-    if not cond and detail:
-        for line in str(detail).splitlines():
-            print(f"#   {line}")
-    sys.stdout.flush()
-    return cond
-
-
-def step(d, name, fn):
-    try:
-        fn()
-    except (AssertionError, webdriver.WebDriverError) as e:
-        d.screenshot(os.path.join(SHOTS, f"vm-failed-{n + 1}.png"))
-        ok(False, name, e)
-        return False
-    ok(True, name)
-    return True
+tap = Tap(SHOTS, "vm-", int(os.environ.get("TAP_START", "0")))
 
 
 def main():
@@ -66,7 +45,7 @@ def main():
             cells = d.text(vm_row())
             assert "256" in cells, f"the row does not show its 256 MiB: {cells!r}"
             d.screenshot(os.path.join(SHOTS, "vms.png"))
-        if not step(d, "VM: web1 is listed, Running, with its memory", listed):
+        if not tap.step(d, "VM: web1 is listed, Running, with its memory", listed):
             print(f"# giving up the VM checks; page text: {d.text(d.find('body'))[:500]!r}")
             return
 
@@ -79,7 +58,7 @@ def main():
             type_line("echo $((6*7))")
             d.wait_for(lambda: "\n42" in term_text(), 30, "the command's output (42) in the console")
             d.screenshot(os.path.join(SHOTS, "vm-console.png"))
-        step(d, "VM console in the page: a command typed in the guest's shell prints its output", console)
+        tap.step(d, "VM console in the page: a command typed in the guest's shell prints its output", console)
 
         def pause_resume():
             d.click(d.find(".btn-pause", vm_row()))
@@ -91,7 +70,7 @@ def main():
             d.click(d.find(".btn-pause", vm_row()))
             d.wait_for(lambda: state() == "Running", 30, "VM web1 Running again")
             d.wait_for(lambda: "after-5" in term_text(), 30, "the guest's answer once resumed")
-        step(d, "pause from the page: the guest stops answering; resume: it answers what was typed", pause_resume)
+        tap.step(d, "pause from the page: the guest stops answering; resume: it answers what was typed", pause_resume)
 
         def insert(iso):
             d.click(d.find(".btn-cd", vm_row()))
@@ -109,7 +88,7 @@ def main():
             d.screenshot(os.path.join(SHOTS, "vm-cd.png"))
             insert("disc-b.iso")
             read_disc("virtus-disc-b")
-        step(d, "CD from the page: a click inserts an ISO and the guest reads it; another click swaps it", cd_insert)
+        tap.step(d, "CD from the page: a click inserts an ISO and the guest reads it; another click swaps it", cd_insert)
 
         def disk():
             d.click(d.find(".btn-disk", vm_row()))
@@ -117,7 +96,16 @@ def main():
             d.wait_for(lambda: "add disk data to web1: " in d.text(d.find("#notice")), 60, "the disk added")
             type_line("cat /sys/block/vda/serial; echo")
             d.wait_for(lambda: "\ndata" in term_text(), 60, "the guest seeing the new disk's serial")
-        step(d, "disk from the page: one plugged into the running VM, the guest sees it", disk)
+        tap.step(d, "disk from the page: one plugged into the running VM, the guest sees it", disk)
+
+        def guest_goes_on(how):
+            """web1's console in the page: its guest answers, the disk plugged in before still there."""
+            d.click(d.find(".btn-console", vm_row()))
+            time.sleep(1)
+            type_line(f"echo {how}-$((3*3)); cat /sys/block/vda/serial")
+            d.wait_for(lambda: f"{how}-9" in term_text() and "\ndata" in term_text(), 60,
+                       f"the {how} guest answering, its plugged-in disk there")
+            d.screenshot(os.path.join(SHOTS, f"vm-{how}.png"))
 
         def snapshot_restore():
             d.click(d.find(".btn-snapshot", vm_row()))
@@ -133,14 +121,9 @@ def main():
             d.click(d.find('button[type="submit"]', form))
             d.wait_for(lambda: d.find_all('#vms tr[data-name="web1"]') and state() == "Running", 120,
                        "web1 restored and Running")
-            d.click(d.find(".btn-console", vm_row()))
-            time.sleep(1)
-            type_line("echo restored-$((3*3)); cat /sys/block/vda/serial")
-            d.wait_for(lambda: "restored-9" in term_text() and "\ndata" in term_text(), 60,
-                       "the restored guest answering, its plugged-in disk there")
-            d.screenshot(os.path.join(SHOTS, "vm-restored.png"))
-        step(d, "snapshot from the page, kill, restore: the guest goes on where it was, its plugged-in disk too",
-             snapshot_restore)
+            guest_goes_on("restored")
+        tap.step(d, "snapshot from the page, kill, restore: the guest goes on where it was, its plugged-in disk too",
+                 snapshot_restore)
 
         def migrate():
             d.click(d.find("#terminal-close"))
@@ -151,22 +134,17 @@ def main():
             d.get(os.environ["DEST_PAGE_URL"])
             d.wait_for(lambda: d.find_all('#vms tr[data-name="web1"]') and state() == "Running", 60,
                        "web1 Running on the other server's page")
-            d.click(d.find(".btn-console", vm_row()))
-            time.sleep(1)
-            type_line("echo migrated-$((4*4)); cat /sys/block/vda/serial")
-            d.wait_for(lambda: "migrated-16" in term_text() and "\ndata" in term_text(), 60,
-                       "the migrated guest answering, its plugged-in disk there")
-            d.screenshot(os.path.join(SHOTS, "vm-migrated.png"))
-        step(d, "live migration from the page to another virtus serve (URL and token): the guest goes on there",
-             migrate)
+            guest_goes_on("migrated")
+        tap.step(d, "live migration from the page to another virtus serve (URL and token): the guest goes on there",
+                 migrate)
 
         def kill():
             d.click(d.find("#terminal-close"))
             d.click(d.find(".btn-kill", vm_row()))
             d.wait_for(lambda: not d.find_all('#vms tr[data-name="web1"]'), 60, "VM web1 gone")
-        step(d, "kill from the page: the VM ends and leaves the list", kill)
+        tap.step(d, "kill from the page: the VM ends and leaves the list", kill)
 
 
 if __name__ == "__main__":
     main()
-    print(f"# last {n}")
+    print(f"# last {tap.n}")

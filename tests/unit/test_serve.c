@@ -451,6 +451,22 @@ static void *term_thread(void *arg)
 	return NULL;
 }
 
+/* A terminal running the shell script on a thread; returns the page's end of its socket. */
+static int start_term(struct fx *f, struct term_run *r, const char *script, pthread_t *t)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	*r = (struct term_run){ &f->s, sv[0], { "exec-sh", (char *)script, NULL } };
+	assert_int_equal(pthread_create(t, NULL, term_thread, r), 0);
+	return sv[1];
+}
+
+static void end_term(pthread_t t, int fd)
+{
+	assert_int_equal(pthread_join(t, NULL), 0);
+	close(fd);
+}
+
 static void send_masked(int fd, uint8_t op, const void *data, size_t len)
 {
 	uint8_t h[14] = { (uint8_t)(0x80 | op) }, mask[4] = { 1, 2, 3, 4 };
@@ -515,19 +531,17 @@ static size_t read_output(int fd, uint8_t *out, size_t want, int *closed)
 static void terminal_keys_of_every_size(void **state)
 {
 	struct fx *f = *state;
-	int sv[2];
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	/* raw, no echo: what comes back is exactly what cat read; "stty size" first shows the resize */
-	struct term_run r = { &f->s, sv[0], { "exec-sh", "stty raw -echo; read x; stty size; exec cat", NULL } };
+	struct term_run r;
 	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, term_thread, &r), 0);
+	int page = start_term(f, &r, "stty raw -echo; read x; stty size; exec cat", &t);
 	static const char resize[] = "{\"resize\":{\"cols\":132,\"rows\":43}}";
-	send_masked(sv[1], WS_TEXT, resize, strlen(resize));
+	send_masked(page, WS_TEXT, resize, strlen(resize));
 	usleep(100000);
-	send_masked(sv[1], WS_BINARY, "go\n", 3);
+	send_masked(page, WS_BINARY, "go\n", 3);
 	uint8_t buf[8];
 	int closed;
-	assert_int_equal(read_output(sv[1], buf, 7, &closed), 7);
+	assert_int_equal(read_output(page, buf, 7, &closed), 7);
 	assert_memory_equal(buf, "43 132\n", 7); /* raw: no output processing */
 	static const size_t sizes[] = { 1, 125, 126, 4096, 65535, 65536, 200000 };
 	for (size_t k = 0; k < ARRAY_SIZE(sizes); k++) {
@@ -535,41 +549,37 @@ static void terminal_keys_of_every_size(void **state)
 		uint8_t *data = malloc(n), *back = malloc(n);
 		for (size_t i = 0; i < n; i++)
 			data[i] = (uint8_t)('a' + (i + k) % 26); /* letters: no terminal control characters */
-		send_masked(sv[1], WS_BINARY, data, n);
-		assert_int_equal(read_output(sv[1], back, n, &closed), n);
+		send_masked(page, WS_BINARY, data, n);
+		assert_int_equal(read_output(page, back, n, &closed), n);
 		assert_memory_equal(back, data, n);
 		free(data);
 		free(back);
 	}
 	/* a ping is answered with a pong of its data */
-	send_masked(sv[1], WS_PING, "beat", 4);
+	send_masked(page, WS_PING, "beat", 4);
 	uint8_t pong[6];
-	assert_int_equal(read_all(sv[1], pong, 6), 0);
+	assert_int_equal(read_all(page, pong, 6), 0);
 	assert_int_equal(pong[0], 0x80 | WS_PONG);
 	assert_memory_equal(pong + 2, "beat", 4);
 	/* the page closes: the server answers with a close and ends the command */
-	send_masked(sv[1], WS_CLOSE, "\x03\xe8", 2);
-	assert_int_equal(read_output(sv[1], buf, 1, &closed), 0);
+	send_masked(page, WS_CLOSE, "\x03\xe8", 2);
+	assert_int_equal(read_output(page, buf, 1, &closed), 0);
 	assert_int_equal(closed, 1000);
-	assert_int_equal(pthread_join(t, NULL), 0);
-	close(sv[1]);
+	end_term(t, page);
 }
 
 static void terminal_command_end_closes(void **state)
 {
 	struct fx *f = *state;
-	int sv[2];
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	struct term_run r = { &f->s, sv[0], { "exec-sh", "echo bye; exit 4", NULL } };
+	struct term_run r;
 	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, term_thread, &r), 0);
+	int page = start_term(f, &r, "echo bye; exit 4", &t);
 	uint8_t buf[64];
 	int closed;
-	size_t n = read_output(sv[1], buf, sizeof(buf), &closed);
+	size_t n = read_output(page, buf, sizeof(buf), &closed);
 	assert_true(n >= 3 && !memcmp(buf, "bye", 3));
 	assert_int_equal(closed, 1000);
-	assert_int_equal(pthread_join(t, NULL), 0);
-	close(sv[1]);
+	end_term(t, page);
 }
 
 /* The page goes mid-stream (no close frame) while the command pours out output: the terminal ends, and the
@@ -580,15 +590,13 @@ static void terminal_page_gone_mid_stream(void **state)
 	char pidfile[128], cmd[256];
 	snprintf(pidfile, sizeof(pidfile), "%s/yes.pid", f->dir);
 	snprintf(cmd, sizeof(cmd), "echo $$ > %s; exec yes", pidfile);
-	int sv[2];
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	struct term_run r = { &f->s, sv[0], { "exec-sh", cmd, NULL } };
+	struct term_run r;
 	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, term_thread, &r), 0);
+	int page = start_term(f, &r, cmd, &t);
 	uint8_t buf[4096];
 	int closed;
-	assert_int_equal(read_output(sv[1], buf, sizeof(buf), &closed), sizeof(buf));
-	close(sv[1]);
+	assert_int_equal(read_output(page, buf, sizeof(buf), &closed), sizeof(buf));
+	close(page); /* the page goes, without a close */
 	assert_int_equal(pthread_join(t, NULL), 0);
 	FILE *pf = fopen(pidfile, "r");
 	int pid = 0;
@@ -598,15 +606,13 @@ static void terminal_page_gone_mid_stream(void **state)
 	assert_int_equal(kill(pid, 0), -1); /* reaped: gone */
 	assert_int_equal(errno, ESRCH);
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	struct term_run r2 = { &f->s, sv[0], { "exec-sh", "exec cat", NULL } };
-	assert_int_equal(pthread_create(&t, NULL, term_thread, &r2), 0);
+	struct term_run r2;
+	page = start_term(f, &r2, "exec cat", &t);
 	uint8_t unmasked[] = { 0x82, 0x01, 'x' };
-	assert_int_equal(write_all(sv[1], unmasked, sizeof(unmasked)), 0);
-	assert_int_equal(read_output(sv[1], buf, sizeof(buf), &closed), 0);
+	assert_int_equal(write_all(page, unmasked, sizeof(unmasked)), 0);
+	assert_int_equal(read_output(page, buf, sizeof(buf), &closed), 0);
 	assert_int_equal(closed, WS_CLOSE_PROTOCOL);
-	assert_int_equal(pthread_join(t, NULL), 0);
-	close(sv[1]);
+	end_term(t, page);
 }
 
 static void terminal_routes(void **state)
