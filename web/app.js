@@ -225,7 +225,7 @@
     const imgs = Array.isArray(ov.images) ? ov.images : [];
     renderHost(host, vms, cts);
     syncTable('vms', vmRows, vms, (v) => v.name, buildVmRow, (r, v) => updateVmRow(r, v, now));
-    syncTable('containers', ctRows, cts, (c) => c.id, buildCtRow, updateCtRow);
+    syncTable('containers', ctRows, cts, (c) => c.id, buildCtRow, (r, c) => updateCtRow(r, c, now));
     syncTable('images', imgRows, imgs, (i) => i.id, buildImgRow, updateImgRow);
     if (cdPicker && !vmRows.has(cdPicker.name)) closeCdPicker();
     // when the first list was drawn, for bench/serve-page
@@ -463,7 +463,7 @@
 
   // ---- containers ----
 
-  const CT_COLS = ['name', 'id', 'image', 'state', 'isolation', 'ports', 'cpu', 'memory'];
+  const CT_COLS = ['name', 'id', 'image', 'state', 'isolation', 'ports', 'uptime', 'cpu', 'memory'];
 
   function buildCtRow(id) {
     const path = (r, rest) => `/api/containers/${enc(r.key)}${rest}`;
@@ -489,7 +489,7 @@
     ]);
   }
 
-  function updateCtRow(r, ct) {
+  function updateCtRow(r, ct, now) {
     const c = r.cells;
     setText(c.name, ct.name || DASH);
     setText(c.id, shortId(ct.id));
@@ -500,6 +500,8 @@
     setAttr(c.state, 'title', ct.status === 'exited' && ct.exit_code != null ? `exit code ${ct.exit_code}` : null);
     setText(c.isolation, ct.isolation || DASH);
     setText(c.ports, Array.isArray(ct.ports) && ct.ports.length ? ct.ports.join(', ') : DASH);
+    const started = ct.status === 'running' || ct.status === 'paused' ? toEpoch(ct.started) : null;
+    setText(c.uptime, started ? fmtDuration(Math.max(0, Math.floor(now - started))) : DASH);
     setText(c.cpu, fmtPercent(ct.cpu_percent));
     setText(c.memory, fmtMib(ct.memory_mib));
     setText(r.btns['btn-pause'], ct.status === 'paused' ? 'Unpause' : 'Pause');
@@ -567,7 +569,30 @@
   let session = null; // {term, ws, observer}
   const textEncoder = new TextEncoder();
 
-  function openTerminal(title, path, opts) {
+  // xterm.js and its fit add-on, loaded once, when the first terminal opens.
+  let xtermLoaded = null;
+  function loadXterm() {
+    const script = (src) => new Promise((resolve, reject) => {
+      const s = el('script');
+      s.src = src;
+      s.onload = resolve;
+      s.onerror = () => reject(new Error(`cannot load ${src} (the server's xterm.js files: scripts/web-vendor)`));
+      document.head.append(s);
+    });
+    if (!xtermLoaded) {
+      xtermLoaded = script('/vendor/xterm.js').then(() => script('/vendor/addon-fit.js'));
+      xtermLoaded.catch(() => { xtermLoaded = null; });
+    }
+    return xtermLoaded;
+  }
+
+  async function openTerminal(title, path, opts) {
+    try {
+      await loadXterm();
+    } catch (e) {
+      showError(`terminal: ${e.message}`, 'action');
+      return;
+    }
     opts = opts || {};
     closeTerminal();
     setText($('terminal-title'), title);
@@ -654,9 +679,6 @@
     });
     document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') closeCdPicker(); });
 
-    if (typeof Terminal === 'undefined' || typeof FitAddon === 'undefined') {
-      showError('xterm.js is missing (run scripts/web-vendor): terminals will not work', 'static');
-    }
     loadToken();
     if (!token) {
       showLogin('');
