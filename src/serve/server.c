@@ -36,14 +36,9 @@ struct pending {
 	bool too_large;
 };
 
-/* A WebSocket being set up: what the terminal runs. */
-struct upgrade {
-	struct server *srv;
-	char *argv[SERVE_ARGV_MAX];
-};
-
 /* ---- terminals ------------------------------------------------------------------------------------------- */
 
+/* A terminal: made with the 101 (what it runs), completed by MHD's upgrade callback (the socket). */
 struct term_job {
 	struct server *srv;
 	char *argv[SERVE_ARGV_MAX];
@@ -74,6 +69,21 @@ static void term_unregister(struct serve *s, int sock)
 	pthread_mutex_unlock(&s->terms_lock);
 }
 
+static void term_job_free(struct term_job *j)
+{
+	serve_argv_free(j->argv);
+	free(j->early);
+	free(j);
+}
+
+static bool terminals_full(struct serve *s)
+{
+	pthread_mutex_lock(&s->terms_lock);
+	bool full = s->n_terms >= SERVE_TERMS_MAX;
+	pthread_mutex_unlock(&s->terms_lock);
+	return full;
+}
+
 static void *term_thread(void *arg)
 {
 	struct term_job *j = arg;
@@ -83,9 +93,7 @@ static void *term_thread(void *arg)
 		term_unregister(s, j->sock);
 	}
 	j->srv->mhd.upgrade_action(j->urh, MHD_UPGRADE_ACTION_CLOSE);
-	serve_argv_free(j->argv);
-	free(j->early);
-	free(j);
+	term_job_free(j);
 	return NULL;
 }
 
@@ -94,36 +102,22 @@ static void *term_thread(void *arg)
 static void on_upgraded(void *cls, struct MHD_Connection *c, void *req_cls, const char *extra_in, size_t extra_len,
 			MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
-	struct upgrade *u = cls;
+	struct term_job *j = cls; /* MHD calls this once; a handshake the client left before it leaks j */
 	(void)c;
 	(void)req_cls;
-	struct term_job *j = calloc(1, sizeof(*j));
-	if (j && extra_len && !(j->early = malloc(extra_len))) {
-		free(j);
-		j = NULL;
-	}
-	if (!j) {
-		u->srv->mhd.upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
-		return;
-	}
-	j->srv = u->srv;
 	j->sock = sock;
 	j->urh = urh;
-	memcpy(j->argv, u->argv, sizeof(j->argv));
-	memset(u->argv, 0, sizeof(u->argv)); /* now the job's */
-	free(u); /* MHD calls this once; a handshake the client left before it leaks u (one per such WebSocket) */
-	if (extra_len)
+	if (extra_len && (j->early = malloc(extra_len))) {
 		memcpy(j->early, extra_in, extra_len);
-	j->early_len = extra_len;
+		j->early_len = extra_len;
+	}
 	pthread_t t;
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &at, term_thread, j)) {
+	if ((extra_len && !j->early) || pthread_create(&t, &at, term_thread, j)) {
 		j->srv->mhd.upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
-		serve_argv_free(j->argv);
-		free(j->early);
-		free(j);
+		term_job_free(j);
 	}
 	pthread_attr_destroy(&at);
 }
@@ -202,17 +196,21 @@ static enum MHD_Result queue_upgrade(struct server *srv, struct MHD_Connection *
 		return queue_error(mhd, c, 400, "a WebSocket needs a Sec-WebSocket-Key of 16 bytes in base64");
 	if (!same_origin(mhd, c))
 		return queue_error(mhd, c, 403, "a WebSocket from another site's page");
-	struct upgrade *u = calloc(1, sizeof(*u));
-	if (!u)
+	if (terminals_full(srv->s))
+		return queue_error(mhd, c, 503, "32 terminals are open already: close one");
+	struct term_job *j = calloc(1, sizeof(*j));
+	if (!j)
 		return MHD_NO;
-	u->srv = srv;
-	memcpy(u->argv, reply->term_argv, sizeof(u->argv));
-	memset(reply->term_argv, 0, sizeof(reply->term_argv));
-	struct MHD_Response *r = mhd->response_for_upgrade(on_upgraded, u);
+	j->srv = srv;
+	j->sock = -1;
+	memcpy(j->argv, reply->term_argv, sizeof(j->argv));
+	memset(reply->term_argv, 0, sizeof(reply->term_argv)); /* now the job's */
+	struct MHD_Response *r = mhd->response_for_upgrade(on_upgraded, j);
 	if (!r || mhd->add_header(r, MHD_HTTP_HEADER_UPGRADE, "websocket") != MHD_YES ||
 	    mhd->add_header(r, "Sec-WebSocket-Accept", accept) != MHD_YES) {
 		if (r)
 			mhd->destroy_response(r);
+		term_job_free(j);
 		return MHD_NO;
 	}
 	enum MHD_Result ok = mhd->queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, r);
