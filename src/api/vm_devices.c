@@ -3,10 +3,12 @@
 
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "devices/virtio/vsock.h"
 #include "lib/util.h"
+#include "net/net_opts.h"
 
 char *vm_devices_to_json(const struct vm_config *c)
 {
@@ -166,6 +168,51 @@ static int read_nets(json_object *a, struct vm_config *c, struct vm_devices_stor
 	return 0;
 }
 
+/* Interface i as the guest knew it on the source, with the command line's host side: the source's ID, PCI
+ * slot and MAC (a tap's default MAC comes from its name, and the destination's tap is another one). */
+static int adopt_net_identity(struct vm_config *c, unsigned i, const struct vm_config *src,
+			      struct vm_devices_store *st, vt_err *err)
+{
+	struct net_opts mine, theirs;
+	if (net_opts_parse(c->net[i], &mine, err) < 0)
+		return -1;
+	if (net_opts_parse(src->net[i], &theirs, err) < 0)
+		return vt_err_prefix(err, "the source's configuration");
+	if (src->net_id[i]) {
+		snprintf(st->net_id[i], sizeof(st->net_id[i]), "%s", src->net_id[i]);
+		c->net_id[i] = st->net_id[i];
+	}
+	c->net_slot[i] = src->net_slot[i];
+	if (mine.mac_set)
+		return 0;
+	net_opts_default_mac(&theirs, i);
+	const uint8_t *m = theirs.mac;
+	if ((size_t)snprintf(st->net[i], sizeof(st->net[i]), "%s,mac=%02x:%02x:%02x:%02x:%02x:%02x", c->net[i], m[0], m[1],
+			     m[2], m[3], m[4], m[5]) >= sizeof(st->net[i]))
+		return vt_fail(err, "--net '%s': too long", c->net[i]);
+	c->net[i] = st->net[i];
+	return 0;
+}
+
+/* --net given with a VM that the source brings: one per source interface, in its order, each taking that
+ * interface's identity (the guest's drivers hold the slot and MAC they found). */
+static int adopt_net_identities(json_object *a, struct vm_config *c, struct vm_devices_store *st, vt_err *err)
+{
+	struct vm_config src = { 0 };
+	struct vm_devices_store *tmp = calloc(1, sizeof(*tmp));
+	if (!tmp)
+		return vt_fail(err, "out of memory");
+	int rc = read_nets(a, &src, tmp, err);
+	if (rc == 0 && src.nnets != c->nnets)
+		rc = vt_fail(err, "the source VM has %u network interface%s and %u --net %s given: give one --net per "
+				  "interface, in the source's order (each takes that interface's ID, PCI slot and MAC)",
+			     src.nnets, src.nnets == 1 ? "" : "s", c->nnets, c->nnets == 1 ? "was" : "were");
+	for (unsigned i = 0; rc == 0 && i < c->nnets; i++)
+		rc = adopt_net_identity(c, i, &src, st, err);
+	free(tmp);
+	return rc;
+}
+
 static int read_vsock(json_object *v, struct vm_config *c, struct vm_devices_store *st, vt_err *err)
 {
 	json_object *cid, *path;
@@ -224,7 +271,7 @@ static int read_devices(json_object *o, struct vm_config *c, struct vm_devices_s
 		c->pci_reserved = (uint32_t)r;
 	}
 	if ((!c->ndisks && disks && read_disks(disks, c, st, err) < 0) ||
-	    (!c->nnets && nets && read_nets(nets, c, st, err) < 0) ||
+	    (nets && (c->nnets ? adopt_net_identities(nets, c, st, err) : read_nets(nets, c, st, err)) < 0) ||
 	    (!c->vsock_cid && vsock && read_vsock(vsock, c, st, err) < 0) ||
 	    (!c->cdrom && cdrom && read_cdrom(cdrom, c, st, err) < 0))
 		return -1;

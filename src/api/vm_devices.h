@@ -1,8 +1,9 @@
 /* The device half of a VM's configuration as JSON, carried by a snapshot (its "config" section) and by a
  * migration stream, so that `vm run --restore DIR` and `vm run --incoming URL` build the source's devices
  * without being told. The command line still chooses the host side: a class of devices it gives (disks,
- * network interfaces, vsock, rng, balloon, console device) replaces the source's class entirely; the others
- * come from the source. The device state then checks that the result is the source's machine.
+ * vsock, rng, balloon, console device) replaces the source's class entirely; the others come from the source.
+ * Network interfaces are the exception: the guest holds their slots and MACs, so --net gives each source
+ * interface's host side (one per interface, in order) and the interface keeps its ID, slot and MAC. The device state then checks that the result is the source's machine.
  *
  *   {"rng": true, "virtio_console": false, "balloon": true, "balloon_mib": 0, "balloon_stats_s": 0,
  *    "disks": [{"path": "/img", "readonly": false, "serial": "vda", "format": "qcow2", "layer": "disk0.raw"}],

@@ -96,3 +96,18 @@ uint32_t pci_hotplug_take_ejected(struct pci_hotplug *h)
 	pthread_mutex_unlock(&h->lock);
 	return v;
 }
+
+uint32_t pci_hotplug_unread_arrivals(struct pci_hotplug *h)
+{
+	pthread_mutex_lock(&h->lock);
+	uint32_t v = h->up;
+	pthread_mutex_unlock(&h->lock);
+	return v;
+}
+
+void pci_hotplug_restore_arrivals(struct pci_hotplug *h, uint32_t slots)
+{
+	pthread_mutex_lock(&h->lock);
+	h->up = slots & SLOT_BITS;
+	pthread_mutex_unlock(&h->lock);
+}

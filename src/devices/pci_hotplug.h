@@ -43,4 +43,10 @@ void pci_hotplug_cancel_eject(struct pci_hotplug *h, unsigned slot);
 /* The slots the guest has let go of since the last call (and stops waiting for them). */
 uint32_t pci_hotplug_take_ejected(struct pci_hotplug *h);
 
+/* Arrivals the guest has not read (PCIU), for a snapshot: a device plugged in just before it is announced
+ * to the restored guest. Removals are not state: snapshots are refused while the host waits for one, and
+ * PCID is empty otherwise. */
+uint32_t pci_hotplug_unread_arrivals(struct pci_hotplug *h);
+void pci_hotplug_restore_arrivals(struct pci_hotplug *h, uint32_t slots);
+
 #endif

@@ -419,16 +419,20 @@ virtus vm net dc1 add x user 2>/tmp/mg/nh-user.err; echo "nh-user $? $(grep -c '
 virtus vm net dc1 remove wan 2>/tmp/mg/nh-rm.err; echo "nh-remove-status $? $(head -c 200 /tmp/mg/nh-rm.err | tr '\n' ' ')"
 nh_wait ",eth0:$nh_mac:ok" >/dev/null; echo "nh-removed $(nh_last | sed "s/$nh_mac/MAC/") tap=$([ -e /sys/class/net/hptap1 ] && echo left || echo gone)"
 echo "nh-ifaces $(virtus vm api dc1 GET /vm/config | tr ',' '\n' | sed -n 's/.*"iface_id": *"\([^"]*\)".*/\1/p' | tr '\n' ' ')"
-# A snapshot of the VM with the plugged-in disk (in slot 2, where hp1 was), restored: the same boot goes on
-# with the same disks, hp2 where it was (its slot and ID come from the snapshot's configuration).
+# A disk plugged in while the VM is paused: the guest has not read the news (PCIU) when the snapshot below is
+# taken, so only the hot-plug registers in the snapshot can tell the restored guest of hp3.
+printf hp-disk-3 >/tmp/mg/hp-3.img; truncate -s 1M /tmp/mg/hp-3.img
+virtus vm pause dc1 && virtus vm disk dc1 add hp3 /tmp/mg/hp-3.img; echo "hp-add-paused-status $?"
+# A snapshot of the VM with the plugged-in disks (hp2 in slot 2, where hp1 was), restored: the same boot goes
+# on with the same disks, hp2 where it was (its slot and ID come from the snapshot's configuration).
 timeout 120 virtus vm snapshot --stop dc1 /tmp/mg/hp-snap >/tmp/mg/hp-snap.out 2>&1
 echo "hp-snapshot-status $? $(head -c 200 /tmp/mg/hp-snap.out | tr '\n' ' ')"
 timeout 60 virtus vm run -d --name dc2 --restore /tmp/mg/hp-snap >/tmp/mg/hp-restore.out 2>&1
 echo "hp-restore-status $? $(head -c 200 /tmp/mg/hp-restore.out | tr '\n' ' ')"
 hp_last() { log_lines dc2 | sed -n 's/^hp-list //p' | tail -n1; }
 dc_last() { log_lines dc2 | sed -n 's/^dc-read \([0-9]* [a-zA-Z-]*\).*/\1/p' | tail -n1; }
-# both lines of a turn (the snapshot may have cut one between them)
-i=0; until { [ -n "$(hp_last)" ] && [ -n "$(dc_last)" ]; } || [ $i -ge 100 ]; do i=$((i + 1)); sleep 0.2; done
+hp_wait ",vdb:hp2:hp-disk-2,vdc:hp3:hp-disk-3" >/dev/null
+i=0; until [ -n "$(dc_last)" ] || [ $i -ge 100 ]; do i=$((i + 1)); sleep 0.2; done
 echo "hp-restored $(hp_last) $(dc_last) boots=$(virtus vm logs dc2 | grep -c 'virtus-guest: ready')"
 echo "hp-restored-drives $(virtus vm api dc2 GET /vm/config | tr ',' '\n' | sed -n 's/.*"drive_id": *"\([^"]*\)".*/\1/p' | tr '\n' ' ')"
 # the interface plugged in is there with its MAC (on a new hptap0: the first went with dc1's VMM; L1 gives
@@ -440,8 +444,24 @@ nh_wait ",eth0:$nh_mac:ok" >/dev/null; echo "nh-restored $(nh_last | sed "s/$nh_
 cd_last() { log_lines dc2 | sed -n 's/^cd-read //p' | tail -n1; }
 cd_wait cd-disc-three >/dev/null
 echo "cd-restored $(cd_last) $(virtus vm cd dc2 | tr -s ' \n' ' ')"
-virtus vm cd dc2 eject >/dev/null 2>&1; echo "cd-restored-eject $?"
-virtus vm cd dc2 eject --force; echo "cd-forced-eject $? $(virtus vm cd dc2 | head -n1 | tr -s ' ')"
+# The same VM migrated live (its plugged-in disks and interface, its locked disc): the destination's --net
+# gives the interface another tap (hptap0 is the source's until it ends); the interface keeps its ID, slot
+# and MAC, and L1 moves its address to the new tap.
+timeout 60 virtus vm run -d --name dc3 --incoming unix:/tmp/mg/dc.sock --net tap=hptap3 >/tmp/mg/dm-in.out 2>&1
+echo "dm-incoming-status $? $(head -c 200 /tmp/mg/dm-in.out | tr '\n' ' ')"
+timeout 200 virtus vm migrate dc2 unix:/tmp/mg/dc.sock >/tmp/mg/dm.out 2>/tmp/mg/dm.err
+echo "dm-migrate-status $? $(tail -n 2 /tmp/mg/dm.err | tr '\n' ' ')"
+ip link set hptap3 address 02:00:00:00:78:01 && ip addr add 192.168.78.1/24 dev hptap3 && ip link set hptap3 up
+hp_last() { log_lines dc3 | sed -n 's/^hp-list //p' | tail -n1; }
+nh_last() { log_lines dc3 | sed -n 's/^nh-list //p' | tail -n1; }
+cd_last() { log_lines dc3 | sed -n 's/^cd-read //p' | tail -n1; }
+nh_wait ",eth0:$nh_mac:ok" >/dev/null
+echo "dm-after $(hp_last) $(nh_last | sed "s/$nh_mac/MAC/") $(cd_last) boots=$(virtus vm logs dc3 | grep -c 'virtus-guest: ready')"
+echo "dm-config $(virtus vm api dc3 GET /network-interfaces/lan | grep -c "mac=$nh_mac") $(virtus vm cd dc3 | tr -s ' \n' ' ')"
+echo "dm-source-left $(ls /tmp/mg/vms | grep -c '^dc2$') tap=$([ -e /sys/class/net/hptap0 ] && echo left || echo gone)"
+virtus vm cd dc3 eject >/dev/null 2>&1; echo "cd-restored-eject $?"
+virtus vm cd dc3 eject --force; echo "cd-forced-eject $? $(virtus vm cd dc3 | head -n1 | tr -s ' ')"
+timeout 30 virtus vm kill dc3 >/dev/null 2>&1
 timeout 30 virtus vm kill dc2 >/dev/null 2>&1
 timeout 30 virtus vm kill dc1 >/dev/null 2>&1
 

@@ -763,6 +763,25 @@ static void hotplug_registers(void **state)
 	close(fd);
 }
 
+/* An arrival the guest has not read goes into a snapshot and is read by the restored guest; only real slots. */
+static void unread_arrivals_survive_a_snapshot(void **state)
+{
+	(void)state;
+	struct pci_hotplug before, after;
+	pci_hotplug_init(&before, -1);
+	pci_hotplug_init(&after, -1);
+	pci_hotplug_announce(&before, 4);
+	uint32_t saved = pci_hotplug_unread_arrivals(&before);
+	assert_int_equal(saved, 1u << 4);
+	assert_int_equal(hp_read(&before, PCI_HOTPLUG_UP), 1u << 4); /* saving does not consume it */
+	pci_hotplug_restore_arrivals(&after, saved | 1u);             /* slot 0, the host bridge, is dropped */
+	assert_int_equal(hp_read(&after, PCI_HOTPLUG_UP), 1u << 4);
+	assert_int_equal(hp_read(&after, PCI_HOTPLUG_UP), 0);
+	assert_int_equal(pci_hotplug_unread_arrivals(&after), 0);
+	pci_hotplug_destroy(&before);
+	pci_hotplug_destroy(&after);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -786,6 +805,7 @@ int main(void)
 		T(slots_plugged_and_unplugged),
 		T(unplug_waits_for_a_bar_access),
 		cmocka_unit_test(hotplug_registers),
+		cmocka_unit_test(unread_arrivals_survive_a_snapshot),
 	};
 	return cmocka_run_group_tests_name("pci", tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include "api/vm_devices.h"
 #include "lib/sock_url.h"
 #include "lib/util.h"
+#include "net/net_opts.h"
 
 static struct vm_config source(void)
 {
@@ -127,6 +128,42 @@ static void the_command_line_replaces_a_class(void **state)
 	assert_true(dst.rng);
 }
 
+/* --net with a VM the source brings gives each interface's host side: the interface keeps the source's ID,
+ * slot and MAC (a tap's default MAC is its name's, and the destination's tap has another name); a MAC the
+ * command line names is its own; a count that differs is refused. */
+static void interfaces_keep_their_identity(void **state)
+{
+	(void)state;
+	struct vm_config src = { .nnets = 2, .net = { "tap=a0", "tap=t1,mac=52:54:00:01:02:03" }, .net_id = { NULL, "lan" },
+				 .net_slot = { 0, 7 } };
+	struct vm_config dst = { .nnets = 2, .net = { "tap=b0", "tap=t2" } };
+	struct vm_devices_store st;
+	struct net_opts a0;
+	char want[64];
+	vt_err err;
+	assert_int_equal(net_opts_parse("tap=a0", &a0, &err), 0);
+	snprintf(want, sizeof(want), "tap=b0,mac=%02x:%02x:%02x:%02x:%02x:%02x", a0.mac[0], a0.mac[1], a0.mac[2], a0.mac[3],
+		 a0.mac[4], a0.mac[5]);
+	round_trip(&src, &dst, &st);
+	assert_int_equal(dst.nnets, 2);
+	assert_string_equal(dst.net[0], want);
+	assert_null(dst.net_id[0]);
+	assert_int_equal(dst.net_slot[0], 0);
+	assert_string_equal(dst.net[1], "tap=t2,mac=52:54:00:01:02:03");
+	assert_string_equal(dst.net_id[1], "lan");
+	assert_int_equal(dst.net_slot[1], 7);
+
+	dst = (struct vm_config){ .nnets = 2, .net = { "user", "tap=t2,mac=52:54:00:0a:0b:0c" } };
+	round_trip(&src, &dst, &st);
+	assert_string_equal(dst.net[1], "tap=t2,mac=52:54:00:0a:0b:0c");
+
+	char *text = vm_devices_to_json(&src);
+	dst = (struct vm_config){ .nnets = 1, .net = { "tap=b0" } };
+	assert_int_equal(vm_devices_from_json(text, &dst, &st, &err), -1);
+	assert_non_null(strstr(err.msg, "the source VM has 2 network interfaces and 1 --net was given"));
+	free(text);
+}
+
 static void malformed_configurations_are_refused(void **state)
 {
 	(void)state;
@@ -203,6 +240,7 @@ int main(void)
 		cmocka_unit_test(a_balloon_without_a_target_travels),
 		cmocka_unit_test(plugged_interfaces_and_the_cd_travel),
 		cmocka_unit_test(the_command_line_replaces_a_class),
+		cmocka_unit_test(interfaces_keep_their_identity),
 		cmocka_unit_test(malformed_configurations_are_refused),
 		cmocka_unit_test(urls_are_checked),
 		cmocka_unit_test(listen_and_connect),
