@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "container/ctr_int.h"
+#include "container/vm_exec.h"
 #include "image/image.h"
 #include "lib/util.h"
 #include "runtime/rt.h"
@@ -287,14 +288,32 @@ static int exec_tty(struct found *f, struct rt_exec_opts *eo, int *status, vt_er
 	return rc;
 }
 
+/* The container is in its VM: its monitor runs the process through the agent (vm_exec.h). The user is
+ * resolved in the container's root file system, which the host mounts for the VM to share. */
+static int exec_in_vm(struct found *f, const struct ctr_exec_opts *o, int *status, vt_err *err)
+{
+	cleanup_free char *dir = ctr_dir(&f->s, f->id);
+	cleanup_free char *rootfs = ctr_path(&f->s, f->id, "bundle/rootfs");
+	char user[64];
+	uid_t uid;
+	gid_t gid;
+	if (!dir || !rootfs)
+		return vt_fail_errno(err, ENOMEM, "exec");
+	if (o->user) {
+		if (img_resolve_user(rootfs, o->user, &uid, &gid, err))
+			return -1;
+		snprintf(user, sizeof(user), "%u:%u", uid, gid);
+	}
+	return vm_exec_run(dir, o, o->user ? user : NULL, status, err);
+}
+
 static int exec_found(struct found *f, const struct ctr_exec_opts *o, int *status, vt_err *err)
 {
 	if (strcmp(ctr_status(f->rec), "running"))
 		return vt_fail(err, "container %s is %s: exec needs a running container", name_of(f),
 			       ctr_status(f->rec));
 	if (is_vm(f))
-		return vt_fail(err, "container %s runs in a VM (--isolation=vm): exec is not supported there yet",
-			       name_of(f));
+		return exec_in_vm(f, o, status, err);
 	char user[64];
 	struct rt_exec_opts eo = {
 		.cwd = o->workdir, .env = (const char **)o->env, .n_env = o->n_env, .args = (const char **)o->args,

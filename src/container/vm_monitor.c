@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "container/ctr_int.h"
+#include "container/vm_exec.h"
 #include "isolation/agent.h"
 #include "isolation/vmbox.h"
 #include "lib/util.h"
@@ -47,6 +48,7 @@ struct vmon {
 	int in;                 /* what feeds the container's stdin, or -1 */
 	bool exited;
 	int status;
+	struct vm_execs execs;  /* `virtus exec`'s processes */
 	struct vmbox_bind binds[VMBOX_MAX_BINDS];
 	size_t n_binds;
 	char share[PATH_MAX];
@@ -203,6 +205,8 @@ static int vm_network(struct vmon *mo, char *spec, size_t len, struct agent_net 
 static void teardown(struct vmon *mo)
 {
 	vt_err ignored;
+	cleanup_free char *dir = ctr_dir(mo->l->store, mo->l->id);
+	vm_execs_end(&mo->execs, dir ? dir : "");
 	if (mo->agent) {
 		agent_close(mo->agent);
 		mo->agent = NULL;
@@ -456,9 +460,13 @@ static bool take_events(struct vmon *mo)
 			return true;
 		case AGENT_EV_STDOUT:
 		case AGENT_EV_STDERR:
-			output(mo, ev.kind == AGENT_EV_STDERR, ev.data, ev.len);
+			if (ev.proc != AGENT_INIT_PROC)
+				vm_execs_event(&mo->execs, &ev);
+			else
+				output(mo, ev.kind == AGENT_EV_STDERR, ev.data, ev.len);
 			break;
 		case AGENT_EV_EXIT:
+			vm_execs_event(&mo->execs, &ev);
 			if (ev.proc == AGENT_INIT_PROC) {
 				mo->exited = true;
 				mo->status = ev.status;
@@ -468,6 +476,7 @@ static bool take_events(struct vmon *mo)
 		case AGENT_EV_CLOSED:
 			return false;
 		default:
+			vm_execs_event(&mo->execs, &ev);   /* an exec's start or refusal */
 			break;
 		}
 	}
@@ -491,18 +500,20 @@ static void wait_container(struct vmon *mo)
 {
 	vt_err ignored;
 	while (!mo->exited) {
-		struct pollfd p[4] = {
+		struct pollfd p[4 + VM_EXEC_MAX_POLL] = {
 			{ .fd = agent_fd(mo->agent), .events = POLLIN | (agent_pending(mo->agent) ? POLLOUT : 0) },
 			{ .fd = mo->vmm_pidfd, .events = POLLIN },
 			{ .fd = mo->sfd, .events = POLLIN },
 			{ .fd = agent_pending(mo->agent) ? -1 : mo->in, .events = POLLIN },
 		};
-		if (poll(p, 4, -1) < 0 && errno != EINTR)
+		unsigned n = 4 + vm_execs_poll(&mo->execs, p + 4, agent_pending(mo->agent));
+		if (poll(p, n, -1) < 0 && errno != EINTR)
 			break;
 		if (p[2].revents)
 			on_signal(mo);
 		if (p[3].revents)
 			relay_stdin(mo);
+		vm_execs_ready(&mo->execs, mo->agent, p + 4);
 		if ((p[0].revents & POLLOUT) && agent_flush(mo->agent, &ignored))
 			break;
 		if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && !take_events(mo))
@@ -576,6 +587,14 @@ static int start_vm(struct vmon *mo, json_object *spec, vt_err *err)
 	return create_and_start(mo, spec, &net, err);
 }
 
+static int listen_for_execs(struct vmon *mo, json_object *spec, vt_err *err)
+{
+	json_object *process = NULL;
+	cleanup_free char *dir = ctr_dir(mo->l->store, mo->l->id);
+	json_object_object_get_ex(spec, "process", &process);
+	return dir ? vm_execs_listen(&mo->execs, dir, process, err) : vt_fail_errno(err, ENOMEM, "exec");
+}
+
 void ctr_vm_monitor_main(struct ctr_launch *l, int sock)
 {
 	struct vmon mo = { .l = l, .sock = sock, .box = { .vmm = -1, .fsd = -1 }, .vmm_pidfd = -1, .log = -1,
@@ -583,6 +602,7 @@ void ctr_vm_monitor_main(struct ctr_launch *l, int sock)
 	vt_err err = { 0 };
 	json_object *spec = NULL;
 	int master = -1;
+	vm_execs_init(&mo.execs);
 	setsid();
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	mo.sfd = block_signals();
@@ -590,7 +610,8 @@ void ctr_vm_monitor_main(struct ctr_launch *l, int sock)
 		vt_fail_errno(&err, errno, "signalfd");
 		fail_start(&mo, &err);
 	}
-	if (setup_stdio(&mo, &master, &err) || guest_spec(&mo, &spec, &err) || start_vm(&mo, spec, &err))
+	if (setup_stdio(&mo, &master, &err) || guest_spec(&mo, &spec, &err) || start_vm(&mo, spec, &err) ||
+	    listen_for_execs(&mo, spec, &err))
 		fail_start(&mo, &err);
 	ctr_monitor_send(sock, CTR_MSG_STARTED, mo.box.vmm, NULL, master);
 	close(sock);

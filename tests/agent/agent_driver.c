@@ -6,18 +6,25 @@
  *                [--no-pidns] [--term-after MS] [--exec] [--bad-spec-first] [--bind SRC:DST]
  *                [--resize ROWSxCOLS] -- ARGS...
  *   agent_driver SOCK --shutdown
+ *   agent_driver SOCK [--env K=V]... --serve-execs DIR -- ARGS
+ *   agent_driver --exec-client DIR [-t] [-i] [--env K=V]... [--cwd DIR] [--user UID:GID] -- ARGS...
  * --exec runs ARGS beside an init `sleep 1000`; --bad-spec-first sends a create the runtime must refuse,
- * prints "refused: MESSAGE" on stderr and goes on with the real one on the same connection. */
+ * prints "refused: MESSAGE" on stderr and goes on with the real one on the same connection.
+ * --serve-execs plays a VM container's monitor (src/container/vm_exec.h) for the init ARGS: it prints
+ * "serving" once DIR/exec.sock listens and serves execs until SIGTERM; --exec-client is `virtus exec`'s side
+ * of that channel: it exits with the process's status (its error on stderr). */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "container/vm_exec.h"
 #include "isolation/agent.h"
 #include "lib/util.h"
 #include "runtime/runtime.h"
@@ -25,7 +32,7 @@
 struct opts {
 	const char *sock;
 	struct agent_stdio io;
-	const char *stdin_text, *cwd, *user, *bind;
+	const char *stdin_text, *cwd, *user, *bind, *serve_dir;
 	const char *env[16];
 	int n_env, term_after_ms;
 	unsigned resize_rows, resize_cols; /* --resize RxC: sent once the process started */
@@ -74,6 +81,8 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->bad_spec = true;
 		} else if (!strcmp(a, "--no-pidns")) {
 			o->no_pidns = true;
+		} else if (!strcmp(a, "--serve-execs")) {
+			o->serve_dir = v, i++;
 		} else if (!strcmp(a, "--shutdown")) {
 			o->shutdown = true;
 		} else {
@@ -268,11 +277,89 @@ static void bad_spec(struct agent_conn *c)
 	fprintf(stderr, "refused: %s\n", ev.text);
 }
 
+/* The monitor's loop, reduced to the exec channel: until SIGTERM or the agent's end. */
+static int serve_execs(struct agent_conn *c, const char *dir, json_object *process)
+{
+	struct vm_execs x;
+	vt_err err;
+	vm_execs_init(&x);
+	if (vm_execs_listen(&x, dir, process, &err))
+		die("listen", &err);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	printf("serving\n");
+	fflush(stdout);
+	bool open = true;
+	while (open) {
+		struct pollfd p[2 + VM_EXEC_MAX_POLL] = {
+			{ .fd = agent_fd(c), .events = POLLIN | (agent_pending(c) ? POLLOUT : 0) },
+			{ .fd = sfd, .events = POLLIN },
+		};
+		unsigned n = 2 + vm_execs_poll(&x, p + 2, agent_pending(c));
+		if (poll(p, n, -1) < 0 || p[1].revents)
+			break;
+		vm_execs_ready(&x, c, p + 2);
+		if (agent_pending(c) && agent_flush(c, &err))
+			die("flush", &err);
+		for (struct agent_event ev = { .kind = AGENT_EV_STDOUT }; open && ev.kind != AGENT_EV_NONE;) {
+			if (agent_recv(c, &ev, &err) || ev.kind == AGENT_EV_CLOSED || (ev.kind == AGENT_EV_EXIT && !ev.proc))
+				open = false;
+			else if (ev.proc)
+				vm_execs_event(&x, &ev);
+		}
+	}
+	vm_execs_end(&x, dir);
+	/* the container goes, as when a monitor's container ends */
+	if (open && !agent_send_signal(c, AGENT_INIT_PROC, SIGKILL, &err)) {
+		flush_all(c);
+		for (struct agent_event ev = { .kind = AGENT_EV_NONE }; !(ev.kind == AGENT_EV_EXIT && !ev.proc);)
+			next_event(c, &ev);
+	}
+	return 0;
+}
+
+static int exec_client(int argc, char **argv)
+{
+	const char *env[16];
+	struct ctr_exec_opts eo = { .env = env };
+	const char *user = NULL;
+	int i = 2;
+	for (; i < argc && strcmp(argv[i], "--"); i++) {
+		const char *v = i + 1 < argc ? argv[i + 1] : "";
+		if (!strcmp(argv[i], "-t"))
+			eo.tty = true;
+		else if (!strcmp(argv[i], "-i"))
+			eo.interactive = true;
+		else if (!strcmp(argv[i], "--env") && eo.n_env < 16)
+			env[eo.n_env++] = v, i++;
+		else if (!strcmp(argv[i], "--cwd"))
+			eo.workdir = v, i++;
+		else if (!strcmp(argv[i], "--user"))
+			user = v, i++;
+		else
+			die(argv[i], NULL);
+	}
+	if (argc < 2 || i + 1 >= argc)
+		die("usage: --exec-client DIR [options] -- ARGS", NULL);
+	eo.args = (const char *const *)argv + i + 1;
+	eo.n_args = (size_t)(argc - i - 1);
+	int status;
+	vt_err err;
+	if (vm_exec_run(argv[1], &eo, user, &status, &err))
+		fprintf(stderr, "exec: %s\n", err.msg);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = { 0 };
 	vt_err err;
 	signal(SIGPIPE, SIG_IGN);
+	if (argc > 1 && !strcmp(argv[1], "--exec-client"))
+		return exec_client(argc - 1, argv + 1);
 	parse(argc, argv, &o);
 	struct agent_conn *c = connect_agent(o.sock);
 	if (o.shutdown) {
@@ -298,6 +385,13 @@ int main(int argc, char **argv)
 		die("start", &err);
 	flush_all(c);
 	expect(c, AGENT_EV_STARTED, 0);
+	if (o.serve_dir) {
+		json_object *process = process_of(&o, o.args);
+		int rc = serve_execs(c, o.serve_dir, process);
+		json_object_put(process);
+		agent_close(c);
+		return rc;
+	}
 	unsigned target = 0;
 	if (o.exec) {
 		target = 1;

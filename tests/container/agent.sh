@@ -109,6 +109,70 @@ PY
 drive -- echo still
 expect "the agent still serves after a garbage frame" "still" 0
 
+# `virtus exec`'s channel to a VM container's monitor (src/container/vm_exec.c), without a VM: the driver
+# plays the monitor on the same agent (an init `sleep 1000` with CTR=from-ctr in its env), the client is
+# what `virtus exec` runs. The full path, through a real VM, is in the isolation suite.
+mkdir -p "$WORK/ctr"
+timeout 120 "$DRIVER" "$SOCK" --env CTR=from-ctr --serve-execs "$WORK/ctr" -- sleep 1000 >"$WORK/serve.out" 2>"$WORK/serve.err" &
+serve_pid=$!
+for _ in $(seq 100); do grep -q serving "$WORK/serve.out" && break; sleep 0.1; done
+client() { # client ARGS...: $out, $errout, $rc of an exec through the channel
+	out=$(timeout 30 "$DRIVER" --exec-client "$WORK/ctr" "$@" 2>"$WORK/drive.err"); rc=$?
+	errout=$(cat "$WORK/drive.err")
+}
+[ "$(stat -c %a "$WORK/ctr/exec.sock" 2>/dev/null)" = 600 ] && ok "exec channel: the monitor's socket is mode 0600" ||
+	not_ok "exec channel: the monitor's socket is mode 0600" "$(ls -l "$WORK/ctr")" "$(cat "$WORK/serve.err")"
+client -- sh -c 'echo out; echo err >&2; exit 6'
+expect "exec channel: stdout, stderr apart, exit status 6" "out" 6
+[ "$errout" = err ] && ok "exec channel: stderr is 'err'" || not_ok "exec channel: stderr is 'err'" "got: $errout"
+client --env X=1 --cwd /tmp --user 65534:65534 -- sh -c 'echo $CTR $X $(pwd) $(id -u):$(id -g)'
+expect "exec channel: the container's env plus the exec's, its cwd and user" "from-ctr 1 /tmp 65534:65534" 0
+out=$(printf 'line one\nline two\n' | timeout 30 "$DRIVER" --exec-client "$WORK/ctr" -i -- cat 2>&1); rc=$?
+expect "exec channel: -i relays stdin, its EOF ends cat" $'line one\nline two' 0
+out=$(printf 'unread\n' | timeout 30 "$DRIVER" --exec-client "$WORK/ctr" -- cat 2>&1); rc=$?
+expect "exec channel: without -i the process reads /dev/null" "" 0
+client -t -- sh -c 'tty; exit 3'
+out=$(tr -d '\r' <<<"$out")
+[[ $out =~ ^/dev/pts/[0-9]+$ ]] && [ "$rc" = 3 ] && ok "exec channel: -t gives the process a pty, status 3" ||
+	not_ok "exec channel: -t gives the process a pty" "out: $(printf %q "$out") rc $rc" "$errout"
+client -- /no/such/program
+[ "$rc" -ge 125 ] && grep -q "not an executable" <<<"$errout" && ok "exec channel: a missing program is the runtime's error (status $rc)" ||
+	not_ok "exec channel: a missing program" "rc $rc: $errout"
+client -- sh -c 'exit 300'
+expect "exec channel: status 300 & 255 = 44" "" 44
+timeout 30 "$DRIVER" --exec-client "$WORK/ctr" -- sh -c 'sleep 2; echo first' >"$WORK/first.out" 2>&1 &
+first=$!
+client -- echo second
+expect "exec channel: a second exec runs while the first does" "second" 0
+wait $first; rc=$?; out=$(cat "$WORK/first.out")
+expect "exec channel: ... and the first finishes" "first" 0
+timeout 30 "$DRIVER" --exec-client "$WORK/ctr" -- sh -c 'trap "echo got-term; exit 9" TERM; echo ready; while true; do sleep 0.1; done' \
+	>"$WORK/term.out" 2>&1 &
+term=$!
+for _ in $(seq 50); do grep -q ready "$WORK/term.out" && break; sleep 0.1; done
+kill -TERM $term; wait $term; rc=$?; out=$(grep -v ready "$WORK/term.out")
+expect "exec channel: SIGTERM to the client reaches the process" "got-term" 9
+"$DRIVER" --exec-client "$WORK/ctr" -- sleep 77 >/dev/null 2>&1 &   # no timeout(1): $! must be the client
+gone=$!
+for _ in $(seq 50); do pgrep -f '^sleep 77$' >/dev/null && break; sleep 0.1; done
+kill -9 $gone; wait $gone 2>/dev/null
+for _ in $(seq 50); do pgrep -f '^sleep 77$' >/dev/null || break; sleep 0.1; done
+pgrep -f '^sleep 77$' >/dev/null && not_ok "exec channel: a client that dies takes its process with it" ||
+	ok "exec channel: a client that dies takes its process with it"
+client -- echo after
+expect "exec channel: the monitor serves on after a client died" "after" 0
+python3 - "$WORK/ctr/exec.sock" <<'PY' && ok "exec channel: a request without descriptors is refused with a message" || not_ok "exec channel: a request without descriptors"
+import socket, sys, json
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.connect(sys.argv[1]); s.settimeout(10)
+s.send(json.dumps({"args": ["true"]}).encode())
+sys.exit(0 if b'stdin, stdout and stderr' in s.recv(1000) else 1)
+PY
+kill -TERM $serve_pid; wait $serve_pid
+[ ! -e "$WORK/ctr/exec.sock" ] && ok "exec channel: the socket goes with the monitor" || not_ok "exec channel: the socket goes with the monitor"
+client -- true
+[ "$rc" = 125 ] && grep -q "cannot reach the container's monitor" <<<"$errout" && ok "exec channel: no monitor is a clear error (125)" ||
+	not_ok "exec channel: no monitor is a clear error" "rc $rc: $errout"
+
 kill -0 $agent_pid 2>/dev/null && ok "the agent is still running" || not_ok "the agent is still running" "$(cat "$WORK/agent.err")"
 timeout 10 "$DRIVER" "$SOCK" --shutdown && ok "shutdown closes the connection" || not_ok "shutdown"
 for _ in $(seq 50); do kill -0 $agent_pid 2>/dev/null || break; sleep 0.1; done

@@ -63,6 +63,18 @@ virtus logs iso1 | sed 's/^/iso run2-log /'
 say run2-ps "$(virtus ps | grep iso1 | grep -o -w -e vm -e container)"
 say run2-vmls "$(virtus vm ls | awk '$1 ~ /^ctr-/ { print $2 }')"
 say run2-diff "$(virtus diff iso1 | grep newfile)"
+# virtus exec in the VM container (through its monitor and the agent): output, stderr and status, the
+# container's user by default, then -i, -u, -e, -w, -t, and a missing program.
+timeout 60 virtus exec iso1 sh -c 'echo exec-out uid=$(id -u) $(ls /tmp/newfile); echo exec-err >&2; exit 5' \
+	>/tmp/exec1.out 2>/tmp/exec1.err
+say exec1 "$? $(cat /tmp/exec1.out) / $(cat /tmp/exec1.err)"
+echo exec-in | timeout 60 virtus exec -i -u root -e X=y -w /tmp iso1 sh -c 'echo $(cat) $X $(pwd) uid=$(id -u)' \
+	>/tmp/exec2.out 2>&1
+say exec2 "$? $(cat /tmp/exec2.out)"
+timeout 60 virtus exec -t iso1 tty </dev/null >/tmp/exec3.out 2>&1
+say exec3 "$? $(tr -d '\r' </tmp/exec3.out)"
+timeout 60 virtus exec iso1 /nonexistent >/dev/null 2>/tmp/exec4.err
+say exec4 "$? $(head -n1 /tmp/exec4.err)"
 virtus kill -s TERM iso1; say run2-kill-status $?
 i=0; while [ $i -lt 300 ] && virtus ps | grep -q iso1; do i=$((i + 1)); sleep 0.1; done
 say run2-exit "$(virtus inspect iso1 | grep -o '"ExitCode": [0-9]*' | head -n1)"
