@@ -27,7 +27,7 @@ wait_log() { # wait_log NAME TEXT: until the container's log has TEXT (60 s)
 img=/tmp/img
 mkdir -p $img/bin $img/etc $img/tmp $img/proc $img/sys $img/dev $img/root && chmod 1777 $img/tmp
 cp /bin/busybox $img/bin/busybox
-for a in sh echo cat ls touch id pwd env nproc awk grep sleep ip uname mount trap true; do ln -sf busybox $img/bin/$a; done
+for a in sh echo cat ls touch id pwd env nproc awk grep sleep ip uname mount trap true tty; do ln -sf busybox $img/bin/$a; done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >$img/etc/passwd
 printf 'root:x:0:\nnogroup:x:65534:\n' >$img/etc/group
 (cd $img && tar -cf /tmp/img.tar .)
