@@ -4,7 +4,7 @@
 
 _virtus_vm_run_options="--kernel --initrd --cmdline --cpus --memory --console --console-device --rng --disk
 	--cdrom --net --balloon --vsock --fs --ksm --seccomp --jail --jail-uid --jail-gid --stats --detach --name --api-socket --stop-timeout --restore --incoming --help"
-_virtus_vm_verbs="run probe ls info pause resume kill stop snapshot migrate balloon disk cd net console logs api"
+_virtus_vm_verbs="run probe ls info metrics pause resume kill stop snapshot migrate balloon disk cd net console logs api"
 
 _virtus_ctr_commands="run ps logs exec stop kill start rm pause unpause inspect diff commit"
 
@@ -44,12 +44,12 @@ _virtus() {
 	case "$sub" in
 	probe|ls) mapfile -t COMPREPLY < <(compgen -W "--help" -- "$cur") ;;
 	run) _virtus_vm_run "$cur" "$prev" ;;
-	info|pause|resume|kill|stop|snapshot|migrate|balloon|disk|cd|net|console|logs|api)
-		# the first argument is a VM's name (info may take --json first)
-		if [ "$COMP_CWORD" -eq 3 ] || { [ "$sub" = info ] && [ "$prev" = --json ]; }; then
+	info|metrics|pause|resume|kill|stop|snapshot|migrate|balloon|disk|cd|net|console|logs|api)
+		# the first argument is a VM's name (info and metrics may take --json first)
+		if [ "$COMP_CWORD" -eq 3 ] || { { [ "$sub" = info ] || [ "$sub" = metrics ]; } && [ "$prev" = --json ]; }; then
 			local names
 			names=$(ls "${VIRTUS_VM_RUN_DIR:-/run/virtus-vms}" 2>/dev/null)
-			[ "$sub" = info ] && [ "$COMP_CWORD" -eq 3 ] && names="$names --json"
+			{ [ "$sub" = info ] || [ "$sub" = metrics ]; } && [ "$COMP_CWORD" -eq 3 ] && names="$names --json"
 			mapfile -t COMPREPLY < <(compgen -W "$names" -- "$cur")
 		elif [ "$sub" = api ] && [ "$COMP_CWORD" -eq 4 ]; then
 			mapfile -t COMPREPLY < <(compgen -W "GET PUT PATCH DELETE" -- "$cur")

@@ -597,6 +597,8 @@ void vm_api_handle(void *opaque, const struct api_request *req, struct api_reply
 		vm_api_reply_json(r, 200, machine_config(a->cfg));
 	else if (vm_api_is(req, "PATCH", "/vm"))
 		patch_vm(a, req, r);
+	else if (vm_api_is(req, "GET", "/metrics"))
+		vm_api_reply_json(r, 200, vm_api_metrics_json(a));
 	else if (vm_api_is(req, "PUT", "/actions"))
 		put_actions(a, req, r);
 	else if (vm_api_is(req, "PUT", "/snapshot/create"))

@@ -56,6 +56,10 @@ void vm_api_release(struct vm_api *a);
 bool vm_api_migrating(const struct vm_api *a);
 /* Disk i's ID in the API: its stated serial (id=, drive_id), else "vda", "vdb", ... by position (pos). */
 const char *vm_api_drive_id(const struct vm_config *c, unsigned i, char pos[8]);
+/* GET /metrics: {"uptime_ms", "vcpu_exits": {REASON: N, ..., "total"}, "devices": [{"id", "kind", "pci_slot",
+ * "counters": {NAME: N, ...}, "queues": [{"kicks", "trapped_kicks", "interrupts"}, ...]}]} (vm_metrics.c). */
+struct json_object;
+struct json_object *vm_api_metrics_json(const struct vm_api *a);
 /* The disk whose ID is id (or, failing that, whose position name is), -1 if none. */
 int vm_api_find_drive(const struct vm_config *c, const char *id);
 /* Network interface i's ID: its iface_id, else "ethN" by position (pos). */

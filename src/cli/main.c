@@ -38,6 +38,7 @@ static const char vm_usage[] =
 	"  probe    say whether this host's KVM can run guest kernels natively\n"
 	"  ls       the VMs of this host\n"
 	"  info     a VM's state and configuration\n"
+	"  metrics  a VM's counters (vCPU exits, each device's requests, bytes, kicks, interrupts)\n"
 	"  pause, resume, kill   a VM's vCPUs stopped where they are, going on again; the VM ended\n"
 	"  stop     the guest asked to power off (ACPI power button), killed after a timeout\n"
 	"  snapshot a checkpoint of a VM ('virtus vm run --restore DIR' continues it)\n"
@@ -59,7 +60,7 @@ static int unknown(const char *what, const char *text)
 
 static bool is_manage_verb(const char *verb)
 {
-	static const char *const verbs[] = { "ls", "info", "pause", "resume", "kill", "stop", "snapshot", "migrate", "balloon", "disk",
+	static const char *const verbs[] = { "ls", "info", "metrics", "pause", "resume", "kill", "stop", "snapshot", "migrate", "balloon", "disk",
 					     "cd", "net", "console", "logs", "api" };
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		if (!strcmp(verb, verbs[i]))

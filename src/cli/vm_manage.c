@@ -29,6 +29,7 @@
 const char vm_manage_usage[] =
 	"usage: virtus vm ls\n"
 	"       virtus vm info [--json] NAME\n"
+	"       virtus vm metrics [--json] NAME\n"
 	"       virtus vm pause NAME | resume NAME | kill NAME\n"
 	"       virtus vm stop [-t SECS] NAME\n"
 	"       virtus vm snapshot [--stop] NAME DIR\n"
@@ -43,6 +44,9 @@ const char vm_manage_usage[] =
 	"\n"
 	"  ls       the VMs of this host: name, state, vCPUs, memory, uptime, pid, API socket\n"
 	"  info     a VM's state and configuration (--json: as the API gives them)\n"
+	"  metrics  the VM's counters (GET /metrics): uptime, vCPU exits by reason, and per device its own\n"
+	"           counters (disk requests and bytes, frames, connections, balloon pages) and each queue's\n"
+	"           kicks and interrupts; one 'name value' per line (DEVICE.COUNTER, DEVICE.qN.COUNTER)\n"
 	"  pause    stop the VM's vCPUs where they are (its devices finish what is in flight); resume goes on\n"
 	"  kill     end the VM now (no shutdown in the guest)\n"
 	"  stop     press the guest's ACPI power button and wait for it to power off; after SECS (-t, default\n"
@@ -708,6 +712,52 @@ static int vm_info(int argc, char **argv)
 	return 0;
 }
 
+/* {"a": {"b": 1}, "c": [{"d": 2}]} as "a.b 1" and "c.q0.d 2"; a device is named by its "id". */
+static void print_flat(const char *prefix, json_object *o)
+{
+	char name[256];
+	if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, val) {
+			if (!strcmp(key, "id") || !strcmp(key, "devices"))
+				continue;
+			bool nest = !strcmp(key, "counters") || !strcmp(key, "queues");
+			snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix && !nest ? "." : "", nest ? "" : key);
+			print_flat(name, val);
+		}
+	} else if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++) {
+			snprintf(name, sizeof(name), "%s.q%zu", prefix, i);
+			print_flat(name, json_object_array_get_idx(o, i));
+		}
+	} else {
+		printf("%s %s\n", prefix, json_object_get_string(o));
+	}
+}
+
+static int vm_metrics(int argc, char **argv)
+{
+	bool as_json = argc > 1 && !strcmp(argv[1], "--json");
+	struct vm_state st;
+	vt_err err;
+	int rc = load_named(argc, argv, as_json ? 2 : 1, &st);
+	if (rc >= 0)
+		return rc;
+	json_object *m, *devices;
+	if (vm_request(&st, "GET", "/metrics", NULL, &m, &err) < 0)
+		return fail(NULL, &err);
+	if (as_json) {
+		printf("%s\n", json_object_to_json_string_ext(m, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	} else {
+		print_flat("", m);
+		for (size_t i = 0; json_object_object_get_ex(m, "devices", &devices) && i < json_object_array_length(devices); i++) {
+			json_object *d = json_object_array_get_idx(devices, i), *id;
+			print_flat(json_object_object_get_ex(d, "id", &id) ? json_object_get_string(id) : "device", d);
+		}
+	}
+	json_object_put(m);
+	return 0;
+}
+
 static int vm_logs(int argc, char **argv)
 {
 	vt_err err;
@@ -826,6 +876,8 @@ int cmd_vm_manage(int argc, char **argv)
 		return vm_ls(argc, argv);
 	if (!strcmp(verb, "info"))
 		return vm_info(argc, argv);
+	if (!strcmp(verb, "metrics"))
+		return vm_metrics(argc, argv);
 	if (!strcmp(verb, "pause") || !strcmp(verb, "resume"))
 		return vm_pause_resume(argc, argv, !strcmp(verb, "pause"));
 	if (!strcmp(verb, "kill"))

@@ -350,7 +350,8 @@ void *vcpu_thread(void *arg)
 			__atomic_compare_exchange_n(&vm->first_exit_ns, &zero, now_ns(), false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 		}
 		unsigned reason = v->run->exit_reason;
-		v->exits[reason < VCPU_EXIT_REASONS ? reason : 0]++;
+		uint64_t *count = &v->exits[reason < VCPU_EXIT_REASONS ? reason : 0];
+		__atomic_store_n(count, *count + 1, __ATOMIC_RELAXED);   /* one writer; GET /metrics reads it */
 		if (!handle_exit(v))
 			break;
 	}

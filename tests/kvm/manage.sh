@@ -205,6 +205,18 @@ out=$(cd "$tmp" && timeout -s KILL 30 "$virtus_abs" vm disk t9 change vda d9b.im
 if [ $rc -eq 0 ] && v vm api t9 GET /vm/config | grep -q "\"drive_id\": *\"vda\", *\"path_on_host\": *\"$tmp/d9b.img\"" && runs 5 t9; then
 	ok "vm disk t9 change vda IMAGE (a relative path): the VM runs on, its configuration names the new image"
 else not_ok "vm disk change" "status $rc: $out" "$(v vm api t9 GET /vm/config 2>&1)"; fi
+# Counters (GET /metrics): uptime, vCPU exits (the tick guest exits at every tick: the total grows), the disk
+# by its drive ID with its queue; the tick guest has no virtio driver, so no request and no kick.
+v vm metrics t9 >"$tmp/metrics1" 2>&1; rc=$?
+sleep 1; v vm metrics t9 >"$tmp/metrics2" 2>&1
+e1=$(sed -n 's/^vcpu_exits.total //p' "$tmp/metrics1"); e2=$(sed -n 's/^vcpu_exits.total //p' "$tmp/metrics2")
+if [ $rc -eq 0 ] && [[ "$e1" =~ ^[0-9]+$ ]] && [[ "$e2" =~ ^[0-9]+$ ]] && [ "$e2" -gt "$e1" ] && grep -q '^uptime_ms [1-9]' "$tmp/metrics1" &&
+	grep -q '^vda.kind virtio-blk$' "$tmp/metrics1" && grep -q '^vda.read_ops 0$' "$tmp/metrics1" && grep -q '^vda.q0.kicks 0$' "$tmp/metrics1"; then
+	ok "vm metrics: uptime, vCPU exits growing ($e1 -> $e2), the disk's counters under its drive ID"
+else not_ok "vm metrics" "status $rc, exits '$e1' -> '$e2'" "$(head -n 20 "$tmp/metrics1")"; fi
+v vm metrics --json t9 >"$tmp/metricsj" 2>&1
+if grep -q '"id": *"vda"' "$tmp/metricsj" && grep -q '"kind": *"virtio-blk"' "$tmp/metricsj" && grep -q '"write_bytes": *0' "$tmp/metricsj"; then
+	ok "vm metrics --json: GET /metrics's object"; else not_ok "vm metrics --json" "$(head -c 400 "$tmp/metricsj")"; fi
 out=$(v vm run -d --name t9b --kernel "$G/tick.elf" --memory 32M --disk "$tmp/d9a.img" 2>&1); rc=$?
 if [ $rc -eq 0 ]; then ok "vm disk change: the old image is let go (another VM opens it for writing)"; else not_ok "old image still locked" "status $rc: $out"; fi
 v vm kill t9b >/dev/null 2>&1

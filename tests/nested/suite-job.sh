@@ -411,6 +411,9 @@ ip link set hptap0 address 02:00:00:00:78:01 && ip addr add 192.168.78.1/24 dev 
 nh_mac=$(virtus vm api dc1 GET /network-interfaces/lan | sed -n 's/.*mac=\([0-9a-f:]*\).*/\1/p')
 echo "nh-mac $nh_mac"
 ms=$(nh_wait ",eth0:$nh_mac:ok"); echo "nh-added $(nh_last) ms=$ms"
+# The VM's counters (vm metrics): the guest has read its disk and pinged over lan by now.
+virtus vm metrics dc1 >/tmp/mg/metrics 2>&1; echo "mt-status $?"
+echo "mt-values $(grep -E '^(vda[.]read_ops|vda[.]read_bytes|vda[.]q0[.]kicks|vda[.]q0[.]interrupts|lan[.]tx_frames|lan[.]rx_frames|vcpu_exits[.]total) ' /tmp/mg/metrics | sort | tr '\n' ' ')"
 virtus vm net dc1 add wan tap=hptap1; echo "nh-add2-status $?"
 nh_mac2=$(virtus vm api dc1 GET /network-interfaces/wan | sed -n 's/.*mac=\([0-9a-f:]*\).*/\1/p')
 nh_wait ",eth0:$nh_mac:ok,eth1:$nh_mac2:no" >/dev/null; echo "nh-two $(nh_last | sed "s/$nh_mac2/MAC2/; s/$nh_mac/MAC/")"

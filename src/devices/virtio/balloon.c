@@ -258,7 +258,21 @@ static int vb_state_load(struct virtio_device *d, const struct state_reader *r, 
 	return 0;
 }
 
+static unsigned vb_counters(struct virtio_device *d, struct virtio_counter *out)
+{
+	const struct vballoon *b = to_vb(d);
+	const struct virtio_counter c[] = {
+		{ "target_pages", __atomic_load_n(&b->num_pages, __ATOMIC_RELAXED) },
+		{ "actual_pages", __atomic_load_n(&b->actual, __ATOMIC_RELAXED) },
+		{ "pages_inflated", b->counters.inflated }, { "pages_deflated", b->counters.deflated },
+		{ "bad_pfns", b->counters.bad_pfns }, { "guest_stats_updates", b->stats.updates },
+	};
+	memcpy(out, c, sizeof(c));
+	return ARRAY_SIZE(c);
+}
+
 static const struct virtio_device_ops vb_ops = {
+	.counters = vb_counters,
 	.config_read = vb_config_read, .config_write = vb_config_write,
 	.reset = vb_reset, .queue_notify = vb_queue_notify,
 	.state_save = vb_state_save, .state_load = vb_state_load,

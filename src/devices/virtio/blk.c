@@ -42,6 +42,9 @@ struct vblk_dev {
 	bool pushed;                  /* a completion was pushed since the last interrupt */
 	uint64_t in_flight[BLK_QUEUE_SIZE / 64]; /* bit per head whose request the backend holds */
 	uint64_t reposted_heads;      /* guest errors: a head posted again while in flight */
+	struct blk_counts {           /* requests as the guest asked them (GET /metrics), under the transport lock */
+		uint64_t reads, read_bytes, writes, write_bytes, flushes, discards, write_zeroes, malformed;
+	} count;
 	/* Scratch for one request at a time (~36 KiB: kept off the loop thread's stack). */
 	struct virtq_chain chain;
 	struct blk_req_parsed parsed;
@@ -113,10 +116,26 @@ static void request_done(void *opaque, uint16_t head, uint32_t used_len)
 }
 
 /* Parse and start one chain; finished-at-once requests (errors, GET_ID) are pushed here. */
+static void count_request(struct blk_counts *c, const struct blk_req_parsed *p, enum blk_req_verdict v)
+{
+	if (v != BLK_REQ_OK) {
+		c->malformed++;
+		return;
+	}
+	switch (p->type) {
+	case VIRTIO_BLK_T_IN: c->reads++, c->read_bytes += p->data_len; break;
+	case VIRTIO_BLK_T_OUT: c->writes++, c->write_bytes += p->data_len; break;
+	case VIRTIO_BLK_T_FLUSH: c->flushes++; break;
+	case VIRTIO_BLK_T_DISCARD: c->discards++; break;
+	case VIRTIO_BLK_T_WRITE_ZEROES: c->write_zeroes++; break;
+	}
+}
+
 static void start_request(struct vblk_dev *b, struct virtq *vq)
 {
 	enum blk_req_verdict v = blk_req_parse(&b->chain, &b->limits, &b->parsed);
 	uint32_t used;
+	count_request(&b->count, &b->parsed, v);
 	if (vblk_start(b->disk, &b->parsed, v, b->chain.head, request_done, b, &used)) {
 		set_in_flight(b, b->chain.head, true);
 		return;
@@ -171,7 +190,22 @@ static bool blk_quiesced(struct virtio_device *d)
 	return virtio_blk_in_flight(d) == 0;
 }
 
+static unsigned blk_counters(struct virtio_device *d, struct virtio_counter *out)
+{
+	const struct vblk_dev *b = to_vblk(d);
+	const struct blk_counts *c = &b->count;
+	const struct virtio_counter all[] = {
+		{ "read_ops", c->reads }, { "read_bytes", c->read_bytes }, { "write_ops", c->writes },
+		{ "write_bytes", c->write_bytes }, { "flush_ops", c->flushes }, { "discard_ops", c->discards },
+		{ "write_zeroes_ops", c->write_zeroes }, { "malformed", c->malformed }, { "reposted_heads", b->reposted_heads },
+		{ "in_flight", blk_inflight(b->disk) },
+	};
+	memcpy(out, all, sizeof(all));
+	return ARRAY_SIZE(all);
+}
+
 static const struct virtio_device_ops blk_ops = {
+	.counters = blk_counters,
 	.config_read = blk_config_read,
 	.reset = blk_reset,
 	.queue_notify = blk_queue_notify,

@@ -514,8 +514,21 @@ void virtio_net_print_stats(struct virtio_device *d, FILE *f)
 		(unsigned long long)s->rx_no_driver);
 }
 
+static unsigned net_counters(struct virtio_device *d, struct virtio_counter *out)
+{
+	const struct net_stats *s = &to_net(d)->st;
+	const struct virtio_counter c[] = {
+		{ "tx_frames", s->tx_frames }, { "tx_bytes", s->tx_bytes }, { "tx_malformed", s->tx_bad },
+		{ "tx_send_errors", s->tx_errors }, { "rx_frames", s->rx_frames }, { "rx_bytes", s->rx_bytes },
+		{ "rx_dropped", s->rx_bad }, { "rx_before_driver", s->rx_no_driver },
+	};
+	memcpy(out, c, sizeof(c));
+	return ARRAY_SIZE(c);
+}
+
 /* A frame the backend gave but the guest has not got is not part of a snapshot: the network lost it. */
 static const struct virtio_device_ops net_ops = {
+	.counters = net_counters,
 	.config_read = net_config_read,
 	.queue_notify = net_queue_notify,
 	.activate = net_activate,

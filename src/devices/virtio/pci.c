@@ -819,6 +819,28 @@ void virtio_pci_retire(struct virtio_transport *t)
 		virtq_disable(&t->vq[i]);
 }
 
+unsigned virtio_pci_counters(struct virtio_transport *t, struct virtio_counter *out)
+{
+	if (!t->dev->ops->counters)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	unsigned n = t->dev->ops->counters(t->dev, out);
+	pthread_mutex_unlock(&t->lock);
+	return MIN(n, VIRTIO_MAX_COUNTERS);
+}
+
+void virtio_pci_queue_counters(struct virtio_transport *t, unsigned q, struct virtio_queue_counters *out)
+{
+	const struct vpci_queue *vq = &t->q[q];
+	uint64_t kicks = __atomic_load_n(&vq->kicks, __ATOMIC_RELAXED), deferred;
+	pthread_mutex_lock(&t->lock);   /* interrupts and deferred passes are counted under it */
+	out->interrupts = vq->interrupts;
+	deferred = vq->deferred_passes;
+	pthread_mutex_unlock(&t->lock);
+	out->kicks = kicks - MIN(kicks, deferred);
+	out->trapped_kicks = __atomic_load_n(&vq->trapped_kicks, __ATOMIC_RELAXED);
+}
+
 void virtio_pci_print_stats(struct virtio_transport *t, FILE *f)
 {
 	for (unsigned i = 0; i < t->dev->nqueues; i++) {

@@ -111,6 +111,13 @@ void virtio_pci_destroy(struct virtio_transport *t);
  * the device is reset (a disk's requests in flight complete first), so that it can be destroyed. */
 void virtio_pci_unplugged(struct virtio_transport *t);
 void virtio_pci_print_stats(struct virtio_transport *t, FILE *f);
+/* The device's own counters (its ops->counters under the transport lock); returns how many. */
+unsigned virtio_pci_counters(struct virtio_transport *t, struct virtio_counter *out);
+/* Queue q's: kicks (ioeventfd and trapped), the trapped ones, interrupts sent. */
+struct virtio_queue_counters {
+	uint64_t kicks, trapped_kicks, interrupts;
+};
+void virtio_pci_queue_counters(struct virtio_transport *t, unsigned q, struct virtio_queue_counters *out);
 
 /* Snapshot (docs/snapshot.md): the transport's state is section `name` (the PCI function, feature
  * negotiation, status, every queue's configuration and ring positions), the device's own is `name`.dev.

@@ -45,6 +45,12 @@ struct virtio_device;
 struct state_writer;
 struct state_reader;
 
+#define VIRTIO_MAX_COUNTERS 16
+struct virtio_counter {
+	const char *name;                 /* snake_case, static */
+	uint64_t value;
+};
+
 struct virtio_device_ops {
 	/* Device-specific configuration space (virtio 1.x, 4.1.4.6), offset within it; the transport has
 	 * already checked off + len <= config_len. Optional: absent means reads of zeros, writes dropped. */
@@ -70,6 +76,9 @@ struct virtio_device_ops {
 	/* Whether the device holds no request its state cannot describe (virtio-blk: requests in the backend).
 	 * A snapshot waits, devices running, until every device says so. Optional: absent means always. */
 	bool (*quiesced)(struct virtio_device *d);
+	/* The device's counters (GET /metrics), at most VIRTIO_MAX_COUNTERS, read with the transport lock held
+	 * (the device updates them under it). Optional. */
+	unsigned (*counters)(struct virtio_device *d, struct virtio_counter *out);
 };
 
 struct virtio_transport;

@@ -819,7 +819,22 @@ static int vsock_state_load(struct virtio_device *d, const struct state_reader *
 	return 0;
 }
 
+static unsigned vsock_counters(struct virtio_device *d, struct virtio_counter *out)
+{
+	const struct vsock *v = to_vsock(d);
+	const struct vsock_stats *s = &v->stats;
+	const struct virtio_counter c[] = {
+		{ "connections_from_guest", s->conns_from_guest }, { "connections_from_host", s->conns_from_host },
+		{ "bytes_to_host", s->bytes_to_host }, { "bytes_to_guest", s->bytes_to_guest },
+		{ "resets_sent", s->rsts_sent }, { "bad_packets", s->bad_packets },
+		{ "transport_resets", s->transport_resets }, { "open_connections", v->nconns },
+	};
+	memcpy(out, c, sizeof(c));
+	return ARRAY_SIZE(c);
+}
+
 static const struct virtio_device_ops vsock_ops = {
+	.counters = vsock_counters,
 	.config_read = vsock_config_read,
 	.reset = vsock_reset,
 	.queue_notify = vsock_queue_notify,
