@@ -681,12 +681,24 @@ static void print_info(const struct vm_state *st, json_object *info, json_object
 											    : "(empty)");
 }
 
+/* `[--json] NAME`: whether --json came first, and the VM; >= 0 is the exit status of a failed lookup. */
+static int load_json_verb(int argc, char **argv, bool *as_json, struct vm_state *st)
+{
+	*as_json = argc > 1 && !strcmp(argv[1], "--json");
+	return load_named(argc, argv, *as_json ? 2 : 1, st);
+}
+
+static void print_json(json_object *o)
+{
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
 static int vm_info(int argc, char **argv)
 {
-	bool as_json = argc > 1 && !strcmp(argv[1], "--json");
+	bool as_json;
 	struct vm_state st;
 	vt_err err;
-	int rc = load_named(argc, argv, as_json ? 2 : 1, &st);
+	int rc = load_json_verb(argc, argv, &as_json, &st);
 	if (rc >= 0)
 		return rc;
 	json_object *info, *cfg;
@@ -702,7 +714,7 @@ static int vm_info(int argc, char **argv)
 		json_object_object_add(all, "config", cfg);
 		json_object_object_add(all, "pid", json_object_new_int(st.pid));
 		json_object_object_add(all, "started", json_object_new_int64(st.started));
-		printf("%s\n", json_object_to_json_string_ext(all, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		print_json(all);
 		json_object_put(all);
 		return 0;
 	}
@@ -736,17 +748,17 @@ static void print_flat(const char *prefix, json_object *o)
 
 static int vm_metrics(int argc, char **argv)
 {
-	bool as_json = argc > 1 && !strcmp(argv[1], "--json");
+	bool as_json;
 	struct vm_state st;
 	vt_err err;
-	int rc = load_named(argc, argv, as_json ? 2 : 1, &st);
+	int rc = load_json_verb(argc, argv, &as_json, &st);
 	if (rc >= 0)
 		return rc;
 	json_object *m, *devices;
 	if (vm_request(&st, "GET", "/metrics", NULL, &m, &err) < 0)
 		return fail(NULL, &err);
 	if (as_json) {
-		printf("%s\n", json_object_to_json_string_ext(m, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		print_json(m);
 	} else {
 		print_flat("", m);
 		for (size_t i = 0; json_object_object_get_ex(m, "devices", &devices) && i < json_object_array_length(devices); i++) {
