@@ -496,7 +496,11 @@ static int take_reply(int sock, int *status, vt_err *err)
 		*status = json_object_get_int(v);
 		rc = 1;
 	} else if (m && json_object_object_get_ex(m, "error", &v)) {
-		vt_fail(err, "%s", json_object_get_string(v));
+		const char *msg = json_object_get_string(v);
+		vt_fail(err, "%s", msg);
+		/* the runtime's refusal came as text: a file that exists but cannot run is 126, as in a shell */
+		if (strstr(msg, "is not an executable file") && !strstr(msg, "does not exist"))
+			err->errnum = EACCES;
 		*status = ctr_error_status(err);
 		rc = -1;
 	}

@@ -138,6 +138,9 @@ out=$(tr -d '\r' <<<"$out")
 client -- /no/such/program
 [ "$rc" -ge 125 ] && grep -q "not an executable" <<<"$errout" && ok "exec channel: a missing program is the runtime's error (status $rc)" ||
 	not_ok "exec channel: a missing program" "rc $rc: $errout"
+printf 'not a program\n' >"$WORK/rootfs/notexec"; chmod 644 "$WORK/rootfs/notexec"
+client -- /notexec
+[ "$rc" = 126 ] && ok "exec channel: a file that cannot run is status 126" || not_ok "exec channel: a file that cannot run is 126" "rc $rc: $errout"
 client -- sh -c 'exit 300'
 expect "exec channel: status 300 & 255 = 44" "" 44
 timeout 30 "$DRIVER" --exec-client "$WORK/ctr" -- sh -c 'sleep 2; echo first' >"$WORK/first.out" 2>&1 &
