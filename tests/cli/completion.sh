@@ -43,7 +43,7 @@ expect "virtus run --network <TAB>: the modes" "bridge host none slirp" $V _virt
 expect "virtus image <TAB>: the image commands" "--help history import inspect load ls rm save tag" $V _virtus virtus image ""
 expect "virtus image save --format <TAB>" "docker-archive oci-archive" $V _virtus virtus image save --format ""
 expect "virtus v<TAB>" "version vm" $V _virtus virtus v
-expect "virtus vm <TAB>" "--help api balloon cd console disk info kill logs ls migrate net pause probe resume run snapshot stop" $V _virtus virtus vm ""
+expect "virtus vm <TAB>" "--help api balloon cd console disk info kill logs ls metrics migrate net pause probe resume run snapshot stop" $V _virtus virtus vm ""
 expect "virtus vm disk web1 <TAB>" "add change remove" $V _virtus virtus vm disk web1 ""
 expect "virtus vm disk web1 add hp1 images/<TAB>: a file" "images/disk.img" $V _virtus virtus vm disk web1 add hp1 images/
 expect "virtus vm disk web1 add hp1 F <TAB>" "--ro" $V _virtus virtus vm disk web1 add hp1 F ""
