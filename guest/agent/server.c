@@ -118,6 +118,12 @@ static int control(struct agent *a, const struct agent_hdr *h, json_object *o)
 			     ? -1
 			     : proc_resize(a, h->proc, (unsigned)n1, (unsigned)n2, &err);
 		break;
+	case AGENT_MSG_PING: {
+		json_object *r = json_object_new_object();
+		rc = agent_send_json(a, AGENT_MSG_PONG, 0, r);
+		json_object_put(r);
+		return rc;
+	}
 	case AGENT_MSG_SHUTDOWN:
 		shutdown_now(a);
 	default:

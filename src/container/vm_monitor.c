@@ -33,6 +33,8 @@
 #define VM_SHUTDOWN_MS       10000
 #define VM_RAM_DEFAULT       (256 * MiB)
 #define VM_RAM_OVERHEAD      (64 * MiB)  /* the guest kernel and the agent, on top of --memory */
+#define AGENT_DEAD_S_DEFAULT 30          /* docs/agent-protocol.md, "Heartbeat" */
+#define AGENT_PING_MS_MAX    5000
 
 static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
 
@@ -48,6 +50,7 @@ struct vmon {
 	int in;                 /* what feeds the container's stdin, or -1 */
 	bool exited;
 	int status;
+	unsigned agent_dead_ms;  /* silence that makes the agent dead; 0: never */
 	struct vm_execs execs;  /* `virtus exec`'s processes */
 	struct vmbox_bind binds[VMBOX_MAX_BINDS];
 	size_t n_binds;
@@ -496,6 +499,43 @@ static int vmm_death_status(struct vmon *mo)
 	return si.si_code == CLD_EXITED ? 255 : 128 + si.si_status;
 }
 
+/* `virtus pause` (the VMM stopped, the record says so) or `virtus vm pause` (the vCPUs, through the VM's API):
+ * the guest cannot answer, on purpose. A VMM stopped by anyone else is as good as hung. */
+static bool paused_on_purpose(struct vmon *mo)
+{
+	json_object *rec = NULL;
+	vt_err ignored;
+	bool paused = !ctr_record_load(mo->l->store, mo->l->id, &rec, &ignored) && !strcmp(ctr_status(rec), "paused");
+	json_object_put(rec);
+	return paused || vmbox_paused(&mo->box);
+}
+
+/* The poll timeout until the heartbeat's next check, or -1 (no timeout); ends the VM when the agent is dead. */
+static int check_agent(struct vmon *mo)
+{
+	if (!mo->agent_dead_ms)
+		return -1;
+	unsigned ping_ms = mo->agent_dead_ms / 3 < AGENT_PING_MS_MAX ? mo->agent_dead_ms / 3 : AGENT_PING_MS_MAX;
+	int next = agent_heartbeat(mo->agent, ping_ms ? ping_ms : 1, mo->agent_dead_ms);
+	if (next >= 0)
+		return next;
+	if (paused_on_purpose(mo)) {
+		agent_heartbeat_reset(mo->agent);
+		return (int)ping_ms;
+	}
+	cleanup_free char *path = ctr_path(mo->l->store, mo->l->id, "vmm.log");
+	int log = path ? open(path, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
+	if (log >= 0) {
+		dprintf(log, "virtus: the container's agent did not answer for %u s: its VM is stopped\n",
+			(mo->agent_dead_ms + 999) / 1000);
+		close(log);
+	}
+	kill(mo->box.vmm, SIGKILL);
+	mo->exited = true;
+	mo->status = 255;
+	return -1;
+}
+
 static void wait_container(struct vmon *mo)
 {
 	vt_err ignored;
@@ -507,7 +547,12 @@ static void wait_container(struct vmon *mo)
 			{ .fd = agent_pending(mo->agent) ? -1 : mo->in, .events = POLLIN },
 		};
 		unsigned n = 4 + vm_execs_poll(&mo->execs, p + 4, agent_pending(mo->agent));
-		if (poll(p, n, -1) < 0 && errno != EINTR)
+		int timeout = check_agent(mo);
+		if (mo->exited)
+			break;
+		if (timeout >= 0 && agent_pending(mo->agent))
+			p[0].events |= POLLOUT; /* the ping just queued */
+		if (poll(p, n, timeout) < 0 && errno != EINTR)
 			break;
 		if (p[2].revents)
 			on_signal(mo);
@@ -535,6 +580,17 @@ static void shutdown_vm(struct vmon *mo)
 		struct pollfd p = { .fd = mo->vmm_pidfd, .events = POLLIN };
 		poll(&p, 1, VM_SHUTDOWN_MS);
 	}
+}
+
+static int agent_timeout(struct vmon *mo, vt_err *err)
+{
+	const char *v = getenv("VIRTUS_AGENT_TIMEOUT");
+	unsigned long s = AGENT_DEAD_S_DEFAULT;
+	char *end = NULL;
+	if (v && (errno = 0, s = strtoul(v, &end, 10), !*v || *end || errno || s > 86400))
+		return vt_fail(err, "VIRTUS_AGENT_TIMEOUT: '%s' is not a number of seconds (0 to 86400)", v);
+	mo->agent_dead_ms = (unsigned)s * 1000;
+	return 0;
 }
 
 static int block_signals(void)
@@ -610,8 +666,8 @@ void ctr_vm_monitor_main(struct ctr_launch *l, int sock)
 		vt_fail_errno(&err, errno, "signalfd");
 		fail_start(&mo, &err);
 	}
-	if (setup_stdio(&mo, &master, &err) || guest_spec(&mo, &spec, &err) || start_vm(&mo, spec, &err) ||
-	    listen_for_execs(&mo, spec, &err))
+	if (agent_timeout(&mo, &err) || setup_stdio(&mo, &master, &err) || guest_spec(&mo, &spec, &err) ||
+	    start_vm(&mo, spec, &err) || listen_for_execs(&mo, spec, &err))
 		fail_start(&mo, &err);
 	ctr_monitor_send(sock, CTR_MSG_STARTED, mo.box.vmm, NULL, master);
 	close(sock);

@@ -31,6 +31,8 @@ struct agent_conn {
 	size_t tx_len, tx_cap;
 	uint8_t known[AGENT_MAX_PROCS]; /* PROC_*: processes the host asked for and that have not exited */
 	bool closed;
+	uint64_t heard_ns;     /* when the agent last sent anything */
+	uint64_t pinged_ns;    /* when the last ping was queued (0: none since heard_ns) */
 };
 
 int agent_fd(const struct agent_conn *c) { return c->fd; }
@@ -146,6 +148,27 @@ static int queue_empty(struct agent_conn *c, uint16_t type, vt_err *err)
 
 int agent_send_start(struct agent_conn *c, vt_err *err) { return queue_empty(c, AGENT_MSG_START, err); }
 int agent_send_shutdown(struct agent_conn *c, vt_err *err) { return queue_empty(c, AGENT_MSG_SHUTDOWN, err); }
+
+void agent_heartbeat_reset(struct agent_conn *c)
+{
+	c->heard_ns = now_ns();
+	c->pinged_ns = 0;
+}
+
+int agent_heartbeat(struct agent_conn *c, unsigned interval_ms, unsigned dead_ms)
+{
+	uint64_t now = now_ns(), silent_ms = (now - c->heard_ns) / 1000000;
+	vt_err ignored;
+	if (silent_ms >= dead_ms)
+		return -1;
+	if (silent_ms >= interval_ms && (!c->pinged_ns || (now - c->pinged_ns) / 1000000 >= interval_ms) &&
+	    !queue_empty(c, AGENT_MSG_PING, &ignored))
+		c->pinged_ns = now;
+	uint64_t since = c->pinged_ns ? (now - c->pinged_ns) / 1000000 : silent_ms;
+	uint64_t next = since < interval_ms ? interval_ms - since : interval_ms;
+	uint64_t left = dead_ms - silent_ms;
+	return (int)(next < left ? next : left);
+}
 
 int agent_send_stdin(struct agent_conn *c, unsigned proc, const void *buf, size_t len, vt_err *err)
 {
@@ -309,39 +332,56 @@ static int next_frame(struct agent_conn *c, struct agent_hdr *h, vt_err *err)
 	return c->rx_len >= AGENT_HDR_SIZE + h->len;
 }
 
+/* A pong is the heartbeat's business, not an event: an empty object for process 0. */
+static int take_pong(struct agent_conn *c, const struct agent_hdr *h, vt_err *err)
+{
+	json_object *o = agent_parse_object(c->rx + AGENT_HDR_SIZE, h->len);
+	bool ok = o && h->proc == AGENT_INIT_PROC;
+	json_object_put(o);
+	c->pinged_ns = 0;
+	return ok ? 0 : proto_error(c, err, "bad pong");
+}
+
 int agent_recv(struct agent_conn *c, struct agent_event *ev, vt_err *err)
 {
 	memset(ev, 0, sizeof(*ev));
 	if (c->closed)
 		return vt_fail(err, "agent: connection unusable");
-	if (c->rx_used) {
-		memmove(c->rx, c->rx + c->rx_used, c->rx_len - c->rx_used);
-		c->rx_len -= c->rx_used;
-		c->rx_used = 0;
-	}
-	struct agent_hdr h;
-	int have = next_frame(c, &h, err);
-	if (have == 0 && c->rx_len < RX_CAP) {
-		ssize_t n = recv(c->fd, c->rx + c->rx_len, RX_CAP - c->rx_len, MSG_DONTWAIT);
-		if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
-			return vt_fail_errno(err, errno, "agent: receiving");
-		if (n == 0) {
-			if (c->rx_len)
-				return proto_error(c, err, "connection closed inside a frame");
-			ev->kind = AGENT_EV_CLOSED;
-			c->closed = true;
-			return 0;
+	for (;;) {
+		if (c->rx_used) {
+			memmove(c->rx, c->rx + c->rx_used, c->rx_len - c->rx_used);
+			c->rx_len -= c->rx_used;
+			c->rx_used = 0;
 		}
-		if (n > 0)
-			c->rx_len += (size_t)n;
-		have = next_frame(c, &h, err);
+		struct agent_hdr h;
+		int have = next_frame(c, &h, err);
+		if (have == 0 && c->rx_len < RX_CAP) {
+			ssize_t n = recv(c->fd, c->rx + c->rx_len, RX_CAP - c->rx_len, MSG_DONTWAIT);
+			if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+				return vt_fail_errno(err, errno, "agent: receiving");
+			if (n == 0) {
+				if (c->rx_len)
+					return proto_error(c, err, "connection closed inside a frame");
+				ev->kind = AGENT_EV_CLOSED;
+				c->closed = true;
+				return 0;
+			}
+			if (n > 0) {
+				c->rx_len += (size_t)n;
+				c->heard_ns = now_ns();
+			}
+			have = next_frame(c, &h, err);
+		}
+		if (have <= 0) {
+			ev->kind = AGENT_EV_NONE;
+			return have;
+		}
+		c->rx_used = AGENT_HDR_SIZE + h.len;
+		if (h.type != AGENT_MSG_PONG)
+			return frame_event(c, &h, ev, err);
+		if (take_pong(c, &h, err))
+			return -1;
 	}
-	if (have <= 0) {
-		ev->kind = AGENT_EV_NONE;
-		return have;
-	}
-	c->rx_used = AGENT_HDR_SIZE + h.len;
-	return frame_event(c, &h, ev, err);
 }
 
 /* ---------------- connecting ---------------- */
@@ -400,6 +440,7 @@ static int new_conn(int fd, struct agent_conn **out, vt_err *err)
 		return vt_fail_errno(err, ENOMEM, "agent");
 	}
 	c->fd = fd;
+	c->heard_ns = now_ns();
 	*out = c;
 	return 0;
 }

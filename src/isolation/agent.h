@@ -66,6 +66,12 @@ int agent_send_exec(struct agent_conn *c, unsigned proc, json_object *process, c
 int agent_send_stdin(struct agent_conn *c, unsigned proc, const void *buf, size_t len, vt_err *err);
 int agent_send_signal(struct agent_conn *c, unsigned proc, int sig, vt_err *err);
 int agent_send_resize(struct agent_conn *c, unsigned proc, unsigned short rows, unsigned short cols, vt_err *err);
+/* Is the agent still answering? Any frame from it counts; after interval_ms without one a ping is queued
+ * (the agent answers every ping with a pong, which agent_recv consumes). Returns how many ms until the next
+ * check is due (a poll timeout for the caller), or -1 once nothing has come for dead_ms: the agent (or its
+ * VM) stopped answering. agent_heartbeat_reset() starts the silence over (a VM that was paused on purpose). */
+int agent_heartbeat(struct agent_conn *c, unsigned interval_ms, unsigned dead_ms);
+void agent_heartbeat_reset(struct agent_conn *c);
 /* Ask the guest to power off (after the container ended, or for stop -t timeout). */
 int agent_send_shutdown(struct agent_conn *c, vt_err *err);
 

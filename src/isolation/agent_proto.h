@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AGENT_PROTO_VERSION 1
+#define AGENT_PROTO_VERSION 2          /* 2: ping/pong */
 #define AGENT_HDR_SIZE      8
 #define AGENT_MAX_PAYLOAD   65536u       /* bytes after the header, any type */
 #define AGENT_MAX_PROC_ID   63           /* process ids 0 .. AGENT_MAX_PROCS-1 */
@@ -28,6 +28,7 @@ enum agent_msg_type {
 	AGENT_MSG_SIGNAL = 7,     /* {"signal":N} */
 	AGENT_MSG_RESIZE = 8,     /* {"rows":R,"cols":C} */
 	AGENT_MSG_SHUTDOWN = 9,   /* {} */
+	AGENT_MSG_PING = 10,      /* {}: answered by a pong (the host's check that the agent still answers) */
 	/* guest -> host */
 	AGENT_MSG_CREATED = 16,   /* {"pid":N} */
 	AGENT_MSG_STARTED = 17,   /* {"pid":N} */
@@ -35,6 +36,7 @@ enum agent_msg_type {
 	AGENT_MSG_STDERR = 19,    /* raw bytes */
 	AGENT_MSG_EXIT = 20,      /* {"status":N}: 128+n when killed by signal n */
 	AGENT_MSG_ERROR = 21,     /* {"message":"..."}: a request was refused */
+	AGENT_MSG_PONG = 22,      /* {}: the answer to a ping */
 };
 
 struct agent_hdr {

@@ -4,6 +4,7 @@
 #include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "isolation/vmbox.h"
+#include "api/http.h"
 #include "cli/vm_state.h"
 #include "lib/util.h"
 
@@ -265,6 +267,20 @@ int vmbox_start(const struct vmbox_config *c, struct vmbox *b, vt_err *err)
 		return vt_err_prefix(err, "starting the container's VM");
 	}
 	return 0;
+}
+
+bool vmbox_paused(const struct vmbox *b)
+{
+	struct vm_state st;
+	vt_err ignored;
+	int status = 0;
+	char *reply = NULL;
+	if (b->vmm <= 0 || vm_state_load(b->vm_name, &st, &ignored) || st.pid != b->vmm ||
+	    api_call(st.api_socket, "GET", "/", NULL, 1000, &status, &reply, &ignored))
+		return false;
+	bool paused = status == 200 && strstr(reply, "\"Paused\"");
+	free(reply);
+	return paused;
 }
 
 static int end(pid_t *pid)

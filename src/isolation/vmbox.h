@@ -57,6 +57,9 @@ struct vmbox {
 int vmbox_find_guest(char kernel[PATH_MAX], char initrd[PATH_MAX], vt_err *err);
 /* Start virtiofsd and the VMM. On failure nothing is left running or on disk. */
 int vmbox_start(const struct vmbox_config *c, struct vmbox *b, vt_err *err);
+/* Are the VM's vCPUs paused through its API (`virtus vm pause ctr-...`)? A VMM that does not answer its API
+ * within a second is not paused. */
+bool vmbox_paused(const struct vmbox *b);
 /* End what still runs (SIGKILL), reap both processes, remove the sockets. Returns the VMM's wait status
  * (or -1 when it was reaped elsewhere). Idempotent. */
 int vmbox_stop(struct vmbox *b);

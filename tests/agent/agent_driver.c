@@ -4,12 +4,14 @@
  *
  *   agent_driver SOCK [--tty ROWSxCOLS] [--stdin TEXT] [--env K=V]... [--cwd DIR] [--user UID:GID]
  *                [--no-pidns] [--term-after MS] [--exec] [--bad-spec-first] [--bind SRC:DST]
- *                [--resize ROWSxCOLS] -- ARGS...
+ *                [--resize ROWSxCOLS] [--heartbeat PING_MS:DEAD_MS] -- ARGS...
  *   agent_driver SOCK --shutdown
  *   agent_driver SOCK [--env K=V]... --serve-execs DIR -- ARGS
  *   agent_driver --exec-client DIR [-t] [-i] [--env K=V]... [--cwd DIR] [--user UID:GID] -- ARGS...
  * --exec runs ARGS beside an init `sleep 1000`; --bad-spec-first sends a create the runtime must refuse,
  * prints "refused: MESSAGE" on stderr and goes on with the real one on the same connection.
+ * --heartbeat checks the agent as a VM container's monitor does (agent_heartbeat): a dead agent is
+ * "agent_driver: the agent did not answer for DEAD_MS ms" on stderr and status 124.
  * --serve-execs plays a VM container's monitor (src/container/vm_exec.h) for the init ARGS: it prints
  * "serving" once DIR/exec.sock listens and serves execs until SIGTERM; --exec-client is `virtus exec`'s side
  * of that channel: it exits with the process's status (its error on stderr). */
@@ -36,6 +38,7 @@ struct opts {
 	const char *env[16];
 	int n_env, term_after_ms;
 	unsigned resize_rows, resize_cols; /* --resize RxC: sent once the process started */
+	unsigned ping_ms, dead_ms;         /* --heartbeat */
 	bool exec, bad_spec, no_pidns, shutdown;
 	char **args;
 };
@@ -66,6 +69,10 @@ static void parse(int argc, char **argv, struct opts *o)
 		} else if (!strcmp(a, "--resize")) {
 			if (sscanf(v, "%ux%u", &o->resize_rows, &o->resize_cols) != 2)
 				die("--resize ROWSxCOLS", NULL);
+			i++;
+		} else if (!strcmp(a, "--heartbeat")) {
+			if (sscanf(v, "%u:%u", &o->ping_ms, &o->dead_ms) != 2 || !o->ping_ms || !o->dead_ms)
+				die("--heartbeat PING_MS:DEAD_MS", NULL);
 			i++;
 		} else if (!strcmp(a, "--bind")) {
 			o->bind = v, i++;
@@ -205,6 +212,11 @@ static int relay(struct agent_conn *c, const struct opts *o, unsigned target)
 		case AGENT_EV_NONE: {
 			struct pollfd p = { .fd = agent_fd(c), .events = POLLIN };
 			poll(&p, 1, 50);
+			if (o->dead_ms && agent_heartbeat(c, o->ping_ms, o->dead_ms) < 0) {
+				fprintf(stderr, "agent_driver: the agent did not answer for %u ms\n", o->dead_ms);
+				return 124;
+			}
+			flush_all(c);
 			if (term_at && now_ns() >= term_at) {
 				term_at = 0;
 				if (agent_send_signal(c, target, SIGTERM, &err))

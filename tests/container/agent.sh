@@ -176,6 +176,25 @@ client -- true
 [ "$rc" = 125 ] && grep -q "cannot reach the container's monitor" <<<"$errout" && ok "exec channel: no monitor is a clear error (125)" ||
 	not_ok "exec channel: no monitor is a clear error" "rc $rc: $errout"
 
+# The heartbeat (agent_heartbeat, as a VM container's monitor runs it): pings keep a quiet agent alive; a
+# stopped one is dead once the silence reaches its limit.
+drive --heartbeat 200:1000 -- sh -c 'sleep 2.5; echo awake'
+expect "heartbeat: a process silent for 2.5 s with a 1 s limit: the agent answers pings, no false death" "awake" 0
+timeout 30 "$DRIVER" "$SOCK" --heartbeat 200:1000 -- sleep 21 >/dev/null 2>"$WORK/hb.err" &
+hb=$!
+for _ in $(seq 50); do pgrep -f '^sleep 21$' >/dev/null && break; sleep 0.1; done
+kill -STOP $agent_pid
+start=$(date +%s%N); wait $hb; rc=$?; ms=$(( ($(date +%s%N) - start) / 1000000 ))
+kill -CONT $agent_pid
+if [ "$rc" = 124 ] && grep -q 'the agent did not answer for 1000 ms' "$WORK/hb.err" && [ "$ms" -lt 5000 ]; then
+	ok "heartbeat: a stopped agent is dead after its 1 s limit (status 124 in ${ms} ms)"
+else
+	not_ok "heartbeat: a stopped agent is dead after its limit" "rc $rc after ${ms} ms: $(cat "$WORK/hb.err")"
+fi
+for _ in $(seq 50); do pgrep -f '^sleep 21$' >/dev/null || break; sleep 0.1; done
+pgrep -f '^sleep 21$' >/dev/null && not_ok "heartbeat: the dead connection's process is gone once the agent runs again" ||
+	ok "heartbeat: the dead connection's process is gone once the agent runs again"
+
 kill -0 $agent_pid 2>/dev/null && ok "the agent is still running" || not_ok "the agent is still running" "$(cat "$WORK/agent.err")"
 timeout 10 "$DRIVER" "$SOCK" --shutdown && ok "shutdown closes the connection" || not_ok "shutdown"
 for _ in $(seq 50); do kill -0 $agent_pid 2>/dev/null || break; sleep 0.1; done

@@ -15,9 +15,12 @@
 
 volatile uint8_t fuzz_sink; /* the bytes of every event are read into this */
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 static void put_hello(int fd)
 {
-	static const char hello[] = "{\"version\":1}";
+	static const char hello[] = "{\"version\":" STR(AGENT_PROTO_VERSION) "}";
 	uint8_t hdr[AGENT_HDR_SIZE];
 	struct agent_hdr h = { .len = sizeof(hello) - 1, .type = AGENT_MSG_HELLO };
 	agent_hdr_encode(hdr, &h);

@@ -95,6 +95,26 @@ say run3-exit "$(virtus inspect iso2 | grep -o '"ExitCode": [0-9]*' | head -n1)"
 virtus rm iso2
 say run3-left "$(leftovers)"
 
+# 3b. The agent's heartbeat (VIRTUS_AGENT_TIMEOUT=10): a quiet container lives on (pings answered), a paused
+# one too; a VMM that stops answering (SIGSTOP from outside virtus: as good as hung) is ended after 10 s:
+# exited 255, said in vmm.log, nothing left behind.
+VIRTUS_AGENT_TIMEOUT=10 timeout $limit virtus run -d --isolation=vm --network none --name iso3 bb:1 \
+	sh -c 'echo up; sleep 1000' >/dev/null 2>/tmp/run6.err
+say hb-status $?
+wait_log iso3 up; say hb-up $?
+sleep 14; say hb-quiet "$(virtus ps | grep -c iso3)"
+virtus pause iso3; sleep 14; virtus unpause iso3; sleep 1
+say hb-paused "$(virtus ps | grep iso3 | grep -c Up)"
+vmm=$(virtus inspect iso3 | sed -n 's/.*"Pid": \([0-9]*\).*/\1/p' | head -n1)
+id=$(virtus inspect iso3 | sed -n 's/.*"Id": "\([0-9a-f]*\)".*/\1/p' | head -n1)
+kill -STOP "$vmm"; t0=$(date +%s)
+i=0; while [ $i -lt 400 ] && virtus ps | grep -q iso3; do i=$((i + 1)); sleep 0.1; done
+say hb-secs $(( $(date +%s) - t0 ))
+say hb-exit "$(virtus inspect iso3 | grep -o '"ExitCode": [0-9]*' | head -n1)"
+say hb-log "$(grep -o "agent did not answer for 10 s" "$VIRTUS_ROOT/containers/$id/vmm.log")"
+virtus rm iso3
+say hb-left "$(leftovers)"
+
 # 4. Bad input: a command that does not exist in the image (127), and --network host (refused, 125).
 timeout $limit virtus run --rm --isolation=vm --network none bb:1 /nonexistent >/dev/null 2>/tmp/run4.err
 say run4-status $?

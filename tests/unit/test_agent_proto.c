@@ -20,6 +20,10 @@
 #include "isolation/agent_proto.h"
 #include "lib/util.h"
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define HELLO_JSON "{\"version\":" STR(AGENT_PROTO_VERSION) "}"
+
 struct fixture {
 	struct agent_conn *c;
 	int peer;  /* the fake agent's end */
@@ -56,7 +60,7 @@ static int setup(void **state)
 {
 	int sv[2];
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	put_json(sv[1], AGENT_MSG_HELLO, 0, "{\"version\":1}");
+	put_json(sv[1], AGENT_MSG_HELLO, 0, HELLO_JSON);
 	struct fixture *f = calloc(1, sizeof(*f));
 	vt_err err = { 0 };
 	assert_int_equal(agent_connect_fd(sv[0], 2000, &f->c, &err), 0);
@@ -65,7 +69,7 @@ static int setup(void **state)
 	char p[64];
 	get_frame(f->peer, &h, p, sizeof(p));
 	assert_int_equal(h.type, AGENT_MSG_HELLO);
-	assert_string_equal(p, "{\"version\":1}");
+	assert_string_equal(p, HELLO_JSON);
 	*state = f;
 	return 0;
 }
@@ -281,10 +285,57 @@ static void test_data_for_unknown_process(void **state)
 	expect_error(f, "unknown process");
 }
 
+/* Pongs are the heartbeat's: consumed between events (never one themselves), and only {} for process 0. */
+static void test_pong_is_not_an_event(void **state)
+{
+	struct fixture *f = *state;
+	struct agent_event ev;
+	vt_err err;
+	create_init(f);
+	put_json(f->peer, AGENT_MSG_PONG, 0, "{}");
+	put_json(f->peer, AGENT_MSG_CREATED, 0, "{\"pid\":42}");
+	put_json(f->peer, AGENT_MSG_PONG, 0, "{}");
+	assert_int_equal(recv_one(f, &ev, &err), 0);
+	assert_int_equal(ev.kind, AGENT_EV_CREATED);
+	assert_int_equal(recv_one(f, &ev, &err), 0);
+	assert_int_equal(ev.kind, AGENT_EV_NONE);
+	put_json(f->peer, AGENT_MSG_PONG, 3, "{}");
+	expect_error(f, "bad pong");
+}
+
+/* A silent agent is pinged after the interval and dead after the limit; anything it sends starts over. */
+static void test_heartbeat(void **state)
+{
+	struct fixture *f = *state;
+	struct agent_event ev;
+	struct agent_hdr h;
+	char p[64];
+	vt_err err;
+	int next = agent_heartbeat(f->c, 100, 400);
+	assert_true(next > 0 && next <= 100);
+	assert_false(agent_pending(f->c));          /* just heard the hello: no ping yet */
+	usleep(120000);
+	assert_true(agent_heartbeat(f->c, 100, 400) > 0);
+	assert_true(agent_pending(f->c));
+	assert_int_equal(agent_flush(f->c, &err), 0);
+	get_frame(f->peer, &h, p, sizeof(p));
+	assert_int_equal(h.type, AGENT_MSG_PING);
+	assert_string_equal(p, "{}");
+	put_json(f->peer, AGENT_MSG_PONG, 0, "{}");
+	assert_int_equal(recv_one(f, &ev, &err), 0);
+	assert_int_equal(ev.kind, AGENT_EV_NONE);
+	assert_true(agent_heartbeat(f->c, 100, 400) > 0); /* the pong reset the silence */
+	assert_false(agent_pending(f->c));
+	usleep(420000);                                  /* no answer at all: dead */
+	assert_int_equal(agent_heartbeat(f->c, 100, 400), -1);
+	agent_heartbeat_reset(f->c);                     /* a pause on purpose starts it over */
+	assert_true(agent_heartbeat(f->c, 100, 400) > 0);
+}
+
 static void test_second_hello(void **state)
 {
 	struct fixture *f = *state;
-	put_json(f->peer, AGENT_MSG_HELLO, 0, "{\"version\":1}");
+	put_json(f->peer, AGENT_MSG_HELLO, 0, HELLO_JSON);
 	expect_error(f, "hello");
 }
 
@@ -361,7 +412,7 @@ static void test_sends(void **state)
 static void test_handshake_refusals(void **state)
 {
 	(void)state;
-	static const char *const hellos[] = { "{\"version\":2}", "{}", "nonsense", "{\"version\":\"1\"}" };
+	static const char *const hellos[] = { "{\"version\":1}", "{}", "nonsense", "{\"version\":\"1\"}" };
 	for (size_t i = 0; i < ARRAY_SIZE(hellos); i++) {
 		int sv[2];
 		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -400,7 +451,7 @@ static void fake_vmm(int ls)
 			close(c);
 			continue;
 		}
-		static const char hello[] = "{\"version\":1}";
+		static const char hello[] = HELLO_JSON;
 		uint8_t buf[64] = "OK 1024\n";
 		struct agent_hdr h = { .len = sizeof(hello) - 1, .type = AGENT_MSG_HELLO };
 		agent_hdr_encode(buf + 8, &h);
@@ -468,6 +519,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pid_wrong_type, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_data_for_unknown_process, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_hello, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pong_is_not_an_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_text_sanitised, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_create_frees_the_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sends, setup, teardown),
