@@ -66,8 +66,10 @@ int cnet_prepare(const char *store_root, const char *id, const struct cnet_confi
 	if (check_config(c, err) < 0 || cnet_ports_reserve(c, out, err) < 0)
 		return -1;
 	int rc = 0;
+	out->exact = true;
 	switch (c->mode) {
 	case CNET_BRIDGE:
+		out->bridged = true;
 		rc = cnet_bridge_prepare(store_root, id, out, err);
 		break;
 	case CNET_SLIRP:
@@ -127,7 +129,9 @@ int cnet_detach(const char *store_root, const char *id, struct cnet_lease *lease
 		cnet_slirp_stop(lease->slirp);
 		lease->slirp = NULL;
 	}
-	return cnet_bridge_detach(id, err);
+	if (lease->exact && !lease->bridged)
+		return 0;
+	return lease->exact && !lease->rules ? cnet_bridge_detach_ruleless(id, err) : cnet_bridge_detach(id, err);
 }
 
 int cnet_gc(const char *store_root, vt_err *err)

@@ -73,6 +73,10 @@ struct cnet_lease {
 	struct cnet_slirp *slirp; /* slirp only: the running forwarder, owned by the monitor process */
 	int port_fds[CNET_MAX_PORTS]; /* the host ports' reservation sockets (see above) */
 	size_t n_port_fds;
+	/* What cnet_detach has to undo. A lease cnet_prepare made is exact: bridged says whether the container
+	 * is on the bridge, rules whether nftables rules carry its comment. A lease made up afterwards (a dead
+	 * monitor's leftovers) is not, and then everything that could exist for the container is looked for. */
+	bool exact, bridged, rules;
 };
 
 int cnet_parse_mode(const char *s, enum cnet_mode *out, vt_err *err);

@@ -78,6 +78,32 @@ static int bridge_setup(struct in_addr *subnet, unsigned *prefix, struct in_addr
 	return 0;
 }
 
+/* 1 and the bridge's subnet and gateway when it exists with its address, 0 when not. */
+static int bridge_address(int nl, struct in_addr *subnet, unsigned *prefix, struct in_addr *gw, vt_err *err)
+{
+	int index = nl_link_index(nl, CNET_BRIDGE_NAME, err);
+	if (index <= 0)
+		return index;
+	int rc = nl_addr_get(nl, index, gw, prefix, err);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	subnet->s_addr = htonl(ntohl(gw->s_addr) & (0xffffffffu << (32 - *prefix)));
+	return 1;
+}
+
+/* At attach, moments after prepare set everything up: only a bridge deleted meanwhile is set up again (the
+ * table and the host settings go with a full setup; a run pays for one). */
+static int bridge_again(struct in_addr *subnet, unsigned *prefix, struct in_addr *gw, vt_err *err)
+{
+	cleanup_close int nl = nl_open(err);
+	if (nl < 0)
+		return vt_err_prefix(err, "bridge %s", CNET_BRIDGE_NAME);
+	int found = bridge_address(nl, subnet, prefix, gw, err);
+	if (found < 0)
+		return vt_err_prefix(err, "bridge %s", CNET_BRIDGE_NAME);
+	return found ? 0 : bridge_setup(subnet, prefix, gw, err);
+}
+
 int cnet_bridge_prepare(const char *store_root, const char *id, struct cnet_lease *out, vt_err *err)
 {
 	struct in_addr subnet, gw, addr;
@@ -141,27 +167,29 @@ int cnet_bridge_attach(const char *store_root, const char *id, const struct cnet
 	unsigned prefix;
 	if (inet_pton(AF_INET, lease->addr, &addr) != 1)
 		return vt_fail(err, "container network: lease address '%s' is not an address", lease->addr);
-	/* The bridge may have been deleted since prepare: set it up again (idempotent). */
-	if (bridge_setup(&subnet, &prefix, &gw, err) < 0)
+	if (bridge_again(&subnet, &prefix, &gw, err) < 0)
 		return -1;
 	cleanup_close int nl = nl_open(err);
 	if (nl < 0 || make_veth(nl, id, pid, err) < 0 || configure_inside(pid, addr, prefix, gw, err) < 0 ||
-	    wait_host_side(nl, id, err) < 0 || cnet_nft_add_container(id, addr, gw, c, err) < 0 ||
+	    wait_host_side(nl, id, err) < 0 || cnet_nft_add_container(id, addr, gw, c, &lease->rules, err) < 0 ||
 	    cnet_lease_set_holder(id, err) < 0)
 		return vt_err_prefix(err, "container network");
 	return 0;
 }
 
-int cnet_bridge_detach(const char *id, vt_err *err)
+static int bridge_detach(const char *id, bool rules, vt_err *err)
 {
 	char host_end[16];
 	cnet_veth_name(id, host_end);
 	cleanup_close int nl = nl_open(err);
-	if (nl < 0 || cnet_nft_del_container(id, err) < 0 || nl_link_del(nl, host_end, err) < 0 ||
+	if (nl < 0 || (rules && cnet_nft_del_container(id, err) < 0) || nl_link_del(nl, host_end, err) < 0 ||
 	    cnet_lease_drop(id, err) < 0)
 		return vt_err_prefix(err, "removing the network of container %s", id);
 	return 0;
 }
+
+int cnet_bridge_detach(const char *id, vt_err *err) { return bridge_detach(id, true, err); }
+int cnet_bridge_detach_ruleless(const char *id, vt_err *err) { return bridge_detach(id, false, err); }
 
 /* A persistent tap of that name, owned by nobody until the VMM opens it (TUNSETIFF on an existing device). */
 static int make_tap(const char *name, vt_err *err)
@@ -191,7 +219,7 @@ int cnet_attach_tap(const char *store_root, const char *id, const struct cnet_co
 	if (master <= 0)
 		return master < 0 ? -1 : vt_fail(err, "bridge %s is missing", CNET_BRIDGE_NAME);
 	if (nl_link_del(nl, tap, err) < 0 || make_tap(tap, err) < 0 || nl_link_set_master(nl, tap, master, err) < 0 ||
-	    nl_link_up(nl, tap, err) < 0 || cnet_nft_add_container(id, addr, gw, c, err) < 0 ||
+	    nl_link_up(nl, tap, err) < 0 || cnet_nft_add_container(id, addr, gw, c, &lease->rules, err) < 0 ||
 	    cnet_lease_set_holder(id, err) < 0) {
 		vt_err ignored;
 		cnet_bridge_detach(id, &ignored);

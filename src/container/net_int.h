@@ -38,13 +38,16 @@ int nl_addr_add(int nl, int ifindex, struct in_addr addr, unsigned prefix, vt_er
 int nl_addr_get(int nl, int ifindex, struct in_addr *addr, unsigned *prefix, vt_err *err);
 int nl_route_default(int nl, struct in_addr gw, vt_err *err);
 
+#define CNET_RUN_DIR "/run/virtus-net"   /* leases, their lock, the table's mark (tmpfs: gone at boot) */
+
 /* ---- helpers (net.c) ---- */
 int cnet_sysctl_write(const char *path, const char *value, vt_err *err);
 
 /* ---- nftables (net_nft.c): table ip virtus ---- */
 int cnet_nft_ensure_table(struct in_addr subnet, unsigned prefix, vt_err *err);
+/* *added: rules were added (-p ports, host_loopback); none is no nftables call at all. */
 int cnet_nft_add_container(const char *id, struct in_addr addr, struct in_addr gw, const struct cnet_config *c,
-			   vt_err *err);
+			   bool *added, vt_err *err);
 int cnet_nft_del_container(const char *id, vt_err *err);
 
 /* ---- leases (net_lease.c) ---- */
@@ -63,6 +66,8 @@ int cnet_bridge_attach(const char *store_root, const char *id, const struct cnet
 		       struct cnet_lease *lease, vt_err *err);
 /* Everything of one container: its rules, its veth, its lease. Idempotent. */
 int cnet_bridge_detach(const char *id, vt_err *err);
+/* The same when its rules are known to be none: no nftables call. */
+int cnet_bridge_detach_ruleless(const char *id, vt_err *err);
 
 /* ---- slirp (net_slirp.c) ---- */
 int cnet_slirp_start(pid_t pid, const struct cnet_config *c, struct cnet_slirp **out, vt_err *err);

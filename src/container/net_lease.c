@@ -16,7 +16,7 @@
 #include "lib/util.h"
 
 /* Not under /run/virtus: that directory belongs to the VMM's jails (and must be empty when none runs). */
-#define NET_DIR "/run/virtus-net"
+#define NET_DIR CNET_RUN_DIR
 #define LEASE_DIR NET_DIR "/leases"
 
 struct lease_rec {

@@ -9,25 +9,83 @@
  *
  * guard and postrouting hold only the table's own rules: they are flushed and refilled in the same batch
  * (atomic, so two runs at once are harmless). Every rule of a container carries the comment "virtus:<id>",
- * which is how cnet_detach and cnet_gc find exactly that container's rules (by their handles). */
+ * which is how cnet_detach and cnet_gc find exactly that container's rules (by their handles).
+ *
+ * libnftables is loaded on first use (dlopen): with libjansson, libgmp, libxtables and the rest it costs every
+ * store command ~2 ms of start-up, and only bridged containers with rules or a new bridge need it. */
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 #include <nftables/libnftables.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "container/net_int.h"
 #include "lib/util.h"
 
 #define RULES_MAX 16384
+#define NFT_LIBRARY "libnftables.so.1"
+
+/* The entry points used, resolved with dlsym (the header still types them). */
+static struct {
+	__typeof__(nft_ctx_new) *ctx_new;
+	__typeof__(nft_ctx_free) *ctx_free;
+	__typeof__(nft_ctx_output_set_flags) *output_set_flags;
+	__typeof__(nft_ctx_buffer_output) *buffer_output;
+	__typeof__(nft_ctx_buffer_error) *buffer_error;
+	__typeof__(nft_ctx_get_output_buffer) *get_output_buffer;
+	__typeof__(nft_ctx_get_error_buffer) *get_error_buffer;
+	__typeof__(nft_run_cmd_from_buffer) *run_cmd_from_buffer;
+	char error[200];          /* why loading failed; "" when loaded */
+} nft;
+static pthread_once_t nft_once = PTHREAD_ONCE_INIT;
+
+static void nft_load_once(void)
+{
+	void *h = dlopen(NFT_LIBRARY, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+	struct { void *slot; const char *name; } syms[] = {
+		{ &nft.ctx_new, "nft_ctx_new" },
+		{ &nft.ctx_free, "nft_ctx_free" },
+		{ &nft.output_set_flags, "nft_ctx_output_set_flags" },
+		{ &nft.buffer_output, "nft_ctx_buffer_output" },
+		{ &nft.buffer_error, "nft_ctx_buffer_error" },
+		{ &nft.get_output_buffer, "nft_ctx_get_output_buffer" },
+		{ &nft.get_error_buffer, "nft_ctx_get_error_buffer" },
+		{ &nft.run_cmd_from_buffer, "nft_run_cmd_from_buffer" },
+	};
+	if (!h) {
+		snprintf(nft.error, sizeof(nft.error), "%s (Debian package libnftables1): %s", NFT_LIBRARY, dlerror());
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(syms); i++) {
+		void *sym = dlsym(h, syms[i].name);
+		if (!sym) {
+			snprintf(nft.error, sizeof(nft.error), "%s has no %s", NFT_LIBRARY, syms[i].name);
+			return;
+		}
+		memcpy(syms[i].slot, &sym, sizeof(sym)); /* a function pointer's bytes, as POSIX allows */
+	}
+}
+
+static int nft_load(vt_err *err)
+{
+	pthread_once(&nft_once, nft_load_once);
+	return nft.error[0] ? vt_fail(err, "nftables: %s", nft.error) : 0;
+}
 
 static void nft_freep(struct nft_ctx **c)
 {
 	if (*c)
-		nft_ctx_free(*c);
+		nft.ctx_free(*c);
 }
 
 /* libnftables exit()s the whole process when the kernel has no nf_tables netlink family (mnl.c): ask the
@@ -46,22 +104,24 @@ static int nft_run(const char *batch, bool handles, char **list_out, vt_err *err
 {
 	if (!nft_available())
 		return vt_fail(err, "nftables: this kernel has no nf_tables (load the module: modprobe nf_tables)");
-	__attribute__((cleanup(nft_freep))) struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	if (nft_load(err))
+		return -1;
+	__attribute__((cleanup(nft_freep))) struct nft_ctx *ctx = nft.ctx_new(NFT_CTX_DEFAULT);
 	if (!ctx)
 		return vt_fail(err, "nftables: cannot create a context");
 	if (handles)
-		nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_HANDLE);
-	if (nft_ctx_buffer_output(ctx) < 0 || nft_ctx_buffer_error(ctx) < 0)
+		nft.output_set_flags(ctx, NFT_CTX_OUTPUT_HANDLE);
+	if (nft.buffer_output(ctx) < 0 || nft.buffer_error(ctx) < 0)
 		return vt_fail(err, "nftables: cannot buffer output");
-	if (nft_run_cmd_from_buffer(ctx, batch) != 0) {
-		const char *e = nft_ctx_get_error_buffer(ctx);
+	if (nft.run_cmd_from_buffer(ctx, batch) != 0) {
+		const char *e = nft.get_error_buffer(ctx);
 		char msg[300];
 		snprintf(msg, sizeof(msg), "%s", e ? e : "");
 		msg[strcspn(msg, "\n")] = '\0';
 		return vt_fail(err, "nftables: %s", msg);
 	}
 	if (list_out) {
-		const char *o = nft_ctx_get_output_buffer(ctx);
+		const char *o = nft.get_output_buffer(ctx);
 		*list_out = strdup(o ? o : "");
 		if (!*list_out)
 			return vt_fail(err, "out of memory");
@@ -69,10 +129,90 @@ static int nft_run(const char *batch, bool handles, char **list_out, vt_err *err
 	return 0;
 }
 
+/* The ruleset's generation: the kernel counts every change to any table (one netlink round trip, no library). */
+static int ruleset_generation(uint32_t *out)
+{
+	cleanup_close int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	if (fd < 0)
+		return -1;
+	struct {
+		struct nlmsghdr h;
+		struct nfgenmsg g;
+	} req = { .h = { .nlmsg_len = sizeof(req), .nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN,
+			 .nlmsg_flags = NLM_F_REQUEST, .nlmsg_seq = 1 },
+		  .g = { .nfgen_family = AF_UNSPEC, .version = NFNETLINK_V0 } };
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
+		return -1;
+	union {
+		struct nlmsghdr h;
+		char bytes[512];
+	} buf;
+	ssize_t n = recv(fd, &buf, sizeof(buf), 0);
+	if (n < (ssize_t)(NLMSG_HDRLEN + sizeof(struct nfgenmsg)) || !NLMSG_OK(&buf.h, (size_t)n) ||
+	    buf.h.nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN))
+		return -1;
+	size_t at = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+	while (at + sizeof(struct nlattr) <= buf.h.nlmsg_len) {
+		struct nlattr a;
+		memcpy(&a, buf.bytes + at, sizeof(a));
+		if (a.nla_len < sizeof(a) || at + a.nla_len > buf.h.nlmsg_len)
+			return -1;
+		if ((a.nla_type & NLA_TYPE_MASK) == NFTA_GEN_ID && a.nla_len >= sizeof(a) + sizeof(uint32_t)) {
+			uint32_t id;
+			memcpy(&id, buf.bytes + at + sizeof(a), sizeof(id));
+			*out = ntohl(id);
+			return 0;
+		}
+		at += NLA_ALIGN(a.nla_len);
+	}
+	return -1;
+}
+
+/* The table as ensure_table made it, and the ruleset's generation right after: while the generation is the
+ * same, nothing (ours or anyone's) has changed any rule since, and the table needs no batch. */
+#define TABLE_MARK CNET_RUN_DIR "/table"
+
+static void table_mark(const char *want, size_t len, char *out, size_t out_len, uint32_t gen)
+{
+	snprintf(out, out_len, "%.*s gen %u\n", (int)len, want, gen);
+}
+
+static bool table_unchanged(const char *want)
+{
+	char mark[128], seen[128] = "";
+	uint32_t gen;
+	if (ruleset_generation(&gen))
+		return false;
+	table_mark(want, strlen(want), mark, sizeof(mark), gen);
+	cleanup_close int fd = open(TABLE_MARK, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, seen, sizeof(seen) - 1) : -1;
+	return n > 0 && (seen[n] = 0, !strcmp(seen, mark));
+}
+
+static void remember_table(const char *want)
+{
+	char mark[128], tmp[] = TABLE_MARK ".XXXXXX";
+	uint32_t gen;
+	if (ruleset_generation(&gen) || (mkdir(CNET_RUN_DIR, 0755) && errno != EEXIST))
+		return;
+	table_mark(want, strlen(want), mark, sizeof(mark), gen);
+	int fd = mkstemp(tmp);
+	if (fd < 0)
+		return;
+	bool ok = !write_all(fd, mark, strlen(mark));
+	close(fd);
+	if (!ok || rename(tmp, TABLE_MARK))
+		unlink(tmp);
+}
+
 int cnet_nft_ensure_table(struct in_addr subnet, unsigned prefix, vt_err *err)
 {
-	char net[INET_ADDRSTRLEN], batch[2048];
+	char net[INET_ADDRSTRLEN], batch[2048], want[64];
 	inet_ntop(AF_INET, &subnet, net, sizeof(net));
+	snprintf(want, sizeof(want), "%s/%u", net, prefix);
+	if (table_unchanged(want))
+		return 0;
 	snprintf(batch, sizeof(batch),
 		 "add table ip virtus\n"
 		 "add chain ip virtus guard { type filter hook prerouting priority -300; }\n"
@@ -85,7 +225,10 @@ int cnet_nft_ensure_table(struct in_addr subnet, unsigned prefix, vt_err *err)
 		 "add rule ip virtus postrouting ip saddr %s/%u ip daddr != %s/%u masquerade\n"
 		 "add rule ip virtus postrouting oifname \"%s\" ip saddr 127.0.0.0/8 masquerade\n",
 		 CNET_BRIDGE_NAME, net, prefix, net, prefix, CNET_BRIDGE_NAME);
-	return nft_run(batch, false, NULL, err);
+	if (nft_run(batch, false, NULL, err))
+		return -1;
+	remember_table(want);
+	return 0;
 }
 
 static void append(char **buf, size_t *len, size_t *cap, const char *line)
@@ -106,8 +249,9 @@ static void append(char **buf, size_t *len, size_t *cap, const char *line)
 static int delete_stale_port_rules(const struct cnet_config *c, vt_err *err);
 
 int cnet_nft_add_container(const char *id, struct in_addr addr, struct in_addr gw, const struct cnet_config *c,
-			   vt_err *err)
+			   bool *added, vt_err *err)
 {
+	*added = false;
 	char a[INET_ADDRSTRLEN], g[INET_ADDRSTRLEN], line[512];
 	inet_ntop(AF_INET, &addr, a, sizeof(a));
 	inet_ntop(AF_INET, &gw, g, sizeof(g));
@@ -139,6 +283,7 @@ int cnet_nft_add_container(const char *id, struct in_addr addr, struct in_addr g
 		return 0;
 	if (delete_stale_port_rules(c, err) < 0)
 		return -1;
+	*added = true; /* (a failed batch adds nothing, but detach may look: it only deletes) */
 	return nft_run(batch, false, NULL, err);
 }
 

@@ -68,6 +68,15 @@ check "none: only lo, and it is up with 127.0.0.1: '$(echo $out)'" test "$(echo 
 out=$(v run --rm --network host bb sh -c 'ip -o link | wc -l')
 check "host: the host's links ($out)" test "$out" = "$(ip -o link | wc -l)"
 
+# The table is set up again when anyone changed the ruleset since virtus last did (the run skips the batch
+# only while the kernel's ruleset generation is the one it recorded): deleted, it comes back.
+nft delete table ip virtus 2>/dev/null
+out=$(v run --rm bb sh -c 'echo bridged')
+check "a run after the table was deleted: the container runs ('$out')" test "$out" = bridged
+check "... and the table is back with its masquerade rule" sh -c "nft list table ip virtus | grep -q 'masquerade'"
+v run --rm bb true
+check "a second run keeps it (no batch needed)" sh -c "nft list table ip virtus | grep -q 'masquerade'"
+
 # A taken port: the run fails naming it, and leaves no container, lease, rule or veth.
 busybox nc -l -p $P3 >/dev/null 2>&1 &
 ncpid=$!
