@@ -6,11 +6,10 @@
  * a directory, else to DEST; missing parents are created (0755, root). Owners are 0:0 unless --chown, modes
  * come from the source unless --chmod, mtimes are kept. ADD unpacks a source that is a tar archive
  * (uncompressed, gzip, bzip2, xz or zstd) into DEST with libarchive. */
+#include "image/archive_api.h"
 #include "image/build_copy.h"
 #include "lib/util.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

@@ -2,8 +2,6 @@
  * becomes `.wh.NAME`; an opaque directory (trusted.overlay.opaque=y) gets a `.wh..wh..opq` entry right after
  * its own, before its contents; later paths of an inode with several links become hard-link entries. Entries
  * are sorted by name and carry no access or change times, so the same tree always gives the same bytes. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +11,7 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include "image/archive_api.h"
 #include "image/internal.h"
 #include "lib/util.h"
 

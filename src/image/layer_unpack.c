@@ -6,8 +6,6 @@
  * layer directory (the process's cwd while unpacking), except whiteouts, opaque markers and hard links to lower
  * layers, which are made here with *at calls that never follow a symbolic link. The directory is renamed into
  * place only when the whole stream was good. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -16,6 +14,7 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include "image/archive_api.h"
 #include "image/internal.h"
 #include "lib/util.h"
 

@@ -3,14 +3,13 @@
  * <root>/tmp/load-*, outside the lock; then, under the exclusive lock, every manifest, config and layer is
  * checked against its digest while it is stored. Any failure rolls back what this load added: the blobs, the
  * layer dirs and the index. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "image/archive_api.h"
 #include "image/internal.h"
 #include "lib/util.h"
 

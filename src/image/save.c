@@ -3,14 +3,13 @@
  * at the same blobs. Layers are stored uncompressed and gzip-compressed here, on export only (into temp files
  * under <root>/tmp, since the tar header needs each blob's size and the manifest its digest). The archive is
  * written to FILE.tmp-* and renamed, so a failed save leaves no half file. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "image/archive_api.h"
 #include "image/internal.h"
 #include "lib/util.h"
 
