@@ -340,6 +340,8 @@ static int connect_agent(struct vmon *mo, vt_err *err)
 		vt_err why;
 		if (!agent_connect_vsock(mo->box.vsock, AGENT_VSOCK_PORT, 1000, &mo->agent, &why))
 			return 0;
+		if (why.errnum == EPROTO)
+			return vt_fail(err, "the container's VM: %s", why.msg);
 		if (!vmm_alive(mo))
 			return vm_ended(mo, "before its agent answered", err);
 		if (now_ns() > deadline)

@@ -235,7 +235,9 @@ int agent_send_net(struct agent_conn *c, const struct agent_net *net, vt_err *er
 static int proto_error(struct agent_conn *c, vt_err *err, const char *what)
 {
 	c->closed = true;
-	return vt_fail(err, "agent protocol error: %s", what);
+	vt_fail(err, "agent protocol error: %s", what);
+	err->errnum = EPROTO; /* the agent answered, wrongly: trying again cannot help */
+	return -1;
 }
 
 /* An integer member of a JSON payload, within [min, max]. */
@@ -407,9 +409,13 @@ static int await_hello(struct agent_conn *c, uint64_t deadline, vt_err *err)
 			json_object_put(o);
 			if (!ok)
 				return proto_error(c, err, "bad hello");
-			if (version != AGENT_PROTO_VERSION)
-				return vt_fail(err, "agent speaks protocol version %d, we speak %d", version,
-					       AGENT_PROTO_VERSION);
+			if (version != AGENT_PROTO_VERSION) {
+				vt_fail(err, "agent speaks protocol version %d, we speak %d (the guest's agent and virtus "
+					"come from different builds: rebuild the guest, guest/build)", version,
+					AGENT_PROTO_VERSION);
+				err->errnum = EPROTO;
+				return -1;
+			}
 			c->rx_used = AGENT_HDR_SIZE + h.len;
 			return 0;
 		}

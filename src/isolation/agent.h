@@ -27,7 +27,8 @@
 struct agent_conn;
 
 /* Connect through a virtus vsock socket PATH ("CONNECT port\n" / "OK ...\n"), retrying while the guest
- * boots, until timeout_ms; then the version handshake. */
+ * boots, until timeout_ms; then the version handshake. err->errnum is EPROTO when the agent answered but
+ * wrongly (another protocol version, a bad hello): retrying cannot help. */
 int agent_connect_vsock(const char *vsock_path, unsigned port, int timeout_ms, struct agent_conn **out,
 			vt_err *err);
 /* The same over an already connected stream socket (tests: a socketpair or a Unix socket). Takes fd. */

@@ -2,6 +2,7 @@
  * handshake, the frames it sends, the events it returns, and malformed input from the guest (short or
  * oversize frames, unknown types, bad JSON, messages for processes never asked for) -> an error, never a
  * crash or an event built from garbage. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -422,6 +423,7 @@ static void test_handshake_refusals(void **state)
 		assert_int_equal(agent_connect_fd(sv[0], 1000, &c, &err), -1);
 		assert_null(c);
 		assert_true(strlen(err.msg) > 0);
+		assert_int_equal(err.errnum, EPROTO); /* an answer, but a wrong one: not worth retrying */
 		close(sv[1]);
 	}
 	/* silence: the timeout, not a hang */
@@ -431,6 +433,7 @@ static void test_handshake_refusals(void **state)
 	vt_err err = { 0 };
 	assert_int_equal(agent_connect_fd(sv[0], 200, &c, &err), -1);
 	assert_non_null(strstr(err.msg, "timeout"));
+	assert_int_not_equal(err.errnum, EPROTO);
 	close(sv[1]);
 }
 
