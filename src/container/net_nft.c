@@ -15,13 +15,16 @@
  * store command ~2 ms of start-up, and only bridged containers with rules or a new bridge need it. */
 #include <arpa/inet.h>
 #include <dlfcn.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 #include <nftables/libnftables.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,8 +132,14 @@ static int nft_run(const char *batch, bool handles, char **list_out, vt_err *err
 	return 0;
 }
 
-/* The ruleset's generation: the kernel counts every change to any table (one netlink round trip, no library). */
-static int ruleset_generation(uint32_t *out)
+/* ---- the table's fingerprint: is the table as ensure_table last made it? ----
+ * The kernel numbers every table (per network namespace) and every rule (per table) with handles it never
+ * reuses, so the table's handle and the handles of the rules in guard and postrouting (the chains that
+ * ensure_table flushes and refills) change whenever anyone deletes, re-creates or edits them. Containers' own
+ * rules live in the other chains and do not count. Two netlink dumps, no library. */
+
+/* Dump one kind of nf_tables object of family ip; each(ctx, attrs, len) for every object. -1 on failure. */
+static int nft_dump(uint16_t msg, void (*each)(void *ctx, const uint8_t *attrs, size_t len), void *ctx)
 {
 	cleanup_close int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
 	if (fd < 0)
@@ -138,69 +147,137 @@ static int ruleset_generation(uint32_t *out)
 	struct {
 		struct nlmsghdr h;
 		struct nfgenmsg g;
-	} req = { .h = { .nlmsg_len = sizeof(req), .nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN,
-			 .nlmsg_flags = NLM_F_REQUEST, .nlmsg_seq = 1 },
-		  .g = { .nfgen_family = AF_UNSPEC, .version = NFNETLINK_V0 } };
+	} req = { .h = { .nlmsg_len = sizeof(req), .nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | msg,
+			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = 1 },
+		  .g = { .nfgen_family = NFPROTO_IPV4, .version = NFNETLINK_V0 } };
 	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
 	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
 		return -1;
-	union {
-		struct nlmsghdr h;
-		char bytes[512];
-	} buf;
-	ssize_t n = recv(fd, &buf, sizeof(buf), 0);
-	if (n < (ssize_t)(NLMSG_HDRLEN + sizeof(struct nfgenmsg)) || !NLMSG_OK(&buf.h, (size_t)n) ||
-	    buf.h.nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN))
-		return -1;
-	size_t at = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
-	while (at + sizeof(struct nlattr) <= buf.h.nlmsg_len) {
-		struct nlattr a;
-		memcpy(&a, buf.bytes + at, sizeof(a));
-		if (a.nla_len < sizeof(a) || at + a.nla_len > buf.h.nlmsg_len)
+	static _Thread_local uint8_t buf[32768] __attribute__((aligned(NLMSG_ALIGNTO)));
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n <= 0)
 			return -1;
-		if ((a.nla_type & NLA_TYPE_MASK) == NFTA_GEN_ID && a.nla_len >= sizeof(a) + sizeof(uint32_t)) {
-			uint32_t id;
-			memcpy(&id, buf.bytes + at + sizeof(a), sizeof(id));
-			*out = ntohl(id);
-			return 0;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_type == NLMSG_DONE)
+				return 0;
+			if (h->nlmsg_type == NLMSG_ERROR)
+				return -1;
+			size_t hdr = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+			if (h->nlmsg_len >= hdr)
+				each(ctx, (const uint8_t *)h + hdr, h->nlmsg_len - hdr);
+		}
+	}
+}
+
+/* The payload of attribute type in attrs (NULL if absent or malformed). */
+static const uint8_t *attr(const uint8_t *attrs, size_t len, uint16_t type, size_t *out_len)
+{
+	size_t at = 0;
+	while (at + sizeof(struct nlattr) <= len) {
+		struct nlattr a;
+		memcpy(&a, attrs + at, sizeof(a));
+		if (a.nla_len < sizeof(a) || at + a.nla_len > len)
+			return NULL;
+		if ((a.nla_type & NLA_TYPE_MASK) == type) {
+			*out_len = a.nla_len - sizeof(a);
+			return attrs + at + sizeof(a);
 		}
 		at += NLA_ALIGN(a.nla_len);
 	}
-	return -1;
+	return NULL;
 }
 
-/* The table as ensure_table made it, and the ruleset's generation right after: while the generation is the
- * same, nothing (ours or anyone's) has changed any rule since, and the table needs no batch. */
-#define TABLE_MARK CNET_RUN_DIR "/table"
-
-static void table_mark(const char *want, size_t len, char *out, size_t out_len, uint32_t gen)
+static bool attr_is(const uint8_t *attrs, size_t len, uint16_t type, const char *want)
 {
-	snprintf(out, out_len, "%.*s gen %u\n", (int)len, want, gen);
+	size_t n;
+	const uint8_t *v = attr(attrs, len, type, &n);
+	return v && n == strlen(want) + 1 && !memcmp(v, want, n);
 }
+
+static bool attr_u64(const uint8_t *attrs, size_t len, uint16_t type, uint64_t *out)
+{
+	size_t n;
+	const uint8_t *v = attr(attrs, len, type, &n);
+	if (!v || n != sizeof(*out))
+		return false;
+	memcpy(out, v, sizeof(*out));
+	*out = be64toh(*out);
+	return true;
+}
+
+struct fingerprint {
+	char text[512];
+	size_t len;
+	bool overflow;
+};
+
+static void __attribute__((format(printf, 2, 3))) add_text(struct fingerprint *f, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(f->text + f->len, sizeof(f->text) - f->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(f->text) - f->len)
+		f->overflow = true;
+	else
+		f->len += (size_t)n;
+}
+
+static void each_table(void *ctx, const uint8_t *attrs, size_t len)
+{
+	uint64_t handle;
+	if (attr_is(attrs, len, NFTA_TABLE_NAME, "virtus") && attr_u64(attrs, len, NFTA_TABLE_HANDLE, &handle))
+		add_text(ctx, " table %llu:", (unsigned long long)handle);
+}
+
+static void each_rule(void *ctx, const uint8_t *attrs, size_t len)
+{
+	uint64_t handle;
+	if (!attr_is(attrs, len, NFTA_RULE_TABLE, "virtus") || !attr_u64(attrs, len, NFTA_RULE_HANDLE, &handle))
+		return;
+	static const char *const owned[] = { "guard", "postrouting" };
+	for (size_t i = 0; i < ARRAY_SIZE(owned); i++)
+		if (attr_is(attrs, len, NFTA_RULE_CHAIN, owned[i]))
+			add_text(ctx, " %s/%llu", owned[i], (unsigned long long)handle);
+}
+
+/* "SUBNET/PREFIX table H: guard/N postrouting/M ..." or -1 (no nf_tables, no table, a dump failed). */
+static int table_fingerprint(const char *want, struct fingerprint *f)
+{
+	*f = (struct fingerprint){ .len = 0 };
+	add_text(f, "%s", want);
+	size_t before = f->len;
+	if (nft_dump(NFT_MSG_GETTABLE, each_table, f) || f->len == before ||
+	    nft_dump(NFT_MSG_GETRULE, each_rule, f) || f->overflow)
+		return -1;
+	add_text(f, "\n");
+	return f->overflow ? -1 : 0;
+}
+
+#define TABLE_MARK CNET_RUN_DIR "/table"
 
 static bool table_unchanged(const char *want)
 {
-	char mark[128], seen[128] = "";
-	uint32_t gen;
-	if (ruleset_generation(&gen))
+	struct fingerprint now;
+	char seen[sizeof(now.text)];
+	if (table_fingerprint(want, &now))
 		return false;
-	table_mark(want, strlen(want), mark, sizeof(mark), gen);
 	cleanup_close int fd = open(TABLE_MARK, O_RDONLY | O_CLOEXEC);
 	ssize_t n = fd >= 0 ? read(fd, seen, sizeof(seen) - 1) : -1;
-	return n > 0 && (seen[n] = 0, !strcmp(seen, mark));
+	return n > 0 && (seen[n] = 0, !strcmp(seen, now.text));
 }
 
 static void remember_table(const char *want)
 {
-	char mark[128], tmp[] = TABLE_MARK ".XXXXXX";
-	uint32_t gen;
-	if (ruleset_generation(&gen) || (mkdir(CNET_RUN_DIR, 0755) && errno != EEXIST))
+	struct fingerprint f;
+	char tmp[] = TABLE_MARK ".XXXXXX";
+	if (table_fingerprint(want, &f) || (mkdir(CNET_RUN_DIR, 0755) && errno != EEXIST))
 		return;
-	table_mark(want, strlen(want), mark, sizeof(mark), gen);
 	int fd = mkstemp(tmp);
 	if (fd < 0)
 		return;
-	bool ok = !write_all(fd, mark, strlen(mark));
+	bool ok = !write_all(fd, f.text, f.len);
 	close(fd);
 	if (!ok || rename(tmp, TABLE_MARK))
 		unlink(tmp);

@@ -68,14 +68,21 @@ check "none: only lo, and it is up with 127.0.0.1: '$(echo $out)'" test "$(echo 
 out=$(v run --rm --network host bb sh -c 'ip -o link | wc -l')
 check "host: the host's links ($out)" test "$out" = "$(ip -o link | wc -l)"
 
-# The table is set up again when anyone changed the ruleset since virtus last did (the run skips the batch
-# only while the kernel's ruleset generation is the one it recorded): deleted, it comes back.
+# The table's batch is skipped while the table is as virtus last made it (its handle and the handles of the
+# rules in guard and postrouting, which the kernel never reuses): a run does not touch it, and one after the
+# table or a chain of it was emptied by someone else makes it again.
+guard_handle() { nft -a list chain ip virtus guard 2>/dev/null | sed -n 's/.*drop # handle \([0-9]*\)$/\1/p'; }
+h1=$(guard_handle)
+v run --rm bb true
+h2=$(guard_handle)
+check "a run with the table intact leaves it alone (guard's rule keeps its handle: $h1 -> $h2)" sh -c "[ -n '$h1' ] && [ '$h1' = '$h2' ]"
 nft delete table ip virtus 2>/dev/null
 out=$(v run --rm bb sh -c 'echo bridged')
 check "a run after the table was deleted: the container runs ('$out')" test "$out" = bridged
 check "... and the table is back with its masquerade rule" sh -c "nft list table ip virtus | grep -q 'masquerade'"
+nft flush chain ip virtus postrouting
 v run --rm bb true
-check "a second run keeps it (no batch needed)" sh -c "nft list table ip virtus | grep -q 'masquerade'"
+check "a run after postrouting was flushed puts its masquerade rule back" sh -c "nft list chain ip virtus postrouting | grep -q 'masquerade'"
 
 # A taken port: the run fails naming it, and leaves no container, lease, rule or veth.
 busybox nc -l -p $P3 >/dev/null 2>&1 &
