@@ -22,6 +22,7 @@ struct aproc {
 	uint8_t *inbuf; /* stdin the process has not taken yet (bounded: AGENT_STDIN_MAX) */
 	size_t in_len;
 	bool in_eof;    /* close stdin once inbuf is written */
+	bool held;      /* the host asked us to stop reading its output (FLOW) */
 };
 
 /* A process that does not read its stdin must not stall the agent: its input waits here, up to this. */
@@ -58,6 +59,8 @@ int proc_exec(struct agent *a, unsigned id, json_object *msg, vt_err *err);
 int proc_stdin(struct agent *a, unsigned id, const void *data, size_t len, vt_err *err);
 int proc_signal(struct agent *a, unsigned id, int sig, vt_err *err);
 int proc_resize(struct agent *a, unsigned id, unsigned rows, unsigned cols, vt_err *err);
+/* FLOW: stop or go on reading the process's output (a process already gone: nothing to do). */
+void proc_hold(struct agent *a, unsigned id, bool stop);
 /* Its stdin is writable: write what is queued. */
 void proc_stdin_ready(struct agent *a, unsigned id);
 /* Output of process id's fd is readable: relay it. */

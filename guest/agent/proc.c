@@ -452,6 +452,12 @@ int proc_resize(struct agent *a, unsigned id, unsigned rows, unsigned cols, vt_e
 	return 0;
 }
 
+void proc_hold(struct agent *a, unsigned id, bool stop)
+{
+	if (id < AGENT_MAX_PROCS && a->procs[id].used)
+		a->procs[id].held = stop;
+}
+
 /* ---------------- output and exits ---------------- */
 
 /* Read what the stream has now; false when it ended (EOF, or EIO: a pty whose other side is gone). */

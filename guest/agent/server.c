@@ -118,6 +118,13 @@ static int control(struct agent *a, const struct agent_hdr *h, json_object *o)
 			     ? -1
 			     : proc_resize(a, h->proc, (unsigned)n1, (unsigned)n2, &err);
 		break;
+	case AGENT_MSG_FLOW: {
+		json_object *v;
+		if (!json_object_object_get_ex(o, "stop", &v) || !json_object_is_type(v, json_type_boolean))
+			return -1;
+		proc_hold(a, h->proc, json_object_get_boolean(v));
+		return 0;
+	}
 	case AGENT_MSG_PING: {
 		json_object *r = json_object_new_object();
 		rc = agent_send_json(a, AGENT_MSG_PONG, 0, r);
@@ -193,7 +200,7 @@ static size_t poll_set(struct agent *a, struct pollfd *p, unsigned *who)
 		struct aproc *pr = &a->procs[i];
 		if (!pr->used)
 			continue;
-		int fds[3] = { pr->out, pr->err, pr->in_len || pr->in_eof ? pr->in : -1 };
+		int fds[3] = { pr->held ? -1 : pr->out, pr->held ? -1 : pr->err, pr->in_len || pr->in_eof ? pr->in : -1 };
 		for (int k = 0; k < 3; k++) {
 			if (fds[k] < 0)
 				continue;

@@ -83,7 +83,9 @@ static ssize_t recv_msg(int sock, char *buf, size_t len, int fds[3], unsigned *n
 
 /* ================= the monitor's side ================= */
 
-static const struct vm_exec idle_exec = { .conn = -1, .in = -1, .out = -1, .err = -1 };
+static const struct vm_exec idle_exec = { .conn = -1, .in = -1, .out = { { .fd = -1 }, { .fd = -1 } } };
+
+enum { TAG_LISTEN, TAG_CONN, TAG_IN, TAG_OUT /* + stream */ };
 
 void vm_execs_init(struct vm_execs *x)
 {
@@ -120,8 +122,10 @@ static void exec_free(struct vm_exec *e)
 {
 	close_fd(&e->conn);
 	close_fd(&e->in);
-	close_fd(&e->out);
-	close_fd(&e->err);
+	for (int s = 0; s < 2; s++) {
+		close_fd(&e->out[s].fd);
+		free(e->out[s].buf);
+	}
 	*e = idle_exec;
 }
 
@@ -129,6 +133,123 @@ static void fail_exec(struct vm_exec *e, const char *msg)
 {
 	send_json(e->conn, "error", json_object_new_string(msg));
 	exec_free(e);
+}
+
+/* ---- output to the client, never blocking ---- */
+
+/* The client's stdout or stderr, to be written without blocking. O_NONBLOCK cannot be set on the descriptor
+ * itself (its open file is shared with the client's shell or terminal): a pipe or a terminal is opened again
+ * (a file of its own, O_NONBLOCK); a socket takes MSG_DONTWAIT; a regular file never blocks (and must keep
+ * the shared offset the client's shell writes at), nor does anything else worth a reopening. */
+static void take_output(struct vm_exec_out *o, int fd)
+{
+	struct stat st;
+	o->fd = fd;
+	if (fstat(fd, &st))
+		return;
+	if (S_ISSOCK(st.st_mode)) {
+		o->sock = true;
+	} else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
+		char path[64];
+		int flags = fcntl(fd, F_GETFL);
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		int nb = flags < 0 ? -1 : open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (flags & O_APPEND));
+		if (nb >= 0) {
+			close(fd);
+			o->fd = nb;
+		}
+	}
+}
+
+/* Write what the descriptor takes now; false when the reader is gone (the output is dropped, as a closed
+ * pipe's would be). */
+static bool write_some(struct vm_exec_out *o, const uint8_t *data, size_t len, size_t *done)
+{
+	*done = 0;
+	while (*done < len) {
+		ssize_t n = o->sock ? send(o->fd, data + *done, len - *done, MSG_DONTWAIT | MSG_NOSIGNAL)
+				    : write(o->fd, data + *done, len - *done);
+		if (n > 0) {
+			*done += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+	}
+	return true;
+}
+
+static void drop_output(struct vm_exec_out *o)
+{
+	close_fd(&o->fd);
+	o->len = 0;
+}
+
+static void queue_output(struct vm_exec_out *o, const uint8_t *data, size_t len)
+{
+	if (o->len + len > o->cap) {
+		size_t cap = o->cap ? o->cap : 65536;
+		while (cap < o->len + len)
+			cap *= 2;
+		uint8_t *b = realloc(o->buf, cap);
+		if (!b) {
+			drop_output(o);
+			return;
+		}
+		o->buf = b;
+		o->cap = cap;
+	}
+	memcpy(o->buf + o->len, data, len);
+	o->len += len;
+}
+
+static size_t queued(const struct vm_exec *e)
+{
+	return e->out[0].len + e->out[1].len;
+}
+
+/* The process's output: written now, or queued; a queue past the mark stops the agent reading it. */
+static void output(struct vm_exec *e, unsigned id, struct agent_conn *a, int stream, const uint8_t *data, size_t len)
+{
+	struct vm_exec_out *o = &e->out[stream];
+	size_t done = 0;
+	if (o->fd < 0)
+		return;
+	if (!o->len && !write_some(o, data, len, &done)) {
+		drop_output(o);
+		return;
+	}
+	if (done < len)
+		queue_output(o, data + done, len - done);
+	vt_err ignored;
+	if (!e->held && queued(e) > VM_EXEC_OUT_HOLD && !agent_send_flow(a, id, true, &ignored))
+		e->held = true;
+}
+
+static void report_exit(struct vm_exec *e)
+{
+	send_json(e->conn, "exit", json_object_new_int(e->status));
+	exec_free(e);
+}
+
+/* The client's descriptor takes more: write the queue; below the low mark the agent reads again; an exit
+ * that waited for the output goes to the client. */
+static void flush_output(struct vm_exec *e, unsigned id, struct agent_conn *a, int stream)
+{
+	struct vm_exec_out *o = &e->out[stream];
+	size_t done;
+	if (!write_some(o, o->buf, o->len, &done)) {
+		drop_output(o);
+	} else {
+		memmove(o->buf, o->buf + done, o->len - done);
+		o->len -= done;
+	}
+	vt_err ignored;
+	if (e->held && queued(e) <= VM_EXEC_OUT_RESUME && !agent_send_flow(a, id, false, &ignored))
+		e->held = false;
+	if (e->exited && !queued(e))
+		report_exit(e);
 }
 
 /* ---- the request: the container's process with the client's args, env, cwd and user ---- */
@@ -226,7 +347,7 @@ static void take_request(struct vm_execs *x, unsigned id, struct agent_conn *a)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	for (unsigned i = 0; i < nfds; i++)   /* stdin, stdout, stderr: held here from now on */
-		*(i == 0 ? &e->in : i == 1 ? &e->out : &e->err) = fds[i];
+		i == 0 ? (void)(e->in = fds[i]) : take_output(&e->out[i - 1], fds[i]);
 	if (n <= 0) {
 		exec_free(e);
 		return;
@@ -272,6 +393,8 @@ static void take_message(struct vm_exec *e, unsigned id, struct agent_conn *a)
 		agent_send_signal(a, id, SIGKILL, &ignored);
 		close_fd(&e->conn);
 		close_fd(&e->in);
+		drop_output(&e->out[0]);   /* nobody waits for it: the exit is not held up by a stopped reader */
+		drop_output(&e->out[1]);
 		return;
 	}
 	buf[n] = 0;
@@ -324,19 +447,24 @@ unsigned vm_execs_poll(struct vm_execs *x, struct pollfd *p, bool agent_busy)
 {
 	unsigned n = 0;
 	if (x->listen >= 0) {
-		x->tag[n].id = 0;
+		x->tag[n].id = 0, x->tag[n].what = TAG_LISTEN;
 		p[n++] = (struct pollfd){ .fd = x->listen, .events = POLLIN };
 	}
 	for (unsigned id = 1; id < AGENT_MAX_PROCS; id++) {
 		struct vm_exec *e = &x->e[id];
 		if (e->conn >= 0) {
-			x->tag[n].id = id, x->tag[n].is_conn = true;
+			x->tag[n].id = id, x->tag[n].what = TAG_CONN;
 			p[n++] = (struct pollfd){ .fd = e->conn, .events = POLLIN };
 		}
 		if (e->in >= 0 && e->busy && !agent_busy) {
-			x->tag[n].id = id, x->tag[n].is_conn = false;
+			x->tag[n].id = id, x->tag[n].what = TAG_IN;
 			p[n++] = (struct pollfd){ .fd = e->in, .events = POLLIN };
 		}
+		for (int s = 0; s < 2; s++)
+			if (e->out[s].len) {
+				x->tag[n].id = id, x->tag[n].what = TAG_OUT + s;
+				p[n++] = (struct pollfd){ .fd = e->out[s].fd, .events = POLLOUT };
+			}
 	}
 	x->ntag = n;
 	return n;
@@ -348,24 +476,21 @@ void vm_execs_ready(struct vm_execs *x, struct agent_conn *a, const struct pollf
 		if (!p[k].revents)
 			continue;
 		unsigned id = x->tag[k].id;
+		int what = x->tag[k].what;
 		struct vm_exec *e = &x->e[id];
-		if (!id)
+		/* (each check: the descriptor was not closed, or the slot freed, by an earlier entry) */
+		if (what == TAG_LISTEN)
 			accept_client(x);
-		else if (x->tag[k].is_conn && p[k].fd == e->conn)
+		else if (what == TAG_CONN && p[k].fd == e->conn)
 			e->busy ? take_message(e, id, a) : take_request(x, id, a);
-		else if (!x->tag[k].is_conn && p[k].fd == e->in)   /* not closed by an earlier entry */
+		else if (what == TAG_IN && p[k].fd == e->in)
 			relay_stdin(e, id, a);
+		else if (what >= TAG_OUT && p[k].fd == e->out[what - TAG_OUT].fd && e->out[what - TAG_OUT].len)
+			flush_output(e, id, a, what - TAG_OUT);
 	}
 }
 
-static void output(int fd, const uint8_t *data, size_t len)
-{
-	if (fd >= 0 && write_all(fd, data, len) < 0) {
-		/* the client's reader went: the output is dropped, as a closed pipe's */
-	}
-}
-
-void vm_execs_event(struct vm_execs *x, const struct agent_event *ev)
+void vm_execs_event(struct vm_execs *x, struct agent_conn *a, const struct agent_event *ev)
 {
 	if (!ev->proc || ev->proc >= AGENT_MAX_PROCS || !x->e[ev->proc].busy)
 		return;
@@ -377,11 +502,12 @@ void vm_execs_event(struct vm_execs *x, const struct agent_event *ev)
 		break;
 	case AGENT_EV_STDOUT:
 	case AGENT_EV_STDERR:
-		output(ev->kind == AGENT_EV_STDERR && !e->tty ? e->err : e->out, ev->data, ev->len);
+		output(e, ev->proc, a, ev->kind == AGENT_EV_STDERR && !e->tty, ev->data, ev->len);
 		break;
 	case AGENT_EV_EXIT:
-		send_json(e->conn, "exit", json_object_new_int(ev->status));
-		exec_free(e);
+		e->exited = true, e->status = ev->status;
+		if (!queued(e))
+			report_exit(e);
 		break;
 	case AGENT_EV_ERROR:
 		if (!e->started) /* its exec was refused; later errors (a signal too late) change nothing */

@@ -7,7 +7,10 @@
  *                      (SCM_RIGHTS); later {"resize": [ROWS, COLS]} or {"signal": N}
  *   monitor -> client  {"started": PID} or {"error": "..."}, then {"exit": STATUS}
  *
- * The monitor relays between the client's descriptors and the agent directly (no copy through the client);
+ * The monitor relays between the client's descriptors and the agent directly (no copy through the client),
+ * never blocking on a client: output its stdout or stderr does not take now waits in a queue, and past
+ * VM_EXEC_OUT_HOLD bytes the agent is asked to stop reading that process's output (agent_send_flow) until the
+ * queue is down to VM_EXEC_OUT_RESUME: one slow reader holds up its own process only;
  * the client waits, forwards its window size and signals, and puts its terminal in raw mode for -t. A
  * client that goes away takes its process with it (SIGKILL). The process starts from the container's own
  * (its env, cwd, user, capabilities), with the request's args, extra env, cwd and user. Internal to
@@ -23,7 +26,17 @@
 #include "isolation/agent.h"
 
 #define VM_EXEC_SOCKET   "exec.sock"
-#define VM_EXEC_MAX_POLL (1 + 2 * AGENT_MAX_PROCS)
+#define VM_EXEC_MAX_POLL (1 + 4 * AGENT_MAX_PROCS)
+#define VM_EXEC_OUT_HOLD   (256 * 1024)
+#define VM_EXEC_OUT_RESUME (64 * 1024)
+
+/* Output for a client's stdout or stderr that it has not taken yet. */
+struct vm_exec_out {
+	int fd;             /* the client's descriptor, or our non-blocking reopening of it; -1 once gone */
+	bool sock;          /* a socket: written with MSG_DONTWAIT */
+	uint8_t *buf;
+	size_t len, cap;
+};
 
 /* ---- the monitor's side ---- */
 
@@ -31,15 +44,19 @@ struct vm_exec {
 	bool busy;          /* the agent knows this process id (asked for, running, or killed and not reported) */
 	bool started;
 	bool tty;
+	bool held;          /* the agent was asked to stop reading its output */
+	bool exited;        /* the agent reported its end: the exit goes to the client once its output is out */
+	int status;
 	int conn;           /* the client; -1 once it went */
-	int in, out, err;   /* its stdio; in is -1 without -i or after EOF */
+	int in;             /* its stdin; -1 without -i or after EOF */
+	struct vm_exec_out out[2]; /* its stdout and stderr */
 };
 
 struct vm_execs {
 	int listen;                                /* -1: no exec channel */
 	json_object *base;                         /* the container's OCI process (owned) */
 	struct vm_exec e[AGENT_MAX_PROCS];         /* by the agent's process id; 0 is init's */
-	struct { unsigned id; bool is_conn; } tag[VM_EXEC_MAX_POLL];
+	struct { unsigned id; int what; } tag[VM_EXEC_MAX_POLL]; /* what: the client, stdin, stdout, stderr */
 	unsigned ntag;
 };
 
@@ -52,7 +69,7 @@ unsigned vm_execs_poll(struct vm_execs *x, struct pollfd *p, bool agent_busy);
 /* Act on the entries vm_execs_poll filled, after poll. */
 void vm_execs_ready(struct vm_execs *x, struct agent_conn *a, const struct pollfd *p);
 /* An agent event for an exec's process (proc != 0): relayed to its client. */
-void vm_execs_event(struct vm_execs *x, const struct agent_event *ev);
+void vm_execs_event(struct vm_execs *x, struct agent_conn *a, const struct agent_event *ev);
 /* The container ended: every client is told, everything closed, the socket removed. */
 void vm_execs_end(struct vm_execs *x, const char *dir);
 

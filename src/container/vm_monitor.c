@@ -466,12 +466,12 @@ static bool take_events(struct vmon *mo)
 		case AGENT_EV_STDOUT:
 		case AGENT_EV_STDERR:
 			if (ev.proc != AGENT_INIT_PROC)
-				vm_execs_event(&mo->execs, &ev);
+				vm_execs_event(&mo->execs, mo->agent, &ev);
 			else
 				output(mo, ev.kind == AGENT_EV_STDERR, ev.data, ev.len);
 			break;
 		case AGENT_EV_EXIT:
-			vm_execs_event(&mo->execs, &ev);
+			vm_execs_event(&mo->execs, mo->agent, &ev);
 			if (ev.proc == AGENT_INIT_PROC) {
 				mo->exited = true;
 				mo->status = ev.status;
@@ -481,7 +481,7 @@ static bool take_events(struct vmon *mo)
 		case AGENT_EV_CLOSED:
 			return false;
 		default:
-			vm_execs_event(&mo->execs, &ev);   /* an exec's start or refusal */
+			vm_execs_event(&mo->execs, mo->agent, &ev);   /* an exec's start or refusal */
 			break;
 		}
 	}

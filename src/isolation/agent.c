@@ -206,6 +206,11 @@ int agent_send_resize(struct agent_conn *c, unsigned proc, unsigned short rows, 
 	return queue_ints(c, AGENT_MSG_RESIZE, proc, "rows", rows, "cols", cols, err);
 }
 
+int agent_send_flow(struct agent_conn *c, unsigned proc, bool stop, vt_err *err)
+{
+	return queue_frame(c, AGENT_MSG_FLOW, proc, stop ? "{\"stop\":true}" : "{\"stop\":false}", stop ? 13 : 14, err);
+}
+
 static void ip_text(uint32_t addr, char out[INET_ADDRSTRLEN])
 {
 	struct in_addr a = { .s_addr = htonl(addr) };

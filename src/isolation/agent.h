@@ -67,6 +67,10 @@ int agent_send_exec(struct agent_conn *c, unsigned proc, json_object *process, c
 int agent_send_stdin(struct agent_conn *c, unsigned proc, const void *buf, size_t len, vt_err *err);
 int agent_send_signal(struct agent_conn *c, unsigned proc, int sig, vt_err *err);
 int agent_send_resize(struct agent_conn *c, unsigned proc, unsigned short rows, unsigned short cols, vt_err *err);
+/* Flow control of a process's output: stop, the agent stops reading it (the process blocks on a full pipe, as
+ * it would writing to a slow reader on the host); !stop, it reads again. For a host whose consumer of that
+ * output is slow: the other processes on the connection go on. */
+int agent_send_flow(struct agent_conn *c, unsigned proc, bool stop, vt_err *err);
 /* Is the agent still answering? Any frame from it counts; after interval_ms without one a ping is queued
  * (the agent answers every ping with a pong, which agent_recv consumes). Returns how many ms until the next
  * check is due (a poll timeout for the caller), or -1 once nothing has come for dead_ms: the agent (or its

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AGENT_PROTO_VERSION 2          /* 2: ping/pong */
+#define AGENT_PROTO_VERSION 2          /* 2: ping/pong, flow */
 #define AGENT_HDR_SIZE      8
 #define AGENT_MAX_PAYLOAD   65536u       /* bytes after the header, any type */
 #define AGENT_MAX_PROC_ID   63           /* process ids 0 .. AGENT_MAX_PROCS-1 */
@@ -29,6 +29,7 @@ enum agent_msg_type {
 	AGENT_MSG_RESIZE = 8,     /* {"rows":R,"cols":C} */
 	AGENT_MSG_SHUTDOWN = 9,   /* {} */
 	AGENT_MSG_PING = 10,      /* {}: answered by a pong (the host's check that the agent still answers) */
+	AGENT_MSG_FLOW = 11,      /* {"stop":bool}: stop (or go on) reading the process's output */
 	/* guest -> host */
 	AGENT_MSG_CREATED = 16,   /* {"pid":N} */
 	AGENT_MSG_STARTED = 17,   /* {"pid":N} */

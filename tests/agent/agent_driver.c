@@ -320,7 +320,7 @@ static int serve_execs(struct agent_conn *c, const char *dir, json_object *proce
 			if (agent_recv(c, &ev, &err) || ev.kind == AGENT_EV_CLOSED || (ev.kind == AGENT_EV_EXIT && !ev.proc))
 				open = false;
 			else if (ev.proc)
-				vm_execs_event(&x, &ev);
+				vm_execs_event(&x, c, &ev);
 		}
 	}
 	vm_execs_end(&x, dir);

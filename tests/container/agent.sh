@@ -170,6 +170,22 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.connect(sys.argv[1])
 s.send(json.dumps({"args": ["true"]}).encode())
 sys.exit(0 if b'stdin, stdout and stderr' in s.recv(1000) else 1)
 PY
+# A client whose stdout nobody reads holds up its own process only (the monitor queues its output, then has
+# the agent stop reading it): another exec runs meanwhile, and once the reader reads, every byte arrives.
+mkfifo "$WORK/slow"
+"$DRIVER" --exec-client "$WORK/ctr" -- sh -c 'head -c 3000000 /dev/zero | tr "\0" x; echo; echo done-slow' \
+	>"$WORK/slow" 2>/dev/null &
+slow=$!
+exec 7<"$WORK/slow"   # the reader: there, but not reading
+sleep 1
+# (to a file: a command substitution would wait for the monitor's copy of its pipe if the monitor were stuck)
+timeout -k 5 20 "$DRIVER" --exec-client "$WORK/ctr" -- echo beside >"$WORK/beside.out" 2>&1; rc=$?
+out=$(cat "$WORK/beside.out")
+expect "exec channel: a process whose output is not read holds up no other exec" "beside" 0
+got=$(timeout -k 5 60 cat <&7 | wc -c); exec 7<&-
+wait $slow; slow_rc=$?
+[ "$got $slow_rc" = "3000011 0" ] && ok "exec channel: ... and all its 3000011 bytes arrive once read, status 0" ||
+	not_ok "exec channel: the unread output arrives once read" "got $got bytes, status $slow_rc"
 kill -TERM $serve_pid; wait $serve_pid
 [ ! -e "$WORK/ctr/exec.sock" ] && ok "exec channel: the socket goes with the monitor" || not_ok "exec channel: the socket goes with the monitor"
 client -- true
