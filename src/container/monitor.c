@@ -83,8 +83,10 @@ static int setup_stdio(struct monitor *mo, vt_err *err)
 static void teardown(struct monitor *mo)
 {
 	vt_err ignored;
-	rt_cmd_delete(&mo->rt, mo->l->id, true, &ignored);
-	cnet_detach(mo->l->store->root, mo->l->id, &mo->l->lease, &ignored);
+	if (rt_cmd_delete(&mo->rt, mo->l->id, true, &ignored) == 0)
+		cnet_detach_exited(mo->l->store->root, mo->l->id, &mo->l->lease, &ignored);
+	else
+		cnet_detach(mo->l->store->root, mo->l->id, &mo->l->lease, &ignored);
 	ctr_unmount_rootfs(mo->l->store, mo->l->id);
 }
 

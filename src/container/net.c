@@ -121,17 +121,30 @@ int cnet_attach(const char *store_root, const char *id, const struct cnet_config
 	return vt_fail(err, "unknown network mode %d", (int)c->mode);
 }
 
-int cnet_detach(const char *store_root, const char *id, struct cnet_lease *lease, vt_err *err)
+static int detach(const char *id, struct cnet_lease *lease, bool exited, vt_err *err)
 {
-	(void)store_root;
 	cnet_release_ports(lease);
 	if (lease->slirp) {
 		cnet_slirp_stop(lease->slirp);
 		lease->slirp = NULL;
 	}
-	if (lease->exact && !lease->bridged)
+	if (!lease->exact)
+		return cnet_bridge_detach(id, err);
+	if (!lease->bridged)
 		return 0;
-	return lease->exact && !lease->rules ? cnet_bridge_detach_ruleless(id, err) : cnet_bridge_detach(id, err);
+	return cnet_bridge_detach_known(id, lease->rules, !exited || lease->tap, err);
+}
+
+int cnet_detach(const char *store_root, const char *id, struct cnet_lease *lease, vt_err *err)
+{
+	(void)store_root;
+	return detach(id, lease, false, err);
+}
+
+int cnet_detach_exited(const char *store_root, const char *id, struct cnet_lease *lease, vt_err *err)
+{
+	(void)store_root;
+	return detach(id, lease, true, err);
 }
 
 int cnet_gc(const char *store_root, vt_err *err)

@@ -75,8 +75,10 @@ struct cnet_lease {
 	size_t n_port_fds;
 	/* What cnet_detach has to undo. A lease cnet_prepare made is exact: bridged says whether the container
 	 * is on the bridge, rules whether nftables rules carry its comment. A lease made up afterwards (a dead
-	 * monitor's leftovers) is not, and then everything that could exist for the container is looked for. */
-	bool exact, bridged, rules;
+	 * monitor's leftovers) is not, and then everything that could exist for the container is looked for.
+	 * tap: the bridge port is a VM's tap (in the host's namespace), not a veth whose other end is in the
+	 * container's namespace. */
+	bool exact, bridged, rules, tap;
 };
 
 int cnet_parse_mode(const char *s, enum cnet_mode *out, vt_err *err);
@@ -87,6 +89,10 @@ int cnet_prepare(const char *store_root, const char *id, const struct cnet_confi
 		 vt_err *err);
 int cnet_attach(const char *store_root, const char *id, const struct cnet_config *c, pid_t pid,
 		struct cnet_lease *lease, vt_err *err);
+/* cnet_detach when every process of the container is gone (the runtime deleted it): a veth is left to the
+ * kernel, which destroys the pair with the container's network namespace (deleting it here costs ~17 ms of
+ * RCU grace periods in the caller). */
+int cnet_detach_exited(const char *store_root, const char *id, struct cnet_lease *lease, vt_err *err);
 int cnet_detach(const char *store_root, const char *id, struct cnet_lease *lease, vt_err *err);
 int cnet_gc(const char *store_root, vt_err *err);
 /* VM isolation, bridge mode: instead of a veth, a persistent tap named as the veth's host end, on the bridge,

@@ -177,19 +177,18 @@ int cnet_bridge_attach(const char *store_root, const char *id, const struct cnet
 	return 0;
 }
 
-static int bridge_detach(const char *id, bool rules, vt_err *err)
+int cnet_bridge_detach_known(const char *id, bool rules, bool veth, vt_err *err)
 {
 	char host_end[16];
 	cnet_veth_name(id, host_end);
-	cleanup_close int nl = nl_open(err);
-	if (nl < 0 || (rules && cnet_nft_del_container(id, err) < 0) || nl_link_del(nl, host_end, err) < 0 ||
-	    cnet_lease_drop(id, err) < 0)
+	cleanup_close int nl = veth ? nl_open(err) : -1;
+	if ((veth && nl < 0) || (rules && cnet_nft_del_container(id, err) < 0) ||
+	    (veth && nl_link_del(nl, host_end, err) < 0) || cnet_lease_drop(id, err) < 0)
 		return vt_err_prefix(err, "removing the network of container %s", id);
 	return 0;
 }
 
-int cnet_bridge_detach(const char *id, vt_err *err) { return bridge_detach(id, true, err); }
-int cnet_bridge_detach_ruleless(const char *id, vt_err *err) { return bridge_detach(id, false, err); }
+int cnet_bridge_detach(const char *id, vt_err *err) { return cnet_bridge_detach_known(id, true, true, err); }
 
 /* A persistent tap of that name, owned by nobody until the VMM opens it (TUNSETIFF on an existing device). */
 static int make_tap(const char *name, vt_err *err)
@@ -214,6 +213,7 @@ int cnet_attach_tap(const char *store_root, const char *id, const struct cnet_co
 	if (bridge_setup(&subnet, prefix, &gw, err) < 0)
 		return -1;
 	cnet_veth_name(id, tap);
+	lease->tap = true;
 	cleanup_close int nl = nl_open(err);
 	int master = nl < 0 ? -1 : nl_link_index(nl, CNET_BRIDGE_NAME, err);
 	if (master <= 0)

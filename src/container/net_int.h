@@ -66,8 +66,9 @@ int cnet_bridge_attach(const char *store_root, const char *id, const struct cnet
 		       struct cnet_lease *lease, vt_err *err);
 /* Everything of one container: its rules, its veth, its lease. Idempotent. */
 int cnet_bridge_detach(const char *id, vt_err *err);
-/* The same when its rules are known to be none: no nftables call. */
-int cnet_bridge_detach_ruleless(const char *id, vt_err *err);
+/* The same with what is known: rules (false: none to look for), veth (false: the kernel removes it with the
+ * container's namespace). */
+int cnet_bridge_detach_known(const char *id, bool rules, bool veth, vt_err *err);
 
 /* ---- slirp (net_slirp.c) ---- */
 int cnet_slirp_start(pid_t pid, const struct cnet_config *c, struct cnet_slirp **out, vt_err *err);

@@ -43,6 +43,18 @@ for mode in bridge slirp; do
 	check "$mode: rm -f leaves no rule nor lease of the container" test "$(rules_of "$id")$(leases_of "$id")" = 00
 done
 
+# A bridged container's veth goes with it (the kernel destroys the pair with the container's namespace).
+vts() { ip -o link show 2>/dev/null | grep -c ': vt[0-9a-f]\{12\}@'; }
+before=$(vts)
+v run --rm bb true
+for _ in $(seq 40); do [ "$(vts)" = "$before" ] && break; sleep 0.05; done
+check "run --rm: the container's veth is gone within 2 s ($before before, $(vts) after)" test "$(vts)" = "$before"
+id=$(v run -d bb sleep 100)
+check "run -d: its veth is on the bridge ($(vts) veths)" test "$(vts)" = $((before + 1))
+v rm -f "$id" >/dev/null
+for _ in $(seq 40); do [ "$(vts)" = "$before" ] && break; sleep 0.05; done
+check "rm -f: its veth is gone within 2 s" test "$(vts)" = "$before"
+
 # Two bridged containers reach each other by address.
 a=$(v run -d -p $P2:80 bb sh -c "mkdir /www && $(site a)")
 addr=$(v inspect "$a" 2>/dev/null | grep -o '"IPAddress": *"[0-9.]*"' | grep -o '[0-9.]*' | head -1)
