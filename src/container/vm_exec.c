@@ -11,6 +11,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
@@ -149,7 +150,8 @@ static void take_output(struct vm_exec_out *o, int fd)
 		return;
 	if (S_ISSOCK(st.st_mode)) {
 		o->sock = true;
-	} else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
+	} else if (S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && st.st_rdev != makedev(5, 2))) {
+		/* (not /dev/ptmx, 5:2: opening it again would make a new terminal, not reach this one) */
 		char path[64];
 		int flags = fcntl(fd, F_GETFL);
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
