@@ -59,7 +59,9 @@ char **serve_full_argv(struct serve *s, char *const argv[]) { (void)s; (void)arg
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc; (void)argv;
-	char dir[] = "/tmp/fuzz-serve.XXXXXX", path[256];
+	const char *tmp = getenv("TMPDIR");
+	char dir[200], path[256];
+	snprintf(dir, sizeof(dir), "%s/fuzz-serve.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(dir))
 		abort();
 	static const char *const files[] = { "index.html", "app.js", "style.css", "vendor/xterm.js", "vendor/xterm.css",

@@ -15,7 +15,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	/* root.path must resolve: give the parser a real bundle with a rootfs directory. */
-	strcpy(bundle, "/tmp/vt-fuzz-XXXXXX");
+	const char *tmp = getenv("TMPDIR");
+	if (snprintf(bundle, sizeof(bundle), "%s/vt-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp") >= (int)sizeof(bundle))
+		strcpy(bundle, "/tmp/vt-fuzz-XXXXXX");
 	if (!mkdtemp(bundle))
 		abort();
 	char rootfs[96];
