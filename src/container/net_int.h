@@ -2,6 +2,7 @@
 #ifndef VIRTUS_CONTAINER_NET_INT_H
 #define VIRTUS_CONTAINER_NET_INT_H
 
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,6 +15,9 @@
 
 /* ---- rtnetlink (net_nl.c): one NETLINK_ROUTE socket, bound to the network namespace it was made in. ---- */
 int nl_open(vt_err *err);
+/* Send one request on a netlink socket of any family and read the answer: each message to on_msg, until the
+ * dump's end or the ack. 0, or -errno (the kernel's). */
+int nl_exchange(int nl, const struct nlmsghdr *msg, void (*on_msg)(struct nlmsghdr *, void *), void *opaque);
 /* A NETLINK_ROUTE socket inside the network namespace of pid (the calling thread enters it and comes back). */
 /* Move the calling thread into pid's network namespace; *home is the way back, for netns_return (which
  * aborts if it cannot return: the thread must never go on in the wrong namespace). */

@@ -138,6 +138,19 @@ static int nft_run(const char *batch, bool handles, char **list_out, vt_err *err
  * ensure_table flushes and refills) change whenever anyone deletes, re-creates or edits them. Containers' own
  * rules live in the other chains and do not count. Two netlink dumps, no library. */
 
+struct dump_each {
+	void (*each)(void *ctx, const uint8_t *attrs, size_t len);
+	void *ctx;
+};
+
+static void dump_message(struct nlmsghdr *h, void *opaque)
+{
+	const struct dump_each *d = opaque;
+	size_t hdr = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+	if (h->nlmsg_len >= hdr)
+		d->each(d->ctx, (const uint8_t *)h + hdr, h->nlmsg_len - hdr);
+}
+
 /* Dump one kind of nf_tables object of family ip; each(ctx, attrs, len) for every object. -1 on failure. */
 static int nft_dump(uint16_t msg, void (*each)(void *ctx, const uint8_t *attrs, size_t len), void *ctx)
 {
@@ -150,24 +163,8 @@ static int nft_dump(uint16_t msg, void (*each)(void *ctx, const uint8_t *attrs, 
 	} req = { .h = { .nlmsg_len = sizeof(req), .nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | msg,
 			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = 1 },
 		  .g = { .nfgen_family = NFPROTO_IPV4, .version = NFNETLINK_V0 } };
-	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
-		return -1;
-	static _Thread_local uint8_t buf[32768] __attribute__((aligned(NLMSG_ALIGNTO)));
-	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-		if (n <= 0)
-			return -1;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_type == NLMSG_DONE)
-				return 0;
-			if (h->nlmsg_type == NLMSG_ERROR)
-				return -1;
-			size_t hdr = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
-			if (h->nlmsg_len >= hdr)
-				each(ctx, (const uint8_t *)h + hdr, h->nlmsg_len - hdr);
-		}
-	}
+	struct dump_each d = { each, ctx };
+	return nl_exchange(fd, &req.h, dump_message, &d) ? -1 : 0;
 }
 
 /* The payload of attribute type in attrs (NULL if absent or malformed). */

@@ -126,10 +126,10 @@ static const char *ip_str(struct in_addr a, char buf[INET_ADDRSTRLEN])
 	return inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
 }
 
-static int nl_talk(int nl, struct nl_req *r, void (*on_msg)(struct nlmsghdr *, void *), void *opaque)
+int nl_exchange(int nl, const struct nlmsghdr *msg, void (*on_msg)(struct nlmsghdr *, void *), void *opaque)
 {
 	static const struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-	if (sendto(nl, r->h, r->h->nlmsg_len, 0, (const struct sockaddr *)&kernel, sizeof(kernel)) < 0)
+	if (sendto(nl, msg, msg->nlmsg_len, 0, (const struct sockaddr *)&kernel, sizeof(kernel)) < 0)
 		return -errno;
 	_Alignas(NLMSG_ALIGNTO) char buf[NL_BUF];
 	for (;;) {
@@ -150,6 +150,11 @@ static int nl_talk(int nl, struct nl_req *r, void (*on_msg)(struct nlmsghdr *, v
 				on_msg(h, opaque);
 		}
 	}
+}
+
+static int nl_talk(int nl, struct nl_req *r, void (*on_msg)(struct nlmsghdr *, void *), void *opaque)
+{
+	return nl_exchange(nl, r->h, on_msg, opaque);
 }
 
 static void on_link(struct nlmsghdr *h, void *opaque)

@@ -33,6 +33,7 @@ struct agent_conn {
 	bool closed;
 	uint64_t heard_ns;     /* when the agent last sent anything */
 	uint64_t pinged_ns;    /* when the last ping was queued (0: none since heard_ns) */
+	unsigned pings_out;    /* pings not answered yet: a pong beyond them is a protocol error (no flood) */
 };
 
 int agent_fd(const struct agent_conn *c) { return c->fd; }
@@ -162,8 +163,10 @@ int agent_heartbeat(struct agent_conn *c, unsigned interval_ms, unsigned dead_ms
 	if (silent_ms >= dead_ms)
 		return -1;
 	if (silent_ms >= interval_ms && (!c->pinged_ns || (now - c->pinged_ns) / 1000000 >= interval_ms) &&
-	    !queue_empty(c, AGENT_MSG_PING, &ignored))
+	    !queue_empty(c, AGENT_MSG_PING, &ignored)) {
 		c->pinged_ns = now;
+		c->pings_out++;
+	}
 	uint64_t since = c->pinged_ns ? (now - c->pinged_ns) / 1000000 : silent_ms;
 	uint64_t next = since < interval_ms ? interval_ms - since : interval_ms;
 	uint64_t left = dead_ms - silent_ms;
@@ -208,7 +211,8 @@ int agent_send_resize(struct agent_conn *c, unsigned proc, unsigned short rows, 
 
 int agent_send_flow(struct agent_conn *c, unsigned proc, bool stop, vt_err *err)
 {
-	return queue_frame(c, AGENT_MSG_FLOW, proc, stop ? "{\"stop\":true}" : "{\"stop\":false}", stop ? 13 : 14, err);
+	const char *body = stop ? "{\"stop\":true}" : "{\"stop\":false}";
+	return queue_frame(c, AGENT_MSG_FLOW, proc, body, strlen(body), err);
 }
 
 static void ip_text(uint32_t addr, char out[INET_ADDRSTRLEN])
@@ -339,13 +343,17 @@ static int next_frame(struct agent_conn *c, struct agent_hdr *h, vt_err *err)
 	return c->rx_len >= AGENT_HDR_SIZE + h->len;
 }
 
-/* A pong is the heartbeat's business, not an event: an empty object for process 0. */
+/* A pong is the heartbeat's business, not an event: an empty object for process 0, one per ping sent (so a
+ * guest cannot keep the host busy with pongs it was not asked for). */
 static int take_pong(struct agent_conn *c, const struct agent_hdr *h, vt_err *err)
 {
+	if (!c->pings_out)
+		return proto_error(c, err, "a pong for no ping");
 	json_object *o = agent_parse_object(c->rx + AGENT_HDR_SIZE, h->len);
 	bool ok = o && h->proc == AGENT_INIT_PROC;
 	json_object_put(o);
 	c->pinged_ns = 0;
+	c->pings_out--;
 	return ok ? 0 : proto_error(c, err, "bad pong");
 }
 

@@ -286,13 +286,30 @@ static void test_data_for_unknown_process(void **state)
 	expect_error(f, "unknown process");
 }
 
-/* Pongs are the heartbeat's: consumed between events (never one themselves), and only {} for process 0. */
+/* Queue n pings (one per heartbeat interval of 1 ms) and take them off the peer's side. */
+static void ping(struct fixture *f, int n)
+{
+	vt_err err;
+	for (int i = 0; i < n; i++) {
+		usleep(3000);
+		assert_true(agent_heartbeat(f->c, 1, 60000) >= 0);
+		assert_int_equal(agent_flush(f->c, &err), 0);
+		struct agent_hdr h;
+		char p[64];
+		get_frame(f->peer, &h, p, sizeof(p));
+		assert_int_equal(h.type, AGENT_MSG_PING);
+	}
+}
+
+/* Pongs are the heartbeat's: consumed between events (never one themselves), one per ping, and only {} for
+ * process 0. */
 static void test_pong_is_not_an_event(void **state)
 {
 	struct fixture *f = *state;
 	struct agent_event ev;
 	vt_err err;
 	create_init(f);
+	ping(f, 3);
 	put_json(f->peer, AGENT_MSG_PONG, 0, "{}");
 	put_json(f->peer, AGENT_MSG_CREATED, 0, "{\"pid\":42}");
 	put_json(f->peer, AGENT_MSG_PONG, 0, "{}");
@@ -302,6 +319,18 @@ static void test_pong_is_not_an_event(void **state)
 	assert_int_equal(ev.kind, AGENT_EV_NONE);
 	put_json(f->peer, AGENT_MSG_PONG, 3, "{}");
 	expect_error(f, "bad pong");
+}
+
+static void test_unasked_pong(void **state)
+{
+	struct fixture *f = *state;
+	ping(f, 1);
+	put_json(f->peer, AGENT_MSG_PONG, 0, "{}");
+	put_json(f->peer, AGENT_MSG_PONG, 0, "{}");
+	struct agent_event ev;
+	vt_err err;
+	assert_int_equal(recv_one(f, &ev, &err), -1);
+	assert_non_null(strstr(err.msg, "a pong for no ping"));
 }
 
 /* A silent agent is pinged after the interval and dead after the limit; anything it sends starts over. */
@@ -523,6 +552,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_for_unknown_process, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_hello, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pong_is_not_an_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unasked_pong, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_text_sanitised, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_create_frees_the_id, setup, teardown),
