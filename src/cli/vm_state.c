@@ -19,10 +19,26 @@
 #define VM_RUN_DIR_DEFAULT "/run/virtus-vms"
 #define STATE_FILE "vm.json"
 
-const char *vm_state_root(void)
+/* Root's VMs live under /run; another user's under their own runtime directory (XDG_RUNTIME_DIR when it is
+ * theirs, else /tmp/virtus-vms-UID, which make_root checks is theirs alone), so that a member of the kvm
+ * group runs VMs without root's directory. */
+int vm_state_root(char *out, size_t len, vt_err *err)
 {
 	const char *env = getenv("VIRTUS_VM_RUN_DIR");
-	return env && *env ? env : VM_RUN_DIR_DEFAULT;
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	struct stat sb;
+	int n;
+	if (env && *env)
+		n = snprintf(out, len, "%s", env);
+	else if (geteuid() == 0)
+		n = snprintf(out, len, "%s", VM_RUN_DIR_DEFAULT);
+	else if (xdg && xdg[0] == '/' && stat(xdg, &sb) == 0 && S_ISDIR(sb.st_mode) && sb.st_uid == geteuid())
+		n = snprintf(out, len, "%s/virtus-vms", xdg);
+	else
+		n = snprintf(out, len, "/tmp/virtus-vms-%u", (unsigned)geteuid());
+	if (n < 0 || (size_t)n >= len)
+		return vt_fail(err, "the VM directory root has too long a path (VIRTUS_VM_RUN_DIR, XDG_RUNTIME_DIR)");
+	return 0;
 }
 
 int vm_state_check_name(const char *name, vt_err *err)
@@ -51,7 +67,10 @@ void vm_state_random_name(char *out, size_t len)
 
 static int dir_of(const char *name, char *out, size_t len, vt_err *err)
 {
-	if ((size_t)snprintf(out, len, "%s/%s", vm_state_root(), name) >= len)
+	char root[PATH_MAX];
+	if (vm_state_root(root, sizeof(root), err) < 0)
+		return -1;
+	if ((size_t)snprintf(out, len, "%s/%s", root, name) >= len)
 		return vt_fail(err, "the VM directory of '%s' has too long a path", name);
 	return 0;
 }
@@ -81,11 +100,21 @@ static bool stale(const char *name, const char *dir)
 	return stat(dir, &sb) == 0 && time(NULL) - sb.st_mtime > 10;
 }
 
+/* The root, made if missing; it must be a directory of this user that no one else may write to (a
+ * directory someone else made in /tmp under our name would otherwise hold our sockets). */
 static int make_root(vt_err *err)
 {
-	const char *root = vm_state_root();
+	char root[PATH_MAX];
+	struct stat sb;
+	if (vm_state_root(root, sizeof(root), err) < 0)
+		return -1;
 	if (mkdir(root, 0700) < 0 && errno != EEXIST)
 		return vt_fail_errno(err, errno, "cannot make the VM directory root %s", root);
+	if (lstat(root, &sb) < 0)
+		return vt_fail_errno(err, errno, "cannot read the VM directory root %s", root);
+	if (!S_ISDIR(sb.st_mode) || sb.st_uid != geteuid() || (sb.st_mode & 022))
+		return vt_fail(err, "the VM directory root %s is not a directory of this user that only it may write to; "
+			       "remove it, or set VIRTUS_VM_RUN_DIR", root);
 	return 0;
 }
 
@@ -210,9 +239,12 @@ int vm_state_list(char ***names, size_t *n, vt_err *err)
 {
 	*names = NULL;
 	*n = 0;
-	DIR *d = opendir(vm_state_root());
+	char root[PATH_MAX];
+	if (vm_state_root(root, sizeof(root), err) < 0)
+		return -1;
+	DIR *d = opendir(root);
 	if (!d)
-		return errno == ENOENT ? 0 : vt_fail_errno(err, errno, "cannot read %s", vm_state_root());
+		return errno == ENOENT ? 0 : vt_fail_errno(err, errno, "cannot read %s", root);
 	size_t cap = 0;
 	for (struct dirent *e; (e = readdir(d));) {
 		vt_err ignored;

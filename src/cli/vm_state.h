@@ -1,5 +1,6 @@
 /* Where the VMs of this host are found: one directory per VM under the VM run root (default
- * /run/virtus-vms, $VIRTUS_VM_RUN_DIR overrides), named after the VM. It holds vm.json (the VMM's pid and
+ * /run/virtus-vms for root, the user's runtime directory for others; $VIRTUS_VM_RUN_DIR overrides), named
+ * after the VM. It holds vm.json (the VMM's pid and
  * its sockets), the API socket, and for a detached VM its console socket and logs. The VMM makes it before
  * the VM starts and removes it when it ends; a directory whose VMM died without doing so is stale and is
  * reclaimed by the next `vm run` of that name or `vm ls`. */
@@ -25,7 +26,9 @@ struct vm_state {
 	long long started;                       /* wall clock, seconds */
 };
 
-const char *vm_state_root(void);
+/* Where the VMs' directories are: $VIRTUS_VM_RUN_DIR, else /run/virtus-vms for root and a directory of
+ * the user's own for anyone else. */
+int vm_state_root(char *out, size_t len, vt_err *err);
 /* A name is 1-63 of [A-Za-z0-9_.-], starting with a letter or digit. */
 int vm_state_check_name(const char *name, vt_err *err);
 /* A fresh name "vm-XXXXXX" (random hex) for a VM run without --name. */

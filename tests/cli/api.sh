@@ -80,6 +80,23 @@ out=$(v vm run --jail --api-socket "$tmp/p3.sock" 2>&1); rc=$?
 if [ $rc -eq 2 ] && echo "$out" | grep -q -- '--jail needs the VM configured on the command line' && [ ! -e "$tmp/p3.sock" ]; then
 	ok "--jail with a VM configured through the API is a usage error"
 else not_ok "--jail preboot" "status $rc: $out"; fi
+# The VM directory root: one others may write to is refused (it would hold this user's sockets), before
+# anything is made in it; a user other than root keeps its VMs in its own runtime directory, not /run's.
+mkdir -m 777 "$tmp/open"; chmod 777 "$tmp/open"
+out=$(VIRTUS_VM_RUN_DIR=$tmp/open v vm run --name r1 --api-socket "$tmp/r1.sock" 2>&1); rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q "$tmp/open is not a directory of this user that only it may write to" &&
+   [ -z "$(ls -A "$tmp/open")" ] && [ ! -e "$tmp/r1.sock" ]; then ok "a VM directory root others may write to is refused, nothing made"
+else not_ok "a VM directory root others may write to" "status $rc: $out" "$(ls -A "$tmp/open")"; fi
+if [ "$(id -u)" = 0 ] && setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
+	mkdir "$tmp/xdg" && chown 65534:65534 "$tmp/xdg" && chmod 755 "$tmp"
+	cp "$(dirname "$VIRTUS")/tests/kvm/guests/hello.elf" "$tmp/hello.elf" && chmod 644 "$tmp/hello.elf"
+	out=$(env -u VIRTUS_VM_RUN_DIR XDG_RUNTIME_DIR="$tmp/xdg" setpriv --reuid=65534 --regid=65534 --clear-groups \
+		timeout -s KILL 20 "$VIRTUS" vm run --kernel "$tmp/hello.elf" 2>&1); rc=$?
+	if [ $rc -eq 1 ] && echo "$out" | grep -Eq 'no permission to open /dev/kvm|no /dev/kvm' &&
+	   [ -d "$tmp/xdg/virtus-vms" ] && [ -z "$(ls -A "$tmp/xdg/virtus-vms")" ]; then
+		ok "another user's VMs live in its XDG_RUNTIME_DIR (reaches /dev/kvm's check, leaves no VM directory)"
+	else not_ok "another user's VM directory root" "status $rc: $out" "$(ls -lR "$tmp/xdg" 2>&1)"; fi
+fi
 left=$(ls "$VIRTUS_VM_RUN_DIR" 2>/dev/null | wc -l)
 if [ "$left" = 0 ]; then ok "at the end: no VM directory left"; else not_ok "VM directories left" "$(ls "$VIRTUS_VM_RUN_DIR")"; fi
 echo "1..$n"

@@ -52,11 +52,9 @@ if [ $rc -eq 130 ] && [ "$out" = "$(printf 'echo> a\001b')" ]; then ok "Ctrl-A C
 # SIGTERM presses the power button; this guest has no ACPI, so the VM stops after --stop-timeout.
 sigterm_case() { # NAME STOP_TIMEOUT STDERR_REGEX
 	sleep 20 | "$VIRTUS" vm run --kernel "$G/echo.elf" --stop-timeout "$2" >"$tmp/term.out" 2>&1 & pid=$!
-	( sleep 30; kill -KILL $pid ) 2>/dev/null & watchdog=$!
 	for _ in $(seq 100); do grep -q 'echo>' "$tmp/term.out" 2>/dev/null && break; sleep 0.1; done # the guest runs
 	kill -TERM $pid
-	wait $pid; rc=$?
-	kill $watchdog 2>/dev/null
+	reap $pid 30; rc=$reaped_status
 	if [ $rc -eq 130 ] && grep -Eq "$3" "$tmp/term.out"; then ok "$1"; else not_ok "$1" "status $rc: $(cat "$tmp/term.out")"; fi
 }
 sigterm_case "SIGTERM with --stop-timeout 1: power button, then the VM stops (status 130)" 1 'did not power off within 1 s'
@@ -82,13 +80,12 @@ mode=$(stat -c %a "$tmp/v.sock" 2>/dev/null)
 run_case "--vsock PATH in use by a running VM is refused" 1 EMPTY "v.sock is in use by a running program" -- vm run --kernel "$G/hello.elf" --vsock "3,$tmp/v.sock"
 kill -TERM $pid
 # a VMM that does not end (twice in 6 runs in the bed, never on a host) fails with what its threads do
-for _ in $(seq 300); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
-if kill -0 $pid 2>/dev/null; then
+for _ in $(seq 300); do running $pid || break; sleep 0.1; done
+if running $pid; then
 	echo "# vsock stalled: still running 30 s after SIGTERM"
 	stall_report $pid
-	kill -KILL $pid
 fi
-wait $pid; rc=$?
+reap $pid 0; rc=$reaped_status
 if [ "$mode" = 600 ]; then ok "--vsock PATH is a socket with mode 0600 while the VM runs"; else not_ok "--vsock PATH is a socket with mode 0600 while the VM runs" "mode '${mode:-none}'"; fi
 if [ $rc -eq 130 ] && [ ! -e "$tmp/v.sock" ]; then ok "--vsock PATH removed after SIGTERM"; else not_ok "--vsock PATH removed after SIGTERM" "status $rc, $(ls -l "$tmp/v.sock" 2>&1)"; fi
 make_stale_socket() { # a Unix socket file nobody listens on: python3 on a host, the vsock tool in L1
@@ -111,7 +108,8 @@ fi
 # (util-linux setpriv: busybox's, in the nested bed's L1, cannot change uids)
 if [ "$(id -u)" = 0 ] && setpriv --reuid=0 --regid=0 --clear-groups true 2>/dev/null; then
 	cp "$G/hello.elf" "$tmp/hello.elf"; chmod 755 "$tmp"; chmod 644 "$tmp/hello.elf"
-	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$VIRTUS" vm run --kernel "$tmp/hello.elf" 2>&1); rc=$?
+	mkdir "$tmp/xdg" && chown 65534:65534 "$tmp/xdg" # its VM directories (not /run's, which is root's)
+	out=$(XDG_RUNTIME_DIR=$tmp/xdg setpriv --reuid=65534 --regid=65534 --clear-groups "$VIRTUS" vm run --kernel "$tmp/hello.elf" 2>&1); rc=$?
 	if [ $rc -eq 1 ] && echo "$out" | grep -q 'no permission to open /dev/kvm'; then ok "no permission on /dev/kvm"; else not_ok "no permission on /dev/kvm" "status $rc: $out"; fi
 fi
 
