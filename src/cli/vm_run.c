@@ -725,12 +725,9 @@ static int wait_for_start(struct run_opts *o, struct vm_session *s, int sig_fd)
 
 
 /* The source's connection, or -2 when a host signal or a Kill through the API ended the wait. */
-static int accept_migration(struct run_opts *o, struct vm_session *s, int lfd, int sig_fd, vt_err *err)
+static int accept_migration(struct vm_session *s, int lfd, int sig_fd, vt_err *err)
 {
 	struct vm_api_waiting *waiting = &s->waiting;
-	*waiting = (struct vm_api_waiting){ .id = o->state.name, .version = VIRTUS_VERSION, .url = o->incoming };
-	if (api_server_start(o->state.api_socket, vm_api_waiting_handle, waiting, &s->api, err) < 0)
-		return -1;
 	for (;;) {
 		struct pollfd p[3] = { { .fd = sig_fd, .events = POLLIN }, { .fd = lfd, .events = POLLIN },
 				       { .fd = api_server_poll_fd(s->api), .events = POLLIN } };
@@ -785,10 +782,18 @@ static int receive_vm(struct run_opts *o, struct vm_session *s, int sig_fd, vt_e
 	int lfd = sock_url_listen(o->incoming, err);
 	if (lfd < 0)
 		return -1;
+	/* the API answers before the caller of -d is told the VM is there (a `vm kill` may follow at once) */
+	s->waiting = (struct vm_api_waiting){ .id = o->state.name, .version = VIRTUS_VERSION, .url = o->incoming };
+	if (api_server_start(o->state.api_socket, vm_api_waiting_handle, &s->waiting, &s->api, err) < 0) {
+		close(lfd);
+		if (!strncmp(o->incoming, "unix:", 5))
+			unlink(o->incoming + 5);
+		return -1;
+	}
 	fprintf(stderr, "virtus: waiting for a migration on %s ('virtus vm migrate NAME %s' on the source)\n",
 		o->incoming, o->incoming);
 	report_ready(o);
-	int fd = accept_migration(o, s, lfd, sig_fd, err);
+	int fd = accept_migration(s, lfd, sig_fd, err);
 	close(lfd);
 	if (!strncmp(o->incoming, "unix:", 5))
 		unlink(o->incoming + 5);

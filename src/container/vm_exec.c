@@ -11,7 +11,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
@@ -123,10 +122,8 @@ static void exec_free(struct vm_exec *e)
 {
 	close_fd(&e->conn);
 	close_fd(&e->in);
-	for (int s = 0; s < 2; s++) {
-		close_fd(&e->out[s].fd);
-		free(e->out[s].buf);
-	}
+	outq_free(&e->out[0]);
+	outq_free(&e->out[1]);
 	*e = idle_exec;
 }
 
@@ -136,75 +133,7 @@ static void fail_exec(struct vm_exec *e, const char *msg)
 	exec_free(e);
 }
 
-/* ---- output to the client, never blocking ---- */
-
-/* The client's stdout or stderr, to be written without blocking. O_NONBLOCK cannot be set on the descriptor
- * itself (its open file is shared with the client's shell or terminal): a pipe or a terminal is opened again
- * (a file of its own, O_NONBLOCK); a socket takes MSG_DONTWAIT; a regular file never blocks (and must keep
- * the shared offset the client's shell writes at), nor does anything else worth a reopening. */
-static void take_output(struct vm_exec_out *o, int fd)
-{
-	struct stat st;
-	o->fd = fd;
-	if (fstat(fd, &st))
-		return;
-	if (S_ISSOCK(st.st_mode)) {
-		o->sock = true;
-	} else if (S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && st.st_rdev != makedev(5, 2))) {
-		/* (not /dev/ptmx, 5:2: opening it again would make a new terminal, not reach this one) */
-		char path[64];
-		int flags = fcntl(fd, F_GETFL);
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		int nb = flags < 0 ? -1 : open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (flags & O_APPEND));
-		if (nb >= 0) {
-			close(fd);
-			o->fd = nb;
-		}
-	}
-}
-
-/* Write what the descriptor takes now; false when the reader is gone (the output is dropped, as a closed
- * pipe's would be). */
-static bool write_some(struct vm_exec_out *o, const uint8_t *data, size_t len, size_t *done)
-{
-	*done = 0;
-	while (*done < len) {
-		ssize_t n = o->sock ? send(o->fd, data + *done, len - *done, MSG_DONTWAIT | MSG_NOSIGNAL)
-				    : write(o->fd, data + *done, len - *done);
-		if (n > 0) {
-			*done += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-	}
-	return true;
-}
-
-static void drop_output(struct vm_exec_out *o)
-{
-	close_fd(&o->fd);
-	o->len = 0;
-}
-
-static void queue_output(struct vm_exec_out *o, const uint8_t *data, size_t len)
-{
-	if (o->len + len > o->cap) {
-		size_t cap = o->cap ? o->cap : 65536;
-		while (cap < o->len + len)
-			cap *= 2;
-		uint8_t *b = realloc(o->buf, cap);
-		if (!b) {
-			drop_output(o);
-			return;
-		}
-		o->buf = b;
-		o->cap = cap;
-	}
-	memcpy(o->buf + o->len, data, len);
-	o->len += len;
-}
+/* ---- output to the client, never blocking (outq.h) ---- */
 
 static size_t queued(const struct vm_exec *e)
 {
@@ -214,16 +143,7 @@ static size_t queued(const struct vm_exec *e)
 /* The process's output: written now, or queued; a queue past the mark stops the agent reading it. */
 static void output(struct vm_exec *e, unsigned id, struct agent_conn *a, int stream, const uint8_t *data, size_t len)
 {
-	struct vm_exec_out *o = &e->out[stream];
-	size_t done = 0;
-	if (o->fd < 0)
-		return;
-	if (!o->len && !write_some(o, data, len, &done)) {
-		drop_output(o);
-		return;
-	}
-	if (done < len)
-		queue_output(o, data + done, len - done);
+	outq_put(&e->out[stream], data, len);
 	vt_err ignored;
 	if (!e->held && queued(e) > VM_EXEC_OUT_HOLD && !agent_send_flow(a, id, true, &ignored))
 		e->held = true;
@@ -239,14 +159,7 @@ static void report_exit(struct vm_exec *e)
  * that waited for the output goes to the client. */
 static void flush_output(struct vm_exec *e, unsigned id, struct agent_conn *a, int stream)
 {
-	struct vm_exec_out *o = &e->out[stream];
-	size_t done;
-	if (!write_some(o, o->buf, o->len, &done)) {
-		drop_output(o);
-	} else {
-		memmove(o->buf, o->buf + done, o->len - done);
-		o->len -= done;
-	}
+	outq_flush(&e->out[stream]);
 	vt_err ignored;
 	if (e->held && queued(e) <= VM_EXEC_OUT_RESUME && !agent_send_flow(a, id, false, &ignored))
 		e->held = false;
@@ -349,7 +262,7 @@ static void take_request(struct vm_execs *x, unsigned id, struct agent_conn *a)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	for (unsigned i = 0; i < nfds; i++)   /* stdin, stdout, stderr: held here from now on */
-		i == 0 ? (void)(e->in = fds[i]) : take_output(&e->out[i - 1], fds[i]);
+		i == 0 ? (void)(e->in = fds[i]) : outq_open(&e->out[i - 1], fds[i]);
 	if (n <= 0) {
 		exec_free(e);
 		return;
@@ -395,8 +308,8 @@ static void take_message(struct vm_exec *e, unsigned id, struct agent_conn *a)
 		agent_send_signal(a, id, SIGKILL, &ignored);
 		close_fd(&e->conn);
 		close_fd(&e->in);
-		drop_output(&e->out[0]);   /* nobody waits for it: the exit is not held up by a stopped reader */
-		drop_output(&e->out[1]);
+		outq_drop(&e->out[0]);   /* nobody waits for it: the exit is not held up by a stopped reader */
+		outq_drop(&e->out[1]);
 		return;
 	}
 	buf[n] = 0;
@@ -487,7 +400,7 @@ void vm_execs_ready(struct vm_execs *x, struct agent_conn *a, const struct pollf
 			e->busy ? take_message(e, id, a) : take_request(x, id, a);
 		else if (what == TAG_IN && p[k].fd == e->in)
 			relay_stdin(e, id, a);
-		else if (what >= TAG_OUT && p[k].fd == e->out[what - TAG_OUT].fd && e->out[what - TAG_OUT].len)
+		else if (what >= TAG_OUT && p[k].fd == e->out[what - TAG_OUT].fd && outq_waiting(&e->out[what - TAG_OUT]))
 			flush_output(e, id, a, what - TAG_OUT);
 	}
 }

@@ -23,20 +23,13 @@
 #include <stdbool.h>
 
 #include "container/container.h"
+#include "container/outq.h"
 #include "isolation/agent.h"
 
 #define VM_EXEC_SOCKET   "exec.sock"
 #define VM_EXEC_MAX_POLL (1 + 4 * AGENT_MAX_PROCS)
 #define VM_EXEC_OUT_HOLD   (256 * 1024)
 #define VM_EXEC_OUT_RESUME (64 * 1024)
-
-/* Output for a client's stdout or stderr that it has not taken yet. */
-struct vm_exec_out {
-	int fd;             /* the client's descriptor, or our non-blocking reopening of it; -1 once gone */
-	bool sock;          /* a socket: written with MSG_DONTWAIT */
-	uint8_t *buf;
-	size_t len, cap;
-};
 
 /* ---- the monitor's side ---- */
 
@@ -49,7 +42,7 @@ struct vm_exec {
 	int status;
 	int conn;           /* the client; -1 once it went */
 	int in;             /* its stdin; -1 without -i or after EOF */
-	struct vm_exec_out out[2]; /* its stdout and stderr */
+	struct outq out[2];      /* its stdout and stderr */
 };
 
 struct vm_execs {

@@ -45,7 +45,8 @@ struct vmon {
 	struct agent_conn *agent;
 	int vmm_pidfd, sfd;
 	int log;                /* ctr.log */
-	int out[2];             /* the caller's stdout and stderr (foreground without -t), or -1 */
+	struct outq out[2];     /* the caller's stdout and stderr (foreground; with -t, out[0] is the tty) */
+	bool held;              /* the agent was asked to stop reading init's output (FLOW) */
 	int tty;                /* foreground -t: our end (the slave) of the pty whose master the caller relays */
 	int in;                 /* what feeds the container's stdin, or -1 */
 	bool exited;
@@ -273,9 +274,10 @@ static int setup_stdio(struct vmon *mo, int *master, vt_err *err)
 		if (open_local_pty(mo, master, err))
 			return -1;
 		mo->in = mo->tty;
+		outq_open(&mo->out[0], fcntl(mo->tty, F_DUPFD_CLOEXEC, 3));
 	} else if (!l->detach) {
-		mo->out[0] = fcntl(1, F_DUPFD_CLOEXEC, 3);
-		mo->out[1] = fcntl(2, F_DUPFD_CLOEXEC, 3);
+		outq_open(&mo->out[0], fcntl(1, F_DUPFD_CLOEXEC, 3));
+		outq_open(&mo->out[1], fcntl(2, F_DUPFD_CLOEXEC, 3));
 		mo->in = l->interactive ? fcntl(0, F_DUPFD_CLOEXEC, 3) : -1;
 	}
 	if (mo->in >= 0)
@@ -292,13 +294,49 @@ static int setup_stdio(struct vmon *mo, int *master, vt_err *err)
 	return 0;
 }
 
+static size_t queued(const struct vmon *mo)
+{
+	return mo->out[0].len + mo->out[1].len;
+}
+
+/* Init's output: to the log, and to the caller without ever blocking on it (a caller that does not read
+ * must not stop the monitor's exec, heartbeat and signal work); past the mark, the agent stops reading init
+ * until the caller took most of it, so init waits, as on a full pipe. */
 static void output(struct vmon *mo, int stream, const uint8_t *data, size_t len)
 {
-	if (mo->tty >= 0)
-		write_all(mo->tty, data, len);
-	else if (mo->out[stream] >= 0)
-		write_all(mo->out[stream], data, len);
+	vt_err ignored;
 	write_all(mo->log, data, len);
+	outq_put(&mo->out[mo->tty >= 0 ? 0 : stream], data, len);
+	if (!mo->held && queued(mo) > VM_EXEC_OUT_HOLD && !agent_send_flow(mo->agent, AGENT_INIT_PROC, true, &ignored))
+		mo->held = true;
+}
+
+static void flush_output(struct vmon *mo, int stream)
+{
+	vt_err ignored;
+	outq_flush(&mo->out[stream]);
+	if (mo->held && queued(mo) <= VM_EXEC_OUT_RESUME && !agent_send_flow(mo->agent, AGENT_INIT_PROC, false, &ignored))
+		mo->held = false;
+}
+
+/* The container ended: what the caller has not taken yet, for as long as it reads (a signal to the monitor
+ * gives up). */
+static void drain_output(struct vmon *mo)
+{
+	while (outq_waiting(&mo->out[0]) || outq_waiting(&mo->out[1])) {
+		struct pollfd p[3] = {
+			{ .fd = outq_waiting(&mo->out[0]) ? mo->out[0].fd : -1, .events = POLLOUT },
+			{ .fd = outq_waiting(&mo->out[1]) ? mo->out[1].fd : -1, .events = POLLOUT },
+			{ .fd = mo->sfd, .events = POLLIN },
+		};
+		if (poll(p, 3, -1) < 0 && errno != EINTR)
+			return;
+		if (p[2].revents)
+			return;
+		for (int s = 0; s < 2; s++)
+			if (p[s].revents)
+				outq_flush(&mo->out[s]);
+	}
 }
 
 /* ---------------- the agent ---------------- */
@@ -542,13 +580,15 @@ static void wait_container(struct vmon *mo)
 {
 	vt_err ignored;
 	while (!mo->exited) {
-		struct pollfd p[4 + VM_EXEC_MAX_POLL] = {
+		struct pollfd p[6 + VM_EXEC_MAX_POLL] = {
 			{ .fd = agent_fd(mo->agent), .events = POLLIN | (agent_pending(mo->agent) ? POLLOUT : 0) },
 			{ .fd = mo->vmm_pidfd, .events = POLLIN },
 			{ .fd = mo->sfd, .events = POLLIN },
 			{ .fd = agent_pending(mo->agent) ? -1 : mo->in, .events = POLLIN },
+			{ .fd = outq_waiting(&mo->out[0]) ? mo->out[0].fd : -1, .events = POLLOUT },
+			{ .fd = outq_waiting(&mo->out[1]) ? mo->out[1].fd : -1, .events = POLLOUT },
 		};
-		unsigned n = 4 + vm_execs_poll(&mo->execs, p + 4, agent_pending(mo->agent));
+		unsigned n = 6 + vm_execs_poll(&mo->execs, p + 6, agent_pending(mo->agent));
 		int timeout = check_agent(mo);
 		if (mo->exited)
 			break;
@@ -560,7 +600,10 @@ static void wait_container(struct vmon *mo)
 			on_signal(mo);
 		if (p[3].revents)
 			relay_stdin(mo);
-		vm_execs_ready(&mo->execs, mo->agent, p + 4);
+		for (int s = 0; s < 2; s++)
+			if (p[4 + s].revents)
+				flush_output(mo, s);
+		vm_execs_ready(&mo->execs, mo->agent, p + 6);
 		if ((p[0].revents & POLLOUT) && agent_flush(mo->agent, &ignored))
 			break;
 		if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && !take_events(mo))
@@ -656,7 +699,7 @@ static int listen_for_execs(struct vmon *mo, json_object *spec, vt_err *err)
 void ctr_vm_monitor_main(struct ctr_launch *l, int sock)
 {
 	struct vmon mo = { .l = l, .sock = sock, .box = { .vmm = -1, .fsd = -1 }, .vmm_pidfd = -1, .log = -1,
-			   .out = { -1, -1 }, .tty = -1, .in = -1 };
+			   .out = { OUTQ_NONE, OUTQ_NONE }, .tty = -1, .in = -1 };
 	vt_err err = { 0 };
 	json_object *spec = NULL;
 	int master = -1;
@@ -682,5 +725,6 @@ void ctr_vm_monitor_main(struct ctr_launch *l, int sock)
 	teardown(&mo);
 	if (l->auto_remove)
 		ctr_remove_dir(l->store, l->id, &err);
+	drain_output(&mo);
 	_exit(mo.status);
 }

@@ -27,7 +27,7 @@ wait_log() { # wait_log NAME TEXT: until the container's log has TEXT (60 s)
 img=/tmp/img
 mkdir -p $img/bin $img/etc $img/tmp $img/proc $img/sys $img/dev $img/root && chmod 1777 $img/tmp
 cp /bin/busybox $img/bin/busybox
-for a in sh echo cat ls touch id pwd env nproc awk grep sleep ip uname mount trap true tty; do ln -sf busybox $img/bin/$a; done
+for a in sh echo cat ls touch id pwd env nproc awk grep sleep ip uname mount trap true tty dd tr; do ln -sf busybox $img/bin/$a; done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >$img/etc/passwd
 printf 'root:x:0:\nnogroup:x:65534:\n' >$img/etc/group
 (cd $img && tar -cf /tmp/img.tar .)
@@ -114,6 +114,28 @@ say hb-exit "$(virtus inspect iso3 | grep -o '"ExitCode": [0-9]*' | head -n1)"
 say hb-log "$(grep -o "agent did not answer for 10 s" "$VIRTUS_ROOT/containers/$id/vmm.log")"
 virtus rm iso3
 say hb-left "$(leftovers)"
+
+# 3c. Foreground output nobody reads (a fifo held open, not read): the monitor goes on serving (an exec
+# answers), init waits for the reader (the agent stops reading it), and every byte arrives once it reads.
+mkfifo /tmp/slow.fifo
+exec 7<>/tmp/slow.fifo
+timeout $limit virtus run --isolation=vm --network none --name iso4 bb:1 \
+	sh -c 'dd if=/dev/zero bs=10000 count=300 2>/dev/null | tr "\0" x; echo; echo end-of-output; sleep 1000' \
+	>/tmp/slow.fifo 2>/tmp/run7.err &
+run7=$!
+wait_log iso4 xxxx; say slow-up $?
+sleep 3
+timeout 30 virtus exec iso4 echo exec-while-unread >/tmp/exec5.out 2>&1
+say slow-exec "$? $(cat /tmp/exec5.out)"
+say slow-held "$(virtus logs iso4 | grep -c end-of-output)"
+cat <&7 >/tmp/slow.out & reader=$!
+i=0; while [ $i -lt 600 ] && ! grep -q end-of-output /tmp/slow.out; do i=$((i + 1)); sleep 0.1; done
+say slow-bytes "$(tr -cd x </tmp/slow.out | wc -c) $(grep -c end-of-output /tmp/slow.out)"
+virtus rm -f iso4 >/dev/null
+wait $run7
+kill $reader; exec 7<&-
+sed 's/^/iso run7-err /' /tmp/run7.err | head -n 3
+say slow-left "$(leftovers)"
 
 # 4. Bad input: a command that does not exist in the image (127), and --network host (refused, 125).
 timeout $limit virtus run --rm --isolation=vm --network none bb:1 /nonexistent >/dev/null 2>/tmp/run4.err
