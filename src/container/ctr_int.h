@@ -47,8 +47,12 @@ __attribute__((noreturn)) void ctr_vm_monitor_main(struct ctr_launch *l, int soc
  * On failure the monitor has undone the runtime, network and mount; *status says 125/126/127. */
 int ctr_launch(struct ctr_launch *l, int *status, vt_err *err);
 
-/* Mount the container's rootfs (the image's layers, or its --rootfs dir, under its upper dir). */
-int ctr_mount_rootfs(const struct ctr_store *s, const char *id, json_object *rec, vt_err *err);
+struct img_store;
+struct img_image;
+/* Mount the container's rootfs (the image's layers, or its --rootfs dir, under its upper dir). store and
+ * img: the record's image, already resolved by the caller, or NULL to open the store and resolve it here. */
+int ctr_mount_rootfs(const struct ctr_store *s, const char *id, json_object *rec, struct img_store *store,
+		     const struct img_image *img, vt_err *err);
 void ctr_unmount_rootfs(const struct ctr_store *s, const char *id);
 /* The network settings of the record (Network, Ports) into l. */
 int ctr_launch_from_record(struct ctr_launch *l, json_object *rec, vt_err *err);

@@ -88,7 +88,7 @@ static int write_one(const struct ctr_store *s, const char *id, const char *file
 	cleanup_free char *path = ctr_path(s, id, file);
 	if (!data || !path)
 		return vt_fail_errno(err, ENOMEM, "/etc/%s", file);
-	return rt_write_file_atomic(path, data, err);
+	return rt_write_file_atomic(path, data, false, err); /* made again at every start */
 }
 
 int ctr_etc_write(const struct ctr_launch *l, vt_err *err)

@@ -39,7 +39,7 @@ static int mount_plain_rootfs(const char *lower, const char *upper, const char *
 }
 
 static int mount_image_rootfs(const struct ctr_store *s, const char *image_id, const char *upper,
-			      const char *work, const char *target, vt_err *err)
+			      const char *work, const char *target, bool scratch, vt_err *err)
 {
 	struct img_store *st;
 	struct img_image *img;
@@ -47,14 +47,15 @@ static int mount_image_rootfs(const struct ctr_store *s, const char *image_id, c
 		return -1;
 	int rc = img_resolve(st, image_id, &img, err);
 	if (!rc) {
-		rc = img_mount(st, img, upper, work, target, err);
+		rc = img_mount(st, img, upper, work, target, scratch, err);
 		img_image_free(img);
 	}
 	img_store_close(st);
 	return rc;
 }
 
-int ctr_mount_rootfs(const struct ctr_store *s, const char *id, json_object *rec, vt_err *err)
+int ctr_mount_rootfs(const struct ctr_store *s, const char *id, json_object *rec, struct img_store *store,
+		     const struct img_image *img, vt_err *err)
 {
 	cleanup_free char *upper = ctr_path(s, id, "upper");
 	cleanup_free char *work = ctr_path(s, id, "work");
@@ -64,7 +65,11 @@ int ctr_mount_rootfs(const struct ctr_store *s, const char *id, json_object *rec
 	const char *lower = ctr_rec_str(rec, "Rootfs");
 	if (*lower)
 		return mount_plain_rootfs(lower, upper, work, target, err);
-	return mount_image_rootfs(s, ctr_rec_str(rec, "ImageId"), upper, work, target, err);
+	/* a --rm container's changes are thrown away: never synced */
+	bool scratch = json_object_get_boolean(json_object_object_get(rec, "AutoRemove"));
+	if (store && img)
+		return img_mount(store, img, upper, work, target, scratch, err);
+	return mount_image_rootfs(s, ctr_rec_str(rec, "ImageId"), upper, work, target, scratch, err);
 }
 
 void ctr_unmount_rootfs(const struct ctr_store *s, const char *id)

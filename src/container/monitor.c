@@ -251,7 +251,8 @@ void ctr_monitor_main(struct ctr_launch *l, int sock)
 	ctr_monitor_send(sock, CTR_MSG_STARTED, mo.init, NULL, l->detach ? -1 : mo.master);
 	close(sock);
 	int status = wait_container(&mo, sfd);
-	ctr_record_update(l->store, l->id, ctr_rec_set_exited, &status, &err);
+	if (!l->auto_remove) /* (a --rm container's record goes at once) */
+		ctr_record_update(l->store, l->id, ctr_rec_set_exited, &status, &err);
 	teardown(&mo);
 	if (l->auto_remove)
 		ctr_remove_dir(l->store, l->id, &err);

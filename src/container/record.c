@@ -74,7 +74,9 @@ int ctr_record_save(const struct ctr_store *s, const char *id, json_object *rec,
 	cleanup_free char *path = ctr_path(s, id, RECORD_FILE);
 	if (!path)
 		return vt_fail_errno(err, ENOMEM, "record");
-	return rt_write_file_atomic(path, json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PRETTY), err);
+	/* a --rm container's record goes with it: no need to outlive a crash */
+	bool durable = !json_object_get_boolean(json_object_object_get(rec, "AutoRemove"));
+	return rt_write_file_atomic(path, json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PRETTY), durable, err);
 }
 
 int ctr_lock(const struct ctr_store *s, const char *id, vt_err *err)

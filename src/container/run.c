@@ -239,7 +239,8 @@ static int write_bundle(const struct ctr_store *s, const char *id, const struct 
 	ctr_etc_add_mounts(spec, dir);
 	int rc = make_workdir(rootfs, spec, err);
 	if (!rc)
-		rc = rt_write_file_atomic(path, json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PRETTY), err);
+		rc = rt_write_file_atomic(path, json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PRETTY),
+					  !o->auto_remove, err);
 	json_object_put(spec);
 	return rc;
 }
@@ -250,7 +251,7 @@ static int prepare_container(const struct ctr_store *s, const char *id, const ch
 	json_object *rec = new_record(id, name, o, b);
 	int rc = create_record(s, id, name, rec, err);
 	if (!rc)
-		rc = ctr_mount_rootfs(s, id, rec, err);
+		rc = ctr_mount_rootfs(s, id, rec, b->store, b->img, err);
 	json_object_put(rec);
 	if (rc || make_volume_dirs(o, err) || write_bundle(s, id, o, b, err))
 		return -1;
@@ -321,7 +322,7 @@ static int start_in_store(const struct ctr_store *s, const char *ref, vt_err *er
 		rc = ctr_launch_from_record(&l, rec, err);
 	if (!rc) {
 		ctr_unmount_rootfs(s, id); /* a monitor that crashed may have left it */
-		rc = ctr_mount_rootfs(s, id, rec, err);
+		rc = ctr_mount_rootfs(s, id, rec, NULL, NULL, err);
 	}
 	json_object_put(rec);
 	if (!rc && ctr_launch(&l, &status, err)) {

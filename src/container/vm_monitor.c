@@ -721,7 +721,8 @@ void ctr_vm_monitor_main(struct ctr_launch *l, int sock)
 	wait_container(&mo);
 	shutdown_vm(&mo);
 	json_object_put(spec);
-	ctr_record_update(l->store, l->id, ctr_rec_set_exited, &mo.status, &err);
+	if (!l->auto_remove) /* (a --rm container's record goes at once) */
+		ctr_record_update(l->store, l->id, ctr_rec_set_exited, &mo.status, &err);
 	teardown(&mo);
 	if (l->auto_remove)
 		ctr_remove_dir(l->store, l->id, &err);

@@ -1,6 +1,7 @@
 /* Content-addressed blobs: image/blobs/sha256/<hex>, written temp + fsync + rename, checked when read. */
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,8 +14,17 @@ struct img_hash {
 	EVP_MD_CTX *ctx;
 };
 
+/* sha256 is all virtus asks of libcrypto: the system's openssl.cnf (providers, engines, policies) has no
+ * say in it, and reading it is a good part of a short command's start (`virtus run` hashes the image's
+ * manifest and config when it reads them). */
+void img_crypto_init(void)
+{
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
+}
+
 struct img_hash *img_hash_new(void)
 {
+	img_crypto_init();
 	struct img_hash *h = calloc(1, sizeof(*h));
 	if (!h)
 		return NULL;

@@ -65,6 +65,7 @@ int build_sha256_hex(const void *data, size_t len, char hex[65], vt_err *err)
 {
 	unsigned char sum[32];
 	unsigned n = 0;
+	img_crypto_init();
 	if (!EVP_Digest(data, len, sum, &n, EVP_sha256(), NULL) || n != 32)
 		return vt_fail(err, "sha256 failed");
 	for (unsigned i = 0; i < n; i++)

@@ -7,6 +7,7 @@
  * below a directory, symlinks are copied as symlinks. Wildcards are matched one path segment at a time with
  * fnmatch(3). Files excluded by .containerignore are never read. */
 #include "image/build_copy.h"
+#include "image/internal.h"
 #include "lib/util.h"
 
 #include <dirent.h>
@@ -388,6 +389,7 @@ int build_copy_digest(const struct build_copy *c, char hex[65], vt_err *err)
 	struct copy_sources srcs;
 	if (build_copy_resolve(c, ctxfd, &srcs, err))
 		return -1;
+	img_crypto_init();
 	struct digester *d = malloc(sizeof(*d));
 	int rc = d ? 0 : vt_fail_errno(err, ENOMEM, "COPY digest");
 	if (d && !(d->md = EVP_MD_CTX_new()))

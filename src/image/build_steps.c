@@ -443,7 +443,7 @@ static int fs_open(struct builder *b, struct step_fs *fs)
 	fs->rootfs = fs->upper;
 	if (!b->cur || !b->cur->n_layers)
 		return 0;
-	if (img_mount(b->s, b->cur, fs->upper, fs->work, fs->merged, b->err))
+	if (img_mount(b->s, b->cur, fs->upper, fs->work, fs->merged, true, b->err))
 		return -1;
 	fs->mounted = true;
 	fs->rootfs = fs->merged;

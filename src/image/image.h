@@ -62,9 +62,11 @@ int img_commit(struct img_store *s, const struct img_image *parent, const char *
 /* Mount the image's layers (read-only lower dirs) with upper_dir and work_dir (empty directories on the same
  * file system) as an overlayfs at target. Long layer lists must still fit the kernel's mount data limit:
  * the lower dirs are named relative to <root>/layers, which is the process's working directory during the
- * mount(2) call (restored after; so not to be called while another thread depends on the cwd). */
+ * mount(2) call (restored after; so not to be called while another thread depends on the cwd).
+ * scratch: the upper dir is thrown away after use (a --rm container, a build step): nothing of it is ever
+ * synced to disk (overlayfs's volatile). */
 int img_mount(struct img_store *s, const struct img_image *img, const char *upper_dir, const char *work_dir,
-	      const char *target, vt_err *err);
+	      const char *target, bool scratch, vt_err *err);
 
 /* `virtus image inspect` / `virtus inspect IMAGE`: a JSON description (Id, RepoTags, Created, Config,
  * RootFS, History, Size) in the shape podman prints. */

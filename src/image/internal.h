@@ -30,6 +30,8 @@ char *img_path(const struct img_store *s, const char *fmt, ...) __attribute__((f
 
 /* --- sha256 (libcrypto) --- */
 struct img_hash;
+/* Before any other libcrypto call (img_hash_new does it): libcrypto without the system's configuration. */
+void img_crypto_init(void);
 struct img_hash *img_hash_new(void);
 void img_hash_update(struct img_hash *h, const void *data, size_t len);
 /* "sha256:<hex>" into out; frees h. */

@@ -166,7 +166,21 @@ static char *lowerdir_option(struct img_store *s, const struct img_image *img, v
 	return o;
 }
 
-static int mount_in_layers(struct img_store *s, const char *data, const char *target, vt_err *err)
+/* overlayfs's "volatile" (Linux 5.10): no sync of the upper dir, ever, not even at umount, where overlayfs
+ * would otherwise sync the whole upper file system. Only for an upper dir that is thrown away after use; a
+ * kernel without the option mounts without it. */
+static int mount_overlay(const char *data, bool scratch, const char *target)
+{
+	char with[4200];
+	if (scratch && (size_t)snprintf(with, sizeof(with), "%s,volatile", data) < sizeof(with) &&
+	    mount("overlay", target, "overlay", 0, with) == 0)
+		return 0;
+	if (scratch && errno != EINVAL)
+		return -1;
+	return mount("overlay", target, "overlay", 0, data);
+}
+
+static int mount_in_layers(struct img_store *s, const char *data, bool scratch, const char *target, vt_err *err)
 {
 	cleanup_free char *layers = img_path(s, "layers");
 	cleanup_free char *empty = img_path(s, "layers/.empty");
@@ -178,7 +192,7 @@ static int mount_in_layers(struct img_store *s, const char *data, const char *ta
 	if (chdir(layers) < 0)
 		return vt_fail_errno(err, errno, "cannot enter %s", layers);
 	int rc = 0;
-	if (mount("overlay", target, "overlay", 0, data) < 0)
+	if (mount_overlay(data, scratch, target) < 0)
 		rc = vt_fail_errno(err, errno, "cannot mount the image's layers on %s", target);
 	if (fchdir(old_cwd) < 0 && rc == 0)
 		rc = vt_fail_errno(err, errno, "cannot return to the working directory");
@@ -186,7 +200,7 @@ static int mount_in_layers(struct img_store *s, const char *data, const char *ta
 }
 
 int img_mount(struct img_store *s, const struct img_image *img, const char *upper_dir, const char *work_dir,
-	      const char *target, vt_err *err)
+	      const char *target, bool scratch, vt_err *err)
 {
 	cleanup_free char *upper = realpath(upper_dir, NULL);
 	cleanup_free char *work = realpath(work_dir, NULL);
@@ -201,5 +215,5 @@ int img_mount(struct img_store *s, const struct img_image *img, const char *uppe
 		return vt_fail_errno(err, ENOMEM, "mount options");
 	if (strlen(data) >= 4096)
 		return vt_fail(err, "image %s has too many layers to mount (%zu)", img->id, img->n_layers);
-	return mount_in_layers(s, data, tgt, err);
+	return mount_in_layers(s, data, scratch, tgt, err);
 }

@@ -269,7 +269,7 @@ static int cmd_spec(struct cmd_args *a, vt_err *err)
 	json_object *s = rt_spec_default();
 	int rc = rt_write_file_atomic(path, json_object_to_json_string_ext(s, JSON_C_TO_STRING_PRETTY |
 								       JSON_C_TO_STRING_NOSLASHESCAPE),
-				      err);
+				      true, err);
 	json_object_put(s);
 	return rc;
 }

@@ -192,7 +192,10 @@ int rt_remove_tree(const char *path);
 char *rt_now_rfc3339(void);
 /* Parse exactly len bytes of JSON (the buffer need not be NUL-terminated); NULL if invalid. */
 json_object *rt_json_parse(const char *text, size_t len);
-int rt_write_file_atomic(const char *path, const char *data, vt_err *err);
+/* Write path through a temporary file and a rename: a reader sees the old file or the new, never a part.
+ * durable: fsync first, so that the new content survives a crash (not for state that a reboot makes
+ * meaningless anyway, like a running container's, or a --rm container's files). */
+int rt_write_file_atomic(const char *path, const char *data, bool durable, vt_err *err);
 /* --pid-file: the pid in decimal, written atomically (a reader never sees a partial file). */
 int rt_write_pid_file(const char *path, pid_t pid, vt_err *err);
 

@@ -62,7 +62,7 @@ char *rt_now_rfc3339(void)
 	return out;
 }
 
-int rt_write_file_atomic(const char *path, const char *data, vt_err *err)
+int rt_write_file_atomic(const char *path, const char *data, bool durable, vt_err *err)
 {
 	cleanup_free char *tmp = NULL;
 	if (asprintf(&tmp, "%s.tmp", path) < 0)
@@ -70,7 +70,7 @@ int rt_write_file_atomic(const char *path, const char *data, vt_err *err)
 	cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return vt_fail_errno(err, errno, "cannot create %s", tmp);
-	if (write_all(fd, data, strlen(data)) || fsync(fd)) {
+	if (write_all(fd, data, strlen(data)) || (durable && fsync(fd))) {
 		int e = errno;
 		unlink(tmp);
 		return vt_fail_errno(err, e, "cannot write %s", tmp);
@@ -111,7 +111,7 @@ int rt_write_pid_file(const char *path, pid_t pid, vt_err *err)
 	}
 	if (!abs)
 		return vt_fail_errno(err, errno, "--pid-file %s", path);
-	return rt_write_file_atomic(abs, buf, err) ? vt_err_prefix(err, "--pid-file") : 0;
+	return rt_write_file_atomic(abs, buf, false, err) ? vt_err_prefix(err, "--pid-file") : 0;
 }
 
 static void add_string(json_object *o, const char *key, const char *v)
@@ -144,7 +144,7 @@ int rt_state_save(const struct rt_state *st, vt_err *err)
 	add_copy(o, "cgroup", st->cgroup);
 	add_copy(o, "hooks", st->hooks);
 	cleanup_free char *path = rt_path_join(st->dir, STATE_FILE);
-	int rc = path ? rt_write_file_atomic(path, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), err)
+	int rc = path ? rt_write_file_atomic(path, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), false, err)
 		      : vt_fail_errno(err, ENOMEM, "saving state");
 	json_object_put(o);
 	return rc;

@@ -406,7 +406,7 @@ static void mount_of_64_layers(void **state)
 	snprintf(work, sizeof(work), "%s/w", f->dir);
 	snprintf(target, sizeof(target), "%s/m", f->dir);
 	mkdir(upper, 0755), mkdir(work, 0755), mkdir(target, 0755);
-	int rc = img_mount(f->s, img, upper, work, target, &err);
+	int rc = img_mount(f->s, img, upper, work, target, false, &err);
 	if (rc < 0)
 		print_message("mount: %s\n", err.msg);
 	assert_int_equal(rc, 0);
