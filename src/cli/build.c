@@ -25,8 +25,9 @@ static const char build_usage[] =
 	"      --no-cache            run every step, even those the cache has\n"
 	"  -h, --help                this text\n"
 	"\n"
-	"The recipe's COPY and ADD take --chown=USER[:GROUP] and --chmod=MODE. RUN steps use the host's\n"
-	"network. Images of steps that succeeded stay in the store as cache.\n";
+	"The recipe's COPY and ADD take --chown=USER[:GROUP] and --chmod=MODE; COPY --from=STAGE takes\n"
+	"files from an earlier stage (FROM IMAGE AS STAGE; or its number) or an image. RUN steps use the\n"
+	"host's network. Images of steps that succeeded stay in the store as cache.\n";
 
 struct build_cli {
 	struct build_opts o;

@@ -115,6 +115,62 @@ static int resolve_current(struct builder *b, const char *ref)
 	return set_current(b, img);
 }
 
+/* ---- stages ---- */
+
+static bool is_number(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+int build_stage_image(struct builder *b, const char *ref, bool *found, struct img_image **img)
+{
+	const struct build_stage *st = NULL;
+	*img = NULL;
+	for (size_t i = 0; !st && i < b->n_stages; i++)
+		if (b->stages[i].name && !strcasecmp(b->stages[i].name, ref))
+			st = &b->stages[i];
+	if (!st && is_number(ref) && strlen(ref) < 6 && (size_t)atoi(ref) < b->n_stages)
+		st = &b->stages[atoi(ref)];
+	*found = st != NULL;
+	if (!st || !*st->id)
+		return 0;
+	return img_resolve(b->s, st->id, img, b->err);
+}
+
+/* FROM: the stage before (if any) is done and named; ARGs and CMD start afresh (as docker's do); the base
+ * is an earlier stage, scratch, or an image. */
+static int start_stage(struct builder *b, const struct recipe_step *st, const char *base)
+{
+	if (b->config) {
+		struct build_stage *v = realloc(b->stages, (b->n_stages + 1) * sizeof(*v));
+		if (!v)
+			return vt_fail_errno(b->err, ENOMEM, "build stages");
+		b->stages = v;
+		v[b->n_stages] = (struct build_stage){ .name = b->stage_name };
+		snprintf(v[b->n_stages].id, sizeof(v[b->n_stages].id), "%s", b->cur ? b->cur->id : "");
+		b->n_stages++;
+		b->stage_name = NULL;
+	}
+	if (st->n_words == 3 && !(b->stage_name = strdup(st->words[2])))
+		return vt_fail_errno(b->err, ENOMEM, "build stages");
+	for (size_t i = 0; i < b->n_args; i++)
+		free(b->args[i]);
+	b->n_args = 0;
+	b->cmd_set = false;
+	bool found;
+	struct img_image *img;
+	if (build_stage_image(b, base, &found, &img))
+		return -1;
+	if (found)
+		return set_current(b, img);
+	return strcmp(base, "scratch") ? resolve_current(b, base) : set_current(b, NULL);
+}
+
 /* ---- the cache ---- */
 
 static int cache_path(const struct builder *b, const char *key, char *out, size_t size)
@@ -317,6 +373,10 @@ static void teardown(struct builder *b)
 	for (size_t i = 0; i < b->n_meta; i++)
 		free(b->meta[i]);
 	free(b->meta);
+	for (size_t i = 0; i < b->n_stages; i++)
+		free(b->stages[i].name);
+	free(b->stages);
+	free(b->stage_name);
 }
 
 /* ---- the steps ---- */
@@ -334,7 +394,7 @@ static int run_step(struct builder *b, const struct recipe_step *st)
 	int rc = build_plan_step(b, st, &p);
 	if (rc || st->op == RECIPE_FROM || (st->op == RECIPE_ARG && !b->config)) {
 		if (!rc && st->op == RECIPE_FROM)
-			rc = strcmp(p.words[0], "scratch") ? resolve_current(b, p.words[0]) : set_current(b, NULL);
+			rc = start_stage(b, st, p.words[0]);
 		build_plan_free(&p);
 		return rc;
 	}

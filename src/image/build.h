@@ -45,6 +45,7 @@ struct recipe_step {
 	struct recipe_kv *kv; /* ENV, LABEL, ARG */
 	size_t n_kv;
 	char *chown, *chmod;  /* COPY/ADD --chown= and --chmod= (raw), or NULL */
+	char *from;           /* COPY --from= (raw): an earlier stage's name or number, or an image; or NULL */
 };
 
 struct recipe {

@@ -90,6 +90,12 @@ struct build_arg {
 	bool used;
 };
 
+/* A finished stage of a multi-stage recipe: what FROM NAME and COPY --from=NAME|N take. */
+struct build_stage {
+	char *name;                /* its AS name, or NULL */
+	char id[IMG_ID_LEN + 1];   /* its image, or "" when it made none (FROM scratch alone) */
+};
+
 struct builder {
 	struct img_store *s;
 	const struct build_opts *o;
@@ -108,7 +114,16 @@ struct builder {
 	size_t n_args;
 	char **meta;               /* ARGs before FROM, "K=V" (for FROM and for ARG NAME without a default) */
 	size_t n_meta;
+	struct build_stage *stages; /* the stages before the current one */
+	size_t n_stages;
+	char *stage_name;          /* the current stage's AS name, or NULL */
 };
+
+/* The image of an earlier stage named ref (its AS name, any case, or its number from 0): *found says whether
+ * there is one; *img is NULL for a stage that made no image. */
+int build_stage_image(struct builder *b, const char *ref, bool *found, struct img_image **img);
+
+struct step_fs;
 
 /* A step's words after substitution, and the text that identifies it (cache key and history). */
 struct step_plan {
@@ -119,6 +134,7 @@ struct step_plan {
 	char *value;               /* WORKDIR, USER, STOPSIGNAL */
 	char *chown, *chmod;
 	char digest[65];           /* COPY/ADD: what the sources bring in */
+	struct step_fs *from_fs;   /* COPY --from: the stage or image the sources come from, mounted */
 	char *text;                /* "COPY --chown=1:1 a /app/" with the values substituted */
 };
 

@@ -94,12 +94,22 @@ static json_object *copy_config(const struct builder *b)
 	return c;
 }
 
+/* ---- a step's file system: an image's layers + a fresh upper dir (defined below) ---- */
+
+struct step_fs {
+	char dir[PATH_MAX], upper[PATH_MAX], work[PATH_MAX], merged[PATH_MAX];
+	const char *rootfs;   /* merged, or upper itself when the image has no layer (scratch) */
+	bool mounted;
+};
+static int fs_open_image(struct builder *b, const struct img_image *img, struct step_fs *fs);
+static void fs_close(struct step_fs *fs);
+
 /* ---- substitution ---- */
 
 /* The variables a step sees: the image's Env first (ENV wins over ARG, as docker), then the ARGs. */
 static const char **step_vars(const struct builder *b, bool before_from, struct recipe_vars *v)
 {
-	json_object *env = b->config ? config_env(b->config) : NULL;
+	json_object *env = b->config && !before_from ? config_env(b->config) : NULL;
 	size_t n_env = env ? json_object_array_length(env) : 0;
 	char **args = before_from ? b->meta : b->args;
 	size_t n_args = before_from ? b->n_meta : b->n_args;
@@ -284,12 +294,34 @@ static int plan_words(struct builder *b, const struct recipe_step *st, struct st
 	return 0;
 }
 
+/* COPY --from=REF: an earlier stage (by name or number) or an image, mounted for the step. */
+static int mount_copy_source(struct builder *b, const char *ref, struct step_plan *p)
+{
+	bool found;
+	struct img_image *img = NULL;
+	if (build_stage_image(b, ref, &found, &img))
+		return -1;
+	if (!found && img_resolve(b->s, ref, &img, b->err))
+		return vt_fail(b->err, "COPY --from=%s: no earlier stage and no image of that name", ref);
+	int rc = (p->from_fs = calloc(1, sizeof(*p->from_fs))) ? fs_open_image(b, img, p->from_fs)
+							       : vt_fail_errno(b->err, ENOMEM, "COPY --from");
+	img_image_free(img);
+	return rc;
+}
+
 static int plan_copy(struct builder *b, const struct recipe_step *st, struct step_plan *p,
 		     const struct recipe_vars *v, struct sbuf *text)
 {
+	cleanup_free char *from = NULL;
 	if ((st->chown && recipe_expand(st->chown, v, &p->chown, b->err)) ||
-	    (st->chmod && recipe_expand(st->chmod, v, &p->chmod, b->err)))
+	    (st->chmod && recipe_expand(st->chmod, v, &p->chmod, b->err)) ||
+	    (st->from && recipe_expand(st->from, v, &from, b->err)))
 		return -1;
+	if (from) {
+		sbuf_addf(text, " --from=%s", from);
+		if (mount_copy_source(b, from, p))
+			return -1;
+	}
 	if (p->chown)
 		sbuf_addf(text, " --chown=%s", p->chown);
 	if (p->chmod)
@@ -303,7 +335,8 @@ static int plan_copy(struct builder *b, const struct recipe_step *st, struct ste
 	free(p->words[p->n_words - 1]);
 	p->words[p->n_words - 1] = dest; /* the text keeps it as written: the parent's WorkingDir is in the key */
 	struct build_copy c = {
-		.context_dir = b->o->context_dir, .ignore = b->ignore, .sources = (const char *const *)p->words,
+		.context_dir = p->from_fs ? p->from_fs->rootfs : b->o->context_dir,
+		.ignore = p->from_fs ? NULL : b->ignore, .sources = (const char *const *)p->words,
 		.n_sources = p->n_words - 1, .dest = dest, .dest_is_dir = dest[strlen(dest) - 1] == '/',
 	};
 	return build_copy_digest(&c, p->digest, b->err);
@@ -380,7 +413,7 @@ static int plan_by_op(struct builder *b, const struct recipe_step *st, struct st
 int build_plan_step(struct builder *b, const struct recipe_step *st, struct step_plan *p)
 {
 	*p = (struct step_plan){ 0 };
-	bool before_from = !b->config;
+	bool before_from = !b->config || st->op == RECIPE_FROM; /* a FROM sees the ARGs before the first */
 	struct recipe_vars v;
 	cleanup_free const char **list = step_vars(b, before_from, &v);
 	if (!list)
@@ -409,16 +442,14 @@ void build_plan_free(struct step_plan *p)
 	free(p->chown);
 	free(p->chmod);
 	free(p->text);
+	if (p->from_fs) {
+		fs_close(p->from_fs);
+		free(p->from_fs);
+	}
 	*p = (struct step_plan){ 0 };
 }
 
-/* ---- a step's file system: the current image's layers + a fresh upper dir ---- */
-
-struct step_fs {
-	char dir[PATH_MAX], upper[PATH_MAX], work[PATH_MAX], merged[PATH_MAX];
-	const char *rootfs;   /* merged, or upper itself when the image has no layer (scratch) */
-	bool mounted;
-};
+/* ---- a step's file system ---- */
 
 static void fs_close(struct step_fs *fs)
 {
@@ -429,7 +460,7 @@ static void fs_close(struct step_fs *fs)
 		rt_remove_tree(fs->dir);
 }
 
-static int fs_open(struct builder *b, struct step_fs *fs)
+static int fs_open_image(struct builder *b, const struct img_image *img, struct step_fs *fs)
 {
 	if (build_path(fs->dir, sizeof(fs->dir), b->err, "%s/step%u", b->work, ++b->seq) ||
 	    build_path(fs->upper, sizeof(fs->upper), b->err, "%s/upper", fs->dir) ||
@@ -441,13 +472,19 @@ static int fs_open(struct builder *b, struct step_fs *fs)
 	if (chmod(fs->upper, 0755))
 		return vt_fail_errno(b->err, errno, "chmod %s", fs->upper);
 	fs->rootfs = fs->upper;
-	if (!b->cur || !b->cur->n_layers)
+	if (!img || !img->n_layers)
 		return 0;
-	if (img_mount(b->s, b->cur, fs->upper, fs->work, fs->merged, true, b->err))
+	if (img_mount(b->s, img, fs->upper, fs->work, fs->merged, true, b->err))
 		return -1;
 	fs->mounted = true;
 	fs->rootfs = fs->merged;
 	return 0;
+}
+
+/* The current image's file system, to change. */
+static int fs_open(struct builder *b, struct step_fs *fs)
+{
+	return fs_open_image(b, b->cur, fs);
 }
 
 static bool dir_is_empty(const char *path)
@@ -517,7 +554,8 @@ static int exec_copy(struct builder *b, const struct recipe_step *st, json_objec
 {
 	const char *dest = p->words[p->n_words - 1];
 	struct build_copy c = {
-		.context_dir = b->o->context_dir, .ignore = b->ignore, .sources = (const char *const *)p->words,
+		.context_dir = p->from_fs ? p->from_fs->rootfs : b->o->context_dir,
+		.ignore = p->from_fs ? NULL : b->ignore, .sources = (const char *const *)p->words,
 		.n_sources = p->n_words - 1, .dest = dest, .dest_is_dir = dest[strlen(dest) - 1] == '/',
 		.unpack_archives = st->op == RECIPE_ADD,
 	};

@@ -203,7 +203,8 @@ static int parse_args_decl(const struct parse_ctx *p, struct recipe_step *st)
 	return 0;
 }
 
-/* COPY/ADD flags: --chown=, --chmod=; the rest are refused by name. Returns the text after the flags. */
+/* COPY/ADD flags: --chown=, --chmod=, and COPY's --from=; the rest are refused by name. Returns the text
+ * after the flags. */
 static const char *parse_copy_flags(const struct parse_ctx *p, struct recipe_step *st, const char *args, int *rc)
 {
 	*rc = 0;
@@ -215,13 +216,15 @@ static const char *parse_copy_flags(const struct parse_ctx *p, struct recipe_ste
 			slot = &st->chown;
 		else if (len > 8 && !strncmp(args, "--chmod=", 8))
 			slot = &st->chmod;
+		else if (len > 7 && !strncmp(args, "--from=", 7) && st->op == RECIPE_COPY)
+			slot = &st->from;
 		if (!slot) {
-			const char *why = !strncmp(args, "--from", 6) ? " (multi-stage builds are not supported)" : "";
-			*rc = fail_at(p, "%s: option %.*s is not supported%s", recipe_op_name(st->op), (int)len, args, why);
+			*rc = fail_at(p, "%s: option %.*s is not supported", recipe_op_name(st->op), (int)len, args);
 			return NULL;
 		}
+		size_t skip = slot == &st->from ? 7 : 8;
 		free(*slot);
-		*slot = strndup(args + 8, len - 8);
+		*slot = strndup(args + skip, len - skip);
 		args = end;
 		while (is_blank(*args))
 			args++;
@@ -311,6 +314,7 @@ static void step_clear(struct recipe_step *st)
 	free(st->kv);
 	free(st->chown);
 	free(st->chmod);
+	free(st->from);
 	*st = (struct recipe_step){ 0 };
 }
 
@@ -389,16 +393,40 @@ static ssize_t continued_len(const char *line, size_t len)
 	return -1;
 }
 
-/* FROM first (only ARGs may come before it), and only one FROM. */
+/* FROM IMAGE AS NAME: a name that COPY --from and FROM can tell from an image reference and a stage number,
+ * given once. */
+static int check_stage_name(const struct recipe *r, size_t at, const char *file, vt_err *err)
+{
+	const struct recipe_step *st = &r->steps[at];
+	const char *name = st->words[2];
+	bool digits_only = true;
+	for (const char *c = name; *c; c++) {
+		bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+			  (c != name && (*c == '_' || *c == '-' || *c == '.'));
+		if (!ok)
+			return vt_fail(err, "%s line %u: stage name '%s': use letters, digits, '_', '-' and '.', starting "
+				       "with a letter or digit", file, st->line, name);
+		digits_only &= *c >= '0' && *c <= '9';
+	}
+	if (digits_only)
+		return vt_fail(err, "%s line %u: stage name '%s' is a number (stages are also named by number)", file,
+			       st->line, name);
+	for (size_t i = 0; i < at; i++)
+		if (r->steps[i].op == RECIPE_FROM && r->steps[i].n_words == 3 && !strcasecmp(r->steps[i].words[2], name))
+			return vt_fail(err, "%s line %u: a second stage named '%s' (line %u)", file, st->line, name,
+				       r->steps[i].line);
+	return 0;
+}
+
+/* FROM first (only ARGs may come before it); each further FROM starts a stage. */
 static int check_order(const struct recipe *r, const char *file, vt_err *err)
 {
 	size_t from = SIZE_MAX;
 	for (size_t i = 0; i < r->n_steps; i++) {
 		const struct recipe_step *st = &r->steps[i];
-		if (st->op == RECIPE_FROM && from != SIZE_MAX)
-			return vt_fail(err, "%s line %u: a second FROM: multi-stage builds are not supported", file,
-				       st->line);
-		if (st->op == RECIPE_FROM)
+		if (st->op == RECIPE_FROM && st->n_words == 3 && check_stage_name(r, i, file, err))
+			return -1;
+		if (st->op == RECIPE_FROM && from == SIZE_MAX)
 			from = i;
 		else if (st->op != RECIPE_ARG && from == SIZE_MAX)
 			return vt_fail(err, "%s line %u: %s before FROM (a recipe starts with FROM)", file, st->line,

@@ -184,6 +184,46 @@ build -t twice "$F"
 checke "an image with the same layer twice mounts (COPY x; RUN rm x; COPY x; RUN cat x)" \
 	'[ $BUILD_RC = 0 ] && grep -qx again "$WORK/out"'
 
+# Multi-stage: a stage builds, a later one takes only its output (COPY --from by name, by number, and from
+# an image), a stage is a base for a later FROM, ARGs start afresh in each stage; the image is the last stage.
+M=$WORK/multi
+mkdir -p "$M"
+echo ctx-file >"$M/c.txt"
+cat >"$M/Containerfile" <<'EOF2'
+ARG OUT=out.txt
+FROM busybox AS builder
+ARG OUT
+ARG STAGE_ONLY=builder-arg
+RUN mkdir /build && echo "built $OUT" > /build/$OUT && echo junk > /build/junk && echo $STAGE_ONLY > /build/arg
+FROM builder AS tested
+RUN test -e /build/out.txt && echo tested > /build/ok
+FROM busybox
+COPY c.txt /app/
+COPY --from=builder /build/out.txt /app/
+COPY --from=1 /build/ok /app/
+COPY --from=busybox /bin/busybox /app/bb
+RUN echo "arg=[$STAGE_ONLY]" > /app/arg && ls /app > /app/list
+CMD ["cat", "/app/out.txt"]
+EOF2
+build -t multi:1 "$M"
+if [ "$BUILD_RC" = 0 ] && [ "$(v run --rm --network none multi:1)" = "built out.txt" ]; then ok "multi-stage: the last stage is the image, with a file COPY --from=NAME took from a stage"
+else not_ok "multi-stage build" "rc=$BUILD_RC" "$(tail -n 5 "$WORK/err")"; fi
+checke "multi-stage: COPY --from=N (a stage that was FROM an earlier stage) and --from=IMAGE; the stage's other files stay out" \
+	'[ "$(v run --rm --network none multi:1 cat /app/list | tr "\n" " ")" = "arg bb c.txt list ok out.txt " ] &&
+	 v run --rm --network none multi:1 sh -c "test ! -e /build && test ! -e /app/junk"'
+checke "multi-stage: ARGs are per stage (a later stage does not see the builder's)" \
+	'[ "$(v run --rm --network none multi:1 cat /app/arg)" = "arg=[]" ]'
+build -t multi:1 "$M"
+checke "multi-stage: a rebuild takes all 10 steps after the FROMs from the cache" '[ $BUILD_RC = 0 ] && [ "$(grep -c "Using cache" "$WORK/out")" = 10 ] && ! grep -q "^built" "$WORK/out"'
+printf 'FROM busybox AS a\nRUN echo x > /x\nFROM busybox\nCOPY --from=nosuch /x /x\n' >"$F/Containerfile"
+build -t broken "$F"
+checke "COPY --from a stage or image that does not exist names it; no image, nothing mounted" \
+	'[ $BUILD_RC = 1 ] && grep -q "COPY --from=nosuch: no earlier stage and no image of that name" "$WORK/err" &&
+	 ! v image ls | grep -q broken && [ "$(mounts_under_store)" = 0 ]'
+printf 'FROM busybox AS a\nFROM busybox\nCOPY --from=a /nonexistent /x\n' >"$F/Containerfile"
+build -t broken "$F"
+checke "COPY --from a stage without the file names the file" '[ $BUILD_RC = 1 ] && grep -q "nonexistent" "$WORK/err"'
+
 checke "v build without DIR is a usage error (status 2)" 'v build >/dev/null 2>&1; [ $? = 2 ]'
 checke "v build --help prints the usage" 'v build --help | grep -q "^usage: virtus build"'
 checke "nothing is mounted under the store" '[ "$(mounts_under_store)" = 0 ]'

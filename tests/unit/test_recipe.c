@@ -98,8 +98,18 @@ static void test_copy_add_flags(void **state)
 	assert_string_equal(r->steps[2].words[1], "/opt/");
 	assert_null(r->steps[3].chown);
 	recipe_free(r);
-	parse_fails("FROM busybox\nCOPY --from=build /a /b\n", "line 2: COPY: option --from=build is not supported "
-							       "(multi-stage builds are not supported)");
+	parse_fails("FROM busybox\nADD --from=build /a /b\n", "line 2: ADD: option --from=build is not supported");
+	r = parse_ok("FROM busybox AS build\nRUN make\nFROM busybox\nCOPY --from=build --chown=1 /a /b\n");
+	assert_int_equal(r->n_steps, 4);
+	assert_string_equal(r->steps[3].from, "build");
+	assert_string_equal(r->steps[3].chown, "1");
+	assert_string_equal(r->steps[3].words[0], "/a");
+	recipe_free(r);
+	r = parse_ok("FROM busybox\nCOPY --from=build --chown=1 /a /b\n");
+	assert_string_equal(r->steps[1].from, "build");
+	assert_string_equal(r->steps[1].chown, "1");
+	assert_string_equal(r->steps[1].words[0], "/a");
+	recipe_free(r);
 	parse_fails("FROM busybox\nADD onlyone\n", "line 2: ADD needs at least one source and a destination");
 }
 
@@ -143,7 +153,10 @@ static void test_errors_name_the_line(void **state)
 	parse_fails("FROM busybox\nHEALTHCHECK CMD true\n", "line 2: HEALTHCHECK is not supported");
 	parse_fails("RUN true\nFROM busybox\n", "line 1: RUN before FROM");
 	parse_fails("# nothing\n", "no FROM instruction");
-	parse_fails("FROM a\nRUN x\nFROM b\n", "line 3: a second FROM: multi-stage builds are not supported");
+	parse_fails("FROM a AS one\nRUN x\nFROM b AS One\n", "line 3: a second stage named 'One' (line 1)");
+	parse_fails("FROM a AS 12\n", "line 1: stage name '12' is a number");
+	parse_fails("FROM a AS -x\n", "line 1: stage name '-x': use letters");
+	parse_fails("FROM a AS b/c\n", "line 1: stage name 'b/c': use letters");
 	parse_fails("FROM busybox\nRUN\n", "line 2: RUN needs a command");
 	parse_fails("FROM busybox\nRUN --mount=type=cache,target=/x true\n", "line 2: RUN: option --mount");
 	parse_fails("FROM a b\n", "line 1: FROM needs an image name");
