@@ -231,7 +231,8 @@ int build_copy_resolve(const struct build_copy *c, int ctxfd, struct copy_source
 		} else if (!rc) {
 			int fd = build_openat_in_root(ctxfd, rel, O_PATH, err);
 			if (fd < 0 && err && err->errnum == ENOENT)
-				rc = vt_fail(err, "'%s' is not in the build context %s", s, c->context_dir);
+				rc = c->from ? vt_fail(err, "'%s' is not in %s", s, c->from)
+					     : vt_fail(err, "'%s' is not in the build context %s", s, c->context_dir);
 			else
 				rc = fd < 0 ? -1 : add_source(out, rel, err);
 			if (fd >= 0)

@@ -36,6 +36,7 @@ void sbuf_free(struct sbuf *b);
 
 struct build_copy {
 	const char *context_dir;
+	const char *from;             /* COPY --from=: the stage or image context_dir holds (for messages), or NULL */
 	const struct build_ignore *ignore;
 	const char *const *sources;   /* expanded, relative to the context (wildcards allowed) */
 	size_t n_sources;
@@ -134,7 +135,8 @@ struct step_plan {
 	char *value;               /* WORKDIR, USER, STOPSIGNAL */
 	char *chown, *chmod;
 	char digest[65];           /* COPY/ADD: what the sources bring in */
-	struct step_fs *from_fs;   /* COPY --from: the stage or image the sources come from, mounted */
+	char *from;                /* COPY --from: "stage NAME" or "image REF", for messages */
+	struct step_fs *from_fs;   /* COPY --from: that stage or image, mounted */
 	char *text;                /* "COPY --chown=1:1 a /app/" with the values substituted */
 };
 

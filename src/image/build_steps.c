@@ -303,6 +303,11 @@ static int mount_copy_source(struct builder *b, const char *ref, struct step_pla
 		return -1;
 	if (!found && img_resolve(b->s, ref, &img, b->err))
 		return vt_fail(b->err, "COPY --from=%s: no earlier stage and no image of that name", ref);
+	if (asprintf(&p->from, "%s %s", found ? "stage" : "image", ref) < 0) {
+		p->from = NULL;
+		img_image_free(img);
+		return vt_fail_errno(b->err, ENOMEM, "COPY --from");
+	}
 	int rc = (p->from_fs = calloc(1, sizeof(*p->from_fs))) ? fs_open_image(b, img, p->from_fs)
 							       : vt_fail_errno(b->err, ENOMEM, "COPY --from");
 	img_image_free(img);
@@ -336,7 +341,7 @@ static int plan_copy(struct builder *b, const struct recipe_step *st, struct ste
 	p->words[p->n_words - 1] = dest; /* the text keeps it as written: the parent's WorkingDir is in the key */
 	struct build_copy c = {
 		.context_dir = p->from_fs ? p->from_fs->rootfs : b->o->context_dir,
-		.ignore = p->from_fs ? NULL : b->ignore, .sources = (const char *const *)p->words,
+		.from = p->from, .ignore = p->from_fs ? NULL : b->ignore, .sources = (const char *const *)p->words,
 		.n_sources = p->n_words - 1, .dest = dest, .dest_is_dir = dest[strlen(dest) - 1] == '/',
 	};
 	return build_copy_digest(&c, p->digest, b->err);
@@ -442,6 +447,7 @@ void build_plan_free(struct step_plan *p)
 	free(p->chown);
 	free(p->chmod);
 	free(p->text);
+	free(p->from);
 	if (p->from_fs) {
 		fs_close(p->from_fs);
 		free(p->from_fs);
@@ -555,7 +561,7 @@ static int exec_copy(struct builder *b, const struct recipe_step *st, json_objec
 	const char *dest = p->words[p->n_words - 1];
 	struct build_copy c = {
 		.context_dir = p->from_fs ? p->from_fs->rootfs : b->o->context_dir,
-		.ignore = p->from_fs ? NULL : b->ignore, .sources = (const char *const *)p->words,
+		.from = p->from, .ignore = p->from_fs ? NULL : b->ignore, .sources = (const char *const *)p->words,
 		.n_sources = p->n_words - 1, .dest = dest, .dest_is_dir = dest[strlen(dest) - 1] == '/',
 		.unpack_archives = st->op == RECIPE_ADD,
 	};

@@ -222,7 +222,7 @@ checke "COPY --from a stage or image that does not exist names it; no image, not
 	 ! v image ls | grep -q broken && [ "$(mounts_under_store)" = 0 ]'
 printf 'FROM busybox AS a\nFROM busybox\nCOPY --from=a /nonexistent /x\n' >"$F/Containerfile"
 build -t broken "$F"
-checke "COPY --from a stage without the file names the file" '[ $BUILD_RC = 1 ] && grep -q "nonexistent" "$WORK/err"'
+checke "COPY --from a stage without the file names the file and the stage" '[ $BUILD_RC = 1 ] && grep -q "/nonexistent. is not in stage a" "$WORK/err"'
 
 checke "v build without DIR is a usage error (status 2)" 'v build >/dev/null 2>&1; [ $? = 2 ]'
 checke "v build --help prints the usage" 'v build --help | grep -q "^usage: virtus build"'
