@@ -90,8 +90,10 @@ else not_ok "a VM directory root others may write to" "status $rc: $out" "$(ls -
 if [ "$(id -u)" = 0 ] && setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
 	mkdir "$tmp/xdg" && chown 65534:65534 "$tmp/xdg" && chmod 755 "$tmp"
 	cp "$(dirname "$VIRTUS")/tests/kvm/guests/hello.elf" "$tmp/hello.elf" && chmod 644 "$tmp/hello.elf"
+	# (copies: the checkout may be in a directory that uid 65534 cannot enter)
+	cp "$VIRTUS" "$tmp/virtus" && chmod 755 "$tmp/virtus"
 	out=$(env -u VIRTUS_VM_RUN_DIR XDG_RUNTIME_DIR="$tmp/xdg" setpriv --reuid=65534 --regid=65534 --clear-groups \
-		timeout -s KILL 20 "$VIRTUS" vm run --kernel "$tmp/hello.elf" 2>&1); rc=$?
+		timeout -s KILL 20 "$tmp/virtus" vm run --kernel "$tmp/hello.elf" 2>&1); rc=$?
 	if [ $rc -eq 1 ] && echo "$out" | grep -Eq 'no permission to open /dev/kvm|no /dev/kvm' &&
 	   [ -d "$tmp/xdg/virtus-vms" ] && [ -z "$(ls -A "$tmp/xdg/virtus-vms")" ]; then
 		ok "another user's VMs live in its XDG_RUNTIME_DIR (reaches /dev/kvm's check, leaves no VM directory)"
