@@ -42,6 +42,15 @@ static int ms_left(uint64_t deadline_ns)
 	return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
+/* A VMM that did not answer in time (errnum ETIMEDOUT, so that a caller can wait longer for a busy one). */
+static int timed_out(vt_err *err, const char *path, const char *doing)
+{
+	vt_fail(err, "VM API at %s: timed out %s", path, doing);
+	if (err)
+		err->errnum = ETIMEDOUT;
+	return -1;
+}
+
 /* Wait for events on fd until the deadline: 1 ready, 0 timed out, -1 error (errno). */
 static int wait_fd(int fd, short events, uint64_t deadline_ns)
 {
@@ -71,7 +80,7 @@ static int connect_api(const char *path, uint64_t deadline_ns, vt_err *err)
 		if (errno != EAGAIN)
 			return vt_fail_errno(err, errno, "no VM API at %s", path);
 		if (ms_left(deadline_ns) == 0)
-			return vt_fail(err, "VM API at %s: timed out connecting (its queue of connections is full)", path);
+			return timed_out(err, path, "connecting (its queue of connections is full)");
 		usleep(10000);
 	}
 	return steal_fd(fd);
@@ -122,7 +131,7 @@ static int send_request(int fd, const char *req, size_t len, uint64_t deadline_n
 			return vt_fail_errno(err, errno, "writing to the VM API at %s", path);
 		int w = wait_fd(fd, POLLOUT, deadline_ns);
 		if (w <= 0)
-			return w < 0 ? vt_fail_errno(err, errno, "poll") : vt_fail(err, "VM API at %s: timed out sending the request", path);
+			return w < 0 ? vt_fail_errno(err, errno, "poll") : timed_out(err, path, "sending the request");
 	}
 	return 0;
 }
@@ -245,7 +254,7 @@ static int read_more(int fd, struct reply_buf *b, uint64_t deadline_ns, const ch
 			return vt_fail_errno(err, errno, "reading from the VM API at %s", path);
 		int w = wait_fd(fd, POLLIN, deadline_ns);
 		if (w <= 0)
-			return w < 0 ? vt_fail_errno(err, errno, "poll") : vt_fail(err, "VM API at %s: timed out waiting for the response", path);
+			return w < 0 ? vt_fail_errno(err, errno, "poll") : timed_out(err, path, "waiting for the response");
 	}
 }
 

@@ -22,6 +22,7 @@
 #include "lib/termsafe.h"
 #include "lib/unixsock.h"
 #include "lib/util.h"
+#include "vmm/state/migration.h"
 
 #define API_TIMEOUT_MS 5000
 #define KILL_WAIT_MS 5000
@@ -526,15 +527,26 @@ static void print_migration(json_object *p, unsigned *shown_pass)
 }
 
 /* Follow GET /migrate until the migration ends; its exit status. */
+/* The last pass is one step of the source's control loop (its guest paused, the destination loading the
+ * VM): its API is silent until the destination answered, which it must within MIGRATION_ANSWER_S. */
+#define MIGRATION_BUSY_NS ((uint64_t)(MIGRATION_ANSWER_S + 15) * 1000000000)
+
 static int follow_migration(const struct vm_state *st, const char *url)
 {
 	unsigned shown_pass = 0;
+	uint64_t silent_since = 0;
 	vt_err err;
 	for (;;) {
 		json_object *p = NULL;
-		if (vm_request(st, "GET", "/migrate", NULL, &p, &err) < 0)
+		if (vm_request(st, "GET", "/migrate", NULL, &p, &err) < 0) {
+			if (err.errnum == ETIMEDOUT && (!silent_since || now_ns() - silent_since < MIGRATION_BUSY_NS)) {
+				silent_since = silent_since ? silent_since : now_ns();
+				continue;
+			}
 			return fprintf(stderr, "virtus: the VM's VMM stopped answering while migrating (%s); see 'virtus vm "
 					       "ls' here and at the destination\n", err.msg), 1;
+		}
+		silent_since = 0;
 		const char *state = get_str(p, "state");
 		int rc = -1;
 		if (!strcmp(state, "completed")) {
