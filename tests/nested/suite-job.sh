@@ -458,7 +458,11 @@ ip link set hptap3 address 02:00:00:00:78:01 && ip addr add 192.168.78.1/24 dev 
 hp_last() { log_lines dc3 | sed -n 's/^hp-list //p' | tail -n1; }
 nh_last() { log_lines dc3 | sed -n 's/^nh-list //p' | tail -n1; }
 cd_last() { log_lines dc3 | sed -n 's/^cd-read //p' | tail -n1; }
+# each waited for: dc3's log begins where the migration found the guest, often in the middle of a line
+# (its first 'hp-list' may be the source's), and a turn's lines arrive one by one
+hp_wait ",vdb:hp2:hp-disk-2,vdc:hp3:hp-disk-3" >/dev/null
 nh_wait ",eth0:$nh_mac:ok" >/dev/null
+cd_wait cd-disc-three >/dev/null
 echo "dm-after $(hp_last) $(nh_last | sed "s/$nh_mac/MAC/") $(cd_last) boots=$(virtus vm logs dc3 | grep -c 'virtus-guest: ready')"
 echo "dm-config $(virtus vm api dc3 GET /network-interfaces/lan | grep -c "mac=$nh_mac") $(virtus vm cd dc3 | tr -s ' \n' ' ')"
 echo "dm-source-left $(ls /tmp/mg/vms | grep -c '^dc2$') tap=$([ -e /sys/class/net/hptap0 ] && echo left || echo gone)"
