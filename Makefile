@@ -144,8 +144,8 @@ $(B)/tests/kvm/%: $(B)/tests/kvm/%.o $(LIBVIRTUS)
 
 # The VM-isolation agent: static, PID 1 of a guest, so always plain flags (no sanitizer runtime in a static
 # PID 1), its own objects under $(B)/agent/, libraries linked statically (without the socket URLs, whose
-# name lookup a static glibc cannot do).
-AGENT_SRC    := $(wildcard guest/agent/*.c) src/isolation/agent_json.c $(RT_SRC) $(filter-out src/lib/sock_url.c,$(LIB_SRC))
+# name lookup a static glibc cannot do, nor the store loader: nothing to load in the guest).
+AGENT_SRC    := $(wildcard guest/agent/*.c) src/isolation/agent_json.c $(RT_SRC) $(filter-out src/lib/sock_url.c src/lib/store_so.c,$(LIB_SRC))
 AGENT_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP $(PKG_CFLAGS)
 $(B)/agent/%.o: %.c
 	@mkdir -p $(dir $@)

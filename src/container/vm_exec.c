@@ -34,13 +34,6 @@ static int socket_addr(const char *dir, struct sockaddr_un *addr, int *dfd, vt_e
 	return 0;
 }
 
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
 static void send_json(int sock, const char *key, json_object *val)
 {
 	json_object *o = json_object_new_object();
@@ -111,7 +104,7 @@ int vm_execs_listen(struct vm_execs *x, const char *dir, json_object *process, v
 	close(dfd);
 	if (bad) {
 		vt_fail_errno(err, errno, "the exec socket in %s", dir);
-		close_fd(&fd);
+		closep(&fd);
 		return -1;
 	}
 	x->listen = fd;
@@ -120,8 +113,8 @@ int vm_execs_listen(struct vm_execs *x, const char *dir, json_object *process, v
 
 static void exec_free(struct vm_exec *e)
 {
-	close_fd(&e->conn);
-	close_fd(&e->in);
+	closep(&e->conn);
+	closep(&e->in);
 	outq_free(&e->out[0]);
 	outq_free(&e->out[1]);
 	*e = idle_exec;
@@ -285,7 +278,7 @@ static void take_request(struct vm_execs *x, unsigned id, struct agent_conn *a)
 			e->busy = true;
 			e->tty = io.tty;
 			if (!io.stdin_open)
-				close_fd(&e->in);
+				closep(&e->in);
 		}
 	}
 	json_object_put(p);
@@ -306,8 +299,8 @@ static void take_message(struct vm_exec *e, unsigned id, struct agent_conn *a)
 	vt_err ignored;
 	if (n <= 0) {
 		agent_send_signal(a, id, SIGKILL, &ignored);
-		close_fd(&e->conn);
-		close_fd(&e->in);
+		closep(&e->conn);
+		closep(&e->in);
 		outq_drop(&e->out[0]);   /* nobody waits for it: the exit is not held up by a stopped reader */
 		outq_drop(&e->out[1]);
 		return;
@@ -338,7 +331,7 @@ static void relay_stdin(struct vm_exec *e, unsigned id, struct agent_conn *a)
 	if (n <= 0) {
 		if (!e->tty) /* a terminal's reader never sees EOF; a pipe's does */
 			agent_send_stdin(a, id, NULL, 0, &ignored);
-		close_fd(&e->in);
+		closep(&e->in);
 		return;
 	}
 	agent_send_stdin(a, id, buf, (size_t)n, &ignored);
@@ -447,7 +440,7 @@ void vm_execs_end(struct vm_execs *x, const char *dir)
 			close(dfd);
 		}
 	}
-	close_fd(&x->listen);
+	closep(&x->listen);
 	json_object_put(x->base);
 	x->base = NULL;
 }
@@ -569,7 +562,7 @@ static int wait_process(int sock, bool tty, int *status, vt_err *err)
 		if (p[0].revents)
 			rc = take_reply(sock, status, err);
 	}
-	close_fd(&sfd);
+	closep(&sfd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return rc < 0 ? -1 : 0;
 }
@@ -586,7 +579,7 @@ int vm_exec_run(const char *dir, const struct ctr_exec_opts *o, const char *user
 		vt_fail_errno(err, errno, "cannot reach the container's monitor (%s/%s; a container started by an older "
 					  "virtus has none: restart it)", dir, VM_EXEC_SOCKET);
 		close(dfd);
-		close_fd(&sock);
+		closep(&sock);
 		return -1;
 	}
 	close(dfd);

@@ -1,8 +1,9 @@
-/* The monitor of a VM-isolated container (--isolation=vm): the same job as monitor.c, but the container runs
- * in a microVM of its own. The monitor starts the VM (isolation/vmbox.h: virtiofsd serving the container's
- * rootfs, volumes and /etc files; the VMM booting the agent), hands the agent the container's config.json
- * rewritten for the guest, relays stdio, forwards signals, and records how the container ended. The VMM
- * process stands for the container on the host (the record's Pid). */
+/* The owner of a VM-isolated container's VM (vm_monitor.h), and the monitor of `virtus run --isolation=vm`:
+ * the same job as monitor.c, but the container runs in a microVM of its own. The monitor starts the VM
+ * (isolation/vmbox.h: virtiofsd serving the container's rootfs, volumes and /etc files; the VMM booting the
+ * agent), hands the agent the container's config.json rewritten for the guest, relays stdio, forwards
+ * signals, and records how the container ended. The VMM process stands for the container on the host (the
+ * record's Pid). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -21,42 +22,19 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "container/vm_monitor.h"
 #include "container/ctr_int.h"
-#include "container/vm_exec.h"
-#include "isolation/agent.h"
-#include "isolation/vmbox.h"
 #include "lib/util.h"
 #include "runtime/rt.h"
 
 #define VM_BOOT_TIMEOUT_MS   120000  /* the nested test bed boots in ~10 s; a real host in well under 1 s */
 #define VM_CREATE_TIMEOUT_MS 60000
 #define VM_SHUTDOWN_MS       10000
-#define VM_RAM_DEFAULT       (256 * MiB)
-#define VM_RAM_OVERHEAD      (64 * MiB)  /* the guest kernel and the agent, on top of --memory */
 #define AGENT_DEAD_S_DEFAULT 30          /* docs/agent-protocol.md, "Heartbeat" */
 #define AGENT_PING_MS_MAX    5000
 
 static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
 
-struct vmon {
-	struct ctr_launch *l;
-	int sock;               /* to the command that forked us, until "started" */
-	struct vmbox box;
-	struct agent_conn *agent;
-	int vmm_pidfd, sfd;
-	int log;                /* ctr.log */
-	struct outq out[2];     /* the caller's stdout and stderr (foreground; with -t, out[0] is the tty) */
-	bool held;              /* the agent was asked to stop reading init's output (FLOW) */
-	int tty;                /* foreground -t: our end (the slave) of the pty whose master the caller relays */
-	int in;                 /* what feeds the container's stdin, or -1 */
-	bool exited;
-	int status;
-	unsigned agent_dead_ms;  /* silence that makes the agent dead; 0: never */
-	struct vm_execs execs;  /* `virtus exec`'s processes */
-	struct vmbox_bind binds[VMBOX_MAX_BINDS];
-	size_t n_binds;
-	char share[PATH_MAX];
-};
 
 /* ---------------- the guest's config.json ---------------- */
 
@@ -127,24 +105,19 @@ static void drop_network_namespace(json_object *spec)
 	}
 }
 
-/* The bundle's config.json as the guest must see it: its root and every bind's source under the share. */
-static int guest_spec(struct vmon *mo, json_object **out, vt_err *err)
+int vmon_guest_spec(struct vmon *mo, json_object *spec, vt_err *err)
 {
-	cleanup_free char *path = ctr_path(mo->l->store, mo->l->id, "bundle/config.json");
-	json_object *spec = path ? json_object_from_file(path) : NULL;
-	if (!spec)
-		return vt_fail(err, "cannot read the container's config.json");
 	mo->binds[0] = (struct vmbox_bind){ .source = NULL, .target = "rootfs" };
 	mo->n_binds = 1;
-	if (share_binds(mo, spec, err)) {
-		json_object_put(spec);
+	if (share_binds(mo, spec, err))
 		return -1;
-	}
 	json_object *root = json_object_new_object();
 	json_object_object_add(root, "path", json_object_new_string(VMBOX_GUEST_SHARE "/rootfs"));
 	json_object_object_add(spec, "root", root);
 	drop_network_namespace(spec);
-	*out = spec;
+	json_object *annotations; /* in the guest it is a container */
+	if (json_object_object_get_ex(spec, "annotations", &annotations))
+		json_object_object_del(annotations, RT_ANNOTATION_ISOLATION);
 	return 0;
 }
 
@@ -177,10 +150,10 @@ static int slirp_spec(const struct cnet_config *c, char *out, size_t len, vt_err
 	return 0;
 }
 
-/* The VMM's --net spec and what the agent sets on eth0 (n->ifname empty: no network device). */
-static int vm_network(struct vmon *mo, char *spec, size_t len, struct agent_net *n, vt_err *err)
+/* `virtus run`'s network for the VM: the container's --network. */
+static int run_network(struct vmon *mo, char *spec, size_t len, struct agent_net *n, vt_err *err)
 {
-	struct ctr_launch *l = mo->l;
+	struct ctr_launch *l = mo->owner;
 	*n = (struct agent_net){ 0 };
 	*spec = 0;
 	switch (l->net.mode) {
@@ -208,55 +181,48 @@ static int vm_network(struct vmon *mo, char *spec, size_t len, struct agent_net 
 
 static void teardown(struct vmon *mo)
 {
-	vt_err ignored;
-	cleanup_free char *dir = ctr_dir(mo->l->store, mo->l->id);
-	vm_execs_end(&mo->execs, dir ? dir : "");
+	vm_execs_end(&mo->execs, mo->dir);
 	if (mo->agent) {
 		agent_close(mo->agent);
 		mo->agent = NULL;
 	}
 	vmbox_stop(&mo->box);
-	cnet_detach(mo->l->store->root, mo->l->id, &mo->l->lease, &ignored);
-	ctr_unmount_rootfs(mo->l->store, mo->l->id);
+	if (mo->ops->release)
+		mo->ops->release(mo);
 	if (*mo->share)
 		rmdir(mo->share);
-}
-
-static __attribute__((noreturn)) void fail_start(struct vmon *mo, vt_err *err)
-{
-	teardown(mo);
-	ctr_monitor_send(mo->sock, CTR_MSG_ERROR, ctr_error_status(err), err->msg, -1);
-	_exit(CTR_EXIT_ERROR);
+	*mo->share = 0;
 }
 
 /* ---------------- stdio ---------------- */
 
 static int open_log(struct vmon *mo, vt_err *err)
 {
-	cleanup_free char *path = ctr_path(mo->l->store, mo->l->id, "ctr.log");
-	mo->log = path ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/ctr.log", mo->dir);
+	mo->log = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (mo->log < 0)
 		return vt_fail_errno(err, errno, "cannot open the container's log");
 	return 0;
 }
 
-/* Foreground -t: a local pty whose master the caller relays as for a container; its slave is ours, raw
- * (the guest's pty does the line editing), and our controlling terminal, so the caller's resizes reach us
- * as SIGWINCH. */
+/* A terminal: a local pty whose master the caller relays (as for a container); its slave is ours, raw (the
+ * guest's pty does the line editing), and our controlling terminal, so the caller's resizes reach us as
+ * SIGWINCH. */
 static int open_local_pty(struct vmon *mo, int *master, vt_err *err)
 {
 	*master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (*master < 0 || grantpt(*master) || unlockpt(*master))
 		return vt_fail_errno(err, errno, "cannot open a pseudo-terminal");
 	const char *name = ptsname(*master);
-	mo->tty = name ? open(name, O_RDWR | O_CLOEXEC) : -1;
-	if (mo->tty < 0)
+	mo->pty = name ? open(name, O_RDWR | O_CLOEXEC) : -1;
+	if (mo->pty < 0)
 		return vt_fail_errno(err, errno, "cannot open the pseudo-terminal's slave");
-	ioctl(mo->tty, TIOCSCTTY, 0);
+	ioctl(mo->pty, TIOCSCTTY, 0);
 	struct termios t;
-	if (!tcgetattr(mo->tty, &t)) {
+	if (!tcgetattr(mo->pty, &t)) {
 		cfmakeraw(&t);
-		tcsetattr(mo->tty, TCSANOW, &t);
+		tcsetattr(mo->pty, TCSANOW, &t);
 	}
 	struct winsize ws;
 	if (!ioctl(0, TIOCGWINSZ, &ws))
@@ -264,21 +230,23 @@ static int open_local_pty(struct vmon *mo, int *master, vt_err *err)
 	return 0;
 }
 
-static int setup_stdio(struct vmon *mo, int *master, vt_err *err)
+int vmon_setup_stdio(struct vmon *mo, bool attached, bool tty, bool stdin, bool log, int *master, vt_err *err)
 {
-	struct ctr_launch *l = mo->l;
 	*master = -1;
-	if (open_log(mo, err))
+	mo->tty = tty;
+	if (log && open_log(mo, err))
 		return -1;
-	if (!l->detach && l->tty) {
+	if (!attached) {
+		/* the output goes to the log only */
+	} else if (tty) {
 		if (open_local_pty(mo, master, err))
 			return -1;
-		mo->in = mo->tty;
-		outq_open(&mo->out[0], fcntl(mo->tty, F_DUPFD_CLOEXEC, 3));
-	} else if (!l->detach) {
+		mo->in = mo->pty;
+		outq_open(&mo->out[0], fcntl(mo->pty, F_DUPFD_CLOEXEC, 3));
+	} else {
 		outq_open(&mo->out[0], fcntl(1, F_DUPFD_CLOEXEC, 3));
 		outq_open(&mo->out[1], fcntl(2, F_DUPFD_CLOEXEC, 3));
-		mo->in = l->interactive ? fcntl(0, F_DUPFD_CLOEXEC, 3) : -1;
+		mo->in = stdin ? fcntl(0, F_DUPFD_CLOEXEC, 3) : -1;
 	}
 	if (mo->in >= 0)
 		fcntl(mo->in, F_SETFL, fcntl(mo->in, F_GETFL) | O_NONBLOCK);
@@ -305,8 +273,9 @@ static size_t queued(const struct vmon *mo)
 static void output(struct vmon *mo, int stream, const uint8_t *data, size_t len)
 {
 	vt_err ignored;
-	write_all(mo->log, data, len);
-	outq_put(&mo->out[mo->tty >= 0 ? 0 : stream], data, len);
+	if (mo->log >= 0)
+		write_all(mo->log, data, len);
+	outq_put(&mo->out[mo->tty ? 0 : stream], data, len);
 	if (!mo->held && queued(mo) > VM_EXEC_OUT_HOLD && !agent_send_flow(mo->agent, AGENT_INIT_PROC, true, &ignored))
 		mo->held = true;
 }
@@ -321,7 +290,7 @@ static void flush_output(struct vmon *mo, int stream)
 
 /* The container ended: what the caller has not taken yet, for as long as it reads (a signal to the monitor
  * gives up). */
-static void drain_output(struct vmon *mo)
+void vmon_drain_output(struct vmon *mo)
 {
 	while (outq_waiting(&mo->out[0]) || outq_waiting(&mo->out[1])) {
 		struct pollfd p[3] = {
@@ -344,8 +313,9 @@ static void drain_output(struct vmon *mo)
 /* The last non-empty line of the container's FILE (vmm.log, console.log): what a failed start says. */
 static void last_line(const struct vmon *mo, const char *file, char *out, size_t len)
 {
-	cleanup_free char *path = ctr_path(mo->l->store, mo->l->id, file);
-	FILE *f = path ? fopen(path, "re") : NULL;
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/%s", mo->dir, file);
+	FILE *f = fopen(path, "re");
 	char line[200];
 	snprintf(out, len, "(nothing)");
 	while (f && fgets(line, sizeof(line), f)) {
@@ -440,17 +410,24 @@ static int await(struct vmon *mo, enum agent_event_kind want, int timeout_ms, st
 static int create_and_start(struct vmon *mo, json_object *spec, const struct agent_net *net, vt_err *err)
 {
 	struct agent_event ev;
-	struct agent_stdio io = { .tty = mo->l->tty, .stdin_open = mo->in >= 0, .rows = 24, .cols = 80 };
+	struct agent_stdio io = { .tty = mo->tty, .stdin_open = mo->in >= 0, .rows = 24, .cols = 80 };
 	struct winsize ws;
-	if (mo->tty >= 0 && !ioctl(mo->tty, TIOCGWINSZ, &ws) && ws.ws_row)
+	if (mo->pty >= 0 && !ioctl(mo->pty, TIOCGWINSZ, &ws) && ws.ws_row)
 		io.rows = ws.ws_row, io.cols = ws.ws_col;
 	if (connect_agent(mo, err) || (*net->ifname && agent_send_net(mo->agent, net, err)) ||
 	    agent_send_create(mo->agent, spec, &io, err) || await(mo, AGENT_EV_CREATED, VM_CREATE_TIMEOUT_MS, &ev, err) ||
+	    (mo->ops->created && mo->ops->created(mo, err)) ||
 	    agent_send_start(mo->agent, err) || await(mo, AGENT_EV_STARTED, VM_CREATE_TIMEOUT_MS, &ev, err))
 		return -1;
-	struct ctr_started s = { .pid = mo->box.vmm, .monitor = getpid(), .addr = mo->l->lease.addr };
+	return mo->ops->started ? mo->ops->started(mo, err) : 0;
+}
+
+static int run_started(struct vmon *mo, vt_err *err)
+{
+	struct ctr_launch *l = mo->owner;
+	struct ctr_started s = { .pid = mo->box.vmm, .monitor = getpid(), .addr = l->lease.addr };
 	rt_proc_start_time(s.monitor, &s.monitor_start);
-	return ctr_record_update(mo->l->store, mo->l->id, ctr_rec_set_running, &s, err);
+	return ctr_record_update(l->store, l->id, ctr_rec_set_running, &s, err);
 }
 
 /* ---------------- running ---------------- */
@@ -463,7 +440,7 @@ static void on_signal(struct vmon *mo)
 		int sig = (int)si.ssi_signo;
 		if (sig == SIGWINCH) {
 			struct winsize ws;
-			if (mo->tty >= 0 && !ioctl(mo->tty, TIOCGWINSZ, &ws))
+			if (mo->pty >= 0 && !ioctl(mo->pty, TIOCGWINSZ, &ws))
 				agent_send_resize(mo->agent, AGENT_INIT_PROC, ws.ws_row, ws.ws_col, &ignored);
 			continue;
 		}
@@ -482,7 +459,7 @@ static void relay_stdin(struct vmon *mo)
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (n <= 0) {
-		if (mo->tty < 0) /* a terminal's reader never sees EOF; a pipe's does */
+		if (mo->pty < 0) /* a terminal's reader never sees EOF; a pipe's does */
 			agent_send_stdin(mo->agent, AGENT_INIT_PROC, NULL, 0, &ignored);
 		mo->in = -1;
 		return;
@@ -541,13 +518,23 @@ static int vmm_death_status(struct vmon *mo)
 
 /* `virtus pause` (the VMM stopped, the record says so) or `virtus vm pause` (the vCPUs, through the VM's API):
  * the guest cannot answer, on purpose. A VMM stopped by anyone else is as good as hung. */
-static bool paused_on_purpose(struct vmon *mo)
+static bool run_paused(struct vmon *mo)
 {
+	struct ctr_launch *l = mo->owner;
 	json_object *rec = NULL;
 	vt_err ignored;
-	bool paused = !ctr_record_load(mo->l->store, mo->l->id, &rec, &ignored) && !strcmp(ctr_status(rec), "paused");
+	bool paused = !ctr_record_load(l->store, l->id, &rec, &ignored) && !strcmp(ctr_status(rec), "paused");
 	json_object_put(rec);
 	return paused || vmbox_paused(&mo->box);
+}
+
+/* Much longer since the last look than the poll's timeout allows: this process did not run (its cgroup was
+ * frozen, as `virtus-runtime pause` does to the shim with the VM), so the silence is not the agent's. */
+static bool we_were_stopped(struct vmon *mo, unsigned ping_ms)
+{
+	uint64_t now = now_ns(), last = mo->last_check_ns;
+	mo->last_check_ns = now;
+	return last && now - last > ((uint64_t)ping_ms + 2000) * 1000000ULL;
 }
 
 /* The poll timeout until the heartbeat's next check, or -1 (no timeout); ends the VM when the agent is dead. */
@@ -556,15 +543,18 @@ static int check_agent(struct vmon *mo)
 	if (!mo->agent_dead_ms)
 		return -1;
 	unsigned ping_ms = mo->agent_dead_ms / 3 < AGENT_PING_MS_MAX ? mo->agent_dead_ms / 3 : AGENT_PING_MS_MAX;
+	if (we_were_stopped(mo, ping_ms))
+		agent_heartbeat_reset(mo->agent);
 	int next = agent_heartbeat(mo->agent, ping_ms ? ping_ms : 1, mo->agent_dead_ms);
 	if (next >= 0)
 		return next;
-	if (paused_on_purpose(mo)) {
+	if (mo->ops->paused && mo->ops->paused(mo)) {
 		agent_heartbeat_reset(mo->agent);
 		return (int)ping_ms;
 	}
-	cleanup_free char *path = ctr_path(mo->l->store, mo->l->id, "vmm.log");
-	int log = path ? open(path, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/vmm.log", mo->dir);
+	int log = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
 	if (log >= 0) {
 		dprintf(log, "virtus: the container's agent did not answer for %u s: its VM is stopped\n",
 			(mo->agent_dead_ms + 999) / 1000);
@@ -649,83 +639,132 @@ static int block_signals(void)
 	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
-static uint64_t vm_memory(const struct ctr_launch *l)
+/* ---------------- the owner's entry points ---------------- */
+
+void vmon_init(struct vmon *mo, const struct vmon_ops *ops, void *owner, const char *dir, const char *id)
 {
-	return l->memory ? l->memory + VM_RAM_OVERHEAD : VM_RAM_DEFAULT;
+	*mo = (struct vmon){ .ops = ops, .owner = owner, .box = { .vmm = -1, .fsd = -1 }, .vmm_pidfd = -1,
+			     .sfd = -1, .log = -1, .out = { OUTQ_NONE, OUTQ_NONE }, .pty = -1, .in = -1,
+			     .memory = VM_RAM_DEFAULT, .cpus = 1 };
+	snprintf(mo->dir, sizeof(mo->dir), "%s", dir);
+	snprintf(mo->name, sizeof(mo->name), "%.*s", CTR_SHORT_ID_LEN, id);
+	vm_execs_init(&mo->execs);
 }
 
-static unsigned vm_cpus(const struct ctr_launch *l)
+int vmon_prepare(struct vmon *mo, vt_err *err)
 {
-	return l->cpu_quota ? (unsigned)((l->cpu_quota + 99999) / 100000) : 1;
+	mo->sfd = block_signals();
+	if (mo->sfd < 0)
+		return vt_fail_errno(err, errno, "signalfd");
+	return agent_timeout(mo, err);
 }
 
-static int start_vm(struct vmon *mo, json_object *spec, vt_err *err)
+int vmon_start(struct vmon *mo, json_object *spec, const char *rootfs, const char *vmm, vt_err *err)
 {
-	char net_spec[2048], name[CTR_SHORT_ID_LEN + 1];
+	char net_spec[2048];
 	struct agent_net net;
-	cleanup_free char *dir = ctr_dir(mo->l->store, mo->l->id);
-	cleanup_free char *rootfs = ctr_path(mo->l->store, mo->l->id, "bundle/rootfs");
-	if (!dir || !rootfs)
-		return vt_fail_errno(err, ENOMEM, "vm");
-	snprintf(mo->share, sizeof(mo->share), "%s/vm-share", dir);
+	json_object *process = NULL;
+	if (snprintf(mo->share, sizeof(mo->share), "%s/vm-share", mo->dir) >= (int)sizeof(mo->share)) {
+		*mo->share = 0;
+		return vt_fail(err, "%s: the path is too long", mo->dir);
+	}
 	if (mkdir(mo->share, 0700) && errno != EEXIST) {
 		vt_fail_errno(err, errno, "cannot create %s", mo->share);
 		*mo->share = 0;
 		return -1;
 	}
 	mo->binds[0].source = rootfs;
-	snprintf(name, sizeof(name), "%.12s", mo->l->id);
-	if (vm_network(mo, net_spec, sizeof(net_spec), &net, err))
+	if (mo->ops->network(mo, net_spec, sizeof(net_spec), &net, err))
 		return -1;
-	struct vmbox_config c = { .name = name, .share = mo->share, .binds = mo->binds, .n_binds = mo->n_binds,
-				  .log_dir = dir, .cpus = vm_cpus(mo->l), .memory = vm_memory(mo->l),
-				  .net = *net_spec ? net_spec : NULL };
+	struct vmbox_config c = { .name = mo->name, .share = mo->share, .binds = mo->binds, .n_binds = mo->n_binds,
+				  .log_dir = mo->dir, .cpus = mo->cpus, .memory = mo->memory,
+				  .net = *net_spec ? net_spec : NULL, .vmm = vmm };
 	if (vmbox_start(&c, &mo->box, err))
 		return -1;
 	mo->vmm_pidfd = (int)syscall(SYS_pidfd_open, mo->box.vmm, 0);
 	if (mo->vmm_pidfd < 0)
 		return vt_fail_errno(err, errno, "pidfd_open");
-	return create_and_start(mo, spec, &net, err);
+	json_object_object_get_ex(spec, "process", &process);
+	return create_and_start(mo, spec, &net, err) || vm_execs_listen(&mo->execs, mo->dir, process, err);
 }
 
-static int listen_for_execs(struct vmon *mo, json_object *spec, vt_err *err)
+void vmon_wait(struct vmon *mo)
 {
-	json_object *process = NULL;
-	cleanup_free char *dir = ctr_dir(mo->l->store, mo->l->id);
-	json_object_object_get_ex(spec, "process", &process);
-	return dir ? vm_execs_listen(&mo->execs, dir, process, err) : vt_fail_errno(err, ENOMEM, "exec");
+	wait_container(mo);
+}
+
+void vmon_end(struct vmon *mo, bool graceful)
+{
+	if (graceful)
+		shutdown_vm(mo);
+	teardown(mo);
+}
+
+/* ---------------- `virtus run --isolation=vm` ---------------- */
+
+static void run_release(struct vmon *mo)
+{
+	struct ctr_launch *l = mo->owner;
+	vt_err ignored;
+	cnet_detach(l->store->root, l->id, &l->lease, &ignored);
+	ctr_unmount_rootfs(l->store, l->id);
+}
+
+static const struct vmon_ops run_ops = {
+	.network = run_network, .started = run_started, .paused = run_paused, .release = run_release,
+};
+
+static __attribute__((noreturn)) void fail_start(struct vmon *mo, int sock, vt_err *err)
+{
+	teardown(mo);
+	ctr_monitor_send(sock, CTR_MSG_ERROR, ctr_error_status(err), err->msg, -1);
+	_exit(CTR_EXIT_ERROR);
+}
+
+/* The bundle's config.json as the guest must see it. */
+static int load_guest_spec(struct vmon *mo, json_object **out, vt_err *err)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/bundle/config.json", mo->dir);
+	*out = json_object_from_file(path);
+	if (!*out)
+		return vt_fail(err, "cannot read the container's config.json");
+	return vmon_guest_spec(mo, *out, err);
 }
 
 void ctr_vm_monitor_main(struct ctr_launch *l, int sock)
 {
-	struct vmon mo = { .l = l, .sock = sock, .box = { .vmm = -1, .fsd = -1 }, .vmm_pidfd = -1, .log = -1,
-			   .out = { OUTQ_NONE, OUTQ_NONE }, .tty = -1, .in = -1 };
+	struct vmon mo;
 	vt_err err = { 0 };
 	json_object *spec = NULL;
 	int master = -1;
-	vm_execs_init(&mo.execs);
+	cleanup_free char *dir = ctr_dir(l->store, l->id);
+	cleanup_free char *rootfs = ctr_path(l->store, l->id, "bundle/rootfs");
+	vmon_init(&mo, &run_ops, l, dir ? dir : "", l->id);
+	if (l->memory)
+		mo.memory = l->memory + VM_RAM_OVERHEAD;
+	if (l->cpu_quota)
+		mo.cpus = (unsigned)((l->cpu_quota + 99999) / 100000);
 	setsid();
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-	mo.sfd = block_signals();
-	if (mo.sfd < 0) {
-		vt_fail_errno(&err, errno, "signalfd");
-		fail_start(&mo, &err);
-	}
-	if (agent_timeout(&mo, &err) || setup_stdio(&mo, &master, &err) || guest_spec(&mo, &spec, &err) ||
-	    start_vm(&mo, spec, &err) || listen_for_execs(&mo, spec, &err))
-		fail_start(&mo, &err);
+	if (!dir || !rootfs)
+		vt_fail_errno(&err, ENOMEM, "vm"), fail_start(&mo, sock, &err);
+	if (vmon_prepare(&mo, &err) ||
+	    vmon_setup_stdio(&mo, !l->detach, l->tty, l->interactive, true, &master, &err) ||
+	    load_guest_spec(&mo, &spec, &err) || vmon_start(&mo, spec, rootfs, NULL, &err))
+		fail_start(&mo, sock, &err);
 	ctr_monitor_send(sock, CTR_MSG_STARTED, mo.box.vmm, NULL, master);
 	close(sock);
 	if (master >= 0)
 		close(master);
-	wait_container(&mo);
-	shutdown_vm(&mo);
+	vmon_wait(&mo);
 	json_object_put(spec);
+	shutdown_vm(&mo);
 	if (!l->auto_remove) /* (a --rm container's record goes at once) */
 		ctr_record_update(l->store, l->id, ctr_rec_set_exited, &mo.status, &err);
 	teardown(&mo);
 	if (l->auto_remove)
 		ctr_remove_dir(l->store, l->id, &err);
-	drain_output(&mo);
+	vmon_drain_output(&mo);
 	_exit(mo.status);
 }

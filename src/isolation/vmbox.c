@@ -63,16 +63,19 @@ int vmbox_find_guest(char kernel[PATH_MAX], char initrd[PATH_MAX], vt_err *err)
 		       "or %s): build it with guest/build", VMBOX_AGENT_INITRD, bindir, dir);
 }
 
+static int box_names(struct vmbox *b, const char *name);
+
 static int make_dir(struct vmbox *b, const char *name, vt_err *err)
 {
 	if (mkdir(VMBOX_RUN_DIR, 0700) && errno != EEXIST)
 		return vt_fail_errno(err, errno, "cannot create %s", VMBOX_RUN_DIR);
-	if (snprintf(b->dir, sizeof(b->dir), "%s/%s", VMBOX_RUN_DIR, name) >= (int)sizeof(b->dir) ||
-	    snprintf(b->vsock, sizeof(b->vsock), "%s/%s", b->dir, VSOCK_SOCKET) >= (int)sizeof(b->vsock) ||
-	    strlen(b->vsock) + 11 >= sizeof(((struct sockaddr_un *)0)->sun_path))
+	if (box_names(b, name) || strlen(b->vsock) + 11 >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return vt_fail(err, "VM socket directory name '%s' is too long", name);
-	if (mkdir(b->dir, 0700))
-		return vt_fail_errno(err, errno, "cannot create %s", b->dir);
+	if (mkdir(b->dir, 0700)) {
+		vt_fail_errno(err, errno, "cannot create %s", b->dir);
+		*b->dir = *b->vm_name = 0; /* (another box's, when it exists: not ours to remove) */
+		return -1;
+	}
 	return 0;
 }
 
@@ -230,10 +233,12 @@ static pid_t start_vmm(const struct vmbox_config *c, const struct vmbox *b, cons
 	char kernel[PATH_MAX], initrd[PATH_MAX], self[PATH_MAX];
 	if (vmbox_find_guest(kernel, initrd, err))
 		return -1;
-	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	ssize_t len = c->vmm ? 0 : readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (len < 0)
 		return vt_fail_errno(err, errno, "cannot find the virtus binary");
 	self[len] = 0;
+	if (c->vmm && snprintf(self, sizeof(self), "%s", c->vmm) >= (int)sizeof(self))
+		return vt_fail(err, "%s: the path is too long", c->vmm);
 	char cpus[16], mem[32], vsock[PATH_MAX + 16], fs[PATH_MAX + 32], cmdline[1024], console[PATH_MAX + 16];
 	snprintf(console, sizeof(console), "%s/console.log", c->log_dir);
 	snprintf(cpus, sizeof(cpus), "%u", c->cpus ? c->cpus : 1);
@@ -258,7 +263,6 @@ int vmbox_start(const struct vmbox_config *c, struct vmbox *b, vt_err *err)
 {
 	*b = (struct vmbox){ .vmm = -1, .fsd = -1 };
 	char fs_path[PATH_MAX];
-	snprintf(b->vm_name, sizeof(b->vm_name), "ctr-%.12s", c->name);
 	if (make_dir(b, c->name, err))
 		return -1;
 	cleanup_close int lfd = listen_fs(b, fs_path, err);
@@ -303,6 +307,41 @@ static void remove_vm_state(const struct vmbox *b)
 	vt_err ignored;
 	if (*b->vm_name && vm_state_load(b->vm_name, &st, &ignored) == 0 && !vm_state_alive(&st))
 		vm_state_remove(&st);
+}
+
+static int box_names(struct vmbox *b, const char *name)
+{
+	if (snprintf(b->dir, sizeof(b->dir), "%s/%s", VMBOX_RUN_DIR, name) >= (int)sizeof(b->dir) ||
+	    snprintf(b->vsock, sizeof(b->vsock), "%s/%s", b->dir, VSOCK_SOCKET) >= (int)sizeof(b->vsock))
+		return -1;
+	snprintf(b->vm_name, sizeof(b->vm_name), "ctr-%.12s", name);
+	return 0;
+}
+
+int vmbox_pause(const char *name, bool pause, vt_err *err)
+{
+	struct vmbox b = { .vmm = -1, .fsd = -1 };
+	struct vm_state st;
+	int status = 0;
+	char *reply = NULL;
+	if (box_names(&b, name))
+		return vt_fail(err, "VM name '%s' is too long", name);
+	if (vm_state_load(b.vm_name, &st, err) ||
+	    api_call(st.api_socket, "PATCH", "/vm", pause ? "{\"state\": \"Paused\"}" : "{\"state\": \"Resumed\"}", 10000,
+		     &status, &reply, err))
+		return vt_err_prefix(err, "cannot %s the container's VM", pause ? "pause" : "resume");
+	if (status / 100 != 2)
+		vt_fail(err, "cannot %s the container's VM: its VMM answered %d: %.200s", pause ? "pause" : "resume",
+			status, reply);
+	free(reply);
+	return status / 100 == 2 ? 0 : -1;
+}
+
+void vmbox_forget(const char *name)
+{
+	struct vmbox b = { .vmm = -1, .fsd = -1 };
+	if (*name && !strchr(name, '/') && strcmp(name, ".") && strcmp(name, "..") && !box_names(&b, name))
+		vmbox_stop(&b);
 }
 
 int vmbox_stop(struct vmbox *b)

@@ -44,6 +44,7 @@ struct vmbox_config {
 	uint64_t memory;          /* guest RAM in bytes */
 	const char *net;          /* a `virtus vm run --net` spec, or NULL for no network device */
 	const char *cmdline_extra; /* appended to the kernel command line, or NULL */
+	const char *vmm;          /* the `virtus` program that runs the VM; NULL: the running program */
 };
 
 struct vmbox {
@@ -63,5 +64,10 @@ bool vmbox_paused(const struct vmbox *b);
 /* End what still runs (SIGKILL), reap both processes, remove the sockets. Returns the VMM's wait status
  * (or -1 when it was reaped elsewhere). Idempotent. */
 int vmbox_stop(struct vmbox *b);
+/* Pause (or resume) the vCPUs of the box of that name through its VMM's API. */
+int vmbox_pause(const char *name, bool pause, vt_err *err);
+/* What the box of that name left on disk when its owner was killed (its processes already gone): the socket
+ * directory and the VMM's state. */
+void vmbox_forget(const char *name);
 
 #endif

@@ -22,7 +22,9 @@
 #define GiB (1024ULL * MiB)
 
 static inline void freep(void *p) { free(*(void **)p); }
-static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
+/* Close and forget: the variable is -1 afterwards, so that a later closep (a cleanup, a poll set built from
+ * it) never touches a descriptor that has the same number by then. */
+static inline void closep(int *fd) { if (*fd >= 0) close(*fd); *fd = -1; }
 #define cleanup_free __attribute__((cleanup(freep)))
 #define cleanup_close __attribute__((cleanup(closep)))
 

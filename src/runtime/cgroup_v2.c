@@ -246,5 +246,7 @@ int rt_cg_v2_freeze(const char *dir, bool frozen, vt_err *err)
 			return 0;
 		nanosleep(&(struct timespec){ .tv_nsec = 1000 * 1000 }, NULL);
 	}
+	if (frozen) /* not half frozen: what did freeze runs on, as before the pause */
+		rt_cg_write(dir, "cgroup.freeze", "0", NULL);
 	return vt_fail(err, "cgroup %s did not become %s within 2 s", dir, frozen ? "frozen" : "thawed");
 }

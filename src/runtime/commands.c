@@ -159,7 +159,9 @@ int rt_cmd_kill(const struct rt_globals *g, const char *id, int sig, bool all, v
 	enum rt_status s = rt_state_status(st);
 	if (s == RT_STOPPED && !all)
 		return vt_fail(err, "cannot kill container '%s': it is not running", id);
-	if (all) {
+	/* The VMM and virtiofsd in a VM container's cgroup are the VM, not processes of the container: only
+	 * SIGKILL goes to them all; another signal goes to the shim, which hands it to the container's init. */
+	if (all && !(st->vm && sig != SIGKILL)) {
 		cleanup_cgroup struct rt_cgroup *cg = NULL;
 		if (load_cgroup(st, &cg, err))
 			return -1;
@@ -194,6 +196,17 @@ static int destroy(struct rt_state *st, vt_err *err)
 	return vt_fail(err, "container '%s': cannot remove its cgroup: %s", st->id, last.msg);
 }
 
+/* What a VM container's shim leaves when it is killed (its VM's sockets and directories). */
+static void release_vm(const struct rt_globals *g, const struct rt_state *st)
+{
+	vt_err why = { 0 };
+	const struct rt_vm_ops *vm = g->vm_ops ? g->vm_ops(&why) : NULL;
+	if (vm)
+		vm->release(st->dir);
+	else
+		add_warning(g, st->id, why.msg[0] ? why.msg : "VM isolation is not available: its VM's files are left");
+}
+
 int rt_cmd_delete(const struct rt_globals *g, const char *id, bool force, vt_err *err)
 {
 	cleanup_state struct rt_state *st = NULL;
@@ -215,6 +228,8 @@ int rt_cmd_delete(const struct rt_globals *g, const char *id, bool force, vt_err
 			       rt_status_name(s), s == RT_CREATED ? "kill it" : "stop it");
 	if (destroy(st, err))
 		return -1;
+	if (st->vm)
+		release_vm(g, st);
 	rt_rootfs_release_shared(st->shared_rootfs, st->rootfs_mnt_base);
 	run_recorded_hooks(g, st, RT_HOOK_POSTSTOP, RT_STOPPED); /* failures are warnings, per the spec */
 	if (rt_remove_tree(st->dir))
@@ -231,8 +246,17 @@ int rt_cmd_pause(const struct rt_globals *g, const char *id, bool pause, vt_err 
 	enum rt_status s = rt_state_status(st);
 	if (s != (pause ? RT_RUNNING : RT_PAUSED))
 		return wrong_state(st, s, pause ? "pause" : "resume", err);
-	if (load_cgroup(st, &cg, err) || rt_cgroup_freeze(cg, pause, err))
+	if (st->vm) {
+		vt_err why = { 0 };
+		const struct rt_vm_ops *vm = g->vm_ops ? g->vm_ops(&why) : NULL;
+		if (!vm)
+			return vt_fail(err, "container '%s' runs in a VM, and VM isolation is not available here%s%s", id,
+				       why.msg[0] ? ": " : "", why.msg);
+		if (vm->pause(st->dir, pause, err))
+			return -1;
+	} else if (load_cgroup(st, &cg, err) || rt_cgroup_freeze(cg, pause, err)) {
 		return -1;
+	}
 	st->paused = pause;
 	return rt_state_save(st, err);
 }

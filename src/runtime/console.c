@@ -29,7 +29,7 @@ int rt_console_connect(const char *path, vt_err *err)
 	return fd;
 }
 
-static int send_fd(int sock, int fd, const char *name, vt_err *err)
+int rt_console_send(int sock, int fd, const char *name, vt_err *err)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 	struct iovec iov = { .iov_base = (void *)name, .iov_len = strlen(name) };
@@ -77,7 +77,7 @@ int rt_console_setup(int sock, unsigned short rows, unsigned short cols, vt_err 
 	struct winsize ws = { .ws_row = rows, .ws_col = cols };
 	if (rows && cols && ioctl(slave, TIOCSWINSZ, &ws))
 		return vt_fail_errno(err, errno, "process.consoleSize");
-	if (send_fd(sock, master, name, err))
+	if (rt_console_send(sock, master, name, err))
 		return -1;
 	if (setsid() < 0 && errno != EPERM)
 		return vt_fail_errno(err, errno, "setsid");

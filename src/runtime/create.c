@@ -41,6 +41,7 @@ struct create_ctx {
 	pid_t intermediate, init;
 	char *created;
 	bool shared_mount_ns;       /* no 'mount' namespace: our rootfs bind lives in the runtime's namespace */
+	const struct rt_vm_ops *vm; /* VM isolation: init is vm->shim */
 	uint64_t rootfs_mnt_base;   /* the mount id on the rootfs before we bound it */
 };
 
@@ -304,6 +305,7 @@ static int save_state(struct create_ctx *c, vt_err *err)
 		.id = (char *)c->id, .dir = (char *)c->state_dir, .bundle = c->spec->bundle, .pid = c->init,
 		.created = c->created, .no_pivot = c->opts->no_pivot, .annotations = c->spec->annotations,
 		.shared_rootfs = c->shared_mount_ns ? c->spec->rootfs : NULL, .rootfs_mnt_base = c->rootfs_mnt_base,
+		.vm = c->vm != NULL,
 	};
 	if (rt_proc_start_time(c->init, &st.start_time))
 		return vt_fail(err, "the container process %d exited during create", c->init);
@@ -337,6 +339,8 @@ static void undo_create(struct create_ctx *c)
 		for (int i = 0; i < 100 && rt_cgroup_destroy(c->cgroup, &ignored); i++)
 			usleep(10000);
 	}
+	if (c->vm)
+		c->vm->release(c->state_dir);
 	rt_remove_tree(c->state_dir);
 }
 
@@ -359,15 +363,35 @@ static int make_dirs(const char *path, vt_err *err)
 	}
 }
 
-static int prepare(struct create_ctx *c, const char *root, vt_err *err)
+/* VM isolation: the code is loaded now; the guest applies seccomp and the namespaces, not the host. */
+static int prepare_vm(struct create_ctx *c, const struct rt_globals *g, vt_err *err)
+{
+	vt_err why = { 0 };
+	c->vm = g->vm_ops ? g->vm_ops(&why) : NULL;
+	if (!c->vm)
+		return vt_fail(err, "annotations: %s=vm: VM isolation is not available here%s%s", RT_ANNOTATION_ISOLATION,
+			       why.msg[0] ? ": " : "", why.msg);
+	for (size_t i = 0; i < c->spec->n_namespaces; i++)
+		if (c->spec->namespaces[i].path && c->spec->namespaces[i].flag != CLONE_NEWNET)
+			return vt_fail(err, "linux.namespaces[%zu]: a VM-isolated container cannot join the host's "
+				       "namespace %s", i, c->spec->namespaces[i].path);
+	return 0;
+}
+
+static int prepare(struct create_ctx *c, const struct rt_globals *g, vt_err *err)
 {
 	const struct rt_create_opts *o = c->opts;
+	bool vm;
 	if (rt_spec_load(o->bundle, &c->spec, err))
 		return -1;
 	if (c->spec->process.terminal && !o->console_socket && !o->own_console)
 		return vt_fail(err, "process.terminal is true: --console-socket is required");
 	if (!c->spec->process.terminal && o->console_socket)
 		return vt_fail(err, "--console-socket given but process.terminal is false");
+	if (rt_spec_isolation_vm(c->spec, &vm, err))
+		return -1;
+	if (vm)
+		return prepare_vm(c, g, err) ?: make_dirs(g->root, err);
 	if (c->spec->seccomp && rt_seccomp_prepare(c->spec->seccomp, &c->seccomp, err))
 		return -1;
 	if (rt_process_check_lsm(&c->spec->process, err))
@@ -377,7 +401,59 @@ static int prepare(struct create_ctx *c, const char *root, vt_err *err)
 	if (c->shared_mount_ns && rt_mount_id(c->spec->rootfs, &c->rootfs_mnt_base))
 		return vt_fail_errno(err, errno, "linux.namespaces: without a 'mount' namespace the rootfs bind must be "
 				     "tracked, but this kernel cannot report mount ids (statx STATX_MNT_ID)");
-	return make_dirs(root, err);
+	return make_dirs(g->root, err);
+}
+
+/* The cgroup of a VM container holds the VMM and virtiofsd. The container's memory limit is the VM's RAM (the
+ * guest kernel enforces it; the VMM needs that RAM and its own besides), and its device rules apply in the
+ * guest (the VMM needs /dev/kvm and /dev/net/tun): the host's cgroup gets neither. */
+static json_object *vm_cgroup_linux(json_object *linux_obj)
+{
+	json_object *copy = NULL, *res;
+	if (linux_obj ? json_object_deep_copy(linux_obj, &copy, NULL) : !(copy = json_object_new_object()))
+		return NULL;
+	if (!json_object_object_get_ex(copy, "resources", &res)) {
+		res = json_object_new_object();
+		json_object_object_add(copy, "resources", res);
+	}
+	json_object_object_del(res, "memory");
+	json_object *all = json_object_new_object(), *rules = json_object_new_array();
+	json_object_object_add(all, "allow", json_object_new_boolean(true));
+	json_object_object_add(all, "access", json_object_new_string("rwm"));
+	json_object_array_add(rules, all);
+	json_object_object_add(res, "devices", rules);
+	return copy;
+}
+
+/* VM isolation: init is the shim, put in the cgroup before it starts the VM, so that the VMM and virtiofsd
+ * it starts are in the container's cgroup too (ps, pause and delete reach them). */
+static int start_shim(struct create_ctx *c, vt_err *err)
+{
+	struct rt_sync_msg m;
+	json_object *linux_obj = vm_cgroup_linux(c->spec->linux_obj);
+	int rc = rt_cgroup_create(c->id, linux_obj, &c->cgroup, err);
+	json_object_put(linux_obj);
+	if (rc)
+		return -1;
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	c->init = fork();
+	if (c->init < 0)
+		return vt_fail_errno(err, errno, "fork");
+	if (c->init == 0) {
+		close(c->sock);
+		struct rt_vm_shim_args a = { .id = c->id, .state_dir = c->state_dir, .spec = c->spec->json,
+					     .rootfs = c->spec->rootfs, .sync = c->child_sock, .start_fifo = c->fifo,
+					     .execed = c->execed, .console = c->console };
+		c->vm->shim(&a);
+		_exit(127);
+	}
+	closep(&c->child_sock);
+	closep(&c->fifo);
+	closep(&c->execed);
+	if (rt_cgroup_add_pid(c->cgroup, c->init, err) || run_runtime_hooks(c, err) ||
+	    rt_sync_send(c->sock, RT_SYNC_GO, 0, NULL))
+		return -1;
+	return rt_sync_expect(c->sock, RT_SYNC_READY, &m, err);
 }
 
 static int start_children(struct create_ctx *c, vt_err *err)
@@ -407,6 +483,8 @@ static int start_children(struct create_ctx *c, vt_err *err)
 		c->console = cv[1];
 		c->console_peer = cv[0];
 	}
+	if (c->vm)
+		return start_shim(c, err);
 	if (rt_cgroup_create(c->id, c->spec->linux_obj, &c->cgroup, err))
 		return -1;
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -415,8 +493,7 @@ static int start_children(struct create_ctx *c, vt_err *err)
 		return vt_fail_errno(err, errno, "fork");
 	if (c->intermediate == 0)
 		intermediate_main(c);
-	close(c->child_sock);
-	c->child_sock = -1;
+	closep(&c->child_sock);
 	closep(&c->fifo);
 	closep(&c->execed);
 	if (drive_children(c, err)) {
@@ -454,7 +531,7 @@ static int create_container(const struct rt_globals *g, const char *id, const st
 	struct create_ctx c = { .id = id, .state_dir = dir, .opts = o, .sock = -1, .child_sock = -1, .console = -1,
 				  .console_peer = -1, .fifo = -1, .execed = -1 };
 	int rc = -1;
-	if (prepare(&c, g->root, err))
+	if (prepare(&c, g, err))
 		goto out;
 	if (mkdir(dir, 0700)) {
 		if (errno == EEXIST)

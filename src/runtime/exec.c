@@ -247,6 +247,18 @@ static void ctx_free(struct exec_ctx *c)
 	rt_spec_free(c->spec);
 }
 
+/* A VM container's process runs in its guest: its shim starts it there and relays its stdio. */
+static int exec_in_vm(const struct rt_globals *g, const struct rt_state *st, const struct rt_exec_opts *o,
+		      int *status, vt_err *err)
+{
+	vt_err why = { 0 };
+	const struct rt_vm_ops *vm = g->vm_ops ? g->vm_ops(&why) : NULL;
+	if (!vm)
+		return vt_fail(err, "container '%s' runs in a VM, and VM isolation is not available here%s%s", st->id,
+			       why.msg[0] ? ": " : "", why.msg);
+	return vm->exec(st->dir, o, status, err);
+}
+
 int rt_cmd_exec(const struct rt_globals *g, const char *id, const struct rt_exec_opts *o, int *status,
 		vt_err *err)
 {
@@ -261,6 +273,10 @@ int rt_cmd_exec(const struct rt_globals *g, const char *id, const struct rt_exec
 	enum rt_status s = rt_state_status(st);
 	if (s != RT_RUNNING && s != RT_CREATED) {
 		vt_fail(err, "cannot exec in container '%s': it is %s", id, rt_status_name(s));
+		goto out;
+	}
+	if (st->vm) {
+		rc = exec_in_vm(g, st, o, status, err);
 		goto out;
 	}
 	if (prepare(&c, err) || launch(&c, &pid, err))

@@ -2,7 +2,11 @@
  * results and reports errors (to stderr and to --log, as text or JSON lines); the work is in the library. */
 #include "runtime/rt.h"
 
+#include "lib/store_so.h"
+
+#include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
@@ -57,6 +61,24 @@ static int print_json(json_object *o, bool pretty)
 								 : JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return fflush(stdout) ? 1 : 0;
+}
+
+/* VM isolation lives in libvirtus-store.so (with the agent's client and the VM's start-up): loaded only for a
+ * VM-isolated container, so no other command maps it or its libraries. */
+static const struct rt_vm_ops *load_vm_ops(vt_err *err)
+{
+	static const struct rt_vm_ops *ops;
+	char why[PATH_MAX * 2 + 128];
+	if (ops)
+		return ops;
+	void *h = store_so_open(why, sizeof(why));
+	if (!h)
+		return vt_fail(err, "it needs %s (%s)", STORE_SO, why), NULL;
+	const struct rt_vm_ops *(*get)(void);
+	*(void **)&get = dlsym(h, "oci_vm_ops");
+	if (!get)
+		return vt_fail(err, "%s lacks oci_vm_ops: it does not match this virtus-runtime", STORE_SO), NULL;
+	return ops = get();
 }
 
 /* ---- per-command option parsing ---- */
@@ -473,7 +495,7 @@ static int open_log(struct cli *c, const char *format)
 
 int main(int argc, char **argv)
 {
-	struct cli c = { .g = { .root = RT_DEFAULT_ROOT }, .log_fd = -1 };
+	struct cli c = { .g = { .root = RT_DEFAULT_ROOT, .vm_ops = load_vm_ops }, .log_fd = -1 };
 	const char *log_format = "text";
 	int rc = parse_globals(argc, argv, &c, &log_format);
 	if (rc >= 0)

@@ -144,6 +144,8 @@ int rt_spec_parse_hooks(json_object *hooks, struct rt_hooks *out, vt_err *err);
 void rt_hooks_clear(struct rt_hooks *h);
 void rt_spec_free(struct rt_spec *spec);
 bool rt_spec_has_namespace(const struct rt_spec *spec, int flag, const char **path);
+/* Does the spec ask for VM isolation (RT_ANNOTATION_ISOLATION)? An unknown value is an error. */
+int rt_spec_isolation_vm(const struct rt_spec *spec, bool *vm, vt_err *err);
 
 /* Names <-> numbers (names.c). */
 int rt_cap_from_name(const char *name);   /* -1 if unknown */
@@ -166,6 +168,7 @@ struct rt_state {
 	char *created;        /* RFC 3339 */
 	bool paused;
 	bool no_pivot;
+	bool vm;              /* VM-isolated (RT_ANNOTATION_ISOLATION): pid is the shim that owns the VM */
 	/* No mount namespace of its own: the rootfs bind mount made in the runtime's namespace, removed at delete
 	 * (shared_rootfs NULL otherwise); rootfs_mnt_base is the mount id the rootfs had before create. */
 	char *shared_rootfs;
@@ -249,6 +252,8 @@ int rt_console_connect(const char *path, vt_err *err);
 /* Open a new pty in the current mount namespace (rows x cols when both are given), send the master over
  * sock, make the slave our controlling terminal and stdio. */
 int rt_console_setup(int sock, unsigned short rows, unsigned short cols, vt_err *err);
+/* Send a pty master (name: its slave's path) over a console socket, as --console-socket's users expect. */
+int rt_console_send(int sock, int master, const char *name, vt_err *err);
 /* The other end: receive the pty master sent by rt_console_setup. */
 int rt_console_recv(int sock, vt_err *err);
 

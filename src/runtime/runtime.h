@@ -19,11 +19,44 @@ json_object *rt_spec_default(void);
 /* "TERM", "SIGTERM", "15" -> 15; -1 if unknown. */
 int rt_signal_from_name(const char *s);
 
+struct rt_vm_ops;
+
 struct rt_globals {
 	const char *root;
 	bool debug;
 	bool systemd_cgroup;
 	vt_err *warning;  /* filled when a command succeeds with warnings (e.g. a poststart hook failed), one a line */
+	/* VM isolation (the annotation RT_ANNOTATION_ISOLATION = "vm"): where its code is, loaded on first use;
+	 * NULL, or returning NULL with err set: not available to this caller. */
+	const struct rt_vm_ops *(*vm_ops)(vt_err *err);
+};
+
+/* A container whose config.json carries this annotation with the value "vm" runs in a microVM of its own
+ * (docs/vm-isolation.md). The runtime keeps its state, cgroup, fifos and hooks as for any container; its
+ * init is a shim on the host that owns the VM and relays the container's stdio and signals to the guest. */
+#define RT_ANNOTATION_ISOLATION "io.virtus.isolation"
+
+struct rt_vm_shim_args {
+	const char *id;
+	const char *state_dir;   /* the container's state directory: the VM's logs and sockets go there */
+	json_object *spec;       /* config.json (root.path absolute) */
+	const char *rootfs;      /* absolute */
+	int sync;                /* wait for RT_SYNC_GO, report RT_SYNC_READY or RT_SYNC_ERROR */
+	int start_fifo;          /* one byte arrives when `start` runs */
+	int execed;              /* closed once the container's process runs (start waits for that) */
+	int console;             /* a connected console socket for the pty master (process.terminal), or -1 */
+};
+
+struct rt_exec_opts;
+struct rt_vm_ops {
+	/* create's child: the shim. Never returns; exits with the container's status. */
+	void (*shim)(const struct rt_vm_shim_args *a);
+	/* delete, once the shim and everything in the cgroup is gone: what the shim would have removed. */
+	void (*release)(const char *state_dir);
+	/* pause (or resume) the VM's vCPUs, through its VMM: the shim and virtiofsd go on. */
+	int (*pause)(const char *state_dir, bool pause, vt_err *err);
+	/* exec in the running VM container (through its shim). */
+	int (*exec)(const char *state_dir, const struct rt_exec_opts *o, int *status, vt_err *err);
 };
 
 struct rt_create_opts {

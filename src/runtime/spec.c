@@ -818,3 +818,18 @@ bool rt_spec_has_namespace(const struct rt_spec *s, int flag, const char **path)
 	}
 	return false;
 }
+
+int rt_spec_isolation_vm(const struct rt_spec *s, bool *vm, vt_err *err)
+{
+	json_object *v;
+	*vm = false;
+	if (!s->annotations || !json_object_object_get_ex(s->annotations, RT_ANNOTATION_ISOLATION, &v))
+		return 0;
+	const char *value = json_object_get_string(v);
+	if (value && !strcmp(value, "vm"))
+		*vm = true;
+	else if (!value || strcmp(value, "container"))
+		return vt_fail(err, "annotations: %s is '%s': use vm or container", RT_ANNOTATION_ISOLATION,
+			       value ? value : "");
+	return 0;
+}

@@ -136,6 +136,8 @@ int rt_state_save(const struct rt_state *st, vt_err *err)
 	json_object_object_add(o, "startTime", json_object_new_uint64(st->start_time));
 	json_object_object_add(o, "paused", json_object_new_boolean(st->paused));
 	json_object_object_add(o, "noPivot", json_object_new_boolean(st->no_pivot));
+	if (st->vm)
+		add_string(o, "isolation", "vm");
 	if (st->shared_rootfs) {
 		add_string(o, "sharedMountRoot", st->shared_rootfs);
 		json_object_object_add(o, "rootfsMountBase", json_object_new_uint64(st->rootfs_mnt_base));
@@ -201,6 +203,8 @@ int rt_state_load(const char *root, const char *id, struct rt_state **out, vt_er
 	st->paused = v && json_object_get_boolean(v);
 	v = obj_field(j, "noPivot");
 	st->no_pivot = v && json_object_get_boolean(v);
+	v = obj_field(j, "isolation");
+	st->vm = v && json_object_is_type(v, json_type_string) && !strcmp(json_object_get_string(v), "vm");
 	st->shared_rootfs = dup_field(j, "sharedMountRoot");
 	v = obj_field(j, "rootfsMountBase");
 	st->rootfs_mnt_base = v ? json_object_get_uint64(v) : 0;

@@ -275,7 +275,7 @@ static void handle_internal_error(struct vcpu *v)
 	snprintf(what, sizeof(what), "KVM internal error, suberror %u%s", v->run->internal.suberror,
 		 v->run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ? " (instruction emulation failed)" : "");
 	report_crash(v, what);
-	if (v->vm->diag && v->run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && host_kvm_is_pvm())
+	if (v->vm->diag && v->run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && v->vm->pvm)
 		fputs(pvm_note, v->vm->diag);
 }
 

@@ -286,6 +286,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out, vt_err *err)
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
 	vm->exit = VM_RUNNING;
 	vm->diag = cfg->diag;
+	vm->pvm = host_kvm_is_pvm();
 	pthread_mutex_init(&vm->pause.lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);

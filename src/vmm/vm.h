@@ -103,6 +103,7 @@ struct vm {
 	struct vcpu *vcpus;
 	struct boot_entry boot;
 	FILE *diag;
+	bool pvm;                 /* the host's KVM is nested PVM (read at creation: a vCPU thread may not look) */
 	int stop_fd;              /* eventfd: readable once the VM has stopped */
 	int exit;                 /* enum vm_exit, first writer wins (atomic) */
 	bool stopping;            /* atomic */

@@ -144,5 +144,66 @@ sed 's/^/iso run4-err /' /tmp/run4.err | head -n 3
 virtus run --rm --isolation=vm --network host bb:1 true 2>/tmp/run5.err
 say run5-status $?
 sed 's/^/iso run5-err /' /tmp/run5.err | head -n 3
+
+# 5. Through the OCI runtime: a bundle whose config.json has the annotation io.virtus.isolation=vm. `run` in
+# the foreground (exit status, output, stdin, the VM's size from linux.resources, a terminal), then the
+# create/start/state/exec/pause/resume/kill/delete cycle that podman and containerd drive, and delete -f.
+# (-k: the runtime's exec and run forward SIGTERM to the container instead of ending)
+rt() { timeout -k 10 $limit /opt/virtus/virtus-runtime --root /run/oci-rt "$@"; }
+oci_config() { # oci_config TERMINAL ARGS-JSON: config.json of the bundle /tmp/oci
+	cat >/tmp/oci/config.json <<JSON
+{"ociVersion": "1.0.2",
+ "process": {"terminal": $1, "user": {"uid": 0, "gid": 0}, "args": $2, "cwd": "/",
+	     "env": ["PATH=/bin", "FOO=oci-env"]},
+ "root": {"path": "rootfs"}, "hostname": "ocivm",
+ "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+	    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+	    {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["newinstance", "ptmxmode=0666"]}],
+ "annotations": {"io.virtus.isolation": "vm"},
+ "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}, {"type": "network"}],
+	   "resources": {"memory": {"limit": 67108864}, "cpu": {"quota": 100000, "period": 100000}}}}
+JSON
+}
+oci_left() { echo "$(leftovers) $(ls /run/oci-rt 2>/dev/null | wc -l) states"; }
+# (the runtime puts every container in a cgroup; L1 mounts no cgroup file system of its own)
+grep -q ' /sys/fs/cgroup cgroup2 ' /proc/mounts || { mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup; }
+say oci-cgroup2 $?
+mkdir -p /tmp/oci && cp -a $img /tmp/oci/rootfs
+oci_config false '["sh", "-c", "echo oci-hello $FOO $(hostname); echo nproc $(nproc); echo memtotal $(awk \"/MemTotal/ {print \\$2}\" /proc/meminfo); echo stdin $(cat); exit 7"]'
+echo oci-piped | rt run --bundle /tmp/oci oci1 >/tmp/oci1.out 2>/tmp/oci1.err
+say oci1-status $?
+sed 's/^/iso oci1-out /' /tmp/oci1.out
+sed 's/^/iso oci1-err /' /tmp/oci1.err | head -n 5
+say oci1-left "$(oci_left)"
+oci_config true '["sh", "-c", "tty; exit 3"]'
+rt run --bundle /tmp/oci oci-tty </dev/null >/tmp/oci-tty.out 2>&1
+say oci-tty "$? $(tr -d '\r' </tmp/oci-tty.out | tr '\n' ' ')"
+oci_config false '["sh", "-c", "trap \"echo oci-term; exit 43\" TERM; echo ready; while true; do sleep 1; done"]'
+rt create --bundle /tmp/oci --pid-file /tmp/oci2.pid oci2 </dev/null >/tmp/oci2.out 2>/tmp/oci2.err
+say oci2-create "$? $(head -n 2 /tmp/oci2.err | tr '\n' ' ')"
+state() { rt state "$1" 2>/dev/null | grep -o '"status": *"[a-z]*"' | cut -d'"' -f4; }
+pid=$(cat /tmp/oci2.pid 2>/dev/null)
+say oci2-created "$(state oci2) $(rt state oci2 | grep -c "\"pid\": *${pid:-x},") $(cat /proc/${pid:-x}/comm 2>/dev/null)"
+rt start oci2; say oci2-start "$? $(state oci2)"
+i=0; while [ $i -lt 300 ] && ! grep -q ready /tmp/oci2.out; do i=$((i + 1)); sleep 0.1; done
+say oci2-ready "$(grep -c ready /tmp/oci2.out)"
+rt exec oci2 sh -c 'echo exec-out $FOO $(cat /proc/1/comm); echo exec-err >&2; exit 5' </dev/null >/tmp/oci2-exec.out 2>&1
+say oci2-exec "$? $(cat /tmp/oci2-exec.out | tr '\n' ' ')"
+say oci2-ps "$(rt ps oci2 | grep -c -e virtiofsd -e virtus)"
+rt pause oci2; say oci2-pause "$? $(state oci2)"
+sleep 2
+rt resume oci2; say oci2-resume "$? $(state oci2)"
+rt exec oci2 echo after-resume </dev/null >/tmp/oci2-exec2.out 2>&1
+say oci2-exec2 "$? $(cat /tmp/oci2-exec2.out)"
+rt kill oci2 TERM; say oci2-kill $?
+i=0; while [ $i -lt 300 ] && [ "$(state oci2)" != stopped ]; do i=$((i + 1)); sleep 0.1; done
+say oci2-stopped "$(state oci2) $(grep -c oci-term /tmp/oci2.out)"
+rt delete oci2; say oci2-delete $?
+say oci2-left "$(oci_left)"
+rt create --bundle /tmp/oci oci3 </dev/null >/dev/null 2>&1 && rt start oci3
+rt delete oci3 2>/dev/null; say oci3-delete-running $?
+rt delete -f oci3; say oci3-delete-force $?
+say oci3-left "$(oci_left)"
+
 say final-left "$(leftovers)"
 say final-ctrs "$(virtus ps -a -q | wc -l)"

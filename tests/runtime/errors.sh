@@ -92,6 +92,11 @@ expect_fail "bad cgroup resources" 'memory' e24 create e24
 bad_config 'c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 10}]' \
 	'c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 10}]'
 expect_fail "mappings without a user namespace" 'id mappings need a .user. namespace' e25 create e25
+bad_config 'c["annotations"] = {"io.virtus.isolation": "hypervisor"}'
+expect_fail "an unknown isolation level" "annotations: io.virtus.isolation is 'hypervisor': use vm or container" e26 create e26
+bad_config 'c["annotations"] = {"io.virtus.isolation": "vm"}' \
+	"c[\"linux\"][\"namespaces\"] = [n for n in c[\"linux\"][\"namespaces\"] if n[\"type\"] != \"ipc\"] + [{\"type\": \"ipc\", \"path\": \"/proc/$$/ns/ipc\"}]"
+expect_fail "VM isolation cannot join a host namespace" "linux.namespaces\[5\]: a VM-isolated container cannot join the host's namespace /proc/$$/ns/ipc" e27 create e27
 reset_config
 
 check "errors are logged as JSON lines (level, msg, time)" python3 -c "
