@@ -200,11 +200,11 @@ static int destroy(struct rt_state *st, vt_err *err)
 static void release_vm(const struct rt_globals *g, const struct rt_state *st)
 {
 	vt_err why = { 0 };
-	const struct rt_vm_ops *vm = g->vm_ops ? g->vm_ops(&why) : NULL;
+	const struct rt_vm_ops *vm = rt_vm_ops(g, "its VM's files are left:", &why);
 	if (vm)
 		vm->release(st->dir);
 	else
-		add_warning(g, st->id, why.msg[0] ? why.msg : "VM isolation is not available: its VM's files are left");
+		add_warning(g, st->id, why.msg);
 }
 
 int rt_cmd_delete(const struct rt_globals *g, const char *id, bool force, vt_err *err)
@@ -247,12 +247,8 @@ int rt_cmd_pause(const struct rt_globals *g, const char *id, bool pause, vt_err 
 	if (s != (pause ? RT_RUNNING : RT_PAUSED))
 		return wrong_state(st, s, pause ? "pause" : "resume", err);
 	if (st->vm) {
-		vt_err why = { 0 };
-		const struct rt_vm_ops *vm = g->vm_ops ? g->vm_ops(&why) : NULL;
-		if (!vm)
-			return vt_fail(err, "container '%s' runs in a VM, and VM isolation is not available here%s%s", id,
-				       why.msg[0] ? ": " : "", why.msg);
-		if (vm->pause(st->dir, pause, err))
+		const struct rt_vm_ops *vm = rt_vm_ops(g, "the container runs in a VM, and", err);
+		if (!vm || vm->pause(st->dir, pause, err))
 			return -1;
 	} else if (load_cgroup(st, &cg, err) || rt_cgroup_freeze(cg, pause, err)) {
 		return -1;

@@ -366,11 +366,9 @@ static int make_dirs(const char *path, vt_err *err)
 /* VM isolation: the code is loaded now; the guest applies seccomp and the namespaces, not the host. */
 static int prepare_vm(struct create_ctx *c, const struct rt_globals *g, vt_err *err)
 {
-	vt_err why = { 0 };
-	c->vm = g->vm_ops ? g->vm_ops(&why) : NULL;
+	c->vm = rt_vm_ops(g, "annotations: " RT_ANNOTATION_ISOLATION "=vm:", err);
 	if (!c->vm)
-		return vt_fail(err, "annotations: %s=vm: VM isolation is not available here%s%s", RT_ANNOTATION_ISOLATION,
-			       why.msg[0] ? ": " : "", why.msg);
+		return -1;
 	for (size_t i = 0; i < c->spec->n_namespaces; i++)
 		if (c->spec->namespaces[i].path && c->spec->namespaces[i].flag != CLONE_NEWNET)
 			return vt_fail(err, "linux.namespaces[%zu]: a VM-isolated container cannot join the host's "

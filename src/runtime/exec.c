@@ -251,12 +251,8 @@ static void ctx_free(struct exec_ctx *c)
 static int exec_in_vm(const struct rt_globals *g, const struct rt_state *st, const struct rt_exec_opts *o,
 		      int *status, vt_err *err)
 {
-	vt_err why = { 0 };
-	const struct rt_vm_ops *vm = g->vm_ops ? g->vm_ops(&why) : NULL;
-	if (!vm)
-		return vt_fail(err, "container '%s' runs in a VM, and VM isolation is not available here%s%s", st->id,
-			       why.msg[0] ? ": " : "", why.msg);
-	return vm->exec(st->dir, o, status, err);
+	const struct rt_vm_ops *vm = rt_vm_ops(g, "the container runs in a VM, and", err);
+	return vm ? vm->exec(st->dir, o, status, err) : -1;
 }
 
 int rt_cmd_exec(const struct rt_globals *g, const char *id, const struct rt_exec_opts *o, int *status,

@@ -144,6 +144,9 @@ int rt_spec_parse_hooks(json_object *hooks, struct rt_hooks *out, vt_err *err);
 void rt_hooks_clear(struct rt_hooks *h);
 void rt_spec_free(struct rt_spec *spec);
 bool rt_spec_has_namespace(const struct rt_spec *spec, int flag, const char **path);
+/* The VM-isolation code (globals->vm_ops), or NULL with err saying why it is not available; what names
+ * the container in the message (e.g. "container 'x' runs in a VM, and"). */
+const struct rt_vm_ops *rt_vm_ops(const struct rt_globals *g, const char *what, vt_err *err);
 /* Does the spec ask for VM isolation (RT_ANNOTATION_ISOLATION)? An unknown value is an error. */
 int rt_spec_isolation_vm(const struct rt_spec *spec, bool *vm, vt_err *err);
 

@@ -332,3 +332,12 @@ int rt_wait_pid_gone(pid_t pid, unsigned long long start_time, int timeout_ms)
 	close(fd);
 	return rc > 0 ? 0 : -1;
 }
+
+const struct rt_vm_ops *rt_vm_ops(const struct rt_globals *g, const char *what, vt_err *err)
+{
+	vt_err why = { 0 };
+	const struct rt_vm_ops *ops = g->vm_ops ? g->vm_ops(&why) : NULL;
+	if (!ops)
+		vt_fail(err, "%s VM isolation is not available here%s%s", what, why.msg[0] ? ": " : "", why.msg);
+	return ops;
+}
