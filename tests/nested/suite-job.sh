@@ -195,7 +195,8 @@ kill $fetch_pid 2>/dev/null # done or hopeless once the guest is gone; the suite
 # virtio-net on a tap (--net tap=tap0): L1 makes a persistent tap (tunctl, like `ip tuntap add`) with
 # 192.168.77.1/24; the guest sets 192.168.77.2 statically, prints the virtio features it negotiated, fetches
 # a small file and 8 MiB from L1's httpd (md5), and serves a page and 8 MiB that L1 fetches (md5). One boot;
-# a second --net (user) shows up as eth1 with the second default MAC.
+# a second --net (user) shows up as eth1 with the second default MAC. busybox httpd logs "response:200" when
+# it sends the headers, so the guest stays up until L1's third request (/done, after the 8 MiB), not the second.
 tunctl -t tap0 >/dev/null && ip addr add 192.168.77.1/24 dev tap0 && ip link set tap0 up
 mkdir -p /tmp/www-tap && echo "l1-tap-payload-271" >/tmp/www-tap/f.txt
 head -c 8388608 /dev/urandom >/tmp/www-tap/big
@@ -205,7 +206,8 @@ rm -f /tmp/tap-page /tmp/tap-big
 ( for i in $(seq 150); do timeout 5 wget -q -O /tmp/tap-page http://192.168.77.2/index.html 2>/dev/null && break; sleep 1; done
   echo "tap-l1-fetch $(cat /tmp/tap-page 2>/dev/null)"
   timeout 120 wget -q -O /tmp/tap-big http://192.168.77.2/big 2>/dev/null
-  echo "tap-l1-got-guest-big-md5 $(md5sum </tmp/tap-big | cut -d' ' -f1)" ) &
+  echo "tap-l1-got-guest-big-md5 $(md5sum </tmp/tap-big | cut -d' ' -f1)"
+  timeout 30 wget -q -O /dev/null http://192.168.77.2/done 2>/dev/null ) & # tells the guest L1 has it all
 tap_fetch_pid=$!
 tap_cmd=$(cat <<'EOF'
 ip link set lo up; ip link set eth0 up; ip addr add 192.168.77.2/24 dev eth0; echo tap-mac $(cat /sys/class/net/eth0/address);
@@ -213,9 +215,9 @@ echo tap-features $(cat /sys/class/net/eth0/device/features); echo tap-eth1-mac 
 ip link set eth1 up; ip addr add 10.0.2.15/24 dev eth1; timeout 15 wget -q -O /tmp/lo http://10.0.2.2:8081/f.txt; echo tap-user-loopback-status $? $(cat /tmp/lo 2>/dev/null);
 echo tap-fetch $(timeout 30 wget -q -O - http://192.168.77.1:8091/f.txt);
 echo tap-guest-got-l1-big-md5 $(timeout 120 wget -q -O - http://192.168.77.1:8091/big | md5sum | cut -c1-32);
-mkdir /tmp/www; echo guest-tap-page-77 >/tmp/www/index.html; head -c 8388608 /dev/urandom >/tmp/www/big;
+mkdir /tmp/www; echo guest-tap-page-77 >/tmp/www/index.html; echo done >/tmp/www/done; head -c 8388608 /dev/urandom >/tmp/www/big;
 echo tap-guest-big-md5 $(md5sum </tmp/www/big | cut -c1-32); httpd -f -v -p 80 -h /tmp/www 2>/tmp/hl &
-for i in $(seq 150); do [ $(grep -c response:200 /tmp/hl) -ge 2 ] && break; sleep 1; done; sleep 2; echo tap-served $(grep -c response:200 /tmp/hl)
+for i in $(seq 200); do [ $(grep -c response:200 /tmp/hl) -ge 3 ] && break; sleep 1; done; echo tap-served $(grep -c response:200 /tmp/hl)
 EOF
 )
 tap_cmd=$(echo "$tap_cmd" | tr '\n' ' ')
