@@ -13,6 +13,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "api/handoff.h"
 #include "api/vm_devices.h"
 #include "devices/virtio/virtio.h"
 #include "lib/sock_url.h"
@@ -359,6 +360,20 @@ static void disks_checkpointed(struct vm_api *a)
 	}
 }
 
+/* What refuses a snapshot of this VM now, as an HTTP status and a message (0: none). */
+static int snapshot_refusal(struct vm_api *a, int *status, vt_err *err)
+{
+	*status = 400;
+	if (vm_api_removing(a)) {
+		*status = 409;
+		return vt_fail(err, "%s '%s' is being removed: snapshot once it is gone or stays", vm_api_removal_kind(a),
+			       a->removal.id);
+	}
+	if (!vm_is_paused(a->vm))
+		return vt_fail(err, "the VM must be paused first (PATCH /vm {\"state\": \"Paused\"})");
+	return vm_snapshot_supported(a->vm, err);
+}
+
 /* Firecracker's SnapshotCreateParams: a full snapshot of a paused VM into two new files (and, a virtus
  * extension, its writable disks frozen beside the state file). */
 static void put_snapshot_create(struct vm_api *a, const struct api_request *req, struct api_reply *r)
@@ -370,17 +385,17 @@ static void put_snapshot_create(struct vm_api *a, const struct api_request *req,
 	const char *state = vm_api_string_field(o, "snapshot_path", "a path for the state file", r), *mem = NULL, *type = NULL;
 	char *config = NULL, layers[VM_MAX_DISKS][32];
 	vt_err err;
+	int status;
 	if (!state || !(mem = vm_api_string_field(o, "mem_file_path", "a path for the memory file", r)) ||
 	    !vm_api_optional_string(o, "snapshot_type", &type, r) || !vm_api_only_fields(o, known, r)) {
 		/* answered */
 	} else if (type && strcmp(type, "Full")) {
 		vm_api_fault(r, 400, "snapshot_type: '%s' is not supported (only \"Full\")", type);
-	} else if (vm_api_removing(a)) {
-		vm_api_fault(r, 409, "%s '%s' is being removed: snapshot once it is gone or stays", vm_api_removal_kind(a), a->removal.id);
-	} else if (!vm_is_paused(a->vm)) {
-		vm_api_fault(r, 400, "the VM must be paused first (PATCH /vm {\"state\": \"Paused\"})");
-	} else if (vm_snapshot_supported(a->vm, &err) < 0) {
-		vm_api_fault(r, 400, "%s", err.msg);
+	} else if (a->jailed) {
+		vm_api_fault(r, 400, "the VMM is jailed (--jail): it cannot create files on the host by path (virtus vm "
+			     "snapshot hands it the files it made; docs/snapshot.md)");
+	} else if (snapshot_refusal(a, &status, &err) < 0) {
+		vm_api_fault(r, status, "%s", err.msg);
 	} else if (!(config = snapshot_config(a, layers))) {
 		vm_api_fault(r, 500, "out of memory");
 	} else if (vm_snapshot_save(a->vm, state, mem, config, &err) < 0) {
@@ -391,6 +406,36 @@ static void put_snapshot_create(struct vm_api *a, const struct api_request *req,
 	}
 	free(config);
 	json_object_put(o);
+}
+
+/* A snapshot into the files a handoff brought (the state file, then the memory file). */
+static int handoff_snapshot(struct vm_api *a, struct handoff_request *req, vt_err *err)
+{
+	char layers[VM_MAX_DISKS][32];
+	int status;
+	if (req->nfds != 2)
+		return vt_fail(err, "snapshot: expected 2 descriptors (the state file, the memory file), got %u", req->nfds);
+	if (snapshot_refusal(a, &status, err) < 0)
+		return -1;
+	char *config = snapshot_config(a, layers);
+	if (!config)
+		return vt_fail_errno(err, ENOMEM, "snapshot");
+	int state_fd = req->fds[0];
+	req->fds[0] = -1; /* vm_snapshot_save_fds closes it */
+	int rc = vm_snapshot_save_fds(a->vm, state_fd, req->fds[1], config, err);
+	free(config);
+	return rc;
+}
+
+void vm_api_handoff(struct vm_api *a, int listen_fd)
+{
+	struct handoff_request req;
+	if (handoff_accept(listen_fd, &req) != 0)
+		return;
+	vt_err err;
+	int rc = !strcmp(req.op, "snapshot") ? handoff_snapshot(a, &req, &err)
+					     : vt_fail(&err, "'%s' is not a handoff this VMM takes", req.op);
+	handoff_answer(&req, rc < 0 ? &err : NULL);
 }
 
 /* ---- Migration (a virtus extension in Firecracker's style) ----------------------------------------------- */
@@ -462,6 +507,12 @@ static void put_migrate(struct vm_api *a, const struct api_request *req, struct 
 		vm_api_fault(r, 409, "a migration is already running (GET /migrate)");
 	} else if (vm_snapshot_supported(a->vm, &err) < 0) {
 		vm_api_fault(r, 400, "this VM cannot be migrated: %s", err.msg);
+	} else if (a->jailed && !strncmp(url, "unix:", 5)) {
+		vm_api_fault(r, 400, "destination_url: the VMM is jailed (--jail) and reaches no host path: migrate it "
+			     "over tcp: (its jail shares the host's network when the VM has --net)");
+	} else if (a->jail_own_network) {
+		vm_api_fault(r, 400, "destination_url: the VMM is jailed (--jail) in a network namespace of its own "
+			     "(the VM has no --net): it reaches no other host");
 	} else if (!(config = vm_devices_to_json(a->cfg))) {
 		vm_api_fault(r, 500, "out of memory");
 	} else if ((fd = connect_destination(url, &err)) < 0) {

@@ -16,6 +16,10 @@ struct vm_api {
 	const char *id;              /* its name */
 	const char *version;         /* virtus's version */
 	long long started;           /* wall clock, seconds */
+	/* --jail: the VMM reaches no host path (what it writes or plugs in must be opened before the jail
+	 * closes), and no host at all when the jail has a network namespace of its own (a VM without --net) */
+	bool jailed;
+	bool jail_own_network;
 	/* PUT /migrate: the running or last migration (the control loop steps it), where it goes, and whether
 	 * GET /migrate has told a client how it ended (a completed source ends once it has, or soon after) */
 	struct migration_out *migration;
@@ -70,6 +74,8 @@ const char *vm_api_removal_kind(const struct vm_api *a);
 
 /* An api_handler_fn; opaque is a struct vm_api. */
 void vm_api_handle(void *opaque, const struct api_request *req, struct api_reply *reply);
+/* A client on the handoff socket (api/handoff.h; a jailed VMM's): take its request, answer, close. */
+void vm_api_handoff(struct vm_api *a, int listen_fd);
 
 /* The routes that change a running VM's hardware (api/vm_api_hardware.c): true when req was one of them
  * (and is answered). */

@@ -137,7 +137,7 @@ static void deliver(struct vm *vm, struct pending_input *p)
 	p->len -= sent;
 }
 
-enum { P_STOP, P_SIG, P_API, P_IN, P_HUB_OUT, P_HUB_LISTEN, P_HUB_CLIENT, P_MIGRATION, P_EJECTED, P_COUNT };
+enum { P_STOP, P_SIG, P_API, P_IN, P_HUB_OUT, P_HUB_LISTEN, P_HUB_CLIENT, P_MIGRATION, P_EJECTED, P_HANDOFF, P_COUNT };
 
 static struct migration_out *active_migration(const struct vm_control *c)
 {
@@ -178,6 +178,7 @@ static void fill_pollset(const struct vm_control *c, const struct pending_input 
 	struct migration_out *m = active_migration(c);
 	fds[P_MIGRATION] = (struct pollfd){ .fd = m ? migration_out_fd(m) : -1, .events = POLLOUT };
 	fds[P_EJECTED] = (struct pollfd){ .fd = c->api_ctx ? vm_api_ejected_fd(c->api_ctx) : -1, .events = POLLIN };
+	fds[P_HANDOFF] = (struct pollfd){ .fd = c->api_ctx ? c->handoff_fd : -1, .events = POLLIN };
 }
 
 static int min_timeout(int a, int b)
@@ -266,6 +267,8 @@ void vm_control_loop(struct vm_control *c)
 			api_server_dispatch(c->api); /* requests, and the timeouts of idle or half-sent connections */
 		if (c->api_ctx && (fds[P_EJECTED].revents || vm_api_hotplug_timeout_ms(c->api_ctx) == 0))
 			vm_api_hotplug_step(c->api_ctx);
+		if (fds[P_HANDOFF].revents)
+			vm_api_handoff(c->api_ctx, c->handoff_fd);
 		if (fds[P_MIGRATION].revents && migration_out_step(c->api_ctx->migration))
 			migration_stepped(c, &migrated);
 		if (migrated && (c->api_ctx->migration_end_reported || now_ns() - migrated >= MIGRATED_LINGER_MS * 1000000ULL)) {

@@ -39,6 +39,7 @@ struct vm_control {
 	struct api_server *api;     /* NULL: no API */
 	struct vm_api *api_ctx;     /* its routes' state: a migration it started is stepped here */
 	struct console_hub *hub;    /* NULL: not detached */
+	int handoff_fd;             /* a jailed VMM's handoff socket (api/handoff.h), else -1 */
 };
 
 /* How long a migrated VM's VMM waits for a client to learn the outcome (GET /migrate) before it ends. */

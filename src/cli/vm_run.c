@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "api/handoff.h"
 #include "api/preboot.h"
 #include "api/vm_api.h"
 #include "api/vm_devices.h"
@@ -22,6 +23,7 @@
 #include "cli/vm_control.h"
 #include "cli/vm_state.h"
 #include "devices/virtio/balloon.h"
+#include "lib/unixsock.h"
 #include "lib/sock_url.h"
 #include "lib/util.h"
 #include "devices/virtio/vsock.h"
@@ -489,6 +491,7 @@ struct vm_session {
 	struct vm_api_waiting waiting; /* waiting for a migration (o->incoming) */
 	struct term_state term;
 	struct vm *vm;
+	int handoff_fd;             /* a jailed VMM's handoff socket (api/handoff.h), else -1 */
 };
 
 static int open_session_console(struct run_opts *o, struct vm_session *s, vt_err *err)
@@ -512,16 +515,32 @@ static void close_session(struct vm_session *s, bool remove_created, bool keep_a
 		api_server_stop(s->api);
 		s->api = NULL;
 	}
+	if (s->handoff_fd >= 0)
+		close(s->handoff_fd); /* its socket file goes with the VM's directory */
+	s->handoff_fd = -1;
 	console_hub_close(&s->hub);
 	close_console(&s->con, remove_created);
 	s->con = (struct console_fds){ .in_fd = -1, .out_fd = -1 };
+}
+
+/* A jailed VMM reaches no host path: the files it is to write are handed to it on a socket made now, before
+ * the jail closes (the API's is made here too). */
+static int start_handoff(struct run_opts *o, struct vm_session *s, vt_err *err)
+{
+	char path[PATH_MAX + 16];
+	if (!o->jail || s->handoff_fd >= 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/" HANDOFF_SOCKET, o->state.dir);
+	s->handoff_fd = unix_listen(path, 4, err);
+	return s->handoff_fd < 0 ? -1 : 0;
 }
 
 /* The running VM's routes: on a new server, or on the one that served its configuration. */
 static int start_api(struct run_opts *o, struct vm_session *s, vt_err *err)
 {
 	s->api_ctx = (struct vm_api){ .vm = s->vm, .cfg = &o->cfg, .id = o->state.name, .version = VIRTUS_VERSION,
-				      .started = o->state.started };
+				      .started = o->state.started, .jailed = o->jail,
+				      .jail_own_network = o->jail && o->jail_cfg.new_netns };
 	if (s->api) {
 		api_server_set_handler(s->api, vm_api_handle, &s->api_ctx);
 		return 0;
@@ -545,7 +564,7 @@ static int prepare_vm(struct run_opts *o, struct jail *jail, struct vm_session *
 	    vm_create(&o->cfg, &s->vm, err) < 0 ||
 	    (o->restore_dir && vm_snapshot_restore(s->vm, o->restore_state, err) < 0) ||
 	    truncate_console(&s->con, o->console, err) < 0 ||
-	    start_api(o, s, err) < 0 || (jail && jail_enter(jail, err) < 0))
+	    start_api(o, s, err) < 0 || start_handoff(o, s, err) < 0 || (jail && jail_enter(jail, err) < 0))
 		return -1;
 	return 0;
 }
@@ -756,8 +775,19 @@ static int accept_migration(struct vm_session *s, int lfd, int sig_fd, vt_err *e
 	}
 }
 
+/* A jailed destination binds the vsock socket's directory when the jail is made, before the stream has said
+ * what the VM is: an arriving vsock device needs its host side on the command line. */
+static int check_jailed_arrival(const struct run_opts *o, const struct jail *jail, vt_err *err)
+{
+	if (jail && o->cfg.vsock_cid && o->cfg.vsock_path != o->vsock_abs)
+		return vt_fail(err, "--incoming %s: the arriving VM has a vsock device; a jailed destination needs "
+			       "--vsock CID,PATH on its command line (the jail binds PATH's directory when it is made)",
+			       o->incoming);
+	return 0;
+}
+
 /* Everything the stream brings, into a VM built from its machine and configuration. */
-static int receive_stream(struct run_opts *o, struct vm_session *s, int fd, vt_err *err)
+static int receive_stream(struct run_opts *o, struct jail *jail, struct vm_session *s, int fd, vt_err *err)
 {
 	struct snapshot_machine m;
 	char *config = NULL;
@@ -769,7 +799,9 @@ static int receive_stream(struct run_opts *o, struct vm_session *s, int fd, vt_e
 	free(config);
 	o->cfg.incoming = true;
 	if (rc == 0)
-		rc = prepare_vm(o, NULL, s, err);
+		rc = check_jailed_arrival(o, jail, err);
+	if (rc == 0)
+		rc = prepare_vm(o, jail, s, err);
 	if (rc == 0)
 		rc = migration_in_receive(s->vm, fd, err);
 	return rc;
@@ -777,7 +809,7 @@ static int receive_stream(struct run_opts *o, struct vm_session *s, int fd, vt_e
 
 /* --incoming: listen, take one migration, build and load the VM it brings, and start it once the source has
  * let it go. Returns as launch_vm does, or -2 when a host signal ended the wait. */
-static int receive_vm(struct run_opts *o, struct vm_session *s, int sig_fd, vt_err *err)
+static int receive_vm(struct run_opts *o, struct jail *jail, struct vm_session *s, int sig_fd, vt_err *err)
 {
 	int lfd = sock_url_listen(o->incoming, err);
 	if (lfd < 0)
@@ -799,7 +831,7 @@ static int receive_vm(struct run_opts *o, struct vm_session *s, int sig_fd, vt_e
 		unlink(o->incoming + 5);
 	if (fd < 0)
 		return fd;
-	int rc = receive_stream(o, s, fd, err);
+	int rc = receive_stream(o, jail, s, fd, err);
 	if (rc < 0)
 		migration_in_refuse(fd, err); /* the source resumes */
 	else
@@ -814,12 +846,12 @@ static int receive_vm(struct run_opts *o, struct vm_session *s, int sig_fd, vt_e
 static int run_vm(struct run_opts *o, struct jail *jail)
 {
 	struct vm_session s = { .api = NULL, .vm = NULL, .con = { .in_fd = -1, .out_fd = -1 },
-				.hub = { .out_rd = -1, .log_fd = -1, .listen_fd = -1, .client_fd = -1 } };
+				.hub = { .out_rd = -1, .log_fd = -1, .listen_fd = -1, .client_fd = -1 }, .handoff_fd = -1 };
 	sigset_t set;
 	int sig_fd = block_host_signals(&set);
 	vt_err err;
 	int rc = o->preboot ? wait_for_start(o, &s, sig_fd)
-		 : o->incoming ? receive_vm(o, &s, sig_fd, &err) : launch_vm(o, jail, &s, &err);
+		 : o->incoming ? receive_vm(o, jail, &s, sig_fd, &err) : launch_vm(o, jail, &s, &err);
 	if (rc < 0) {
 		if (!o->preboot && rc != -2)
 			fprintf(stderr, "virtus: %s\n", err.msg);
@@ -832,7 +864,7 @@ static int run_vm(struct run_opts *o, struct jail *jail)
 	sandbox_enter_main(); /* every VMM thread exists now */
 	struct vm_control ctl = { .vm = s.vm, .sig_fd = sig_fd, .in_fd = s.con.in_fd, .escape_quits = true,
 				  .stop_timeout_s = o->stop_timeout_s, .api = s.api, .api_ctx = s.api ? &s.api_ctx : NULL,
-				  .hub = s.hub.out_rd >= 0 ? &s.hub : NULL };
+				  .hub = s.hub.out_rd >= 0 ? &s.hub : NULL, .handoff_fd = s.handoff_fd };
 	vm_control_loop(&ctl);
 	enum vm_exit why = vm_wait(s.vm);
 	vm_api_release(&s.api_ctx);
@@ -852,11 +884,15 @@ static int run_jailed_vm(void *arg, struct jail *jail)
 }
 
 /* What the jail must hold: the vsock socket's directory (guest connections reach PATH_P by path while the
- * VM runs) and, for user networking, the resolver's configuration libslirp reads. */
+ * VM runs) and, for user networking, the resolver's configuration libslirp reads. A VM that arrives by
+ * --incoming is known only once it is there, after the jail is made: its jail keeps the host's network (the
+ * listener is in it, and the VM may bring a network) and holds the resolver's configuration in case. */
 static int plan_jail(struct run_opts *o, vt_err *err)
 {
 	struct jail_config *j = &o->jail_cfg;
-	j->new_netns = o->cfg.nnets == 0; /* tap and libslirp both work in the host's network */
+	j->new_netns = o->cfg.nnets == 0 && !o->incoming; /* tap and libslirp both work in the host's network */
+	if (o->incoming && !strncmp(o->incoming, "unix:", 5))
+		j->remove_at_exit[j->nremove++] = o->incoming + 5;
 	if (o->cfg.vsock_path) {
 		char *dir = strdup(o->cfg.vsock_path), *base = strdup(o->cfg.vsock_path);
 		bool ok = dir && base && realpath(dirname(dir), o->vsock_dir);
@@ -867,13 +903,13 @@ static int plan_jail(struct run_opts *o, vt_err *err)
 		if ((size_t)n >= sizeof(o->vsock_abs) || vsock_check_path(o->vsock_abs, err) < 0)
 			return vt_fail(err, "--vsock %s: its absolute path is too long for the jail", o->cfg.vsock_path);
 		o->cfg.vsock_path = o->vsock_abs;
-		j->remove_at_exit = o->vsock_abs;
+		j->remove_at_exit[j->nremove++] = o->vsock_abs;
 		j->bind[j->nbind++] = o->vsock_dir;
 	}
 	bool user_net = false;
 	for (unsigned i = 0; i < o->cfg.nnets; i++)
 		user_net |= !strncmp(o->cfg.net[i], "user", 4);
-	if (user_net && access("/etc/resolv.conf", R_OK) == 0) {
+	if ((user_net || o->incoming) && access("/etc/resolv.conf", R_OK) == 0) {
 		j->bind_readonly[j->nbind] = true;
 		j->bind[j->nbind++] = "/etc/resolv.conf";
 	}
@@ -961,8 +997,6 @@ int cmd_vm_run(int argc, char **argv)
 	if (o.preboot && o.jail)
 		return usage_error("--jail needs the VM configured on the command line (--kernel ...), not through "
 				   "the API (%s)", "--api-socket without --kernel");
-	if (o.incoming && o.jail)
-		return usage_error("--incoming with --jail is not supported yet (%s)", "the jail's network namespace");
 	if (o.preboot || o.incoming) {
 		/* checked at InstanceStart, or when the migration has said what the VM is */
 	} else if (o.restore_dir ? plan_restore(&o, &err) < 0 : vm_preflight(&o.cfg, discarded, &pf, &err) < 0) {

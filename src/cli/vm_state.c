@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/handoff.h"
 #include "lib/util.h"
 
 #define VM_RUN_DIR_DEFAULT "/run/virtus-vms"
@@ -214,7 +215,7 @@ int vm_state_load(const char *name, struct vm_state *st, vt_err *err)
 void vm_state_remove(const struct vm_state *st)
 {
 	static const char *const files[] = { STATE_FILE, "." STATE_FILE, "api.sock", "console.sock", "console.log",
-					     "vmm.log" };
+					     "vmm.log", HANDOFF_SOCKET };
 	char path[PATH_MAX + 32];
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", st->dir, files[i]);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "container/ctr_int.h"
+#include "lib/unixsock.h"
 #include "lib/util.h"
 
 #define MSG_MAX    65536
@@ -48,30 +49,7 @@ static void send_json(int sock, const char *key, json_object *val)
 /* One message and up to three descriptors; returns its length, 0 at the end, -1 on an error. */
 static ssize_t recv_msg(int sock, char *buf, size_t len, int fds[3], unsigned *nfds)
 {
-	union {
-		char buf[CMSG_SPACE(3 * sizeof(int))];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
-	ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	*nfds = 0;
-	for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&m) : NULL; c; c = CMSG_NXTHDR(&m, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		unsigned k = (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		for (unsigned i = 0; i < k; i++) {
-			int fd;
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (*nfds < 3)
-				fds[(*nfds)++] = fd;
-			else
-				close(fd);
-		}
-	}
-	if (n >= 0 && (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
-		return -1;   /* the caller closes what came */
-	return n;
+	return unix_recv_fds(sock, buf, len, fds, 3, nfds, MSG_DONTWAIT);
 }
 
 /* ================= the monitor's side ================= */
@@ -450,21 +428,11 @@ void vm_execs_end(struct vm_execs *x, const char *dir)
 static int send_request(int sock, json_object *rq, vt_err *err)
 {
 	const char *text = json_object_to_json_string_ext(rq, JSON_C_TO_STRING_PLAIN);
-	int fds[3] = { 0, 1, 2 };
-	union {
-		char buf[CMSG_SPACE(sizeof(fds))];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = { .iov_base = (void *)text, .iov_len = strlen(text) };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(fds));
-	memcpy(CMSG_DATA(c), fds, sizeof(fds));
-	if (iov.iov_len > MSG_MAX)
-		return vt_fail(err, "exec: the command line is too long (%zu bytes of JSON, at most %d)", iov.iov_len, MSG_MAX);
-	if (sendmsg(sock, &m, MSG_NOSIGNAL) < 0)
+	static const int fds[3] = { 0, 1, 2 };
+	size_t len = strlen(text);
+	if (len > MSG_MAX)
+		return vt_fail(err, "exec: the command line is too long (%zu bytes of JSON, at most %d)", len, MSG_MAX);
+	if (unix_send_fds(sock, text, len, fds, 3) < 0)
 		return vt_fail_errno(err, errno, "exec: sending the request to the container's monitor");
 	return 0;
 }

@@ -105,6 +105,12 @@ int state_writer_open(struct state_writer *w, const char *path, vt_err *err)
 	return 0;
 }
 
+void state_writer_open_fd(struct state_writer *w, int fd)
+{
+	*w = (struct state_writer){ .fd = fd };
+	write_header(w);
+}
+
 void state_writer_open_memory(struct state_writer *w)
 {
 	*w = (struct state_writer){ .fd = -1 };

@@ -33,6 +33,8 @@ struct state_writer {
 
 /* Create path (it must not exist) and write the header. */
 int state_writer_open(struct state_writer *w, const char *path, vt_err *err);
+/* The same on a new, empty file the caller opened for writing (the writer owns fd from then on). */
+void state_writer_open_fd(struct state_writer *w, int fd);
 /* The same into memory (migration sends it): state_writer_take ends it and hands over the bytes (free()). */
 void state_writer_open_memory(struct state_writer *w);
 int state_writer_take(struct state_writer *w, uint8_t **data, size_t *len, vt_err *err);

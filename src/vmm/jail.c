@@ -279,7 +279,8 @@ static void jail_cleanup(struct jail *j)
 {
 	remove_cgroups(j);
 	remove_jail_dir(j);
-	remove_leftover_socket(j->cfg->remove_at_exit);
+	for (unsigned i = 0; i < j->cfg->nremove; i++)
+		remove_leftover_socket(j->cfg->remove_at_exit[i]);
 }
 
 static int check_ids(const struct jail_config *cfg, vt_err *err)

@@ -32,6 +32,7 @@
 #define JAIL_DEFAULT_ID 65534 /* nobody / nogroup */
 #define JAIL_MAX_BINDS 4
 #define JAIL_MAX_CGROUPS 12
+#define JAIL_MAX_SOCKETS 2
 
 struct jail_config {
 	uid_t uid;
@@ -40,7 +41,10 @@ struct jail_config {
 	const char *bind[JAIL_MAX_BINDS];      /* absolute host paths, visible at the same path inside */
 	bool bind_readonly[JAIL_MAX_BINDS];
 	unsigned nbind;
-	const char *remove_at_exit;            /* a path the supervisor removes after the VMM (vsock socket) */
+	/* sockets the unprivileged VMM may not unlink (vsock), or may not outlive (--incoming's): the supervisor
+	 * removes them after it */
+	const char *remove_at_exit[JAIL_MAX_SOCKETS];
+	unsigned nremove;
 };
 
 struct jail {

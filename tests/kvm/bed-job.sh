@@ -10,6 +10,8 @@
 cd /work/kvm || exit 1
 # L1 has 1.5 GiB: let the 5 GiB guest's lazily touched RAM be mapped (virtus's own check steps aside then).
 echo 1 >/proc/sys/vm/overcommit_memory
+# --jail (manage.sh) makes a cgroup for the VMM: L1's init mounts none
+grep -q ' /sys/fs/cgroup ' /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup
 export CMOCKA_MESSAGE_OUTPUT=TAP VSOCK_TOOL=/work/vsock
 prefix() { sed -E "s/^(not ok|ok) ([0-9]+) - /\1 \2 - $1: /"; }
 for part in ${KVM_PARTS:-binaries cli manage manage-release}; do

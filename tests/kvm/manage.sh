@@ -2,7 +2,8 @@
 # Managed VMs with tiny guests: `vm run -d`, `vm ls`, `info`, `pause`/`resume` (the guest's console stops
 # and goes on growing), `console` (input reaches the guest, Ctrl-A x detaches and the VM runs on), `logs`,
 # `kill`, the API's answers to good and bad requests (`vm api`), snapshot and restore, live migration
-# between two VMMs, a foreground VM's --api-socket, a stale VM directory, and that nothing is left behind.
+# between two VMMs, jailed VMMs (--incoming, --restore, the refusals), a foreground VM's --api-socket, a stale
+# VM directory, and that nothing is left behind.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 VIRTUS=${VIRTUS:-build-asan/virtus}
@@ -405,6 +406,80 @@ out=$(api_m PUT /migrate '{"destination_url":"unix:/x","downtime_ms":0}'); rc=$?
 if [ $rc -eq 1 ] && echo "$out" | grep -q 'downtime_ms: expected a whole number from 1'; then ok "API: PUT /migrate with downtime_ms 0: 400"; else not_ok "migrate downtime 0" "$out"; fi
 if api_m GET /migrate | grep -q '"state": *"failed"\|"state": *"none"'; then ok "API: GET /migrate answers"; else not_ok "GET /migrate" "$(api_m GET /migrate)"; fi
 v vm kill m4
+
+# A jailed VMM (--jail; root only): it takes a migration (--incoming: its jail keeps the host's network,
+# where it listens) and goes on as uid 65534, leaving no socket; `vm snapshot` hands it the files on its
+# handoff socket; what it cannot reach from its jail is refused with the reason and changes nothing (a path
+# through the API, a writable disk's checkpoint, a unix: destination, tcp: from a jail with a network of its
+# own); over TCP it migrates out; and a jailed VMM restores the jailed VMM's snapshot.
+jailed_uid() { # NAME: the uid of the jailed VMM (the child of the supervisor vm.json names)
+	local sup child
+	sup=$(vmm_pid "$1") && child=$(pgrep -P "$sup" | head -n1) && awk '/^Uid:/ { print $2 }' "/proc/$child/status"
+}
+if [ "$(id -u)" = 0 ]; then
+	v vm run -d --name j1 --kernel "$G/tick.elf" --memory 32M >/dev/null 2>&1
+	runs 20 j1
+	out=$(v vm run -d --name j2 --jail --incoming "unix:$tmp/migj.sock" 2>&1); rc=$?
+	out2=$(v vm migrate j1 "unix:$tmp/migj.sock" 2>&1); rc2=$?
+	if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && runs 20 j2 && [ "$(jailed_uid j2)" = 65534 ] && [ ! -e "$tmp/migj.sock" ]; then
+		ok "vm run --jail --incoming: the VM arrives in a jailed VMM (uid 65534) and runs, no socket left"
+	else not_ok "jailed incoming" "status $rc: $out; migrate $rc2: $out2; uid $(jailed_uid j2)"; fi
+	out=$(v vm snapshot j2 "$tmp/snapj" 2>&1); rc=$?
+	if [ $rc -eq 0 ] && [ -s "$tmp/snapj/state" ] && [ -e "$tmp/snapj/memory" ] && [ -S "$VIRTUS_VM_RUN_DIR/j2/handoff.sock" ] &&
+	   runs 10 j2; then
+		ok "vm snapshot of a jailed VMM: handed the files on its handoff socket, it writes them; the VM goes on"
+	else not_ok "jailed snapshot" "status $rc: $out" "$(ls -la "$tmp/snapj" "$VIRTUS_VM_RUN_DIR/j2" 2>&1)"; fi
+	out=$(v vm api j2 PUT /snapshot/create "{\"snapshot_path\":\"$tmp/sj/state\",\"mem_file_path\":\"$tmp/sj/memory\"}" 2>&1); rc=$?
+	if [ $rc -eq 1 ] && echo "$out" | grep -q 'the VMM is jailed (--jail): it cannot create files on the host by path'; then
+		ok "API: PUT /snapshot/create on a jailed VMM: 400 with the reason (paths are not reachable from the jail)"
+	else not_ok "jailed PUT snapshot" "status $rc: $out"; fi
+	out=$(v vm migrate j2 "unix:$tmp/nowhere.sock" 2>&1); rc=$?
+	if [ $rc -eq 1 ] && echo "$out" | grep -q 'jailed (--jail) and reaches no host path' && runs 10 j2; then
+		ok "vm migrate of a jailed VMM to unix:PATH: refused with the reason, the VM goes on"
+	else not_ok "jailed migrate unix" "status $rc: $out"; fi
+	port=$((20000 + RANDOM % 20000))
+	v vm run -d --name j3 --incoming "tcp:127.0.0.1:$port" >/dev/null 2>&1
+	out=$(v vm migrate j2 "tcp:127.0.0.1:$port" 2>&1); rc=$?
+	if [ $rc -eq 0 ] && runs 20 j3 && wait_for 10 test ! -e "$VIRTUS_VM_RUN_DIR/j2"; then
+		ok "vm migrate out of a jailed VMM over TCP: the VM goes on at the destination, the jail ends"
+	else not_ok "jailed migrate tcp" "status $rc: $out"; fi
+	v vm kill j3
+	out=$(v vm run -d --name j4 --jail --restore "$tmp/snapj" 2>&1); rc=$?
+	if [ $rc -eq 0 ] && runs 20 j4 && [ "$(jailed_uid j4)" = 65534 ] && [ "$(v vm logs j4 | grep -c 'tick: start')" = 0 ]; then
+		ok "vm run --jail --restore: the jailed VMM's snapshot goes on in another jailed VMM (no new boot)"
+	else not_ok "jailed restore" "status $rc: $out; uid $(jailed_uid j4)"; fi
+	v vm kill j4
+	v vm run -d --name j6 --kernel "$G/tick.elf" --memory 32M --vsock "3,$tmp/vj.sock" >/dev/null 2>&1
+	v vm run -d --name j7 --jail --incoming "unix:$tmp/migj7.sock" >/dev/null 2>&1
+	out=$(v vm migrate j6 "unix:$tmp/migj7.sock" 2>&1); rc=$?
+	if [ $rc -eq 1 ] && echo "$out" | grep -q 'a jailed destination needs --vsock CID,PATH on its command line' &&
+	   runs 10 j6 && wait_for 10 test ! -e "$VIRTUS_VM_RUN_DIR/j7" && [ ! -e "$tmp/migj7.sock" ]; then
+		ok "vm migrate of a VM with vsock to a jailed --incoming without --vsock: refused with the reason, the source goes on"
+	else not_ok "jailed incoming vsock" "status $rc: $out"; fi
+	v vm kill j6
+	head -c 1048576 /dev/zero >"$tmp/jd.raw"
+	v vm run -d --name j5 --jail --kernel "$G/tick.elf" --memory 32M --disk "$tmp/jd.raw" >/dev/null 2>&1
+	out=$(v vm snapshot j5 "$tmp/snapj5" 2>&1); rc=$?
+	if [ $rc -eq 1 ] && echo "$out" | grep -q 'disk 1 is writable' && [ ! -e "$tmp/snapj5" ] && runs 10 j5; then
+		ok "vm snapshot of a jailed VMM with a writable disk: refused with the reason, no directory, the VM goes on"
+	else not_ok "jailed snapshot with a disk" "status $rc: $out" "$(ls -la "$tmp/snapj5" 2>&1)"; fi
+	out=$(v vm migrate j5 "tcp:127.0.0.1:$port" 2>&1); rc=$?
+	if [ $rc -eq 1 ] && echo "$out" | grep -q 'network namespace of its own' && runs 10 j5; then
+		ok "vm migrate of a jailed VMM with a network of its own (no --net): refused with the reason, the VM goes on"
+	else not_ok "jailed migrate own netns" "status $rc: $out"; fi
+	v vm kill j5
+	if [ -z "$(ls "$VIRTUS_VM_RUN_DIR" 2>/dev/null)" ] && [ -z "$(ls -A /run/virtus 2>/dev/null | grep '^vm-')" ]; then
+		ok "jailed VMMs: nothing left (VM directories, jail directories)"
+	else not_ok "jail leftovers" "$(ls "$VIRTUS_VM_RUN_DIR" /run/virtus 2>&1)"; fi
+else
+	for t in "vm run --jail --incoming" "vm snapshot of a jailed VMM" "API: PUT /snapshot/create on a jailed VMM" \
+		"vm snapshot of a jailed VMM with a writable disk" "vm migrate of a jailed VMM to unix:PATH" \
+		"vm migrate out of a jailed VMM over TCP" "vm run --jail --restore" "vm migrate to a jailed --incoming without --vsock" \
+		"vm migrate of a jailed VMM with a network of its own" \
+		"jailed VMMs: nothing left"; do
+		n=$((n + 1)); echo "ok $n - $t # skip needs root"
+	done
+fi
 
 # A VM configured and started through the API (Firecracker's way): --api-socket without --kernel.
 out=$(v vm run -d --name pre --api-socket "$tmp/pre.sock" 2>&1); rc=$?

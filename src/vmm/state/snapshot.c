@@ -40,11 +40,9 @@ static bool page_is_zero(const uint8_t *p)
 	return !memcmp(p, zero, PAGE);
 }
 
-static int write_memory(const struct guest_mem *m, const char *path, vt_err *err)
+/* Guest memory into the new, empty file fd (what = its name in messages): zero pages stay holes. */
+static int write_memory(const struct guest_mem *m, int fd, const char *what, vt_err *err)
 {
-	cleanup_close int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return vt_fail_errno(err, errno, "cannot create %s", path);
 	uint64_t file_off = 0;
 	for (unsigned i = 0; i < m->nregions; i++) {
 		const struct gmem_region *r = &m->region[i];
@@ -61,7 +59,7 @@ static int write_memory(const struct guest_mem *m, const char *path, vt_err *err
 				if (n < 0 && errno == EINTR)
 					continue;
 				if (n <= 0)
-					return vt_fail_errno(err, n < 0 ? errno : EIO, "writing %s", path);
+					return vt_fail_errno(err, n < 0 ? errno : EIO, "writing %s", what);
 				done += (uint64_t)n;
 			}
 			off = end;
@@ -69,7 +67,7 @@ static int write_memory(const struct guest_mem *m, const char *path, vt_err *err
 		file_off += r->size;
 	}
 	if (ftruncate(fd, (off_t)file_off) < 0 || fdatasync(fd) < 0)
-		return vt_fail_errno(err, errno, "finishing %s", path);
+		return vt_fail_errno(err, errno, "finishing %s", what);
 	return 0;
 }
 
@@ -185,34 +183,73 @@ static int checkpoint_disks(struct vm *vm, const char *state_path, vt_err *err)
 
 /* ---- Whole VM (file) -------------------------------------------------------------------------------- */
 
-int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path, const char *config, vt_err *err)
+/* The state into w (which it ends), the memory into mem_fd, then the disks frozen beside state_path (NULL: the
+ * caller checked that there is none to freeze). The VM paused; its devices frozen meanwhile. */
+static int save_into(struct vm *vm, struct state_writer *w, int mem_fd, const char *mem_name, const char *state_path,
+		     const char *config, vt_err *err)
+{
+	if (vm_pci_freeze(vm, err) < 0) {
+		state_writer_abort(w);
+		return -1;
+	}
+	state_put(w, "config", CONFIG_VERSION, config, strlen(config) + 1);
+	int rc = vm_snapshot_save_state(vm, w, err);
+	if (rc < 0)
+		state_writer_abort(w);
+	else if ((rc = state_writer_finish(w, err)) == 0)
+		/* still frozen: no device writes guest memory while it is copied */
+		rc = write_memory(&vm->mem, mem_fd, mem_name, err);
+	if (rc == 0 && state_path)
+		rc = checkpoint_disks(vm, state_path, err);
+	vm_pci_thaw(vm);
+	return rc;
+}
+
+static int check_saveable(struct vm *vm, vt_err *err)
 {
 	if (vm_snapshot_supported(vm, err) < 0)
 		return -1;
 	if (!vm_is_paused(vm))
 		return vt_fail(err, "the VM must be paused for a snapshot");
-	struct state_writer w;
-	if (vm_pci_freeze(vm, err) < 0)
+	return 0;
+}
+
+int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path, const char *config, vt_err *err)
+{
+	if (check_saveable(vm, err) < 0)
 		return -1;
-	int rc = state_writer_open(&w, state_path, err);
-	if (rc == 0) {
-		state_put(&w, "config", CONFIG_VERSION, config, strlen(config) + 1);
-		rc = vm_snapshot_save_state(vm, &w, err);
-		if (rc < 0) {
-			state_writer_abort(&w);
-		} else if ((rc = state_writer_finish(&w, err)) == 0) {
-			/* still frozen: no device writes guest memory while it is copied */
-			rc = write_memory(&vm->mem, mem_path, err);
-			if (rc == 0)
-				rc = checkpoint_disks(vm, state_path, err);
-			if (rc < 0)
-				unlink(mem_path);
-		}
-		if (rc < 0)
-			unlink(state_path);
-	}
-	vm_pci_thaw(vm);
+	struct state_writer w;
+	if (state_writer_open(&w, state_path, err) < 0)
+		return -1;
+	cleanup_close int mem_fd = open(mem_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int rc = mem_fd < 0 ? vt_fail_errno(err, errno, "cannot create %s", mem_path) : 0;
+	if (rc < 0)
+		state_writer_abort(&w);
+	else if ((rc = save_into(vm, &w, mem_fd, mem_path, state_path, config, err)) < 0)
+		unlink(mem_path);
+	if (rc < 0)
+		unlink(state_path);
 	return rc;
+}
+
+int vm_snapshot_save_fds(struct vm *vm, int state_fd, int mem_fd, const char *config, vt_err *err)
+{
+	char name[32];
+	if (check_saveable(vm, err) < 0) {
+		close(state_fd);
+		return -1;
+	}
+	for (unsigned k = 0; k < VM_MAX_DISKS && vm_pci_disk(vm, k); k++) {
+		if (vm_snapshot_disk_layer(vm, k, name, sizeof(name))) {
+			close(state_fd);
+			return vt_fail(err, "disk %u is writable: a snapshot freezes it in a new file beside its image, which "
+				       "a VMM given only the snapshot's files cannot make (a jailed VMM's disks must be read-only "
+				       "for a snapshot)", k + 1);
+		}
+	}
+	struct state_writer w;
+	state_writer_open_fd(&w, state_fd);
+	return save_into(vm, &w, mem_fd, "the memory file", NULL, config, err);
 }
 
 int vm_snapshot_read_machine(const char *state_path, struct snapshot_machine *m, char **config, vt_err *err)

@@ -28,6 +28,10 @@ bool vm_snapshot_disk_layer(struct vm *vm, unsigned k, char *name, size_t len);
  * file's directory (which must be named absolutely) under vm_snapshot_disk_layer's name, and the VM goes on
  * in a new overlay at the disk's path. On failure nothing is left and every disk is as before. */
 int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path, const char *config, vt_err *err);
+/* The same into files the caller made (new and empty: a jailed VMM is handed them, api/handoff.h): state_fd is
+ * closed, mem_fd is not. A VM with a disk that a snapshot would freeze is refused (the layer is a new file
+ * beside the disk's image). On failure the caller removes the files. */
+int vm_snapshot_save_fds(struct vm *vm, int state_fd, int mem_fd, const char *config, vt_err *err);
 /* The machine a state file describes (for building the VM to restore into), and its devices' configuration
  * (malloc()ed text). */
 int vm_snapshot_read_machine(const char *state_path, struct snapshot_machine *m, char **config, vt_err *err);
