@@ -43,12 +43,34 @@ static void client_hands_two(void)
 	_exit(rc < 0 && !strcmp(err.msg, "nope: 2") ? 0 : 12);
 }
 
+/* Each test's listening socket (*state), as the VMM makes it. */
+static int listen_setup(void **state)
+{
+	vt_err err;
+	static int lfd;
+	lfd = unix_listen(path, 4, &err);
+	*state = &lfd;
+	return lfd < 0 ? -1 : 0;
+}
+
+static int listen_teardown(void **state)
+{
+	close(*(int *)*state);
+	return unlink(path);
+}
+
+static void expect_child_ok(pid_t pid)
+{
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_descriptors_and_answer(void **state)
 {
-	(void)state;
+	int lfd = *(int *)*state;
 	vt_err err;
-	int lfd = unix_listen(path, 4, &err);
-	assert_true(lfd >= 0);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
@@ -64,21 +86,14 @@ static void test_descriptors_and_answer(void **state)
 	vt_fail(&err, "nope: %u", req.nfds);
 	handoff_answer(&req, &err);
 	assert_int_equal(req.conn, -1);
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-	close(lfd);
-	unlink(path);
+	expect_child_ok(pid);
 }
 
 /* A request that is not one lowercase word is answered with an error, nothing is kept. */
 static void test_malformed_request(void **state)
 {
-	(void)state;
+	int lfd = *(int *)*state;
 	vt_err err;
-	int lfd = unix_listen(path, 4, &err);
-	assert_true(lfd >= 0);
 	struct handoff_request req;
 	assert_int_equal(handoff_accept(lfd, &req), 1); /* nobody there */
 	int c = unix_connect(path, &err);
@@ -90,17 +105,13 @@ static void test_malformed_request(void **state)
 	assert_true(read(c, answer, sizeof(answer) - 1) > 0);
 	assert_non_null(strstr(answer, "1 a handoff request is one word"));
 	close(c);
-	close(lfd);
-	unlink(path);
 }
 
 /* A client whose VMM closes without an answer gets an error naming that. */
 static void test_no_answer(void **state)
 {
-	(void)state;
+	int lfd = *(int *)*state;
 	vt_err err;
-	int lfd = unix_listen(path, 4, &err);
-	assert_true(lfd >= 0);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -113,11 +124,7 @@ static void test_no_answer(void **state)
 	char got[16];
 	assert_int_equal(read(c, got, sizeof(got)), 8); /* "snapshot", then the VMM is gone */
 	close(c);
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_int_equal(WEXITSTATUS(status), 0);
-	close(lfd);
-	unlink(path);
+	expect_child_ok(pid);
 }
 
 static int setup(void **state)
@@ -132,16 +139,15 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	unlink(path);
 	return rmdir(dir);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_descriptors_and_answer),
-		cmocka_unit_test(test_malformed_request),
-		cmocka_unit_test(test_no_answer),
+		cmocka_unit_test_setup_teardown(test_descriptors_and_answer, listen_setup, listen_teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_request, listen_setup, listen_teardown),
+		cmocka_unit_test_setup_teardown(test_no_answer, listen_setup, listen_teardown),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
