@@ -412,9 +412,11 @@ v vm kill m4
 # handoff socket; what it cannot reach from its jail is refused with the reason and changes nothing (a path
 # through the API, a writable disk's checkpoint, a unix: destination, tcp: from a jail with a network of its
 # own); over TCP it migrates out; and a jailed VMM restores the jailed VMM's snapshot.
-jailed_uid() { # NAME: the uid of the jailed VMM (the child of the supervisor vm.json names)
-	local sup child
-	sup=$(vmm_pid "$1") && child=$(pgrep -P "$sup" | head -n1) && awk '/^Uid:/ { print $2 }' "/proc/$child/status"
+jailed_uid() { # NAME: the uid of the jailed VMM (the child of the supervisor vm.json names; no pgrep -P in L1)
+	local sup status
+	sup=$(vmm_pid "$1") && [ -n "$sup" ] || return 0
+	status=$(grep -l "^PPid:[[:space:]]*$sup\$" /proc/[0-9]*/status 2>/dev/null | head -n1)
+	[ -n "$status" ] && awk '/^Uid:/ { print $2 }' "$status"
 }
 if [ "$(id -u)" = 0 ]; then
 	v vm run -d --name j1 --kernel "$G/tick.elf" --memory 32M >/dev/null 2>&1

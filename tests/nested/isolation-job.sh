@@ -37,7 +37,7 @@ sed 's/^/iso import-err /' /tmp/import.err | head -n 3
 
 # 1. Foreground: output, exit status, the VM's own kernel (vCPUs, RAM), stdin, -v, -e, -w, -u.
 mkdir -p /tmp/vol && echo from-host >/tmp/vol/in
-echo piped-in | timeout $limit virtus run -i --rm --isolation=vm --network none --cpus 1 --memory 64M \
+echo piped-in | timeout $limit virtus run -i --rm --isolation=vm --network none --cpus 2 --memory 64M \
 	-v /tmp/vol:/data -e FOO=bar-env -w /data bb:1 \
 	sh -c 'echo hello-vm; echo nproc $(nproc); echo memtotal $(awk "/MemTotal/ {print \$2}" /proc/meminfo);
 	       echo stdin $(cat); echo vol $(cat in); echo env $FOO; echo cwd $(pwd); echo from-guest >out;
