@@ -1,7 +1,6 @@
 #include "lib/unixsock.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
