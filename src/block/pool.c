@@ -25,8 +25,6 @@ struct pool {
 	struct blk *b;
 };
 
-static struct pool *P(struct blk *b) { return b->engine; }
-
 static bool can_start(const struct pool *p)
 {
 	const struct blk_req *r = p->todo.head;
@@ -87,7 +85,7 @@ static void stop_threads(struct pool *p, unsigned started)
 		pthread_join(p->threads[i], NULL);
 }
 
-static int pool_start(struct blk *b, vt_err *err)
+static int pool_start(struct blk *b, void **state, vt_err *err)
 {
 	struct pool *p = calloc(1, sizeof(*p));
 	if (!p || !(p->threads = calloc(b->pool_threads, sizeof(pthread_t)))) {
@@ -106,18 +104,20 @@ static int pool_start(struct blk *b, vt_err *err)
 		}
 	}
 	p->nthreads = b->pool_threads;
-	b->engine = p;
+	*state = p;
 	return 0;
 }
 
-static void pool_submit(struct blk *b, struct blk_req *r)
+static void pool_submit(struct blk *b, void *state, struct blk_req *r)
 {
-	blk_fifo_push(&P(b)->staged, r);
+	(void)b;
+	blk_fifo_push(&((struct pool *)state)->staged, r);
 }
 
-static void pool_kick(struct blk *b)
+static void pool_kick(struct blk *b, void *state)
 {
-	struct pool *p = P(b);
+	(void)b;
+	struct pool *p = state;
 	if (!p->staged.head)
 		return;
 	pthread_mutex_lock(&p->lock);
@@ -131,9 +131,9 @@ static void pool_kick(struct blk *b)
 	p->staged.head = p->staged.tail = NULL;
 }
 
-static unsigned pool_reap(struct blk *b)
+static unsigned pool_reap(struct blk *b, void *state)
 {
-	struct pool *p = P(b);
+	struct pool *p = state;
 	pthread_mutex_lock(&p->lock);
 	struct blk_fifo done = p->done;
 	p->done.head = p->done.tail = NULL;
@@ -147,14 +147,14 @@ static unsigned pool_reap(struct blk *b)
 	return n;
 }
 
-static void pool_stop(struct blk *b)
+static void pool_stop(struct blk *b, void *state)
 {
-	struct pool *p = P(b);
+	(void)b;
+	struct pool *p = state;
 	if (!p)
 		return;
 	stop_threads(p, p->nthreads);
 	pool_free(p);
-	b->engine = NULL;
 }
 
 const struct blk_engine_ops blk_pool_ops = {

@@ -7,6 +7,7 @@
 #include <libgen.h>
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,7 @@
 #define RESERVE_MIN 16
 #define RESERVE_MAX 512
 #define L2_CACHE_BYTES (32u << 20)
+#define WRITE_RUN_MAX 64           /* whole clusters placed by one write_new_clusters */
 
 enum ckind { C_UNALLOC, C_ZERO, C_NORMAL, C_COMPRESSED };
 
@@ -115,6 +117,11 @@ struct qcow2 {
 	/* io: shared for I/O to clusters in place, exclusive to change the mapping. meta: the caches. */
 	pthread_rwlock_t io;
 	pthread_mutex_t meta;
+	/* Requests an asynchronous engine is doing in place (qcow2_map_direct): while there are any, no
+	 * cluster's last reference is dropped, so none is reused under them. */
+	atomic_uint direct_holds;
+	pthread_mutex_t hold_lock;
+	pthread_cond_t holds_gone;
 };
 
 struct chain {                    /* the files above, to refuse loops */
@@ -440,6 +447,20 @@ static int64_t alloc_cluster(struct qcow2 *q)
 	return (int64_t)(q->reserve[q->reserve_used++] * q->cs);
 }
 
+/* Up to want clusters that follow each other in the file, from the reserve: the first one's offset (or
+ * -errno), and how many in *got (at least 1). */
+static int64_t alloc_run(struct qcow2 *q, unsigned want, unsigned *got)
+{
+	int64_t first = alloc_cluster(q);
+	*got = 1;
+	if (first < 0)
+		return first;
+	uint64_t next = (uint64_t)first / q->cs + 1;
+	while (*got < want && q->reserve_used < q->reserve_n && q->reserve[q->reserve_used] == next)
+		q->reserve_used++, next++, (*got)++;
+	return first;
+}
+
 static void release_reserve(struct qcow2 *q)
 {
 	while (q->reserve_used < q->reserve_n) {
@@ -449,6 +470,15 @@ static void release_reserve(struct qcow2 *q)
 	}
 	q->reserve_n = q->reserve_used = 0;
 	q->reserve_batch = RESERVE_MIN;
+}
+
+/* Called with io held exclusively (so no new hold can start): until the requests in place have finished. */
+static void wait_for_direct_holds(struct qcow2 *q)
+{
+	pthread_mutex_lock(&q->hold_lock);
+	while (atomic_load(&q->direct_holds) > 0)
+		pthread_cond_wait(&q->holds_gone, &q->hold_lock);
+	pthread_mutex_unlock(&q->hold_lock);
 }
 
 /* Drop one reference to the host clusters [off, off + len); a cluster nobody uses any more is punched out
@@ -463,6 +493,8 @@ static int unref_clusters(struct qcow2 *q, uint64_t off, uint64_t len)
 			return r;
 		if (rc == 0 || c == 0)
 			return -EIO;      /* a table pointed at a free cluster, or at the header */
+		if (rc == 1)
+			wait_for_direct_holds(q);   /* a cluster freed here may be handed out again at once */
 		if ((r = refcount_set(q, c, rc - 1)) < 0)
 			return r;
 		if (rc == 1) {
@@ -477,13 +509,16 @@ static int unref_clusters(struct qcow2 *q, uint64_t off, uint64_t len)
 
 /* ---- L1 and L2 tables ---- */
 
-static int l2_table(struct qcow2 *q, uint32_t l1i, uint64_t off, uint64_t **out)
+/* The L2 table at off, from the cache or read into it (-EAGAIN instead of reading, with cached_only). */
+static int l2_table(struct qcow2 *q, uint32_t l1i, uint64_t off, bool cached_only, uint64_t **out)
 {
 	struct l2_slot *s = &q->l2c[l1i % q->l2c_slots];
 	if (s->off == off && s->t) {
 		*out = s->t;
 		return 0;
 	}
+	if (cached_only)
+		return -EAGAIN;
 	if (!cluster_offset_ok(q, off))
 		return -EIO;
 	if (!s->t && !(s->t = malloc(q->cs)))
@@ -531,22 +566,29 @@ static int decode_l2(const struct qcow2 *q, uint64_t e, struct cmap *m)
 	return 0;
 }
 
-/* Where virtual cluster vc is. Takes meta. */
-static int lookup(struct qcow2 *q, uint64_t vc, struct cmap *m)
+/* Where virtual cluster vc is, with meta held. */
+static int lookup_locked(struct qcow2 *q, uint64_t vc, bool cached_only, struct cmap *m)
 {
 	uint64_t l1i = vc >> q->l2_bits, l2i = vc & (l2_entries(q) - 1);
 	memset(m, 0, sizeof(*m));
 	if (l1i >= q->l1_size)
 		return -EIO;
-	pthread_mutex_lock(&q->meta);
 	uint64_t l1e = q->l1[l1i], *t;
 	int r = 0;
 	if (l1e & L1_RESERVED)
 		r = -EIO;
 	else if (!(l1e & TABLE_OFFSET_MASK))
 		m->kind = C_UNALLOC;
-	else if ((r = l2_table(q, (uint32_t)l1i, l1e & TABLE_OFFSET_MASK, &t)) == 0)
+	else if ((r = l2_table(q, (uint32_t)l1i, l1e & TABLE_OFFSET_MASK, cached_only, &t)) == 0)
 		r = decode_l2(q, be64toh(t[l2i]), m);
+	return r;
+}
+
+/* Where virtual cluster vc is. Takes meta. */
+static int lookup(struct qcow2 *q, uint64_t vc, struct cmap *m)
+{
+	pthread_mutex_lock(&q->meta);
+	int r = lookup_locked(q, vc, false, m);
 	pthread_mutex_unlock(&q->meta);
 	return r;
 }
@@ -572,7 +614,7 @@ static int64_t l2_for_write(struct qcow2 *q, uint64_t l1i)
 		return (int64_t)old;
 	uint64_t *content = NULL;
 	if (old) {
-		int r = l2_table(q, (uint32_t)l1i, old, &content);
+		int r = l2_table(q, (uint32_t)l1i, old, false, &content);
 		if (r < 0)
 			return r;
 	}
@@ -606,7 +648,7 @@ static int set_l2_entry(struct qcow2 *q, uint64_t vc, uint64_t v)
 	int64_t off = l2_for_write(q, l1i);
 	if (off < 0)
 		return (int)off;
-	int r = l2_table(q, (uint32_t)l1i, (uint64_t)off, &t);
+	int r = l2_table(q, (uint32_t)l1i, (uint64_t)off, false, &t);
 	if (r < 0)
 		return r;
 	uint64_t be = htobe64(v);
@@ -770,6 +812,60 @@ out:
 	return r < 0 ? r : (int64_t)len;
 }
 
+/* How many whole clusters from pos (cluster aligned) on, within len and one L2 table, need new storage:
+ * a write that covers them all copies nothing, so they can be placed in one run. Exclusive. */
+static unsigned new_cluster_run(struct qcow2 *q, uint64_t pos, size_t len, struct cmap *old, unsigned max)
+{
+	uint64_t vc = pos / q->cs;
+	unsigned n = 0;
+	if (pos & (q->cs - 1))
+		return 0;
+	while (n < max && (uint64_t)(n + 1) * q->cs <= len && ((vc + n) >> q->l2_bits) == (vc >> q->l2_bits)) {
+		if (lookup(q, vc + n, &old[n]) < 0 || (old[n].kind == C_NORMAL && old[n].copied))
+			break;
+		n++;
+	}
+	return n;
+}
+
+/* Whole clusters [vc, vc + n), their old mappings in old: new storage in as few runs as the reserve
+ * allows, each written with one transfer, then its L2 entries with one write, then the old clusters
+ * unreferenced. The crash-safe order of write_alloc, a run at a time. Exclusive. Returns bytes or -errno. */
+static int64_t write_new_clusters(struct qcow2 *q, uint64_t vc, unsigned n, const struct cmap *old,
+				  const struct iovec *iov, unsigned niov)
+{
+	uint64_t l1i = vc >> q->l2_bits, l2i = vc & (l2_entries(q) - 1), entries[WRITE_RUN_MAX], *t;
+	unsigned done = 0;
+	pthread_mutex_lock(&q->meta);
+	int64_t r = l2_for_write(q, l1i);       /* a new table is placed before the data, not between it */
+	pthread_mutex_unlock(&q->meta);
+	while (r >= 0 && done < n) {
+		unsigned got;
+		pthread_mutex_lock(&q->meta);
+		int64_t host = alloc_run(q, n - done, &got);
+		pthread_mutex_unlock(&q->meta);
+		if (host < 0)
+			return host;
+		struct iovec part[IOV_MAX];
+		unsigned np = iov_slice(iov, niov, done * q->cs, got * q->cs, part, IOV_MAX);
+		if ((r = rw_host(q, true, part, np, (uint64_t)host, got * q->cs)) < 0)
+			return r;                 /* the clusters stay counted and unused: leaked, harmless */
+		for (unsigned i = 0; i < got; i++)
+			entries[i] = htobe64(((uint64_t)host + i * q->cs) | OFLAG_COPIED);
+		pthread_mutex_lock(&q->meta);
+		int64_t off = l2_for_write(q, l1i);
+		if ((r = off) >= 0 && (r = l2_table(q, (uint32_t)l1i, (uint64_t)off, false, &t)) == 0 &&
+		    (r = pwrite_full(q, entries, got * 8, (uint64_t)off + (l2i + done) * 8)) == 0) {
+			memcpy(&t[l2i + done], entries, got * 8);
+			for (unsigned i = 0; i < got && r == 0; i++)
+				r = unref_mapping(q, &old[done + i]);
+		}
+		pthread_mutex_unlock(&q->meta);
+		done += got;
+	}
+	return r < 0 ? r : (int64_t)(n * q->cs);
+}
+
 /* Walk [off, off + len) cluster by cluster; runs of clusters that are in place and contiguous in the
  * file become one host transfer. Returns the pieces not done in place (for a write: clusters needing
  * allocation) through *stop_at, so the caller can redo them exclusively. */
@@ -825,9 +921,14 @@ int64_t qcow2_io(struct qcow2 *q, bool write, const struct iovec *iov, unsigned 
 	while ((size_t)done < len) {
 		uint64_t pos = off + (uint64_t)done;
 		size_t piece = (size_t)MIN((uint64_t)(len - (size_t)done), q->cs - (pos & (q->cs - 1)));
+		struct cmap old[WRITE_RUN_MAX];
+		unsigned run = new_cluster_run(q, pos, len - (size_t)done, old, WRITE_RUN_MAX);
+		if (run > 1)
+			piece = run * q->cs;
 		struct iovec part[IOV_MAX];
 		unsigned n = iov_slice(iov, niov, (uint64_t)done, piece, part, IOV_MAX);
-		int64_t w = write_alloc(q, pos / q->cs, part, n, pos, piece);
+		int64_t w = run > 1 ? write_new_clusters(q, pos / q->cs, run, old, part, n)
+				    : write_alloc(q, pos / q->cs, part, n, pos, piece);
 		if (w < 0) {
 			done = w;
 			break;
@@ -836,6 +937,51 @@ int64_t qcow2_io(struct qcow2 *q, bool write, const struct iovec *iov, unsigned 
 	}
 	pthread_rwlock_unlock(&q->io);
 	return done;
+}
+
+/* [off, off + len) as one run of the image's own clusters, in place (for a write: not shared) and
+ * contiguous in the file, below its end, all known from cached tables. With meta held. */
+static bool map_in_place(struct qcow2 *q, bool write, uint64_t off, size_t len, uint64_t *host)
+{
+	uint64_t first = off / q->cs, last = (off + len - 1) / q->cs, start = 0;
+	for (uint64_t vc = first; vc <= last; vc++) {
+		struct cmap m;
+		if (lookup_locked(q, vc, true, &m) < 0 || m.kind != C_NORMAL || (write && !m.copied))
+			return false;
+		if (vc == first)
+			start = m.host;
+		else if (m.host != start + (vc - first) * q->cs)
+			return false;
+	}
+	*host = start + (off & (q->cs - 1));
+	return *host + len <= q->file_end;
+}
+
+bool qcow2_map_direct(struct qcow2 *q, bool write, uint64_t off, size_t len, int *fd, uint64_t *host)
+{
+	if (len == 0 || off > q->size || len > q->size - off || (write && q->readonly))
+		return false;
+	if (pthread_rwlock_tryrdlock(&q->io) != 0)
+		return false;             /* the mapping is changing: the worker pool waits for it instead */
+	bool ok = false;
+	if (pthread_mutex_trylock(&q->meta) == 0) {
+		ok = map_in_place(q, write, off, len, host);
+		pthread_mutex_unlock(&q->meta);
+	}
+	if (ok)
+		atomic_fetch_add(&q->direct_holds, 1);
+	pthread_rwlock_unlock(&q->io);
+	*fd = q->fd;
+	return ok;
+}
+
+void qcow2_direct_done(struct qcow2 *q)
+{
+	if (atomic_fetch_sub(&q->direct_holds, 1) != 1)
+		return;
+	pthread_mutex_lock(&q->hold_lock);
+	pthread_cond_broadcast(&q->holds_gone);
+	pthread_mutex_unlock(&q->hold_lock);
 }
 
 /* One whole cluster made to read as zeros, its storage given back. */
@@ -1220,6 +1366,8 @@ static int open_image(int fd, const char *path, bool readonly, struct chain *ch,
 	q->readonly = readonly;
 	pthread_rwlock_init(&q->io, NULL);
 	pthread_mutex_init(&q->meta, NULL);
+	pthread_mutex_init(&q->hold_lock, NULL);
+	pthread_cond_init(&q->holds_gone, NULL);
 	struct stat st;
 	struct header hd;
 	char fmt[32];
@@ -1320,6 +1468,8 @@ void qcow2_close(struct qcow2 *q)
 	free(q->path);
 	pthread_rwlock_destroy(&q->io);
 	pthread_mutex_destroy(&q->meta);
+	pthread_mutex_destroy(&q->hold_lock);
+	pthread_cond_destroy(&q->holds_gone);
 	free(q);
 }
 

@@ -64,6 +64,15 @@ const char *qcow2_backing_name(const struct qcow2 *q);   /* as stored in the ima
  * be inside the disk). Returns len or -errno. */
 int64_t qcow2_io(struct qcow2 *q, bool write, const struct iovec *iov, unsigned niov, uint64_t off, size_t len);
 
+/* For an asynchronous engine (io_uring), which cannot map clusters itself: if [off, off + len) lies in
+ * clusters of this image that are in place (for a write: not shared), contiguous in the file and known from
+ * cached tables, true with the file (*fd) and offset (*host) to transfer at, and a hold on the mapping:
+ * until qcow2_direct_done, no cluster is freed (a discard or copy-on-write that would free one waits). false:
+ * do the request through qcow2_io. Never blocks: a mapping being changed, or a table not yet read, is
+ * false. */
+bool qcow2_map_direct(struct qcow2 *q, bool write, uint64_t off, size_t len, int *fd, uint64_t *host);
+void qcow2_direct_done(struct qcow2 *q);
+
 /* Zero [off, off + len): whole clusters become zero clusters (version 3) or unallocated (no backing file),
  * and their host clusters are freed and punched out of the file; partial clusters are written with zeros.
  * discard: only a hint (partial clusters, and whole ones that cannot be made to read as zeros, are left

@@ -81,6 +81,10 @@ void blk_complete(struct blk *b, struct blk_req *r, int64_t res)
 	r->res = res;
 	r->error = res < 0 ? (int)-res : 0;
 	b->inflight--;
+	if (r->direct) {
+		r->direct = false;
+		qcow2_direct_done(b->qcow2);
+	}
 	r->done(r, res < 0 ? BLK_S_IOERR : BLK_S_OK, res > 0 ? (size_t)res : 0);
 }
 
@@ -260,20 +264,33 @@ static int open_image(struct blk *b, const char *path, const struct blk_opts *o,
 	return open_format(b, path, o, err);
 }
 
+/* qcow2: the worker pool maps clusters (it may read tables, allocate, copy); reads and writes to clusters
+ * already in place skip it and go to io_uring directly, unless the pool was asked for. */
+static int start_qcow2_engines(struct blk *b, enum blk_engine want, vt_err *err)
+{
+	b->ops = &blk_pool_ops;
+	if (b->ops->start(b, &b->engine, err) < 0)
+		return -1;
+	vt_err ignored;
+	if (want != BLK_ENGINE_POOL && blk_uring_ops.start(b, &b->direct, &ignored) < 0)
+		b->direct = NULL;         /* io_uring refused: the pool does everything */
+	return 0;
+}
+
 static int start_engine(struct blk *b, enum blk_engine want, vt_err *err)
 {
 	b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (b->efd < 0)
 		return vt_fail_errno(err, errno, "cannot create eventfd");
 	if (b->qcow2)
-		want = BLK_ENGINE_POOL;  /* the cluster mapping runs on the workers */
+		return start_qcow2_engines(b, want, err);
 	b->ops = engine_ops(want);
-	if (b->ops->start(b, err) == 0)
+	if (b->ops->start(b, &b->engine, err) == 0)
 		return 0;
 	if (want != BLK_ENGINE_DEFAULT)
 		return -1;
 	b->ops = &blk_pool_ops;     /* io_uring refused (old kernel, seccomp, sysctl): use threads */
-	return b->ops->start(b, err);
+	return b->ops->start(b, &b->engine, err);
 }
 
 int blk_open_opts(const char *path, const struct blk_opts *o, struct blk **out, vt_err *err)
@@ -325,7 +342,9 @@ void blk_close(struct blk *b)
 		return;
 	while (b->inflight > 0)
 		blk_wait_completions(b);
-	b->ops->stop(b);
+	b->ops->stop(b, b->engine);
+	if (b->direct)
+		blk_uring_ops.stop(b, b->direct);
 	blk_free(b);
 }
 
@@ -376,6 +395,7 @@ enum blk_format blk_format_used(const struct blk *b) { return b->qcow2 ? BLK_FOR
 bool blk_is_overlay(const struct blk *b) { return b->overlay; }
 int blk_eventfd(const struct blk *b) { return b->efd; }
 unsigned blk_inflight(const struct blk *b) { return b->inflight; }
+uint64_t blk_in_place_count(const struct blk *b) { return b->in_place; }
 
 /* ---- Requests ---- */
 
@@ -437,10 +457,21 @@ static int validate(const struct blk *b, struct blk_req *r)
 	return -EINVAL;
 }
 
+/* A qcow2 read or write to clusters in place: io_uring does it at the mapped offset (qcow2_map_direct). */
+static bool try_direct(struct blk *b, struct blk_req *r)
+{
+	if (r->op != BLK_OP_READ && r->op != BLK_OP_WRITE)
+		return false;
+	r->direct = qcow2_map_direct(b->qcow2, r->op == BLK_OP_WRITE, r->sector * BLK_SECTOR_SIZE, r->len,
+				     &r->host_fd, &r->host_off);
+	return r->direct;
+}
+
 void blk_submit(struct blk *b, struct blk_req *r)
 {
 	b->inflight++;
 	r->error = 0;
+	r->direct = false;
 	int v = validate(b, r);
 	if (v != 0) {
 		r->res = v < 0 ? v : 0;
@@ -454,12 +485,19 @@ void blk_submit(struct blk *b, struct blk_req *r)
 		blk_signal(b);
 		return;
 	}
-	b->ops->submit(b, r);
+	if (b->direct && b->qcow2 && try_direct(b, r)) {
+		b->in_place++;
+		blk_uring_ops.submit(b, b->direct, r);
+		return;
+	}
+	b->ops->submit(b, b->engine, r);
 }
 
 void blk_kick(struct blk *b)
 {
-	b->ops->kick(b);
+	b->ops->kick(b, b->engine);
+	if (b->direct)
+		blk_uring_ops.kick(b, b->direct);
 }
 
 static void drain_eventfd(struct blk *b)
@@ -479,7 +517,9 @@ unsigned blk_poll_completions(struct blk *b)
 		blk_complete(b, r, r->res);
 		n++;
 	}
-	n += b->ops->reap(b);
+	n += b->ops->reap(b, b->engine);
+	if (b->direct)
+		n += blk_uring_ops.reap(b, b->direct);
 	blk_kick(b);     /* callbacks may have submitted follow-up requests */
 	return n;
 }

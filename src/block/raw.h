@@ -54,6 +54,9 @@ struct blk_req {
 	struct blk_req *next;
 	size_t len;
 	int64_t res;
+	bool direct;                  /* a qcow2 request done in place: host_fd at host_off, a mapping held */
+	int host_fd;
+	uint64_t host_off;
 };
 
 struct blk_opts {
@@ -70,7 +73,8 @@ struct blk_opts {
 
 /* Open a disk image (a regular file, raw or qcow2: block/qcow2.h) and take an advisory lock on it:
  * exclusive for read-write, shared for read-only, so two VMMs never write one image. qcow2 images run on
- * the worker pool (the cluster mapping is done on the worker threads). */
+ * the worker pool (the cluster mapping is done on the worker threads), except reads and writes to clusters
+ * already in place, which io_uring does at their offset in the file (unless the pool engine is asked for). */
 int blk_open(const char *path, bool readonly, struct blk **out, vt_err *err);
 int blk_open_opts(const char *path, const struct blk_opts *opts, struct blk **out, vt_err *err);
 
@@ -133,5 +137,8 @@ unsigned blk_wait_completions(struct blk *b);
 
 /* Requests submitted and not yet completed. */
 unsigned blk_inflight(const struct blk *b);
+
+/* qcow2: reads and writes that io_uring did at their mapped offset (clusters in place), since the open. */
+uint64_t blk_in_place_count(const struct blk *b);
 
 #endif

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "block/engine.h"
+#include "lib/iov.h"
 #include "lib/util.h"
 
 static off_t req_offset(const struct blk_req *r)
@@ -14,10 +15,9 @@ static off_t req_offset(const struct blk_req *r)
 	return (off_t)(r->sector * BLK_SECTOR_SIZE);
 }
 
-/* Finish a transfer that came back short: continue segment by segment from byte `done`. */
-static int64_t finish_short(int fd, const struct blk_req *r, size_t done, bool write)
+int64_t blk_transfer_rest(int fd, const struct blk_req *r, uint64_t base, size_t done, bool write, bool zero_eof)
 {
-	off_t off = req_offset(r) + (off_t)done;
+	off_t off = (off_t)(base + done);
 	size_t skip = done;
 	for (unsigned i = 0; i < r->niov; i++) {
 		if (skip >= r->iov[i].iov_len) {
@@ -33,8 +33,12 @@ static int64_t finish_short(int fd, const struct blk_req *r, size_t done, bool w
 				continue;
 			if (n < 0)
 				return -errno;
-			if (n == 0)
+			if (n == 0 && !(zero_eof && !write))
 				return -EIO;     /* the image shrank under us */
+			if (n == 0) {
+				iov_zero(r->iov, r->niov, (uint64_t)(off - (off_t)base), r->len - (size_t)(off - (off_t)base));
+				return (int64_t)r->len;
+			}
 			p += n, off += n, left -= (size_t)n;
 		}
 	}
@@ -52,7 +56,7 @@ static int64_t transfer(int fd, const struct blk_req *r, bool write)
 		return -errno;
 	if ((size_t)n == r->len)
 		return n;
-	return finish_short(fd, r, (size_t)n, write);
+	return blk_transfer_rest(fd, r, (uint64_t)req_offset(r), (size_t)n, write, false);
 }
 
 static int64_t try_fallocate(int fd, int mode, off_t off, off_t len)

@@ -28,8 +28,6 @@ struct uring {
 	unsigned active;          /* SQEs prepared or in the kernel */
 };
 
-static struct uring *U(struct blk *b) { return b->engine; }
-
 /* Debian's liburing 2.3 declares io_uring_register_restrictions and io_uring_enable_rings but does not
  * export them: the system call directly. */
 static int ring_register(struct io_uring *ring, unsigned op, const void *arg, unsigned n)
@@ -50,7 +48,7 @@ static int restrict_ring(struct io_uring *ring)
 	return ring_register(ring, IORING_REGISTER_RESTRICTIONS, allow, ARRAY_SIZE(allow));
 }
 
-static int uring_start(struct blk *b, vt_err *err)
+static int uring_start(struct blk *b, void **state, vt_err *err)
 {
 	struct uring *u = calloc(1, sizeof(*u));
 	if (!u)
@@ -72,7 +70,7 @@ static int uring_start(struct blk *b, vt_err *err)
 		free(u);
 		return vt_fail_errno(err, -ret, "%s", step);
 	}
-	b->engine = u;
+	*state = u;
 	return 0;
 }
 
@@ -81,10 +79,16 @@ static void prep(struct blk *b, struct io_uring_sqe *sqe, struct blk_req *r)
 	off_t off = (off_t)(r->sector * BLK_SECTOR_SIZE);
 	switch (r->op) {
 	case BLK_OP_READ:
-		io_uring_prep_readv(sqe, b->fd, r->iov, r->niov, off);
+		if (r->direct)
+			io_uring_prep_readv(sqe, r->host_fd, r->iov, r->niov, (off_t)r->host_off);
+		else
+			io_uring_prep_readv(sqe, b->fd, r->iov, r->niov, off);
 		break;
 	case BLK_OP_WRITE:
-		io_uring_prep_writev(sqe, b->fd, r->iov, r->niov, off);
+		if (r->direct)
+			io_uring_prep_writev(sqe, r->host_fd, r->iov, r->niov, (off_t)r->host_off);
+		else
+			io_uring_prep_writev(sqe, b->fd, r->iov, r->niov, off);
 		break;
 	case BLK_OP_FLUSH:
 		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
@@ -100,9 +104,8 @@ static void prep(struct blk *b, struct io_uring_sqe *sqe, struct blk_req *r)
 }
 
 /* Move a request to the SQ ring; false if the ring is full (at most depth requests are active). */
-static bool try_prepare(struct blk *b, struct blk_req *r)
+static bool try_prepare(struct blk *b, struct uring *u, struct blk_req *r)
 {
-	struct uring *u = U(b);
 	if (u->active >= b->depth)
 		return false;
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
@@ -114,16 +117,17 @@ static bool try_prepare(struct blk *b, struct blk_req *r)
 	return true;
 }
 
-static void uring_submit(struct blk *b, struct blk_req *r)
+static void uring_submit(struct blk *b, void *state, struct blk_req *r)
 {
-	struct uring *u = U(b);
-	if (u->backlog.head || !try_prepare(b, r))
+	struct uring *u = state;
+	if (u->backlog.head || !try_prepare(b, u, r))
 		blk_fifo_push(&u->backlog, r);
 }
 
-static void uring_kick(struct blk *b)
+static void uring_kick(struct blk *b, void *state)
 {
-	struct uring *u = U(b);
+	(void)b;
+	struct uring *u = state;
 	if (u->prepared == 0)
 		return;
 	int ret = io_uring_submit(&u->ring);
@@ -138,7 +142,10 @@ static int64_t finish(struct blk *b, struct blk_req *r, int64_t res)
 	switch (r->op) {
 	case BLK_OP_READ:
 	case BLK_OP_WRITE:
-		/* A short transfer (rare on regular files: the kernel retries them): redo it synchronously. */
+		/* A short transfer (rare on regular files: the kernel retries them): the rest synchronously. In a
+		 * qcow2 image a cluster past the file's end reads as zeros. */
+		if (res >= 0 && (size_t)res != r->len && r->direct)
+			return blk_transfer_rest(r->host_fd, r, r->host_off, (size_t)res, r->op == BLK_OP_WRITE, true);
 		if (res >= 0 && (size_t)res != r->len)
 			return blk_exec_sync(b, r);
 		return res;
@@ -152,19 +159,18 @@ static int64_t finish(struct blk *b, struct blk_req *r, int64_t res)
 	return res;
 }
 
-static void refill_from_backlog(struct blk *b)
+static void refill_from_backlog(struct blk *b, struct uring *u)
 {
-	struct uring *u = U(b);
-	while (u->backlog.head && try_prepare(b, u->backlog.head))
+	while (u->backlog.head && try_prepare(b, u, u->backlog.head))
 		blk_fifo_pop(&u->backlog);
 }
 
-static unsigned uring_reap(struct blk *b)
+static unsigned uring_reap(struct blk *b, void *state)
 {
-	struct uring *u = U(b);
+	struct uring *u = state;
 	struct io_uring_cqe *cqe;
 	unsigned n = 0;
-	uring_kick(b);   /* anything a failed kick left behind */
+	uring_kick(b, u);   /* anything a failed kick left behind */
 	while (io_uring_peek_cqe(&u->ring, &cqe) == 0) {
 		struct blk_req *r = io_uring_cqe_get_data(cqe);
 		int64_t res = cqe->res;
@@ -173,19 +179,19 @@ static unsigned uring_reap(struct blk *b)
 		blk_complete(b, r, finish(b, r, res));
 		n++;
 	}
-	refill_from_backlog(b);
-	uring_kick(b);
+	refill_from_backlog(b, u);
+	uring_kick(b, u);
 	return n;
 }
 
-static void uring_stop(struct blk *b)
+static void uring_stop(struct blk *b, void *state)
 {
-	struct uring *u = U(b);
+	(void)b;
+	struct uring *u = state;
 	if (!u)
 		return;
 	io_uring_queue_exit(&u->ring);
 	free(u);
-	b->engine = NULL;
 }
 
 const struct blk_engine_ops blk_uring_ops = {

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -685,6 +686,270 @@ static void assert_held_image_is(const char *path, enum blk_format fmt, const ui
 	blk_close(b);
 }
 
+/* ---- Requests done in place by io_uring (qcow2_map_direct) ---- */
+
+/* A write of whole new clusters places them one after another in the file (one transfer, one L2 write),
+ * around a cluster already in place, over a backing file; the image reads back and checks clean. */
+static void whole_cluster_writes_are_placed_in_runs(void **state)
+{
+	(void)state;
+	const size_t cs = 64 * 1024, size = 4 * MIB;
+	char *base = img("run-base.qcow2"), *p = img("run.qcow2");
+	unlink(base), unlink(p);
+	assert_int_equal(sh("qemu-img create -q -f qcow2 %s 4M && qemu-io -c 'write -P 7 0 4M' %s >/dev/null && "
+			    "qemu-img create -q -f qcow2 -b %s -F qcow2 %s", base, base, base, p), 0);
+	uint8_t *shadow = malloc(size);
+	assert_non_null(shadow);
+	memset(shadow, 7, size);
+	struct image im;
+	open_img(&im, p, false);
+	fill(shadow + 3 * cs, 4096, 1);
+	pwrite_q(&im, shadow + 3 * cs, 4096, 3 * cs);                 /* cluster 3: copied up, in place */
+	fill(shadow, 16 * cs, 2);
+	pwrite_q(&im, shadow, 16 * cs, 0);                            /* 0-2 and 4-15: new, in two runs */
+	assert_content(&im, shadow, size);
+	uint64_t h[16];
+	int fd;
+	for (unsigned c = 0; c < 16; c++) {
+		assert_true(qcow2_map_direct(im.q, false, c * cs, 4096, &fd, &h[c]));
+		qcow2_direct_done(im.q);
+	}
+	for (unsigned c = 1; c < 16; c++)
+		if (c != 3 && c != 4 && h[c] != h[c - 1] + cs)
+			fail_msg("cluster %u at %llu, cluster %u at %llu: not one run", c - 1,
+				 (unsigned long long)h[c - 1], c, (unsigned long long)h[c]);
+	close_img(&im);
+	assert_check(p, false);
+	assert_same_as_raw(p, shadow, size);
+	free(shadow);
+}
+
+
+/* Write len bytes of tag straight into the file at a mapping qcow2_map_direct gave, as io_uring would. */
+static void write_at_mapping(int fd, uint64_t host, size_t len, unsigned tag, uint8_t *shadow)
+{
+	fill(shadow, len, tag);
+	assert_int_equal(pwrite(fd, shadow, len, (off_t)host), (ssize_t)len);
+}
+
+/* Only clusters of the image itself, in place (for writes: not shared), contiguous and known from cached
+ * tables are mapped; a mapping is where qcow2_io finds the data. */
+static void in_place_mapping_only_where_it_is_safe(void **state)
+{
+	(void)state;
+	const size_t cs = 64 * 1024;
+	char *p = img("direct.qcow2");
+	unlink(p);
+	assert_int_equal(sh("qemu-img create -q -f qcow2 %s 1M", p), 0);
+	struct image im;
+	open_img(&im, p, false);
+	uint8_t buf[8192], got[8192];
+	int fd;
+	uint64_t host;
+	assert_false(qcow2_map_direct(im.q, false, 0, 4096, &fd, &host));     /* not allocated */
+	uint8_t *four = malloc(4 * cs);
+	assert_non_null(four);
+	fill(four, 4 * cs, 1);
+	pwrite_q(&im, four, 4 * cs, 0);
+	/* a write into cluster 0, through the file at the mapped offset, reads back through the image */
+	assert_true(qcow2_map_direct(im.q, true, 4096, 4096, &fd, &host));
+	assert_int_equal(fd, im.fd);
+	write_at_mapping(fd, host, 4096, 2, buf);
+	qcow2_direct_done(im.q);
+	pread_q(&im, got, 4096, 4096);
+	assert_memory_equal(got, buf, 4096);
+	/* across two clusters: one mapping exactly where they follow each other in the file (clusters 2 and 3
+	 * do: 0's allocation also placed the L2 table) */
+	unsigned contiguous = 0;
+	for (uint64_t c = 0; c < 3; c++) {
+		uint64_t h0, h1;
+		assert_true(qcow2_map_direct(im.q, false, c * cs, 4096, &fd, &h0));
+		assert_true(qcow2_map_direct(im.q, false, (c + 1) * cs, 4096, &fd, &h1));
+		qcow2_direct_done(im.q), qcow2_direct_done(im.q);
+		bool span = qcow2_map_direct(im.q, true, (c + 1) * cs - 4096, 8192, &fd, &host);
+		assert_int_equal(span, h1 == h0 + cs);
+		if (!span)
+			continue;
+		contiguous++;
+		assert_int_equal(host, h0 + cs - 4096);
+		write_at_mapping(fd, host, 8192, 3, buf);
+		qcow2_direct_done(im.q);
+		pread_q(&im, got, 8192, (c + 1) * cs - 4096);
+		assert_memory_equal(got, buf, 8192);
+	}
+	assert_true(contiguous > 0);
+	assert_false(qcow2_map_direct(im.q, false, 3 * cs, 2 * cs, &fd, &host));   /* runs into cluster 4 */
+	assert_false(qcow2_map_direct(im.q, false, MIB - 4096, 8192, &fd, &host)); /* past the disk's end */
+	assert_false(qcow2_map_direct(im.q, false, 0, 0, &fd, &host));
+	close_img(&im);
+	/* an internal snapshot shares the clusters: reads in place, writes copy first (through qcow2_io) */
+	assert_int_equal(sh("qemu-img snapshot -c s1 %s", p), 0);
+	open_img(&im, p, false);
+	assert_false(qcow2_map_direct(im.q, false, 0, 4096, &fd, &host));     /* its L2 table not read yet */
+	pread_q(&im, got, 4096, 0);
+	assert_true(qcow2_map_direct(im.q, false, 0, 4096, &fd, &host));
+	qcow2_direct_done(im.q);
+	assert_false(qcow2_map_direct(im.q, true, 0, 4096, &fd, &host));
+	pwrite_q(&im, buf, 4096, 0);                                            /* now its own copy */
+	assert_true(qcow2_map_direct(im.q, true, 0, 4096, &fd, &host));
+	qcow2_direct_done(im.q);
+	close_img(&im);
+	open_img(&im, p, true);
+	pread_q(&im, got, 4096, 0);
+	assert_false(qcow2_map_direct(im.q, true, 0, 4096, &fd, &host));      /* read-only */
+	assert_true(qcow2_map_direct(im.q, false, 0, 4096, &fd, &host));
+	qcow2_direct_done(im.q);
+	close_img(&im);
+	assert_check(p, false);
+	free(four);
+}
+
+struct discard_job {
+	struct qcow2 *q;
+	uint64_t off, len;
+	atomic_int finished;
+	int64_t result;
+};
+
+static void *discard_thread(void *arg)
+{
+	struct discard_job *j = arg;
+	j->result = qcow2_zero(j->q, j->off, j->len, true);
+	atomic_store(&j->finished, 1);
+	return NULL;
+}
+
+/* A discard, which frees clusters, waits for the requests in place to finish: a freed cluster could be
+ * handed out again at once, and a write still in flight to it would land in another part of the disk. */
+static void discard_waits_for_requests_in_place(void **state)
+{
+	(void)state;
+	const size_t cs = 64 * 1024;
+	char *p = img("hold.qcow2");
+	unlink(p);
+	assert_int_equal(sh("qemu-img create -q -f qcow2 %s 1M", p), 0);
+	struct image im;
+	open_img(&im, p, false);
+	uint8_t *data = malloc(2 * cs), *got = malloc(cs), buf[4096];
+	assert_non_null(data), assert_non_null(got);
+	fill(data, 2 * cs, 1);
+	pwrite_q(&im, data, 2 * cs, 0);
+	int fd;
+	uint64_t host;
+	assert_true(qcow2_map_direct(im.q, true, 0, 4096, &fd, &host));
+	struct discard_job j = { .q = im.q, .off = 0, .len = cs };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, discard_thread, &j), 0);
+	usleep(200 * 1000);
+	assert_int_equal(atomic_load(&j.finished), 0);                      /* held back */
+	write_at_mapping(fd, host, 4096, 2, buf);                            /* the request in place lands */
+	qcow2_direct_done(im.q);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(j.result, 0);
+	/* cluster 0 reads as zeros; a new cluster (which may reuse its storage) holds its own data */
+	pread_q(&im, got, cs, 0);
+	for (size_t i = 0; i < cs; i++)
+		if (got[i])
+			fail_msg("byte %zu of the discarded cluster: 0x%02x", i, got[i]);
+	fill(data, cs, 3);
+	pwrite_q(&im, data, cs, 5 * cs);
+	pread_q(&im, got, cs, 5 * cs);
+	assert_memory_equal(got, data, cs);
+	pread_q(&im, got, cs, cs);
+	fill(data, 2 * cs, 1);
+	assert_memory_equal(got, data + cs, cs);
+	close_img(&im);
+	assert_check(p, false);
+	free(data);
+	free(got);
+}
+
+/* Through the block layer with io_uring: rewrites and reads of allocated clusters go in place, while
+ * allocations, discards and fresh writes run on the pool at the same time; rounds of requests in flight
+ * together (never two on one cluster) leave the image equal to a shadow copy and clean to qemu-img. */
+static void block_layer_mixes_in_place_and_pool_requests(void **state)
+{
+	(void)state;
+	enum { CLUSTERS = 128, ROUNDS = 40, PER_ROUND = 48 };
+	const size_t cs = 64 * 1024, size = CLUSTERS * cs;
+	char *p = img("mixed.qcow2");
+	unlink(p);
+	assert_int_equal(sh("qemu-img create -q -f qcow2 %s %zu", p, size), 0);
+	vt_err err;
+	struct blk *b;
+	struct blk_opts o = { 0 };
+	if (blk_open_opts(p, &o, &b, &err) < 0)
+		fail_msg("%s", err.msg);
+	uint8_t *shadow = calloc(1, size), *data = malloc(PER_ROUND * cs);
+	assert_non_null(shadow), assert_non_null(data);
+	struct blk_req req[PER_ROUND];
+	struct iovec iov[PER_ROUND];
+	int status[PER_ROUND];
+	unsigned seed = 7, tag = 1;
+	for (unsigned round = 0; round < ROUNDS; round++) {
+		unsigned order[CLUSTERS];
+		for (unsigned c = 0; c < CLUSTERS; c++)
+			order[c] = c;
+		for (unsigned c = CLUSTERS - 1; c > 0; c--) {
+			unsigned k = rand_r(&seed) % (c + 1), t = order[c];
+			order[c] = order[k], order[k] = t;
+		}
+		for (unsigned i = 0; i < PER_ROUND; i++) {
+			uint64_t base = (uint64_t)order[i] * cs;
+			unsigned kind = rand_r(&seed) % 4;
+			status[i] = -1;
+			req[i] = (struct blk_req){ .done = rw_done, .opaque = &status[i], .iov = &iov[i], .niov = 1 };
+			if (kind == 0) {                     /* discard the whole cluster */
+				req[i].op = BLK_OP_DISCARD;
+				req[i].sector = base / 512, req[i].nsectors = (uint32_t)(cs / 512);
+				memset(shadow + base, 0, cs);
+				continue;
+			}
+			size_t len = kind == 1 ? cs : 4096 * (1 + (size_t)rand_r(&seed) % 4);
+			uint64_t off = base + (kind == 1 ? 0 : 4096 * (rand_r(&seed) % (unsigned)((cs - len) / 4096 + 1)));
+			bool write = kind != 3;
+			iov[i] = (struct iovec){ data + (size_t)i * cs, len };
+			if (write) {
+				fill(data + (size_t)i * cs, len, tag++);
+				memcpy(shadow + off, data + (size_t)i * cs, len);
+			}
+			req[i].op = write ? BLK_OP_WRITE : BLK_OP_READ;
+			req[i].sector = off / 512;
+		}
+		for (unsigned i = 0; i < PER_ROUND; i++)
+			blk_submit(b, &req[i]);
+		blk_kick(b);
+		while (blk_inflight(b) > 0)
+			blk_wait_completions(b);
+		for (unsigned i = 0; i < PER_ROUND; i++) {
+			assert_int_equal(status[i], BLK_S_OK);
+			if (req[i].op == BLK_OP_READ)
+				assert_memory_equal(iov[i].iov_base, shadow + req[i].sector * 512, iov[i].iov_len);
+		}
+	}
+	assert_blk_content(b, shadow, size);
+	uint64_t in_place = blk_in_place_count(b);
+	blk_close(b);
+	/* io_uring where the kernel allows it (this test's raw twin tells), and then some requests in place */
+	char *raw = img("mixed-probe.raw");
+	assert_int_equal(sh("truncate -s 1M %s", raw), 0);
+	assert_int_equal(blk_open_opts(raw, &o, &b, &err), 0);
+	bool uring = blk_engine_used(b) == BLK_ENGINE_URING;
+	blk_close(b);
+	if (uring && in_place < ROUNDS)
+		fail_msg("only %llu of the requests went in place", (unsigned long long)in_place);
+	assert_image_is(p, "qcow2", shadow, size);
+	assert_check(p, false);
+	/* the pool engine, asked for, does everything itself */
+	o.engine = BLK_ENGINE_POOL;
+	assert_int_equal(blk_open_opts(p, &o, &b, &err), 0);
+	assert_blk_content(b, shadow, size);
+	assert_int_equal(blk_in_place_count(b), 0);
+	blk_close(b);
+	free(shadow);
+	free(data);
+}
+
 /* A snapshot's disk checkpoint (blk_checkpoint), on a raw and on a qcow2 disk: the image keeps its content
  * under the layer's name while the disk goes on in a qcow2 overlay at its path (qemu-img sees the chain and
  * checks it clean); a second checkpoint chains; a restore makes the path an overlay over a layer again
@@ -788,6 +1053,10 @@ int main(void)
 		cmocka_unit_test(block_layer_detects_format_and_overlays),
 		cmocka_unit_test(checkpoint_of_a_raw_disk),
 		cmocka_unit_test(checkpoint_of_a_qcow2_disk),
+		cmocka_unit_test(in_place_mapping_only_where_it_is_safe),
+		cmocka_unit_test(whole_cluster_writes_are_placed_in_runs),
+		cmocka_unit_test(discard_waits_for_requests_in_place),
+		cmocka_unit_test(block_layer_mixes_in_place_and_pool_requests),
 	};
 	return cmocka_run_group_tests_name("qcow2", tests, setup, teardown);
 }
