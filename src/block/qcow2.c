@@ -781,6 +781,7 @@ static int64_t write_alloc(struct qcow2 *q, uint64_t vc, const struct iovec *iov
 	uint64_t in = off & (q->cs - 1);
 	if (m.kind == C_NORMAL && m.copied)     /* someone allocated it while we waited for the lock */
 		return rw_host(q, true, iov, niov, m.host + in, len);
+	bool reuse = m.kind == C_ZERO && m.host && m.copied;   /* a preallocated zero cluster: its own storage */
 	uint8_t *buf = NULL;
 	if (len < q->cs) {
 		if (!(buf = malloc(q->cs)))
@@ -790,7 +791,7 @@ static int64_t write_alloc(struct qcow2 *q, uint64_t vc, const struct iovec *iov
 		iov_to_buf(iov, niov, 0, buf + in, len);
 	}
 	pthread_mutex_lock(&q->meta);
-	int64_t host = alloc_cluster(q);
+	int64_t host = reuse ? (int64_t)m.host : alloc_cluster(q);
 	pthread_mutex_unlock(&q->meta);
 	if (host < 0) {
 		r = (int)host;
@@ -804,7 +805,7 @@ static int64_t write_alloc(struct qcow2 *q, uint64_t vc, const struct iovec *iov
 	}
 	pthread_mutex_lock(&q->meta);
 	r = set_l2_entry(q, vc, (uint64_t)host | OFLAG_COPIED);
-	if (r == 0)
+	if (r == 0 && !reuse)
 		r = unref_mapping(q, &m);
 	pthread_mutex_unlock(&q->meta);
 out:
@@ -821,8 +822,8 @@ static unsigned new_cluster_run(struct qcow2 *q, uint64_t pos, size_t len, struc
 	if (pos & (q->cs - 1))
 		return 0;
 	while (n < max && (uint64_t)(n + 1) * q->cs <= len && ((vc + n) >> q->l2_bits) == (vc >> q->l2_bits)) {
-		if (lookup(q, vc + n, &old[n]) < 0 || (old[n].kind == C_NORMAL && old[n].copied))
-			break;
+		if (lookup(q, vc + n, &old[n]) < 0 || (old[n].kind != C_UNALLOC && old[n].host && old[n].copied))
+			break;            /* in place, or storage of its own to reuse: write_alloc */
 		n++;
 	}
 	return n;
@@ -984,12 +985,30 @@ void qcow2_direct_done(struct qcow2 *q)
 	pthread_mutex_unlock(&q->hold_lock);
 }
 
-/* One whole cluster made to read as zeros, its storage given back. */
-static int zero_cluster(struct qcow2 *q, uint64_t vc, bool discard)
+/* KEEP: a cluster with storage of its own keeps it, as a preallocated zero cluster (version 3; the next
+ * write goes there again); -EOPNOTSUPP: the caller writes zeros. 1: not a cluster with storage. */
+static int zero_keeping_storage(struct qcow2 *q, uint64_t vc, const struct cmap *m)
+{
+	if (m->kind == C_ZERO && m->host)
+		return 0;
+	if (m->kind == C_UNALLOC || m->kind == C_ZERO)
+		return 1;
+	if (m->kind != C_NORMAL || !m->copied || q->version < 3)
+		return -EOPNOTSUPP;
+	pthread_mutex_lock(&q->meta);
+	int r = set_l2_entry(q, vc, m->host | OFLAG_ZERO | OFLAG_COPIED);
+	pthread_mutex_unlock(&q->meta);
+	return r;
+}
+
+/* One whole cluster made to read as zeros, its storage given back (except with QCOW2_ZERO_KEEP). */
+static int zero_cluster(struct qcow2 *q, uint64_t vc, enum qcow2_zero_mode mode)
 {
 	struct cmap m;
 	int r = lookup(q, vc, &m);
 	if (r < 0)
+		return r;
+	if (mode == QCOW2_ZERO_KEEP && (r = zero_keeping_storage(q, vc, &m)) <= 0)
 		return r;
 	bool below = q->backing || q->backing_fd >= 0;
 	uint64_t v;
@@ -997,7 +1016,7 @@ static int zero_cluster(struct qcow2 *q, uint64_t vc, bool discard)
 		v = 0;                            /* unallocated reads as zeros */
 	else if (q->version >= 3)
 		v = OFLAG_ZERO;
-	else if (discard)
+	else if (mode == QCOW2_DISCARD)
 		return 0;                         /* version 2 over a backing file: keep, discard is a hint */
 	else
 		return -EOPNOTSUPP;               /* caller writes zeros */
@@ -1029,8 +1048,9 @@ static int64_t write_zero_bytes(struct qcow2 *q, uint64_t off, uint64_t len)
 	return r < 0 ? r : 0;
 }
 
-int64_t qcow2_zero(struct qcow2 *q, uint64_t off, uint64_t len, bool discard)
+int64_t qcow2_zero(struct qcow2 *q, uint64_t off, uint64_t len, enum qcow2_zero_mode mode)
 {
+	bool discard = mode == QCOW2_DISCARD;
 	if (off > q->size || len > q->size - off)
 		return -ERANGE;
 	if (q->readonly)
@@ -1043,7 +1063,7 @@ int64_t qcow2_zero(struct qcow2 *q, uint64_t off, uint64_t len, bool discard)
 		int64_t r = 0;
 		if (whole) {
 			pthread_rwlock_wrlock(&q->io);
-			r = zero_cluster(q, off / q->cs, discard);
+			r = zero_cluster(q, off / q->cs, mode);
 			pthread_rwlock_unlock(&q->io);
 		}
 		if (!discard && (!whole || r == -EOPNOTSUPP))

@@ -73,11 +73,15 @@ int64_t qcow2_io(struct qcow2 *q, bool write, const struct iovec *iov, unsigned 
 bool qcow2_map_direct(struct qcow2 *q, bool write, uint64_t off, size_t len, int *fd, uint64_t *host);
 void qcow2_direct_done(struct qcow2 *q);
 
-/* Zero [off, off + len): whole clusters become zero clusters (version 3) or unallocated (no backing file),
- * and their host clusters are freed and punched out of the file; partial clusters are written with zeros.
- * discard: only a hint (partial clusters, and whole ones that cannot be made to read as zeros, are left
- * alone). Returns 0 or -errno. */
-int64_t qcow2_zero(struct qcow2 *q, uint64_t off, uint64_t len, bool discard);
+/* Zero [off, off + len). Whole clusters become zero clusters (version 3) or unallocated (no backing file):
+ * - QCOW2_ZERO_UNMAP: their host clusters are freed and punched out of the file;
+ * - QCOW2_ZERO_KEEP: a cluster with storage of its own keeps it, as a preallocated zero cluster that the
+ *   next write fills again (a version 2 image, or a shared cluster, is written with zeros instead);
+ * - QCOW2_DISCARD: as UNMAP, but only a hint: partial clusters, and whole ones that cannot be made to read
+ *   as zeros, are left alone.
+ * Partial clusters are written with zeros (except by DISCARD). Returns 0 or -errno. */
+enum qcow2_zero_mode { QCOW2_ZERO_UNMAP, QCOW2_ZERO_KEEP, QCOW2_DISCARD };
+int64_t qcow2_zero(struct qcow2 *q, uint64_t off, uint64_t len, enum qcow2_zero_mode mode);
 
 /* Data and metadata on stable storage. */
 int qcow2_flush(struct qcow2 *q);

@@ -124,7 +124,8 @@ static int64_t exec_qcow2(struct blk *b, struct blk_req *r)
 		return qcow2_flush(b->qcow2);
 	case BLK_OP_DISCARD:
 	case BLK_OP_WRITE_ZEROES:
-		return qcow2_zero(b->qcow2, off, (uint64_t)r->nsectors * BLK_SECTOR_SIZE, r->op == BLK_OP_DISCARD);
+		return qcow2_zero(b->qcow2, off, (uint64_t)r->nsectors * BLK_SECTOR_SIZE,
+				  r->op == BLK_OP_DISCARD ? QCOW2_DISCARD : r->unmap ? QCOW2_ZERO_UNMAP : QCOW2_ZERO_KEEP);
 	}
 	return -EINVAL;
 }

@@ -48,7 +48,9 @@ static void exercise(struct qcow2 *q, const uint8_t *data, size_t size)
 	if (wlen)
 		qcow2_io(q, true, &v, 1, woff, (size_t)wlen);
 	if (vsize)
-		qcow2_zero(q, 0, MIN(vsize, (uint64_t)1 << 20), true);
+		qcow2_zero(q, 0, MIN(vsize, (uint64_t)1 << 20), QCOW2_DISCARD);
+	if (vsize > 65536)
+		qcow2_zero(q, 65536, MIN(vsize - 65536, (uint64_t)1 << 20), QCOW2_ZERO_KEEP);
 	qcow2_flush(q);
 }
 

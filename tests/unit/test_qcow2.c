@@ -275,7 +275,7 @@ static void backing_chain_reads_through_and_commits(void **state)
 	open_img(&im, top, false);
 	assert_content(&im, shadow, size);
 	write_mix(&im, shadow, size, 2);
-	assert_int_equal(qcow2_zero(im.q, 2 * MIB, 65536, false), 0);   /* zero cluster over backing data */
+	assert_int_equal(qcow2_zero(im.q, 2 * MIB, 65536, QCOW2_ZERO_UNMAP), 0);   /* zero cluster over backing data */
 	memset(shadow + 2 * MIB, 0, 65536);
 	assert_content(&im, shadow, size);
 	close_img(&im);
@@ -307,7 +307,7 @@ static void internal_snapshots_are_preserved(void **state)
 	struct image im;
 	open_img(&im, path, false);
 	write_mix(&im, after, size, 4);                  /* every cluster written is shared with s1: copied */
-	assert_int_equal(qcow2_zero(im.q, 0, MIB, true), 0);
+	assert_int_equal(qcow2_zero(im.q, 0, MIB, QCOW2_DISCARD), 0);
 	memset(after, 0, MIB);
 	assert_content(&im, after, size);
 	close_img(&im);
@@ -343,7 +343,7 @@ static void discard_gives_space_back(void **state)
 	assert_int_equal(qcow2_flush(im.q), 0);
 	uint64_t full = allocated_bytes(path);
 	assert_true(full >= size && full < size + 4 * MIB);      /* thin: the data, and little more */
-	assert_int_equal(qcow2_zero(im.q, MIB, size, true), 0);
+	assert_int_equal(qcow2_zero(im.q, MIB, size, QCOW2_DISCARD), 0);
 	memset(buf, 0xee, size);
 	pread_q(&im, buf, size, MIB);
 	for (size_t i = 0; i < size; i++)
@@ -686,6 +686,54 @@ static void assert_held_image_is(const char *path, enum blk_format fmt, const ui
 	blk_close(b);
 }
 
+/* Write-zeroes without unmap keeps a cluster's storage (a preallocated zero cluster, version 3; zeros
+ * written in place, version 2), and the next write goes back to it; with unmap the storage is freed. */
+static void write_zeroes_without_unmap_keeps_the_storage(void **state)
+{
+	(void)state;
+	const size_t cs = 64 * 1024, size = MIB;
+	for (unsigned v2 = 0; v2 <= 1; v2++) {
+		char *p = img(v2 ? "keep-v2.qcow2" : "keep.qcow2");
+		unlink(p);
+		assert_int_equal(sh("qemu-img create -q -f qcow2 %s %s 1M", v2 ? "-o compat=0.10" : "", p), 0);
+		uint8_t *shadow = calloc(1, size);
+		assert_non_null(shadow);
+		struct image im;
+		open_img(&im, p, false);
+		fill(shadow, 4 * cs, 1);
+		pwrite_q(&im, shadow, 4 * cs, 0);
+		uint64_t host[2], again;
+		int fd;
+		for (unsigned c = 0; c < 2; c++) {
+			assert_true(qcow2_map_direct(im.q, false, c * cs, 4096, &fd, &host[c]));
+			qcow2_direct_done(im.q);
+		}
+		assert_int_equal(fsync(im.fd), 0);
+		uint64_t used = allocated_bytes(p);
+		assert_int_equal(qcow2_zero(im.q, 0, 2 * cs, QCOW2_ZERO_KEEP), 0);
+		memset(shadow, 0, 2 * cs);
+		assert_content(&im, shadow, size);
+		assert_int_equal(fsync(im.fd), 0);
+		assert_int_equal(allocated_bytes(p), used);                 /* nothing punched */
+		fill(shadow + 4096, 4096, 2);
+		pwrite_q(&im, shadow + 4096, 4096, 4096);
+		assert_true(qcow2_map_direct(im.q, true, 0, 4096, &fd, &again));
+		qcow2_direct_done(im.q);
+		assert_int_equal(again, host[0]);                            /* the same storage again */
+		assert_content(&im, shadow, size);
+		/* with unmap, cluster 1's storage goes back to the file system */
+		assert_int_equal(qcow2_zero(im.q, cs, cs, QCOW2_ZERO_UNMAP), 0);
+		assert_false(qcow2_map_direct(im.q, false, cs, 4096, &fd, &again));
+		assert_int_equal(fsync(im.fd), 0);
+		assert_true(allocated_bytes(p) <= used - cs);
+		assert_content(&im, shadow, size);
+		close_img(&im);
+		assert_check(p, false);
+		assert_same_as_raw(p, shadow, size);
+		free(shadow);
+	}
+}
+
 /* ---- Requests done in place by io_uring (qcow2_map_direct) ---- */
 
 /* A write of whole new clusters places them one after another in the file (one transfer, one L2 write),
@@ -814,7 +862,7 @@ struct discard_job {
 static void *discard_thread(void *arg)
 {
 	struct discard_job *j = arg;
-	j->result = qcow2_zero(j->q, j->off, j->len, true);
+	j->result = qcow2_zero(j->q, j->off, j->len, QCOW2_DISCARD);
 	atomic_store(&j->finished, 1);
 	return NULL;
 }
@@ -1055,6 +1103,7 @@ int main(void)
 		cmocka_unit_test(checkpoint_of_a_qcow2_disk),
 		cmocka_unit_test(in_place_mapping_only_where_it_is_safe),
 		cmocka_unit_test(whole_cluster_writes_are_placed_in_runs),
+		cmocka_unit_test(write_zeroes_without_unmap_keeps_the_storage),
 		cmocka_unit_test(discard_waits_for_requests_in_place),
 		cmocka_unit_test(block_layer_mixes_in_place_and_pool_requests),
 	};
