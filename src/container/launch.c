@@ -28,12 +28,12 @@ int ctr_error_status(const vt_err *err)
 }
 
 static int mount_plain_rootfs(const char *lower, const char *upper, const char *work, const char *target,
-			      vt_err *err)
+			      bool scratch, vt_err *err)
 {
 	cleanup_free char *data = NULL;
 	if (asprintf(&data, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work) < 0)
 		return vt_fail_errno(err, ENOMEM, "mount");
-	if (mount("overlay", target, "overlay", 0, data))
+	if (img_mount_overlay(data, scratch, target))
 		return vt_fail_errno(err, errno, "cannot mount the overlay of %s at %s", lower, target);
 	return 0;
 }
@@ -62,11 +62,11 @@ int ctr_mount_rootfs(const struct ctr_store *s, const char *id, json_object *rec
 	cleanup_free char *target = ctr_path(s, id, "bundle/rootfs");
 	if (!upper || !work || !target)
 		return vt_fail_errno(err, ENOMEM, "mount");
-	const char *lower = ctr_rec_str(rec, "Rootfs");
-	if (*lower)
-		return mount_plain_rootfs(lower, upper, work, target, err);
 	/* a --rm container's changes are thrown away: never synced */
 	bool scratch = json_object_get_boolean(json_object_object_get(rec, "AutoRemove"));
+	const char *lower = ctr_rec_str(rec, "Rootfs");
+	if (*lower)
+		return mount_plain_rootfs(lower, upper, work, target, scratch, err);
 	if (store && img)
 		return img_mount(store, img, upper, work, target, scratch, err);
 	return mount_image_rootfs(s, ctr_rec_str(rec, "ImageId"), upper, work, target, scratch, err);

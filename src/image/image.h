@@ -68,6 +68,10 @@ int img_commit(struct img_store *s, const struct img_image *parent, const char *
 int img_mount(struct img_store *s, const struct img_image *img, const char *upper_dir, const char *work_dir,
 	      const char *target, bool scratch, vt_err *err);
 
+/* mount(2) of an overlayfs with the given options (lowerdir=...,upperdir=...,workdir=...); scratch as above
+ * (volatile where the kernel has it). Returns 0 or -1 with errno. */
+int img_mount_overlay(const char *data, bool scratch, const char *target);
+
 /* `virtus image inspect` / `virtus inspect IMAGE`: a JSON description (Id, RepoTags, Created, Config,
  * RootFS, History, Size) in the shape podman prints. */
 int img_inspect_json(struct img_store *s, const char *ref, json_object **out, vt_err *err);

@@ -169,7 +169,7 @@ static char *lowerdir_option(struct img_store *s, const struct img_image *img, v
 /* overlayfs's "volatile" (Linux 5.10): no sync of the upper dir, ever, not even at umount, where overlayfs
  * would otherwise sync the whole upper file system. Only for an upper dir that is thrown away after use; a
  * kernel without the option mounts without it. */
-static int mount_overlay(const char *data, bool scratch, const char *target)
+int img_mount_overlay(const char *data, bool scratch, const char *target)
 {
 	char with[4200];
 	if (scratch && (size_t)snprintf(with, sizeof(with), "%s,volatile", data) < sizeof(with) &&
@@ -192,7 +192,7 @@ static int mount_in_layers(struct img_store *s, const char *data, bool scratch, 
 	if (chdir(layers) < 0)
 		return vt_fail_errno(err, errno, "cannot enter %s", layers);
 	int rc = 0;
-	if (mount_overlay(data, scratch, target) < 0)
+	if (img_mount_overlay(data, scratch, target) < 0)
 		rc = vt_fail_errno(err, errno, "cannot mount the image's layers on %s", target);
 	if (fchdir(old_cwd) < 0 && rc == 0)
 		rc = vt_fail_errno(err, errno, "cannot return to the working directory");

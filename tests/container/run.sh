@@ -61,6 +61,14 @@ check "--memory 64M, --pids-limit 20, --cpus 0.5 in the container's cgroup: '$ou
 out=$(v run --rm --network none --rootfs "$ROOTFS" sh -c 'echo new > /newfile; rm /bin/vi; cat /newfile')
 check "--rootfs: the container sees its own changes" test "$out" = new
 check "--rootfs: the directory itself is never modified" diff -r --no-dereference "$ROOTFS" "$WORK/rootfs.orig"
+# a --rm container's root overlay is never synced (overlayfs's volatile, where the kernel has it: then on
+# both kinds of root alike); one that is kept is an ordinary overlay
+root_opts='grep " / / " /proc/self/mountinfo | grep -o volatile || echo synced'
+img_rm=$(v run --rm --network none bb sh -c "$root_opts")
+rootfs_rm=$(v run --rm --network none --rootfs "$ROOTFS" sh -c "$root_opts")
+kept=$(v run --name keep-root --network none bb sh -c "$root_opts"); v rm keep-root >/dev/null
+check "--rm --rootfs: the root overlay is like an image's ('$rootfs_rm', '$img_rm')" test "$rootfs_rm" = "$img_rm"
+check "a kept container's root overlay is not volatile ('$kept')" test "$kept" = synced
 
 out=$(v run "${R[@]}" bb ls /sys/class/net | tr '\n' ' ')
 check "--network none: only lo ('$out')" test "$out" = "lo "
