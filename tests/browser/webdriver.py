@@ -13,6 +13,8 @@ execute() and come back from it. Errors from the driver raise WebDriverError.
 
 import base64
 import json
+import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -77,9 +79,13 @@ class WebDriver:
         self.base = f"http://127.0.0.1:{self.port}"
         # chromedriver's own log: kept in a temp file, shown in the error if it does not start.
         self._log = tempfile.TemporaryFile()
+        # Chromium's temporary directories (profile, org.chromium.Chromium.*): in one of ours, removed at quit,
+        # since a browser that is stopped leaves them behind in /tmp.
+        self._tmp = tempfile.mkdtemp(prefix="virtus-browser-")
         self.proc = subprocess.Popen(
             [chromedriver, f"--port={self.port}"],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            env={**os.environ, "TMPDIR": self._tmp},
         )
         try:
             self._wait_ready()
@@ -246,6 +252,7 @@ class WebDriver:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self):
         return self
