@@ -40,6 +40,7 @@
 #ifndef VIRTUS_CONTAINER_NET_H
 #define VIRTUS_CONTAINER_NET_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -100,6 +101,25 @@ int cnet_gc(const char *store_root, vt_err *err);
  * route via lease->gateway on eth0. cnet_detach removes it like a veth. */
 int cnet_attach_tap(const char *store_root, const char *id, const struct cnet_config *c, struct cnet_lease *lease,
 		    char tap[16], unsigned *prefix, vt_err *err);
+/* VM isolation through the OCI runtime: the network namespace a caller prepared (podman's, a veth with the
+ * container's address in it) carried into the VM, as Kata's "tcfilter" model does. The calling process
+ * enters the namespace at path for good (the VMM it starts next opens the tap there); the namespace's first
+ * Ethernet link with an IPv4 address gets a tap beside it, with tc redirects both ways, so the guest's NIC
+ * (given the link's MAC) takes the link's place on the wire, with its address, prefix and default gateway.
+ * A namespace with no such link leaves *l empty (tap[0] == 0): the VM has its loopback only. */
+struct cnet_vm_link {
+	char ifname[16];          /* the link the guest stands in for ("eth0") */
+	int ifindex;
+	uint8_t mac[6];
+	struct in_addr addr, gateway;   /* gateway 0.0.0.0: no default route */
+	unsigned prefix;
+	char tap[16];
+};
+#define CNET_VM_TAP "virtus-vm0"
+int cnet_vm_netns_attach(const char *path, struct cnet_vm_link *l, vt_err *err);
+/* Undo it (from the same namespace): the tap and the link's ingress qdisc go. Idempotent. */
+void cnet_vm_netns_detach(struct cnet_vm_link *l);
+
 /* The host end of a container's veth (bridge mode). */
 void cnet_veth_name(const char *id, char out[16]);
 /* Close the port reservation sockets held in this process (the CLI, after the monitor took its copies). */

@@ -191,7 +191,7 @@ int cnet_bridge_detach_known(const char *id, bool rules, bool veth, vt_err *err)
 int cnet_bridge_detach(const char *id, vt_err *err) { return cnet_bridge_detach_known(id, true, true, err); }
 
 /* A persistent tap of that name, owned by nobody until the VMM opens it (TUNSETIFF on an existing device). */
-static int make_tap(const char *name, vt_err *err)
+int cnet_make_tap(const char *name, vt_err *err)
 {
 	cleanup_close int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
@@ -218,7 +218,7 @@ int cnet_attach_tap(const char *store_root, const char *id, const struct cnet_co
 	int master = nl < 0 ? -1 : nl_link_index(nl, CNET_BRIDGE_NAME, err);
 	if (master <= 0)
 		return master < 0 ? -1 : vt_fail(err, "bridge %s is missing", CNET_BRIDGE_NAME);
-	if (nl_link_del(nl, tap, err) < 0 || make_tap(tap, err) < 0 || nl_link_set_master(nl, tap, master, err) < 0 ||
+	if (nl_link_del(nl, tap, err) < 0 || cnet_make_tap(tap, err) < 0 || nl_link_set_master(nl, tap, master, err) < 0 ||
 	    nl_link_up(nl, tap, err) < 0 || cnet_nft_add_container(id, addr, gw, c, &lease->rules, err) < 0 ||
 	    cnet_lease_set_holder(id, err) < 0) {
 		vt_err ignored;

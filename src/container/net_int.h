@@ -41,6 +41,23 @@ int nl_addr_add(int nl, int ifindex, struct in_addr addr, unsigned prefix, vt_er
 /* The first IPv4 address of a link (and its prefix length); 0 when found, 1 when it has none. */
 int nl_addr_get(int nl, int ifindex, struct in_addr *addr, unsigned *prefix, vt_err *err);
 int nl_route_default(int nl, struct in_addr gw, vt_err *err);
+/* A link of a network namespace, as nl_link_find_ipv4 finds it. */
+struct nl_link_info {
+	int index;
+	char name[16];
+	uint8_t mac[6];
+};
+/* The first Ethernet link (not loopback) with an IPv4 address, and that address: 0 found, 1 none. */
+int nl_link_find_ipv4(int nl, struct nl_link_info *out, struct in_addr *addr, unsigned *prefix, vt_err *err);
+/* The gateway of the main table's IPv4 default route out of ifindex: 0 found, 1 none (*gw is 0.0.0.0). */
+int nl_route_default_get(int nl, int ifindex, struct in_addr *gw, vt_err *err);
+/* Add (or delete, where a missing one is no error) the ingress qdisc of a link. */
+int nl_tc_ingress(int nl, int ifindex, bool add, vt_err *err);
+/* Every frame that arrives on from_index goes out of to_index instead (tc u32 match-all, mirred egress
+ * redirect, stolen): the link's ingress qdisc must exist. */
+int nl_tc_redirect(int nl, int from_index, int to_index, vt_err *err);
+/* A persistent tap (IFF_VNET_HDR, as the VMM opens it) in the calling thread's network namespace. */
+int cnet_make_tap(const char *name, vt_err *err);
 
 #define CNET_RUN_DIR "/run/virtus-net"   /* leases, their lock, the table's mark (tmpfs: gone at boot) */
 

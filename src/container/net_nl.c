@@ -6,8 +6,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_link.h>
+#include <linux/if_ether.h>
 #include <linux/netlink.h>
+#include <linux/pkt_cls.h>
+#include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
+#include <linux/tc_act/tc_mirred.h>
 #include <linux/veth.h>
 #include <net/if.h>
 #include <sched.h>
@@ -368,5 +372,136 @@ int nl_route_default(int nl, struct in_addr gw, vt_err *err)
 		char b[INET_ADDRSTRLEN];
 		return vt_fail_errno(err, -rc, "adding the default route via %s", ip_str(gw, b));
 	}
+	return 0;
+}
+
+/* ---- What a network namespace holds (VM isolation through the OCI runtime: net_vmns.c) ---- */
+
+struct ether_links {
+	struct nl_link_info link[16];
+	unsigned n;
+};
+
+static void on_ether_link(struct nlmsghdr *h, void *opaque)
+{
+	struct ether_links *q = opaque;
+	const struct ifinfomsg *ifi = NLMSG_DATA(h);
+	if (h->nlmsg_type != RTM_NEWLINK || (ifi->ifi_flags & IFF_LOOPBACK) || q->n == ARRAY_SIZE(q->link))
+		return;
+	struct nl_link_info l = { .index = ifi->ifi_index };
+	bool ether = false;
+	int len = (int)IFLA_PAYLOAD(h);
+	for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+		if (a->rta_type == IFLA_ADDRESS && RTA_PAYLOAD(a) == sizeof(l.mac)) {
+			memcpy(l.mac, RTA_DATA(a), sizeof(l.mac));
+			ether = true;
+		} else if (a->rta_type == IFLA_IFNAME) {
+			snprintf(l.name, sizeof(l.name), "%.*s", (int)RTA_PAYLOAD(a), (const char *)RTA_DATA(a));
+		}
+	}
+	if (ether && ifi->ifi_type == 1 /* ARPHRD_ETHER */)
+		q->link[q->n++] = l;
+}
+
+int nl_link_find_ipv4(int nl, struct nl_link_info *out, struct in_addr *addr, unsigned *prefix, vt_err *err)
+{
+	struct nl_req r;
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+	req_init(&r, RTM_GETLINK, NLM_F_DUMP, &ifi, sizeof(ifi));
+	struct ether_links q = { .n = 0 };
+	int rc = nl_talk(nl, &r, on_ether_link, &q);
+	if (rc < 0)
+		return vt_fail_errno(err, -rc, "listing links");
+	for (unsigned i = 0; i < q.n; i++) {
+		rc = nl_addr_get(nl, q.link[i].index, addr, prefix, err);
+		if (rc <= 0) {
+			*out = q.link[i];
+			return rc;
+		}
+	}
+	return 1;
+}
+
+struct gw_query {
+	int ifindex;
+	bool found;
+	struct in_addr gw;
+};
+
+static void on_route(struct nlmsghdr *h, void *opaque)
+{
+	struct gw_query *q = opaque;
+	const struct rtmsg *rt = NLMSG_DATA(h);
+	if (h->nlmsg_type != RTM_NEWROUTE || q->found || rt->rtm_dst_len != 0 || rt->rtm_table != RT_TABLE_MAIN)
+		return;
+	struct in_addr gw = { 0 };
+	int oif = q->ifindex, len = (int)RTM_PAYLOAD(h);
+	for (struct rtattr *a = RTM_RTA(rt); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+		if (a->rta_type == RTA_GATEWAY && RTA_PAYLOAD(a) == sizeof(gw))
+			memcpy(&gw, RTA_DATA(a), sizeof(gw));
+		else if (a->rta_type == RTA_OIF && RTA_PAYLOAD(a) == sizeof(int))
+			memcpy(&oif, RTA_DATA(a), sizeof(oif));
+	}
+	if (gw.s_addr && oif == q->ifindex) {
+		q->gw = gw;
+		q->found = true;
+	}
+}
+
+int nl_route_default_get(int nl, int ifindex, struct in_addr *gw, vt_err *err)
+{
+	struct nl_req r;
+	struct rtmsg rt = { .rtm_family = AF_INET };
+	req_init(&r, RTM_GETROUTE, NLM_F_DUMP, &rt, sizeof(rt));
+	struct gw_query q = { .ifindex = ifindex };
+	int rc = nl_talk(nl, &r, on_route, &q);
+	if (rc < 0)
+		return vt_fail_errno(err, -rc, "listing routes");
+	gw->s_addr = q.found ? q.gw.s_addr : 0;
+	return q.found ? 0 : 1;
+}
+
+#define TC_INGRESS_HANDLE 0xffff0000u   /* ffff: */
+
+int nl_tc_ingress(int nl, int ifindex, bool add, vt_err *err)
+{
+	struct nl_req r;
+	struct tcmsg tc = { .tcm_family = AF_UNSPEC, .tcm_ifindex = ifindex, .tcm_handle = TC_INGRESS_HANDLE,
+			    .tcm_parent = TC_H_INGRESS };
+	req_init(&r, add ? RTM_NEWQDISC : RTM_DELQDISC, add ? NLM_F_CREATE | NLM_F_EXCL : 0, &tc, sizeof(tc));
+	attr_str(&r, TCA_KIND, "ingress");
+	int rc = nl_talk(nl, &r, NULL, NULL);
+	if (rc < 0 && (add || (rc != -ENOENT && rc != -EINVAL && rc != -ENODEV)))
+		return vt_fail_errno(err, -rc, "%s the ingress qdisc of link %d", add ? "adding" : "deleting", ifindex);
+	return 0;
+}
+
+int nl_tc_redirect(int nl, int from_index, int to_index, vt_err *err)
+{
+	struct nl_req r;
+	struct tcmsg tc = { .tcm_family = AF_UNSPEC, .tcm_ifindex = from_index, .tcm_parent = TC_INGRESS_HANDLE,
+			    .tcm_info = TC_H_MAKE(1u << 16, htons(ETH_P_ALL)) };
+	req_init(&r, RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL, &tc, sizeof(tc));
+	attr_str(&r, TCA_KIND, "u32");
+	struct rtattr *opts = nest_begin(&r, TCA_OPTIONS);
+	/* one key that matches every frame: mask 0 at offset 0 */
+	struct {
+		struct tc_u32_sel sel;
+		struct tc_u32_key key;
+	} sel = { .sel = { .flags = TC_U32_TERMINAL, .nkeys = 1 } };
+	attr_put(&r, TCA_U32_SEL, &sel, sizeof(sel));
+	struct rtattr *acts = nest_begin(&r, TCA_U32_ACT);
+	struct rtattr *act = nest_begin(&r, 1);
+	attr_str(&r, TCA_ACT_KIND, "mirred");
+	struct rtattr *aopts = nest_begin(&r, TCA_ACT_OPTIONS);
+	struct tc_mirred m = { .action = TC_ACT_STOLEN, .eaction = TCA_EGRESS_REDIR, .ifindex = (uint32_t)to_index };
+	attr_put(&r, TCA_MIRRED_PARMS, &m, sizeof(m));
+	nest_end(&r, aopts);
+	nest_end(&r, act);
+	nest_end(&r, acts);
+	nest_end(&r, opts);
+	int rc = nl_talk(nl, &r, NULL, NULL);
+	if (rc < 0)
+		return vt_fail_errno(err, -rc, "redirecting link %d to link %d (tc u32, mirred)", from_index, to_index);
 	return 0;
 }

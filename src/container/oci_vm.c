@@ -30,16 +30,53 @@
 struct oci_shim {
 	const struct rt_vm_shim_args *a;
 	int status;             /* the exit status when the start fails after "created" was reported */
+	struct cnet_vm_link link;
 };
 
-/* The VM has its loopback only: the network namespace a caller may have prepared (podman's, with a veth in
- * it) is not carried into the guest yet. */
+/* linux.namespaces' network entry with a path (one the caller made and configured), or NULL. */
+static const char *netns_path(json_object *spec)
+{
+	json_object *linux_, *nss;
+	if (!json_object_object_get_ex(spec, "linux", &linux_) || !json_object_object_get_ex(linux_, "namespaces", &nss) ||
+	    !json_object_is_type(nss, json_type_array))
+		return NULL;
+	for (size_t i = 0; i < json_object_array_length(nss); i++) {
+		json_object *ns = json_object_array_get_idx(nss, i), *type, *path;
+		if (json_object_object_get_ex(ns, "type", &type) && !strcmp(json_object_get_string(type), "network") &&
+		    json_object_object_get_ex(ns, "path", &path) && *json_object_get_string(path))
+			return json_object_get_string(path);
+	}
+	return NULL;
+}
+
+/* A network namespace of its own (no path) has its loopback only, and so has the VM. One the caller prepared
+ * (podman's, with a veth in it) is carried into the guest: the shim enters it, and the guest's NIC takes the
+ * place of its link (cnet_vm_netns_attach), with the link's MAC, address and default route. */
 static int oci_network(struct vmon *mo, char *spec, size_t len, struct agent_net *n, vt_err *err)
 {
-	(void)mo, (void)len, (void)err;
+	struct oci_shim *sh = mo->owner;
+	const char *path = netns_path(sh->a->spec);
 	*spec = 0;
 	*n = (struct agent_net){ 0 };
+	if (!path)
+		return 0;
+	if (cnet_vm_netns_attach(path, &sh->link, err) < 0)
+		return -1;
+	if (!sh->link.tap[0])
+		return 0;            /* no link with an address in it: loopback only */
+	const uint8_t *m = sh->link.mac;
+	snprintf(spec, len, "tap=%s,mac=%02x:%02x:%02x:%02x:%02x:%02x", sh->link.tap, m[0], m[1], m[2], m[3], m[4], m[5]);
+	snprintf(n->ifname, sizeof(n->ifname), "eth0");
+	n->addr = ntohl(sh->link.addr.s_addr);
+	n->prefix = sh->link.prefix;
+	n->gateway = ntohl(sh->link.gateway.s_addr);
 	return 0;
+}
+
+static void oci_release_network(struct vmon *mo)
+{
+	struct oci_shim *sh = mo->owner;
+	cnet_vm_netns_detach(&sh->link);
 }
 
 /* Report "created" to the runtime's create, then wait for `start` (a byte on the exec fifo). A signal meanwhile
@@ -89,6 +126,7 @@ static bool oci_paused(struct vmon *mo)
 
 static const struct vmon_ops oci_ops = {
 	.network = oci_network, .created = oci_created, .started = oci_started, .paused = oci_paused,
+	.release = oci_release_network,
 };
 
 /* The VM's size from the spec: RAM = linux.resources.memory.limit plus the guest's own overhead (as for

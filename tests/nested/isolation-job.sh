@@ -204,6 +204,24 @@ rt create --bundle /tmp/oci oci3 </dev/null >/dev/null 2>&1 && rt start oci3
 rt delete oci3 2>/dev/null; say oci3-delete-running $?
 rt delete -f oci3; say oci3-delete-force $?
 say oci3-left "$(oci_left)"
+# The network namespace a caller prepared (podman's: a veth with the container's address, made here by
+# veth_netns since L1 has no iproute2), carried into the VM: the container fetches a file from L1's httpd on the
+# veth's peer, with the veth's address and MAC; the run's end takes the tap and the redirects away.
+unshare -n sleep 1000 &
+hold=$!
+i=0; while [ $i -lt 50 ] && [ "$(readlink /proc/$hold/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do i=$((i + 1)); sleep 0.1; done
+/opt/virtus/veth_netns $hold vh-oci 10.77.0.1 10.77.0.2 24 2>/tmp/ocinet-veth.err
+say ocinet-veth "$? $(head -n 1 /tmp/ocinet-veth.err)"
+mkdir -p /tmp/www-oci && echo oci-net-31337 >/tmp/www-oci/f.txt && httpd -p 10.77.0.1:8090 -h /tmp/www-oci
+oci_config false '["sh", "-c", "echo fetched $(busybox wget -q -O - http://10.77.0.1:8090/f.txt); echo addr $(ip -4 -o addr show dev eth0 | awk \"{print \\$4}\"); echo mac $(ip -o link show dev eth0 | grep -o \"link/ether [0-9a-f:]*\")"]'
+sed -i "s|{\"type\": \"network\"}|{\"type\": \"network\", \"path\": \"/proc/$hold/ns/net\"}|" /tmp/oci/config.json
+rt run --bundle /tmp/oci ocinet </dev/null >/tmp/ocinet.out 2>/tmp/ocinet.err
+say ocinet-status $?
+sed 's/^/iso ocinet-out /' /tmp/ocinet.out
+sed 's/^/iso ocinet-err /' /tmp/ocinet.err | head -n 5
+say ocinet-l1-mac "$(nsenter -t $hold -n ip -o link show dev eth0 | grep -o 'link/ether [0-9a-f:]*')"
+say ocinet-left "$(nsenter -t $hold -n ip -o link | grep -c virtus-vm0) $(nsenter -t $hold -n tc qdisc show | grep -c ingress) $(oci_left)"
+kill $hold
 
 say final-left "$(leftovers)"
 say final-ctrs "$(virtus ps -a -q | wc -l)"

@@ -1,0 +1,222 @@
+/* The network namespace a caller prepared, carried into a VM (cnet_vm_netns_attach), against the real kernel
+ * (root only; skips otherwise). Everything happens in a network namespace of the test's own: a "container"
+ * namespace with eth0 (a veth whose peer holds 10.77.0.1) stands for podman's. The shim's part runs in a
+ * child, which plays the VMM too: it opens the tap as the VMM would and sends an ARP request for the peer
+ * through it; the peer's kernel answers, and the answer must come back out of the tap. Then detach leaves
+ * neither the tap nor the redirect. A namespace without an address, and a bad path, are checked too. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "container/net.h"
+#include "container/net_int.h"
+
+#define VNET_HDR 10   /* struct virtio_net_hdr before every frame on an IFF_VNET_HDR tap */
+
+static pid_t inner;         /* holds the "container" namespace */
+static char inner_path[64];
+
+static pid_t hold_namespace(void)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (unshare(CLONE_NEWNET) < 0 || write(p[1], "r", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	char c;
+	assert_int_equal(read(p[0], &c, 1), 1);
+	close(p[0]), close(p[1]);
+	return pid;
+}
+
+static void must(int rc, const vt_err *err)
+{
+	if (rc < 0)
+		fail_msg("%s", err->msg);
+}
+
+/* The test's own namespace with vh-test (10.77.0.1/24), whose peer is eth0 (10.77.0.2/24, default route
+ * via 10.77.0.1) in the container namespace. */
+static int setup(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		return 0;
+	if (unshare(CLONE_NEWNET) < 0)
+		return -1;
+	inner = hold_namespace();
+	snprintf(inner_path, sizeof(inner_path), "/proc/%d/ns/net", (int)inner);
+	vt_err err;
+	int ns = open(inner_path, O_RDONLY | O_CLOEXEC), nl = nl_open(&err);
+	struct in_addr a, gw;
+	inet_pton(AF_INET, "10.77.0.1", &a);
+	must(nl_veth_create(nl, "vh-test", 0, "eth0", ns, &err), &err);
+	must(nl_addr_add(nl, nl_link_index(nl, "vh-test", &err), a, 24, &err), &err);
+	must(nl_link_up(nl, "vh-test", &err), &err);
+	close(nl), close(ns);
+	nl = nl_open_in_pid_netns(inner, &err);
+	inet_pton(AF_INET, "10.77.0.2", &a);
+	inet_pton(AF_INET, "10.77.0.1", &gw);
+	must(nl_link_up(nl, "lo", &err), &err);
+	must(nl_link_up(nl, "eth0", &err), &err);
+	must(nl_addr_add(nl, nl_link_index(nl, "eth0", &err), a, 24, &err), &err);
+	must(nl_route_default(nl, gw, &err), &err);
+	close(nl);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (inner > 0) {
+		kill(inner, SIGKILL);
+		waitpid(inner, NULL, 0);
+	}
+	return 0;
+}
+
+/* An ARP request from mac/10.77.0.2 for 10.77.0.1, as the guest would send it. */
+static size_t arp_request(uint8_t *f, const uint8_t mac[6])
+{
+	static const uint8_t head[] = { 0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1 };
+	memset(f, 0, VNET_HDR);
+	uint8_t *e = f + VNET_HDR;
+	memset(e, 0xff, 6);
+	memcpy(e + 6, mac, 6);
+	memcpy(e + 12, head, sizeof(head));
+	memcpy(e + 22, mac, 6);
+	inet_pton(AF_INET, "10.77.0.2", e + 28);
+	memset(e + 32, 0, 6);
+	inet_pton(AF_INET, "10.77.0.1", e + 38);
+	return VNET_HDR + 42;
+}
+
+/* The shim's part and the VMM's, in one child; its exit status says which step failed (0: none). */
+static int shim_and_vmm(void)
+{
+	vt_err err = { 0 };
+	struct cnet_vm_link l;
+	if (cnet_vm_netns_attach(inner_path, &l, &err) < 0)
+		return fprintf(stderr, "attach: %s\n", err.msg), 10;
+	char addr[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &l.addr, addr, sizeof(addr));
+	inet_ntop(AF_INET, &l.gateway, gw, sizeof(gw));
+	if (strcmp(l.ifname, "eth0") || strcmp(addr, "10.77.0.2") || l.prefix != 24 || strcmp(gw, "10.77.0.1") ||
+	    strcmp(l.tap, CNET_VM_TAP))
+		return fprintf(stderr, "found %s %s/%u via %s, tap %s\n", l.ifname, addr, l.prefix, gw, l.tap), 11;
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || ioctl(s, SIOCGIFHWADDR, &ifr) < 0 || memcmp(ifr.ifr_hwaddr.sa_data, l.mac, 6))
+		return 12;                                   /* the guest gets eth0's own MAC */
+	int tap = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	ifr = (struct ifreq){ .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", l.tap);
+	if (tap < 0 || ioctl(tap, TUNSETIFF, &ifr) < 0)
+		return 13;
+	uint8_t f[2048];
+	size_t n = arp_request(f, l.mac);
+	if (write(tap, f, n) != (ssize_t)n)
+		return 14;
+	struct pollfd p = { .fd = tap, .events = POLLIN };
+	bool answered = false;
+	while (!answered && poll(&p, 1, 3000) == 1) {
+		ssize_t got = read(tap, f, sizeof(f));
+		const uint8_t *e = f + VNET_HDR;
+		uint8_t peer[4];
+		inet_pton(AF_INET, "10.77.0.1", peer);
+		answered = got >= VNET_HDR + 42 && e[12] == 0x08 && e[13] == 0x06 && e[21] == 2 &&
+			   !memcmp(e + 28, peer, 4) && !memcmp(e, l.mac, 6);
+	}
+	if (!answered)
+		return 15;                                   /* the peer's ARP reply did not come back */
+	close(tap);
+	cnet_vm_netns_detach(&l);
+	int nl = nl_open(&err);
+	if (nl < 0 || nl_link_index(nl, CNET_VM_TAP, &err) != 0)
+		return 16;                                   /* the tap is still there */
+	int eth0 = nl_link_index(nl, "eth0", &err);
+	if (nl_tc_ingress(nl, eth0, true, &err) < 0)   /* possible only once the old one is gone */
+		return fprintf(stderr, "%s\n", err.msg), 17;
+	nl_tc_ingress(nl, eth0, false, &err);
+	return 0;
+}
+
+static int in_child(int (*body)(void))
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(body());
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void frames_cross_both_ways_and_detach_leaves_nothing(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(in_child(shim_and_vmm), 0);
+}
+
+static int empty_namespace(void)
+{
+	pid_t other = hold_namespace();
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)other);
+	vt_err err = { 0 };
+	struct cnet_vm_link l;
+	int rc = cnet_vm_netns_attach(path, &l, &err);
+	kill(other, SIGKILL);
+	waitpid(other, NULL, 0);
+	return rc == 0 && !l.tap[0] ? 0 : 1;
+}
+
+static int bad_path(void)
+{
+	vt_err err = { 0 };
+	struct cnet_vm_link l;
+	return cnet_vm_netns_attach("/nonexistent/netns", &l, &err) == -1 && strstr(err.msg, "/nonexistent/netns") ? 0 : 1;
+}
+
+static void no_link_is_loopback_only_and_a_bad_path_is_named(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(in_child(empty_namespace), 0);
+	assert_int_equal(in_child(bad_path), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(frames_cross_both_ways_and_detach_leaves_nothing),
+		cmocka_unit_test(no_link_is_loopback_only_and_a_bad_path_is_named),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
