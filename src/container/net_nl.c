@@ -161,6 +161,16 @@ static int nl_talk(int nl, struct nl_req *r, void (*on_msg)(struct nlmsghdr *, v
 	return nl_exchange(nl, r->h, on_msg, opaque);
 }
 
+/* A GET dump: every answer to on_msg. */
+static int nl_dump(int nl, uint16_t type, const void *body, size_t len, void (*on_msg)(struct nlmsghdr *, void *),
+		   void *opaque, const char *what, vt_err *err)
+{
+	struct nl_req r;
+	req_init(&r, type, NLM_F_DUMP, body, len);
+	int rc = nl_talk(nl, &r, on_msg, opaque);
+	return rc < 0 ? vt_fail_errno(err, -rc, "listing %s", what) : 0;
+}
+
 static void on_link(struct nlmsghdr *h, void *opaque)
 {
 	if (h->nlmsg_type == RTM_NEWLINK)
@@ -345,13 +355,10 @@ static void on_addr(struct nlmsghdr *h, void *opaque)
 
 int nl_addr_get(int nl, int ifindex, struct in_addr *addr, unsigned *prefix, vt_err *err)
 {
-	struct nl_req r;
 	struct ifaddrmsg ifa = { .ifa_family = AF_INET };
-	req_init(&r, RTM_GETADDR, NLM_F_DUMP, &ifa, sizeof(ifa));
 	struct addr_query q = { .ifindex = ifindex };
-	int rc = nl_talk(nl, &r, on_addr, &q);
-	if (rc < 0)
-		return vt_fail_errno(err, -rc, "listing addresses");
+	if (nl_dump(nl, RTM_GETADDR, &ifa, sizeof(ifa), on_addr, &q, "addresses", err) < 0)
+		return -1;
 	if (!q.found)
 		return 1;
 	*addr = q.addr;
@@ -405,15 +412,12 @@ static void on_ether_link(struct nlmsghdr *h, void *opaque)
 
 int nl_link_find_ipv4(int nl, struct nl_link_info *out, struct in_addr *addr, unsigned *prefix, vt_err *err)
 {
-	struct nl_req r;
 	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
-	req_init(&r, RTM_GETLINK, NLM_F_DUMP, &ifi, sizeof(ifi));
 	struct ether_links q = { .n = 0 };
-	int rc = nl_talk(nl, &r, on_ether_link, &q);
-	if (rc < 0)
-		return vt_fail_errno(err, -rc, "listing links");
+	if (nl_dump(nl, RTM_GETLINK, &ifi, sizeof(ifi), on_ether_link, &q, "links", err) < 0)
+		return -1;
 	for (unsigned i = 0; i < q.n; i++) {
-		rc = nl_addr_get(nl, q.link[i].index, addr, prefix, err);
+		int rc = nl_addr_get(nl, q.link[i].index, addr, prefix, err);
 		if (rc <= 0) {
 			*out = q.link[i];
 			return rc;
@@ -450,13 +454,10 @@ static void on_route(struct nlmsghdr *h, void *opaque)
 
 int nl_route_default_get(int nl, int ifindex, struct in_addr *gw, vt_err *err)
 {
-	struct nl_req r;
 	struct rtmsg rt = { .rtm_family = AF_INET };
-	req_init(&r, RTM_GETROUTE, NLM_F_DUMP, &rt, sizeof(rt));
 	struct gw_query q = { .ifindex = ifindex };
-	int rc = nl_talk(nl, &r, on_route, &q);
-	if (rc < 0)
-		return vt_fail_errno(err, -rc, "listing routes");
+	if (nl_dump(nl, RTM_GETROUTE, &rt, sizeof(rt), on_route, &q, "routes", err) < 0)
+		return -1;
 	gw->s_addr = q.found ? q.gw.s_addr : 0;
 	return q.found ? 0 : 1;
 }
