@@ -119,6 +119,11 @@ struct cnet_vm_link {
 int cnet_vm_netns_attach(const char *path, struct cnet_vm_link *l, vt_err *err);
 /* Undo it (from the same namespace): the tap and the link's ingress qdisc go. Idempotent. */
 void cnet_vm_netns_detach(struct cnet_vm_link *l);
+/* For an owner that may be killed before it detaches (the runtime's shim): what detach needs, written to file
+ * (the namespace's path, the link, the tap), so that another process (the runtime's delete) can undo it with
+ * cnet_vm_netns_release, from any namespace. release removes file; no file, nothing to do. */
+int cnet_vm_netns_record(const struct cnet_vm_link *l, const char *netns_path, const char *file, vt_err *err);
+void cnet_vm_netns_release(const char *file);
 
 /* The host end of a container's veth (bridge mode). */
 void cnet_veth_name(const char *id, char out[16]);

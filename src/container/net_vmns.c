@@ -5,8 +5,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "container/net_int.h"
@@ -63,4 +66,49 @@ void cnet_vm_netns_detach(struct cnet_vm_link *l)
 		nl_tc_ingress(nl, l->ifindex, false, &ignored);
 	}
 	l->tap[0] = 0;
+}
+
+/* The record: the namespace's path, the link's index and the tap's name, a line each. */
+int cnet_vm_netns_record(const struct cnet_vm_link *l, const char *netns_path, const char *file, vt_err *err)
+{
+	char buf[PATH_MAX + 64];
+	int n = snprintf(buf, sizeof(buf), "%s\n%d\n%s\n", netns_path, l->ifindex, l->tap);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return vt_fail(err, "network namespace %s: the path is too long", netns_path);
+	cleanup_close int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write_all(fd, buf, (size_t)n) < 0)
+		return vt_fail_errno(err, errno, "cannot write %s", file);
+	return 0;
+}
+
+static int read_record(const char *file, char *ns, size_t ns_len, struct cnet_vm_link *l)
+{
+	FILE *f = fopen(file, "re");
+	if (!f)
+		return -1;
+	char line[32];
+	int ok = fgets(ns, (int)ns_len, f) && fgets(line, sizeof(line), f) && fgets(l->tap, sizeof(l->tap), f);
+	fclose(f);
+	ns[strcspn(ns, "\n")] = 0;
+	l->tap[strcspn(l->tap, "\n")] = 0;
+	l->ifindex = ok ? atoi(line) : 0;
+	return ok && *ns && l->ifindex > 0 && *l->tap ? 0 : -1;
+}
+
+void cnet_vm_netns_release(const char *file)
+{
+	char ns_path[PATH_MAX];
+	struct cnet_vm_link l = { .ifindex = 0 };
+	if (read_record(file, ns_path, sizeof(ns_path), &l) == 0) {
+		pid_t pid = fork();           /* the caller stays in its own namespace */
+		if (pid == 0) {
+			int ns = open(ns_path, O_RDONLY | O_CLOEXEC);
+			if (ns >= 0 && setns(ns, CLONE_NEWNET) == 0)
+				cnet_vm_netns_detach(&l);
+			_exit(0);
+		}
+		while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	unlink(file);
 }

@@ -33,6 +33,12 @@ struct oci_shim {
 	struct cnet_vm_link link;
 };
 
+/* What the shim set up in the caller's network namespace, for delete to undo if the shim was killed. */
+static void netns_record(const char *state_dir, char path[PATH_MAX])
+{
+	snprintf(path, PATH_MAX, "%s/vm-netns", state_dir);
+}
+
 /* linux.namespaces' network entry with a path (one the caller made and configured), or NULL. */
 static const char *netns_path(json_object *spec)
 {
@@ -64,6 +70,10 @@ static int oci_network(struct vmon *mo, char *spec, size_t len, struct agent_net
 		return -1;
 	if (!sh->link.tap[0])
 		return 0;            /* no link with an address in it: loopback only */
+	char record[PATH_MAX];
+	netns_record(sh->a->state_dir, record);
+	if (cnet_vm_netns_record(&sh->link, path, record, err) < 0)
+		return -1;           /* (vmon_end's release detaches) */
 	const uint8_t *m = sh->link.mac;
 	snprintf(spec, len, "tap=%s,mac=%02x:%02x:%02x:%02x:%02x:%02x", sh->link.tap, m[0], m[1], m[2], m[3], m[4], m[5]);
 	snprintf(n->ifname, sizeof(n->ifname), "eth0");
@@ -76,7 +86,10 @@ static int oci_network(struct vmon *mo, char *spec, size_t len, struct agent_net
 static void oci_release_network(struct vmon *mo)
 {
 	struct oci_shim *sh = mo->owner;
+	char record[PATH_MAX];
+	netns_record(sh->a->state_dir, record);
 	cnet_vm_netns_detach(&sh->link);
+	unlink(record);
 }
 
 /* Report "created" to the runtime's create, then wait for `start` (a byte on the exec fifo). A signal meanwhile
@@ -223,12 +236,14 @@ static void box_name(const char *state_dir, char name[CTR_SHORT_ID_LEN + 1])
 	snprintf(name, CTR_SHORT_ID_LEN + 1, "%.*s", CTR_SHORT_ID_LEN, basename(copy));
 }
 
-/* delete after the shim was killed. */
+/* delete after the shim was killed: the VM's directory, and the tap and redirect in the caller's namespace. */
 static void oci_release(const char *state_dir)
 {
-	char name[CTR_SHORT_ID_LEN + 1];
+	char name[CTR_SHORT_ID_LEN + 1], record[PATH_MAX];
 	box_name(state_dir, name);
 	vmbox_forget(name);
+	netns_record(state_dir, record);
+	cnet_vm_netns_release(record);
 }
 
 static int oci_pause(const char *state_dir, bool pause, vt_err *err)

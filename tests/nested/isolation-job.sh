@@ -221,6 +221,15 @@ sed 's/^/iso ocinet-out /' /tmp/ocinet.out
 sed 's/^/iso ocinet-err /' /tmp/ocinet.err | head -n 5
 say ocinet-l1-mac "$(nsenter -t $hold -n ip -o link show dev eth0 | grep -o 'link/ether [0-9a-f:]*')"
 say ocinet-left "$(nsenter -t $hold -n ip -o link | grep -c virtus-vm0) $(nsenter -t $hold -n tc qdisc show | grep -c ingress) $(oci_left)"
+# the same namespace, the shim killed (SIGKILL): delete takes the tap and the redirect away all the same
+oci_config false '["sh", "-c", "echo up; sleep 1000"]'
+sed -i "s|{\"type\": \"network\"}|{\"type\": \"network\", \"path\": \"/proc/$hold/ns/net\"}|" /tmp/oci/config.json
+rt create --bundle /tmp/oci --pid-file /tmp/ocinetk.pid ocinetk </dev/null >/dev/null 2>/tmp/ocinetk.err && rt start ocinetk
+say ocinetk-start "$? $(nsenter -t $hold -n ip -o link | grep -c virtus-vm0) $(head -n 1 /tmp/ocinetk.err)"
+kill -9 "$(cat /tmp/ocinetk.pid)"
+i=0; while [ $i -lt 100 ] && [ "$(state ocinetk)" != stopped ]; do i=$((i + 1)); sleep 0.1; done
+rt delete -f ocinetk; say ocinetk-delete $?
+say ocinetk-left "$(nsenter -t $hold -n ip -o link | grep -c virtus-vm0) $(nsenter -t $hold -n tc qdisc show | grep -c ingress) $(oci_left)"
 kill $hold
 
 say final-left "$(leftovers)"

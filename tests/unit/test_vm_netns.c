@@ -3,7 +3,8 @@
  * namespace with eth0 (a veth whose peer holds 10.77.0.1) stands for podman's. The shim's part runs in a
  * child, which plays the VMM too: it opens the tap as the VMM would and sends an ARP request for the peer
  * through it; the peer's kernel answers, and the answer must come back out of the tap. Then detach leaves
- * neither the tap nor the redirect. A namespace without an address, and a bad path, are checked too. */
+ * neither the tap nor the redirect, and neither does the release of a killed owner's record. A namespace
+ * without an address, and a bad path, are checked too. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -183,6 +184,51 @@ static void frames_cross_both_ways_and_detach_leaves_nothing(void **state)
 	assert_int_equal(in_child(shim_and_vmm), 0);
 }
 
+static char record[64];
+
+/* A shim killed after it set up the namespace: it recorded, never detached. */
+static int attach_and_die(void)
+{
+	vt_err err = { 0 };
+	struct cnet_vm_link l;
+	if (cnet_vm_netns_attach(inner_path, &l, &err) < 0 || cnet_vm_netns_record(&l, inner_path, record, &err) < 0)
+		return fprintf(stderr, "%s\n", err.msg), 1;
+	kill(getpid(), SIGKILL);
+	return 2;
+}
+
+/* In the container namespace: 0 when neither the tap nor eth0's ingress qdisc is left. */
+static int nothing_left(void)
+{
+	vt_err err = { 0 };
+	int nl = nl_open_in_pid_netns(inner, &err);
+	if (nl < 0 || nl_link_index(nl, CNET_VM_TAP, &err) != 0)
+		return 1;
+	int eth0 = nl_link_index(nl, "eth0", &err);
+	if (nl_tc_ingress(nl, eth0, true, &err) < 0)
+		return 2;
+	nl_tc_ingress(nl, eth0, false, &err);
+	return 0;
+}
+
+static void a_killed_owner_is_released_from_its_record(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	snprintf(record, sizeof(record), "/tmp/virtus-vm-netns-test.%d", (int)getpid());
+	assert_int_equal(in_child(attach_and_die), 128 + SIGKILL);
+	vt_err err = { 0 };
+	int nl = nl_open_in_pid_netns(inner, &err);
+	assert_true(nl >= 0);
+	assert_true(nl_link_index(nl, CNET_VM_TAP, &err) > 0);          /* left behind by the killed owner */
+	close(nl);
+	cnet_vm_netns_release(record);                                    /* from this (another) namespace */
+	assert_int_equal(access(record, F_OK), -1);
+	assert_int_equal(in_child(nothing_left), 0);
+	cnet_vm_netns_release(record);                                    /* no record: nothing to do */
+}
+
 static int empty_namespace(void)
 {
 	pid_t other = hold_namespace();
@@ -217,6 +263,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(frames_cross_both_ways_and_detach_leaves_nothing),
 		cmocka_unit_test(no_link_is_loopback_only_and_a_bad_path_is_named),
+		cmocka_unit_test(a_killed_owner_is_released_from_its_record),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
