@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,11 +69,17 @@ void cnet_vm_netns_detach(struct cnet_vm_link *l)
 	l->tap[0] = 0;
 }
 
-/* The record: the namespace's path, the link's index and the tap's name, a line each. */
+/* The record: the namespace's path, the link's index, the tap's name, and the namespace's identity (device
+ * and inode of its nsfs file: a /proc/PID/ns/net path may name another namespace once PID is reused), a line
+ * each. */
 int cnet_vm_netns_record(const struct cnet_vm_link *l, const char *netns_path, const char *file, vt_err *err)
 {
-	char buf[PATH_MAX + 64];
-	int n = snprintf(buf, sizeof(buf), "%s\n%d\n%s\n", netns_path, l->ifindex, l->tap);
+	struct stat st;
+	if (stat(netns_path, &st) < 0)
+		return vt_fail_errno(err, errno, "network namespace %s", netns_path);
+	char buf[PATH_MAX + 96];
+	int n = snprintf(buf, sizeof(buf), "%s\n%d\n%s\n%llu %llu\n", netns_path, l->ifindex, l->tap,
+			 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return vt_fail(err, "network namespace %s: the path is too long", netns_path);
 	cleanup_close int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -81,34 +88,48 @@ int cnet_vm_netns_record(const struct cnet_vm_link *l, const char *netns_path, c
 	return 0;
 }
 
-static int read_record(const char *file, char *ns, size_t ns_len, struct cnet_vm_link *l)
+struct record {
+	char ns_path[PATH_MAX];
+	unsigned long long dev, ino;
+	struct cnet_vm_link link;
+};
+
+static int read_record(const char *file, struct record *r)
 {
 	FILE *f = fopen(file, "re");
 	if (!f)
 		return -1;
-	char line[32];
-	int ok = fgets(ns, (int)ns_len, f) && fgets(line, sizeof(line), f) && fgets(l->tap, sizeof(l->tap), f);
+	char index[32], id[64];
+	int ok = fgets(r->ns_path, sizeof(r->ns_path), f) && fgets(index, sizeof(index), f) &&
+		 fgets(r->link.tap, sizeof(r->link.tap), f) && fgets(id, sizeof(id), f) &&
+		 sscanf(id, "%llu %llu", &r->dev, &r->ino) == 2;
 	fclose(f);
-	ns[strcspn(ns, "\n")] = 0;
-	l->tap[strcspn(l->tap, "\n")] = 0;
-	l->ifindex = ok ? atoi(line) : 0;
-	return ok && *ns && l->ifindex > 0 && *l->tap ? 0 : -1;
+	r->ns_path[strcspn(r->ns_path, "\n")] = 0;
+	r->link.tap[strcspn(r->link.tap, "\n")] = 0;
+	r->link.ifindex = ok ? atoi(index) : 0;
+	return ok && *r->ns_path && r->link.ifindex > 0 && *r->link.tap ? 0 : -1;
+}
+
+/* In a child, so that the caller stays in its own namespace. */
+static void release_in_child(struct record *r)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct stat st;
+		int ns = open(r->ns_path, O_RDONLY | O_CLOEXEC);
+		if (ns >= 0 && fstat(ns, &st) == 0 && st.st_dev == r->dev && st.st_ino == r->ino &&
+		    setns(ns, CLONE_NEWNET) == 0)
+			cnet_vm_netns_detach(&r->link);
+		_exit(0);
+	}
+	while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
 }
 
 void cnet_vm_netns_release(const char *file)
 {
-	char ns_path[PATH_MAX];
-	struct cnet_vm_link l = { .ifindex = 0 };
-	if (read_record(file, ns_path, sizeof(ns_path), &l) == 0) {
-		pid_t pid = fork();           /* the caller stays in its own namespace */
-		if (pid == 0) {
-			int ns = open(ns_path, O_RDONLY | O_CLOEXEC);
-			if (ns >= 0 && setns(ns, CLONE_NEWNET) == 0)
-				cnet_vm_netns_detach(&l);
-			_exit(0);
-		}
-		while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-	}
+	struct record r = { .dev = 0 };
+	if (read_record(file, &r) == 0)
+		release_in_child(&r);
 	unlink(file);
 }

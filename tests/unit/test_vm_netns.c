@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -229,6 +230,51 @@ static void a_killed_owner_is_released_from_its_record(void **state)
 	cnet_vm_netns_release(record);                                    /* no record: nothing to do */
 }
 
+/* The record names the namespace by path; once that path names another namespace (a /proc/PID path whose
+ * PID was reused), release must leave that one alone. */
+static void a_record_of_another_namespace_is_not_applied(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	snprintf(record, sizeof(record), "/tmp/virtus-vm-netns-test.%d", (int)getpid());
+	assert_int_equal(in_child(attach_and_die), 128 + SIGKILL);
+	/* the same path and link, but the identity of another namespace (this one's) */
+	char buf[512];
+	FILE *f = fopen(record, "r");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *last = strrchr(buf, '\n');
+	assert_non_null(last);
+	*last = 0;
+	last = strrchr(buf, '\n');
+	assert_non_null(last);
+	struct stat other;
+	assert_int_equal(stat("/proc/self/ns/net", &other), 0);
+	snprintf(last + 1, sizeof(buf) - (size_t)(last + 1 - buf), "%llu %llu\n", (unsigned long long)other.st_dev,
+		 (unsigned long long)other.st_ino);
+	f = fopen(record, "w");
+	assert_non_null(f);
+	fputs(buf, f);
+	fclose(f);
+	cnet_vm_netns_release(record);
+	assert_int_equal(access(record, F_OK), -1);
+	vt_err err = { 0 };
+	int nl = nl_open_in_pid_netns(inner, &err);
+	assert_true(nl >= 0);
+	assert_true(nl_link_index(nl, CNET_VM_TAP, &err) > 0);          /* untouched */
+	struct cnet_vm_link l = { .ifindex = nl_link_index(nl, "eth0", &err) };
+	snprintf(l.tap, sizeof(l.tap), "%s", CNET_VM_TAP);
+	close(nl);
+	int home;
+	assert_int_equal(netns_enter_pid(inner, &home, &err), 0);
+	cnet_vm_netns_detach(&l);                                         /* the test's own cleanup */
+	netns_return(home);
+	assert_int_equal(in_child(nothing_left), 0);
+}
+
 static int empty_namespace(void)
 {
 	pid_t other = hold_namespace();
@@ -264,6 +310,7 @@ int main(void)
 		cmocka_unit_test(frames_cross_both_ways_and_detach_leaves_nothing),
 		cmocka_unit_test(no_link_is_loopback_only_and_a_bad_path_is_named),
 		cmocka_unit_test(a_killed_owner_is_released_from_its_record),
+		cmocka_unit_test(a_record_of_another_namespace_is_not_applied),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
