@@ -138,13 +138,17 @@ static int shim_and_vmm(void)
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", l.tap);
 	if (tap < 0 || ioctl(tap, TUNSETIFF, &ifr) < 0)
 		return 13;
-	uint8_t f[2048];
-	size_t n = arp_request(f, l.mac);
-	if (write(tap, f, n) != (ssize_t)n)
-		return 14;
+	uint8_t f[2048], req[64];
+	size_t n = arp_request(req, l.mac);
 	struct pollfd p = { .fd = tap, .events = POLLIN };
 	bool answered = false;
-	while (!answered && poll(&p, 1, 3000) == 1) {
+	/* asked again every 200 ms for 5 s, as a guest would: frames sent before the new links are running
+	 * (the kernel's link watch, up to a second) are dropped */
+	for (int tries = 0; !answered && tries < 25; tries++) {
+		if (write(tap, req, n) != (ssize_t)n)
+			return 14;
+		if (poll(&p, 1, 200) != 1)
+			continue;
 		ssize_t got = read(tap, f, sizeof(f));
 		const uint8_t *e = f + VNET_HDR;
 		uint8_t peer[4];
