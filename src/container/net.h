@@ -116,13 +116,14 @@ struct cnet_vm_link {
 	char tap[16];
 };
 #define CNET_VM_TAP "virtus-vm0"
-int cnet_vm_netns_attach(const char *path, struct cnet_vm_link *l, vt_err *err);
+/* record (NULL: none), for an owner that may be killed before it detaches (the runtime's shim): what detach
+ * needs (the namespace's path and identity, the link, the tap) is written to that file before the tap is made,
+ * so that another process (the runtime's delete) can undo it with cnet_vm_netns_release, from any namespace.
+ * A failed attach leaves neither the set-up nor the record. */
+int cnet_vm_netns_attach(const char *path, const char *record, struct cnet_vm_link *l, vt_err *err);
 /* Undo it (from the same namespace): the tap and the link's ingress qdisc go. Idempotent. */
 void cnet_vm_netns_detach(struct cnet_vm_link *l);
-/* For an owner that may be killed before it detaches (the runtime's shim): what detach needs, written to file
- * (the namespace's path, the link, the tap), so that another process (the runtime's delete) can undo it with
- * cnet_vm_netns_release, from any namespace. release removes file; no file, nothing to do. */
-int cnet_vm_netns_record(const struct cnet_vm_link *l, const char *netns_path, const char *file, vt_err *err);
+/* release removes the record's file; no file, nothing to do. */
 void cnet_vm_netns_release(const char *file);
 
 /* The host end of a container's veth (bridge mode). */

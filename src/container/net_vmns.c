@@ -18,7 +18,6 @@
 
 static int join_tap(int nl, struct cnet_vm_link *l, vt_err *err)
 {
-	snprintf(l->tap, sizeof(l->tap), "%s", CNET_VM_TAP);
 	if (nl_link_del(nl, l->tap, err) < 0 || cnet_make_tap(l->tap, err) < 0)
 		return -1;
 	int tap = nl_link_index(nl, l->tap, err);
@@ -31,7 +30,26 @@ static int join_tap(int nl, struct cnet_vm_link *l, vt_err *err)
 	return 0;
 }
 
-int cnet_vm_netns_attach(const char *path, struct cnet_vm_link *l, vt_err *err)
+/* The record: the namespace's path, the link's index, the tap's name, and the namespace's identity (device
+ * and inode of its nsfs file: a /proc/PID/ns/net path may name another namespace once PID is reused), a line
+ * each. */
+static int write_record(const struct cnet_vm_link *l, const char *netns_path, const char *file, vt_err *err)
+{
+	struct stat st;
+	if (stat(netns_path, &st) < 0)
+		return vt_fail_errno(err, errno, "network namespace %s", netns_path);
+	char buf[PATH_MAX + 96];
+	int n = snprintf(buf, sizeof(buf), "%s\n%d\n%s\n%llu %llu\n", netns_path, l->ifindex, l->tap,
+			 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return vt_fail(err, "network namespace %s: the path is too long", netns_path);
+	cleanup_close int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write_all(fd, buf, (size_t)n) < 0)
+		return vt_fail_errno(err, errno, "cannot write %s", file);
+	return 0;
+}
+
+int cnet_vm_netns_attach(const char *path, const char *record, struct cnet_vm_link *l, vt_err *err)
 {
 	memset(l, 0, sizeof(*l));
 	cleanup_close int ns = open(path, O_RDONLY | O_CLOEXEC);
@@ -49,8 +67,18 @@ int cnet_vm_netns_attach(const char *path, struct cnet_vm_link *l, vt_err *err)
 	l->ifindex = link.index;
 	memcpy(l->ifname, link.name, sizeof(l->ifname));
 	memcpy(l->mac, link.mac, sizeof(l->mac));
-	if (nl_route_default_get(nl, l->ifindex, &l->gateway, err) < 0 || join_tap(nl, l, err) < 0) {
+	if (nl_route_default_get(nl, l->ifindex, &l->gateway, err) < 0)
+		return vt_err_prefix(err, "network namespace %s", path);
+	/* recorded before anything is made: an owner killed at any point after leaves nothing unrecorded */
+	snprintf(l->tap, sizeof(l->tap), "%s", CNET_VM_TAP);
+	if (record && write_record(l, path, record, err) < 0) {
+		l->tap[0] = 0;
+		return -1;
+	}
+	if (join_tap(nl, l, err) < 0) {
 		cnet_vm_netns_detach(l);
+		if (record)
+			unlink(record);
 		return vt_err_prefix(err, "network namespace %s", path);
 	}
 	return 0;
@@ -67,25 +95,6 @@ void cnet_vm_netns_detach(struct cnet_vm_link *l)
 		nl_tc_ingress(nl, l->ifindex, false, &ignored);
 	}
 	l->tap[0] = 0;
-}
-
-/* The record: the namespace's path, the link's index, the tap's name, and the namespace's identity (device
- * and inode of its nsfs file: a /proc/PID/ns/net path may name another namespace once PID is reused), a line
- * each. */
-int cnet_vm_netns_record(const struct cnet_vm_link *l, const char *netns_path, const char *file, vt_err *err)
-{
-	struct stat st;
-	if (stat(netns_path, &st) < 0)
-		return vt_fail_errno(err, errno, "network namespace %s", netns_path);
-	char buf[PATH_MAX + 96];
-	int n = snprintf(buf, sizeof(buf), "%s\n%d\n%s\n%llu %llu\n", netns_path, l->ifindex, l->tap,
-			 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
-	if (n < 0 || (size_t)n >= sizeof(buf))
-		return vt_fail(err, "network namespace %s: the path is too long", netns_path);
-	cleanup_close int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, buf, (size_t)n) < 0)
-		return vt_fail_errno(err, errno, "cannot write %s", file);
-	return 0;
 }
 
 struct record {

@@ -66,14 +66,12 @@ static int oci_network(struct vmon *mo, char *spec, size_t len, struct agent_net
 	*n = (struct agent_net){ 0 };
 	if (!path)
 		return 0;
-	if (cnet_vm_netns_attach(path, &sh->link, err) < 0)
+	char record[PATH_MAX];
+	netns_record(sh->a->state_dir, record);
+	if (cnet_vm_netns_attach(path, record, &sh->link, err) < 0)
 		return -1;
 	if (!sh->link.tap[0])
 		return 0;            /* no link with an address in it: loopback only */
-	char record[PATH_MAX];
-	netns_record(sh->a->state_dir, record);
-	if (cnet_vm_netns_record(&sh->link, path, record, err) < 0)
-		return -1;           /* (vmon_end's release detaches) */
 	const uint8_t *m = sh->link.mac;
 	snprintf(spec, len, "tap=%s,mac=%02x:%02x:%02x:%02x:%02x:%02x", sh->link.tap, m[0], m[1], m[2], m[3], m[4], m[5]);
 	snprintf(n->ifname, sizeof(n->ifname), "eth0");

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -121,7 +122,7 @@ static int shim_and_vmm(void)
 {
 	vt_err err = { 0 };
 	struct cnet_vm_link l;
-	if (cnet_vm_netns_attach(inner_path, &l, &err) < 0)
+	if (cnet_vm_netns_attach(inner_path, NULL, &l, &err) < 0)
 		return fprintf(stderr, "attach: %s\n", err.msg), 10;
 	char addr[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &l.addr, addr, sizeof(addr));
@@ -197,7 +198,7 @@ static int attach_and_die(void)
 {
 	vt_err err = { 0 };
 	struct cnet_vm_link l;
-	if (cnet_vm_netns_attach(inner_path, &l, &err) < 0 || cnet_vm_netns_record(&l, inner_path, record, &err) < 0)
+	if (cnet_vm_netns_attach(inner_path, record, &l, &err) < 0)
 		return fprintf(stderr, "%s\n", err.msg), 1;
 	kill(getpid(), SIGKILL);
 	return 2;
@@ -280,6 +281,32 @@ static void a_record_of_another_namespace_is_not_applied(void **state)
 	assert_int_equal(in_child(nothing_left), 0);
 }
 
+/* The record comes before the tap: a tap that cannot be made (/dev/net/tun hidden in a mount namespace of
+ * the child's own) fails the attach with the reason, and leaves neither the record nor a redirect. */
+static int tap_refused(void)
+{
+	vt_err err = { 0 };
+	struct cnet_vm_link l;
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("/dev/null", "/dev/net/tun", NULL, MS_BIND, NULL) < 0)
+		return 20;
+	if (cnet_vm_netns_attach(inner_path, record, &l, &err) != -1)
+		return 21;
+	if (!strstr(err.msg, inner_path) || !strstr(err.msg, CNET_VM_TAP))
+		return fprintf(stderr, "%s\n", err.msg), 22;
+	return access(record, F_OK) == 0 ? 23 : 0;
+}
+
+static void a_failed_attach_leaves_no_record(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	snprintf(record, sizeof(record), "/tmp/virtus-vm-netns-test.%d", (int)getpid());
+	assert_int_equal(in_child(tap_refused), 0);
+	assert_int_equal(in_child(nothing_left), 0);
+}
+
 static int empty_namespace(void)
 {
 	pid_t other = hold_namespace();
@@ -287,7 +314,7 @@ static int empty_namespace(void)
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)other);
 	vt_err err = { 0 };
 	struct cnet_vm_link l;
-	int rc = cnet_vm_netns_attach(path, &l, &err);
+	int rc = cnet_vm_netns_attach(path, NULL, &l, &err);
 	kill(other, SIGKILL);
 	waitpid(other, NULL, 0);
 	return rc == 0 && !l.tap[0] ? 0 : 1;
@@ -297,7 +324,7 @@ static int bad_path(void)
 {
 	vt_err err = { 0 };
 	struct cnet_vm_link l;
-	return cnet_vm_netns_attach("/nonexistent/netns", &l, &err) == -1 && strstr(err.msg, "/nonexistent/netns") ? 0 : 1;
+	return cnet_vm_netns_attach("/nonexistent/netns", NULL, &l, &err) == -1 && strstr(err.msg, "/nonexistent/netns") ? 0 : 1;
 }
 
 static void no_link_is_loopback_only_and_a_bad_path_is_named(void **state)
@@ -316,6 +343,7 @@ int main(void)
 		cmocka_unit_test(no_link_is_loopback_only_and_a_bad_path_is_named),
 		cmocka_unit_test(a_killed_owner_is_released_from_its_record),
 		cmocka_unit_test(a_record_of_another_namespace_is_not_applied),
+		cmocka_unit_test(a_failed_attach_leaves_no_record),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
