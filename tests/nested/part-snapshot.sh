@@ -3,6 +3,14 @@
 # Managed VMs live in /tmp/mg/vms (the other parts' VMs in the default place: a VMM that a test
 # crashes on purpose leaves its directory).
 mkdir -p /tmp/mg
+# vsock_hello SOCKET OUT: what the guest serves on vsock port 5000, into OUT (five tries: it may be listening
+# again only a moment later)
+vsock_hello() {
+	for i in 1 2 3 4 5; do
+		timeout 10 ./vsock unix-connect "$1" "CONNECT 5000" </dev/null >"$2" 2>/dev/null && break
+		sleep 0.5
+	done
+}
 export VIRTUS_VM_RUN_DIR=/tmp/mg/vms
 # Snapshot, kill, restore with the Debian kernel and every kind of snapshottable device: the guest counts
 # with its uptime and 16 bytes from /dev/hwrng, and writes the count to its disk (fsync); it serves
@@ -41,10 +49,7 @@ echo "sn-after $(virtus vm logs sn2 | tr -d '\r' | sed -n 's/^sn-count \([0-9][0
 echo "sn-after-last $(sn_last sn2)"
 echo "sn-after-boots $(virtus vm logs sn2 | grep -c 'virtus-guest: ready')"
 echo "sn-held-after $(virtus vm logs sn2 | tr -d '\r' | sed -n 's/^sn-held-ended //p' | head -n1)"
-for i in 1 2 3 4 5; do
-	timeout 10 ./vsock unix-connect /tmp/mg/sn2.sock "CONNECT 5000" </dev/null >/tmp/mg/sn-hello 2>/dev/null && break
-	sleep 0.5
-done
+vsock_hello /tmp/mg/sn2.sock /tmp/mg/sn-hello
 echo "sn-vsock-new $(head -n1 /tmp/mg/sn-hello)"
 echo "sn-memory-kb $(du -k /tmp/mg/snap/memory | cut -f1) of $(($(stat -c %s /tmp/mg/snap/memory) / 1024))"
 timeout 60 virtus vm stop -t 30 sn2; echo "sn-stop-status $?"
@@ -129,10 +134,7 @@ echo "mi-after-last $(mi_last mi2)"
 echo "mi-after-boots $(virtus vm logs mi2 | grep -c 'virtus-guest: ready')"
 echo "mi-balloon-after $(balloon_field mi2 target_mib) $(balloon_field mi2 actual_mib)"
 echo "mi-held-after $(virtus vm logs mi2 | tr -d '\r' | sed -n 's/^mi-held-ended //p' | head -n1)"
-for i in 1 2 3 4 5; do
-	timeout 10 ./vsock unix-connect /tmp/mg/mi2.sock "CONNECT 5000" </dev/null >/tmp/mg/mi-hello 2>/dev/null && break
-	sleep 0.5
-done
+vsock_hello /tmp/mg/mi2.sock /tmp/mg/mi-hello
 echo "mi-vsock-new $(head -n1 /tmp/mg/mi-hello)"
 timeout 60 virtus vm stop -t 30 mi2; echo "mi-stop-status $?"
 echo "mi-disk-after $(head -c 32 /tmp/mg/mi-disk.img | tr -d '\000' | sed -n 's/^mi-disk //p' | head -n1)"
