@@ -101,6 +101,9 @@ char *ctr_path(const struct ctr_store *s, const char *id, const char *file);
 
 /* Find a container by full id, unique id prefix, or name; id receives its full id. */
 int ctr_lookup(const struct ctr_store *s, const char *ref, char id[CTR_ID_LEN + 1], vt_err *err);
+/* The same; *exact tells whether ref was the full id or the name (not just a prefix of the id). */
+int ctr_lookup_exact(const struct ctr_store *s, const char *ref, char id[CTR_ID_LEN + 1], bool *exact,
+		     vt_err *err);
 int ctr_record_load(const struct ctr_store *s, const char *id, json_object **out, vt_err *err);
 int ctr_record_save(const struct ctr_store *s, const char *id, json_object *rec, vt_err *err);
 /* Exclusive lock of one container (its <id>/lock); returns the fd to close, or -1. */

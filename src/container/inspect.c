@@ -148,6 +148,18 @@ static json_object *container_json(const struct ctr_store *s, const char *id, js
 	return o;
 }
 
+/* 0: *out describes the image; 1: no such image; -1: the store could not be opened (err says why). */
+static int inspect_image(const char *root, const char *ref, json_object **out, vt_err *err)
+{
+	struct img_store *is;
+	if (img_store_open(root, &is, err))
+		return -1;
+	vt_err ignored;
+	int rc = img_inspect_json(is, ref, out, &ignored) ? 1 : 0;
+	img_store_close(is);
+	return rc;
+}
+
 int ctr_inspect_json(const char *root, const char *ref, json_object **out, vt_err *err)
 {
 	struct ctr_store s;
@@ -156,18 +168,20 @@ int ctr_inspect_json(const char *root, const char *ref, json_object **out, vt_er
 	if (ctr_store_init(&s, root, err))
 		return -1;
 	json_object *rec;
-	int rc = 0;
-	if (!ctr_lookup(&s, ref, id, &cerr) && !ctr_record_load(&s, id, &rec, &cerr)) {
+	bool exact = false;
+	bool is_container = !ctr_lookup_exact(&s, ref, id, &exact, &cerr);
+	/* A container's name or id, then an image; a mere prefix of a container's id comes after an image's
+	 * name, so that `inspect bb` describes the image bb even when some container's id starts with "bb". */
+	int rc = 1;
+	if (!is_container || !exact)
+		rc = inspect_image(root, ref, out, err);
+	if (rc > 0 && is_container && !ctr_record_load(&s, id, &rec, &cerr)) {
 		*out = container_json(&s, id, rec);
 		json_object_put(rec);
-	} else {
-		struct img_store *is;
-		rc = img_store_open(root, &is, err);
-		if (!rc) {
-			rc = img_inspect_json(is, ref, out, err) ? vt_fail(err, "no such container or image: %s", ref) : 0;
-			img_store_close(is);
-		}
+		rc = 0;
 	}
+	if (rc > 0)
+		rc = vt_fail(err, "no such container or image: %s", ref);
 	ctr_store_clear(&s);
 	return rc;
 }

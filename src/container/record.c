@@ -157,6 +157,13 @@ int ctr_list(const struct ctr_store *s, char ***ids, vt_err *err)
 
 int ctr_lookup(const struct ctr_store *s, const char *ref, char id[CTR_ID_LEN + 1], vt_err *err)
 {
+	bool exact;
+	return ctr_lookup_exact(s, ref, id, &exact, err);
+}
+
+int ctr_lookup_exact(const struct ctr_store *s, const char *ref, char id[CTR_ID_LEN + 1], bool *exact,
+		     vt_err *err)
+{
 	char **ids;
 	if (!*ref)
 		return vt_fail(err, "no container given");
@@ -181,6 +188,7 @@ int ctr_lookup(const struct ctr_store *s, const char *ref, char id[CTR_ID_LEN + 
 		}
 	}
 	ctr_strv_free(ids);
+	*exact = by_name;
 	if (by_name || matches == 1)
 		return 0;
 	if (matches > 1)

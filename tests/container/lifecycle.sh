@@ -47,6 +47,14 @@ check "inspect: Config.Env, Cmd, HostConfig.Memory, NetworkMode, Mounts" \
 out=$(v inspect bb 2>&1)
 check "inspect of an image (not a container) describes the image" \
 	eval 'jq -e ".[0] | (.Id | length) == 64 and (.RepoTags | index(\"localhost/bb:latest\"))" <<<"$out" >/dev/null'
+# An image whose name is also a prefix of a container's id: the name wins, the container's full id still works.
+v image tag bb "${id:0:8}" >/dev/null
+out=$(v inspect "${id:0:8}" 2>&1)
+check "inspect NAME, where NAME is also a prefix of a container's id, describes the image" \
+	eval 'jq -e ".[0] | (.Id | length) == 64 and (.RepoTags | index(\"localhost/${id:0:8}:latest\"))" <<<"$out" >/dev/null'
+check "... and the container's full id describes the container" \
+	eval 'v inspect "$id" | jq -e ".[0].Name == \"web\"" >/dev/null'
+v image rm "${id:0:8}" >/dev/null
 
 v rm web >/dev/null 2>&1
 check "rm of a running container is refused" test $? != 0 -a "$(state web)" = running
