@@ -6,9 +6,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 #include "lib/util.h"
 
@@ -411,6 +416,65 @@ int rt_cgroup_add_pid(struct rt_cgroup *cg, pid_t pid, vt_err *err)
 	for (size_t i = 0; i < cg->nhier; i++)
 		if (rt_cg_write(cg->hier[i].dir, "cgroup.procs", buf, err) < 0)
 			return vt_err_prefix(err, "moving pid %d into cgroup %s", (int)pid, cg->path);
+	return 0;
+}
+
+/* How many threads the calling process has (field 20 of /proc/self/stat); 0 when it cannot be read. */
+static long thread_count(void)
+{
+	char buf[1024];
+	cleanup_close int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+	long threads = 0;
+	if (p && sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %ld",
+			&threads) != 1)
+		threads = 0;
+	return threads;
+}
+
+static const struct rt_cg_hier *v2_hier(const struct rt_cgroup *cg)
+{
+	for (size_t i = 0; i < cg->nhier; i++)
+		if (cg->hier[i].v2)
+			return &cg->hier[i];
+	return NULL;
+}
+
+pid_t rt_cgroup_fork(struct rt_cgroup *cg)
+{
+	const struct rt_cg_hier *h = v2_hier(cg);
+	cg->forked_into_v2 = false;
+	/* A raw clone3 skips glibc's fork handlers: safe only when no other thread can hold one of its locks. */
+	if (h && thread_count() == 1) {
+		cleanup_close int dir = open(h->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dir >= 0) {
+			struct clone_args a = { .flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD,
+						.cgroup = (uint64_t)dir };
+			cg->forked_into_v2 = true; /* before the call: the child's copy of cg must say so */
+			long pid = syscall(SYS_clone3, &a, sizeof(a));
+			if (pid >= 0)
+				return (pid_t)pid;
+			cg->forked_into_v2 = false; /* an older kernel, or a directory it will not take: fork */
+		}
+	}
+	return fork();
+}
+
+int rt_cgroup_join_self(const struct rt_cgroup *cg, vt_err *err)
+{
+	for (size_t i = 0; i < cg->nhier; i++) {
+		const struct rt_cg_hier *h = &cg->hier[i];
+		if (h->v2 && cg->forked_into_v2)
+			continue;
+		/* v1 "tasks" with 0 moves only the calling thread, so the kernel skips the global lock; with one
+		 * thread that is the whole process. v2 has no such file for a move between domains. */
+		if (rt_cg_write(h->dir, h->v2 ? "cgroup.procs" : "tasks", "0", err) < 0)
+			return vt_err_prefix(err, "joining cgroup %s", cg->path);
+	}
 	return 0;
 }
 

@@ -19,6 +19,16 @@ int rt_cgroup_create(const char *id, json_object *linux_obj, struct rt_cgroup **
 /* Move pid into the container's cgroup (every hierarchy). */
 int rt_cgroup_add_pid(struct rt_cgroup *cg, pid_t pid, vt_err *err);
 
+/* Moving another process into a cgroup takes the kernel's global threadgroup lock for writing, which waits
+ * for an RCU grace period: 5-25 ms on a small host, the largest single cost of starting a container. A
+ * single-threaded process can get there without it:
+ * rt_cgroup_fork() is fork() whose child starts in the cgroup's v2 directory when there is one (clone3 with
+ * CLONE_INTO_CGROUP, only from a single-threaded caller; otherwise a plain fork), and the child then calls
+ * rt_cgroup_join_self() before it starts another thread, which moves the calling thread -- the whole process
+ * -- into every v1 hierarchy (and the v2 one if the fork could not). Returns as fork(), errno set on -1. */
+pid_t rt_cgroup_fork(struct rt_cgroup *cg);
+int rt_cgroup_join_self(const struct rt_cgroup *cg, vt_err *err);
+
 /* Persist in the container state so that a later command from a fresh process finds the cgroup. */
 json_object *rt_cgroup_to_json(const struct rt_cgroup *cg);
 int rt_cgroup_from_json(json_object *j, struct rt_cgroup **out, vt_err *err);

@@ -29,6 +29,7 @@ struct rt_cgroup {
 	char *path; /* the cgroup path relative to every hierarchy root, "/virtus/c1" */
 	struct rt_cg_hier *hier;
 	size_t nhier;
+	bool forked_into_v2; /* rt_cgroup_fork's child started in the v2 directory (the child's copy tells it) */
 };
 
 /* ---- host layout (cgroup.c) ---- */

@@ -87,7 +87,8 @@ static int enter_namespaces(struct create_ctx *c, vt_err *err)
 	bool new_user;
 	int flags = unshare_flags(s, &new_user);
 	struct rt_sync_msg m;
-	if (join_paths(s, true, err) || join_paths(s, false, err))
+	/* First: a namespace joined by path may hide the host's cgroup file system. */
+	if (rt_cgroup_join_self(c->cgroup, err) || join_paths(s, true, err) || join_paths(s, false, err))
 		return -1;
 	if (new_user) {
 		if (unshare(CLONE_NEWUSER))
@@ -248,8 +249,9 @@ static int drive_children(struct create_ctx *c, vt_err *err)
 {
 	struct rt_sync_msg m;
 	const struct rt_spec *s = c->spec;
-	if (rt_cgroup_add_pid(c->cgroup, c->intermediate, err) || rt_sync_send(c->sock, RT_SYNC_GO, 0, NULL))
-		return -1;
+	/* The intermediate joins the cgroup itself (rt_cgroup_join_self) before anything else. */
+	if (rt_sync_send(c->sock, RT_SYNC_GO, 0, NULL))
+		return vt_fail_errno(err, errno, "container setup: the intermediate process is gone");
 	for (;;) {
 		if (rt_sync_recv(c->sock, &m, err))
 			return -1;
@@ -486,7 +488,7 @@ static int start_children(struct create_ctx *c, vt_err *err)
 	if (rt_cgroup_create(c->id, c->spec->linux_obj, &c->cgroup, err))
 		return -1;
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-	c->intermediate = fork();
+	c->intermediate = rt_cgroup_fork(c->cgroup);
 	if (c->intermediate < 0)
 		return vt_fail_errno(err, errno, "fork");
 	if (c->intermediate == 0)

@@ -36,6 +36,7 @@ struct exec_ctx {
 	int ns_fds[ARRAY_SIZE(join_order)];
 	int root_fd;
 	int sock, child_sock, console;
+	struct rt_cgroup *cgroup;    /* the container's, which the joiner enters first; NULL: none recorded */
 };
 
 static bool same_namespace(pid_t pid, const char *name)
@@ -71,6 +72,9 @@ static int open_namespaces(struct exec_ctx *c, vt_err *err)
 
 static int join_namespaces(struct exec_ctx *c, vt_err *err)
 {
+	/* Before the mount namespace: the host's cgroup file system is where its paths point. */
+	if (c->cgroup && rt_cgroup_join_self(c->cgroup, err))
+		return -1;
 	for (size_t i = 0; i < ARRAY_SIZE(join_order); i++)
 		if (c->ns_fds[i] >= 0 && setns(c->ns_fds[i], join_order[i]))
 			return vt_fail_errno(err, errno, "cannot join the container's %s namespace",
@@ -205,20 +209,17 @@ static int launch(struct exec_ctx *c, pid_t *pid, vt_err *err)
 		return vt_fail_errno(err, errno, "socketpair");
 	c->sock = sv[0];
 	c->child_sock = sv[1];
+	if (c->st->cgroup && rt_cgroup_from_json(c->st->cgroup, &c->cgroup, err))
+		return -1;
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-	pid_t joiner = fork();
+	pid_t joiner = c->cgroup ? rt_cgroup_fork(c->cgroup) : fork();
 	if (joiner < 0)
 		return vt_fail_errno(err, errno, "fork");
 	if (joiner == 0)
 		joiner_main(c);
 	close(c->child_sock);
 	c->child_sock = -1;
-	struct rt_cgroup *cg = NULL;
-	int rc = c->st->cgroup ? rt_cgroup_from_json(c->st->cgroup, &cg, err) : 0;
-	if (!rc && cg)
-		rc = rt_cgroup_add_pid(cg, joiner, err);
-	rt_cgroup_free(cg);
-	if (rc || rt_sync_send(c->sock, RT_SYNC_GO, 0, NULL) || rt_sync_expect(c->sock, RT_SYNC_PID, &m, err)) {
+	if (rt_sync_send(c->sock, RT_SYNC_GO, 0, NULL) || rt_sync_expect(c->sock, RT_SYNC_PID, &m, err)) {
 		kill(joiner, SIGKILL);
 		rt_reap(joiner);
 		return -1;
@@ -244,6 +245,7 @@ static void ctx_free(struct exec_ctx *c)
 	rt_process_clear(&c->proc);
 	json_object_put(c->process_json);
 	rt_seccomp_free(c->seccomp);
+	rt_cgroup_free(c->cgroup);
 	rt_spec_free(c->spec);
 }
 

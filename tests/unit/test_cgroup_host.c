@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -336,6 +337,108 @@ static void test_v2_public_api(void **state)
 	rt_cgroup_free(cg);
 }
 
+/* Every hierarchy of /proc/PID/cgroup names path. */
+static void assert_in_cgroup(pid_t pid, const char *path, size_t nhier)
+{
+	char file[64], line[512];
+	snprintf(file, sizeof(file), "/proc/%d/cgroup", (int)pid);
+	FILE *f = fopen(file, "re");
+	assert_non_null(f);
+	size_t lines = 0;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		const char *colon = strchr(strchr(line, ':') + 1, ':');
+		if (strcmp(colon + 1, path))
+			fail_msg("pid %d: '%s' is not in %s", (int)pid, line, path);
+		lines++;
+	}
+	fclose(f);
+	assert_int_equal(lines, nhier);
+}
+
+static void *idle_thread(void *arg)
+{
+	char b;
+	/* Until the test closes the pipe (no pthread_cancel: it needs libgcc_s, which the v2 VM lacks). */
+	while (read(*(int *)arg, &b, 1) > 0)
+		;
+	return NULL;
+}
+
+/* rt_cgroup_fork + rt_cgroup_join_self put the child in every hierarchy: through CLONE_INTO_CGROUP for v2
+ * when the caller has one thread, through the cgroup.procs fallback when it has more. */
+static void fork_and_join(bool extra_thread)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/virtus-unit-%d/f%d", (int)getpid(), (int)extra_thread);
+	json_object *linux_obj = config(path, "{\"pids\":{\"limit\":16}}");
+	struct rt_cgroup *cg = NULL;
+	vt_err err = { 0 };
+	if (rt_cgroup_create("f1", linux_obj, &cg, &err) < 0)
+		fail_msg("%s", err.msg);
+	json_object_put(linux_obj);
+	pthread_t t;
+	int hold[2];
+	assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
+	if (extra_thread)
+		assert_int_equal(pthread_create(&t, NULL, idle_thread, &hold[0]), 0);
+	int ready[2];
+	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+	pid_t pid = rt_cgroup_fork(cg);
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		vt_err cerr = { 0 };
+		char r = rt_cgroup_join_self(cg, &cerr) ? 'E' : 'J';
+		if (write(ready[1], &r, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	char r = 0;
+	assert_int_equal(read(ready[0], &r, 1), 1);
+	assert_int_equal(r, 'J');
+	bool has_v2 = false;
+	for (size_t i = 0; i < cg->nhier; i++)
+		has_v2 |= cg->hier[i].v2;
+	/* A named v1 hierarchy other than systemd's would add a line; hosts here have none. */
+	assert_in_cgroup(pid, path, cg->nhier);
+	assert_int_equal(cg->forked_into_v2, has_v2 && !extra_thread);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(ready[0]);
+	close(ready[1]);
+	close(hold[1]);
+	if (extra_thread)
+		pthread_join(t, NULL);
+	close(hold[0]);
+	if (rt_cgroup_destroy(cg, &err) < 0)
+		fail_msg("%s", err.msg);
+	for (size_t i = 0; i < cg->nhier; i++) {
+		char parent[4096];
+		snprintf(parent, sizeof(parent), "%s", cg->hier[i].dir);
+		*strrchr(parent, '/') = '\0';
+		rmdir(parent); /* the per-test parent */
+	}
+	rt_cgroup_free(cg);
+}
+
+static void test_fork_starts_the_child_in_every_hierarchy(void **state)
+{
+	(void)state;
+	fork_and_join(false);
+}
+
+static void test_fork_from_a_threaded_caller_joins_too(void **state)
+{
+	(void)state;
+	fork_and_join(true);
+}
+
+static bool host_is_v1_or_v2(void)
+{
+	return host_is_v1() || host_is_pure_v2();
+}
+
 struct host_test {
 	struct CMUnitTest test;
 	bool (*applies)(void);
@@ -349,6 +452,8 @@ int main(void)
 		{ cmocka_unit_test(test_v1_limits_devices_freeze_destroy), host_is_v1, "root on a cgroup v1/hybrid host" },
 		{ cmocka_unit_test(test_failed_create_leaves_nothing), host_is_v1, "root on a cgroup v1/hybrid host" },
 		{ cmocka_unit_test(test_v2_bpf_devices_and_freeze_on_unified), host_has_unified, "root and a hybrid unified mount" },
+		{ cmocka_unit_test(test_fork_starts_the_child_in_every_hierarchy), host_is_v1_or_v2, "root and a writable cgroup tree" },
+		{ cmocka_unit_test(test_fork_from_a_threaded_caller_joins_too), host_is_v1_or_v2, "root and a writable cgroup tree" },
 	};
 	struct CMUnitTest run[sizeof(all) / sizeof(all[0])];
 	size_t n = 0;
