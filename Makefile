@@ -22,7 +22,7 @@ PKGS     := json-c libseccomp liburing zlib
 # call, container/net_nft.c libnftables when a bridge or a port needs rules (their -dev packages give the
 # headers). Linked, they and theirs (libxml2, ICU, libstdc++, libjansson...) cost every store command -- virtus
 # run too -- ~10 ms of start-up on this kind of host.
-CTR_PKGS := libcrypto
+CTR_PKGS := nettle
 CTR_CFLAGS := $(shell pkg-config --cflags $(CTR_PKGS) libarchive libnftables 2>/dev/null)
 CTR_LIBS   := $(shell pkg-config --libs $(CTR_PKGS) 2>/dev/null) -ldl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -43,7 +43,7 @@ VMM_SRC  := $(wildcard src/vmm/*.c src/vmm/boot/*.c src/vmm/state/*.c src/device
 RT_SRC   := $(filter-out src/runtime/main.c,$(wildcard src/runtime/*.c))
 # (a VM-isolated container's VMM is a managed VM: isolation/vmbox.c cleans its directory, cli/vm_state.c)
 CTR_SRC  := $(wildcard src/image/*.c src/container/*.c src/isolation/*.c) src/cli/vm_state.c
-# The image, build and container commands (and the libraries only they need: libarchive, libcrypto,
+# The image, build and container commands (and the libraries only they need: libarchive, nettle,
 # libnftables and theirs) live in a shared object that virtus dlopen()s on the first such command: linked into
 # virtus itself, those libraries cost every `virtus vm run` ~15 ms of start-up on this kind of host.
 # `virtus serve` (the browser console) is there too: it lists containers and images, and asks VMs' APIs.

@@ -15,7 +15,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <linux/openat2.h>
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -346,7 +346,7 @@ int build_copy_walk(int ctxfd, const struct copy_source *src, const struct build
 /* ---- the digest ---- */
 
 struct digester {
-	EVP_MD_CTX *md;
+	struct sha256_ctx md;
 	char buf[64 * 1024];
 };
 
@@ -358,16 +358,16 @@ static int digest_entry(void *arg, const struct copy_entry *e, vt_err *err)
 	char head[256];
 	int n = snprintf(head, sizeof(head), "%o %u %u %lld", (unsigned)e->st.st_mode, (unsigned)e->st.st_uid,
 			 (unsigned)e->st.st_gid, S_ISREG(e->st.st_mode) ? (long long)e->st.st_size : 0LL);
-	EVP_DigestUpdate(d->md, e->sub, strlen(e->sub) + 1);
-	EVP_DigestUpdate(d->md, head, (size_t)n + 1);
+	sha256_update(&d->md, strlen(e->sub) + 1, (const uint8_t *)e->sub);
+	sha256_update(&d->md, (size_t)n + 1, (const uint8_t *)head);
 	if (S_ISLNK(e->st.st_mode)) {
 		if (copy_entry_readlink(e, d->buf, sizeof(d->buf), err))
 			return -1;
-		EVP_DigestUpdate(d->md, d->buf, strlen(d->buf) + 1);
+		sha256_update(&d->md, strlen(d->buf) + 1, (const uint8_t *)d->buf);
 	}
 	if (S_ISCHR(e->st.st_mode) || S_ISBLK(e->st.st_mode)) {
 		n = snprintf(head, sizeof(head), "%llu", (unsigned long long)e->st.st_rdev);
-		EVP_DigestUpdate(d->md, head, (size_t)n + 1);
+		sha256_update(&d->md, (size_t)n + 1, (const uint8_t *)head);
 	}
 	if (!S_ISREG(e->st.st_mode))
 		return 0;
@@ -376,7 +376,7 @@ static int digest_entry(void *arg, const struct copy_entry *e, vt_err *err)
 		return -1;
 	ssize_t r;
 	while ((r = read(fd, d->buf, sizeof(d->buf))) > 0)
-		EVP_DigestUpdate(d->md, d->buf, (size_t)r);
+		sha256_update(&d->md, (size_t)r, (const uint8_t *)d->buf);
 	if (r < 0)
 		return vt_fail_errno(err, errno, "cannot read %s in the build context", e->rel);
 	return 0;
@@ -390,25 +390,19 @@ int build_copy_digest(const struct build_copy *c, char hex[65], vt_err *err)
 	struct copy_sources srcs;
 	if (build_copy_resolve(c, ctxfd, &srcs, err))
 		return -1;
-	img_crypto_init();
 	struct digester *d = malloc(sizeof(*d));
 	int rc = d ? 0 : vt_fail_errno(err, ENOMEM, "COPY digest");
-	if (d && !(d->md = EVP_MD_CTX_new()))
-		rc = vt_fail_errno(err, ENOMEM, "COPY digest");
 	if (!rc)
-		EVP_DigestInit_ex(d->md, EVP_sha256(), NULL);
+		sha256_init(&d->md);
 	for (size_t i = 0; !rc && i < srcs.n; i++) {
-		EVP_DigestUpdate(d->md, srcs.v[i].rel, strlen(srcs.v[i].rel) + 1);
+		sha256_update(&d->md, strlen(srcs.v[i].rel) + 1, (const uint8_t *)srcs.v[i].rel);
 		rc = build_copy_walk(ctxfd, &srcs.v[i], c->ignore, digest_entry, d, err);
 	}
-	unsigned char sum[32];
-	unsigned len = 0;
+	uint8_t sum[SHA256_DIGEST_SIZE];
 	if (!rc)
-		EVP_DigestFinal_ex(d->md, sum, &len);
-	for (unsigned i = 0; !rc && i < len; i++)
+		sha256_digest(&d->md, sizeof(sum), sum);
+	for (unsigned i = 0; !rc && i < sizeof(sum); i++)
 		sprintf(hex + 2 * i, "%02x", sum[i]);
-	if (d)
-		EVP_MD_CTX_free(d->md);
 	free(d);
 	build_copy_sources_free(&srcs);
 	return rc;

@@ -28,10 +28,8 @@ struct img_store {
 /* Paths under the root, malloc'd (abort-free: NULL only on ENOMEM). */
 char *img_path(const struct img_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* --- sha256 (libcrypto) --- */
+/* --- sha256 (nettle) --- */
 struct img_hash;
-/* Before any other libcrypto call (img_hash_new does it): libcrypto without the system's configuration. */
-void img_crypto_init(void);
 struct img_hash *img_hash_new(void);
 void img_hash_update(struct img_hash *h, const void *data, size_t len);
 /* "sha256:<hex>" into out; frees h. */

@@ -1,8 +1,8 @@
 /* WebSocket framing (serve/ws.h). */
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/sha.h>
+#include <nettle/base64.h>
+#include <nettle/sha1.h>
 
 #include "serve/ws.h"
 
@@ -24,9 +24,15 @@ bool ws_accept_key(const char *key, char out[WS_ACCEPT_LEN + 1])
 	char joined[WS_KEY_LEN + sizeof(WS_GUID)];
 	memcpy(joined, key, WS_KEY_LEN);
 	memcpy(joined + WS_KEY_LEN, WS_GUID, sizeof(WS_GUID));
-	unsigned char digest[SHA_DIGEST_LENGTH];
-	SHA1((const unsigned char *)joined, WS_KEY_LEN + sizeof(WS_GUID) - 1, digest);
-	return EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH) == WS_ACCEPT_LEN;
+	uint8_t digest[SHA1_DIGEST_SIZE];
+	struct sha1_ctx ctx;
+	sha1_init(&ctx);
+	sha1_update(&ctx, WS_KEY_LEN + sizeof(WS_GUID) - 1, (const uint8_t *)joined);
+	sha1_digest(&ctx, sizeof(digest), digest);
+	_Static_assert(BASE64_ENCODE_RAW_LENGTH(SHA1_DIGEST_SIZE) == WS_ACCEPT_LEN, "28 characters of base64");
+	base64_encode_raw(out, sizeof(digest), digest);
+	out[WS_ACCEPT_LEN] = '\0';
+	return true;
 }
 
 void ws_reader_init(struct ws_reader *r)

@@ -8,7 +8,7 @@ secs=${1:-60}
 out=build-fuzz
 mkdir -p "$out/corpus-ws"
 clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
-	-o "$out/fuzz_ws" tests/fuzz/fuzz_ws.c src/serve/ws.c -lcrypto
+	-o "$out/fuzz_ws" tests/fuzz/fuzz_ws.c src/serve/ws.c -lnettle
 # byte 0: piece size - 1; then client frames (mask 01 02 03 04)
 seed() { printf "$2" > "$out/corpus-ws/$1"; }
 seed binary   '\x00''\x82\x83\x01\x02\x03\x04\x60\x60\x60'
