@@ -425,8 +425,8 @@ static json_object *vm_cgroup_linux(json_object *linux_obj)
 	return copy;
 }
 
-/* VM isolation: init is the shim, put in the cgroup before it starts the VM, so that the VMM and virtiofsd
- * it starts are in the container's cgroup too (ps, pause and delete reach them). */
+/* VM isolation: init is the shim, in the cgroup before it starts the VM, so that the VMM and virtiofsd it
+ * starts are in the container's cgroup too (ps, pause and delete reach them). */
 static int start_shim(struct create_ctx *c, vt_err *err)
 {
 	struct rt_sync_msg m;
@@ -436,11 +436,14 @@ static int start_shim(struct create_ctx *c, vt_err *err)
 	if (rc)
 		return -1;
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-	c->init = fork();
+	c->init = rt_cgroup_fork(c->cgroup);
 	if (c->init < 0)
 		return vt_fail_errno(err, errno, "fork");
 	if (c->init == 0) {
 		close(c->sock);
+		vt_err jerr = { 0 };
+		if (rt_cgroup_join_self(c->cgroup, &jerr))
+			rt_sync_die(c->child_sock, &jerr);
 		struct rt_vm_shim_args a = { .id = c->id, .state_dir = c->state_dir, .spec = c->spec->json,
 					     .rootfs = c->spec->rootfs, .sync = c->child_sock, .start_fifo = c->fifo,
 					     .execed = c->execed, .console = c->console };
@@ -450,9 +453,13 @@ static int start_shim(struct create_ctx *c, vt_err *err)
 	closep(&c->child_sock);
 	closep(&c->fifo);
 	closep(&c->execed);
-	if (rt_cgroup_add_pid(c->cgroup, c->init, err) || run_runtime_hooks(c, err) ||
-	    rt_sync_send(c->sock, RT_SYNC_GO, 0, NULL))
+	/* The shim joined the cgroup itself, first thing; hooks that look at it must not race that join. */
+	const struct rt_hooks *h = &c->spec->hooks;
+	bool hooks = h->n[RT_HOOK_PRESTART] || h->n[RT_HOOK_CREATE_RUNTIME];
+	if ((hooks && rt_cgroup_add_pid(c->cgroup, c->init, err)) || run_runtime_hooks(c, err))
 		return -1;
+	/* A shim that could not join has sent why and gone: the answer read below is that message. */
+	rt_sync_send(c->sock, RT_SYNC_GO, 0, NULL);
 	return rt_sync_expect(c->sock, RT_SYNC_READY, &m, err);
 }
 
