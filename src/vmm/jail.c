@@ -75,7 +75,8 @@ static bool is_fs(const char *path, long magic)
  * until someone copies them in; the VMM then could not run). Symlinks (cpu -> cpu,cpuacct) are skipped. */
 static int make_cgroups(struct jail *j, vt_err *err)
 {
-	if (is_fs(CGROUP_ROOT, CGROUP2_SUPER_MAGIC))
+	j->cgroup_v2 = is_fs(CGROUP_ROOT, CGROUP2_SUPER_MAGIC);
+	if (j->cgroup_v2)
 		return add_cgroup(j, CGROUP_ROOT, err);
 	DIR *d = opendir(CGROUP_ROOT);
 	if (!d)
@@ -108,17 +109,40 @@ static void remove_cgroups(struct jail *j)
 	j->ncgroups = 0;
 }
 
-static int join_cgroups(struct jail *j, pid_t pid, vt_err *err)
+/* How the child's join went, sent to the supervisor: failed < 0 when every cgroup took it. */
+struct join_report {
+	int failed; /* index into j->cgroup */
+	int errnum;
+};
+
+/* In the child, before anything else: it moves itself. A v1 hierarchy's "tasks" with 0 moves the calling
+ * thread (the whole single-threaded child) without the kernel's global threadgroup lock, which moving
+ * another process by pid takes for writing and which waits for an RCU grace period (5-25 ms here). v2 has
+ * no such file for a move between cgroups: "0" into cgroup.procs there. */
+static struct join_report join_cgroups_self(const struct jail *j)
 {
-	char path[PATH_MAX / 4 + 16], num[24];
-	int n = snprintf(num, sizeof(num), "%d", (int)pid);
+	char path[PATH_MAX / 4 + 16];
 	for (unsigned i = 0; i < j->ncgroups; i++) {
-		snprintf(path, sizeof(path), "%s/cgroup.procs", j->cgroup[i]);
+		snprintf(path, sizeof(path), "%s/%s", j->cgroup[i], j->cgroup_v2 ? "cgroup.procs" : "tasks");
 		cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write(fd, num, (size_t)n) != n)
-			return vt_fail_errno(err, errno, "--jail: cannot move the VMM into cgroup %s", j->cgroup[i]);
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			return (struct join_report){ .failed = (int)i, .errnum = errno };
 	}
-	return 0;
+	return (struct join_report){ .failed = -1 };
+}
+
+/* In the supervisor: the child's report (EOF: it died before it could send one). */
+static int child_joined(const struct jail *j, int fd, vt_err *err)
+{
+	struct join_report r;
+	ssize_t n;
+	while ((n = read(fd, &r, sizeof(r))) < 0 && errno == EINTR)
+		;
+	if (n != sizeof(r))
+		return vt_fail(err, "--jail: the VMM's process ended before it joined its cgroups");
+	if (r.failed >= 0 && (unsigned)r.failed < j->ncgroups)
+		return vt_fail_errno(err, r.errnum, "--jail: the VMM cannot join cgroup %s", j->cgroup[r.failed]);
+	return r.failed < 0 ? 0 : vt_fail(err, "--jail: the VMM's cgroup report is garbled");
 }
 
 /* ---- The child: namespaces, then the jail ------------------------------------------------------------ */
@@ -220,11 +244,15 @@ int jail_enter(struct jail *j, vt_err *err)
 }
 
 /* Runs in the child: wait until the supervisor has put us in the cgroups, then namespaces, then body. */
-static int jailed_child(struct jail *j, int go_fd, int (*body)(void *, struct jail *), void *arg)
+static int jailed_child(struct jail *j, int go_fd, int report_fd, int (*body)(void *, struct jail *), void *arg)
 {
 	vt_err err;
 	char go;
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	struct join_report r = join_cgroups_self(j);
+	if (write(report_fd, &r, sizeof(r)) != sizeof(r) || r.failed >= 0)
+		return 1;
+	close(report_fd);
 	if (read(go_fd, &go, 1) != 1)
 		return 1; /* the supervisor failed and said why */
 	close(go_fd);
@@ -293,32 +321,40 @@ static int check_ids(const struct jail_config *cfg, vt_err *err)
 	return 0;
 }
 
-/* Fork the jailed child (PID 1 of a new PID namespace) and put it into the cgroups before it runs on. */
+/* Fork the jailed child (PID 1 of a new PID namespace); it joins the cgroups itself, first, and runs on
+ * only when the supervisor has its report and says go. */
 static int start_child(struct jail *j, int (*body)(void *, struct jail *), void *arg, vt_err *err)
 {
-	int go[2];
+	int go[2], report[2];
 	if (pipe2(go, O_CLOEXEC) < 0)
 		return vt_fail_errno(err, errno, "--jail: pipe");
-	if (unshare(CLONE_NEWPID) < 0) {
+	if (pipe2(report, O_CLOEXEC) < 0) {
 		close(go[0]), close(go[1]);
+		return vt_fail_errno(err, errno, "--jail: pipe");
+	}
+	if (unshare(CLONE_NEWPID) < 0) {
+		close(go[0]), close(go[1]), close(report[0]), close(report[1]);
 		return vt_fail_errno(err, errno, "--jail: cannot create a PID namespace");
 	}
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
-		close(go[0]), close(go[1]);
+		close(go[0]), close(go[1]), close(report[0]), close(report[1]);
 		return vt_fail_errno(err, errno, "--jail: fork");
 	}
 	if (pid == 0) {
 		close(go[1]);
-		int status = jailed_child(j, go[0], body, arg);
+		close(report[0]);
+		int status = jailed_child(j, go[0], report[1], body, arg);
 		/* no atexit handlers: a sanitizer build's leak check would need /proc, which the jail lacks */
 		fflush(NULL);
 		_exit(status);
 	}
 	close(go[0]);
+	close(report[1]);
 	j->child = forward_to = pid;
-	int rc = join_cgroups(j, pid, err);
+	int rc = child_joined(j, report[0], err);
+	close(report[0]);
 	if (rc == 0 && write(go[1], "g", 1) != 1)
 		rc = vt_fail_errno(err, errno, "--jail: starting the VMM");
 	close(go[1]); /* on failure the child reads EOF and ends */

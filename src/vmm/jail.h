@@ -53,6 +53,7 @@ struct jail {
 	char root[64];                         /* /run/virtus/<id> */
 	char cgroup[JAIL_MAX_CGROUPS][PATH_MAX / 4];
 	unsigned ncgroups;
+	bool cgroup_v2;                        /* cgroup[0] is the one v2 tree, else v1 hierarchies */
 	pid_t child;                           /* host pid of the jailed VMM */
 };
 

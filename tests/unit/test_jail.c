@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,40 @@ static void test_body_status_passes_through_and_nothing_is_left(void **s)
 	assert_false(leftovers());
 }
 
+/* Inside, before jail_enter: the jailed process (pid 1 here) is the one member of each of its cgroups,
+ * which it joined itself. 20 + i: cgroup i does not list it. */
+static int body_in_its_cgroups(void *arg, struct jail *j)
+{
+	(void)arg;
+	if (j->ncgroups == 0)
+		return 19;
+	for (unsigned i = 0; i < j->ncgroups; i++) {
+		char path[PATH_MAX], buf[64] = "";
+		snprintf(path, sizeof(path), "%s/cgroup.procs", j->cgroup[i]);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n <= 0 || strcmp(buf, "1\n")) {
+			fprintf(stderr, "%s: '%s'\n", path, buf);
+			return 20 + (int)i;
+		}
+	}
+	return 0;
+}
+
+static void test_the_jailed_process_is_in_its_cgroups(void **s)
+{
+	(void)s;
+	need_root();
+	struct jail_config cfg = { .uid = 65534, .gid = 65534 };
+	char msg[512];
+	int status = jail_run_forked(&cfg, body_in_its_cgroups, msg, sizeof(msg));
+	if (status != 0)
+		fail_msg("status %d (see test_jail.c body_in_its_cgroups) %s", status, msg);
+	assert_false(leftovers());
+}
+
 static void test_uid_zero_refused(void **s)
 {
 	(void)s;
@@ -169,6 +204,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_jailed_body_sees_only_the_jail),
 		cmocka_unit_test(test_body_status_passes_through_and_nothing_is_left),
+		cmocka_unit_test(test_the_jailed_process_is_in_its_cgroups),
 		cmocka_unit_test(test_uid_zero_refused),
 		cmocka_unit_test(test_missing_bind_fails_cleanly),
 	};
