@@ -1,5 +1,5 @@
 /* The image, build and container commands live in libvirtus-store.so, loaded here only when one of them runs:
- * the libraries they need (libarchive, libcrypto, libnftables and theirs) would otherwise be mapped by every
+ * the libraries they need (libarchive, nettle, libnftables and theirs) would otherwise be mapped by every
  * `virtus vm run` (measured: ~15 ms of start-up on a nested host). Found next to the program (the build tree)
  * or in <prefix>/lib/virtus (make install). */
 #include <dlfcn.h>
