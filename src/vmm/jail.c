@@ -140,9 +140,10 @@ static int child_joined(const struct jail *j, int fd, vt_err *err)
 		;
 	if (n != sizeof(r))
 		return vt_fail(err, "--jail: the VMM's process ended before it joined its cgroups");
-	if (r.failed >= 0 && (unsigned)r.failed < j->ncgroups)
-		return vt_fail_errno(err, r.errnum, "--jail: the VMM cannot join cgroup %s", j->cgroup[r.failed]);
-	return r.failed < 0 ? 0 : vt_fail(err, "--jail: the VMM's cgroup report is garbled");
+	if (r.failed < 0)
+		return 0;
+	return vt_fail_errno(err, r.errnum, "--jail: the VMM cannot join cgroup %s",
+			     (unsigned)r.failed < j->ncgroups ? j->cgroup[r.failed] : "(unknown)");
 }
 
 /* ---- The child: namespaces, then the jail ------------------------------------------------------------ */
@@ -243,19 +244,15 @@ int jail_enter(struct jail *j, vt_err *err)
 	return drop_ids(j->cfg->uid, j->cfg->gid, err);
 }
 
-/* Runs in the child: wait until the supervisor has put us in the cgroups, then namespaces, then body. */
-static int jailed_child(struct jail *j, int go_fd, int report_fd, int (*body)(void *, struct jail *), void *arg)
+/* Runs in the child: join the cgroups, tell the supervisor how that went, then namespaces, then body. */
+static int jailed_child(struct jail *j, int report_fd, int (*body)(void *, struct jail *), void *arg)
 {
 	vt_err err;
-	char go;
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	struct join_report r = join_cgroups_self(j);
 	if (write(report_fd, &r, sizeof(r)) != sizeof(r) || r.failed >= 0)
-		return 1;
+		return 1; /* the supervisor says why */
 	close(report_fd);
-	if (read(go_fd, &go, 1) != 1)
-		return 1; /* the supervisor failed and said why */
-	close(go_fd);
 	if (unshare_namespaces(j, &err) < 0) {
 		fprintf(stderr, "virtus: %s\n", err.msg);
 		return 1;
@@ -321,43 +318,33 @@ static int check_ids(const struct jail_config *cfg, vt_err *err)
 	return 0;
 }
 
-/* Fork the jailed child (PID 1 of a new PID namespace); it joins the cgroups itself, first, and runs on
- * only when the supervisor has its report and says go. */
+/* Fork the jailed child (PID 1 of a new PID namespace); it joins the cgroups itself, first, and reports. */
 static int start_child(struct jail *j, int (*body)(void *, struct jail *), void *arg, vt_err *err)
 {
-	int go[2], report[2];
-	if (pipe2(go, O_CLOEXEC) < 0)
+	int report[2];
+	if (pipe2(report, O_CLOEXEC) < 0)
 		return vt_fail_errno(err, errno, "--jail: pipe");
-	if (pipe2(report, O_CLOEXEC) < 0) {
-		close(go[0]), close(go[1]);
-		return vt_fail_errno(err, errno, "--jail: pipe");
-	}
 	if (unshare(CLONE_NEWPID) < 0) {
-		close(go[0]), close(go[1]), close(report[0]), close(report[1]);
+		close(report[0]), close(report[1]);
 		return vt_fail_errno(err, errno, "--jail: cannot create a PID namespace");
 	}
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
-		close(go[0]), close(go[1]), close(report[0]), close(report[1]);
+		close(report[0]), close(report[1]);
 		return vt_fail_errno(err, errno, "--jail: fork");
 	}
 	if (pid == 0) {
-		close(go[1]);
 		close(report[0]);
-		int status = jailed_child(j, go[0], report[1], body, arg);
+		int status = jailed_child(j, report[1], body, arg);
 		/* no atexit handlers: a sanitizer build's leak check would need /proc, which the jail lacks */
 		fflush(NULL);
 		_exit(status);
 	}
-	close(go[0]);
 	close(report[1]);
 	j->child = forward_to = pid;
-	int rc = child_joined(j, report[0], err);
+	int rc = child_joined(j, report[0], err); /* a failed child has ended by itself */
 	close(report[0]);
-	if (rc == 0 && write(go[1], "g", 1) != 1)
-		rc = vt_fail_errno(err, errno, "--jail: starting the VMM");
-	close(go[1]); /* on failure the child reads EOF and ends */
 	return rc;
 }
 
