@@ -2,13 +2,14 @@
  * rm, pause, unpause, inspect, diff, commit).
  *
  * A container lives in <store root>/containers/<id>/:
- *   container.json   its record (ctr_record_*): written atomically (temp + rename) under <id>/lock
+ *   container.json   its record (ctr_record_*): written atomically (temp + rename) under a flock of <id>/
  *   bundle/          the OCI bundle: config.json (ctr_build_spec), rootfs/ (the overlay mount point)
  *   upper/, work/    the overlay's writable layer and work dir: kept across restarts, read by diff and commit
  *   ctr.log          the container's stdout and stderr, detached or in the foreground (-t: the CLI copies
  *                    what it relays from the pty)
- *   resolv.conf, hosts, hostname   its /etc files, bound over the rootfs's (written at each launch)
- * The runtime library (src/runtime) keeps its own state under <store root>/run, with the container's id.
+ * What lasts only while it runs is in the store's run root, on /run (ctr_store_init): its /etc files
+ * (resolv.conf, hosts, hostname, bound over the rootfs's, written at each launch) in containers/<id>/, and the
+ * runtime library's state (src/runtime) in runtime/<id>/.
  *
  * Life of a run (ctr_run, ctr_start):
  *   the CLI process     resolves the image, writes the record and the bundle, mounts the rootfs, reserves the
@@ -89,15 +90,23 @@ int ctr_parse_volume(const char *spec, struct ctr_volume *out, char **buf, vt_er
 
 /* ---- records (record.c) ---- */
 
+#define CTR_RUN_ROOTS "/run/virtus-stores" /* a run root per store (record.c: run_root_of) */
+
 struct ctr_store {
 	char *root;        /* the store root */
 	char *containers;  /* <root>/containers */
-	char *run;         /* <root>/run: the runtime's state root */
+	char *run_root;    /* what lasts only while containers run (record.c: run_root_of) */
+	char *run;         /* <run_root>/runtime: the runtime's state root */
+	char *run_ctrs;    /* <run_root>/containers: a running container's /etc files, in <id>/ */
 };
 int ctr_store_init(struct ctr_store *s, const char *root, vt_err *err);
 void ctr_store_clear(struct ctr_store *s);
 char *ctr_dir(const struct ctr_store *s, const char *id);
 char *ctr_path(const struct ctr_store *s, const char *id, const char *file);
+/* <run_root>/containers/<id>/<file> (file NULL: the directory), made at launch and removed when it ends. */
+char *ctr_run_path(const struct ctr_store *s, const char *id, const char *file);
+int ctr_run_dir_make(const struct ctr_store *s, const char *id, vt_err *err);
+void ctr_run_dir_remove(const struct ctr_store *s, const char *id);
 
 /* Find a container by full id, unique id prefix, or name; id receives its full id. */
 int ctr_lookup(const struct ctr_store *s, const char *ref, char id[CTR_ID_LEN + 1], vt_err *err);
@@ -106,7 +115,7 @@ int ctr_lookup_exact(const struct ctr_store *s, const char *ref, char id[CTR_ID_
 		     vt_err *err);
 int ctr_record_load(const struct ctr_store *s, const char *id, json_object **out, vt_err *err);
 int ctr_record_save(const struct ctr_store *s, const char *id, json_object *rec, vt_err *err);
-/* Exclusive lock of one container (its <id>/lock); returns the fd to close, or -1. */
+/* Exclusive lock of one container (a flock of its directory); returns the fd to close, or -1. */
 int ctr_lock(const struct ctr_store *s, const char *id, vt_err *err);
 /* Ids of every container, sorted by creation (oldest first). *ids is a NULL-terminated malloc'd array. */
 int ctr_list(const struct ctr_store *s, char ***ids, vt_err *err);

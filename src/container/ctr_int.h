@@ -62,7 +62,7 @@ int ctr_error_status(const vt_err *err);
 int ctr_record_update(const struct ctr_store *s, const char *id, void (*fn)(json_object *rec, void *arg), void *arg,
 		      vt_err *err);
 /* The bind mounts of the container's own /etc/resolv.conf, hosts and hostname (files in ctr_dir) into spec. */
-void ctr_etc_add_mounts(json_object *spec, const char *ctr_dir);
+void ctr_etc_add_mounts(json_object *spec, const char *run_dir);
 /* Write those files for this launch: resolv.conf is the host's, less its nameservers on 127.0.0.0/8 unless
  * the network is the host's (slirp: its DNS 10.0.2.3 when none remains; bridge and none: no nameserver
  * then); hosts names localhost and the container's address (l->lease) with its hostname (the short id). */

@@ -1,5 +1,5 @@
-/* The container's /etc/resolv.conf, /etc/hosts and /etc/hostname: files of its own in its directory, bound
- * over the rootfs's (config.json mounts, so the runtime resolves the destinations inside the rootfs and
+/* The container's /etc/resolv.conf, /etc/hosts and /etc/hostname: files of its own in its run dir (on /run),
+ * bound over the rootfs's (config.json mounts, so the runtime resolves the destinations inside the rootfs and
  * creates a missing one there). Written at every launch: the address may change between runs. */
 #include <errno.h>
 #include <stdio.h>
@@ -12,14 +12,14 @@
 
 static const char *const etc_files[] = { "resolv.conf", "hosts", "hostname" };
 
-void ctr_etc_add_mounts(json_object *spec, const char *ctr_dir)
+void ctr_etc_add_mounts(json_object *spec, const char *run_dir)
 {
 	json_object *mounts = NULL;
 	if (!json_object_object_get_ex(spec, "mounts", &mounts))
 		return;
 	for (size_t i = 0; i < ARRAY_SIZE(etc_files); i++) {
 		char src[4096], dst[64];
-		snprintf(src, sizeof(src), "%s/%s", ctr_dir, etc_files[i]);
+		snprintf(src, sizeof(src), "%s/%s", run_dir, etc_files[i]);
 		snprintf(dst, sizeof(dst), "/etc/%s", etc_files[i]);
 		json_object *m = json_object_new_object();
 		json_object_object_add(m, "destination", json_object_new_string(dst));
@@ -85,7 +85,7 @@ static char *hosts_file(const char *addr, const char *hostname)
 static int write_one(const struct ctr_store *s, const char *id, const char *file, char *text, vt_err *err)
 {
 	cleanup_free char *data = text;
-	cleanup_free char *path = ctr_path(s, id, file);
+	cleanup_free char *path = ctr_run_path(s, id, file);
 	if (!data || !path)
 		return vt_fail_errno(err, ENOMEM, "/etc/%s", file);
 	return rt_write_file_atomic(path, data, false, err); /* made again at every start */
@@ -97,7 +97,8 @@ int ctr_etc_write(const struct ctr_launch *l, vt_err *err)
 	snprintf(hostname, sizeof(hostname), "%.12s", l->id);
 	if (asprintf(&name, "%s\n", hostname) < 0)
 		name = NULL;
-	if (write_one(l->store, l->id, "resolv.conf", resolv_conf(l->net.mode), err) ||
+	if (ctr_run_dir_make(l->store, l->id, err) ||
+	    write_one(l->store, l->id, "resolv.conf", resolv_conf(l->net.mode), err) ||
 	    write_one(l->store, l->id, "hosts", hosts_file(l->lease.addr, hostname), err) ||
 	    write_one(l->store, l->id, "hostname", name, err))
 		return vt_err_prefix(err, "the container's /etc files");

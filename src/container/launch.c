@@ -95,6 +95,7 @@ int ctr_remove_dir(const struct ctr_store *s, const char *id, vt_err *err)
 	if (!dir)
 		return vt_fail_errno(err, ENOMEM, "remove");
 	ctr_unmount_rootfs(s, id);
+	ctr_run_dir_remove(s, id);
 	/* FTW_MOUNT: never descend into a mount (a rootfs that could not be unmounted, a bind). */
 	if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) && errno != ENOENT)
 		return vt_fail_errno(err, errno, "cannot remove %s", dir);
@@ -233,6 +234,7 @@ int ctr_launch(struct ctr_launch *l, int *status, vt_err *err)
 	if (ctr_etc_write(l, err)) {
 		vt_err ignored;
 		cnet_detach(l->store->root, l->id, &l->lease, &ignored);
+		ctr_run_dir_remove(l->store, l->id);
 		return -1;
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {

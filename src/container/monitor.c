@@ -88,6 +88,7 @@ static void teardown(struct monitor *mo)
 	else
 		cnet_detach(mo->l->store->root, mo->l->id, &mo->l->lease, &ignored);
 	ctr_unmount_rootfs(mo->l->store, mo->l->id);
+	ctr_run_dir_remove(mo->l->store, mo->l->id);
 }
 
 static __attribute__((noreturn)) void fail_start(struct monitor *mo, vt_err *err)

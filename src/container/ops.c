@@ -171,6 +171,7 @@ static void cleanup_leftovers(struct found *f)
 	rt_cmd_delete(&f->rt, f->id, true, &ignored);
 	cnet_detach(f->s.root, f->id, &l.lease, &ignored);
 	ctr_unmount_rootfs(&f->s, f->id);
+	ctr_run_dir_remove(&f->s, f->id);
 }
 
 static int remove_found(struct found *f, bool force, vt_err *err)

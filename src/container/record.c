@@ -2,10 +2,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
 
 #include "container/container.h"
 #include "lib/util.h"
@@ -14,18 +20,135 @@
 #define RECORD_FILE "container.json"
 #define RECORD_MAX (1 * MiB)
 
+/* FNV-1a: a short, stable name for a store's path (a directory name, not a security boundary). */
+static uint64_t path_hash(const char *path)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ULL;
+	return h;
+}
+
+static int mkdir_each(const char *const dirs[], size_t n, mode_t mode)
+{
+	for (size_t i = 0; i < n; i++)
+		if (mkdir(dirs[i], mode) && errno != EEXIST)
+			return -1;
+	return 0;
+}
+
+/* For people reading /run: which store a run root belongs to. */
+static void name_the_store(const char *run_root, const char *store)
+{
+	cleanup_free char *link = rt_path_join(run_root, "store");
+	if (link && symlink(store, link) < 0)
+		return; /* (nothing depends on it) */
+}
+
+static bool is_tmpfs(const char *path)
+{
+	struct statfs f;
+	return !statfs(path, &f) && f.f_type == TMPFS_MAGIC;
+}
+
+/* A run root whose store is gone (a deleted test store, say) and that holds no container is removed when
+ * the next one is made; rmdir only, so that one still in use stays. */
+static void sweep_orphan_run_roots(void)
+{
+	DIR *d = opendir(CTR_RUN_ROOTS);
+	if (!d)
+		return;
+	for (struct dirent *e; (e = readdir(d));) {
+		char link[PATH_MAX], store[PATH_MAX];
+		if (e->d_name[0] == '.' || (size_t)snprintf(link, sizeof(link), CTR_RUN_ROOTS "/%s/store", e->d_name) >= sizeof(link))
+			continue;
+		ssize_t n = readlink(link, store, sizeof(store) - 1);
+		if (n <= 0)
+			continue;
+		store[n] = '\0';
+		if (!access(store, F_OK) || errno != ENOENT)
+			continue;
+		static const char *const subdirs[] = { "containers", "runtime" };
+		bool empty = true;
+		for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
+			char sub[PATH_MAX];
+			snprintf(sub, sizeof(sub), CTR_RUN_ROOTS "/%s/%s", e->d_name, subdirs[i]);
+			empty = empty && (!rmdir(sub) || errno == ENOENT);
+		}
+		if (empty && !unlink(link)) {
+			snprintf(link, sizeof(link), CTR_RUN_ROOTS "/%s", e->d_name);
+			rmdir(link);
+		}
+	}
+	closedir(d);
+}
+
+/* Where /run is not a tmpfs (some container hosts keep it on their disk), the run roots get one of their own:
+ * their state must not outlive a boot, and must not cost a disk's inode allocation. Under a lock of the dir
+ * beneath, so that two first users do not stack two. Not being allowed to mount is no error: the dir serves. */
+static void ensure_tmpfs(const char *dir)
+{
+	if (is_tmpfs(dir))
+		return;
+	cleanup_close int below = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	while (below >= 0 && flock(below, LOCK_EX) && errno == EINTR)
+		;
+	if (below >= 0 && !is_tmpfs(dir) &&
+	    mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=711,size=10%") < 0)
+		return; /* not allowed (not root): the dir itself serves */
+}
+
+/* The run root: what lives only while containers run (the runtime's state, their /etc files). On /run, a
+ * tmpfs: a file made there costs microseconds where a disk that has just freed inodes takes a quarter of a
+ * millisecond, and a reboot, which ends every container, empties it. $VIRTUS_RUNROOT, else
+ * /run/virtus-stores/<hash of the store's real path> (its "store" link names the store), else, where /run
+ * cannot be written, <root>/run. */
+static char *run_root_of(const char *root)
+{
+	const char *env = getenv("VIRTUS_RUNROOT");
+	char *out = NULL;
+	if (env && *env) {
+		out = strdup(env);
+		return out && mkdir(out, 0700) && errno != EEXIST ? (free(out), NULL) : out;
+	}
+	cleanup_free char *real = realpath(root, NULL);
+	if (real && asprintf(&out, CTR_RUN_ROOTS "/%016llx", (unsigned long long)path_hash(real)) >= 0) {
+		if (!mkdir(CTR_RUN_ROOTS, 0711) || errno == EEXIST)
+			ensure_tmpfs(CTR_RUN_ROOTS);
+		if (!mkdir(out, 0700)) {
+			sweep_orphan_run_roots();
+			name_the_store(out, real);
+			return out;
+		}
+		if (errno == EEXIST)
+			return out;
+		free(out);
+	}
+	out = rt_path_join(root, "run");
+	return out && mkdir(out, 0700) && errno != EEXIST ? (free(out), NULL) : out;
+}
+
 int ctr_store_init(struct ctr_store *s, const char *root, vt_err *err)
 {
 	*s = (struct ctr_store){ 0 };
+	if (mkdir(root, 0711) && errno != EEXIST)
+		return vt_fail_errno(err, errno, "cannot create the store at %s", root);
 	s->root = strdup(root);
 	s->containers = rt_path_join(root, "containers");
-	s->run = rt_path_join(root, "run");
-	if (!s->root || !s->containers || !s->run) {
+	s->run_root = run_root_of(root);
+	if (!s->run_root) {
+		int e = errno;
+		ctr_store_clear(s);
+		return vt_fail_errno(err, e, "cannot create the run root of the store at %s", root);
+	}
+	s->run = rt_path_join(s->run_root, "runtime");
+	s->run_ctrs = rt_path_join(s->run_root, "containers");
+	if (!s->root || !s->containers || !s->run || !s->run_ctrs) {
 		ctr_store_clear(s);
 		return vt_fail_errno(err, ENOMEM, "store");
 	}
-	if ((mkdir(root, 0711) && errno != EEXIST) || (mkdir(s->containers, 0700) && errno != EEXIST) ||
-	    (mkdir(s->run, 0700) && errno != EEXIST)) {
+	const char *const dirs[] = { s->containers, s->run, s->run_ctrs };
+	if (mkdir_each(dirs, ARRAY_SIZE(dirs), 0700)) {
 		int e = errno;
 		ctr_store_clear(s);
 		return vt_fail_errno(err, e, "cannot create the store at %s", root);
@@ -37,8 +160,39 @@ void ctr_store_clear(struct ctr_store *s)
 {
 	free(s->root);
 	free(s->containers);
+	free(s->run_root);
 	free(s->run);
+	free(s->run_ctrs);
 	*s = (struct ctr_store){ 0 };
+}
+
+char *ctr_run_path(const struct ctr_store *s, const char *id, const char *file)
+{
+	char *out;
+	return asprintf(&out, "%s/%s%s%s", s->run_ctrs, id, file ? "/" : "", file ? file : "") < 0 ? NULL : out;
+}
+
+int ctr_run_dir_make(const struct ctr_store *s, const char *id, vt_err *err)
+{
+	cleanup_free char *dir = ctr_run_path(s, id, NULL);
+	if (!dir)
+		return vt_fail_errno(err, ENOMEM, "run dir");
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return vt_fail_errno(err, errno, "cannot create %s", dir);
+	return 0;
+}
+
+void ctr_run_dir_remove(const struct ctr_store *s, const char *id)
+{
+	cleanup_free char *dir = ctr_run_path(s, id, NULL);
+	DIR *d = dir ? opendir(dir) : NULL;
+	if (!d)
+		return;
+	for (struct dirent *e; (e = readdir(d));)
+		if (e->d_name[0] != '.')
+			unlinkat(dirfd(d), e->d_name, 0);
+	closedir(d);
+	rmdir(dir);
 }
 
 char *ctr_dir(const struct ctr_store *s, const char *id)
@@ -79,10 +233,11 @@ int ctr_record_save(const struct ctr_store *s, const char *id, json_object *rec,
 	return rt_write_file_atomic(path, json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PRETTY), durable, err);
 }
 
+/* The lock is the directory itself (flock works on any file): no lock file to create and remove. */
 int ctr_lock(const struct ctr_store *s, const char *id, vt_err *err)
 {
-	cleanup_free char *path = ctr_path(s, id, "lock");
-	int fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+	cleanup_free char *path = ctr_dir(s, id);
+	int fd = path ? open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	if (fd < 0)
 		return vt_fail_errno(err, errno, "container %.12s: cannot open its lock", id);
 	while (flock(fd, LOCK_EX) && errno == EINTR)

@@ -230,7 +230,7 @@ static int write_bundle(const struct ctr_store *s, const char *id, const struct 
 	cleanup_free char *path = ctr_path(s, id, "bundle/config.json");
 	char hostname[CTR_SHORT_ID_LEN + 1];
 	snprintf(hostname, sizeof(hostname), "%.12s", id);
-	cleanup_free char *dir = ctr_dir(s, id);
+	cleanup_free char *dir = ctr_run_path(s, id, NULL);
 	json_object *spec;
 	if (!rootfs || !path || !dir)
 		return vt_fail_errno(err, ENOMEM, "bundle");

@@ -708,6 +708,7 @@ static void run_release(struct vmon *mo)
 	vt_err ignored;
 	cnet_detach(l->store->root, l->id, &l->lease, &ignored);
 	ctr_unmount_rootfs(l->store, l->id);
+	ctr_run_dir_remove(l->store, l->id);
 }
 
 static const struct vmon_ops run_ops = {

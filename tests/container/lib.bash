@@ -15,6 +15,9 @@ cleanup_work() {
 		"$VIRTUS" --root "$STORE" rm -f "$c" >/dev/null 2>&1
 	done
 	grep -F " $WORK/" /proc/self/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+	local rr
+	rr=$(run_root)
+	[ -n "$rr" ] && rm -rf "$rr"
 	rm -rf "$WORK"
 }
 trap cleanup_work EXIT
@@ -34,6 +37,15 @@ require_root() {
 }
 
 v() { "$VIRTUS" --root "$STORE" "$@"; }
+# The store's run root, where virtus keeps what lasts only while containers run (their /etc files in
+# containers/, the runtime's state in runtime/): the dir under /run/virtus-stores whose "store" link names $STORE.
+run_root() {
+	local d real
+	real=$(realpath -m "$STORE")
+	for d in /run/virtus-stores/*/; do
+		[ "$(readlink "${d}store" 2>/dev/null)" = "$real" ] && { echo "${d%/}"; return; }
+	done
+}
 
 # busybox_rootfs DIR: a tiny root file system (busybox and its applets, /etc/passwd and group).
 busybox_rootfs() {

@@ -78,6 +78,12 @@ v stop -t 0 changer >/dev/null
 v start changer >/dev/null
 check "start: an exited container runs again" test "$(state changer)" = running
 check "start: with its own changes still there" test "$(v exec changer cat /tmp/added)" = new
+rr=$(run_root)
+check "its /etc files and the runtime's state are in the store's run root, on a tmpfs ('$rr')" \
+	eval '[ -n "$rr" ] && [ "$(stat -f -c %T "$rr")" = tmpfs ] && [ -d "$rr/runtime/$c" ] &&
+		[ "$(v exec changer cat /etc/hosts)" = "$(cat "$rr/containers/$c/hosts")" ]'
+check "the mount points the image lacks (/proc, /dev, /sys) are not made in its upper dir" \
+	eval '! tar -tf "$WORK/bb.tar" | grep -qE "^(\./)?(proc|dev|sys)/?$" && ! ls "$STORE/containers/$c/upper" | grep -qxE "proc|dev|sys"'
 out=$(v commit changer bb-changed 2>&1)
 rc=$?
 if [ $rc = 0 ]; then
@@ -96,7 +102,7 @@ check "logs -f follows until the container exits ('$f', rc $rc)" test "$f" = "li
 v rm -f changer >/dev/null
 check "rm -f of a running container" eval '! v inspect changer >/dev/null 2>&1'
 check "... leaves no mount, runtime state or cgroup" \
-	eval '! grep -q "$STORE/containers/$c" /proc/self/mounts && [ ! -e "$STORE/run/$c" ] && ! ls -d /sys/fs/cgroup/*/virtus/$c 2>/dev/null | grep -q .'
+	eval '! grep -q "$STORE/containers/$c" /proc/self/mounts && [ ! -e "$(run_root)/runtime/$c" ] && [ ! -e "$(run_root)/containers/$c" ] && ! ls -d /sys/fs/cgroup/*/virtus/$c 2>/dev/null | grep -q .'
 v rm web >/dev/null
 check "rm of an exited container" test ! -e "$STORE/containers/$id"
 v rm nosuch 2>/dev/null

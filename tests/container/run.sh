@@ -18,7 +18,7 @@ leftovers() {
 	{
 		ls "$STORE/containers" 2>/dev/null | grep '^[0-9a-f]\{64\}$' | sed 's/^/record /'
 		grep -F " $STORE/" /proc/self/mounts | awk '{print "mount " $2}'
-		ls "$STORE/run" 2>/dev/null | sed 's/^/runtime /'
+		ls "$(run_root)/runtime" "$(run_root)/containers" 2>/dev/null | grep '^[0-9a-f]\{64\}$' | sed 's/^/run root /'
 		find /sys/fs/cgroup -maxdepth 3 -path '*/virtus/*' -type d -regextype egrep -regex '.*/[0-9a-f]{64}' 2>/dev/null
 	} | sort
 }

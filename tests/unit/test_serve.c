@@ -81,6 +81,8 @@ static int setup(void **state)
 	write_text(path, "iso", 0644);
 	write_text(f->program, fake_virtus, 0755);
 	setenv("VIRTUS_VM_RUN_DIR", f->vm_dir, 1);
+	snprintf(path, sizeof(path), "%s/run", f->dir);
+	setenv("VIRTUS_RUNROOT", path, 1); /* the store's run state goes with the test's dir */
 	struct serve_options o = { .root = f->root, .iso_dir = f->iso_dir, .web_dir = f->web, .program = f->program };
 	vt_err err = { 0 };
 	int rc = serve_init(&f->s, &o, &err);
