@@ -286,6 +286,7 @@ int ctr_build_spec(const struct ctr_run_opts *o, json_object *image_config, cons
 {
 	json_object *spec = rt_spec_default();
 	json_object *root = get(spec, "root"), *lnx = get(spec, "linux");
+	json_object_object_add(root, "path", json_object_new_string(rootfs)); /* (in the run dir, not the bundle) */
 	json_object_object_add(root, "readonly", json_object_new_boolean(0));
 	json_object_object_add(spec, "hostname", json_object_new_string(hostname));
 	if (build_process(o, image_config, rootfs, hostname, get(spec, "process"), err)) {

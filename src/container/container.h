@@ -3,13 +3,13 @@
  *
  * A container lives in <store root>/containers/<id>/:
  *   container.json   its record (ctr_record_*): written atomically (temp + rename) under a flock of <id>/
- *   bundle/          the OCI bundle: config.json (ctr_build_spec), rootfs/ (the overlay mount point)
+ *   bundle/          the OCI bundle: config.json (ctr_build_spec); its root is rootfs/ in the run dir (below)
  *   upper/, work/    the overlay's writable layer and work dir: kept across restarts, read by diff and commit
  *   ctr.log          the container's stdout and stderr, detached or in the foreground (-t: the CLI copies
  *                    what it relays from the pty)
- * What lasts only while it runs is in the store's run root, on /run (ctr_store_init): its /etc files
- * (resolv.conf, hosts, hostname, bound over the rootfs's, written at each launch) in containers/<id>/, and the
- * runtime library's state (src/runtime) in runtime/<id>/.
+ * What lasts only while it runs is in the store's run root, on /run (ctr_store_init): in containers/<id>/
+ * the overlay mount point rootfs/ and its /etc files (resolv.conf, hosts, hostname, bound over the rootfs's,
+ * written at each launch), and the runtime library's state (src/runtime) in runtime/<id>/.
  *
  * Life of a run (ctr_run, ctr_start):
  *   the CLI process     resolves the image, writes the record and the bundle, mounts the rootfs, reserves the
@@ -106,6 +106,8 @@ char *ctr_path(const struct ctr_store *s, const char *id, const char *file);
 /* <run_root>/containers/<id>/<file> (file NULL: the directory), made at launch and removed when it ends. */
 char *ctr_run_path(const struct ctr_store *s, const char *id, const char *file);
 int ctr_run_dir_make(const struct ctr_store *s, const char *id, vt_err *err);
+/* The overlay mount point of a container's root file system: rootfs/ in its run dir. */
+char *ctr_rootfs(const struct ctr_store *s, const char *id);
 void ctr_run_dir_remove(const struct ctr_store *s, const char *id);
 
 /* Find a container by full id, unique id prefix, or name; id receives its full id. */

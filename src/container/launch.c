@@ -59,9 +59,13 @@ int ctr_mount_rootfs(const struct ctr_store *s, const char *id, json_object *rec
 {
 	cleanup_free char *upper = ctr_path(s, id, "upper");
 	cleanup_free char *work = ctr_path(s, id, "work");
-	cleanup_free char *target = ctr_path(s, id, "bundle/rootfs");
+	cleanup_free char *target = ctr_rootfs(s, id);
 	if (!upper || !work || !target)
 		return vt_fail_errno(err, ENOMEM, "mount");
+	if (ctr_run_dir_make(s, id, err))
+		return -1;
+	if (mkdir(target, 0755) && errno != EEXIST)
+		return vt_fail_errno(err, errno, "cannot create %s", target);
 	/* a --rm container's changes are thrown away: never synced */
 	bool scratch = json_object_get_boolean(json_object_object_get(rec, "AutoRemove"));
 	const char *lower = ctr_rec_str(rec, "Rootfs");
@@ -74,7 +78,7 @@ int ctr_mount_rootfs(const struct ctr_store *s, const char *id, json_object *rec
 
 void ctr_unmount_rootfs(const struct ctr_store *s, const char *id)
 {
-	cleanup_free char *target = ctr_path(s, id, "bundle/rootfs");
+	cleanup_free char *target = ctr_rootfs(s, id);
 	if (target && umount2(target, 0) && errno == EBUSY)
 		umount2(target, MNT_DETACH);
 }
@@ -96,7 +100,7 @@ int ctr_remove_dir(const struct ctr_store *s, const char *id, vt_err *err)
 		return vt_fail_errno(err, ENOMEM, "remove");
 	ctr_unmount_rootfs(s, id);
 	ctr_run_dir_remove(s, id);
-	/* FTW_MOUNT: never descend into a mount (a rootfs that could not be unmounted, a bind). */
+	/* FTW_MOUNT: never descend into a mount (a bind that could not be unmounted). */
 	if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) && errno != ENOENT)
 		return vt_fail_errno(err, errno, "cannot remove %s", dir);
 	if (!access(dir, F_OK))

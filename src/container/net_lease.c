@@ -54,7 +54,7 @@ static bool holder_alive(const struct lease_rec *r)
 
 static int lock_net_dir(vt_err *err)
 {
-	if ((mkdir(NET_DIR, 0755) < 0 && errno != EEXIST) ||
+	if (mkdir_on_tmpfs(NET_DIR, 0755) < 0 ||
 	    (mkdir(LEASE_DIR, 0755) < 0 && errno != EEXIST))
 		return vt_fail_errno(err, errno, "creating %s", LEASE_DIR);
 	int fd = open(NET_DIR "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);

@@ -269,7 +269,7 @@ static void remember_table(const char *want)
 {
 	struct fingerprint f;
 	char tmp[] = TABLE_MARK ".XXXXXX";
-	if (table_fingerprint(want, &f) || (mkdir(CNET_RUN_DIR, 0755) && errno != EEXIST))
+	if (table_fingerprint(want, &f) || mkdir_on_tmpfs(CNET_RUN_DIR, 0755))
 		return;
 	int fd = mkstemp(tmp);
 	if (fd < 0)

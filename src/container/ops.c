@@ -294,7 +294,7 @@ static int exec_tty(struct found *f, struct rt_exec_opts *eo, int *status, vt_er
 static int exec_in_vm(struct found *f, const struct ctr_exec_opts *o, int *status, vt_err *err)
 {
 	cleanup_free char *dir = ctr_dir(&f->s, f->id);
-	cleanup_free char *rootfs = ctr_path(&f->s, f->id, "bundle/rootfs");
+	cleanup_free char *rootfs = ctr_rootfs(&f->s, f->id);
 	char user[64];
 	uid_t uid;
 	gid_t gid;

@@ -6,11 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
 #include <sys/file.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "container/container.h"
@@ -45,12 +42,6 @@ static void name_the_store(const char *run_root, const char *store)
 		return; /* (nothing depends on it) */
 }
 
-static bool is_tmpfs(const char *path)
-{
-	struct statfs f;
-	return !statfs(path, &f) && f.f_type == TMPFS_MAGIC;
-}
-
 /* A run root whose store is gone (a deleted test store, say) and that holds no container is removed when
  * the next one is made; rmdir only, so that one still in use stays. */
 static void sweep_orphan_run_roots(void)
@@ -60,7 +51,8 @@ static void sweep_orphan_run_roots(void)
 		return;
 	for (struct dirent *e; (e = readdir(d));) {
 		char link[PATH_MAX], store[PATH_MAX];
-		if (e->d_name[0] == '.' || (size_t)snprintf(link, sizeof(link), CTR_RUN_ROOTS "/%s/store", e->d_name) >= sizeof(link))
+		if (e->d_name[0] == '.' ||
+		    (size_t)snprintf(link, sizeof(link), CTR_RUN_ROOTS "/%s/store", e->d_name) >= sizeof(link))
 			continue;
 		ssize_t n = readlink(link, store, sizeof(store) - 1);
 		if (n <= 0)
@@ -83,24 +75,10 @@ static void sweep_orphan_run_roots(void)
 	closedir(d);
 }
 
-/* Where /run is not a tmpfs (some container hosts keep it on their disk), the run roots get one of their own:
- * their state must not outlive a boot, and must not cost a disk's inode allocation. Under a lock of the dir
- * beneath, so that two first users do not stack two. Not being allowed to mount is no error: the dir serves. */
-static void ensure_tmpfs(const char *dir)
-{
-	if (is_tmpfs(dir))
-		return;
-	cleanup_close int below = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	while (below >= 0 && flock(below, LOCK_EX) && errno == EINTR)
-		;
-	if (below >= 0 && !is_tmpfs(dir) &&
-	    mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=711,size=10%") < 0)
-		return; /* not allowed (not root): the dir itself serves */
-}
-
 /* The run root: what lives only while containers run (the runtime's state, their /etc files). On /run, a
  * tmpfs: a file made there costs microseconds where a disk that has just freed inodes takes a quarter of a
- * millisecond, and a reboot, which ends every container, empties it. $VIRTUS_RUNROOT, else
+ * millisecond, and a reboot, which ends every container, empties it (where /run is on a disk, mkdir_on_tmpfs
+ * mounts one). $VIRTUS_RUNROOT, else
  * /run/virtus-stores/<hash of the store's real path> (its "store" link names the store), else, where /run
  * cannot be written, <root>/run. */
 static char *run_root_of(const char *root)
@@ -113,9 +91,7 @@ static char *run_root_of(const char *root)
 	}
 	cleanup_free char *real = realpath(root, NULL);
 	if (real && asprintf(&out, CTR_RUN_ROOTS "/%016llx", (unsigned long long)path_hash(real)) >= 0) {
-		if (!mkdir(CTR_RUN_ROOTS, 0711) || errno == EEXIST)
-			ensure_tmpfs(CTR_RUN_ROOTS);
-		if (!mkdir(out, 0700)) {
+		if (!mkdir_on_tmpfs(CTR_RUN_ROOTS, 0711) && !mkdir(out, 0700)) {
 			sweep_orphan_run_roots();
 			name_the_store(out, real);
 			return out;
@@ -172,6 +148,11 @@ char *ctr_run_path(const struct ctr_store *s, const char *id, const char *file)
 	return asprintf(&out, "%s/%s%s%s", s->run_ctrs, id, file ? "/" : "", file ? file : "") < 0 ? NULL : out;
 }
 
+char *ctr_rootfs(const struct ctr_store *s, const char *id)
+{
+	return ctr_run_path(s, id, "rootfs");
+}
+
 int ctr_run_dir_make(const struct ctr_store *s, const char *id, vt_err *err)
 {
 	cleanup_free char *dir = ctr_run_path(s, id, NULL);
@@ -189,8 +170,8 @@ void ctr_run_dir_remove(const struct ctr_store *s, const char *id)
 	if (!d)
 		return;
 	for (struct dirent *e; (e = readdir(d));)
-		if (e->d_name[0] != '.')
-			unlinkat(dirfd(d), e->d_name, 0);
+		if (e->d_name[0] != '.') /* (rootfs: an empty dir once unmounted) */
+			unlinkat(dirfd(d), e->d_name, e->d_type == DT_DIR ? AT_REMOVEDIR : 0);
 	closedir(d);
 	rmdir(dir);
 }

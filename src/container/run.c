@@ -159,7 +159,7 @@ static json_object *new_record(const char *id, const char *name, const struct ct
 
 static int make_dirs(const struct ctr_store *s, const char *id, vt_err *err)
 {
-	static const char *const sub[] = { "", "bundle", "bundle/rootfs", "upper", "work" };
+	static const char *const sub[] = { "", "bundle", "upper", "work" };
 	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
 		cleanup_free char *p = ctr_path(s, id, sub[i]);
 		if (!p || mkdir(p, i ? 0755 : 0700))
@@ -226,7 +226,7 @@ static int make_workdir(const char *rootfs, json_object *spec, vt_err *err)
 static int write_bundle(const struct ctr_store *s, const char *id, const struct ctr_run_opts *o,
 			const struct base *b, vt_err *err)
 {
-	cleanup_free char *rootfs = ctr_path(s, id, "bundle/rootfs");
+	cleanup_free char *rootfs = ctr_rootfs(s, id);
 	cleanup_free char *path = ctr_path(s, id, "bundle/config.json");
 	char hostname[CTR_SHORT_ID_LEN + 1];
 	snprintf(hostname, sizeof(hostname), "%.12s", id);

@@ -740,7 +740,7 @@ void ctr_vm_monitor_main(struct ctr_launch *l, int sock)
 	json_object *spec = NULL;
 	int master = -1;
 	cleanup_free char *dir = ctr_dir(l->store, l->id);
-	cleanup_free char *rootfs = ctr_path(l->store, l->id, "bundle/rootfs");
+	cleanup_free char *rootfs = ctr_rootfs(l->store, l->id);
 	vmon_init(&mo, &run_ops, l, dir ? dir : "", l->id);
 	if (l->memory)
 		mo.memory = l->memory + VM_RAM_OVERHEAD;

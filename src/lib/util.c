@@ -1,9 +1,15 @@
 #include "lib/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 
 int read_file(const char *path, size_t max_size, void **data, size_t *size, vt_err *err)
@@ -116,4 +122,46 @@ uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static bool is_tmpfs(const char *path)
+{
+	struct statfs f;
+	return !statfs(path, &f) && f.f_type == TMPFS_MAGIC;
+}
+
+static bool dir_is_empty(int fd)
+{
+	int dup_fd = dup(fd);
+	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	if (!d) {
+		if (dup_fd >= 0)
+			close(dup_fd);
+		return false;
+	}
+	bool empty = true;
+	for (struct dirent *e; empty && (e = readdir(d));)
+		empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+	closedir(d);
+	return empty;
+}
+
+int mkdir_on_tmpfs(const char *dir, mode_t mode)
+{
+	if (mkdir(dir, mode) && errno != EEXIST)
+		return -1;
+	if (is_tmpfs(dir))
+		return 0;
+	int below = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (below < 0)
+		return -1;
+	while (flock(below, LOCK_EX) && errno == EINTR)
+		;
+	char opts[32];
+	snprintf(opts, sizeof(opts), "mode=%o,size=10%%", (unsigned)mode & 07777);
+	/* A refusal (not root) is no error: the dir serves as it is. */
+	if (!is_tmpfs(dir) && dir_is_empty(below))
+		mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts);
+	close(below);
+	return 0;
 }

@@ -46,6 +46,12 @@ int write_all(int fd, const void *buf, size_t len);
  * first). */
 int read_all(int fd, void *buf, size_t len);
 
+/* mkdir (an existing dir is fine), and where the dir is not on a tmpfs and still empty, mount one on it
+ * (root only; without the right the dir serves as it is). For state that must not outlive a boot and is
+ * made and removed often: on a disk each file made costs an inode allocation; some hosts keep /run on
+ * theirs. Under a flock of the dir beneath, so that two first users do not stack two mounts. */
+int mkdir_on_tmpfs(const char *dir, mode_t mode);
+
 /* Monotonic time in nanoseconds. */
 uint64_t now_ns(void);
 

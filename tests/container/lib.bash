@@ -17,7 +17,10 @@ cleanup_work() {
 	grep -F " $WORK/" /proc/self/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
 	local rr
 	rr=$(run_root)
-	[ -n "$rr" ] && rm -rf "$rr"
+	if [ -n "$rr" ]; then
+		grep -F " $rr/" /proc/self/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+		rm -rf "$rr"
+	fi
 	rm -rf "$WORK"
 }
 trap cleanup_work EXIT

@@ -67,7 +67,7 @@ check "... and it was killed: Exited (137)" eval 'v ps -a | grep -q "Exited (137
 check "ps without -a does not list it" test -z "$(v ps -q)"
 check "inspect: exited, exit code 137, FinishedAt set" \
 	eval 'v inspect web | jq -e ".[0].State | .Status == \"exited\" and .ExitCode == 137 and .Running == false and (.FinishedAt | length) > 0" >/dev/null'
-check "the rootfs is unmounted once it stopped" eval '! grep -q "$STORE/containers/$id" /proc/self/mounts'
+check "the rootfs is unmounted once it stopped" eval '[ -n "$(run_root)" ] && ! grep -q "$(run_root)/containers/$id" /proc/self/mounts'
 
 # Changes: diff lists them, start keeps them, commit turns them into an image.
 c=$(v run -d "${N0[@]}" --name changer bb sh -c 'echo new > /tmp/added; echo changed >> /etc/passwd; rm /bin/vi; sleep 30')
@@ -102,7 +102,7 @@ check "logs -f follows until the container exits ('$f', rc $rc)" test "$f" = "li
 v rm -f changer >/dev/null
 check "rm -f of a running container" eval '! v inspect changer >/dev/null 2>&1'
 check "... leaves no mount, runtime state or cgroup" \
-	eval '! grep -q "$STORE/containers/$c" /proc/self/mounts && [ ! -e "$(run_root)/runtime/$c" ] && [ ! -e "$(run_root)/containers/$c" ] && ! ls -d /sys/fs/cgroup/*/virtus/$c 2>/dev/null | grep -q .'
+	eval '! grep -q "$(run_root)/containers/$c" /proc/self/mounts && [ ! -e "$(run_root)/runtime/$c" ] && [ ! -e "$(run_root)/containers/$c" ] && ! ls -d /sys/fs/cgroup/*/virtus/$c 2>/dev/null | grep -q .'
 v rm web >/dev/null
 check "rm of an exited container" test ! -e "$STORE/containers/$id"
 v rm nosuch 2>/dev/null

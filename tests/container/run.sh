@@ -15,10 +15,12 @@ R=(--rm --network none)
 # id, monitor processes. Listed one a line; a test compares the lists before and after (other people's
 # containers may come and go in the host's cgroups meanwhile: only new entries count).
 leftovers() {
+	local rr
+	rr=$(run_root)
 	{
 		ls "$STORE/containers" 2>/dev/null | grep '^[0-9a-f]\{64\}$' | sed 's/^/record /'
-		grep -F " $STORE/" /proc/self/mounts | awk '{print "mount " $2}'
-		ls "$(run_root)/runtime" "$(run_root)/containers" 2>/dev/null | grep '^[0-9a-f]\{64\}$' | sed 's/^/run root /'
+		grep -F -e " $STORE/" -e " ${rr:-$STORE}/" /proc/self/mounts | awk '{print "mount " $2}'
+		[ -n "$rr" ] && ls "$rr/runtime" "$rr/containers" 2>/dev/null | grep '^[0-9a-f]\{64\}$' | sed 's/^/run root /'
 		find /sys/fs/cgroup -maxdepth 3 -path '*/virtus/*' -type d -regextype egrep -regex '.*/[0-9a-f]{64}' 2>/dev/null
 	} | sort
 }
