@@ -10,7 +10,7 @@ leftovers() { # what a finished container must not leave: VM socket dirs, the VM
 	# (virtus vm ls), helper processes, mounts
 	vmdirs=$(( $(ls /run/virtus-vm 2>/dev/null | wc -l) + $(ls /run/virtus-vms 2>/dev/null | wc -l) ))
 	procs=$(ps -o args | grep -c -e '^/usr/lib/qemu/virtiofsd' -e '^virtus vm run' -e '^virtiofsd')
-	mounts=$(grep -c -e "$VIRTUS_ROOT/containers" /proc/mounts)
+	mounts=$(grep -c -e "$VIRTUS_ROOT/containers" -e " /run/virtus-stores/" /proc/mounts) # (rootfs: in the run root)
 	echo "$vmdirs dirs, $procs processes, $mounts mounts"
 }
 
