@@ -232,5 +232,35 @@ rt delete -f ocinetk; say ocinetk-delete $?
 say ocinetk-left "$(nsenter -t $hold -n ip -o link | grep -c virtus-vm0) $(nsenter -t $hold -n tc qdisc show | grep -c ingress) $(oci_left)"
 kill $hold
 
+# podman (with conmon) driving the runtime unchanged, the annotation asking for the VM (Debian's podman, copied
+# into L1 by the suite): run with its exit status, then run -d, logs, exec, stop and rm of a detached one.
+mkdir -p /dev/shm && { grep -q ' /dev/shm ' /proc/mounts || mount -t tmpfs shm /dev/shm; } # (podman's locks)
+mkdir -p /etc/containers /tmp/pm-tmp /var/tmp
+echo '{"default": [{"type": "insecureAcceptAnything"}]}' >/etc/containers/policy.json
+pm() { HOME=/root timeout -k 10 $limit podman --root /var/lib/pm --runroot /run/pm --tmpdir /tmp/pm-tmp \
+	--events-backend=file --cgroup-manager=cgroupfs --conmon /usr/bin/conmon --storage-driver overlay \
+	--runtime /opt/virtus/virtus-runtime "$@"; }
+say pm-l1-memtotal "$(awk '/MemTotal/ {print $2}' /proc/meminfo)"
+(cd $img && tar -cf /tmp/pm-img.tar .) && pm import /tmp/pm-img.tar localhost/bb >/dev/null 2>/tmp/pm-import.err
+say pm-import "$?"
+sed 's/^/iso pm-import-err /' /tmp/pm-import.err | tail -n 3
+VM='--annotation io.virtus.isolation=vm'
+pm run --rm --network none $VM localhost/bb sh -c 'echo pm-hello memtotal $(awk "/MemTotal/ {print \$2}" /proc/meminfo); exit 7' \
+	</dev/null >/tmp/pm-run.out 2>/tmp/pm-run.err
+say pm-run-status $?
+sed 's/^/iso pm-run-out /' /tmp/pm-run.out
+sed 's/^/iso pm-run-err /' /tmp/pm-run.err | head -n 5
+pm run -d --name pmd --network none $VM localhost/bb sh -c 'echo pm-up; sleep 1000' </dev/null >/dev/null 2>/tmp/pm-d.err
+say pm-d "$? $(head -n 1 /tmp/pm-d.err)"
+i=0; while [ $i -lt 300 ] && ! pm logs pmd 2>/dev/null | grep -q pm-up; do i=$((i + 1)); sleep 0.1; done
+say pm-logs "$(pm logs pmd 2>&1 | tr -d '\r' | head -n 1)"
+say pm-ps "$(pm ps --format '{{.Names}} {{.Status}}' 2>&1 | grep -c '^pmd Up')"
+pm exec pmd sh -c 'echo exec-ok memtotal $(awk "/MemTotal/ {print \$2}" /proc/meminfo); exit 4' </dev/null >/tmp/pm-exec.out 2>&1
+say pm-exec "$(tr -d '\r' </tmp/pm-exec.out | tr '\n' ' ')$?"
+pm stop -t 2 pmd >/dev/null 2>&1; say pm-stop "$? $(pm inspect --format '{{.State.Status}}' pmd 2>&1)"
+pm rm pmd >/dev/null 2>&1; say pm-rm $?
+say pm-left "$(leftovers) $(pm ps -a -q | wc -l)"
+pm rmi -a -f >/dev/null 2>&1
+
 say final-left "$(leftovers)"
 say final-ctrs "$(virtus ps -a -q | wc -l)"
