@@ -262,5 +262,45 @@ pm rm pmd >/dev/null 2>&1; say pm-rm $?
 say pm-left "$(leftovers) $(pm ps -a -q | wc -l)"
 pm rmi -a -f >/dev/null 2>&1
 
+# containerd's runc v2 shim driving the runtime (ctr run --runc-binary), the annotation asking for the VM; the
+# image is the OCI archive the suite made (/work/bb.oci.tar).
+mkdir -p /var/lib/ctd /run/ctd && mount -t tmpfs tmpfs /var/lib/ctd
+cat >/tmp/ctd.toml <<EOF
+version = 2
+root = "/var/lib/ctd"
+state = "/run/ctd"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.internal.v1.tracing",
+  "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "/run/ctd/sock"
+[ttrpc]
+  address = "/run/ctd/sock.ttrpc"
+EOF
+containerd --config /tmp/ctd.toml >/tmp/ctd.log 2>&1 &
+ctd=$!
+ctr_() { timeout -k 10 $limit ctr --address /run/ctd/sock --namespace vt "$@"; }
+i=0; while [ $i -lt 300 ] && ! ctr_ version >/dev/null 2>&1; do i=$((i + 1)); sleep 0.1; done
+ctr_ images import /work/bb.oci.tar >/tmp/ctd-import.out 2>&1
+say ctd-import "$? $(ctr_ images ls -q 2>&1 | head -n 1)"
+CVM='--runc-binary /opt/virtus/virtus-runtime --annotation io.virtus.isolation=vm'
+ctr_ run --rm $CVM localhost/vt-bb:latest c1 sh -c 'echo ctd-hello memtotal $(awk "/MemTotal/ {print \$2}" /proc/meminfo); exit 7' \
+	</dev/null >/tmp/ctd-run.out 2>&1
+say ctd-run-status $?
+sed 's/^/iso ctd-run-out /' /tmp/ctd-run.out | head -n 5
+ctr_ run -d $CVM localhost/vt-bb:latest c2 sh -c 'echo up; sleep 1000' </dev/null >/dev/null 2>/tmp/ctd-d.err
+say ctd-d "$? $(head -n 1 /tmp/ctd-d.err)"
+task_status() { ctr_ task ls 2>/dev/null | awk -v id="$1" '$1 == id { print $3 }'; }
+ctr_ task exec --exec-id e1 c2 sh -c 'echo exec-ok memtotal $(awk "/MemTotal/ {print \$2}" /proc/meminfo); exit 4' \
+	</dev/null >/tmp/ctd-exec.out 2>&1
+say ctd-exec "$(tr -d '\r' </tmp/ctd-exec.out | tr '\n' ' ')$? $(task_status c2)"
+ctr_ task kill -s SIGKILL c2
+i=0; while [ $i -lt 300 ] && [ "$(task_status c2)" != STOPPED ]; do i=$((i + 1)); sleep 0.1; done
+say ctd-kill "$(task_status c2)"
+ctr_ task delete c2 >/dev/null 2>&1; ctr_ containers rm c2 >/dev/null 2>&1
+say ctd-left "$(leftovers) $(ctr_ task ls -q | wc -l) $(ctr_ containers ls -q | wc -l)"
+kill $ctd; wait $ctd 2>/dev/null
+
 say final-left "$(leftovers)"
 say final-ctrs "$(virtus ps -a -q | wc -l)"

@@ -78,30 +78,7 @@ make_image_archive() {
 	[ -x "$WORK/img/rootfs/bin/busybox" ] || return 1
 	ln -sf busybox "$WORK/img/rootfs/bin/tty"
 	tar -C "$WORK/img/rootfs" -cf "$WORK/layer.tar" . || return 1
-	python3 - "$WORK/layer.tar" "$WORK/oci" "$IMG" <<'PY' || return 1
-import hashlib, json, os, sys
-layer_path, top, name = sys.argv[1:]
-blobs = os.path.join(top, "blobs", "sha256")
-os.makedirs(blobs)
-def put(data):
-    digest = hashlib.sha256(data).hexdigest()
-    open(os.path.join(blobs, digest), "wb").write(data)
-    return {"digest": "sha256:" + digest, "size": len(data)}
-layer = open(layer_path, "rb").read()
-layer_desc = dict(put(layer), mediaType="application/vnd.oci.image.layer.v1.tar")
-config = {"architecture": "amd64", "os": "linux",
-          "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
-          "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]}}
-config_desc = dict(put(json.dumps(config).encode()), mediaType="application/vnd.oci.image.config.v1+json")
-manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": config_desc, "layers": [layer_desc]}
-manifest_desc = dict(put(json.dumps(manifest).encode()), mediaType="application/vnd.oci.image.manifest.v1+json",
-                     platform={"architecture": "amd64", "os": "linux"},
-                     annotations={"io.containerd.image.name": name})
-json.dump({"schemaVersion": 2, "manifests": [manifest_desc]}, open(os.path.join(top, "index.json"), "w"))
-json.dump({"imageLayoutVersion": "1.0.0"}, open(os.path.join(top, "oci-layout"), "w"))
-PY
-	tar -C "$WORK/oci" -cf "$out" oci-layout index.json blobs
+	"$(dirname "${BASH_SOURCE[0]}")/../lib/oci-archive" "$WORK/layer.tar" "$out" "$IMG"
 }
 
 # Only what ctr needs: no CRI, no snapshotters that probe for filesystems or devices.
