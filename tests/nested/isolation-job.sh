@@ -263,22 +263,9 @@ say pm-left "$(leftovers) $(pm ps -a -q | wc -l)"
 pm rmi -a -f >/dev/null 2>&1
 
 # containerd's runc v2 shim driving the runtime (ctr run --runc-binary), the annotation asking for the VM; the
-# image is the OCI archive the suite made (/work/bb.oci.tar).
+# image is the OCI archive the suite made (/work/bb.oci.tar), and its config (/work/ctd.toml).
 mkdir -p /var/lib/ctd /run/ctd && mount -t tmpfs tmpfs /var/lib/ctd
-cat >/tmp/ctd.toml <<EOF
-version = 2
-root = "/var/lib/ctd"
-state = "/run/ctd"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.internal.v1.tracing",
-  "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "/run/ctd/sock"
-[ttrpc]
-  address = "/run/ctd/sock.ttrpc"
-EOF
-containerd --config /tmp/ctd.toml >/tmp/ctd.log 2>&1 &
+containerd --config /work/ctd.toml >/tmp/ctd.log 2>&1 &
 ctd=$!
 ctr_() { timeout -k 10 $limit ctr --address /run/ctd/sock --namespace vt "$@"; }
 i=0; while [ $i -lt 300 ] && ! ctr_ version >/dev/null 2>&1; do i=$((i + 1)); sleep 0.1; done

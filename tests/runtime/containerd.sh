@@ -81,26 +81,17 @@ make_image_archive() {
 	"$(dirname "${BASH_SOURCE[0]}")/../lib/oci-archive" "$WORK/layer.tar" "$out" "$IMG"
 }
 
-# Only what ctr needs: no CRI, no snapshotters that probe for filesystems or devices.
 write_config() {
-	cat >"$WORK/containerd.toml" <<EOF
-version = 2
-root = "$WORK/ctd-root"
-state = "$WORK/ctd-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.internal.v1.tracing",
-  "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "$SOCK"
-[ttrpc]
-  address = "$SOCK.ttrpc"
+	{
+		"$(dirname "${BASH_SOURCE[0]}")/../lib/containerd-config" "$WORK/ctd-root" "$WORK/ctd-state" "$SOCK"
+		cat <<EOF
 # The binary chosen in containerd's own config: only the v1 shim (containerd-shim) reads one there; the v2
 # shim takes BinaryName from the client (ctr --runc-binary) or from the CRI plugin's runtime options.
 [plugins."io.containerd.runtime.v1.linux"]
   runtime = "$RT"
   runtime_root = "$V1_ROOT"
 EOF
+	} >"$WORK/containerd.toml"
 }
 
 start_containerd() {
