@@ -1,6 +1,7 @@
 /* The container's /etc/resolv.conf, /etc/hosts and /etc/hostname: files of its own in its run dir (on /run),
  * bound over the rootfs's (config.json mounts, so the runtime resolves the destinations inside the rootfs and
- * creates a missing one there). Written at every launch: the address may change between runs. */
+ * creates a missing one there). Written at every launch: the address may change between runs. The run dir
+ * is there by then: ctr_mount_rootfs makes it with the mount point. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,8 +98,7 @@ int ctr_etc_write(const struct ctr_launch *l, vt_err *err)
 	snprintf(hostname, sizeof(hostname), "%.12s", l->id);
 	if (asprintf(&name, "%s\n", hostname) < 0)
 		name = NULL;
-	if (ctr_run_dir_make(l->store, l->id, err) ||
-	    write_one(l->store, l->id, "resolv.conf", resolv_conf(l->net.mode), err) ||
+	if (write_one(l->store, l->id, "resolv.conf", resolv_conf(l->net.mode), err) ||
 	    write_one(l->store, l->id, "hosts", hosts_file(l->lease.addr, hostname), err) ||
 	    write_one(l->store, l->id, "hostname", name, err))
 		return vt_err_prefix(err, "the container's /etc files");

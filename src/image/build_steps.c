@@ -493,18 +493,6 @@ static int fs_open(struct builder *b, struct step_fs *fs)
 	return fs_open_image(b, b->cur, fs);
 }
 
-static bool dir_is_empty(const char *path)
-{
-	char **names;
-	size_t n;
-	vt_err ignored;
-	cleanup_close int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || build_list_dir(fd, &names, &n, &ignored))
-		return false;
-	build_names_free(names, n);
-	return n == 0;
-}
-
 static int fs_unmount(struct builder *b, struct step_fs *fs)
 {
 	if (fs->mounted && umount2(fs->merged, 0))

@@ -186,11 +186,15 @@ static int fill_mount_points(const char *dir)
 	for (size_t i = 0; i < ARRAY_SIZE(mount_points); i++) {
 		char p[PATH_MAX];
 		snprintf(p, sizeof(p), "%s/%s", dir, mount_points[i].path);
-		int fd = -1;
-		if (mount_points[i].dir ? mkdir(p, 0755) : (fd = open(p, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644)) < 0)
+		if (mount_points[i].dir) {
+			if (mkdir(p, 0755))
+				return -1;
+			continue;
+		}
+		int fd = open(p, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+		if (fd < 0)
 			return -1;
-		if (fd >= 0)
-			close(fd);
+		close(fd);
 	}
 	return 0;
 }

@@ -130,15 +130,11 @@ static bool is_tmpfs(const char *path)
 	return !statfs(path, &f) && f.f_type == TMPFS_MAGIC;
 }
 
-static bool dir_is_empty(int fd)
+bool dir_is_empty(const char *path)
 {
-	int dup_fd = dup(fd);
-	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-	if (!d) {
-		if (dup_fd >= 0)
-			close(dup_fd);
+	DIR *d = opendir(path);
+	if (!d)
 		return false;
-	}
 	bool empty = true;
 	for (struct dirent *e; empty && (e = readdir(d));)
 		empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
@@ -160,7 +156,7 @@ int mkdir_on_tmpfs(const char *dir, mode_t mode)
 	char opts[32];
 	snprintf(opts, sizeof(opts), "mode=%o,size=10%%", (unsigned)mode & 07777);
 	/* A refusal (not root) is no error: the dir serves as it is. */
-	if (!is_tmpfs(dir) && dir_is_empty(below))
+	if (!is_tmpfs(dir) && dir_is_empty(dir))
 		mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts);
 	close(below);
 	return 0;

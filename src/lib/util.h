@@ -46,6 +46,8 @@ int write_all(int fd, const void *buf, size_t len);
  * first). */
 int read_all(int fd, void *buf, size_t len);
 
+/* Has the directory no entry but . and ..? (false when it cannot be read) */
+bool dir_is_empty(const char *path);
 /* mkdir (an existing dir is fine), and where the dir is not on a tmpfs and still empty, mount one on it
  * (root only; without the right the dir serves as it is). For state that must not outlive a boot and is
  * made and removed often: on a disk each file made costs an inode allocation; some hosts keep /run on
