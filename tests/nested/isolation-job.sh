@@ -27,7 +27,7 @@ wait_log() { # wait_log NAME TEXT: until the container's log has TEXT (60 s)
 img=/tmp/img
 mkdir -p $img/bin $img/etc $img/tmp $img/proc $img/sys $img/dev $img/root && chmod 1777 $img/tmp
 cp /bin/busybox $img/bin/busybox
-for a in sh echo cat ls touch id pwd env nproc awk grep sleep ip uname mount trap true tty dd tr; do ln -sf busybox $img/bin/$a; done
+for a in sh echo cat ls touch id pwd env nproc awk grep sleep ip uname mount trap true tty dd tr httpd; do ln -sf busybox $img/bin/$a; done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >$img/etc/passwd
 printf 'root:x:0:\nnogroup:x:65534:\n' >$img/etc/group
 (cd $img && tar -cf /tmp/img.tar .)
@@ -81,6 +81,41 @@ say run2-exit "$(virtus inspect iso1 | grep -o '"ExitCode": [0-9]*' | head -n1)"
 wait_log iso1 got-term; say run2-got-term $?
 virtus rm iso1; say run2-rm-status $?
 say run2-left "$(leftovers)"
+
+# 2b. The bridge network (virtus0, a tap, nftables DNAT for -p), as a container's: busybox httpd in the VM
+# serves a file with a unique string, fetched from L1 through the published port (at 127.0.0.1 and at L1's
+# own address on the bridge, virtus0's) and at the container's address; its tap on virtus0 and its rules
+# while it runs, none of them (nor the VM's processes and mounts) after rm -f. (nft: the suite's copy)
+ip link set lo up # (L1's init leaves it down: no 127.0.0.1)
+net_t0=$(date +%s)
+timeout $limit virtus run -d --isolation=vm --network bridge -p 8088:80 --name isonet bb:1 \
+	sh -c 'echo vm-bridge-6021 >/tmp/f.txt; echo serving; exec httpd -f -p 80 -h /tmp' >/dev/null 2>/tmp/run8.err
+say net-status $?
+sed 's/^/iso net-err /' /tmp/run8.err | head -n 5
+wait_log isonet serving; say net-up $?
+net_id=$(virtus inspect isonet | sed -n 's/.*"Id": "\([0-9a-f]*\)".*/\1/p' | head -n1)
+net_ip=$(virtus inspect isonet | sed -n 's/.*"IPAddress": "\([0-9.]*\)".*/\1/p' | head -n1)
+net_gw=$(ip -4 -o addr show dev virtus0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4 }')
+fetch() { # fetch HOST:PORT: the file, or "none" after 30 tries (timeout, as busybox 1.35 wget -T segfaults)
+	n=0
+	while [ $n -lt 30 ]; do
+		timeout 5 wget -q -O /tmp/fetched "http://$1/f.txt" 2>/dev/null && { cat /tmp/fetched; return; }
+		n=$((n + 1)); sleep 0.5
+	done
+	echo none
+}
+say net-ctr "${net_ip:-no-address} $(fetch "${net_ip:-none}:80")"
+say net-lo "$(fetch 127.0.0.1:8088)"
+say net-gw "${net_gw:-no-virtus0} $(fetch "${net_gw:-none}:8088")"
+net_rules() { nft list table ip virtus 2>/dev/null | grep -e "virtus:${net_id:-none}" -e "${net_ip:-none}[^0-9]" | grep -c .; }
+net_taps() { # the bridge's ports that are taps, and every vt* link left
+	for t in $(ls /sys/class/net/virtus0/brif 2>/dev/null); do [ -e /sys/class/net/$t/tun_flags ] && echo tap; done | grep -c .
+	ls /sys/class/net | grep -c '^vt'
+}
+say net-running "$(net_rules) rules, $(net_taps | tr '\n' ' ')taps/links, dnat $(nft list table ip virtus 2>/dev/null | grep -c "dport 8088 dnat to ${net_ip:-none}:80 ")"
+virtus rm -f isonet >/dev/null; say net-rm $?
+say net-left "$(net_rules) rules, $(net_taps | tr '\n' ' ')taps/links, $(leftovers)"
+say net-secs $(( $(date +%s) - net_t0 ))
 
 # 3. The VMM killed from the host: the container is reported exited (137), everything released.
 timeout $limit virtus run -d --isolation=vm --network none --name iso2 bb:1 sh -c 'echo up; sleep 1000' \
@@ -226,6 +261,7 @@ oci_config false '["sh", "-c", "echo up; sleep 1000"]'
 sed -i "s|{\"type\": \"network\"}|{\"type\": \"network\", \"path\": \"/proc/$hold/ns/net\"}|" /tmp/oci/config.json
 rt create --bundle /tmp/oci --pid-file /tmp/ocinetk.pid ocinetk </dev/null >/dev/null 2>/tmp/ocinetk.err && rt start ocinetk
 say ocinetk-start "$? $(nsenter -t $hold -n ip -o link | grep -c virtus-vm0) $(head -n 1 /tmp/ocinetk.err)"
+say ocinetk-links "$(nsenter -t $hold -n ip -o link | cut -d' ' -f1-3 | tr '\n' ' ')" # (seen once: 2 taps counted)
 kill -9 "$(cat /tmp/ocinetk.pid)"
 i=0; while [ $i -lt 100 ] && [ "$(state ocinetk)" != stopped ]; do i=$((i + 1)); sleep 0.1; done
 rt delete -f ocinetk; say ocinetk-delete $?
