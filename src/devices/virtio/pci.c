@@ -851,5 +851,9 @@ void virtio_pci_print_stats(struct virtio_transport *t, FILE *f)
 			"%llu passes deferred\n", t->dev->name, i, (unsigned long long)(kicks - MIN(kicks, deferred)),
 			(unsigned long long)__atomic_load_n(&q->trapped_kicks, __ATOMIC_RELAXED), (unsigned long long)q->interrupts,
 			(unsigned long long)deferred);
+		struct virtq_positions p;
+		if (virtq_positions(&t->vq[i], &p))
+			fprintf(f, "    ring: driver's avail idx %u, device at %u, used idx %u; used_event %u, avail_event %u\n",
+				p.avail_idx, p.last_avail, p.used_idx, p.used_event, p.avail_event);
 	}
 }

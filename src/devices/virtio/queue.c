@@ -309,3 +309,13 @@ bool virtq_enable_notify(struct virtq *q, bool enable)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return load16(q->avail_hva, RING_IDX_OFF) != q->last_avail;
 }
+
+bool virtq_positions(const struct virtq *q, struct virtq_positions *p)
+{
+	if (!virtq_usable(q))
+		return false;
+	*p = (struct virtq_positions){ .avail_idx = load16(q->avail_hva, RING_IDX_OFF), .last_avail = q->last_avail,
+				       .used_idx = q->used_idx, .used_event = load16(q->avail_hva, used_event_off(q)),
+				       .avail_event = load16(q->used_hva, avail_event_off(q)) };
+	return true;
+}

@@ -88,6 +88,15 @@ bool virtq_should_notify(struct virtq *q);
  * re-check after enabling to close the race). */
 bool virtq_enable_notify(struct virtq *q, bool enable);
 
+/* Where both sides are, for diagnostics (a stalled queue: who waits for whom). False if the queue is not
+ * usable. The driver's fields are read as they are now. */
+struct virtq_positions {
+	uint16_t avail_idx, last_avail;   /* the driver's avail->idx; the next one the device takes */
+	uint16_t used_idx;                /* the device's used->idx */
+	uint16_t used_event, avail_event; /* event idx: the driver's wish, the device's */
+};
+bool virtq_positions(const struct virtq *q, struct virtq_positions *p);
+
 /* The event-idx test of virtio 1.x 2.7.7.2, exposed for tests. */
 static inline bool virtq_need_event(uint16_t event, uint16_t new_idx, uint16_t old_idx)
 {
