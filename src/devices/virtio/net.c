@@ -15,9 +15,16 @@
  * stays in the bounce buffer and the backend's fd is taken out of the watched set until the driver kicks,
  * so frames back up in the kernel's tap queue rather than spinning the loop.
  *
+ * tx completions are published at once but their interrupt waits (TX_IRQ_DEFER_NS at most): a driver that
+ * streams frees them itself on its next transmit or in its rx poll (Linux's virtnet_poll_cleantx) and moves
+ * used_event past them, so the interrupt is checked again at the next tx kick or when the timer fires, and
+ * sent only if the driver still asks for it. A stream of frames then costs one interrupt per ACK, not one
+ * per ACK plus one per frame; nothing waits longer than the timer, or past TX_IRQ_DEFER_MAX completions (half
+ * the ring at most): a driver that stopped its queue for want of descriptors is not kept waiting.
+ *
  * The event loop watches one fd per device: an epoll set holding the eventfd (sink) or the backend's fd
- * (tap), so the device can stop watching the tap without a change to the loop. tx runs on the device
- * thread (queue_notify). */
+ * (tap), and the tx interrupt's timerfd, so the device can stop watching the tap without a change to the
+ * loop. tx runs on the device thread (queue_notify). */
 #include "devices/virtio/net.h"
 
 #include <errno.h>
@@ -28,6 +35,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "devices/virtio/pci.h"
@@ -40,6 +48,8 @@
 #define NET_CONFIG_LEN 8          /* mac[6], status */
 #define RX_BUF_CAP (VIRTIO_NET_HDR_LEN + VIRTIO_NET_MAX_GSO_FRAME + 1) /* +1: a full read means truncated */
 #define RX_BUDGET 256             /* frames per wake-up before the loop serves other devices */
+#define TX_IRQ_DEFER_NS 500000    /* longest wait of a tx completion's interrupt */
+#define TX_IRQ_DEFER_MAX 64       /* or completions: a driver that waits for them gets them in bulk */
 #define NET_OFFLOAD_FEATURES                                                                          \
 	((1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_TSO4) | \
 	 (1ULL << VIRTIO_NET_F_GUEST_TSO6) | (1ULL << VIRTIO_NET_F_GUEST_ECN) | (1ULL << VIRTIO_NET_F_HOST_TSO4) | \
@@ -52,6 +62,7 @@ struct pending_frame {
 
 struct net_stats {
 	uint64_t tx_frames, tx_bytes, tx_bad, tx_errors;
+	uint64_t tx_irq_deferred, tx_irq_unneeded; /* tx passes whose interrupt waited; of those, not needed */
 	uint64_t rx_frames, rx_bytes, rx_bad, rx_no_driver;
 };
 
@@ -62,6 +73,11 @@ struct virtio_net {
 	int rx_fd;                    /* eventfd: frames are pending (sink backends) */
 	int poll_fd;                  /* epoll set watched by the loop: rx_fd or the backend's fd */
 	bool backend_watched;         /* the backend's fd is in poll_fd (header-carrying backends) */
+	int tx_timer_fd;              /* timerfd in poll_fd: a deferred tx interrupt is due */
+	bool tx_irq_due;              /* completions published whose interrupt was not checked yet */
+	unsigned tx_unchecked;        /* how many */
+	bool tx_timer_armed;          /* tx_timer_fd is set and its expiry not yet read */
+	uint64_t tx_deadline;         /* now_ns() at which it expires */
 	struct net_stats st;          /* device thread only (read at exit) */
 	uint8_t *rx_buf;              /* RX_BUF_CAP: one frame read from the backend, device thread only */
 	size_t rx_len;                /* bytes in rx_buf (header + frame), 0 none */
@@ -434,10 +450,69 @@ static void rx_drain(struct virtio_net *n)
 		sink_rx_drain(n);
 }
 
+/* The deferred tx interrupt, checked against the driver's suppression state as it is now. */
+static void tx_irq_flush(struct virtio_net *n)
+{
+	if (!n->tx_irq_due)
+		return;
+	n->tx_irq_due = false;
+	n->tx_unchecked = 0;
+	if (virtq_should_notify(&n->dev.vq[VIRTIO_NET_TXQ]))
+		virtio_queue_interrupt(&n->dev, VIRTIO_NET_TXQ, true);
+	else
+		n->st.tx_irq_unneeded++;
+}
+
+/* Completions were published: check their interrupt at the next tx kick, or when the timer fires. The
+ * timer stays armed until its expiry is read (tx_timer_expired), so it is set at most once per period. */
+static void tx_irq_defer(struct virtio_net *n, unsigned completions)
+{
+	n->tx_irq_due = true;
+	n->tx_unchecked += completions;
+	if (n->tx_unchecked >= MIN(TX_IRQ_DEFER_MAX, n->dev.vq[VIRTIO_NET_TXQ].size / 2u)) {
+		tx_irq_flush(n);
+		return;
+	}
+	n->st.tx_irq_deferred++;
+	if (n->tx_timer_armed)
+		return;
+	struct itimerspec its = { .it_value = { .tv_nsec = TX_IRQ_DEFER_NS } };
+	if (timerfd_settime(n->tx_timer_fd, 0, &its, NULL) < 0) {
+		tx_irq_flush(n); /* no timer: no waiting */
+		return;
+	}
+	n->tx_deadline = now_ns() + TX_IRQ_DEFER_NS;
+	n->tx_timer_armed = true;
+}
+
+/* On the loop's wake-up: if the timer is due, read its expiry (or poll_fd would stay readable) and send
+ * the interrupt if it is still needed. Before the deadline no syscall: the wake-up was for rx. */
+static void tx_timer_expired(struct virtio_net *n)
+{
+	uint64_t ticks;
+	if (!n->tx_timer_armed || now_ns() < n->tx_deadline)
+		return;
+	if (read(n->tx_timer_fd, &ticks, sizeof(ticks)) != sizeof(ticks))
+		return; /* not yet signalled: the next wake-up reads it */
+	n->tx_timer_armed = false;
+	tx_irq_flush(n);
+}
+
+static void tx_irq_cancel(struct virtio_net *n)
+{
+	struct itimerspec off = { 0 };
+	n->tx_irq_due = false;
+	n->tx_unchecked = 0;
+	if (n->tx_timer_armed && timerfd_settime(n->tx_timer_fd, 0, &off, NULL) == 0)
+		n->tx_timer_armed = false; /* disarming also drops an expiry not yet read */
+}
+
 static void tx_drain(struct virtio_net *n)
 {
 	struct virtq *vq = &n->dev.vq[VIRTIO_NET_TXQ];
 	struct virtio_pass pass = virtio_pass_begin(&n->dev, VIRTIO_NET_TXQ);
+	tx_irq_flush(n); /* the driver's used_event as it is at its kick */
+	unsigned pushed = 0;
 	int rc;
 	while ((rc = virtio_pass_pop(&pass, n->chain)) == 1) {
 		if (n->backend->vnet_hdr)
@@ -445,9 +520,10 @@ static void tx_drain(struct virtio_net *n)
 		else
 			sink_tx_one(n);
 		virtq_push(vq, n->chain->head, 0);
+		pushed++;
 	}
-	if (rc == 0)
-		virtio_queue_interrupt(&n->dev, VIRTIO_NET_TXQ, false);
+	if (rc == 0 && pushed)
+		tx_irq_defer(n, pushed);
 }
 
 static void net_queue_notify(struct virtio_device *d, unsigned q)
@@ -477,6 +553,7 @@ static void net_reset(struct virtio_device *d)
 {
 	struct virtio_net *n = to_net(d);
 	vt_err err;
+	tx_irq_cancel(n);
 	if (n->backend->vnet_hdr)
 		n->backend->set_offload(n->backend, 0, &err);
 }
@@ -491,15 +568,16 @@ void virtio_net_rx_ready(void *arg)
 {
 	struct virtio_net *n = arg;
 	uint64_t cnt;
-	if (!n->backend->vnet_hdr && read(n->rx_fd, &cnt, sizeof(cnt)) < 0)
-		return;
+	/* a sink's frames are pending only if its eventfd was written: the wake-up may be the timer's */
+	bool rx_woken = n->backend->vnet_hdr || read(n->rx_fd, &cnt, sizeof(cnt)) == sizeof(cnt);
 	struct virtio_transport *t = n->dev.transport;
 	if (!t)
 		return;
 	pthread_mutex_lock(&t->lock);
-	if (virtio_queue_live(&n->dev, VIRTIO_NET_RXQ))
+	tx_timer_expired(n);
+	if (rx_woken && virtio_queue_live(&n->dev, VIRTIO_NET_RXQ))
 		rx_drain(n);
-	else if (n->backend->vnet_hdr)
+	else if (rx_woken && n->backend->vnet_hdr)
 		vnet_rx_discard(n);
 	pthread_mutex_unlock(&t->lock);
 }
@@ -508,10 +586,12 @@ void virtio_net_print_stats(struct virtio_device *d, FILE *f)
 {
 	const struct net_stats *s = &to_net(d)->st;
 	fprintf(f, "virtio-net: tx %llu frames %llu bytes, %llu malformed, %llu send errors; rx %llu frames %llu bytes, "
-		"%llu dropped, %llu before the driver was ready\n", (unsigned long long)s->tx_frames,
+		"%llu dropped, %llu before the driver was ready; tx interrupts deferred %llu times, %llu of them not "
+		"needed\n", (unsigned long long)s->tx_frames,
 		(unsigned long long)s->tx_bytes, (unsigned long long)s->tx_bad, (unsigned long long)s->tx_errors,
 		(unsigned long long)s->rx_frames, (unsigned long long)s->rx_bytes, (unsigned long long)s->rx_bad,
-		(unsigned long long)s->rx_no_driver);
+		(unsigned long long)s->rx_no_driver, (unsigned long long)s->tx_irq_deferred,
+		(unsigned long long)s->tx_irq_unneeded);
 }
 
 static unsigned net_counters(struct virtio_device *d, struct virtio_counter *out)
@@ -521,6 +601,7 @@ static unsigned net_counters(struct virtio_device *d, struct virtio_counter *out
 		{ "tx_frames", s->tx_frames }, { "tx_bytes", s->tx_bytes }, { "tx_malformed", s->tx_bad },
 		{ "tx_send_errors", s->tx_errors }, { "rx_frames", s->rx_frames }, { "rx_bytes", s->rx_bytes },
 		{ "rx_dropped", s->rx_bad }, { "rx_before_driver", s->rx_no_driver },
+		{ "tx_irq_deferred", s->tx_irq_deferred }, { "tx_irq_unneeded", s->tx_irq_unneeded },
 	};
 	memcpy(out, c, sizeof(c));
 	return ARRAY_SIZE(c);
@@ -544,7 +625,7 @@ static struct virtio_net *net_alloc(const uint8_t mac[6])
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	if (!n)
 		return NULL;
-	n->rx_fd = n->poll_fd = -1;
+	n->rx_fd = n->poll_fd = n->tx_timer_fd = -1;
 	pthread_mutex_init(&n->pending_lock, NULL);
 	n->dev.id = VIRTIO_ID_NET;
 	n->dev.features = (1ULL << VIRTIO_F_EVENT_IDX) | (1ULL << VIRTIO_F_INDIRECT_DESC) |
@@ -560,6 +641,7 @@ static struct virtio_net *net_alloc(const uint8_t mac[6])
 	n->tx_buf = malloc(VIRTIO_NET_MAX_GSO_FRAME);
 	n->rx_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	n->poll_fd = epoll_create1(EPOLL_CLOEXEC);
+	n->tx_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	return n;
 }
 
@@ -591,8 +673,10 @@ static struct virtio_net *net_new(const struct net_opts *o, vt_err *err)
 		vt_fail_errno(err, ENOMEM, "virtio-net");
 		return NULL;
 	}
-	if (!n->chain || !n->tx_buf || n->rx_fd < 0 || n->poll_fd < 0) {
-		vt_fail_errno(err, n->rx_fd < 0 || n->poll_fd < 0 ? errno : ENOMEM, "virtio-net");
+	struct epoll_event timer_ev = { .events = EPOLLIN };
+	if (!n->chain || !n->tx_buf || n->rx_fd < 0 || n->poll_fd < 0 || n->tx_timer_fd < 0 ||
+	    epoll_ctl(n->poll_fd, EPOLL_CTL_ADD, n->tx_timer_fd, &timer_ev) < 0) {
+		vt_fail_errno(err, !n->chain || !n->tx_buf ? ENOMEM : errno, "virtio-net");
 		virtio_net_destroy(&n->dev);
 		return NULL;
 	}
@@ -641,6 +725,8 @@ void virtio_net_destroy(struct virtio_device *d)
 		close(n->rx_fd);
 	if (n->poll_fd >= 0)
 		close(n->poll_fd);
+	if (n->tx_timer_fd >= 0)
+		close(n->tx_timer_fd);
 	pthread_mutex_destroy(&n->pending_lock);
 	free(n->chain);
 	free(n->tx_buf);
