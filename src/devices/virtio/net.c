@@ -48,7 +48,10 @@
 #define NET_CONFIG_LEN 8          /* mac[6], status */
 #define RX_BUF_CAP (VIRTIO_NET_HDR_LEN + VIRTIO_NET_MAX_GSO_FRAME + 1) /* +1: a full read means truncated */
 #define RX_BUDGET 256             /* frames per wake-up before the loop serves other devices */
-#define TX_IRQ_DEFER_NS 500000    /* longest wait of a tx completion's interrupt */
+/* Longest wait of a tx completion's interrupt, as a NIC's tx coalescing: short, because a TCP socket with
+ * an unfreed skb corks its next small write until the skb is freed (autocork), and a lone sender frees it
+ * only on this interrupt. */
+#define TX_IRQ_DEFER_NS 50000
 #define TX_IRQ_DEFER_MAX 64       /* or completions: a driver that waits for them gets them in bulk */
 #define NET_OFFLOAD_FEATURES                                                                          \
 	((1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_TSO4) | \
