@@ -65,7 +65,9 @@ static const char *const vcpu_calls[] = {
 	 * queues (eventfds for ioeventfd/irqfd) and resetting devices (a disk drains its requests). */
 	FILE_IO_CALLS, "io_uring_enter", "poll", "ppoll", "eventfd2", "close", "getrandom",
 	/* virtio-fs hands its rings to the vhost-user backend at DRIVER_OK and stops them at reset */
-	"sendmsg", "recvmsg", NULL,
+	"sendmsg", "recvmsg",
+	/* a trapped tx kick runs virtio-net's tx, which sets its interrupt timer (a reset stops it) */
+	"timerfd_settime", NULL,
 };
 static const char *const device_calls[] = {
 	"epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl", FILE_IO_CALLS, "io_uring_enter", "poll", "ppoll",
@@ -97,8 +99,9 @@ static const char *const main_calls[] = {
 	 * threads, which confine themselves (prctl, seccomp) to their own role's list on top of this one */
 	"eventfd2", "io_uring_setup", "io_uring_register", FILE_IO_CALLS, "set_robust_list", "rseq", "seccomp",
 	"flock", "lseek",
-	/* a network interface plugged in (PUT /network-interfaces/ID): virtio-net's epoll set of its backend */
-	"epoll_create1",
+	/* a network interface plugged in (PUT /network-interfaces/ID): virtio-net's epoll set of its backend
+	 * and its tx interrupt timer */
+	"epoll_create1", "timerfd_create",
 	"sched_getaffinity", /* AddressSanitizer's pthread_create reads the CPU mask */
 	NULL,
 };
