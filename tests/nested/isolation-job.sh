@@ -255,17 +255,18 @@ say ocinet-status $?
 sed 's/^/iso ocinet-out /' /tmp/ocinet.out
 sed 's/^/iso ocinet-err /' /tmp/ocinet.err | head -n 5
 say ocinet-l1-mac "$(nsenter -t $hold -n ip -o link show dev eth0 | grep -o 'link/ether [0-9a-f:]*')"
-say ocinet-left "$(nsenter -t $hold -n ip -o link | grep -c virtus-vm0) $(nsenter -t $hold -n tc qdisc show | grep -c ingress) $(oci_left)"
-# the same namespace, the shim killed (SIGKILL): delete takes the tap and the redirect away all the same
+say ocinet-left "$(nsenter -t $hold -n ip -o link | grep -c '^[0-9]*: virtus-vm0[:@]') $(nsenter -t $hold -n tc qdisc show | grep -c ingress) $(oci_left)"
+# the same namespace, the shim killed (SIGKILL): delete takes the tap and the redirect away all the same.
+# (The taps are counted by their own name: ip names eth0's peer, in L1, by its index looked up here, so a
+# line "eth0@virtus-vm0" appears when that index is the tap's.)
 oci_config false '["sh", "-c", "echo up; sleep 1000"]'
 sed -i "s|{\"type\": \"network\"}|{\"type\": \"network\", \"path\": \"/proc/$hold/ns/net\"}|" /tmp/oci/config.json
 rt create --bundle /tmp/oci --pid-file /tmp/ocinetk.pid ocinetk </dev/null >/dev/null 2>/tmp/ocinetk.err && rt start ocinetk
-say ocinetk-start "$? $(nsenter -t $hold -n ip -o link | grep -c virtus-vm0) $(head -n 1 /tmp/ocinetk.err)"
-say ocinetk-links "$(nsenter -t $hold -n ip -o link | cut -d' ' -f1-3 | tr '\n' ' ')" # (seen once: 2 taps counted)
+say ocinetk-start "$? $(nsenter -t $hold -n ip -o link | grep -c '^[0-9]*: virtus-vm0[:@]') $(head -n 1 /tmp/ocinetk.err)"
 kill -9 "$(cat /tmp/ocinetk.pid)"
 i=0; while [ $i -lt 100 ] && [ "$(state ocinetk)" != stopped ]; do i=$((i + 1)); sleep 0.1; done
 rt delete -f ocinetk; say ocinetk-delete $?
-say ocinetk-left "$(nsenter -t $hold -n ip -o link | grep -c virtus-vm0) $(nsenter -t $hold -n tc qdisc show | grep -c ingress) $(oci_left)"
+say ocinetk-left "$(nsenter -t $hold -n ip -o link | grep -c '^[0-9]*: virtus-vm0[:@]') $(nsenter -t $hold -n tc qdisc show | grep -c ingress) $(oci_left)"
 kill $hold
 
 # podman (with conmon) driving the runtime unchanged, the annotation asking for the VM (Debian's podman, copied
