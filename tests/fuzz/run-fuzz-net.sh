@@ -8,7 +8,7 @@ secs=${1:-30}
 out=build-fuzz
 corpus=$out/corpus-net
 mkdir -p "$corpus"
-src=(tests/fuzz/fuzz_net.c src/devices/virtio/net.c src/devices/virtio/pass.c src/lib/iov.c src/devices/virtio/queue.c src/vmm/guest_mem.c src/lib/err.c)
+src=(tests/fuzz/fuzz_net.c src/devices/virtio/net.c src/devices/virtio/pass.c src/lib/iov.c src/devices/virtio/queue.c src/vmm/guest_mem.c src/lib/err.c src/lib/util.c)
 clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-o "$out/fuzz_net" "${src[@]}" -lpthread
