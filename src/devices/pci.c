@@ -21,7 +21,8 @@ void pci_device_init(struct pci_device *d, uint16_t vendor, uint16_t device, uin
 	pci_put(d->cfg + PCI_CLASS_PROG, 3, class_code);
 	pci_put(d->cfg + PCI_SUBSYS_VENDOR, 2, subsys_vendor);
 	pci_put(d->cfg + PCI_SUBSYS_ID, 2, subsys_id);
-	pci_put(d->wmask + PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
+	pci_put(d->wmask + PCI_COMMAND, 2,
+		PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
 	d->wmask[PCI_INTERRUPT_LINE] = 0xff;
 	d->cap_end = PCI_CAP_FIRST;
 	d->last_cap_next = d->cfg + PCI_CAP_PTR;
@@ -35,6 +36,17 @@ int pci_device_add_bar(struct pci_device *d, unsigned bar, uint64_t size, bool i
 	if (size < 4096 || (size & (size - 1)))
 		return vt_fail(err, "%s: BAR size 0x%llx is not a power of two >= 4 KiB", d->name, (unsigned long long)size);
 	d->bar[bar] = (struct pci_bar){ .size = size, .is64 = is64 };
+	return 0;
+}
+
+int pci_device_add_io_bar(struct pci_device *d, unsigned bar, uint64_t ports, vt_err *err)
+{
+	if (bar >= PCI_NUM_BARS)
+		return vt_fail(err, "%s: BAR %u does not exist", d->name, bar);
+	if (ports < 4 || ports > PCI_IO_BAR_MAX || (ports & (ports - 1)))
+		return vt_fail(err, "%s: I/O BAR of %llu ports is not a power of two from 4 to %d", d->name,
+			       (unsigned long long)ports, PCI_IO_BAR_MAX);
+	d->bar[bar] = (struct pci_bar){ .size = ports, .io = true };
 	return 0;
 }
 
@@ -63,16 +75,45 @@ void pci_bus_init(struct pci_bus *bus, uint64_t mmio_base, uint64_t mmio_size, u
 	bus->slot[0] = &bus->host_bridge;
 }
 
+void pci_bus_set_io_window(struct pci_bus *bus, uint64_t base, uint64_t size)
+{
+	bus->io_base = base;
+	bus->io_size = size;
+}
+
 void pci_bus_destroy(struct pci_bus *bus)
 {
 	pthread_mutex_destroy(&bus->lock);
 }
 
-static int allocate_bars(struct pci_bus *bus, struct pci_device *d, vt_err *err)
+/* I/O BARs go in the slot's own share of the window, so a slot's ports are reused when its device is. */
+static int allocate_io_bars(struct pci_bus *bus, struct pci_device *d, unsigned slot, vt_err *err)
 {
+	uint64_t share = bus->io_size / PCI_MAX_SLOTS;
+	uint64_t next = bus->io_base + slot * share, end = next + share;
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
 		struct pci_bar *b = &d->bar[i];
-		if (!b->size)
+		if (!b->size || !b->io)
+			continue;
+		uint64_t at = ALIGN_UP(next, b->size);
+		if (at + b->size > end)
+			return vt_fail(err, "%s: no room for a %llu-port I/O BAR in slot %u's %llu ports of the PCI I/O window",
+				       d->name, (unsigned long long)b->size, slot, (unsigned long long)share);
+		b->addr = at;
+		next = at + b->size;
+	}
+	d->io_window_base = bus->io_base;
+	d->io_window_end = bus->io_base + bus->io_size;
+	return 0;
+}
+
+static int allocate_bars(struct pci_bus *bus, struct pci_device *d, unsigned slot, vt_err *err)
+{
+	if (allocate_io_bars(bus, d, slot, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		struct pci_bar *b = &d->bar[i];
+		if (!b->size || b->io)
 			continue;
 		uint64_t at = ALIGN_UP(bus->mmio_next, b->size);
 		if (at < bus->mmio_next || at + b->size > bus->mmio_base + bus->mmio_size)
@@ -86,7 +127,7 @@ static int allocate_bars(struct pci_bus *bus, struct pci_device *d, vt_err *err)
 
 static int plug_locked(struct pci_bus *bus, struct pci_device *d, unsigned s, vt_err *err)
 {
-	if (allocate_bars(bus, d, err) < 0)
+	if (allocate_bars(bus, d, s, err) < 0)
 		return -1;
 	bus->slot[s] = d;
 	bus->reserved &= ~(1u << s);
@@ -141,9 +182,17 @@ unsigned pci_bus_slot_of(struct pci_bus *bus, const struct pci_device *d)
 	return s < PCI_MAX_SLOTS ? s : 0;
 }
 
-static bool decoding(const struct pci_device *d)
+static uint16_t command(const struct pci_device *d)
 {
-	return pci_get(d->cfg + PCI_COMMAND, 2) & PCI_COMMAND_MEMORY;
+	return (uint16_t)pci_get(d->cfg + PCI_COMMAND, 2);
+}
+
+/* An I/O BAR moved out of the bus's window (where nothing routes its ports) decodes nothing. */
+static bool bar_decoding(const struct pci_device *d, const struct pci_bar *b)
+{
+	if (!b->io)
+		return command(d) & PCI_COMMAND_MEMORY;
+	return (command(d) & PCI_COMMAND_IO) && b->addr >= d->io_window_base && b->addr + b->size <= d->io_window_end;
 }
 
 static void tell_bars(struct pci_device *d)
@@ -152,7 +201,7 @@ static void tell_bars(struct pci_device *d)
 		return;
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
 		if (d->bar[i].size)
-			d->ops->bar_moved(d, i, d->bar[i].addr, decoding(d));
+			d->ops->bar_moved(d, i, d->bar[i].addr, bar_decoding(d, &d->bar[i]));
 }
 
 /* Which BAR (and which half of a 64-bit one) register `reg` (0..5) belongs to; -1 if none. */
@@ -175,7 +224,9 @@ static uint32_t bar_register(const struct pci_device *d, unsigned reg)
 	if (i < 0)
 		return 0;
 	const struct pci_bar *b = &d->bar[i];
-	return high ? (uint32_t)(b->addr >> 32) : (uint32_t)b->addr | (b->is64 ? PCI_BAR_MEM_64 : 0);
+	if (high)
+		return (uint32_t)(b->addr >> 32);
+	return (uint32_t)b->addr | (b->is64 ? PCI_BAR_MEM_64 : 0) | (b->io ? PCI_BAR_IO : 0);
 }
 
 /* BAR sizing: writing all ones reads back the size mask, because the bits below the size do not stick. */
@@ -230,12 +281,12 @@ static void write_cfg(struct pci_device *d, unsigned off, unsigned len, uint32_t
 		write_bars(d, off, len, val);
 		return;
 	}
-	bool was_decoding = decoding(d);
+	uint16_t decode_bits = PCI_COMMAND_IO | PCI_COMMAND_MEMORY, was = command(d) & decode_bits;
 	for (unsigned i = 0; i < len; i++) {
 		uint8_t m = d->wmask[off + i];
 		d->cfg[off + i] = (uint8_t)((d->cfg[off + i] & ~m) | ((val >> (8 * i)) & m));
 	}
-	if (decoding(d) != was_decoding)
+	if ((command(d) & decode_bits) != was)
 		tell_bars(d);
 	if (d->cfg_written)
 		d->cfg_written(d, off, len);
@@ -323,23 +374,23 @@ void pci_ecam_io(void *opaque, uint64_t addr, uint8_t *data, uint32_t len, bool 
 		   (unsigned)(addr & 0xfff), data, len, is_write);
 }
 
-/* The BAR window: find the decoding BAR that holds the address, then call the device without the lock. */
-void pci_mmio_io(void *opaque, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)
+/* A BAR window: find the decoding BAR of the space (memory or ports) that holds the address, then call the
+ * device without the lock. */
+static void bar_access(struct pci_bus *bus, bool io, uint64_t where, uint8_t *data, uint32_t len, bool is_write)
 {
-	struct pci_bus *bus = opaque;
-	uint64_t gpa = bus->mmio_base + addr;
 	struct pci_device *hit = NULL;
 	uint64_t off = 0;
 	unsigned bar = 0;
 	pthread_mutex_lock(&bus->lock);
 	for (unsigned s = 1; s < PCI_MAX_SLOTS && !hit; s++) {
 		struct pci_device *d = bus->slot[s];
-		if (!d || !decoding(d))
+		if (!d)
 			continue;
 		for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
 			const struct pci_bar *b = &d->bar[i];
-			if (b->size && gpa >= b->addr && gpa - b->addr < b->size && len <= b->size - (gpa - b->addr)) {
-				hit = d, off = gpa - b->addr, bar = i;
+			if (b->size && b->io == io && bar_decoding(d, b) && where >= b->addr && where - b->addr < b->size &&
+			    len <= b->size - (where - b->addr)) {
+				hit = d, off = where - b->addr, bar = i;
 				break;
 			}
 		}
@@ -355,6 +406,18 @@ void pci_mmio_io(void *opaque, uint64_t addr, uint8_t *data, uint32_t len, bool 
 	}
 	if (hit)
 		__atomic_sub_fetch(&hit->bar_users, 1, __ATOMIC_ACQ_REL);
+}
+
+void pci_mmio_io(void *opaque, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct pci_bus *bus = opaque;
+	bar_access(bus, false, bus->mmio_base + addr, data, len, is_write);
+}
+
+void pci_pio_io(void *opaque, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct pci_bus *bus = opaque;
+	bar_access(bus, true, bus->io_base + addr, data, len, is_write);
 }
 
 /* ---- MSI-X ---------------------------------------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /* A conventional PCI bus 0 behind a host bridge: configuration space reached through the conf1 ports
- * (0xcf8 address, 0xcfc-0xcff data) and an ECAM window, memory BARs allocated from the MMIO hole, the
- * command register's memory-decode bit, a capability list, and MSI-X (table, PBA, masking) for devices.
+ * (0xcf8 address, 0xcfc-0xcff data) and an ECAM window, memory BARs allocated from the MMIO hole and I/O
+ * BARs from a port window, the command register's decode bits, a capability list, and MSI-X (table, PBA,
+ * masking) for devices.
  *
  * Everything the guest writes is hostile: out-of-range offsets, odd widths and absent devices read as all
  * ones and writes to them are dropped. Config accesses from several vCPUs are serialised by the bus lock;
@@ -35,11 +36,14 @@
 #define PCI_INTERRUPT_LINE 0x3c
 #define PCI_INTERRUPT_PIN 0x3d
 
+#define PCI_COMMAND_IO     0x0001
 #define PCI_COMMAND_MEMORY 0x0002
 #define PCI_COMMAND_MASTER 0x0004
 #define PCI_COMMAND_INTX_DISABLE 0x0400
 #define PCI_STATUS_CAP_LIST 0x0010
 #define PCI_BAR_MEM_64    0x4
+#define PCI_BAR_IO        0x1     /* bit 0 of a BAR register: the BAR is in I/O space */
+#define PCI_IO_BAR_MAX    256     /* PCI 3.0 6.2.5.1: an I/O BAR asks for at most 256 ports */
 #define PCI_CAP_ID_MSIX   0x11
 #define PCI_CAP_ID_VENDOR 0x09
 
@@ -57,9 +61,10 @@ struct pci_device_ops {
 };
 
 struct pci_bar {
-	uint64_t size;           /* power of two, >= 4 KiB; 0 = not implemented */
+	uint64_t size;           /* power of two: memory >= 4 KiB, I/O 4..256 ports; 0 = not implemented */
 	uint64_t addr;
 	bool is64;               /* occupies this and the next BAR register */
+	bool io;                 /* ports, decoded while PCI_COMMAND_IO is set and inside the bus's I/O window */
 };
 
 struct pci_device {
@@ -77,6 +82,7 @@ struct pci_device {
 	 * whose value is produced by the read itself (virtio's PCI_CFG window); under the bus lock. Optional. */
 	void (*cfg_reading)(struct pci_device *d, unsigned off, unsigned len);
 	unsigned bar_users;            /* vCPUs inside ops->bar_io right now (atomic): an unplug waits for them */
+	uint64_t io_window_base, io_window_end; /* the bus's I/O window, copied at plug time */
 };
 
 struct pci_bus {
@@ -85,12 +91,17 @@ struct pci_bus {
 	pthread_mutex_t lock;
 	uint32_t conf1_addr;
 	uint64_t mmio_base, mmio_size, mmio_next; /* BAR window and bump allocator */
+	uint64_t io_base, io_size;   /* I/O BAR window: each slot owns io_size / PCI_MAX_SLOTS ports of it */
 	uint64_t ecam_base;
 	struct pci_device host_bridge;
 };
 
-/* A bus with a host bridge at 00:00.0; BARs are allocated from [mmio_base, mmio_base+mmio_size). */
+/* A bus with a host bridge at 00:00.0; memory BARs are allocated from [mmio_base, mmio_base+mmio_size). */
 void pci_bus_init(struct pci_bus *bus, uint64_t mmio_base, uint64_t mmio_size, uint64_t ecam_base);
+/* The ports I/O BARs come from (none until this is called: a device with an I/O BAR then cannot be
+ * plugged). Slot s's I/O BARs start at base + s * (size / PCI_MAX_SLOTS), so an unplugged slot's ports are
+ * free again for the next device in it. */
+void pci_bus_set_io_window(struct pci_bus *bus, uint64_t base, uint64_t size);
 void pci_bus_destroy(struct pci_bus *bus);
 
 /* Fill in the identity of a type 0 function. */
@@ -98,6 +109,8 @@ void pci_device_init(struct pci_device *d, uint16_t vendor, uint16_t device, uin
 		     uint16_t subsys_vendor, uint16_t subsys_id, const char *name);
 /* Declare a memory BAR before plugging; size must be a power of two >= 4 KiB. */
 int pci_device_add_bar(struct pci_device *d, unsigned bar, uint64_t size, bool is64, vt_err *err);
+/* Declare an I/O BAR of `ports` ports (a power of two, 4..256) before plugging. */
+int pci_device_add_io_bar(struct pci_device *d, unsigned bar, uint64_t ports, vt_err *err);
 /* Append a capability of len bytes (id and next pointer included) and return its config offset, or 0 if
  * config space is full. The caller fills bytes 2..len-1. */
 unsigned pci_device_add_cap(struct pci_device *d, uint8_t id, unsigned len);
@@ -112,10 +125,12 @@ void pci_bus_unplug(struct pci_bus *bus, unsigned slot);
 /* The slot that holds d, 0 if none. */
 unsigned pci_bus_slot_of(struct pci_bus *bus, const struct pci_device *d);
 
-/* Bus handlers: register conf1 at port 0xcf8 (8 ports), ECAM at ecam_base, the BAR window at mmio_base. */
+/* Bus handlers: register conf1 at port 0xcf8 (8 ports), ECAM at ecam_base, the BAR window at mmio_base,
+ * the I/O BAR window at io_base (on the port bus). */
 void pci_conf1_io(void *bus, uint64_t addr, uint8_t *data, uint32_t len, bool is_write);
 void pci_ecam_io(void *bus, uint64_t addr, uint8_t *data, uint32_t len, bool is_write);
 void pci_mmio_io(void *bus, uint64_t addr, uint8_t *data, uint32_t len, bool is_write);
+void pci_pio_io(void *bus, uint64_t addr, uint8_t *data, uint32_t len, bool is_write);
 
 /* Config space of bus 0 slot `slot`, function 0 (tests, conf1 and ECAM all end here). */
 uint32_t pci_cfg_read(struct pci_bus *bus, unsigned slot, unsigned off, unsigned len);

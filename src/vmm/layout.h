@@ -43,6 +43,8 @@
 #define PORT_ACPI_SLEEP_STS   0x601
 #define PORT_PCI_HOTPLUG      0x610       /* 12 ports: PCIU, PCID, PCEJ (devices/pci_hotplug.h) */
 #define PORT_PCI_CONF1        0xcf8       /* address 0xcf8, data 0xcfc-0xcff */
+#define PORT_PCI_IO_BARS      0x1000      /* I/O BAR window (ACPI _CRS): 128 ports per PCI slot */
+#define PORT_PCI_IO_BARS_SIZE 0x1000
 
 #define VM_MIN_MEMORY         (4ULL * MiB)
 

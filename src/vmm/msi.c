@@ -160,8 +160,9 @@ void msi_vectors_destroy(struct msi_vectors *v)
 	v->reserved = 0;
 }
 
-int kvm_ioeventfd(int vm_fd, uint64_t gpa, int fd, bool assign)
+int kvm_ioeventfd(int vm_fd, uint64_t addr, bool port, int fd, bool assign)
 {
-	struct kvm_ioeventfd io = { .addr = gpa, .len = 2, .fd = fd, .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN };
+	struct kvm_ioeventfd io = { .addr = addr, .len = 2, .fd = fd,
+				    .flags = (port ? KVM_IOEVENTFD_FLAG_PIO : 0) | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN) };
 	return ioctl(vm_fd, KVM_IOEVENTFD, &io);
 }

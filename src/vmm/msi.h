@@ -43,7 +43,7 @@ void msi_vectors_destroy(struct msi_vectors *v);
 /* msix_ops for a struct msi_vectors. */
 extern const struct msix_ops msi_kvm_ops;
 
-/* KVM_IOEVENTFD for a 2-byte MMIO write at gpa, without datamatch. */
-int kvm_ioeventfd(int vm_fd, uint64_t gpa, int fd, bool assign);
+/* KVM_IOEVENTFD for a 2-byte write, without datamatch: to port addr if `port`, else to MMIO at gpa addr. */
+int kvm_ioeventfd(int vm_fd, uint64_t addr, bool port, int fd, bool assign);
 
 #endif

@@ -24,10 +24,10 @@ static int watch_fd(void *opaque, int fd, void (*fn)(void *arg), void *arg, vt_e
 	return evloop_watch(opaque, fd, fn, arg, err);
 }
 
-static int attach_ioeventfd(void *opaque, uint64_t gpa, int fd, bool assign)
+static int attach_ioeventfd(void *opaque, uint64_t addr, bool port, int fd, bool assign)
 {
 	const struct vm *vm = opaque;
-	return kvm_ioeventfd(vm->vm_fd, gpa, fd, assign);
+	return kvm_ioeventfd(vm->vm_fd, addr, port, fd, assign);
 }
 
 static void unwatch_fd(void *opaque, int fd)
@@ -111,7 +111,8 @@ static int register_bus(struct vm *vm, vt_err *err)
 	if (bus_register(&vm->pio, PORT_PCI_CONF1, 8, pci_conf1_io, b, "pci-conf1", err) < 0 ||
 	    bus_register(&vm->pio, PORT_PCI_HOTPLUG, PCI_HOTPLUG_PORTS, pci_hotplug_io, &p->hotplug, "pci-hotplug", err) < 0 ||
 	    bus_register(&vm->mmio, LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM_SIZE, pci_ecam_io, b, "pci-ecam", err) < 0 ||
-	    bus_register(&vm->mmio, LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE, pci_mmio_io, b, "pci-bars", err) < 0)
+	    bus_register(&vm->mmio, LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE, pci_mmio_io, b, "pci-bars", err) < 0 ||
+	    bus_register(&vm->pio, PORT_PCI_IO_BARS, PORT_PCI_IO_BARS_SIZE, pci_pio_io, b, "pci-io-bars", err) < 0)
 		return -1;
 	return 0;
 }
@@ -155,6 +156,7 @@ int vm_pci_setup(struct vm *vm, const struct vm_config *cfg, vt_err *err)
 	p->enabled = true;
 	p->ejected_fd = -1;
 	pci_bus_init(&p->bus, LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE, LAYOUT_PCI_ECAM);
+	pci_bus_set_io_window(&p->bus, PORT_PCI_IO_BARS, PORT_PCI_IO_BARS_SIZE);
 	msi_routes_init(&p->routes, vm->vm_fd);
 	if (evloop_init(&p->loop, err) < 0 || register_bus(vm, err) < 0)
 		return -1;
@@ -219,6 +221,8 @@ void vm_pci_describe(const struct vm *vm, struct acpi_config *acpi)
 	acpi->pci_bus_end = 0;
 	acpi->mmio32_base = LAYOUT_PCI_MMIO;
 	acpi->mmio32_size = LAYOUT_PCI_MMIO_SIZE;
+	acpi->pci_io_base = PORT_PCI_IO_BARS;
+	acpi->pci_io_size = PORT_PCI_IO_BARS_SIZE;
 	acpi->pci_hotplug_port = PORT_PCI_HOTPLUG;
 	acpi->pci_hotplug_gsi = GSI_PCI_HOTPLUG;
 }

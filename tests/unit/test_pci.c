@@ -22,6 +22,9 @@
 #define MMIO_BASE 0xc0000000ULL
 #define MMIO_SIZE 0x20000000ULL
 #define ECAM_BASE 0xe0000000ULL
+#define IO_BASE   0x1000
+#define IO_SIZE   0x1000
+#define IO_SHARE  (IO_SIZE / PCI_MAX_SLOTS) /* each slot's ports */
 #define GUEST_RAM (1u << 20)
 
 /* ---- fakes ---- */
@@ -49,6 +52,7 @@ static int setup(void **state)
 	f->ram = calloc(1, GUEST_RAM);
 	gmem_init_fixed(&f->mem, f->ram, GUEST_RAM);
 	pci_bus_init(&f->bus, MMIO_BASE, MMIO_SIZE, ECAM_BASE);
+	pci_bus_set_io_window(&f->bus, IO_BASE, IO_SIZE);
 	vt_err err;
 	struct virtio_pci_host host = { .msix_ops = &fake_msix_ops, .msix_opaque = &f->irq };
 	assert_int_equal(virtio_rng_create(&f->rng, &err), 0);
@@ -129,7 +133,7 @@ static void read_only_fields_stay(void **state)
 	assert_int_equal(conf1_read(&f->bus, f->slot, PCI_VENDOR_ID, 2), 0x1af4);
 	conf1_write(&f->bus, f->slot, PCI_COMMAND, 2, 0xffff);
 	assert_int_equal(conf1_read(&f->bus, f->slot, PCI_COMMAND, 2),
-			 PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
+			 PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
 }
 
 static void bar_sizing_and_allocation(void **state)
@@ -174,24 +178,35 @@ static void capability_chain(void **state)
 	struct fixture *f = *state;
 	assert_true(conf1_read(&f->bus, f->slot, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
 	unsigned ptr = conf1_read(&f->bus, f->slot, PCI_CAP_PTR, 1);
-	unsigned types[8], nvendor = 0, msix = 0, hops = 0;
+	unsigned types[8], bars[8], offsets[8], nvendor = 0, msix = 0, vendor_after_msix = 0, hops = 0;
 	while (ptr && hops++ < 16) {
 		assert_int_equal(ptr % 4, 0);
 		unsigned id = conf1_read(&f->bus, f->slot, ptr, 1);
 		if (id == PCI_CAP_ID_VENDOR) {
-			types[nvendor++] = conf1_read(&f->bus, f->slot, ptr + 3, 1);
-			assert_int_equal(conf1_read(&f->bus, f->slot, ptr + 4, 1), VPCI_BAR);
+			types[nvendor] = conf1_read(&f->bus, f->slot, ptr + 3, 1);
+			bars[nvendor] = conf1_read(&f->bus, f->slot, ptr + 4, 1);
+			offsets[nvendor++] = conf1_read(&f->bus, f->slot, ptr + 8, 4);
+			vendor_after_msix += msix != 0;
 		} else if (id == PCI_CAP_ID_MSIX) {
 			msix = ptr;
 		}
 		ptr = conf1_read(&f->bus, f->slot, ptr + 1, 1);
 	}
 	assert_int_equal(ptr, 0); /* the chain ends */
-	assert_int_equal(nvendor, 4); /* rng has no device config */
+	assert_int_equal(nvendor, 5); /* rng has no device config */
 	assert_int_equal(types[0], VPCI_CAP_COMMON);
-	assert_int_equal(types[1], VPCI_CAP_NOTIFY);
+	assert_int_equal(types[1], VPCI_CAP_NOTIFY); /* the first notify area a driver finds: ports */
+	assert_int_equal(bars[1], VPCI_PIO_BAR);
+	assert_int_equal(offsets[1], 0);
 	assert_int_equal(types[2], VPCI_CAP_ISR);
 	assert_int_equal(types[3], VPCI_CAP_PCI_CFG);
+	assert_int_equal(types[4], VPCI_CAP_NOTIFY); /* BAR 0's, after MSI-X so the others keep their offsets */
+	assert_int_equal(bars[4], VPCI_BAR);
+	assert_int_equal(offsets[4], VPCI_NOTIFY_OFF);
+	assert_int_equal(vendor_after_msix, 1);
+	for (unsigned i = 0; i < 4; i++)
+		if (i != 1)
+			assert_int_equal(bars[i], VPCI_BAR);
 	assert_int_not_equal(msix, 0);
 	assert_int_equal(conf1_read(&f->bus, f->slot, msix + 2, 2) & 0x7ff, 1); /* 2 vectors: queue + config */
 	assert_int_equal(conf1_read(&f->bus, f->slot, msix + 4, 4), VPCI_MSIX_TABLE_OFF | VPCI_BAR);
@@ -243,6 +258,120 @@ static void command_register_gates_decode(void **state)
 	assert_int_equal(v[0], 8);
 	conf1_write(&f->bus, s, PCI_COMMAND, 2, 0);
 	assert_false(log.decoding);
+}
+
+/* An I/O BAR: bit 0 set, sized like a 32-bit BAR, placed in its slot's share of the window, decoded only
+ * while PCI_COMMAND_IO is set (never by the memory bit) and only inside the window. */
+static void io_bar_decode_and_window(void **state)
+{
+	struct fixture *f = *state;
+	struct pci_device d;
+	struct moved_log log = { 0 };
+	const struct pci_device_ops ops = { .bar_io = bar_echo, .bar_moved = moved };
+	vt_err err;
+	pci_device_init(&d, 0x1234, 0x2, 0, 0, 0, "io-echo");
+	d.ops = &ops, d.opaque = &log;
+	assert_int_equal(pci_device_add_io_bar(&d, 1, 3, &err), -1);  /* not a power of two */
+	assert_int_equal(pci_device_add_io_bar(&d, 1, 512, &err), -1); /* PCI's limit is 256 */
+	assert_non_null(strstr(err.msg, "I/O BAR of 512 ports"));
+	assert_int_equal(pci_device_add_io_bar(&d, 1, 16, &err), 0);
+	assert_int_equal(pci_bus_plug_at(&f->bus, &d, 9, &err), 0);
+	uint32_t reg = conf1_read(&f->bus, 9, PCI_BAR0 + 4, 4);
+	assert_int_equal(reg, (IO_BASE + 9 * IO_SHARE) | PCI_BAR_IO);
+	conf1_write(&f->bus, 9, PCI_BAR0 + 4, 4, 0xffffffff);
+	assert_int_equal(conf1_read(&f->bus, 9, PCI_BAR0 + 4, 4), 0xfffffff0u | PCI_BAR_IO);
+	conf1_write(&f->bus, 9, PCI_BAR0 + 4, 4, reg);
+	uint64_t port = reg & ~3u;
+	uint8_t v[2] = { 0 };
+	conf1_write(&f->bus, 9, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	pci_pio_io(&f->bus, port - IO_BASE + 6, v, 2, false);
+	assert_int_equal(pci_get(v, 2), 0xffff); /* the memory bit does not decode ports */
+	assert_false(log.decoding);
+	conf1_write(&f->bus, 9, PCI_COMMAND, 2, PCI_COMMAND_IO);
+	assert_true(log.decoding);
+	assert_int_equal(log.addr, port);
+	pci_pio_io(&f->bus, port - IO_BASE + 6, v, 2, false);
+	assert_int_equal(pci_get(v, 2), 0x0706); /* offset 6 of the BAR */
+	pci_pio_io(&f->bus, port - IO_BASE + 15, v, 2, false); /* runs past the BAR's end */
+	assert_int_equal(pci_get(v, 2), 0xffff);
+	/* the guest may move it inside the window; outside, it decodes nothing */
+	conf1_write(&f->bus, 9, PCI_BAR0 + 4, 4, IO_BASE + 0x40);
+	assert_true(log.decoding);
+	pci_pio_io(&f->bus, 0x40 + 2, v, 1, false);
+	assert_int_equal(v[0], 2);
+	conf1_write(&f->bus, 9, PCI_BAR0 + 4, 4, 0x3f0);
+	assert_int_equal(log.addr, 0x3f0);
+	assert_false(log.decoding);
+	/* a slot's share is reused by the next device in it; a BAR larger than the share does not fit */
+	pci_bus_unplug(&f->bus, 9);
+	struct pci_device e;
+	pci_device_init(&e, 0x1234, 0x3, 0, 0, 0, "io-big");
+	assert_int_equal(pci_device_add_io_bar(&e, 0, 16, &err), 0);
+	assert_int_equal(pci_bus_plug_at(&f->bus, &e, 9, &err), 0);
+	assert_int_equal(conf1_read(&f->bus, 9, PCI_BAR0, 4), (IO_BASE + 9 * IO_SHARE) | PCI_BAR_IO);
+	pci_bus_unplug(&f->bus, 9);
+	assert_int_equal(pci_device_add_io_bar(&e, 0, IO_SHARE * 2, &err), 0);
+	assert_int_equal(pci_bus_plug_at(&f->bus, &e, 9, &err), -1);
+	assert_non_null(strstr(err.msg, "no room for a 256-port I/O BAR"));
+}
+
+/* ioeventfds as the VMM sees them: one per queue in each notify area, there only while its BAR decodes. */
+struct placed {
+	uint64_t addr[8];
+	bool port[8];
+	unsigned n, removed;
+};
+
+static int record_ioeventfd(void *opaque, uint64_t addr, bool port, int fd, bool assign)
+{
+	struct placed *p = opaque;
+	(void)fd;
+	if (!assign) {
+		p->removed++;
+		return 0;
+	}
+	if (p->n < 8)
+		p->addr[p->n] = addr, p->port[p->n++] = port;
+	return 0;
+}
+
+static int watch_nothing(void *o, int fd, void (*fn)(void *arg), void *arg, vt_err *err)
+{
+	(void)o, (void)fd, (void)fn, (void)arg, (void)err;
+	return 0;
+}
+
+static void ioeventfds_follow_both_notify_areas(void **state)
+{
+	struct fixture *f = *state;
+	struct placed p = { .n = 0 };
+	struct virtio_pci_host host = { .msix_ops = &fake_msix_ops, .msix_opaque = &f->irq,
+					.ioeventfd = record_ioeventfd, .opaque = &p, .watch = watch_nothing };
+	struct virtio_device *rng;
+	struct virtio_transport *t;
+	vt_err err;
+	unsigned s;
+	assert_int_equal(virtio_rng_create(&rng, &err), 0);
+	assert_int_equal(virtio_pci_create(rng, &f->mem, &host, &t, &err), 0);
+	assert_int_equal(pci_bus_plug(&f->bus, &t->pci, &s, &err), 0);
+	assert_int_equal(p.n, 0);
+	conf1_write(&f->bus, s, PCI_COMMAND, 2, PCI_COMMAND_IO);
+	assert_int_equal(p.n, 1);
+	assert_true(p.port[0]);
+	assert_int_equal(p.addr[0], IO_BASE + s * IO_SHARE);
+	assert_int_equal(t->q[0].kick_port, IO_BASE + s * IO_SHARE);
+	assert_int_equal(t->q[0].kick_gpa, 0);
+	conf1_write(&f->bus, s, PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+	assert_int_equal(p.n, 2);
+	assert_false(p.port[1]);
+	assert_int_equal(p.addr[1], (conf1_read(&f->bus, s, PCI_BAR0, 4) & ~0xfu) + VPCI_NOTIFY_OFF);
+	conf1_write(&f->bus, s, PCI_COMMAND, 2, 0);
+	assert_int_equal(p.removed, 2);
+	assert_int_equal(t->q[0].kick_port, 0);
+	assert_int_equal(t->q[0].kick_gpa, 0);
+	pci_bus_unplug(&f->bus, s);
+	virtio_pci_destroy(t);
+	virtio_rng_destroy(rng);
 }
 
 static void bad_config_accesses(void **state)
@@ -485,6 +614,32 @@ static void rng_fills_buffers_and_interrupts(void **state)
 	uint16_t avail_event;
 	memcpy(&avail_event, f->ram + USED_GPA + 4 + 8 * 16, 2);
 	assert_int_equal(avail_event, 1);
+}
+
+/* The driver kicks through the I/O BAR, as the first notify capability tells it to. */
+static void rng_kicked_by_port(void **state)
+{
+	struct fixture *f = *state;
+	driver_ok(f, 16, 0);
+	post_buffer(f, 0, 0, BUF_GPA, 64, VIRTQ_DESC_F_WRITE);
+	uint32_t reg = conf1_read(&f->bus, f->slot, PCI_BAR0 + 4 * VPCI_PIO_BAR, 4);
+	assert_int_equal(reg & PCI_BAR_IO, PCI_BAR_IO);
+	uint8_t q[2] = { 0, 0 };
+	pci_pio_io(&f->bus, (reg & ~3u) - IO_BASE, q, 2, true); /* I/O decode off: nothing happens */
+	assert_int_equal(f->t->q[0].trapped_kicks, 0);
+	conf1_write(&f->bus, f->slot, PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	pci_pio_io(&f->bus, (reg & ~3u) - IO_BASE, q, 2, true);
+	assert_int_equal(f->t->q[0].trapped_kicks, 1);
+	uint16_t used_idx;
+	memcpy(&used_idx, f->ram + USED_GPA + 2, 2);
+	assert_int_equal(used_idx, 1);
+	assert_int_equal(f->irq.signals[0], 1);
+	/* reads of the notify ports give ones; a kick of a queue the device lacks is dropped */
+	pci_pio_io(&f->bus, (reg & ~3u) - IO_BASE, q, 2, false);
+	assert_int_equal(pci_get(q, 2), 0xffff);
+	q[0] = 1;
+	pci_pio_io(&f->bus, (reg & ~3u) - IO_BASE + VPCI_NOTIFY_MULT, q, 2, true);
+	assert_int_equal(f->t->q[0].trapped_kicks, 1);
 }
 
 static void rng_bad_chain_needs_reset(void **state)
@@ -792,6 +947,9 @@ int main(void)
 		T(bar_sizing_and_allocation),
 		T(capability_chain),
 		T(command_register_gates_decode),
+		T(io_bar_decode_and_window),
+		T(rng_kicked_by_port),
+		T(ioeventfds_follow_both_notify_areas),
 		T(bad_config_accesses),
 		T(msix_routes_and_masking),
 		T(common_cfg_features),

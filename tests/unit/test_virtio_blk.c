@@ -64,6 +64,7 @@ static struct fixture *fixture_new(bool readonly)
 	f->ram = calloc(1, GUEST_RAM);
 	gmem_init_fixed(&f->mem, f->ram, GUEST_RAM);
 	pci_bus_init(&f->bus, MMIO_BASE, MMIO_SIZE, ECAM_BASE);
+	pci_bus_set_io_window(&f->bus, 0x1000, 0x1000);
 	strcpy(f->image, "/tmp/virtus-test-vblk-XXXXXX");
 	f->image_fd = mkstemp(f->image);
 	assert_true(f->image_fd >= 0);

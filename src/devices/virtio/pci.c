@@ -352,6 +352,10 @@ void virtio_pci_bar_io(void *opaque, uint64_t addr, uint8_t *data, uint32_t len,
 {
 	struct virtio_transport *t = opaque;
 	uint64_t off = PCI_BAR_OFFSET(addr);
+	if (PCI_BAR_OF(addr) == VPCI_PIO_BAR && off < t->pci.bar[VPCI_PIO_BAR].size && len && len <= 4) {
+		notify_io(t, off, data, len, is_write);
+		return;
+	}
 	if (PCI_BAR_OF(addr) != VPCI_BAR || off >= VPCI_BAR_SIZE || len == 0 || len > 8) {
 		if (!is_write && len <= 8)
 			memset(data, 0xff, len);
@@ -426,23 +430,35 @@ static void on_kick(void *arg)
 	kick(q->t, q->index);
 }
 
-/* Move the ioeventfds with BAR 0: they belong at the notify area only while memory decode is on. */
+/* Put each queue's ioeventfd of one notify area (BAR 0's or the I/O BAR's) at area + its offset; area 0
+ * takes them away. */
+static void move_kicks(struct virtio_transport *t, bool port, uint64_t area)
+{
+	for (unsigned i = 0; i < t->dev->nqueues; i++) {
+		struct vpci_queue *q = &t->q[i];
+		uint64_t *at = port ? &q->kick_port : &q->kick_gpa;
+		uint64_t want = area ? area + (uint64_t)i * VPCI_NOTIFY_MULT : 0;
+		if (want == *at)
+			continue;
+		if (*at)
+			t->host.ioeventfd(t->host.opaque, *at, port, q->kick_fd, false);
+		*at = 0;
+		if (want && t->host.ioeventfd(t->host.opaque, want, port, q->kick_fd, true) == 0)
+			*at = want;
+	}
+}
+
+/* The ioeventfds follow their BAR: they belong at a notify area only while the BAR decodes. */
 static void bar_moved(struct pci_device *d, unsigned bar, uint64_t addr, bool decoding)
 {
 	struct virtio_transport *t = (struct virtio_transport *)d; /* pci is the first member */
-	if (bar != VPCI_BAR || !t->host.ioeventfd)
+	if (!t->host.ioeventfd)
 		return;
-	for (unsigned i = 0; i < t->dev->nqueues; i++) {
-		struct vpci_queue *q = &t->q[i];
-		uint64_t want = decoding && addr ? addr + VPCI_NOTIFY_OFF + (uint64_t)i * VPCI_NOTIFY_MULT : 0;
-		if (want == q->kick_gpa)
-			continue;
-		if (q->kick_gpa)
-			t->host.ioeventfd(t->host.opaque, q->kick_gpa, q->kick_fd, false);
-		q->kick_gpa = 0;
-		if (want && t->host.ioeventfd(t->host.opaque, want, q->kick_fd, true) == 0)
-			q->kick_gpa = want;
-	}
+	uint64_t base = decoding ? addr : 0;
+	if (bar == VPCI_BAR)
+		move_kicks(t, false, base ? base + VPCI_NOTIFY_OFF : 0);
+	else if (bar == VPCI_PIO_BAR)
+		move_kicks(t, true, base);
 }
 
 /* ---- The PCI configuration access window (VIRTIO_PCI_CAP_PCI_CFG) ---------------------------------- */
@@ -452,17 +468,19 @@ static bool overlaps(unsigned off, unsigned len, unsigned start, unsigned end)
 	return off < end && off + len > start;
 }
 
-/* The BAR access the window's bar/offset/length fields select, if it is one the device serves: BAR 0,
- * 1, 2 or 4 bytes, naturally aligned, inside the BAR. Anything else is ignored (reads give zeros). */
+/* The BAR access the window's bar/offset/length fields select, if it is one the device serves: BAR 0 or
+ * the I/O BAR, 1, 2 or 4 bytes, naturally aligned, inside the BAR. Anything else is ignored (reads give
+ * zeros). */
 static bool window_target(const struct virtio_transport *t, uint64_t *addr, uint32_t *len)
 {
 	const uint8_t *cap = t->pci.cfg + t->pci_cfg_cap;
 	uint32_t off = pci_get(cap + VPCI_CFGCAP_OFFSET, 4);
+	unsigned bar = cap[VPCI_CFGCAP_BAR];
 	*len = pci_get(cap + VPCI_CFGCAP_LENGTH, 4);
-	if (cap[VPCI_CFGCAP_BAR] != VPCI_BAR || (*len != 1 && *len != 2 && *len != 4) || off % *len ||
-	    off >= VPCI_BAR_SIZE)
+	if ((bar != VPCI_BAR && bar != VPCI_PIO_BAR) || (*len != 1 && *len != 2 && *len != 4) || off % *len ||
+	    off >= t->pci.bar[bar].size)
 		return false;
-	*addr = PCI_BAR_ADDR(VPCI_BAR, off);
+	*addr = PCI_BAR_ADDR(bar, off);
 	return true;
 }
 
@@ -507,14 +525,15 @@ static const struct pci_device_ops virtio_pci_ops = { .bar_io = virtio_pci_bar_i
 
 /* ---- Construction --------------------------------------------------------------------------------- */
 
-static int add_virtio_cap(struct pci_device *d, uint8_t type, uint32_t off, uint32_t len, bool notify, vt_err *err)
+static int add_virtio_cap(struct pci_device *d, uint8_t type, unsigned bar, uint32_t off, uint32_t len, vt_err *err)
 {
+	bool notify = type == VPCI_CAP_NOTIFY;
 	unsigned at = pci_device_add_cap(d, PCI_CAP_ID_VENDOR, notify ? VIRTIO_NOTIFY_CAP_LEN : VIRTIO_CAP_LEN);
 	if (!at)
 		return vt_fail(err, "%s: PCI config space full", d->name);
 	d->cfg[at + 2] = notify ? VIRTIO_NOTIFY_CAP_LEN : VIRTIO_CAP_LEN;
 	d->cfg[at + 3] = type;
-	d->cfg[at + 4] = VPCI_BAR;
+	d->cfg[at + 4] = (uint8_t)bar;
 	pci_put(d->cfg + at + 8, 4, off);
 	pci_put(d->cfg + at + 12, 4, len);
 	if (notify)
@@ -554,6 +573,15 @@ static int check_device(const struct virtio_device *dev, vt_err *err)
 	return 0;
 }
 
+/* The I/O BAR's size: the notify area rounded up to a power of two (4 ports at least). */
+static uint64_t notify_ports(unsigned nqueues)
+{
+	uint64_t ports = 4;
+	while (ports < (uint64_t)nqueues * VPCI_NOTIFY_MULT)
+		ports *= 2;
+	return ports;
+}
+
 static int build_pci_function(struct virtio_transport *t, vt_err *err)
 {
 	struct pci_device *d = &t->pci;
@@ -564,18 +592,24 @@ static int build_pci_function(struct virtio_transport *t, vt_err *err)
 	d->ops = &virtio_pci_ops;
 	d->opaque = t;
 	d->cfg_written = cfg_written;
-	if (pci_device_add_bar(d, VPCI_BAR, VPCI_BAR_SIZE, false, err) < 0)
+	uint32_t notify_len = dev->nqueues * VPCI_NOTIFY_MULT;
+	if (pci_device_add_bar(d, VPCI_BAR, VPCI_BAR_SIZE, false, err) < 0 ||
+	    pci_device_add_io_bar(d, VPCI_PIO_BAR, notify_ports(dev->nqueues), err) < 0)
 		return -1;
-	if (add_virtio_cap(d, VPCI_CAP_COMMON, VPCI_COMMON_OFF, VPCI_COMMON_LEN, false, err) < 0 ||
-	    add_virtio_cap(d, VPCI_CAP_NOTIFY, VPCI_NOTIFY_OFF, dev->nqueues * VPCI_NOTIFY_MULT, true, err) < 0 ||
-	    add_virtio_cap(d, VPCI_CAP_ISR, VPCI_ISR_OFF, 4, false, err) < 0)
+	/* The capabilities before MSI-X sit where they did before the I/O BAR came (a snapshot's config space is
+	 * put back as it was saved); the notify capability there now names the I/O BAR, BAR 0's comes last. */
+	if (add_virtio_cap(d, VPCI_CAP_COMMON, VPCI_BAR, VPCI_COMMON_OFF, VPCI_COMMON_LEN, err) < 0 ||
+	    add_virtio_cap(d, VPCI_CAP_NOTIFY, VPCI_PIO_BAR, 0, notify_len, err) < 0 ||
+	    add_virtio_cap(d, VPCI_CAP_ISR, VPCI_BAR, VPCI_ISR_OFF, 4, err) < 0)
 		return -1;
-	if (dev->config_len && add_virtio_cap(d, VPCI_CAP_DEVICE, VPCI_DEVICE_OFF, dev->config_len, false, err) < 0)
+	if (dev->config_len && add_virtio_cap(d, VPCI_CAP_DEVICE, VPCI_BAR, VPCI_DEVICE_OFF, dev->config_len, err) < 0)
 		return -1;
 	if (add_window_cap(t, err) < 0)
 		return -1;
-	return msix_init(&t->msix, d, dev->nqueues + 1, VPCI_BAR, VPCI_MSIX_TABLE_OFF, VPCI_MSIX_PBA_OFF,
-			 t->host.msix_ops, t->host.msix_opaque, err);
+	if (msix_init(&t->msix, d, dev->nqueues + 1, VPCI_BAR, VPCI_MSIX_TABLE_OFF, VPCI_MSIX_PBA_OFF,
+		      t->host.msix_ops, t->host.msix_opaque, err) < 0)
+		return -1;
+	return add_virtio_cap(d, VPCI_CAP_NOTIFY, VPCI_BAR, VPCI_NOTIFY_OFF, notify_len, err);
 }
 
 static int setup_kicks(struct virtio_transport *t, vt_err *err)
@@ -635,7 +669,9 @@ void virtio_pci_destroy(struct virtio_transport *t)
 		return;
 	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
 		if (t->q[i].kick_gpa && t->host.ioeventfd)
-			t->host.ioeventfd(t->host.opaque, t->q[i].kick_gpa, t->q[i].kick_fd, false);
+			t->host.ioeventfd(t->host.opaque, t->q[i].kick_gpa, false, t->q[i].kick_fd, false);
+		if (t->q[i].kick_port && t->host.ioeventfd)
+			t->host.ioeventfd(t->host.opaque, t->q[i].kick_port, true, t->q[i].kick_fd, false);
 		if (t->q[i].kick_fd >= 0)
 			close(t->q[i].kick_fd);
 	}

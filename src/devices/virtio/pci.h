@@ -1,8 +1,14 @@
 /* virtio-pci, modern transport only (virtio 1.x, 4.1): a PCI function 1af4:(1040 + device id) whose BAR 0
- * holds, at fixed offsets, the common configuration, the ISR, the device configuration, the notify area
+ * holds, at fixed offsets, the common configuration, the ISR, the device configuration, a notify area
  * (4 bytes per queue) and the MSI-X table and PBA. One MSI-X vector per queue plus one for configuration
- * changes. Queue kicks are meant to arrive through ioeventfds (one per queue, no datamatch) so a kick never
- * exits to userspace; a kick that does trap (no ioeventfd yet, odd width) is forwarded to the same fd. */
+ * changes.
+ *
+ * The first notify capability points at BAR 2, an I/O BAR holding the notify area again: a kick by port
+ * write exits with port and value decoded by the CPU, where a kick by MMIO write is a nested page fault
+ * whose instruction KVM must fetch and emulate. A second notify capability, after MSI-X, offers BAR 0's
+ * area to drivers that cannot use ports (and a snapshot from before the I/O BAR existed still kicks there).
+ * Kicks are meant to arrive through ioeventfds (one per queue and area, no datamatch) so a kick never exits
+ * to userspace; a kick that does trap (no ioeventfd yet, odd width) is forwarded to the same fd. */
 #ifndef VIRTUS_VIRTIO_PCI_H
 #define VIRTUS_VIRTIO_PCI_H
 
@@ -15,6 +21,7 @@
 
 #define VPCI_BAR             0
 #define VPCI_BAR_SIZE        0x8000
+#define VPCI_PIO_BAR         2       /* I/O BAR: the notify area at offset 0, same layout as BAR 0's */
 #define VPCI_COMMON_OFF      0x0000
 #define VPCI_COMMON_LEN      0x38
 #define VPCI_ISR_OFF         0x1000
@@ -64,8 +71,8 @@
 struct virtio_pci_host {
 	const struct msix_ops *msix_ops;
 	void *msix_opaque;
-	/* Attach (assign) or detach the eventfd to 2-byte writes at gpa. */
-	int (*ioeventfd)(void *opaque, uint64_t gpa, int fd, bool assign);
+	/* Attach (assign) or detach the eventfd to 2-byte writes at addr: a port if `port`, else a gpa. */
+	int (*ioeventfd)(void *opaque, uint64_t addr, bool port, int fd, bool assign);
 	void *opaque;
 	/* Watch fd for input on the device thread, calling fn(arg). */
 	int (*watch)(void *watch_opaque, int fd, void (*fn)(void *arg), void *arg, vt_err *err);
@@ -79,7 +86,8 @@ struct vpci_queue {
 	bool enabled;
 	uint64_t desc, driver, device;
 	int kick_fd;                 /* eventfd, -1 without a host loop */
-	uint64_t kick_gpa;           /* where kick_fd is attached as ioeventfd; 0 = nowhere */
+	uint64_t kick_gpa;           /* where kick_fd is attached as ioeventfd in BAR 0; 0 = nowhere */
+	uint64_t kick_port;          /* ...and in the I/O BAR; 0 = nowhere */
 	uint64_t kicks, trapped_kicks, interrupts; /* --stats */
 	uint64_t deferred_passes;    /* passes the device cut short and re-queued (virtio_queue_reschedule) */
 	bool pass_again;             /* no host loop: run queue_notify again before kick() returns */
