@@ -642,6 +642,41 @@ static void rng_kicked_by_port(void **state)
 	assert_int_equal(f->t->q[0].trapped_kicks, 1);
 }
 
+/* A snapshot taken before the I/O BAR existed: BAR 2's address 0, I/O decode off, the notify capability
+ * naming BAR 0 and nothing after MSI-X. It loads; BAR 2 decodes nothing and the driver kicks at BAR 0. */
+static void snapshot_from_before_the_io_bar(void **state)
+{
+	struct fixture *f = *state;
+	struct pci_function_state s;
+	vt_err err;
+	conf1_write(&f->bus, f->slot, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	pci_function_state_get(&f->t->pci, &f->t->msix, &s);
+	s.bar_addr[VPCI_PIO_BAR] = 0;
+	unsigned notify = s.cfg[PCI_CAP_PTR], msix = 0;
+	notify = s.cfg[notify + 1]; /* the second capability: common, then notify */
+	assert_int_equal(s.cfg[notify + 3], VPCI_CAP_NOTIFY);
+	s.cfg[notify + 4] = VPCI_BAR;
+	pci_put(s.cfg + notify + 8, 4, VPCI_NOTIFY_OFF);
+	for (unsigned p = s.cfg[PCI_CAP_PTR]; p; p = s.cfg[p + 1])
+		if (s.cfg[p] == PCI_CAP_ID_MSIX)
+			msix = p;
+	s.cfg[msix + 1] = 0;
+	s.bar_addr[VPCI_PIO_BAR + 1] = 0x1000; /* a BAR this function lacks must be 0 */
+	assert_int_equal(pci_function_state_set(&f->t->pci, &f->t->msix, &s, &err), -1);
+	s.bar_addr[VPCI_PIO_BAR + 1] = 0;
+	assert_int_equal(pci_function_state_set(&f->t->pci, &f->t->msix, &s, &err), 0);
+	assert_int_equal(conf1_read(&f->bus, f->slot, PCI_BAR0 + 4 * VPCI_PIO_BAR, 4), PCI_BAR_IO);
+	uint8_t v[2] = { 0 };
+	pci_pio_io(&f->bus, 0, v, 2, false);
+	assert_int_equal(pci_get(v, 2), 0xffff);
+	driver_ok(f, 16, 0);
+	post_buffer(f, 0, 0, BUF_GPA, 64, VIRTQ_DESC_F_WRITE);
+	uint64_t bar0 = conf1_read(&f->bus, f->slot, PCI_BAR0, 4) & ~0xfu;
+	pci_put(v, 2, 0);
+	pci_mmio_io(&f->bus, bar0 - MMIO_BASE + VPCI_NOTIFY_OFF, v, 2, true);
+	assert_int_equal(f->t->q[0].trapped_kicks, 1);
+}
+
 static void rng_bad_chain_needs_reset(void **state)
 {
 	struct fixture *f = *state;
@@ -950,6 +985,7 @@ int main(void)
 		T(io_bar_decode_and_window),
 		T(rng_kicked_by_port),
 		T(ioeventfds_follow_both_notify_areas),
+		T(snapshot_from_before_the_io_bar),
 		T(bad_config_accesses),
 		T(msix_routes_and_masking),
 		T(common_cfg_features),
