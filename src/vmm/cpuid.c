@@ -6,13 +6,24 @@
 
 #include "lib/util.h"
 
+#define CPUID_1_ECX_TSC_DEADLINE (1u << 24)
+
 int cpuid_get_supported(int kvm_fd, struct cpuid_table *t, vt_err *err)
 {
 	memset(t, 0, sizeof(*t));
 	t->hdr.nent = CPUID_MAX_ENTRIES;
 	if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, &t->hdr) < 0)
 		return vt_fail_errno(err, errno, "KVM_GET_SUPPORTED_CPUID");
+	if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+		cpuid_offer_tsc_deadline(t);
 	return 0;
+}
+
+void cpuid_offer_tsc_deadline(struct cpuid_table *t)
+{
+	struct kvm_cpuid_entry2 *e = cpuid_find(t, 1, 0);
+	if (e)
+		e->ecx |= CPUID_1_ECX_TSC_DEADLINE;
 }
 
 struct kvm_cpuid_entry2 *cpuid_find(struct cpuid_table *t, uint32_t function, uint32_t index)

@@ -22,7 +22,13 @@ struct cpuid_table {
 	struct kvm_cpuid_entry2 entries[CPUID_MAX_ENTRIES];
 };
 
+/* What KVM supports, plus the TSC-deadline timer where KVM emulates one (below). */
 int cpuid_get_supported(int kvm_fd, struct cpuid_table *t, vt_err *err);
+/* Leaf 1 ECX bit 24. KVM_GET_SUPPORTED_CPUID leaves it out before Linux 6.15 even where the in-kernel LAPIC
+ * emulates the timer (KVM_CAP_TSC_DEADLINE_TIMER; QEMU and Firecracker set it themselves), so on such hosts
+ * the guest fell back to the LAPIC's one-shot mode: it calibrates that timer at boot, and arms it through
+ * TMICT, where a TSC-deadline write is an MSR exit that KVM completes on its fast path. */
+void cpuid_offer_tsc_deadline(struct cpuid_table *t);
 
 /* Rewrite t in place for vCPU `index` of `ncpus`: APIC IDs, core counts (leaves 1, 4, 0xB, 0x1F,
  * 0x80000008, 0x8000001E), the hypervisor bit, the KVM signature leaf, no PMU. Pure: no ioctls. */

@@ -47,7 +47,7 @@ jail_watch() { # print what L1 sees of the jailed VMM (the virtus process whose 
 }
 jail_watch >/tmp/jail-watch &
 virtus_run virtus-run-cmd --jail --kernel guest/vmlinux --initrd guest/initramfs.cpio.gz --cpus 1 --memory 256M \
-	--cmdline "$base_cmdline virtus.init=\"run:echo run-marker-\$((6*7)); exit 5\""
+	--cmdline "$base_cmdline virtus.init=\"run:echo run-marker-\$((6*7)); echo run-tsc-deadline \$(grep -cw tsc_deadline_timer /proc/cpuinfo); exit 5\""
 wait
 cat /tmp/jail-watch
 echo "jail-left $(ls -A /run/virtus 2>/dev/null | wc -l) dirs, $(ls -d /sys/fs/cgroup/*/virtus 2>/dev/null | wc -l) cgroups"

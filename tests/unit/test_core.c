@@ -172,6 +172,19 @@ static void cpuid_single_cpu(void **state)
 	assert_null(cpuid_find(t, 0x12345, 0));
 }
 
+/* The TSC-deadline bit joins leaf 1's other bits; a table without leaf 1 stays as it was. */
+static void cpuid_tsc_deadline(void **state)
+{
+	(void)state;
+	struct cpuid_table *t = table_with();
+	uint32_t ecx = cpuid_find(t, 1, 0)->ecx;
+	cpuid_offer_tsc_deadline(t);
+	assert_int_equal(cpuid_find(t, 1, 0)->ecx, ecx | (1u << 24));
+	struct cpuid_table empty = { .hdr.nent = 0 };
+	cpuid_offer_tsc_deadline(&empty);
+	assert_int_equal(empty.hdr.nent, 0);
+}
+
 static void sizes(void **state)
 {
 	(void)state;
@@ -225,6 +238,7 @@ int main(void)
 		cmocka_unit_test(guest_mem_mergeable_only_when_asked),
 		cmocka_unit_test(cpuid_topology),
 		cmocka_unit_test(cpuid_single_cpu),
+		cmocka_unit_test(cpuid_tsc_deadline),
 		cmocka_unit_test(sizes),
 		cmocka_unit_test(error_prefix),
 	};
