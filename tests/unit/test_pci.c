@@ -228,6 +228,14 @@ static void bar_echo(void *opaque, uint64_t addr, uint8_t *data, uint32_t len, b
 			data[i] = (uint8_t)(PCI_BAR_OFFSET(addr) + i);
 }
 
+static void echo_device(struct pci_device *d, const struct pci_device_ops *ops, void *opaque)
+{
+	vt_err err;
+	pci_device_init(d, 0x1234, 0x2, 0, 0, 0, "echo");
+	d->ops = ops, d->opaque = opaque;
+	assert_int_equal(pci_device_add_bar(d, 0, 0x1000, false, &err), 0);
+}
+
 static void command_register_gates_decode(void **state)
 {
 	struct fixture *f = *state;
@@ -269,8 +277,7 @@ static void io_bar_decode_and_window(void **state)
 	struct moved_log log = { 0 };
 	const struct pci_device_ops ops = { .bar_io = bar_echo, .bar_moved = moved };
 	vt_err err;
-	pci_device_init(&d, 0x1234, 0x2, 0, 0, 0, "io-echo");
-	d.ops = &ops, d.opaque = &log;
+	echo_device(&d, &ops, &log); /* memory BAR 0, and the I/O BAR below */
 	assert_int_equal(pci_device_add_io_bar(&d, 1, 3, &err), -1);  /* not a power of two */
 	assert_int_equal(pci_device_add_io_bar(&d, 1, 512, &err), -1); /* PCI's limit is 256 */
 	assert_non_null(strstr(err.msg, "I/O BAR of 512 ports"));
@@ -805,14 +812,6 @@ static void pci_cfg_window_rejects_bad_selections(void **state)
 }
 
 /* ---- Hot-plug ---- */
-
-static void echo_device(struct pci_device *d, const struct pci_device_ops *ops, void *opaque)
-{
-	vt_err err;
-	pci_device_init(d, 0x1234, 0x2, 0, 0, 0, "echo");
-	d->ops = ops, d->opaque = opaque;
-	assert_int_equal(pci_device_add_bar(d, 0, 0x1000, false, &err), 0);
-}
 
 static void slots_plugged_and_unplugged(void **state)
 {

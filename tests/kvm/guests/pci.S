@@ -8,67 +8,45 @@
 #define CONF1_DATA 0xcfc
 #define SLOT1      0x80000800
 #define KICKS      1000
+/* eax = the dword at config offset `off` of 00:01.0 (clobbers edx) */
+#define CONF1_READ(off) mov $CONF1_ADDR, %dx; mov $SLOT1 + off, %eax; outl %eax, %dx; mov $CONF1_DATA, %dx; inl %dx, %eax
+/* the command register of 00:01.0 = bits (clobbers eax, edx) */
+#define COMMAND(bits) mov $CONF1_ADDR, %dx; mov $SLOT1 + 0x04, %eax; outl %eax, %dx; mov $CONF1_DATA, %dx; \
+	mov $bits, %ax; outw %ax, %dx
+/* eax to TEST_PORT (clobbers edx) */
+#define REPORT mov $TEST_PORT, %dx; outl %eax, %dx
+/* eax = TSC ticks since ebp was set by START_CLOCK (low halves: a delta of well under 2^32) */
+#define START_CLOCK rdtsc; mov %eax, %ebp
+#define STOP_CLOCK rdtsc; sub %ebp, %eax
 GUEST_ENTRY
-	mov $CONF1_ADDR, %dx
-	mov $SLOT1, %eax
-	outl %eax, %dx
-	mov $CONF1_DATA, %dx
-	inl %dx, %eax
-	mov $TEST_PORT, %dx
-	outl %eax, %dx
-	mov $CONF1_ADDR, %dx
-	mov $SLOT1 + 0x10, %eax
-	outl %eax, %dx
-	mov $CONF1_DATA, %dx
-	inl %dx, %eax
+	CONF1_READ(0)
+	REPORT
+	CONF1_READ(0x10)
 	mov %eax, %ebx
-	mov $TEST_PORT, %dx
-	outl %eax, %dx
-	mov $CONF1_ADDR, %dx
-	mov $SLOT1 + 0x04, %eax
-	outl %eax, %dx
-	mov $CONF1_DATA, %dx
-	mov $2, %ax
-	outw %ax, %dx
+	REPORT
+	COMMAND(2)
 	lea 0x3000(%ebx), %edi
-	rdtsc
-	mov %eax, %ebp
+	START_CLOCK
 	mov $KICKS, %ecx
 1:	movw $0, (%edi)
 	loop 1b
-	rdtsc
-	sub %ebp, %eax
-	mov $TEST_PORT, %dx
-	outl %eax, %dx
-	mov $CONF1_ADDR, %dx
-	mov $SLOT1 + 0x18, %eax
-	outl %eax, %dx
-	mov $CONF1_DATA, %dx
-	inl %dx, %eax
+	STOP_CLOCK
+	REPORT
+	CONF1_READ(0x18)
 	mov %eax, %esi
-	mov $TEST_PORT, %dx
-	outl %eax, %dx
-	mov $CONF1_ADDR, %dx
-	mov $SLOT1 + 0x04, %eax
-	outl %eax, %dx
-	mov $CONF1_DATA, %dx
-	mov $3, %ax
-	outw %ax, %dx
+	REPORT
+	COMMAND(3)
 	and $~3, %esi
-	rdtsc
-	mov %eax, %ebp
+	START_CLOCK
 	mov $KICKS, %ecx
 	mov %si, %dx
 	xor %eax, %eax
 2:	outw %ax, %dx
 	loop 2b
-	rdtsc
-	sub %ebp, %eax
-	mov $TEST_PORT, %dx
-	outl %eax, %dx
+	STOP_CLOCK
+	REPORT
 	movzwl 0x12(%ebx), %eax
-	mov $TEST_PORT, %dx
-	outl %eax, %dx
+	REPORT
 	POWEROFF
 halt:	hlt
 	jmp halt
