@@ -26,8 +26,8 @@ struct cpuid_table {
 int cpuid_get_supported(int kvm_fd, struct cpuid_table *t, vt_err *err);
 /* Leaf 1 ECX bit 24. KVM_GET_SUPPORTED_CPUID leaves it out before Linux 6.15 even where the in-kernel LAPIC
  * emulates the timer (KVM_CAP_TSC_DEADLINE_TIMER; QEMU and Firecracker set it themselves), so on such hosts
- * the guest fell back to the LAPIC's one-shot mode: it calibrates that timer at boot, and arms it through
- * TMICT, where a TSC-deadline write is an MSR exit that KVM completes on its fast path. */
+ * the guest fell back to the LAPIC's one-shot mode, which it calibrates at boot and arms through TMICT;
+ * KVM's exit fast path takes TSC-deadline writes, not TMICT's. */
 void cpuid_offer_tsc_deadline(struct cpuid_table *t);
 
 /* Rewrite t in place for vCPU `index` of `ncpus`: APIC IDs, core counts (leaves 1, 4, 0xB, 0x1F,

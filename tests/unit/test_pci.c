@@ -376,8 +376,12 @@ static void ioeventfds_follow_both_notify_areas(void **state)
 	assert_int_equal(p.removed, 2);
 	assert_int_equal(t->q[0].kick_port, 0);
 	assert_int_equal(t->q[0].kick_gpa, 0);
+	/* a transport destroyed while both BARs decode takes both ioeventfds away */
+	conf1_write(&f->bus, s, PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+	assert_int_equal(p.n, 4);
 	pci_bus_unplug(&f->bus, s);
 	virtio_pci_destroy(t);
+	assert_int_equal(p.removed, 4);
 	virtio_rng_destroy(rng);
 }
 

@@ -667,14 +667,13 @@ void virtio_pci_destroy(struct virtio_transport *t)
 {
 	if (!t)
 		return;
-	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
-		if (t->q[i].kick_gpa && t->host.ioeventfd)
-			t->host.ioeventfd(t->host.opaque, t->q[i].kick_gpa, false, t->q[i].kick_fd, false);
-		if (t->q[i].kick_port && t->host.ioeventfd)
-			t->host.ioeventfd(t->host.opaque, t->q[i].kick_port, true, t->q[i].kick_fd, false);
+	if (t->host.ioeventfd) {
+		move_kicks(t, false, 0);
+		move_kicks(t, true, 0);
+	}
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
 		if (t->q[i].kick_fd >= 0)
 			close(t->q[i].kick_fd);
-	}
 	if (t->msix.pci)
 		msix_destroy(&t->msix);
 	pthread_mutex_destroy(&t->lock);

@@ -4,8 +4,8 @@
  * changes.
  *
  * The first notify capability points at BAR 2, an I/O BAR holding the notify area again: a kick by port
- * write exits with port and value decoded by the CPU, where a kick by MMIO write is a nested page fault
- * whose instruction KVM must fetch and emulate. A second notify capability, after MSI-X, offers BAR 0's
+ * write exits with port and value decoded by the CPU, where a kick by MMIO write is (on AMD) a nested page
+ * fault whose instruction KVM must fetch and emulate. A second notify capability, after MSI-X, offers BAR 0's
  * area to drivers that cannot use ports (and a snapshot from before the I/O BAR existed still kicks there).
  * Kicks are meant to arrive through ioeventfds (one per queue and area, no datamatch) so a kick never exits
  * to userspace; a kick that does trap (no ioeventfd yet, odd width) is forwarded to the same fd. */
